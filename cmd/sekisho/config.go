@@ -1,0 +1,257 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
+
+	"github.com/sekisho/sekisho/accounts"
+	"github.com/sekisho/sekisho/configs"
+	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/rewrite"
+	"github.com/sekisho/sekisho/routing"
+)
+
+// Config is the whole configuration: one section per package, each owning
+// its struct, defaults and validation.
+type Config struct {
+	Accounts accounts.Config `koanf:"accounts"`
+	Rewrite  rewrite.Config  `koanf:"rewrite"`
+	Routing  routing.Config  `koanf:"routing"`
+	Relay    relay.Config    `koanf:"relay"`
+
+	// Source names where the configuration came from, for messages.
+	Source string `koanf:"-"`
+}
+
+// envPrefix starts every environment override: SEKISHO_RELAY__HOSTNAME sets
+// relay.hostname. Only scalar keys can be set this way: lists of domains and
+// rules have no stable key path.
+const envPrefix = "SEKISHO_"
+
+// configProblems is every problem found in a configuration, so that
+// `config check` can list them all at once.
+type configProblems struct {
+	source   string
+	problems []string
+}
+
+func (p *configProblems) Error() string {
+	var b strings.Builder
+	for i, s := range p.problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "%s: %s", p.source, s)
+	}
+	return b.String()
+}
+
+// loadConfig reads the file at path (or the embedded quickstart when path is
+// empty), applies environment overrides, decodes strictly and validates.
+// Relative paths in the file are taken relative to the file's folder.
+func loadConfig(path string) (*Config, error) {
+	var data []byte
+	var base, source string
+	if path == "" {
+		data, base, source = configs.Quickstart, ".", "quickstart (embedded)"
+	} else {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		abs, _ := filepath.Abs(path)
+		data, base, source = b, filepath.Dir(abs), path
+	}
+	cfg, err := parseConfig(data, source)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Accounts.Resolve(base)
+	cfg.Rewrite.Resolve(base)
+	cfg.Routing.Resolve(base)
+	cfg.Relay.Resolve(base)
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// parseConfig decodes YAML plus environment overrides into a Config that
+// starts from every package's defaults. Unknown keys are errors.
+func parseConfig(data []byte, source string) (*Config, error) {
+	k := koanf.New(".")
+	if err := k.Load(rawbytes.Provider(data), yaml.Parser()); err != nil {
+		return nil, &configProblems{source: source, problems: []string{yamlProblem(err)}}
+	}
+	err := k.Load(env.Provider(".", env.Opt{
+		Prefix: envPrefix,
+		TransformFunc: func(key, v string) (string, any) {
+			key = strings.ToLower(strings.TrimPrefix(key, envPrefix))
+			return strings.ReplaceAll(key, "__", "."), v
+		},
+	}), nil)
+	if err != nil {
+		return nil, fmt.Errorf("environment overrides: %w", err)
+	}
+	decode := func(strict bool) (*Config, error) {
+		cfg := &Config{
+			Accounts: accounts.DefaultConfig(),
+			Rewrite:  rewrite.DefaultConfig(),
+			Routing:  routing.DefaultConfig(),
+			Relay:    relay.DefaultConfig(),
+			Source:   source,
+		}
+		err := k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{
+			Tag: "koanf",
+			DecoderConfig: &mapstructure.DecoderConfig{
+				DecodeHook: mapstructure.ComposeDecodeHookFunc(
+					durationHook, mapstructure.TextUnmarshallerHookFunc()),
+				ErrorUnused:      strict,
+				WeaklyTypedInput: true,
+				Result:           cfg,
+				TagName:          "koanf",
+			},
+		})
+		return cfg, err
+	}
+	cfg, err := decode(true)
+	if err == nil {
+		return cfg, nil
+	}
+	// Report unknown keys together with whatever else is wrong: decode
+	// again leniently and validate what could be read.
+	p := &configProblems{source: source, problems: decodeProblems(err)}
+	if lenient, lerr := decode(false); lerr == nil {
+		if verr := lenient.validate(); verr != nil {
+			var vp *configProblems
+			if errors.As(verr, &vp) {
+				p.problems = append(p.problems, vp.problems...)
+			}
+		}
+	}
+	return nil, p
+}
+
+// validate runs every section's Validate and gathers the problems with
+// their full key paths.
+func (c *Config) validate() error {
+	p := &configProblems{source: c.Source}
+	for _, s := range []struct {
+		name string
+		err  error
+	}{
+		{"accounts", c.Accounts.Validate()},
+		{"rewrite", c.Rewrite.Validate()},
+		{"routing", c.Routing.Validate()},
+		{"relay", c.Relay.Validate()},
+	} {
+		for _, e := range flatten(s.err) {
+			p.problems = append(p.problems, s.name+"."+e.Error())
+		}
+	}
+	if len(p.problems) > 0 {
+		return p
+	}
+	return nil
+}
+
+// flatten unpacks errors.Join trees into their leaves.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+var yamlLine = regexp.MustCompile(`yaml: line (\d+): (.*)`)
+
+func yamlProblem(err error) string {
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		return "line " + m[1] + ": " + m[2]
+	}
+	return err.Error()
+}
+
+// decodeProblems turns mapstructure's messages ("'relay' has invalid keys:
+// typo") into one line per problem with a dotted key path.
+func decodeProblems(err error) []string {
+	var out []string
+	for _, e := range flatten(err) {
+		for _, line := range strings.Split(e.Error(), "\n") {
+			line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "* "))
+			if line == "" || strings.HasPrefix(line, "decoding failed") || strings.HasSuffix(line, "error(s) decoding:") {
+				continue
+			}
+			if m := invalidKeys.FindStringSubmatch(line); m != nil {
+				for _, k := range strings.Split(m[2], ", ") {
+					key := k
+					if m[1] != "" {
+						key = m[1] + "." + k
+					}
+					out = append(out, key+": unknown key")
+				}
+				continue
+			}
+			out = append(out, line)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{err.Error()}
+	}
+	return out
+}
+
+var invalidKeys = regexp.MustCompile(`^'([^']*)' has invalid keys: (.*)$`)
+
+// durationHook decodes "90s", "8h" and also "2d" (days), which Go's
+// time.ParseDuration lacks and mail administrators expect.
+func durationHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(time.Duration(0)) {
+		return data, nil
+	}
+	switch v := data.(type) {
+	case string:
+		return parseDuration(v)
+	case int:
+		return time.Duration(v) * time.Second, nil
+	case float64:
+		return time.Duration(v * float64(time.Second)), nil
+	}
+	return data, nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasSuffix(s, "d") {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a duration", s)
+		}
+		return time.Duration(n * 24 * float64(time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, errors.New(strings.TrimPrefix(err.Error(), "time: "))
+	}
+	return d, nil
+}

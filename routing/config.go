@@ -1,0 +1,16 @@
+// Package routing chooses the next hop for a recipient: the gateway table, a smart host, or DNS MX.
+package routing
+
+// Config is the `routing` section of the configuration.
+// (Placeholder shape: the owner of this package replaces it.)
+type Config struct{}
+
+// DefaultConfig returns the section's defaults.
+func DefaultConfig() Config { return Config{} }
+
+// Resolve makes relative paths relative to base (the config file's folder).
+func (c *Config) Resolve(base string) {}
+
+// Validate reports every problem in the section; each error starts with the
+// key path relative to the section.
+func (c Config) Validate() error { return nil }
