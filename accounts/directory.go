@@ -24,9 +24,6 @@ type Directory struct {
 	partial   map[string][]partialAlias // domain -> longest prefix first
 	wildcard  map[string]aliasEntry     // domain -> the *@domain alias
 	protected map[string]bool           // folded local parts
-	// records are the entries that came from the directory file (not the
-	// inline configuration), in file order: what sync compares against.
-	records []Record
 }
 
 type aliasEntry struct {
@@ -105,7 +102,6 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 		partial:   map[string][]partialAlias{},
 		wildcard:  map[string]aliasEntry{},
 		protected: map[string]bool{},
-		records:   file,
 	}
 	var errs []error
 	for _, p := range cfg.Protected {
@@ -130,6 +126,9 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 		}
 		return fmt.Sprintf("%s:%d", fileName, r.Line)
 	}
+	// srcLines[i] is the Line of accounts[i]'s record: where strings are
+	// built only for error messages, never per account.
+	srcLines := make([]int, 0, len(file)+len(cfg.Accounts))
 	for i, a := range cfg.Accounts {
 		l, dom, err := addr.Parse(a.Address)
 		if err != nil {
@@ -164,11 +163,12 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 			return
 		}
 		key := addr.Key(r.Local, dom.Name, dom.FoldLocal)
-		if _, dup := d.index[key]; dup {
-			errs = append(errs, fmt.Errorf("%s: account %s is already defined at %s", where(r), key, firstSeen[key]))
+		if i, dup := d.index[key]; dup {
+			first := Record{Line: srcLines[i]}
+			errs = append(errs, fmt.Errorf("%s: account %s is already defined at %s", where(r), key, where(&first)))
 			return
 		}
-		firstSeen[key] = where(r)
+		srcLines = append(srcLines, r.Line)
 		d.index[key] = uint32(len(d.accounts))
 		d.accounts = append(d.accounts, Account{Local: r.Local, Domain: dom.Name, Name: r.Name, Secret: r.Secret, Flags: r.Flags})
 	}
@@ -417,9 +417,6 @@ func (d *Directory) Account(address string) *Account {
 	return nil
 }
 
-// FileRecords returns the records that came from the directory file.
-func (d *Directory) FileRecords() []Record { return d.records }
-
 // Store holds the current Directory; readers never block, and a reload
 // swaps in a new one whole.
 type Store struct{ p atomic.Pointer[Directory] }
@@ -436,3 +433,26 @@ func (s *Store) Get() *Directory { return s.p.Load() }
 
 // Swap replaces the Directory.
 func (s *Store) Swap(d *Directory) { s.p.Store(d) }
+
+// AliasEntry is an alias as configured: its pattern and target.
+type AliasEntry struct {
+	Alias, Target string
+}
+
+// Aliases returns every alias sorted by pattern.
+func (d *Directory) Aliases() []AliasEntry {
+	var out []AliasEntry
+	for _, e := range d.exact {
+		out = append(out, AliasEntry{e.pattern, e.target})
+	}
+	for _, ps := range d.partial {
+		for _, p := range ps {
+			out = append(out, AliasEntry{p.pattern, p.target})
+		}
+	}
+	for _, e := range d.wildcard {
+		out = append(out, AliasEntry{e.pattern, e.target})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Alias < out[j].Alias })
+	return out
+}

@@ -1,0 +1,210 @@
+package accounts
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/sekisho/sekisho/accounts/addr"
+	"github.com/sekisho/sekisho/accounts/safeio"
+)
+
+// fileHeader opens every directory file; the version lets a later format
+// be told apart instead of misread.
+const fileHeader = "#sekisho-directory v1"
+
+// The directory file (FORMAT.md has the reference):
+//
+//	#sekisho-directory v1
+//	account<TAB>local@domain<TAB>flags<TAB>secret<TAB>display name
+//	alias<TAB>pattern<TAB>target
+//
+// Empty flags and secret are written "-". Lines starting with '#' after the
+// header are comments. The display name is last so it may hold spaces.
+
+// ReadFile parses a directory file. A missing file is an error: a gateway
+// pointed at the wrong path must not start with nobody in it.
+func ReadFile(path string) ([]Record, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: directory file does not exist (create it with 'sekisho accounts sync')", path)
+		}
+		return nil, err
+	}
+	return ParseFile(path, data)
+}
+
+// ParseFile parses directory file content; name is used in errors.
+func ParseFile(name string, data []byte) ([]Record, error) {
+	// One string for the whole file: records slice into it, so a large
+	// directory costs one allocation for its text instead of one per field.
+	text := string(data)
+	var errs []error
+	records := make([]Record, 0, bytes.Count(data, []byte{'\n'}))
+	line := 0
+	for len(text) > 0 {
+		line++
+		var l string
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			l, text = text[:i], text[i+1:]
+		} else {
+			l, text = text, ""
+		}
+		l = strings.TrimSuffix(l, "\r")
+		if line == 1 {
+			if l != fileHeader {
+				return nil, fmt.Errorf("%s:1: not a sekisho directory file (want first line %q)", name, fileHeader)
+			}
+			continue
+		}
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		r, err := parseLine(l)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: %v", name, line, err))
+			if len(errs) >= 100 {
+				errs = append(errs, fmt.Errorf("%s: too many errors, stopped", name))
+				break
+			}
+			continue
+		}
+		r.Line = line
+		records = append(records, r)
+	}
+	if line == 0 {
+		return nil, fmt.Errorf("%s: empty file (want first line %q)", name, fileHeader)
+	}
+	return records, errors.Join(errs...)
+}
+
+func parseLine(l string) (Record, error) {
+	kind, rest, _ := strings.Cut(l, "\t")
+	switch kind {
+	case "account":
+		address, rest, ok1 := strings.Cut(rest, "\t")
+		flags, rest, ok2 := strings.Cut(rest, "\t")
+		secret, name, ok3 := strings.Cut(rest, "\t")
+		if !ok1 || !ok2 || !ok3 {
+			return Record{}, errors.New("account line needs 5 tab-separated fields: account, address, flags, secret, name")
+		}
+		local, domain, err := addr.Parse(address)
+		if err != nil {
+			return Record{}, err
+		}
+		f, err := ParseFlags(flags)
+		if err != nil {
+			return Record{}, err
+		}
+		if secret == "-" {
+			secret = ""
+		}
+		if name == "-" {
+			name = ""
+		}
+		return Record{Local: local, Domain: domain, Name: name, Secret: secret, Flags: f}, nil
+	case "alias":
+		pattern, target, ok := strings.Cut(rest, "\t")
+		if !ok || strings.Contains(target, "\t") {
+			return Record{}, errors.New("alias line needs 3 tab-separated fields: alias, pattern, target")
+		}
+		if _, err := parseAliasPattern(pattern); err != nil {
+			return Record{}, err
+		}
+		if err := checkAliasTarget(target); err != nil {
+			return Record{}, fmt.Errorf("alias %s: target: %v", pattern, err)
+		}
+		return Record{Alias: pattern, Target: target}, nil
+	}
+	return Record{}, fmt.Errorf("unknown entry %q (want account or alias)", kind)
+}
+
+// WriteRecords writes records in directory file format, sorted (accounts by
+// domain then local part, then aliases), so files diff well.
+func WriteRecords(w io.Writer, records []Record) error {
+	sorted := make([]Record, len(records))
+	copy(sorted, records)
+	SortRecords(sorted)
+	if _, err := io.WriteString(w, fileHeader+"\n"); err != nil {
+		return err
+	}
+	var b []byte
+	for i := range sorted {
+		r := &sorted[i]
+		b = b[:0]
+		if r.IsAlias() {
+			b = append(b, "alias\t"...)
+			b = append(b, r.Alias...)
+			b = append(b, '\t')
+			b = append(b, r.Target...)
+		} else {
+			b = append(b, "account\t"...)
+			b = append(b, r.Local...)
+			b = append(b, '@')
+			b = append(b, r.Domain...)
+			b = append(b, '\t')
+			b = append(b, r.Flags.String()...)
+			b = append(b, '\t')
+			b = append(b, orDash(r.Secret)...)
+			b = append(b, '\t')
+			b = append(b, orDash(r.Name)...)
+		}
+		b = append(b, '\n')
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// SortRecords orders records as WriteRecords writes them.
+func SortRecords(rs []Record) {
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := &rs[i], &rs[j]
+		if a.IsAlias() != b.IsAlias() {
+			return !a.IsAlias()
+		}
+		if a.IsAlias() {
+			return a.Alias < b.Alias
+		}
+		if a.Domain != b.Domain {
+			return a.Domain < b.Domain
+		}
+		return a.Local < b.Local
+	})
+}
+
+// WriteFile atomically replaces the directory file at path, keeping the
+// previous one as path+".bak".
+func WriteFile(path string, records []Record) error {
+	if err := safeio.Backup(path, path+".bak", 0o640); err != nil {
+		return fmt.Errorf("keeping the previous directory as %s.bak: %w", path, err)
+	}
+	return safeio.WriteFileFunc(path, 0o640, func(w io.Writer) error {
+		return WriteRecords(w, records)
+	})
+}
+
+// Open builds the Directory from the configuration and its directory file.
+func Open(cfg Config) (*Directory, error) {
+	var records []Record
+	if cfg.Directory != "" {
+		var err error
+		if records, err = ReadFile(cfg.Directory); err != nil {
+			return nil, err
+		}
+	}
+	return Build(cfg, cfg.Directory, records)
+}

@@ -1,0 +1,129 @@
+package relay
+
+import (
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// limitListener caps connections in total and per client IP, answering the
+// ones over the cap with 421 instead of leaving them waiting in the backlog
+// (x/net/netutil.LimitListener blocks Accept, which looks like a dead
+// server to the client). Each accepted connection gets an idle deadline per
+// read and an absolute session deadline: go-smtp's ReadTimeout is set once
+// per command line, so a client trickling DATA would otherwise never time
+// out (go-smtp issue 196).
+type limitListener struct {
+	net.Listener
+	max, perIP int
+	idle, life time.Duration
+	onReject   func(ip string, reason string)
+
+	mu    sync.Mutex
+	total int
+	byIP  map[string]int
+}
+
+func newLimitListener(l net.Listener, max, perIP int, idle, life time.Duration, onReject func(ip, reason string)) *limitListener {
+	return &limitListener{Listener: l, max: max, perIP: perIP, idle: idle, life: life, onReject: onReject, byIP: map[string]int{}}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteIP(c)
+		l.mu.Lock()
+		reason := ""
+		switch {
+		case l.max > 0 && l.total >= l.max:
+			reason = "too many connections"
+		case l.perIP > 0 && l.byIP[ip] >= l.perIP:
+			reason = "too many connections from your address"
+		default:
+			l.total++
+			l.byIP[ip]++
+		}
+		l.mu.Unlock()
+		if reason != "" {
+			if l.onReject != nil {
+				l.onReject(ip, reason)
+			}
+			go refuse(c, "421 4.7.0 "+reason+", try again later\r\n")
+			continue
+		}
+		return &limitedConn{Conn: c, l: l, ip: ip, idle: l.idle, deadline: deadlineAfter(l.life)}, nil
+	}
+}
+
+func deadlineAfter(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
+func refuse(c net.Conn, line string) {
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, line)
+	c.Close()
+}
+
+func (l *limitListener) release(ip string) {
+	l.mu.Lock()
+	l.total--
+	if l.byIP[ip]--; l.byIP[ip] <= 0 {
+		delete(l.byIP, ip)
+	}
+	l.mu.Unlock()
+}
+
+// count returns the number of open connections.
+func (l *limitListener) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
+}
+
+func remoteIP(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}
+
+type limitedConn struct {
+	net.Conn
+	l        *limitListener
+	ip       string
+	idle     time.Duration
+	deadline time.Time
+	once     sync.Once
+}
+
+func (c *limitedConn) Read(b []byte) (int, error) {
+	d := c.deadline
+	if c.idle > 0 {
+		if idle := time.Now().Add(c.idle); d.IsZero() || idle.Before(d) {
+			d = idle
+		}
+	}
+	if !d.IsZero() {
+		c.Conn.SetReadDeadline(d)
+	}
+	return c.Conn.Read(b)
+}
+
+// Close releases the slot once: go-smtp may close a connection twice
+// (QUIT and the deferred close).
+func (c *limitedConn) Close() error {
+	c.once.Do(func() { c.l.release(c.ip) })
+	return c.Conn.Close()
+}
