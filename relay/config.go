@@ -1,3 +1,5 @@
+//go:build !sekisho_wip
+
 // Package relay is the SMTP engine: the server session, the relay guard, the durable queue and delivery.
 package relay
 

@@ -1,0 +1,331 @@
+//go:build sekisho_wip
+
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sekisho/sekisho/accounts"
+	"github.com/sekisho/sekisho/relay/auth"
+	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/rewrite"
+	"github.com/sekisho/sekisho/routing"
+)
+
+// Sections is the whole configuration the engine needs; the command
+// assembles it from the file.
+type Sections struct {
+	Accounts accounts.Config
+	Rewrite  rewrite.Config
+	Routing  routing.Config
+	Relay    Config
+}
+
+// state is everything a reload replaces at once. Sessions and deliveries
+// take a snapshot and keep it for their whole transaction.
+type state struct {
+	cfg      Config
+	dir      *accounts.Directory
+	rewriter *rewrite.Rewriter
+	router   *routing.Router
+	guard    *guard.Guard
+	auth     *auth.Authenticator
+	policies [3]LinePolicy // by rewrite.Source
+}
+
+func (st *state) linePolicy(src rewrite.Source) LinePolicy {
+	if int(src) < len(st.policies) {
+		return st.policies[src]
+	}
+	return LineReject
+}
+
+// Engine is the running gateway: listeners, policy state, queue, delivery.
+type Engine struct {
+	startCfg Config // listeners and queue location: fixed until restart
+	st       atomic.Pointer[state]
+	queue    *queue.Spool // nil in dry-run sessions: messages are discarded
+	metrics  *Metrics
+	log      *slog.Logger
+	cert     atomic.Pointer[tls.Certificate]
+
+	mu        sync.Mutex
+	listeners []*listener
+	kickCh    chan struct{}
+	runner    *runner
+	dirStore  *accounts.Store
+}
+
+// listener is one configured socket with its own go-smtp server.
+type listener struct {
+	name              string
+	cfg               ListenerConfig
+	srv               *smtp.Server
+	limit             *limitListener
+	sessions          atomic.Int64
+	allowInsecureAuth bool
+}
+
+func (l *listener) needsAuth() bool { return l.cfg.Mode == "submission" || l.cfg.Mode == "smtps" }
+
+// selfFor lists this gateway's names and listen addresses for the
+// routing layer's self-route check.
+func selfFor(c Config) routing.Self {
+	self := routing.Self{Hostnames: []string{c.Hostname}}
+	for _, l := range c.Listeners {
+		if ap, err := netip.ParseAddrPort(l.Address); err == nil {
+			self.Addrs = append(self.Addrs, ap)
+		} else if host, port, err := net.SplitHostPort(l.Address); err == nil {
+			p, _ := strconv.Atoi(port)
+			if host == "" {
+				self.Addrs = append(self.Addrs, netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(p)))
+			} else {
+				self.Hostnames = append(self.Hostnames, host)
+			}
+		}
+	}
+	return self
+}
+
+// buildState loads and checks everything a reload may change.
+func buildState(sec Sections) (*state, error) {
+	dir, err := accounts.Open(sec.Accounts)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	rw, err := rewrite.New(sec.Rewrite)
+	if err != nil {
+		return nil, fmt.Errorf("rewrite: %w", err)
+	}
+	router, err := routing.New(sec.Routing, selfFor(sec.Relay))
+	if err != nil {
+		return nil, fmt.Errorf("routing: %w", err)
+	}
+	for _, r := range sec.Routing.Routes {
+		if r.Rewrite != "" {
+			if _, ok := rw.Set(r.Rewrite); !ok {
+				return nil, fmt.Errorf("routing: route %q names rewrite set %q, which rewrite.sets does not define", r.Name, r.Rewrite)
+			}
+		}
+	}
+	g, err := guard.New(sec.Relay.Guard)
+	if err != nil {
+		return nil, fmt.Errorf("relay.guard: %w", err)
+	}
+	st := &state{cfg: sec.Relay, dir: dir, rewriter: rw, router: router, guard: g}
+	st.auth = auth.NewAuthenticator(sec.Relay.Auth, func() *accounts.Directory { return dir }, sec.Relay.Hostname)
+	for src, p := range map[rewrite.Source]string{
+		rewrite.SourceInternet:      sec.Relay.BareLineEndings.Internet,
+		rewrite.SourceInner:         sec.Relay.BareLineEndings.Inner,
+		rewrite.SourceAuthenticated: sec.Relay.BareLineEndings.Authenticated,
+	} {
+		st.policies[src], _ = ParseLinePolicy(p)
+	}
+	return st, nil
+}
+
+// New builds the engine and opens the queue (recovering it). It does not
+// listen yet.
+func New(sec Sections, log *slog.Logger, m *Metrics) (*Engine, error) {
+	st, err := buildState(sec)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{startCfg: sec.Relay, metrics: m, log: log, kickCh: make(chan struct{}, 1)}
+	e.st.Store(st)
+	if err := e.loadCert(sec.Relay.TLS); err != nil {
+		return nil, err
+	}
+	q, err := queue.Open(sec.Relay.Queue)
+	if err != nil {
+		return nil, fmt.Errorf("relay.queue: %w", err)
+	}
+	e.queue = q
+	return e, nil
+}
+
+func (e *Engine) loadCert(c TLSConfig) error {
+	if c.CertFile == "" {
+		return nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return fmt.Errorf("relay.tls: %w", err)
+	}
+	e.cert.Store(&cert)
+	return nil
+}
+
+func (e *Engine) tlsConfig() *tls.Config {
+	if e.cert.Load() == nil {
+		return nil
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return e.cert.Load(), nil
+		},
+	}
+}
+
+// Reload swaps in a new configuration. Listeners and the queue location
+// need a restart; a change to them is reported and ignored. On any error
+// the running state is kept.
+func (e *Engine) Reload(sec Sections) error {
+	st, err := buildState(sec)
+	if err != nil {
+		return err
+	}
+	if err := e.loadCert(sec.Relay.TLS); err != nil {
+		return err
+	}
+	if fmt.Sprint(sec.Relay.Listeners) != fmt.Sprint(e.startCfg.Listeners) || sec.Relay.Queue.Dir != e.startCfg.Queue.Dir {
+		e.log.Warn("listeners and the queue folder change only on restart; keeping the running ones")
+	}
+	e.st.Store(st)
+	e.log.Info("configuration reloaded", "kind", "reload", "accounts", st.dir.Len())
+	return nil
+}
+
+// Start binds every listener and starts serving and delivering.
+func (e *Engine) Start(ctx context.Context) error {
+	st := e.st.Load()
+	for i, lc := range st.cfg.Listeners {
+		l, err := e.listen(fmt.Sprintf("%s/%s", lc.Mode, lc.Address), lc)
+		if err != nil {
+			e.closeListeners()
+			return fmt.Errorf("relay.listeners[%d]: %w", i, err)
+		}
+		e.listeners = append(e.listeners, l)
+	}
+	e.runner = newRunner(e)
+	go e.runner.run(ctx)
+	return nil
+}
+
+func (e *Engine) listen(name string, lc ListenerConfig) (*listener, error) {
+	st := e.st.Load()
+	ln, err := net.Listen("tcp", lc.Address)
+	if err != nil {
+		return nil, err
+	}
+	lim := st.cfg.Limits
+	l := &listener{name: name, cfg: lc}
+	l.limit = newLimitListener(ln, lim.MaxConnections, lim.MaxConnectionsIP, lim.IdleTimeout, lim.SessionTimeout,
+		func(ip, reason string) {
+			e.metrics.Connections.WithLabelValues(name, "refused_limit").Inc()
+			e.log.Warn("connection refused", "kind", "accept", "client", ip, "reason", reason)
+		})
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return e.newSession(l, c) }))
+	srv.Domain = st.cfg.Hostname
+	srv.MaxMessageBytes = lim.MaxMessageBytes
+	srv.MaxRecipients = lim.MaxRecipients
+	srv.MaxLineLength = lim.MaxLineLength
+	srv.ReadTimeout = 0 // the connection wrapper sets idle and session deadlines
+	srv.WriteTimeout = time.Minute
+	srv.EnableSMTPUTF8 = true
+	srv.EnableDSN = true
+	srv.TLSConfig = e.tlsConfig()
+	l.allowInsecureAuth = st.cfg.Auth.AllowInsecure && !lc.RequireTLS
+	srv.AllowInsecureAuth = l.allowInsecureAuth
+	srv.ErrorLog = slog.NewLogLogger(e.log.Handler(), slog.LevelDebug)
+	l.srv = srv
+	var serveOn net.Listener = l.limit
+	if lc.Mode == "smtps" {
+		serveOn = tls.NewListener(l.limit, srv.TLSConfig)
+	}
+	go srv.Serve(serveOn)
+	return l, nil
+}
+
+// Addrs returns the bound listener addresses, in configuration order.
+func (e *Engine) Addrs() []net.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]net.Addr, len(e.listeners))
+	for i, l := range e.listeners {
+		out[i] = l.limit.Addr()
+	}
+	return out
+}
+
+func (e *Engine) newSession(l *listener, c *smtp.Conn) (smtp.Session, error) {
+	st := e.st.Load()
+	ipStr := remoteIP(c.Conn())
+	ip, _ := netip.ParseAddr(ipStr)
+	_, isTLS := c.TLSConnectionState()
+	s := &session{e: e, st: st, lis: l, conn: c, id: newID(), ip: ip.Unmap(), tls: isTLS}
+	s.log = e.log.With("session", s.id, "client", ipStr)
+	if v := st.guard.CheckConnect(s.client()); !v.Accepted() {
+		s.refuse("connect", ipStr, v)
+		return nil, v.Err()
+	}
+	l.sessions.Add(1)
+	e.metrics.Sessions.WithLabelValues(l.name).Inc()
+	e.metrics.Connections.WithLabelValues(l.name, "accepted").Inc()
+	s.log.Info("session", "kind", "accept", "helo", c.Hostname(), "tls", isTLS, "listener", l.name)
+	return s, nil
+}
+
+// kick wakes the delivery runner after a message was queued.
+func (e *Engine) kick() {
+	select {
+	case e.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) closeListeners() {
+	for _, l := range e.listeners {
+		l.srv.Close()
+	}
+}
+
+// Shutdown stops accepting, lets sessions finish until ctx ends, then
+// stops delivery and closes the queue.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	var errs []error
+	var wg sync.WaitGroup
+	for _, l := range e.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.srv.Shutdown(ctx); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+				l.srv.Close()
+				errs = append(errs, fmt.Errorf("%s: %w", l.name, err))
+			}
+		}()
+	}
+	wg.Wait()
+	if e.runner != nil {
+		e.runner.stop()
+	}
+	if e.queue != nil {
+		if err := e.queue.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// newID is a short random identifier for sessions.
+func newID() string {
+	var b [5]byte
+	rand.Read(b[:])
+	return base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
+}

@@ -1,0 +1,371 @@
+//go:build sekisho_wip
+
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/rewrite"
+)
+
+// session is one SMTP transaction stream on one connection. It keeps the
+// policy snapshot it started with, so a reload never changes the rules in
+// the middle of a transaction.
+type session struct {
+	e    *Engine
+	st   *state
+	lis  *listener
+	conn *smtp.Conn
+	id   string
+	ip   netip.Addr
+	tls  bool
+	log  *slog.Logger
+
+	authUser string
+	authMech string
+
+	fromSet  bool
+	from     string
+	mailOpts smtp.MailOptions
+	rcpts    []rcpt
+	msgs     int
+}
+
+// rcpt is an accepted recipient: as the client gave it and as the
+// receive-time rewrite turned it.
+type rcpt struct {
+	orig, addr string
+	opts       smtp.RcptOptions
+}
+
+func (s *session) client() guard.Client {
+	return guard.Client{IP: s.ip, Helo: s.conn.Hostname(), AuthUser: s.authUser, TLS: s.tls}
+}
+
+// source is what the rewrite rules and line-ending policy key on.
+func (s *session) source() rewrite.Source {
+	switch {
+	case s.authUser != "":
+		return rewrite.SourceAuthenticated
+	case s.st.guard.Inner(s.ip):
+		return rewrite.SourceInner
+	}
+	return rewrite.SourceInternet
+}
+
+func (s *session) AuthMechanisms() []string {
+	return s.st.auth.Mechanisms(s.tls || s.lis.allowInsecureAuth)
+}
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	return s.st.auth.Server(mech, s.ip, func(user string) {
+		s.authUser, s.authMech = user, mech
+		s.log.Info("auth", "kind", "auth", "user", user, "mechanism", mech)
+		s.e.metrics.AuthResults.WithLabelValues(mech, "ok").Inc()
+	})
+}
+
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.lis.cfg.RequireTLS && !s.tls {
+		return s.refuse("mail", from, guard.Verdict{Action: guard.Reject, Code: 530, Enhanced: "5.7.0",
+			Text: "Must issue a STARTTLS command first", Rule: "builtin:require-tls", Reason: "listener requires TLS"})
+	}
+	if s.lis.needsAuth() && s.authUser == "" {
+		return s.refuse("mail", from, guard.Verdict{Action: guard.Reject, Code: 530, Enhanced: "5.7.0",
+			Text: "Authentication required", Rule: "builtin:submission", Reason: "the submission listener requires SMTP AUTH"})
+	}
+	v := s.st.guard.CheckMail(s.st.dir, s.client(), from)
+	if !v.Accepted() {
+		return s.refuse("mail", from, v)
+	}
+	s.fromSet, s.from = true, from
+	if opts != nil {
+		s.mailOpts = *opts
+	}
+	s.e.metrics.Commands.WithLabelValues("mail", "accept", "").Inc()
+	return nil
+}
+
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if !s.fromSet {
+		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL first"}
+	}
+	c := s.client()
+	v := s.st.guard.CheckRcpt(s.st.dir, c, s.from, to)
+	if !v.Accepted() {
+		return s.refuse("rcpt", to, v)
+	}
+	// Rewrite the envelope recipient now and check the result again: a
+	// rewrite must never turn an accepted address into a relay.
+	rewritten := to
+	if out, err := s.st.rewriter.Default().Rewrite(rewrite.Input{From: s.from, To: []string{to}, Source: s.source()}); err == nil && len(out.To) == 1 {
+		rewritten = out.To[0]
+	}
+	if rewritten != to {
+		if v2 := s.st.guard.Recheck(s.st.dir, c, s.from, rewritten); !v2.Accepted() {
+			v2.Reason = fmt.Sprintf("rewritten to %s: %s", rewritten, v2.Reason)
+			return s.refuse("rcpt", to, v2)
+		}
+	}
+	r := rcpt{orig: to, addr: rewritten}
+	if opts != nil {
+		r.opts = *opts
+	}
+	s.rcpts = append(s.rcpts, r)
+	s.log.Debug("rcpt accepted", "rcpt", to, "rewritten", rewritten, "rule", v.Rule)
+	s.e.metrics.Commands.WithLabelValues("rcpt", "accept", "").Inc()
+	return nil
+}
+
+// refuse logs a refusal with the rule that decided and returns the reply.
+func (s *session) refuse(stage, arg string, v guard.Verdict) error {
+	s.log.Info("refused", "kind", "reject", "stage", stage, "arg", arg, "from", s.from,
+		"code", v.Code, "enhanced", v.Enhanced, "rule", v.Rule, "reason", v.Reason)
+	s.e.metrics.Commands.WithLabelValues(stage, v.Action.String(), reasonLabel(v.Rule)).Inc()
+	return v.Err()
+}
+
+// reasonLabel keeps metric labels bounded: built-in checks by name, every
+// configured rule under its name (the configuration bounds them).
+func reasonLabel(rule string) string {
+	if rule == "" {
+		return "other"
+	}
+	return rule
+}
+
+func (s *session) Data(r io.Reader) error {
+	start := time.Now()
+	if len(s.rcpts) == 0 {
+		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "RCPT first"}
+	}
+	src := s.source()
+	cr := newCRLFReader(r, s.st.linePolicy(src))
+	br := bufio.NewReaderSize(cr, 64<<10)
+	header, err := rewrite.ReadHeader(br, s.st.cfg.Limits.MaxHeaderBytes)
+	if err != nil {
+		return s.dataError(err, "reading the header")
+	}
+	if n := countReceived(header); n > s.st.cfg.Limits.MaxReceivedFields {
+		io.Copy(io.Discard, br)
+		return s.dataRefuse("hops", &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6},
+			Message: fmt.Sprintf("Too many hops (%d Received fields): mail loop?", n)})
+	}
+	c := s.client()
+	if v := s.st.guard.CheckHeaderFrom(s.st.dir, c, s.from, header); !v.Accepted() {
+		io.Copy(io.Discard, br)
+		s.refuse("data", "From:", v)
+		return s.dataRefuse("sender_trust", v.SMTPError())
+	}
+	orig := make([]string, len(s.rcpts))
+	for i, r := range s.rcpts {
+		orig[i] = r.orig
+	}
+	out, err := s.st.rewriter.Default().Rewrite(rewrite.Input{From: s.from, To: orig, Header: header, Source: src})
+	if err != nil {
+		io.Copy(io.Discard, br)
+		s.log.Error("rewrite failed", "kind", "reject", "error", err)
+		return s.dataRefuse("rewrite", &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
+			Message: "Address rewriting failed; try again later"})
+	}
+	for _, st := range out.Trace {
+		if st.Rule != "" && st.Changed {
+			s.e.metrics.Rewrites.WithLabelValues(st.Rule).Inc()
+		}
+	}
+	env := queue.Envelope{
+		From:       out.From,
+		ReceivedAt: start,
+		Source:     src.String(),
+		ClientIP:   s.ip.String(),
+		Helo:       s.conn.Hostname(),
+		AuthUser:   s.authUser,
+		EnvID:      s.mailOpts.EnvelopeID,
+		Ret:        string(s.mailOpts.Return),
+		Size:       s.mailOpts.Size,
+		BodyType:   string(s.mailOpts.Body),
+		SMTPUTF8:   s.mailOpts.UTF8,
+	}
+	for i, r := range s.rcpts {
+		addr := out.To[i]
+		if addr != r.addr {
+			// The full rewrite (with the header) may differ from the RCPT
+			// preview only if rules changed meanwhile; check again.
+			if v := s.st.guard.Recheck(s.st.dir, c, s.from, addr); !v.Accepted() {
+				io.Copy(io.Discard, br)
+				s.refuse("data", addr, v)
+				return s.dataRefuse("relay_denied", v.SMTPError())
+			}
+		}
+		qr := queue.Recipient{Addr: addr, OrigAddr: r.orig, ORcpt: r.opts.OriginalRecipient}
+		for _, n := range r.opts.Notify {
+			qr.Notify = appendComma(qr.Notify, string(n))
+		}
+		env.Rcpts = append(env.Rcpts, qr)
+	}
+	s.msgs++
+	received := s.receivedField(env.Rcpts, start)
+	if s.e.queue == nil {
+		// A dry-run session (sekisho relay session): read everything
+		// through the same checks, keep nothing.
+		if _, err := io.Copy(io.Discard, br); err != nil {
+			return s.dataError(err, "reading the message")
+		}
+		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
+			Message: "OK: would be queued (dry run: nothing is kept)"}
+	}
+	id, err := s.e.queue.Enqueue(env, io.MultiReader(strings.NewReader(received), bytes.NewReader(out.Header), br))
+	if err != nil {
+		io.Copy(io.Discard, br)
+		return s.dataError(err, "queueing")
+	}
+	if cr.normalized > 0 {
+		s.log.Info("bare line endings normalized", "id", id, "count", cr.normalized)
+	}
+	s.logTransaction(id, env, time.Since(start))
+	s.e.metrics.Messages.WithLabelValues("accepted", "").Inc()
+	s.e.kick()
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
+}
+
+func appendComma(list, v string) string {
+	if list == "" {
+		return v
+	}
+	return list + "," + v
+}
+
+// dataError maps a failure while reading or storing DATA to a reply.
+// Internal failures are always 4xx: a 5xx would make the client bounce mail
+// that we simply failed to store.
+func (s *session) dataError(err error, during string) error {
+	var reply *smtp.SMTPError
+	reason := "internal"
+	var ne net.Error
+	switch {
+	case errors.Is(err, smtp.ErrDataTooLarge):
+		s.e.metrics.Messages.WithLabelValues("refused", "size").Inc()
+		s.log.Info("refused", "kind", "reject", "stage", "data", "reason", "message too large")
+		return smtp.ErrDataTooLarge
+	case errors.Is(err, errBareLineEnding):
+		reply = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
+			Message: "Message refused: bare CR or LF found; lines must end with CRLF"}
+		reason = "bare_line_ending"
+	case errors.Is(err, rewrite.ErrHeaderTooLarge):
+		reply = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message header too large"}
+		reason = "header_size"
+	case errors.Is(err, queue.ErrFull), errors.As(err, new(*queue.StorageError)):
+		reply = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1},
+			Message: "Insufficient system storage; try again later"}
+		reason = "queue_full"
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		reply = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Timeout reading the message; closing"}
+		reason = "timeout"
+		defer s.conn.Close()
+	default:
+		reply = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
+			Message: "Local error while " + during + "; try again later"}
+	}
+	s.log.Warn("data failed", "kind", "reject", "stage", "data", "during", during, "error", err, "code", reply.Code)
+	s.e.metrics.Messages.WithLabelValues("refused", reason).Inc()
+	return reply
+}
+
+func (s *session) dataRefuse(reason string, e *smtp.SMTPError) error {
+	s.log.Info("refused", "kind", "reject", "stage", "data", "reason", reason, "code", e.Code)
+	s.e.metrics.Messages.WithLabelValues("refused", reason).Inc()
+	return e
+}
+
+// receivedField is the trace field we prepend (RFC 5321 §4.4). "for" names
+// the recipient only when there is one, so Bcc recipients stay private.
+func (s *session) receivedField(rcpts []queue.Recipient, at time.Time) string {
+	with := "ESMTP"
+	if s.tls {
+		with += "S"
+	}
+	if s.authUser != "" {
+		with += "A"
+	}
+	helo := sanitizeHelo(s.conn.Hostname())
+	var b strings.Builder
+	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (sekisho) with %s id %s.%d",
+		helo, s.ip, s.st.cfg.Hostname, with, s.id, s.msgs)
+	if len(rcpts) == 1 {
+		fmt.Fprintf(&b, "\r\n\tfor <%s>", rcpts[0].Addr)
+	}
+	fmt.Fprintf(&b, "; %s\r\n", at.Format(time.RFC1123Z))
+	return b.String()
+}
+
+// sanitizeHelo keeps a client-chosen HELO name from injecting header text.
+func sanitizeHelo(h string) string {
+	if h == "" {
+		return "unknown"
+	}
+	var b strings.Builder
+	for _, c := range []byte(h) {
+		if c > ' ' && c < 0x7f && c != '(' && c != ')' && c != ';' {
+			b.WriteByte(c)
+		}
+		if b.Len() >= 255 {
+			break
+		}
+	}
+	if b.Len() == 0 {
+		return "unknown"
+	}
+	return b.String()
+}
+
+// countReceived counts Received fields in a raw header block.
+func countReceived(h []byte) int {
+	n := 0
+	for len(h) > 0 {
+		line := h
+		if i := bytes.IndexByte(h, '\n'); i >= 0 {
+			line, h = h[:i+1], h[i+1:]
+		} else {
+			h = nil
+		}
+		if len(line) >= 9 && bytes.EqualFold(line[:9], []byte("received:")) {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *session) logTransaction(id string, env queue.Envelope, took time.Duration) {
+	rcpts := make([]string, len(env.Rcpts))
+	for i, r := range env.Rcpts {
+		rcpts[i] = r.Addr
+	}
+	s.log.Info("accepted", "kind", "receive", "id", id, "helo", env.Helo, "auth", env.AuthUser,
+		"from", env.From, "rcpts", strings.Join(rcpts, ","), "source", env.Source, "took_ms", took.Milliseconds())
+}
+
+func (s *session) Reset() {
+	s.fromSet, s.from, s.rcpts = false, "", nil
+	s.mailOpts = smtp.MailOptions{}
+}
+
+func (s *session) Logout() error {
+	s.lis.sessions.Add(-1)
+	s.e.metrics.Sessions.WithLabelValues(s.lis.name).Dec()
+	return nil
+}
