@@ -1,0 +1,209 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// bodyBufSize is the chunk read from Message.Body per write.
+const bodyBufSize = 32 << 10
+
+// transact runs one mail transaction on cn and settles results[i] for every
+// i in pending. It reports whether cn can be reused.
+func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Result, pending []int) bool {
+	sc, remote := cn.sc, cn.addr
+
+	// The session has greeted (setup or probe), so these read the current
+	// EHLO reply and cannot fail on the network.
+	if m.EightBit {
+		if ok, _ := sc.Extension("8BITMIME"); !ok {
+			setAll(results, pending, 554, "5.6.3", fmt.Sprintf("the message has 8-bit content and %s does not offer 8BITMIME (no conversion to 7-bit is done)", remote), false, remote)
+			return true
+		}
+	}
+	utf8 := needsUTF8(m)
+	if utf8 {
+		if ok, _ := sc.Extension("SMTPUTF8"); !ok {
+			setAll(results, pending, 553, "5.6.7", fmt.Sprintf("the message needs SMTPUTF8 and %s does not offer it", remote), false, remote)
+			return true
+		}
+	}
+	if limit, ok := sc.MaxMessageSize(); ok && limit > 0 && m.Size > int64(limit) {
+		setAll(results, pending, 552, "5.3.4", fmt.Sprintf("the message of %d bytes exceeds the %d-byte SIZE limit of %s", m.Size, limit, remote), false, remote)
+		return true
+	}
+
+	if err := sc.Mail(wireAddress(m.From), &smtp.MailOptions{Size: m.Size, UTF8: utf8}); err != nil {
+		return failed(ctx, results, pending, err, remote, "MAIL FROM")
+	}
+	var accepted []int
+	for n, i := range pending {
+		err := sc.Rcpt(wireAddress(m.Rcpts[i]), nil)
+		if err == nil {
+			accepted = append(accepted, i)
+			continue
+		}
+		var se *smtp.SMTPError
+		if errors.As(err, &se) && se.Code != 421 {
+			results[i] = replyResult(m.Rcpts[i], se, remote)
+			continue
+		}
+		// The session is gone: this recipient, the ones after it and the
+		// ones already accepted are all unsettled.
+		failed(ctx, results, append(accepted, pending[n:]...), err, remote, "RCPT TO")
+		return false
+	}
+	if len(accepted) == 0 {
+		return sc.Reset() == nil
+	}
+
+	body, err := m.Body()
+	if err != nil {
+		setAll(results, accepted, 0, "", fmt.Sprintf("opening the message: %v", err), true, "")
+		return sc.Reset() == nil
+	}
+	defer body.Close()
+	w, err := sc.Data()
+	if err != nil {
+		return failed(ctx, results, accepted, err, remote, "DATA") && sc.Reset() == nil
+	}
+	readErr, writeErr := c.sendBody(cn, w, body)
+	if readErr != nil {
+		// Closing without the final dot is the only way to abort DATA: the
+		// next hop discards the partial message.
+		setAll(results, accepted, 0, "", fmt.Sprintf("reading the message: %v", readErr), true, "")
+		return false
+	}
+	if writeErr != nil {
+		failed(ctx, results, accepted, writeErr, remote, "sending the message")
+		return false
+	}
+	cn.raw.SetWriteDeadline(time.Now().Add(c.opts.DataTimeout))
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return failed(ctx, results, accepted, err, remote, "end of data")
+	}
+	enhanced, text := splitEnhanced(resp.StatusText, "2.0.0")
+	for _, i := range accepted {
+		results[i] = Result{Rcpt: m.Rcpts[i], Code: 250, Enhanced: enhanced, Text: text, Delivered: true, Remote: remote}
+	}
+	return true
+}
+
+// sendBody copies the message into the DATA writer. It tells a failure to
+// read the message apart from a failure to send it.
+func (c *Client) sendBody(cn *conn, w io.Writer, body io.Reader) (readErr, writeErr error) {
+	out := &crlfWriter{w: &deadlineWriter{conn: cn.raw, timeout: c.opts.DataTimeout, w: w}}
+	buf := make([]byte, bodyBufSize)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := out.Write(buf[:n]); werr != nil {
+				return nil, werr
+			}
+		}
+		if err == io.EOF {
+			return nil, out.Flush()
+		}
+		if err != nil {
+			return err, nil
+		}
+	}
+}
+
+// failed settles idx after err at stage and reports whether the session
+// survived: a server reply other than 421 leaves it usable.
+func failed(ctx context.Context, results []Result, idx []int, err error, remote, stage string) bool {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		for _, i := range idx {
+			results[i] = replyResult(results[i].Rcpt, se, remote)
+		}
+		return se.Code != 421
+	}
+	text := fmt.Sprintf("%s at %s: %s", stage, remote, describe(err))
+	if ctx.Err() != nil {
+		text = fmt.Sprintf("delivery to %s canceled during %s: %v", remote, stage, ctx.Err())
+	}
+	setAll(results, idx, 0, "", text, true, remote)
+	return false
+}
+
+func replyResult(rcpt string, se *smtp.SMTPError, remote string) Result {
+	return Result{
+		Rcpt:      rcpt,
+		Code:      se.Code,
+		Enhanced:  enhancedOf(se),
+		Text:      oneLine(se.Message),
+		Temporary: se.Code/100 != 5,
+		Remote:    remote,
+	}
+}
+
+// splitEnhanced separates a leading enhanced status code from reply text.
+func splitEnhanced(msg, def string) (enhanced, text string) {
+	msg = oneLine(msg)
+	first, rest, _ := strings.Cut(msg, " ")
+	parts := strings.Split(first, ".")
+	if len(parts) == 3 && len(parts[0]) == 1 && strings.Trim(first, "0123456789.") == "" {
+		return first, rest
+	}
+	return def, msg
+}
+
+// deadlineWriter gives every write of the body its own deadline: a stall
+// timeout, because go-smtp writes the body with no deadline at all.
+type deadlineWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+	w       io.Writer
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.w.Write(p)
+}
+
+// crlfWriter completes a bare CR to CRLF. go-smtp's dot writer already
+// turns bare LF into CRLF and stuffs dots at line starts, but passes a bare
+// CR through, so "\r.\r" would reach the wire as is; a receiver that takes
+// bare CR as a line end could then see an early end of data (SMTP
+// smuggling). After this writer every line ends in CRLF.
+type crlfWriter struct {
+	w   io.Writer
+	cr  bool // the last byte written was CR
+	buf []byte
+}
+
+func (n *crlfWriter) Write(p []byte) (int, error) {
+	out := n.buf[:0]
+	for _, b := range p {
+		if n.cr && b != '\n' {
+			out = append(out, '\n')
+		}
+		out = append(out, b)
+		n.cr = b == '\r'
+	}
+	n.buf = out
+	if _, err := n.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush completes a CR left at the very end of the body.
+func (n *crlfWriter) Flush() error {
+	if !n.cr {
+		return nil
+	}
+	n.cr = false
+	_, err := n.w.Write([]byte{'\n'})
+	return err
+}
