@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/sekisho/sekisho/routing"
+)
+
+func init() {
+	register(&command{
+		name:    "route test",
+		summary: "explain where mail for each address would go (no mail is sent)",
+		run:     runRouteTest,
+	})
+}
+
+// routeTestTimeout bounds the DNS lookups of one `route test` run.
+const routeTestTimeout = 2 * time.Minute
+
+func runRouteTest(env *cmdEnv, args []string) int {
+	fs := newFlags(env, "route test", "[-c FILE] ADDRESS... [--from ADDRESS] [--no-dns] [--json]", `
+Explains, for each recipient ADDRESS, the routing rule that matches (or the
+smart host, or DNS MX), the ordered next hops with their resolved addresses,
+the TLS policy, whether AUTH is used, the rewrite set applied at delivery
+time, and why. Nothing is sent. DNS is asked as the gateway would ask it
+(the routing.dns servers, or resolv.conf), unless --no-dns is given.
+Exit 1 when an address cannot be routed or the routing configuration is
+refused (for example a route back to this gateway).`)
+	cfgPath := fs.String("c", "", "configuration `file` (the embedded quickstart without it)")
+	from := fs.String("from", "", "envelope sender `address`, for routes with sender conditions")
+	noDNS := fs.Bool("no-dns", false, "match the table only: do not look anything up in DNS")
+	asJSON := fs.Bool("json", false, "print one JSON list")
+	addrs, st := parseFlags(fs, args)
+	if st >= 0 {
+		return st
+	}
+	if len(addrs) == 0 {
+		fmt.Fprintln(env.stderr, "sekisho route test: give at least one ADDRESS")
+		return exitUsage
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return exitFinding
+	}
+	router, err := routing.New(cfg.Routing, routing.Self{})
+	if err != nil {
+		for _, e := range flatten(err) {
+			fmt.Fprintf(env.stderr, "%s: routing.%v\n", cfg.Source, e)
+		}
+		return exitFinding
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), routeTestTimeout)
+	defer cancel()
+	var results []routeResult
+	status := exitOK
+	for _, a := range addrs {
+		res := explainRoute(ctx, router, a, *from, *noDNS)
+		if res.Error != "" {
+			status = exitFinding
+		}
+		results = append(results, res)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(results); err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return exitFinding
+		}
+		return status
+	}
+	for i, res := range results {
+		if i > 0 {
+			fmt.Fprintln(env.stdout)
+		}
+		res.writeText(env.stdout, *noDNS)
+	}
+	return status
+}
+
+// routeResult is one address's explanation, as printed with --json.
+type routeResult struct {
+	Address        string             `json:"address"`
+	Sender         string             `json:"sender,omitempty"`
+	Rule           string             `json:"rule"`
+	Kind           routing.Kind       `json:"kind,omitempty"`
+	Dir            string             `json:"dir,omitempty"`
+	Hops           []routing.Hop      `json:"hops"`
+	TLS            *routing.TLSPolicy `json:"tls"`
+	Auth           *routeAuth         `json:"auth"`
+	Rewrite        string             `json:"rewrite"`
+	MaxConnections int                `json:"max_connections,omitempty"`
+	Key            string             `json:"key,omitempty"`
+	Reason         string             `json:"reason"`
+	Error          string             `json:"error"`
+	Code           int                `json:"code,omitempty"`
+	Enhanced       string             `json:"enhanced,omitempty"`
+	Temporary      bool               `json:"temporary,omitempty"`
+}
+
+// routeAuth is AUTH without its password.
+type routeAuth struct {
+	Mechanism string `json:"mechanism"`
+	Username  string `json:"username"`
+}
+
+// explainRoute routes one address; a failed lookup still shows the rule,
+// the reason and the hops looked up.
+func explainRoute(ctx context.Context, r *routing.Router, address, sender string, noDNS bool) routeResult {
+	res := routeResult{Address: address, Sender: sender, Hops: []routing.Hop{}}
+	var d routing.Decision
+	var err error
+	if noDNS {
+		d, err = r.Match(address, sender)
+	} else {
+		d, err = r.Route(ctx, address, sender)
+	}
+	if d.Kind != "" {
+		res.fill(d)
+	}
+	if err != nil {
+		res.Error, res.Key = err.Error(), ""
+		var re *routing.Error
+		if errors.As(err, &re) {
+			res.Code, res.Enhanced, res.Temporary = re.Code, re.Enhanced, re.Temporary
+		}
+	}
+	return res
+}
+
+func (res *routeResult) fill(d routing.Decision) {
+	res.Rule, res.Kind, res.Dir = d.Rule, d.Kind, d.Dir
+	res.TLS = nil
+	if d.Kind != routing.KindDir {
+		res.TLS = &d.TLS
+	}
+	res.Rewrite, res.MaxConnections, res.Key, res.Reason = d.Rewrite, d.MaxConnections, d.Key, d.Reason
+	res.Hops = []routing.Hop{}
+	for _, h := range d.Hops {
+		if h.Addrs == nil {
+			h.Addrs = []netip.Addr{}
+		}
+		res.Hops = append(res.Hops, h)
+	}
+	res.Auth = nil
+	if d.Auth != nil {
+		res.Auth = &routeAuth{Mechanism: d.Auth.Mechanism, Username: d.Auth.Username}
+	}
+}
+
+func (res *routeResult) writeText(w io.Writer, noDNS bool) {
+	head := res.Address
+	if res.Sender != "" {
+		head += " (from " + res.Sender + ")"
+	}
+	fmt.Fprintln(w, head)
+	line := func(label, format string, a ...any) {
+		fmt.Fprintf(w, "  %-9s %s\n", label+":", fmt.Sprintf(format, a...))
+	}
+	if res.Kind == "" { // not even the table could be asked
+		line("error", "%s", res.Error)
+		return
+	}
+	rule := res.Rule
+	if rule == "" {
+		rule = "(none: DNS MX)"
+	}
+	line("rule", "%s", rule)
+	line("reason", "%s", res.Reason)
+	switch {
+	case res.Kind == routing.KindDir:
+		line("next hop", "directory %s", res.Dir)
+	case res.Kind == routing.KindMX && len(res.Hops) == 0 && noDNS:
+		line("next hop", "MX of the recipient domain (not looked up: --no-dns)")
+	default:
+		line("next hop", "%s", res.Kind)
+		for i, h := range res.Hops {
+			fmt.Fprintf(w, "    %d. %s\n", i+1, hopText(h, res.Kind, noDNS))
+		}
+	}
+	if res.TLS != nil {
+		line("tls", "%s", tlsText(*res.TLS))
+		if res.Auth == nil {
+			line("auth", "no")
+		} else {
+			line("auth", "yes, %s as %q", res.Auth.Mechanism, res.Auth.Username)
+		}
+	}
+	if res.Rewrite == "" {
+		line("rewrite", "-")
+	} else {
+		line("rewrite", "%s (at delivery)", res.Rewrite)
+	}
+	if res.MaxConnections > 0 {
+		line("limit", "%d connections", res.MaxConnections)
+	}
+	if res.Error != "" {
+		kind := "permanent"
+		if res.Temporary {
+			kind = "temporary"
+		}
+		line("error", "%s (%s)", res.Error, kind)
+	}
+}
+
+func hopText(h routing.Hop, kind routing.Kind, noDNS bool) string {
+	s := h.String()
+	if kind == routing.KindMX {
+		s += fmt.Sprintf("  pref %d", h.Pref)
+	}
+	switch {
+	case len(h.Addrs) > 0:
+		ips := make([]string, len(h.Addrs))
+		for i, a := range h.Addrs {
+			ips[i] = a.String()
+		}
+		return s + "  " + strings.Join(ips, ", ")
+	case h.Error != "":
+		return s + "  (no address: " + h.Error + ")"
+	case noDNS:
+		return s + "  (not looked up: --no-dns)"
+	}
+	return s
+}
+
+func tlsText(p routing.TLSPolicy) string {
+	s := string(p.Mode)
+	if p.CAFile != "" {
+		s += ", CA " + p.CAFile
+	}
+	if p.ServerName != "" {
+		s += ", name " + p.ServerName
+	}
+	return s
+}
