@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/relay"
 	"github.com/sekisho/sekisho/routing"
 )
 
@@ -50,7 +51,7 @@ refused (for example a route back to this gateway).`)
 		fmt.Fprintln(env.stderr, err)
 		return exitFinding
 	}
-	router, err := routing.New(cfg.Routing, routing.Self{})
+	router, err := routing.New(cfg.Routing, relay.SelfFor(cfg.Relay))
 	if err != nil {
 		for _, e := range flatten(err) {
 			fmt.Fprintf(env.stderr, "%s: routing.%v\n", cfg.Source, e)

@@ -1,5 +1,3 @@
-//go:build sekisho_wip
-
 package main
 
 import (

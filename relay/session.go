@@ -1,5 +1,3 @@
-//go:build sekisho_wip
-
 package relay
 
 import (
@@ -49,8 +47,10 @@ type session struct {
 // rcpt is an accepted recipient: as the client gave it and as the
 // receive-time rewrite turned it.
 type rcpt struct {
-	orig, addr string
-	opts       smtp.RcptOptions
+	orig   string // as the client gave it
+	target string // after alias resolution
+	addr   string // after the receive-time rewrite
+	opts   smtp.RcptOptions
 }
 
 func (s *session) client() guard.Client {
@@ -69,11 +69,11 @@ func (s *session) source() rewrite.Source {
 }
 
 func (s *session) AuthMechanisms() []string {
-	return s.st.auth.Mechanisms(s.tls || s.lis.allowInsecureAuth)
+	return s.e.auth.Mechanisms(s.tls || s.lis.allowInsecureAuth)
 }
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
-	return s.st.auth.Server(mech, s.ip, func(user string) {
+	return s.e.auth.Server(mech, s.ip, func(user string) {
 		s.authUser, s.authMech = user, mech
 		s.log.Info("auth", "kind", "auth", "user", user, "mechanism", mech)
 		s.e.metrics.AuthResults.WithLabelValues(mech, "ok").Inc()
@@ -89,7 +89,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		return s.refuse("mail", from, guard.Verdict{Action: guard.Reject, Code: 530, Enhanced: "5.7.0",
 			Text: "Authentication required", Rule: "builtin:submission", Reason: "the submission listener requires SMTP AUTH"})
 	}
-	v := s.st.guard.CheckMail(s.st.dir, s.client(), from)
+	v := s.st.guard.CheckMail(s.client(), from)
 	if !v.Accepted() {
 		return s.refuse("mail", from, v)
 	}
@@ -106,23 +106,29 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL first"}
 	}
 	c := s.client()
-	v := s.st.guard.CheckRcpt(s.st.dir, c, s.from, to)
+	v := s.st.guard.CheckRcpt(c, s.from, to)
 	if !v.Accepted() {
 		return s.refuse("rcpt", to, v)
 	}
+	// An alias of ours is resolved here (info@ -> tanaka@), as the
+	// administrator configured it; a target outside is an explicit forward.
+	target := to
+	if r, err := s.st.dir.Lookup(to); err == nil && r.Ours() && r.Exists() {
+		target = r.Target
+	}
 	// Rewrite the envelope recipient now and check the result again: a
 	// rewrite must never turn an accepted address into a relay.
-	rewritten := to
-	if out, err := s.st.rewriter.Default().Rewrite(rewrite.Input{From: s.from, To: []string{to}, Source: s.source()}); err == nil && len(out.To) == 1 {
+	rewritten := target
+	if out, err := s.st.rewriter.Default().Rewrite(rewrite.Input{From: s.from, To: []string{target}, Source: s.source()}); err == nil && len(out.To) == 1 {
 		rewritten = out.To[0]
 	}
-	if rewritten != to {
-		if v2 := s.st.guard.Recheck(s.st.dir, c, s.from, rewritten); !v2.Accepted() {
+	if rewritten != target {
+		if v2 := s.st.guard.Recheck(c, s.from, rewritten); !v2.Accepted() {
 			v2.Reason = fmt.Sprintf("rewritten to %s: %s", rewritten, v2.Reason)
 			return s.refuse("rcpt", to, v2)
 		}
 	}
-	r := rcpt{orig: to, addr: rewritten}
+	r := rcpt{orig: to, target: target, addr: rewritten}
 	if opts != nil {
 		r.opts = *opts
 	}
@@ -167,16 +173,16 @@ func (s *session) Data(r io.Reader) error {
 			Message: fmt.Sprintf("Too many hops (%d Received fields): mail loop?", n)})
 	}
 	c := s.client()
-	if v := s.st.guard.CheckHeaderFrom(s.st.dir, c, s.from, header); !v.Accepted() {
+	if v := s.st.guard.CheckHeaderFrom(c, s.from, headerFrom(header)); !v.Accepted() {
 		io.Copy(io.Discard, br)
 		s.refuse("data", "From:", v)
 		return s.dataRefuse("sender_trust", v.SMTPError())
 	}
-	orig := make([]string, len(s.rcpts))
+	targets := make([]string, len(s.rcpts))
 	for i, r := range s.rcpts {
-		orig[i] = r.orig
+		targets[i] = r.target
 	}
-	out, err := s.st.rewriter.Default().Rewrite(rewrite.Input{From: s.from, To: orig, Header: header, Source: src})
+	out, err := s.st.rewriter.Default().Rewrite(rewrite.Input{From: s.from, To: targets, Header: header, Source: src})
 	if err != nil {
 		io.Copy(io.Discard, br)
 		s.log.Error("rewrite failed", "kind", "reject", "error", err)
@@ -184,7 +190,7 @@ func (s *session) Data(r io.Reader) error {
 			Message: "Address rewriting failed; try again later"})
 	}
 	for _, st := range out.Trace {
-		if st.Rule != "" && st.Changed {
+		if st.Rule != "" && st.Before != st.After {
 			s.e.metrics.Rewrites.WithLabelValues(st.Rule).Inc()
 		}
 	}
@@ -201,12 +207,17 @@ func (s *session) Data(r io.Reader) error {
 		BodyType:   string(s.mailOpts.Body),
 		SMTPUTF8:   s.mailOpts.UTF8,
 	}
+	seen := make(map[string]bool, len(s.rcpts))
 	for i, r := range s.rcpts {
 		addr := out.To[i]
+		if seen[strings.ToLower(addr)] {
+			continue // two addresses that resolve to one mailbox get one copy
+		}
+		seen[strings.ToLower(addr)] = true
 		if addr != r.addr {
 			// The full rewrite (with the header) may differ from the RCPT
 			// preview only if rules changed meanwhile; check again.
-			if v := s.st.guard.Recheck(s.st.dir, c, s.from, addr); !v.Accepted() {
+			if v := s.st.guard.Recheck(c, s.from, addr); !v.Accepted() {
 				io.Copy(io.Discard, br)
 				s.refuse("data", addr, v)
 				return s.dataRefuse("relay_denied", v.SMTPError())
@@ -237,10 +248,22 @@ func (s *session) Data(r io.Reader) error {
 	if cr.normalized > 0 {
 		s.log.Info("bare line endings normalized", "id", id, "count", cr.normalized)
 	}
-	s.logTransaction(id, env, time.Since(start))
+	s.logTransaction(id.String(), env, time.Since(start))
 	s.e.metrics.Messages.WithLabelValues("accepted", "").Inc()
 	s.e.kick()
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id}
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id.String()}
+}
+
+// headerFrom lists the addresses of the From fields, for the sender
+// trust check.
+func headerFrom(header []byte) []string {
+	var out []string
+	for _, a := range rewrite.ScanHeader(header) {
+		if strings.EqualFold(a.Field, "From") && a.Address != "" {
+			out = append(out, a.Address)
+		}
+	}
+	return out
 }
 
 func appendComma(list, v string) string {

@@ -1,5 +1,3 @@
-//go:build sekisho_wip
-
 package relay
 
 import (
@@ -67,12 +65,8 @@ func DryRun(sec Sections, p Probe) ([]Step, error) {
 		mode = "mx"
 	}
 	client := guard.Client{IP: p.Client.Unmap(), Helo: p.Helo, TLS: p.TLS}
-	var steps []Step
-	v := st.guard.CheckConnect(client)
-	steps = append(steps, stepOf("connect", p.Client.String(), v))
-	if !v.Accepted() {
-		return steps, nil
-	}
+	steps := []Step{{Stage: "connect", Arg: p.Client.String(), Verdict: "accept", Code: 220, Rule: "builtin:connect",
+		Reason: "connections are not refused by address; network rules decide at MAIL and RCPT"}}
 	steps = append(steps, Step{Stage: "helo", Arg: p.Helo, Verdict: "accept", Code: 250, Rule: "builtin:helo", Reason: "any HELO name is accepted; it is recorded in Received"})
 	if p.AuthUser != "" {
 		a := st.dir.Account(p.AuthUser)
@@ -107,20 +101,20 @@ func DryRun(sec Sections, p Probe) ([]Step, error) {
 			Rule: "builtin:submission", Reason: "the submission listener requires SMTP AUTH"})
 		return steps, nil
 	}
-	v = st.guard.CheckMail(st.dir, client, p.From)
+	v := st.guard.CheckMail(client, p.From)
 	steps = append(steps, stepOf("mail", p.From, v))
 	if !v.Accepted() {
 		return steps, nil
 	}
 	accepted := 0
 	for _, r := range p.Rcpts {
-		v := st.guard.CheckRcpt(st.dir, client, p.From, r)
+		v := st.guard.CheckRcpt(client, p.From, r)
 		step := stepOf("rcpt", r, v)
 		if v.Accepted() {
 			out, err := st.rewriter.Default().Rewrite(rewrite.Input{From: p.From, To: []string{r}, Source: source})
 			if err == nil && len(out.To) == 1 && out.To[0] != r {
 				step.Rewritten = out.To[0]
-				if v2 := st.guard.Recheck(st.dir, client, p.From, out.To[0]); !v2.Accepted() {
+				if v2 := st.guard.Recheck(client, p.From, out.To[0]); !v2.Accepted() {
 					step = stepOf("rcpt", r, v2)
 					step.Rewritten = out.To[0]
 					step.Reason = fmt.Sprintf("rewritten to %s: %s", out.To[0], v2.Reason)
@@ -151,6 +145,7 @@ func Session(sec Sections, clientIP netip.Addr, mode string, in io.Reader, out i
 	}
 	e := &Engine{startCfg: sec.Relay, metrics: NewMetrics(), log: log, kickCh: make(chan struct{}, 1)}
 	e.st.Store(st)
+	e.auth = e.newAuthenticator(sec.Relay)
 	if mode == "" {
 		mode = "mx"
 	}

@@ -1,5 +1,3 @@
-//go:build sekisho_wip
-
 package relay
 
 import (
@@ -44,8 +42,7 @@ type state struct {
 	rewriter *rewrite.Rewriter
 	router   *routing.Router
 	guard    *guard.Guard
-	auth     *auth.Authenticator
-	policies [3]LinePolicy // by rewrite.Source
+	policies [rewrite.SourceInternet + 1]LinePolicy // by rewrite.Source
 }
 
 func (st *state) linePolicy(src rewrite.Source) LinePolicy {
@@ -62,7 +59,10 @@ type Engine struct {
 	queue    *queue.Spool // nil in dry-run sessions: messages are discarded
 	metrics  *Metrics
 	log      *slog.Logger
-	cert     atomic.Pointer[tls.Certificate]
+	// auth lives as long as the process, so lockouts survive a reload;
+	// it reads the current directory at each attempt.
+	auth *auth.Authenticator
+	cert atomic.Pointer[tls.Certificate]
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -83,9 +83,9 @@ type listener struct {
 
 func (l *listener) needsAuth() bool { return l.cfg.Mode == "submission" || l.cfg.Mode == "smtps" }
 
-// selfFor lists this gateway's names and listen addresses for the
+// SelfFor lists this gateway's names and listen addresses for the
 // routing layer's self-route check.
-func selfFor(c Config) routing.Self {
+func SelfFor(c Config) routing.Self {
 	self := routing.Self{Hostnames: []string{c.Hostname}}
 	for _, l := range c.Listeners {
 		if ap, err := netip.ParseAddrPort(l.Address); err == nil {
@@ -112,7 +112,7 @@ func buildState(sec Sections) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rewrite: %w", err)
 	}
-	router, err := routing.New(sec.Routing, selfFor(sec.Relay))
+	router, err := routing.New(sec.Routing, SelfFor(sec.Relay))
 	if err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
@@ -123,12 +123,11 @@ func buildState(sec Sections) (*state, error) {
 			}
 		}
 	}
-	g, err := guard.New(sec.Relay.Guard)
+	g, err := guard.New(sec.Relay.Guard, func() *accounts.Directory { return dir })
 	if err != nil {
 		return nil, fmt.Errorf("relay.guard: %w", err)
 	}
 	st := &state{cfg: sec.Relay, dir: dir, rewriter: rw, router: router, guard: g}
-	st.auth = auth.NewAuthenticator(sec.Relay.Auth, func() *accounts.Directory { return dir }, sec.Relay.Hostname)
 	for src, p := range map[rewrite.Source]string{
 		rewrite.SourceInternet:      sec.Relay.BareLineEndings.Internet,
 		rewrite.SourceInner:         sec.Relay.BareLineEndings.Inner,
@@ -148,10 +147,11 @@ func New(sec Sections, log *slog.Logger, m *Metrics) (*Engine, error) {
 	}
 	e := &Engine{startCfg: sec.Relay, metrics: m, log: log, kickCh: make(chan struct{}, 1)}
 	e.st.Store(st)
+	e.auth = e.newAuthenticator(sec.Relay)
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
 		return nil, err
 	}
-	q, err := queue.Open(sec.Relay.Queue)
+	q, err := queue.Open(sec.Relay.Queue, queue.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("relay.queue: %w", err)
 	}
@@ -205,6 +205,9 @@ func (e *Engine) Reload(sec Sections) error {
 // Start binds every listener and starts serving and delivering.
 func (e *Engine) Start(ctx context.Context) error {
 	st := e.st.Load()
+	if len(st.cfg.Listeners) == 0 {
+		return errors.New("relay.listeners: at least one listener is needed to serve")
+	}
 	for i, lc := range st.cfg.Listeners {
 		l, err := e.listen(fmt.Sprintf("%s/%s", lc.Mode, lc.Address), lc)
 		if err != nil {
@@ -271,15 +274,37 @@ func (e *Engine) newSession(l *listener, c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
 	s := &session{e: e, st: st, lis: l, conn: c, id: newID(), ip: ip.Unmap(), tls: isTLS}
 	s.log = e.log.With("session", s.id, "client", ipStr)
-	if v := st.guard.CheckConnect(s.client()); !v.Accepted() {
-		s.refuse("connect", ipStr, v)
-		return nil, v.Err()
-	}
 	l.sessions.Add(1)
 	e.metrics.Sessions.WithLabelValues(l.name).Inc()
 	e.metrics.Connections.WithLabelValues(l.name, "accepted").Inc()
 	s.log.Info("session", "kind", "accept", "helo", c.Hostname(), "tls", isTLS, "listener", l.name)
 	return s, nil
+}
+
+func (e *Engine) newAuthenticator(c Config) *auth.Authenticator {
+	a := auth.NewAuthenticator(c.Auth, func() *accounts.Directory { return e.st.Load().dir }, c.Hostname)
+	a.OnFailure = func(ip netip.Addr, user, reason string) {
+		e.log.Warn("auth failed", "kind", "auth", "client", ip.String(), "user", user, "reason", reason)
+		e.metrics.AuthResults.WithLabelValues("", "failed").Inc()
+	}
+	return a
+}
+
+// Healthy reports whether the gateway can take mail: listening, with a
+// queue that is open and not full.
+func (e *Engine) Healthy() error {
+	e.mu.Lock()
+	n := len(e.listeners)
+	e.mu.Unlock()
+	if n == 0 {
+		return errors.New("no listener")
+	}
+	st := e.queue.Stats()
+	c := e.startCfg.Queue
+	if c.MaxMessages > 0 && st.Messages >= c.MaxMessages {
+		return fmt.Errorf("queue full: %d messages", st.Messages)
+	}
+	return nil
 }
 
 // kick wakes the delivery runner after a message was queued.
