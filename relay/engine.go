@@ -217,7 +217,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.listeners = append(e.listeners, l)
 	}
 	e.runner = newRunner(e)
-	go e.runner.run(ctx)
+	e.runner.run(ctx)
 	return nil
 }
 

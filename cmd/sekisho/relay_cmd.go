@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+
+	"github.com/sekisho/sekisho/relay"
+)
+
+func init() {
+	register(&command{name: "relay test", summary: "dry-run the relay policy for one client, sender and recipients", run: runRelayTest})
+	register(&command{name: "relay session", summary: "a fake SMTP dialogue on stdin/stdout answered by the real policy", run: runRelaySession})
+}
+
+func runRelayTest(env *cmdEnv, args []string) int {
+	fs := newFlags(env, "relay test", "-c FILE --client IP --from A --rcpt B... [options]", `
+Runs the real relay policy over an imagined transaction and prints the
+verdict of every step (connect, helo, auth, mail, rcpt, data) with the rule
+that decided and the reply the client would get. Nothing is sent or queued.
+With --auth the account's password is not checked: the test shows what an
+authenticated session of that user may do.`)
+	cfgPath := fs.String("c", "", "configuration `file`")
+	client := fs.String("client", "", "the client's IP `address`")
+	helo := fs.String("helo", "client.example", "the HELO `name`")
+	authUser := fs.String("auth", "", "authenticate as this `account`")
+	tls := fs.Bool("tls", false, "the session uses TLS")
+	listener := fs.String("listener", "mx", "the listener `mode`: mx, submission or smtps")
+	from := fs.String("from", "", "the envelope sender (\"\" or <> for the null sender)")
+	var rcpts stringList
+	fs.Var(&rcpts, "rcpt", "an envelope recipient (repeat for more)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if _, st := parseFlags(fs, args); st >= 0 {
+		return st
+	}
+	ip, err := netip.ParseAddr(*client)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "relay test: --client: %q is not an IP address\n", *client)
+		return exitUsage
+	}
+	if len(rcpts) == 0 {
+		fmt.Fprintln(env.stderr, "relay test: give at least one --rcpt")
+		return exitUsage
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return exitFinding
+	}
+	sender := strings.TrimSuffix(strings.TrimPrefix(*from, "<"), ">")
+	steps, err := relay.DryRun(cfg.sections(), relay.Probe{Client: ip, Helo: *helo, AuthUser: *authUser, TLS: *tls,
+		Listener: *listener, From: sender, Rcpts: rcpts})
+	if err != nil {
+		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
+		return exitFinding
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(struct {
+			Steps []relay.Step `json:"steps"`
+		}{steps})
+		return exitOK
+	}
+	for _, s := range steps {
+		arg := s.Arg
+		if s.Stage == "mail" && arg == "" {
+			arg = "<>"
+		}
+		fmt.Fprintf(env.stdout, "%-7s %-40s %-8s %d %s\n", s.Stage, arg, s.Verdict, s.Code, s.Enhanced)
+		if s.Rewritten != "" {
+			fmt.Fprintf(env.stdout, "        rewritten to %s\n", s.Rewritten)
+		}
+		fmt.Fprintf(env.stdout, "        rule %s: %s\n", s.Rule, s.Reason)
+	}
+	return exitOK
+}
+
+func runRelaySession(env *cmdEnv, args []string) int {
+	fs := newFlags(env, "relay session", "-c FILE --client IP [--listener MODE]", `
+Reads an SMTP dialogue on standard input and answers it on standard output
+as the gateway would answer a client at --client (like exim -bh). The real
+policy, rewrite and checks run; accepted messages are read and discarded,
+nothing is queued or sent. Log lines go to standard error.`)
+	cfgPath := fs.String("c", "", "configuration `file`")
+	client := fs.String("client", "", "the client's IP `address`")
+	listener := fs.String("listener", "mx", "the listener `mode`: mx, submission or smtps")
+	quiet := fs.Bool("q", false, "no log lines on standard error")
+	if _, st := parseFlags(fs, args); st >= 0 {
+		return st
+	}
+	ip, err := netip.ParseAddr(*client)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "relay session: --client: %q is not an IP address\n", *client)
+		return exitUsage
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return exitFinding
+	}
+	var logw io.Writer = env.stderr
+	if *quiet {
+		logw = io.Discard
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := relay.Session(cfg.sections(), ip, *listener, env.stdin, env.stdout, log); err != nil {
+		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
+		return exitFinding
+	}
+	return exitOK
+}

@@ -1,0 +1,305 @@
+package queue
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// commitReq is one record waiting for the next group commit.
+type commitReq struct {
+	rec      *record
+	body     []byte
+	touch    []ID   // existing messages it is about: their inflight counts
+	blobPath string // a new message's own file, to remove if the commit fails
+	dropPath string // a file to remove once this record is durable
+	resMsgs  int    // reservation released when the request is done
+	resBytes int64
+	done     chan error // nil for background records (copies, repairs)
+}
+
+// activeSeg is the segment being appended to.
+type activeSeg struct {
+	seq  uint64
+	f    *os.File
+	size int64
+}
+
+// submitLocked queues a request for the committer. Called with q.mu held,
+// so the log order of records about one message is the order in which
+// their callers decided on them.
+func (q *Spool) submitLocked(req *commitReq) {
+	for _, id := range req.touch {
+		if e := q.msgs[id]; e != nil {
+			e.inflight++
+		}
+	}
+	q.cmu.Lock()
+	q.pending = append(q.pending, req)
+	q.cmu.Unlock()
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// commitLoop is the group committer: it takes every request that arrived
+// while the previous fsync ran, writes them with one write and makes them
+// durable with one fdatasync.
+func (q *Spool) commitLoop() {
+	defer close(q.commitDone)
+	failed := false
+	for {
+		var retry <-chan time.Time
+		if failed {
+			// After a storage error, repair records wait a little before
+			// the next try, so a dead disk is not hammered; new requests
+			// still try at once.
+			retry = time.After(time.Second)
+		}
+		select {
+		case <-q.kick:
+		case <-retry:
+		case <-q.stopCommit:
+			q.drain()
+			return
+		}
+		batch := q.take()
+		if len(batch) == 0 {
+			failed = false
+			continue
+		}
+		failed = q.commit(batch) != nil
+	}
+}
+
+func (q *Spool) take() []*commitReq {
+	q.cmu.Lock()
+	batch := q.pending
+	q.pending = nil
+	q.cmu.Unlock()
+	return batch
+}
+
+// drain commits what is left at Close. Repairs that still cannot be
+// written are given up: recovery reads the log as it is.
+func (q *Spool) drain() {
+	for range 2 {
+		batch := q.take()
+		if len(batch) == 0 {
+			return
+		}
+		q.commit(batch)
+	}
+	if rest := q.take(); len(rest) > 0 {
+		q.log.Error("queue: closing with records that could not be written", "records", len(rest))
+		for _, req := range rest {
+			if req.done != nil {
+				req.done <- ErrClosed
+			}
+		}
+	}
+}
+
+// commit writes and syncs a batch, applies it, and answers its callers.
+func (q *Spool) commit(batch []*commitReq) error {
+	seq, offs, wrote, err := q.writeBatch(batch)
+	q.mu.Lock()
+	results := make([]error, len(batch))
+	for i, req := range batch {
+		q.resMsgs -= req.resMsgs
+		q.resBytes -= req.resBytes
+		for _, id := range req.touch {
+			if e := q.msgs[id]; e != nil {
+				e.inflight--
+			}
+		}
+		if err == nil {
+			results[i] = q.apply(req.rec, seq, offs[i], offs[i+1]-offs[i])
+		}
+	}
+	if err != nil && wrote {
+		q.repair(batch)
+	}
+	q.mu.Unlock()
+	for i, req := range batch {
+		switch {
+		case err != nil && !wrote && req.blobPath != "":
+			os.Remove(req.blobPath) // nothing refers to it
+		case err == nil && req.dropPath != "":
+			os.Remove(req.dropPath) // the delete that disowns it is durable
+		}
+		if req.done != nil {
+			if err != nil {
+				req.done <- err
+			} else {
+				req.done <- results[i]
+			}
+		}
+	}
+	return err
+}
+
+// writeBatch appends the batch to the active segment (starting one if
+// needed) and fdatasyncs it. offs[i] is where record i starts; offs[len]
+// is the end. wrote says whether any byte may have reached the segment.
+func (q *Spool) writeBatch(batch []*commitReq) (seq uint64, offs []int64, wrote bool, err error) {
+	for _, req := range batch {
+		if req.blobPath != "" {
+			// The large files' names must be durable before the records
+			// that refer to them.
+			dir := filepath.Join(q.cfg.Dir, blobDir)
+			if err := syncDir(dir); err != nil {
+				return 0, nil, false, q.storageFailure("fsync", dir, err)
+			}
+			break
+		}
+	}
+	if q.active == nil || q.active.size >= int64(q.cfg.SegmentSize) {
+		if err := q.roll(); err != nil {
+			return 0, nil, false, err
+		}
+	}
+	a := q.active
+	buf := q.batchBuf(batch)
+	offs = make([]int64, 0, len(batch)+1)
+	pos := a.size
+	for _, req := range batch {
+		offs = append(offs, pos)
+		buf = appendFrame(buf, a.seq, req.body)
+		pos = a.size + int64(len(buf))
+	}
+	offs = append(offs, pos)
+	n, werr := a.f.Write(buf)
+	if f := q.testFault.Load(); werr == nil && f != nil {
+		werr = (*f)("write")
+	}
+	a.size += int64(n)
+	q.mu.Lock()
+	q.segs[a.seq].size = a.size
+	q.diskBytes += int64(n)
+	q.mu.Unlock()
+	if werr != nil {
+		return 0, nil, n > 0, q.poison("write", werr)
+	}
+	serr := fdatasync(a.f)
+	if f := q.testFault.Load(); serr == nil && f != nil {
+		serr = (*f)("fsync")
+	}
+	if serr != nil {
+		return 0, nil, true, q.poison("fsync", serr)
+	}
+	return a.seq, offs, true, nil
+}
+
+// batchBuf returns the committer's write buffer, big enough for the
+// batch. It is reused, unless a batch of large records made it huge.
+func (q *Spool) batchBuf(batch []*commitReq) []byte {
+	n := 0
+	for _, req := range batch {
+		n += frameSize + len(req.body)
+	}
+	if cap(q.wbuf) < n || cap(q.wbuf) > 8<<20 {
+		q.wbuf = make([]byte, 0, max(n, 256<<10))
+	}
+	return q.wbuf[:0]
+}
+
+// roll seals the active segment and starts the next: create, write the
+// header, fsync the directory. The header reaches the disk with the first
+// batch's fdatasync.
+func (q *Spool) roll() error {
+	if a := q.active; a != nil {
+		a.f.Close()
+		q.active = nil
+		q.mu.Lock()
+		q.segs[a.seq].sealedAt = q.now()
+		q.activeSeq = 0
+		q.mu.Unlock()
+		q.kickMaint()
+	}
+	q.mu.Lock()
+	seq := q.nextSeq
+	q.nextSeq++
+	hdr := segHeader{seq: seq, idFloor: q.lastID}.encode()
+	q.mu.Unlock()
+	path := segPath(q.cfg.Dir, seq)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
+	if err != nil {
+		return q.storageFailure("create", path, err)
+	}
+	chownLikeParent(path)
+	if _, err := f.Write(hdr); err != nil {
+		f.Close()
+		os.Remove(path)
+		return q.storageFailure("write", path, err)
+	}
+	if err := syncDir(q.cfg.Dir); err != nil {
+		f.Close()
+		os.Remove(path)
+		return q.storageFailure("fsync", q.cfg.Dir, err)
+	}
+	q.active = &activeSeg{seq: seq, f: f, size: segHeaderSize}
+	q.mu.Lock()
+	q.segs[seq] = &segInfo{size: segHeaderSize}
+	q.diskBytes += segHeaderSize
+	q.activeSeq = seq
+	q.mu.Unlock()
+	return nil
+}
+
+// poison abandons the active segment after a failed write or fsync: after
+// an fsync error the kernel may have dropped the dirty pages and cleared
+// the error, so nothing written since the last good fsync can be trusted.
+// The next batch starts a new segment; the records the failed batch may
+// have left behind are overridden by repair records.
+func (q *Spool) poison(op string, err error) error {
+	a := q.active
+	q.active = nil
+	a.f.Close()
+	q.mu.Lock()
+	q.segs[a.seq].sealedAt = q.now()
+	q.activeSeq = 0
+	q.mu.Unlock()
+	q.log.Error("queue: segment abandoned after a storage error; continuing in a new segment",
+		"segment", segName(a.seq), "op", op, "err", err)
+	return &StorageError{Op: op, Path: segPath(q.cfg.Dir, a.seq), Err: err}
+}
+
+func (q *Spool) storageFailure(op, path string, err error) error {
+	q.log.Error("queue: storage error", "op", op, "path", path, "err", err)
+	return &StorageError{Op: op, Path: path, Err: err}
+}
+
+// repair queues, ahead of everything else, records that restore the
+// in-memory state of every message a failed batch touched: whatever part
+// of that batch reached the disk is then overridden on replay. A message
+// that is not in memory (a new one that failed) gets a delete record.
+// Called with q.mu held, before anything else is applied.
+func (q *Spool) repair(batch []*commitReq) {
+	seen := map[ID]bool{}
+	var fix []*commitReq
+	add := func(id ID, blobPath string) {
+		if id == 0 || seen[id] {
+			return
+		}
+		seen[id] = true
+		if e := q.msgs[id]; e != nil {
+			r := &record{typ: recSnapshot, id: id, held: e.held, states: append([]RcptState(nil), e.rcpts...)}
+			e.inflight++
+			fix = append(fix, &commitReq{rec: r, body: appendSmall(nil, r), touch: []ID{id}})
+			return
+		}
+		// A new message's large file may be referred to by the record the
+		// failed batch left behind: it goes once the delete is durable.
+		r := &record{typ: recDelete, id: id}
+		fix = append(fix, &commitReq{rec: r, body: appendSmall(nil, r), dropPath: blobPath})
+	}
+	for _, req := range batch {
+		add(req.rec.id, req.blobPath)
+		add(req.rec.about, "")
+	}
+	q.cmu.Lock()
+	q.pending = append(fix, q.pending...)
+	q.cmu.Unlock()
+}

@@ -1,0 +1,154 @@
+// Package queue owns the durable spool: group-committed append-only
+// segments, per-recipient delivery state, recovery after a crash.
+//
+// # Guarantee
+//
+// Enqueue returns nil only when the message can no longer be lost: its
+// record is written and fdatasynced, and every directory entry leading to
+// it (the segment file, a large message's own file) is fsynced. The same
+// holds for every state change (MarkDelivered, MarkDeferred, MarkFailed,
+// EnqueueDSN, Hold, Release, Retry, Delete): when the call returns nil the
+// change survives kill -9 and power loss; when it returns an error it did
+// not take effect in memory and may be retried.
+//
+// Creating, fsyncing and removing one file per message costs about a
+// millisecond on ext4; appending to an open file and fdatasyncing costs a
+// few hundred microseconds no matter how much was appended. So messages are
+// appended to a shared segment file, and concurrent callers share one
+// fdatasync: the committer goroutine takes every record that arrived while
+// the previous fdatasync ran, writes them with one write(2), syncs once and
+// then answers all their callers (group commit). Files are created only
+// when a segment fills up (SegmentSize, 64 MiB by default) and removed in
+// batches, a whole segment at a time.
+//
+// # On-disk format
+//
+// The spool directory holds:
+//
+//	lock                     flock(2) of the process that owns the spool, and its pid
+//	0000000000000001.seg     segments, named by a 16-hex-digit sequence number
+//	large/<ID>.msg           the data of messages over InlineMax, one file each
+//	ctl/<name>.cmd|.work|.reply  commands from `sekisho queue` to a running gateway
+//
+// A segment starts with a 32-byte header, then records back to back
+// (integers little-endian):
+//
+//	header:  "SKSQ" | u16 version=1 | u16 0 | u64 sequence | u64 ID floor | u32 CRC-32C of the previous 24 bytes | u32 0
+//	record:  u32 n | u32 CRC-32C(u64 sequence, u32 n, body) | body (n bytes)
+//	body:    u8 type | u64 message ID | fields of the type
+//
+// The ID floor is the highest ID issued when the segment was created, so
+// IDs keep growing after older segments are gone. The record checksum
+// covers the segment number, so a block of another (removed) segment that
+// surfaces after a crash does not pass as a record here.
+//
+// Record types and fields (uv = unsigned varint, v = signed varint,
+// str = uv length + bytes, time = v Unix nanoseconds with 0 for none):
+//
+//	'M' message   u8 flags (1 held, 2 data in large/) | envelope | state × recipients
+//	              | u64 reported-on ID (a DSN's original, or 0) | uv n | (uv rcpt, state) × n
+//	              | data to the end of the body, or uv data length when in large/
+//	'S' state     uv rcpt | state
+//	'A' snapshot  u8 held | uv n | state × n
+//	'H' hold      u8 held
+//	'T' retry     time: every deferred recipient is due then
+//	'D' delete    (no fields): the message is gone
+//
+//	envelope:  str from | time received | str source, client IP, HELO, AUTH user, ENVID, RET, BODY
+//	           | u8 SMTPUTF8 | uv n | (str addr, original addr, NOTIFY, ORCPT) × n
+//	state:     u8 status (0 pending, 1 deferred, 2 delivered, 3 failed) | u8 flags (1 delay DSN sent)
+//	           | uv attempts | uv refusals | time next attempt | time updated | str last error
+//
+// State records carry the recipient's whole new state, not a difference,
+// so replaying one twice changes nothing.
+//
+// # Recovery
+//
+// Open replays the segments in sequence order through the same function
+// that applies live commits, so memory after recovery holds everything that
+// was acknowledged, plus possibly whole records written but not yet
+// acknowledged at the crash. Within a segment, scanning stops at the first
+// record whose frame is invalid (truncated, impossible length,
+// checksum mismatch): everything after it is discarded. It never searches
+// for the next valid record, because message data could contain bytes that
+// look like one. A segment whose header is damaged is renamed *.corrupt and
+// reported; one of another format version stops Open with an error instead,
+// so a downgrade cannot strand messages.
+//
+// Why nothing acknowledged is lost: a caller is answered only after the
+// fdatasync that covered its record returned, and batches are written one
+// after another, each synced before the next is written. So every byte
+// before an acknowledged record's end was synced, and a torn or invalid
+// frame can only lie after the last acknowledged record. A segment is
+// sealed (synced) before the next one is created, so only the newest
+// segment can have a torn tail — or one abandoned after a write error,
+// whose tail likewise holds nothing acknowledged. A large message's file is
+// fsynced by its writer, and its directory is fsynced by the committer
+// before the batch with its record is written, so a durable record never
+// points to a missing file.
+//
+// A message is finished when every recipient is delivered or failed, or it
+// is deleted. A segment is removed when it and every older segment hold no
+// record in force of an unfinished message; segments are removed oldest
+// first, with a directory fsync after each. The segments on disk are thus
+// always a suffix of the log as written, so a record that finished a
+// message never disappears while the message's own record survives: nothing
+// finished comes back. Large files of finished messages are removed after
+// the finishing record is durable; any left by a crash, or written for a
+// message that was never committed, are removed by the next Open.
+//
+// A few unfinished messages waiting for a retry would pin their segment,
+// and every newer one, for hours. Once a sealed segment has been pinned for
+// CompactAfter and is at least half dead, its live messages are copied
+// forward: a new 'M' record with the current state, written through the
+// committer like any other. The copy is only made of a message with no
+// change in flight, so it reflects exactly the records before it in the
+// log, and records after it apply on top. When the copy is durable the old
+// segment is free. Only the oldest segment is compacted, and only when at
+// least half of it is dead: a long backlog of live messages (a next hop down
+// for hours) keeps the newer, already finished segments until it drains.
+//
+// # Disk failures
+//
+// When the spool is over MaxBytes or MaxMessages, Enqueue returns ErrFull
+// at once. When a write or fsync fails, the callers in that batch get a
+// *StorageError, and the segment is abandoned: after a failed fsync Linux
+// may have dropped the dirty pages and cleared the error, so nothing in it
+// since the last good fsync is trusted, and the next batch starts a new
+// segment. Whatever part of the failed batch did reach the disk must not
+// come back on replay, so the committer queues repair records first in the
+// new segment: a snapshot of the current state of every message the batch
+// touched, and a delete for every new message of the batch. Until the disk
+// works again every batch fails fast with a *StorageError and the SMTP side
+// answers 452 4.3.1. Nothing acknowledged earlier is touched. A delete that
+// failed may still take effect after a crash: a delete cannot be undone.
+//
+// # Ordering for bounces
+//
+// A bounce and the failure it reports must be committed together. Marking
+// a recipient failed and then queuing its DSN could lose the DSN in a crash
+// between the two; queuing the DSN first could bounce twice. EnqueueDSN
+// writes both in one record: the DSN message, and the recipients' new
+// states applied to the original. The same call records a delay
+// notification (Mark with status Deferred sets DelayNotified). MarkFailed
+// is for failures that send no DSN (null sender, NOTIFY=NEVER).
+//
+// # Delivery
+//
+// Claim (blocking) and Due (polling) hand out messages that have a
+// recipient due, each to one caller at a time, until Unclaim. The caller
+// reads the data with Open, attempts the recipients in Message.Due and
+// records each outcome; the message leaves the queue when its last
+// recipient is final. Claims live in memory only: after a crash a message
+// whose outcome was not yet recorded is delivered again, so a recipient can
+// get a message twice around a crash, never zero times.
+//
+// # Administration
+//
+// One process owns a spool (the lock file). `sekisho queue` reads a
+// spool with Inspect, which replays the segments without the lock, and
+// changes it with Control: when a gateway holds the lock, the command is
+// written to ctl/ (atomically, via a rename), the gateway takes it by
+// renaming it (so a command withdrawn on timeout runs either entirely or
+// not at all), applies it through the committer and writes a reply.
+package queue

@@ -1,0 +1,89 @@
+//go:build unix
+
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// lockSpool takes the spool's lock file (flock, released by the kernel if
+// the process dies), waiting up to wait for another holder to let go.
+func lockSpool(dir string, wait time.Duration) (*os.File, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		f, err := tryLockSpool(dir)
+		if !errors.Is(err, ErrLocked) || !time.Now().Before(deadline) {
+			return f, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// tryLockSpool takes the lock or returns an error wrapping ErrLocked at once.
+func tryLockSpool(dir string) (*os.File, error) {
+	path := filepath.Join(dir, lockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, &StorageError{Op: "open", Path: path, Err: err}
+	}
+	chownLikeParent(path)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			if pid := strings.TrimSpace(string(b[:n])); pid != "" {
+				return nil, fmt.Errorf("%w (pid %s)", ErrLocked, pid)
+			}
+			return nil, ErrLocked
+		}
+		return nil, &StorageError{Op: "lock", Path: path, Err: err}
+	}
+	// The pid is only for messages; the lock is the flock.
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+func unlockSpool(f *os.File) {
+	if f != nil {
+		f.Close() // closing the descriptor releases the flock
+	}
+}
+
+// chownLikeParent gives a file created by root (a `sekisho queue` command
+// run by an administrator) to the owner of its directory, so the gateway,
+// running as its own user, can read and remove it.
+func chownLikeParent(path string) {
+	if os.Geteuid() != 0 {
+		return
+	}
+	fi, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		return
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && (st.Uid != 0 || st.Gid != 0) {
+		os.Lchown(path, int(st.Uid), int(st.Gid))
+	}
+}
+
+// syncDir makes the entries created, renamed or removed in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	serr := d.Sync()
+	cerr := d.Close()
+	if serr != nil {
+		return serr
+	}
+	return cerr
+}
