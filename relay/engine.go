@@ -68,7 +68,6 @@ type Engine struct {
 	listeners []*listener
 	kickCh    chan struct{}
 	runner    *runner
-	dirStore  *accounts.Store
 }
 
 // listener is one configured socket with its own go-smtp server.

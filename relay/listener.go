@@ -81,13 +81,6 @@ func (l *limitListener) release(ip string) {
 	l.mu.Unlock()
 }
 
-// count returns the number of open connections.
-func (l *limitListener) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total
-}
-
 func remoteIP(c net.Conn) string {
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		return a.IP.String()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -57,7 +58,7 @@ func NewMetrics() *Metrics {
 		Name: "sekisho_auth_total", Help: "SMTP AUTH attempts by mechanism and result."}, []string{"mechanism", "result"})
 	m.reg.MustRegister(m.Connections, m.Sessions, m.Commands, m.Messages, m.Rewrites, m.Attempts, m.DSNs,
 		m.QueueSize, m.QueueOldest, m.AuthResults,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -335,7 +335,7 @@ func shortHash(s string) string {
 // recipients that failed for good are bounced in the same commit.
 func (r *runner) record(st *state, m queue.Message, results []outcome, now time.Time) {
 	d := st.cfg.Delivery
-	var failed []outcome
+	var failed, delayed []outcome
 	for _, o := range results {
 		rs := m.Rcpts[o.rcpt]
 		rcpt := m.Envelope.Rcpts[o.rcpt].Addr
@@ -352,6 +352,10 @@ func (r *runner) record(st *state, m queue.Message, results []outcome, now time.
 			result = "deferred"
 			next := now.Add(retryDelay(d, attempt))
 			err = r.e.queue.MarkDeferred(m.ID, o.rcpt, next, o.reason())
+			if d.DelayWarning > 0 && now.Sub(m.Envelope.ReceivedAt) >= d.DelayWarning && !rs.DelayNotified &&
+				notifyWants(m.Envelope.Rcpts[o.rcpt].Notify, "DELAY") {
+				delayed = append(delayed, o)
+			}
 		}
 		if err != nil {
 			r.e.log.Error("recording a delivery result", "id", m.ID.String(), "rcpt", rcpt, "error", err)
@@ -366,7 +370,10 @@ func (r *runner) record(st *state, m queue.Message, results []outcome, now time.
 		r.e.metrics.Attempts.WithLabelValues(o.hop, result).Inc()
 	}
 	if len(failed) > 0 {
-		r.bounce(st, m, failed, now)
+		r.bounce(st, m, failed, now, dsn.Failed)
+	}
+	if len(delayed) > 0 {
+		r.bounce(st, m, delayed, now, dsn.Delayed)
 	}
 }
 
@@ -401,21 +408,31 @@ func retryDelay(d DeliveryConfig, attempt int) time.Duration {
 // their failure in the same record (no double bounce after a crash), or
 // just marks them failed when no bounce is due (null sender, a report,
 // NOTIFY=NEVER).
-func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.Time) {
+//
+// With action Delayed it is a delay warning: the recipients stay queued
+// and are only marked as warned, in the same commit as the warning.
+func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.Time, action dsn.Action) {
 	header, _ := r.readHeader(m.ID, st.cfg.Limits.MaxHeaderBytes*2)
 	var marks []queue.Mark
 	var recips []dsn.Recipient
+	markStatus, notify := queue.Failed, "FAILURE"
+	if action == dsn.Delayed {
+		markStatus, notify = queue.Deferred, "DELAY"
+	}
 	for _, o := range failed {
 		rc := m.Envelope.Rcpts[o.rcpt]
-		marks = append(marks, queue.Mark{Rcpt: o.rcpt, Status: queue.Failed, Reason: o.reason()})
-		if !notifyWants(rc.Notify, "FAILURE") {
+		marks = append(marks, queue.Mark{Rcpt: o.rcpt, Status: markStatus, Reason: o.reason()})
+		if !notifyWants(rc.Notify, notify) {
 			continue
 		}
 		status := o.enhanced
 		if status == "" || status == "X.0.0" {
-			status = "5.0.0"
+			status = "4.0.0"
 		}
-		if status[0] == '4' {
+		switch {
+		case action == dsn.Delayed:
+			status = "4" + status[1:]
+		case status[0] == '4':
 			status = "5" + status[1:] // the delivery failed for good
 		}
 		diag := o.reason()
@@ -426,10 +443,17 @@ func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.T
 		if orig == "" && rc.OrigAddr != "" && rc.OrigAddr != rc.Addr {
 			orig = "rfc822;" + rc.OrigAddr
 		}
-		recips = append(recips, dsn.Recipient{Final: rc.Addr, Original: orig, Action: dsn.Failed, Status: status,
-			RemoteMTA: hostOf(o.remote), DiagnosticCode: diag, LastAttempt: now})
+		dr := dsn.Recipient{Final: rc.Addr, Original: orig, Action: action, Status: status,
+			RemoteMTA: hostOf(o.remote), DiagnosticCode: diag, LastAttempt: now}
+		if action == dsn.Delayed {
+			dr.WillRetryUntil = m.Envelope.ReceivedAt.Add(st.cfg.Delivery.TempFailLifetime)
+		}
+		recips = append(recips, dr)
 	}
 	if len(recips) == 0 || !dsn.ShouldBounce(m.Envelope.From, header) {
+		if action == dsn.Delayed {
+			return // no warning is due; nothing to record
+		}
 		for _, mk := range marks {
 			if err := r.e.queue.MarkFailed(m.ID, mk.Rcpt, mk.Reason); err != nil {
 				r.e.log.Error("recording a failure", "id", m.ID.String(), "error", err)
@@ -455,8 +479,8 @@ func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.T
 		r.e.log.Error("queueing a bounce", "id", m.ID.String(), "error", err)
 		return
 	}
-	r.e.log.Info("bounce queued", "kind", "fail", "id", m.ID.String(), "dsn", id.String(), "to", m.Envelope.From, "recipients", len(recips))
-	r.e.metrics.DSNs.WithLabelValues("failed").Inc()
+	r.e.log.Info("dsn queued", "kind", "fail", "action", string(action), "id", m.ID.String(), "dsn", id.String(), "to", m.Envelope.From, "recipients", len(recips))
+	r.e.metrics.DSNs.WithLabelValues(string(action)).Inc()
 }
 
 // notifyWants applies RFC 3461 NOTIFY: empty means the default (failures

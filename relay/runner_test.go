@@ -1,0 +1,192 @@
+package relay
+
+import (
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/routing"
+)
+
+// sink is an SMTP server on loopback that answers RCPT by the local part:
+// "temp*" gets 451, "perm*" gets 550, anything else is accepted.
+type sink struct {
+	mu   sync.Mutex
+	got  map[string]int // recipient -> messages received
+	addr string
+}
+
+func startSink(t *testing.T) *sink {
+	t.Helper()
+	s := &sink{got: map[string]int{}}
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &sinkSession{s: s}, nil }))
+	srv.Domain = "sink.test"
+	srv.AllowInsecureAuth = true
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = l.Addr().String()
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+func (s *sink) count(rcpt string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got[rcpt]
+}
+
+type sinkSession struct {
+	s     *sink
+	rcpts []string
+}
+
+func (ss *sinkSession) Reset()                               { ss.rcpts = nil }
+func (ss *sinkSession) Logout() error                        { return nil }
+func (ss *sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	switch {
+	case strings.HasPrefix(to, "temp"):
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "mailbox busy"}
+	case strings.HasPrefix(to, "perm"):
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
+	}
+	ss.rcpts = append(ss.rcpts, to)
+	return nil
+}
+func (ss *sinkSession) Data(r io.Reader) error {
+	io.Copy(io.Discard, r)
+	ss.s.mu.Lock()
+	for _, rc := range ss.rcpts {
+		ss.s.got[rc]++
+	}
+	ss.s.mu.Unlock()
+	return nil
+}
+
+func TestRunnerPartialFailureAndBounce(t *testing.T) {
+	sk := startSink(t)
+	sec, dir := testSections(t)
+	sec.Routing.Routes = append(sec.Routing.Routes, routing.RouteConfig{Name: "partner", Domain: "partner.example",
+		TargetConfig: routing.TargetConfig{Targets: []string{sk.addr}, TLS: "none"}})
+	sec.Relay.Delivery.RefusalRetries = 0
+	sec.Relay.Delivery.RetryInterval = 200 * time.Millisecond
+	sec.Relay.Delivery.TempFailLifetime = time.Hour
+	e := startEngine(t, sec)
+
+	d := dial(t, "127.0.0.2", e.Addrs()[0].String()) // the inner server
+	d.do("EHLO inner", 250)
+	d.do("MAIL FROM:<tanaka@city.toyokawa.lg.jp>", 250)
+	for _, r := range []string{"ok@partner.example", "temp@partner.example", "perm@partner.example"} {
+		d.do("RCPT TO:<"+r+">", 250)
+	}
+	d.do("DATA", 354)
+	d.raw("From: tanaka@city.toyokawa.lg.jp\r\nSubject: report\r\n\r\nbody\r\n.\r\n")
+	d.expect(250)
+
+	// The bounce for perm@ comes back to the sender's inner mailbox.
+	files := waitFiles(t, filepath.Join(dir, "inner"), 1)
+	b, _ := os.ReadFile(files[0])
+	for _, want := range []string{"X-Sekisho-Envelope-From: <>", "X-Sekisho-Envelope-To: <tanaka@city.toyokawa.lg.jp>",
+		"multipart/report", "report-type=delivery-status", "Final-Recipient: rfc822; perm@partner.example",
+		"Action: failed", "Status: 5.1.1", "550 5.1.1 no such user here", "Subject: report"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("bounce lacks %q:\n%s", want, b)
+		}
+	}
+	if strings.Contains(string(b), "temp@partner.example") || strings.Contains(string(b), "Final-Recipient: rfc822; ok@") {
+		t.Errorf("the bounce names recipients that did not fail:\n%s", b)
+	}
+	if n := sk.count("ok@partner.example"); n != 1 {
+		t.Errorf("ok@ got %d copies", n)
+	}
+	// temp@ is retried (and keeps failing), never delivered, never bounced yet.
+	time.Sleep(700 * time.Millisecond)
+	if n := sk.count("temp@partner.example"); n != 0 {
+		t.Errorf("temp@ got %d copies", n)
+	}
+	if n := sk.count("ok@partner.example"); n != 1 {
+		t.Errorf("ok@ delivered again on retry: %d copies", n)
+	}
+	if files := waitFiles(t, filepath.Join(dir, "inner"), 1); len(files) != 1 {
+		t.Errorf("%d bounces, want 1", len(files))
+	}
+	var deferred int
+	for _, m := range e.queue.List() {
+		for _, st := range m.Rcpts {
+			if !st.Status.Final() {
+				deferred++
+				if st.Attempts < 2 || !strings.HasPrefix(st.LastError, "451 4.2.0") {
+					t.Errorf("temp@ state %+v: want several attempts and the 451 reply", st)
+				}
+			}
+		}
+	}
+	if deferred != 1 {
+		t.Errorf("%d recipients left in the queue, want 1 (temp@)", deferred)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	d := DefaultConfig().Delivery
+	for attempt := 1; attempt < 6; attempt++ {
+		got := retryDelay(d, attempt)
+		if got < 108*time.Second || got > 132*time.Second {
+			t.Errorf("fixed interval, attempt %d: %v, want 120 s ± 10%%", attempt, got)
+		}
+	}
+	d.Backoff, d.MaxInterval = 2, 10*time.Minute
+	if got := retryDelay(d, 3); got < 432*time.Second || got > 528*time.Second {
+		t.Errorf("backoff 2, attempt 3: %v, want 480 s ± 10%%", got)
+	}
+	if got := retryDelay(d, 10); got > 11*time.Minute {
+		t.Errorf("capped: %v", got)
+	}
+}
+
+func TestGiveUp(t *testing.T) {
+	d := DefaultConfig().Delivery
+	r := &runner{}
+	now := time.Now()
+	young := queueMessage(now.Add(-time.Minute))
+	old := queueMessage(now.Add(-9 * time.Hour))
+	ancient := queueMessage(now.Add(-25 * time.Hour))
+	cases := []struct {
+		name string
+		m    queueMsg
+		refs int
+		o    outcome
+		want bool
+	}{
+		{"first 5xx is retried once", young, 0, outcome{code: 550}, false},
+		{"second 5xx bounces", young, 1, outcome{code: 550}, true},
+		{"4xx within 8 h", young, 0, outcome{code: 451, temporary: true}, false},
+		{"4xx after 8 h", old, 0, outcome{code: 451, temporary: true}, true},
+		{"no answer after 9 h is retried", old, 0, outcome{temporary: true}, false},
+		{"no answer after 24 h", ancient, 0, outcome{temporary: true}, true},
+	}
+	for _, c := range cases {
+		rs := c.m.Rcpts[0]
+		rs.Refusals = c.refs
+		if got := r.giveUp(d, c.m.Message, rs, c.o, now); got != c.want {
+			t.Errorf("%s: giveUp = %v", c.name, got)
+		}
+	}
+}
+
+type queueMsg struct{ queue.Message }
+
+func queueMessage(received time.Time) queueMsg {
+	return queueMsg{queue.Message{Envelope: queue.Envelope{ReceivedAt: received, Rcpts: []queue.Recipient{{Addr: "a@b.example"}}},
+		Rcpts: []queue.RcptState{{}}}}
+}
