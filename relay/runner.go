@@ -232,7 +232,7 @@ func (r *runner) deliverGroup(ctx context.Context, st *state, m queue.Message, g
 		if len(h.Addrs) == 0 {
 			continue
 		}
-		t := delivery.Target{Host: h.Host, HeloName: st.cfg.Hostname,
+		t := delivery.Target{Host: h.Host, HeloName: st.cfg.Hostname, MaxConns: g.dec.MaxConnections,
 			TLS: delivery.TLSPolicy{Mode: delivery.TLSMode(g.dec.TLS.Mode), CAFile: g.dec.TLS.CAFile, ServerName: g.dec.TLS.ServerName}}
 		if t.TLS.Mode == delivery.TLSOpportunistic || t.TLS.Mode == "" {
 			t.TLS.InsecureSkipVerify = true // opportunistic TLS protects against passive reading only

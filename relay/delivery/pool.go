@@ -83,7 +83,11 @@ func (c *Client) acquirePool(t Target) (*pool, error) {
 	}
 	p := c.pools[key]
 	if p == nil {
-		p = &pool{slots: make(chan struct{}, c.opts.MaxConnsPerTarget)}
+		limit := c.opts.MaxConnsPerTarget
+		if t.MaxConns > 0 && t.MaxConns < limit {
+			limit = t.MaxConns
+		}
+		p = &pool{slots: make(chan struct{}, limit)}
 		if t.TLS.Mode != TLSNone {
 			cfg, err := t.tlsConfig()
 			if err != nil {

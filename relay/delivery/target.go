@@ -85,6 +85,10 @@ type Target struct {
 	Auth  *Auth
 	// HeloName overrides Options.HeloName for this next hop.
 	HeloName string
+	// MaxConns caps this next hop's connections below
+	// Options.MaxConnsPerTarget (a route's max_connections); 0 = no
+	// extra cap.
+	MaxConns int
 }
 
 // Validate reports every problem with the target.
@@ -149,7 +153,7 @@ func checkName(s string) error {
 // that shapes a session goes in, the password only as a hash.
 func (t Target) poolKey(helo string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%q|%q|%q|", t.Host, strings.Join(t.Addrs, ","), helo)
+	fmt.Fprintf(&b, "%q|%q|%q|%d|", t.Host, strings.Join(t.Addrs, ","), helo, t.MaxConns)
 	fmt.Fprintf(&b, "%s|%q|%q|%t|", t.TLS.Mode, t.TLS.CAFile, t.TLS.ServerName, t.TLS.InsecureSkipVerify)
 	if a := t.Auth; a != nil {
 		sum := sha256.Sum256([]byte(a.Password))
