@@ -75,9 +75,8 @@ A running gateway picks the new directory up on SIGHUP.`)
 		fmt.Fprintln(env.stderr, "accounts sync: --from is required")
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+	cfg, ok := env.config(*cfgPath)
+	if !ok {
 		return exitFinding
 	}
 	dirPath := cfg.Accounts.Directory
@@ -298,14 +297,8 @@ sender. Exit 1 if an address cannot be parsed.`)
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return exitFinding
-	}
-	dir, err := accounts.Open(cfg.Accounts)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+	dir, ok := env.directory(*cfgPath)
+	if !ok {
 		return exitFinding
 	}
 	status := exitOK
@@ -358,6 +351,20 @@ sender. Exit 1 if an address cannot be parsed.`)
 	return status
 }
 
+// directory loads the configuration and the accounts directory it names.
+func (env *cmdEnv) directory(cfgPath string) (*accounts.Directory, bool) {
+	cfg, ok := env.config(cfgPath)
+	if !ok {
+		return nil, false
+	}
+	dir, err := accounts.Open(cfg.Accounts)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return nil, false
+	}
+	return dir, true
+}
+
 func asRecipient(r accounts.Result) string {
 	switch {
 	case !r.Ours():
@@ -400,18 +407,13 @@ from the configuration and the directory file.`)
 	if _, st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return exitFinding
-	}
-	dir, err := accounts.Open(cfg.Accounts)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+	dir, ok := env.directory(*cfgPath)
+	if !ok {
 		return exitFinding
 	}
 	want := ""
 	if *domain != "" {
+		var err error
 		if want, err = addr.Domain(*domain); err != nil {
 			fmt.Fprintf(env.stderr, "--domain: %v\n", err)
 			return exitUsage

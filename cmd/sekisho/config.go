@@ -89,6 +89,17 @@ func loadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
+// config loads the configuration for a command, printing the problems
+// when it cannot.
+func (env *cmdEnv) config(path string) (*Config, bool) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return nil, false
+	}
+	return cfg, true
+}
+
 // parseConfig decodes YAML plus environment overrides into a Config that
 // starts from every package's defaults. Unknown keys are errors.
 func parseConfig(data []byte, source string) (*Config, error) {

@@ -32,9 +32,8 @@ environment merged) with secrets redacted, like postconf -n.`)
 	if _, st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+	cfg, ok := env.config(*cfgPath)
+	if !ok {
 		return exitFinding
 	}
 	if err := relay.Check(cfg.sections()); err != nil {

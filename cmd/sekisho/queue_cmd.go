@@ -35,9 +35,8 @@ func init() {
 const queueCommandTimeout = 30 * time.Second
 
 func queueConfig(env *cmdEnv, path string) (queue.Config, bool) {
-	cfg, err := loadConfig(path)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+	cfg, ok := env.config(path)
+	if !ok {
 		return queue.Config{}, false
 	}
 	qc := cfg.Relay.Queue

@@ -45,9 +45,8 @@ authenticated session of that user may do.`)
 		fmt.Fprintln(env.stderr, "relay test: give at least one --rcpt")
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+	cfg, ok := env.config(*cfgPath)
+	if !ok {
 		return exitFinding
 	}
 	sender := strings.TrimSuffix(strings.TrimPrefix(*from, "<"), ">")
@@ -97,9 +96,8 @@ nothing is queued or sent. Log lines go to standard error.`)
 		fmt.Fprintf(env.stderr, "relay session: --client: %q is not an IP address\n", *client)
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+	cfg, ok := env.config(*cfgPath)
+	if !ok {
 		return exitFinding
 	}
 	var logw io.Writer = env.stderr

@@ -86,9 +86,8 @@ Exit 0 when the input was processed, whether or not anything changed;
 		return exitFinding
 	}
 
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+	cfg, ok := env.config(*cfgPath)
+	if !ok {
 		return exitFinding
 	}
 	w, err := rewrite.New(cfg.Rewrite)

@@ -46,9 +46,8 @@ refused (for example a route back to this gateway).`)
 		fmt.Fprintln(env.stderr, "sekisho route test: give at least one ADDRESS")
 		return exitUsage
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+	cfg, ok := env.config(*cfgPath)
+	if !ok {
 		return exitFinding
 	}
 	router, err := routing.New(cfg.Routing, relay.SelfFor(cfg.Relay))

@@ -36,9 +36,8 @@ sessions finish (up to --grace), and exit.`)
 	if _, st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
+	cfg, ok := env.config(*cfgPath)
+	if !ok {
 		return exitFinding
 	}
 	logOut, err := newLogOutput(cfg.Relay.Log.File, env.stderr)

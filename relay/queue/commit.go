@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sekisho/sekisho/accounts/safeio"
 )
 
 // commitReq is one record waiting for the next group commit.
@@ -149,7 +151,7 @@ func (q *Spool) writeBatch(batch []*commitReq) (seq uint64, offs []int64, wrote 
 			// The large files' names must be durable before the records
 			// that refer to them.
 			dir := filepath.Join(q.cfg.Dir, blobDir)
-			if err := syncDir(dir); err != nil {
+			if err := safeio.SyncDir(dir); err != nil {
 				return 0, nil, false, q.storageFailure("fsync", dir, err)
 			}
 			break
@@ -234,7 +236,7 @@ func (q *Spool) roll() error {
 		os.Remove(path)
 		return q.storageFailure("write", path, err)
 	}
-	if err := syncDir(q.cfg.Dir); err != nil {
+	if err := safeio.SyncDir(q.cfg.Dir); err != nil {
 		f.Close()
 		os.Remove(path)
 		return q.storageFailure("fsync", q.cfg.Dir, err)

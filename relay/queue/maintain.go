@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/sekisho/sekisho/accounts/safeio"
 )
 
 // maintInterval paces the maintenance loop: control commands, removal of
@@ -95,7 +97,7 @@ func (q *Spool) removeSegments() {
 			q.log.Warn("queue: removing a finished segment", "segment", path, "err", err)
 			return
 		}
-		if err := syncDir(q.cfg.Dir); err != nil {
+		if err := safeio.SyncDir(q.cfg.Dir); err != nil {
 			q.log.Warn("queue: fsync after removing a segment", "dir", q.cfg.Dir, "err", err)
 			return
 		}

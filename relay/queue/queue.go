@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sekisho/sekisho/accounts/safeio"
 )
 
 // Option is a run-time setting that does not belong in the configuration.
@@ -205,7 +207,7 @@ func prepareDir(dir string) error {
 		chownLikeParent(d)
 	}
 	// Make the subdirectories' entries durable before anything relies on them.
-	if err := syncDir(dir); err != nil {
+	if err := safeio.SyncDir(dir); err != nil {
 		return &StorageError{Op: "fsync", Path: dir, Err: err}
 	}
 	return nil

@@ -15,4 +15,3 @@ func lockSpool(dir string, wait time.Duration) (*os.File, error) { return nil, e
 func tryLockSpool(dir string) (*os.File, error)                  { return nil, errUnsupported }
 func unlockSpool(f *os.File)                                     {}
 func chownLikeParent(path string)                                {}
-func syncDir(dir string) error                                   { return errUnsupported }

@@ -73,17 +73,3 @@ func chownLikeParent(path string) {
 		os.Lchown(path, int(st.Uid), int(st.Gid))
 	}
 }
-
-// syncDir makes the entries created, renamed or removed in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	serr := d.Sync()
-	cerr := d.Close()
-	if serr != nil {
-		return serr
-	}
-	return cerr
-}
