@@ -192,7 +192,12 @@ func (c *stdioConn) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
-func (c *stdioConn) Write(b []byte) (int, error)      { return c.w.Write(b) }
+func (c *stdioConn) Write(b []byte) (int, error) {
+	if _, err := c.w.Write(fixSequenceReply(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
 func (c *stdioConn) Close() error                     { c.once.Do(func() { close(c.done) }); return nil }
 func (c *stdioConn) LocalAddr() net.Addr              { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 25} }
 func (c *stdioConn) RemoteAddr() net.Addr             { return c.remote }

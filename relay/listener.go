@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"sync"
@@ -119,4 +120,37 @@ func (c *limitedConn) Read(b []byte) (int, error) {
 func (c *limitedConn) Close() error {
 	c.once.Do(func() { c.l.release(c.ip) })
 	return c.Conn.Close()
+}
+
+// go-smtp answers commands out of sequence with 502, but RFC 5321 §4.2.4
+// reserves 502 for commands not implemented and wants 503 for a bad
+// sequence. Its replies are rewritten on the way out: a 502 whose text
+// is one of its sequence messages becomes 503 (same text, same enhanced
+// code).
+var sequenceTexts = [][]byte{
+	[]byte("Please introduce yourself first."),
+	[]byte("Missing MAIL FROM command."),
+	[]byte("Missing RCPT TO command."),
+	[]byte("not allowed during message transfer"),
+}
+
+func fixSequenceReply(b []byte) []byte {
+	if !bytes.HasPrefix(b, []byte("502 5.5.1 ")) {
+		return b
+	}
+	for _, t := range sequenceTexts {
+		if bytes.Contains(b, t) {
+			out := append([]byte(nil), b...)
+			out[2] = '3'
+			return out
+		}
+	}
+	return b
+}
+
+func (c *limitedConn) Write(b []byte) (int, error) {
+	if _, err := c.Conn.Write(fixSequenceReply(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }

@@ -295,3 +295,15 @@ func TestQueueFullIsTemporary(t *testing.T) {
 }
 
 func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestSequenceErrorsAre503(t *testing.T) {
+	sec, _ := testSections(t)
+	e := startEngine(t, sec)
+	d := dial(t, "127.0.0.1", e.Addrs()[0].String())
+	d.do("MAIL FROM:<a@example.com>", 503)
+	d.do("EHLO x", 250)
+	d.do("RCPT TO:<tanaka@city.toyokawa.lg.jp>", 503)
+	d.do("DATA", 503)
+	d.do("VRFY tanaka", 252)
+	d.do("EXPN list", 502) // not implemented stays 502
+}
