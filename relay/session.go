@@ -81,6 +81,9 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.fromSet {
+		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Nested MAIL command: sender already given (RSET first)"}
+	}
 	if s.lis.cfg.RequireTLS && !s.tls {
 		return s.refuse("mail", from, guard.Verdict{Action: guard.Reject, Code: 530, Enhanced: "5.7.0",
 			Text: "Must issue a STARTTLS command first", Rule: "builtin:require-tls", Reason: "listener requires TLS"})
@@ -297,9 +300,15 @@ func (s *session) dataError(err error, during string) error {
 			Message: "Insufficient system storage; try again later"}
 		reason = "queue_full"
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		// The rest of a stalled DATA must never be read as commands
+		// (go-smtp issue 196): answer and close here, before go-smtp
+		// would go back to reading command lines.
 		reply = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Timeout reading the message; closing"}
 		reason = "timeout"
-		defer s.conn.Close()
+		nc := s.conn.Conn()
+		nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(nc, "421 4.4.2 Timeout reading the message; closing\r\n")
+		nc.Close()
 	default:
 		reply = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 			Message: "Local error while " + during + "; try again later"}
