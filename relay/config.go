@@ -61,7 +61,6 @@ type LimitsConfig struct {
 	MaxReceivedFields int           `koanf:"max_received_fields"`
 	MaxLineLength     int           `koanf:"max_line_length"`
 	MaxHeaderBytes    int           `koanf:"max_header_bytes"`
-	MaxErrors         int           `koanf:"max_errors"`
 }
 
 // BareLineConfig sets the LinePolicy per message source.
@@ -127,7 +126,6 @@ func DefaultConfig() Config {
 			MaxReceivedFields: 20,
 			MaxLineLength:     4096,
 			MaxHeaderBytes:    1 << 20,
-			MaxErrors:         10,
 		},
 		BareLineEndings: BareLineConfig{Internet: "reject", Inner: "normalize", Authenticated: "normalize"},
 		Guard:           guard.DefaultConfig(),
@@ -206,7 +204,7 @@ func (c Config) Validate() error {
 		{"limits.max_message_bytes", l.MaxMessageBytes}, {"limits.max_recipients", int64(l.MaxRecipients)},
 		{"limits.max_connections", int64(l.MaxConnections)}, {"limits.max_connections_per_ip", int64(l.MaxConnectionsIP)},
 		{"limits.max_received_fields", int64(l.MaxReceivedFields)}, {"limits.max_line_length", int64(l.MaxLineLength)},
-		{"limits.max_header_bytes", int64(l.MaxHeaderBytes)}, {"limits.max_errors", int64(l.MaxErrors)},
+		{"limits.max_header_bytes", int64(l.MaxHeaderBytes)},
 	} {
 		if p.v <= 0 {
 			bad(p.key, "must be positive, got %d", p.v)

@@ -76,7 +76,6 @@ type listener struct {
 	cfg               ListenerConfig
 	srv               *smtp.Server
 	limit             *limitListener
-	sessions          atomic.Int64
 	allowInsecureAuth bool
 }
 
@@ -228,11 +227,18 @@ func (e *Engine) listen(name string, lc ListenerConfig) (*listener, error) {
 	}
 	lim := st.cfg.Limits
 	l := &listener{name: name, cfg: lc}
-	l.limit = newLimitListener(ln, lim.MaxConnections, lim.MaxConnectionsIP, lim.IdleTimeout, lim.SessionTimeout,
-		func(ip, reason string) {
+	l.limit = newLimitListener(ln, lim.MaxConnections, lim.MaxConnectionsIP, lim.IdleTimeout, lim.SessionTimeout, connHooks{
+		open: func(ip string) {
+			e.metrics.Connections.WithLabelValues(name, "accepted").Inc()
+			e.metrics.Sessions.WithLabelValues(name).Inc()
+			e.log.Info("connect", "kind", "accept", "client", ip, "listener", name)
+		},
+		refuse: func(ip, reason string) {
 			e.metrics.Connections.WithLabelValues(name, "refused_limit").Inc()
-			e.log.Warn("connection refused", "kind", "accept", "client", ip, "reason", reason)
-		})
+			e.log.Warn("connection refused", "kind", "accept", "client", ip, "listener", name, "reason", reason)
+		},
+		close: func(ip string) { e.metrics.Sessions.WithLabelValues(name).Dec() },
+	})
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return e.newSession(l, c) }))
 	srv.Domain = st.cfg.Hostname
 	srv.MaxMessageBytes = lim.MaxMessageBytes
@@ -273,10 +279,7 @@ func (e *Engine) newSession(l *listener, c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
 	s := &session{e: e, st: st, lis: l, conn: c, id: newID(), ip: ip.Unmap(), tls: isTLS}
 	s.log = e.log.With("session", s.id, "client", ipStr)
-	l.sessions.Add(1)
-	e.metrics.Sessions.WithLabelValues(l.name).Inc()
-	e.metrics.Connections.WithLabelValues(l.name, "accepted").Inc()
-	s.log.Info("session", "kind", "accept", "helo", c.Hostname(), "tls", isTLS, "listener", l.name)
+	s.log.Debug("helo", "helo", c.Hostname(), "tls", isTLS, "listener", l.name)
 	return s, nil
 }
 
@@ -284,7 +287,6 @@ func (e *Engine) newAuthenticator(c Config) *auth.Authenticator {
 	a := auth.NewAuthenticator(c.Auth, func() *accounts.Directory { return e.st.Load().dir }, c.Hostname)
 	a.OnFailure = func(ip netip.Addr, user, reason string) {
 		e.log.Warn("auth failed", "kind", "auth", "client", ip.String(), "user", user, "reason", reason)
-		e.metrics.AuthResults.WithLabelValues("", "failed").Inc()
 	}
 	return a
 }

@@ -19,15 +19,25 @@ type limitListener struct {
 	net.Listener
 	max, perIP int
 	idle, life time.Duration
-	onReject   func(ip string, reason string)
+	// hooks tells the engine about connections, for logs and metrics
+	// (go-smtp only creates a session at HELO).
+	hooks connHooks
 
 	mu    sync.Mutex
 	total int
 	byIP  map[string]int
 }
 
-func newLimitListener(l net.Listener, max, perIP int, idle, life time.Duration, onReject func(ip, reason string)) *limitListener {
-	return &limitListener{Listener: l, max: max, perIP: perIP, idle: idle, life: life, onReject: onReject, byIP: map[string]int{}}
+// connHooks are called on every connection: opened, refused over a limit,
+// closed. Any of them may be nil.
+type connHooks struct {
+	open   func(ip string)
+	refuse func(ip, reason string)
+	close  func(ip string)
+}
+
+func newLimitListener(l net.Listener, max, perIP int, idle, life time.Duration, hooks connHooks) *limitListener {
+	return &limitListener{Listener: l, max: max, perIP: perIP, idle: idle, life: life, hooks: hooks, byIP: map[string]int{}}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -50,11 +60,14 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if reason != "" {
-			if l.onReject != nil {
-				l.onReject(ip, reason)
+			if l.hooks.refuse != nil {
+				l.hooks.refuse(ip, reason)
 			}
 			go refuse(c, "421 4.7.0 "+reason+", try again later\r\n")
 			continue
+		}
+		if l.hooks.open != nil {
+			l.hooks.open(ip)
 		}
 		return &limitedConn{Conn: c, l: l, ip: ip, idle: l.idle, deadline: deadlineAfter(l.life)}, nil
 	}
@@ -74,6 +87,9 @@ func refuse(c net.Conn, line string) {
 }
 
 func (l *limitListener) release(ip string) {
+	if l.hooks.close != nil {
+		l.hooks.close(ip)
+	}
 	l.mu.Lock()
 	l.total--
 	if l.byIP[ip]--; l.byIP[ip] <= 0 {

@@ -36,7 +36,7 @@ func NewMetrics() *Metrics {
 		Name: "sekisho_connections_total", Help: "SMTP connections by listener and outcome (accepted, refused_limit)."},
 		[]string{"listener", "outcome"})
 	m.Sessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "sekisho_sessions", Help: "Open SMTP sessions by listener."}, []string{"listener"})
+		Name: "sekisho_connections_open", Help: "Open SMTP connections by listener."}, []string{"listener"})
 	m.Commands = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sekisho_commands_total", Help: "MAIL, RCPT and DATA verdicts by stage, verdict and reason."},
 		[]string{"stage", "verdict", "reason"})

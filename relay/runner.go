@@ -161,6 +161,11 @@ func (r *runner) deliver(ctx context.Context, m queue.Message) {
 	for _, k := range order {
 		results = append(results, r.deliverGroup(ctx, st, m, groups[k])...)
 	}
+	if ctx.Err() != nil {
+		// Shutting down: an interrupted attempt is not a failure of the
+		// next hop. Nothing is recorded; the next start tries again.
+		return
+	}
 	r.record(st, m, results, now)
 }
 

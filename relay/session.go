@@ -39,6 +39,7 @@ type session struct {
 
 	fromSet  bool
 	from     string
+	mailRule string // the rule that accepted MAIL, for the transaction log
 	mailOpts smtp.MailOptions
 	rcpts    []rcpt
 	msgs     int
@@ -50,6 +51,7 @@ type rcpt struct {
 	orig   string // as the client gave it
 	target string // after alias resolution
 	addr   string // after the receive-time rewrite
+	rule   string // the rule that accepted it
 	opts   smtp.RcptOptions
 }
 
@@ -73,11 +75,35 @@ func (s *session) AuthMechanisms() []string {
 }
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
-	return s.e.auth.Server(mech, s.ip, func(user string) {
+	srv, err := s.e.auth.Server(mech, s.ip, func(user string) {
 		s.authUser, s.authMech = user, mech
 		s.log.Info("auth", "kind", "auth", "user", user, "mechanism", mech)
 		s.e.metrics.AuthResults.WithLabelValues(mech, "ok").Inc()
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &countedSASL{Server: srv, count: func(result string) {
+		s.e.metrics.AuthResults.WithLabelValues(mech, result).Inc()
+	}}, nil
+}
+
+// countedSASL counts a failed exchange under its mechanism.
+type countedSASL struct {
+	sasl.Server
+	count func(result string)
+}
+
+func (c *countedSASL) Next(resp []byte) ([]byte, bool, error) {
+	ch, done, err := c.Server.Next(resp)
+	if err != nil {
+		result := "failed"
+		if se, ok := err.(*smtp.SMTPError); ok && se.Temporary() {
+			result = "locked_out"
+		}
+		c.count(result)
+	}
+	return ch, done, err
 }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
@@ -96,7 +122,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !v.Accepted() {
 		return s.refuse("mail", from, v)
 	}
-	s.fromSet, s.from = true, from
+	s.fromSet, s.from, s.mailRule = true, from, v.Rule
 	if opts != nil {
 		s.mailOpts = *opts
 	}
@@ -131,7 +157,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 			return s.refuse("rcpt", to, v2)
 		}
 	}
-	r := rcpt{orig: to, target: target, addr: rewritten}
+	r := rcpt{orig: to, target: target, addr: rewritten, rule: v.Rule}
 	if opts != nil {
 		r.opts = *opts
 	}
@@ -243,7 +269,8 @@ func (s *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
 			Message: "OK: would be queued (dry run: nothing is kept)"}
 	}
-	id, err := s.e.queue.Enqueue(env, io.MultiReader(strings.NewReader(received), bytes.NewReader(out.Header), br))
+	data := &countingReader{r: io.MultiReader(strings.NewReader(received), bytes.NewReader(out.Header), br)}
+	id, err := s.e.queue.Enqueue(env, data)
 	if err != nil {
 		io.Copy(io.Discard, br)
 		return s.dataError(err, "queueing")
@@ -251,7 +278,7 @@ func (s *session) Data(r io.Reader) error {
 	if cr.normalized > 0 {
 		s.log.Info("bare line endings normalized", "id", id, "count", cr.normalized)
 	}
-	s.logTransaction(id.String(), env, time.Since(start))
+	s.logTransaction(id.String(), env, data.n, time.Since(start))
 	s.e.metrics.Messages.WithLabelValues("accepted", "").Inc()
 	s.e.kick()
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id.String()}
@@ -382,13 +409,41 @@ func countReceived(h []byte) int {
 	return n
 }
 
-func (s *session) logTransaction(id string, env queue.Envelope, took time.Duration) {
+// logTransaction writes the one line per accepted message (the seeds'
+// receivelog): who, what, how big, and which rules let it through.
+func (s *session) logTransaction(id string, env queue.Envelope, size int64, took time.Duration) {
 	rcpts := make([]string, len(env.Rcpts))
+	orig := make([]string, len(env.Rcpts))
 	for i, r := range env.Rcpts {
-		rcpts[i] = r.Addr
+		rcpts[i], orig[i] = r.Addr, r.OrigAddr
+	}
+	var rules []string
+	seen := map[string]bool{s.mailRule: true}
+	if s.mailRule != "" {
+		rules = append(rules, s.mailRule)
+	}
+	for _, r := range s.rcpts {
+		if !seen[r.rule] {
+			seen[r.rule] = true
+			rules = append(rules, r.rule)
+		}
 	}
 	s.log.Info("accepted", "kind", "receive", "id", id, "helo", env.Helo, "auth", env.AuthUser,
-		"from", env.From, "rcpts", strings.Join(rcpts, ","), "source", env.Source, "took_ms", took.Milliseconds())
+		"from", env.From, "orig_from", s.from, "rcpts", strings.Join(rcpts, ","), "orig_rcpts", strings.Join(orig, ","),
+		"size", size, "source", env.Source, "tls", s.tls, "verdict", "accept", "rules", strings.Join(rules, ","),
+		"took_ms", took.Milliseconds())
+}
+
+// countingReader counts the bytes that pass, for the log.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func (s *session) Reset() {
@@ -396,8 +451,4 @@ func (s *session) Reset() {
 	s.mailOpts = smtp.MailOptions{}
 }
 
-func (s *session) Logout() error {
-	s.lis.sessions.Add(-1)
-	s.e.metrics.Sessions.WithLabelValues(s.lis.name).Dec()
-	return nil
-}
+func (s *session) Logout() error { return nil }

@@ -294,8 +294,10 @@ func effectNetwork(s string) (string, error) {
 func (im *Imported) WriteYAML(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "# Converted from %s by `sekisho import effect-dat`.\n", commentSafe(im.Source))
-	fmt.Fprintf(bw, "# Put the rules under relay.guard; the inner mail server's addresses may go\n")
-	fmt.Fprintf(bw, "# to relay.guard.inner_networks instead of an allow rule.\n")
+	fmt.Fprintf(bw, "# Put the rules under relay.guard, in this order: the first rule that matches\n")
+	fmt.Fprintf(bw, "# decides, so the inner mail server's allow rule must stay above a final\n")
+	fmt.Fprintf(bw, "# no_relay. List its addresses in relay.guard.inner_networks as well, so its\n")
+	fmt.Fprintf(bw, "# mail counts as source \"inner\" for rewrite rules and line-ending policy.\n")
 	if len(im.Rules) == 0 {
 		fmt.Fprintln(bw, "rules: []")
 	} else {

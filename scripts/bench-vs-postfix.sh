@@ -1,0 +1,175 @@
+#!/bin/sh
+# Benchmarks sekisho and, when Postfix is installed, a Postfix configured
+# for the same job, in the same run, and prints the figures and the ratios.
+#
+# The job: a relay domain (city.bench.lg.jp) with 10,000 valid recipients;
+# the sender's regional domain (city.bench.aichi.jp) rewritten to the LG
+# domain in the envelope and the headers; everything relayed to a counting
+# SMTP sink that sekisho-bench runs on loopback. Postfix does it with
+# relay_domains + relay_recipient_maps, canonical_maps and a transport to
+# the sink; sekisho with a mirrored domain, a rewrite rule and a route.
+#
+# Runs, each with MESSAGES messages of SIZE bytes:
+#   concurrency 10, a new connection per message
+#   concurrency 10, reused connections
+#   concurrency 50, a new connection per message (p99 latency, memory)
+#   sekisho holding IDLE idle connections (memory)
+#
+# Usage: scripts/bench-vs-postfix.sh      (from the repository root)
+# Environment: MESSAGES (10000), SIZE (2048), IDLE (10000), OUT (a new
+# temporary folder: the JSON results and logs), POSTFIX_PORT (12526),
+# SINK_PORT (12527), NO_POSTFIX=1 to measure sekisho only.
+# Postfix runs as a separate instance in a temporary folder (its own
+# main.cf, queue and ports on 127.0.0.1); the system's Postfix, if any, is
+# not touched. Running Postfix needs root; without root, or without
+# Postfix, only sekisho is measured.
+set -eu
+
+MESSAGES=${MESSAGES:-10000}
+SIZE=${SIZE:-2048}
+IDLE=${IDLE:-10000}
+POSTFIX_PORT=${POSTFIX_PORT:-12526}
+SINK_PORT=${SINK_PORT:-12527}
+LG=city.bench.lg.jp
+REGIONAL=city.bench.aichi.jp
+RECIPIENTS=10000
+
+cd "$(dirname "$0")/.."
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sekisho-bench.XXXXXX")
+OUT=${OUT:-$WORK/results}
+chmod 755 "$WORK" # Postfix daemons run as the postfix user
+mkdir -p "$OUT" "$WORK/bin"
+PATH=$PATH:/usr/sbin:/sbin
+
+PF=""
+cleanup() {
+	if [ -n "$PF" ] && [ -f "$PF/spool/pid/master.pid" ]; then
+		postfix -c "$PF/etc" stop >/dev/null 2>&1 || true
+	fi
+	rm -rf "$WORK/bin" "$WORK/postfix/spool" "$WORK/postfix/data"
+}
+trap cleanup EXIT INT TERM
+
+echo "building sekisho and sekisho-bench"
+go build -o "$WORK/bin/" ./cmd/sekisho ./cmd/sekisho-bench
+BENCH=$WORK/bin/sekisho-bench
+COMMON="--messages $MESSAGES --size $SIZE --recipients $RECIPIENTS --domain $LG --regional $REGIONAL"
+
+have_postfix() {
+	[ "${NO_POSTFIX:-}" = "1" ] && { echo "NO_POSTFIX=1: measuring sekisho only"; return 1; }
+	command -v postfix >/dev/null 2>&1 || { echo "Postfix is not installed: measuring sekisho only"; return 1; }
+	[ "$(id -u)" = 0 ] || { echo "Postfix needs root to run: measuring sekisho only"; return 1; }
+	id postfix >/dev/null 2>&1 || { echo "no postfix user: measuring sekisho only"; return 1; }
+	return 0
+}
+
+# start_postfix sets up and starts the Postfix instance in $WORK/postfix.
+start_postfix() {
+	PF=$WORK/postfix
+	mkdir -p "$PF/etc" "$PF/spool" "$PF/data"
+	chown postfix "$PF/data"
+	cp /etc/postfix/master.cf "$PF/etc/master.cf"
+	cat >"$PF/etc/main.cf" <<EOF
+# sekisho-bench: Postfix doing the benchmark's job, stock settings otherwise.
+compatibility_level = 3.6
+queue_directory = $PF/spool
+data_directory = $PF/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = postfix.bench.invalid
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+# The relay domain and its valid recipients (unknown ones: 550 at RCPT).
+relay_domains = $LG
+relay_recipient_maps = hash:$PF/etc/relay_recipients
+# Regional -> LG, envelope and headers (canonical_classes: all four).
+canonical_maps = hash:$PF/etc/canonical
+# Everything to the sink.
+transport_maps = hash:$PF/etc/transport
+relayhost = [127.0.0.1]:$SINK_PORT
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+maillog_file_prefixes = $PF
+maillog_file = $PF/postfix.log
+biff = no
+EOF
+	i=1
+	while [ $i -le $RECIPIENTS ]; do
+		printf 'user%05d@%s OK\n' $i $LG
+		i=$((i + 1))
+	done >"$PF/etc/relay_recipients"
+	echo "@$REGIONAL @$LG" >"$PF/etc/canonical"
+	echo "$LG smtp:[127.0.0.1]:$SINK_PORT" >"$PF/etc/transport"
+	for m in relay_recipients canonical transport; do
+		postmap -c "$PF/etc" "hash:$PF/etc/$m"
+	done
+	# smtpd on a loopback port instead of *:25; no chroot (the queue is
+	# in a temporary folder).
+	postconf -c "$PF/etc" -MX smtp/inet
+	postconf -c "$PF/etc" -M "127.0.0.1:$POSTFIX_PORT/inet = 127.0.0.1:$POSTFIX_PORT inet n - n - - smtpd"
+	postconf -c "$PF/etc" -F '*/*/chroot = n'
+	postfix -c "$PF/etc" start
+	n=0
+	until postfix -c "$PF/etc" status >/dev/null 2>&1 && [ -s "$PF/spool/pid/master.pid" ]; do
+		n=$((n + 1))
+		[ $n -lt 50 ] || { echo "Postfix did not start; see $PF/postfix.log"; return 1; }
+		sleep 0.2
+	done
+	sleep 1 # let master bind its listener and start qmgr
+	POSTFIX_PID=$(tr -d ' \n' <"$PF/spool/pid/master.pid")
+	echo "Postfix $(postconf -h mail_version) started: 127.0.0.1:$POSTFIX_PORT, master pid $POSTFIX_PID"
+}
+
+run_sekisho() { # name flags...
+	name=$1
+	shift
+	echo
+	"$BENCH" --name sekisho --sekisho "$WORK/bin/sekisho" $COMMON "$@" --json "$OUT/sekisho-$name.json" || true
+}
+
+run_postfix() { # name flags...
+	name=$1
+	shift
+	[ -n "$PF" ] || return 0
+	echo
+	"$BENCH" --name postfix --target "127.0.0.1:$POSTFIX_PORT" --sink "127.0.0.1:$SINK_PORT" \
+		--mem-pid "$POSTFIX_PID" $COMMON "$@" --json "$OUT/postfix-$name.json" || true
+}
+
+if have_postfix; then
+	start_postfix || PF=""
+fi
+
+run_sekisho c10-new --concurrency 10
+run_postfix c10-new --concurrency 10
+run_sekisho c10-reuse --concurrency 10 --reuse
+run_postfix c10-reuse --concurrency 10 --reuse
+run_sekisho c50-new --concurrency 50
+run_postfix c50-new --concurrency 50
+run_sekisho idle --messages 0 --idle "$IDLE" --hold 5s
+
+echo
+echo "== results (JSON in $OUT)"
+echo
+files=""
+for f in sekisho-c10-new postfix-c10-new sekisho-c10-reuse postfix-c10-reuse \
+	sekisho-c50-new postfix-c50-new sekisho-idle; do
+	[ -f "$OUT/$f.json" ] && files="$files $OUT/$f.json"
+done
+# $files is a list of paths without spaces (mktemp names).
+# shellcheck disable=SC2086
+"$BENCH" report $files
+if [ -n "$PF" ]; then
+	for run in c10-new c10-reuse c50-new; do
+		if [ -f "$OUT/sekisho-$run.json" ] && [ -f "$OUT/postfix-$run.json" ]; then
+			echo
+			"$BENCH" compare "$OUT/sekisho-$run.json" "$OUT/postfix-$run.json"
+		fi
+	done
+fi
