@@ -55,7 +55,10 @@ func (r *runner) run(parent context.Context) {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			for {
+			// Claim hands out a due message without looking at ctx, so
+			// the loop checks it: after shutdown starts, an unrecorded
+			// message is due again at once.
+			for ctx.Err() == nil {
 				m, err := r.e.queue.Claim(ctx)
 				if err != nil {
 					return

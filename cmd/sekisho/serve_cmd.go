@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -33,12 +34,28 @@ SIGUSR1 reopens the log file; SIGTERM or SIGINT stop accepting, let open
 sessions finish (up to --grace), and exit.`)
 	cfgPath := fs.String("c", "", "configuration `file`")
 	grace := fs.Duration("grace", 30*time.Second, "how long open sessions may finish on shutdown")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until shutdown (for performance work)")
 	if _, st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	cfg, ok := env.config(*cfgPath)
 	if !ok {
 		return exitFinding
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return exitFinding
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return exitFinding
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	logOut, err := newLogOutput(cfg.Relay.Log.File, env.stderr)
 	if err != nil {

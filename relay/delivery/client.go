@@ -217,13 +217,24 @@ func (c *Client) Deliver(ctx context.Context, t Target, m Message) ([]Result, er
 	}
 	defer func() { <-p.slots }()
 
-	cn, err := c.connect(ctx, p, t)
+	cn, err := c.connect(ctx, p, t, false)
 	if err != nil {
 		setAll(results, pending, 0, "", err.Error(), true, "")
 		return results, nil
 	}
 	stopCancel := context.AfterFunc(ctx, func() { cn.raw.Close() })
 	reusable := c.transact(ctx, cn, m, results, pending)
+	if cn.stale {
+		stopCancel()
+		cn.close()
+		if cn, err = c.connect(ctx, p, t, true); err != nil {
+			setAll(results, pending, 0, "", err.Error(), true, "")
+			return results, nil
+		}
+		stopCancel = context.AfterFunc(ctx, func() { cn.raw.Close() })
+		reusable = c.transact(ctx, cn, m, results, pending)
+	}
+	cn.unprobed, cn.stale = false, false
 	if !stopCancel() {
 		reusable = false
 	}

@@ -258,14 +258,26 @@ func TestConnectionReuse(t *testing.T) {
 		t.Errorf("%d messages", n)
 	}
 
-	// A pooled connection the server has dropped is noticed (RSET fails)
-	// and replaced.
+	// A pooled connection the server has dropped is replaced: one reused
+	// at once fails at MAIL and the message is sent again on a new one...
 	s.dropConns()
 	if r := deliver(t, c, plainTarget(s.addr), newMessage("a@example.jp", testBody, "b@example.jp")); !r[0].Delivered {
 		t.Fatalf("after drop: %+v", r[0])
 	}
 	if accepted, _ := s.connCount(); accepted != 2 {
 		t.Errorf("%d connections, want 2", accepted)
+	}
+	// ...and one idle for longer is probed with RSET first.
+	s.dropConns()
+	time.Sleep(freshReuse + 100*time.Millisecond)
+	if r := deliver(t, c, plainTarget(s.addr), newMessage("a@example.jp", testBody, "b@example.jp")); !r[0].Delivered {
+		t.Fatalf("after drop and idle: %+v", r[0])
+	}
+	if accepted, _ := s.connCount(); accepted != 3 {
+		t.Errorf("%d connections, want 3", accepted)
+	}
+	if n := len(s.messages()); n != 7 {
+		t.Errorf("%d messages at the sink, want 7 (no duplicate, no loss)", n)
 	}
 }
 

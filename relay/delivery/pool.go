@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -17,17 +18,26 @@ import (
 // full CommandTimeout.
 const (
 	probeTimeout = 30 * time.Second
-	quitTimeout  = 5 * time.Second
+	// freshReuse: a connection back in the pool for less than this is
+	// reused without the RSET probe.
+	freshReuse  = time.Second
+	quitTimeout = 5 * time.Second
 )
 
 // conn is one SMTP session with a next hop.
 type conn struct {
-	raw       net.Conn // the TCP connection: deadlines and forced close
+	raw       net.Conn          // the TCP connection: deadlines and forced close
+	session   net.Conn          // raw, or the TLS connection over it
+	tp        *textproto.Reader // replies read by pipelined (nil until used)
 	sc        *smtp.Client
 	addr      string
 	helo      string
 	secure    bool
 	idleSince time.Time
+	// unprobed: taken from the pool without the RSET probe, because its
+	// last transaction ended cleanly moments ago. If it turns out dead at
+	// MAIL, Deliver retries once on a fresh connection (stale is set).
+	unprobed, stale bool
 }
 
 // close drops the connection without a goodbye.
@@ -127,11 +137,18 @@ func (c *Client) put(p *pool, cn *conn) {
 
 // connect returns a session for t: a pooled one that still answers RSET,
 // or a new one from the first address that accepts a session.
-func (c *Client) connect(ctx context.Context, p *pool, t Target) (*conn, error) {
+//
+// forceProbe probes even a connection that was idle only a moment.
+func (c *Client) connect(ctx context.Context, p *pool, t Target, forceProbe bool) (*conn, error) {
 	for cn := p.takeIdle(); cn != nil; cn = p.takeIdle() {
 		if time.Since(cn.idleSince) > c.opts.IdleTimeout {
 			c.quitLater(cn)
 			continue
+		}
+		if !forceProbe && time.Since(cn.idleSince) < freshReuse {
+			// Two round trips saved per message on a busy next hop.
+			cn.unprobed = true
+			return cn, nil
 		}
 		if err := c.probe(ctx, cn); err == nil {
 			return cn, nil

@@ -366,6 +366,12 @@ func (r *rawSink) serve(c net.Conn) {
 				return
 			}
 			io.WriteString(c, "250 2.0.0 queued as RAW1\r\n")
+		case "RCPT":
+			if strings.Contains(strings.ToLower(cmd), "<bad") {
+				io.WriteString(c, "550 5.1.1 no such user\r\n")
+			} else {
+				io.WriteString(c, "250 ok\r\n")
+			}
 		case "QUIT":
 			io.WriteString(c, "221 bye\r\n")
 			return

@@ -40,7 +40,17 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 		return true
 	}
 
+	if ok, _ := sc.Extension("PIPELINING"); ok {
+		return c.pipelined(ctx, cn, m, results, pending, utf8)
+	}
 	if err := sc.Mail(wireAddress(m.From), &smtp.MailOptions{Size: m.Size, UTF8: utf8}); err != nil {
+		var se *smtp.SMTPError
+		if cn.unprobed && !errors.As(err, &se) && ctx.Err() == nil {
+			// The next hop closed the idle connection meanwhile: nothing
+			// was said about this message yet, so Deliver tries again.
+			cn.stale = true
+			return false
+		}
 		return failed(ctx, results, pending, err, remote, "MAIL FROM")
 	}
 	var accepted []int

@@ -1,0 +1,425 @@
+package conformance
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// smugglingProbes are the ends of DATA that some servers take for
+// <CRLF>.<CRLF> and others do not (SMTP smuggling, CVE-2023-51764/5/6).
+//
+// internet is the reply expected from the internet, where bare line
+// endings are refused. After "\r\n." go-smtp's reader drops a following
+// bare CR together with the dot (research notes, libraries.md 1.5), so no
+// bare CR is left to refuse: the message arrives whole, with the text
+// after the fake end as body, which is safe; a refusal would be too.
+var smugglingProbes = []struct{ name, end, internet string }{
+	{"LF.LF", "\n.\n", "550 5.6.0"},
+	{"CRLF.LF", "\r\n.\n", "550 5.6.0"},
+	{"LF.CRLF", "\n.\r\n", "550 5.6.0"},
+	{"CR.CRLF", "\r.\r\n", "550 5.6.0"},
+	{"CRLF.CR", "\r\n.\r", "550 5.6.0 || 250 2.0.0"},
+	{"CR.CR", "\r.\r", "550 5.6.0"},
+}
+
+// Scenario 10: SMTP smuggling. A body carrying a fake end of data followed
+// by a second transaction must never produce a second message anywhere:
+// from the internet the bare line ending is refused (550 5.6.0), from the
+// inner server it is normalized into the one message, whose dots are then
+// escaped on the way out.
+func TestSeedProtocol_SMTPSmugglingNeverMakesASecondMessage(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.start(configC(""))
+	for i, p := range smugglingProbes {
+		for _, src := range []struct{ name, sender, want string }{
+			{"internet", "smuggler@example.net", p.internet},
+			{"inner", "bucho@test.jp", "250 2.0.0"},
+		} {
+			t.Run(p.name+"_from_"+src.name, func(t *testing.T) {
+				body := fmt.Sprintf("From: <%s>\r\nTo: <user1@test.jp>\r\nSubject: smuggling %d %s\r\n\r\nfirst message",
+					src.sender, i, src.name) + p.end +
+					"MAIL FROM:<evil@example.net>\r\nRCPT TO:<victim@example.org>\r\nRCPT TO:<user2@test.jp>\r\nDATA\r\n" +
+					"From: <evil@example.net>\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n"
+				w.dialogue(t, `
+connect mx from `+src.name+`
+S: 220
+C: EHLO smuggler.example.net
+S: 250
+C: MAIL FROM:<`+src.sender+`>
+S: 250
+C: RCPT TO:<user1@test.jp>
+S: 250
+C: DATA
+S: 354
+R: `+strconv.Quote(body)+`
+S: `+src.want+`
+# One reply for one message: were a second transaction running, the
+# replies below would be its 250s.
+C: NOOP
+S: 250
+C: QUIT
+S: 221
+`)
+			})
+		}
+	}
+	w.gw.waitQueueEmpty(t)
+	for _, name := range w.order {
+		for _, m := range w.sinks[name].Messages() {
+			if m.From == "evil@example.net" || containsFold(m.To, "user2@test.jp") || containsFold(m.To, "victim@example.org") {
+				t.Errorf("sink %s got a smuggled message: %s\n%s", name, m, m.Data)
+			}
+		}
+	}
+	var fromInner int
+	for _, m := range w.sinks["inner"].Messages() {
+		if m.From == "bucho@test.jp" {
+			fromInner++
+		}
+		if !strings.Contains(m.body(), "smuggled") {
+			t.Errorf("the message lost the text after the fake end: %q", m.body())
+		}
+		if bare := bareLineEnding(m.Data); bare >= 0 {
+			t.Errorf("the delivered message still has a bare CR or LF at byte %d: %q", bare, m.Data)
+		}
+	}
+	if fromInner != len(smugglingProbes) {
+		t.Errorf("inner server got %d messages from the inner probes, want %d", fromInner, len(smugglingProbes))
+	}
+}
+
+// bareLineEnding returns the offset of the first CR not followed by LF or
+// LF not preceded by CR, or -1.
+func bareLineEnding(b []byte) int {
+	for i, c := range b {
+		switch {
+		case c == '\r' && (i+1 == len(b) || b[i+1] != '\n'):
+			return i
+		case c == '\n' && (i == 0 || b[i-1] != '\r'):
+			return i
+		}
+	}
+	return -1
+}
+
+// Scenario 10: a 10,000-octet command line is refused without harm, and
+// the gateway keeps serving.
+func TestSeedProtocol_LongCommandLineRefused(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.start(configC(""))
+	long := strings.Repeat("a", 10000)
+	w.dialogue(t, `
+connect mx from internet
+S: 220
+C: EHLO long.example.net
+S: 250
+C: MAIL FROM:<`+long+`@example.net>
+S: 5xx
+connect mx from internet
+S: 220
+C: EHLO `+long+`
+S: 5xx
+connect mx from internet
+S: 220
+C: EHLO ok.example.net
+S: 250
+C: MAIL FROM:<a@example.net>
+S: 250
+C: RCPT TO:<`+long+`@test.jp>
+S: 5xx
+connect mx from internet
+S: 220
+C: EHLO after.example.net
+S: 250
+C: MAIL FROM:<a@example.net>
+S: 250
+C: RCPT TO:<bucho@test.jp>
+S: 250
+C: DATA
+S: 354
+`+message("a@example.net", "bucho@test.jp", "after the long lines")+`
+S: 250
+C: QUIT
+S: 221
+sink inner has 1 message
+`)
+}
+
+// Scenario 10: a message over the size limit is refused with 552 5.3.4,
+// announced (SIZE=) or not.
+func TestSeedProtocol_MessageOverSizeLimitRefused(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.start(configC(`
+limits:
+  max_message_bytes: 10000
+`))
+	var big strings.Builder
+	for range 30 {
+		big.WriteString("D: " + strings.Repeat("x", 998) + "\n")
+	}
+	w.dialogue(t, `
+connect mx from internet
+S: 220
+C: EHLO big.example.net
+S: 250 ~ SIZE 10000
+C: MAIL FROM:<a@example.net> SIZE=30000
+S: 552 5.3.4
+C: MAIL FROM:<a@example.net>
+S: 250
+C: RCPT TO:<bucho@test.jp>
+S: 250
+C: DATA
+S: 354
+D: From: <a@example.net>
+D: Subject: too big
+D:
+`+big.String()+`C: .
+S: 552 5.3.4
+# The session goes on.
+C: MAIL FROM:<a@example.net> SIZE=500
+S: 250
+C: RCPT TO:<bucho@test.jp>
+S: 250
+C: DATA
+S: 354
+`+message("a@example.net", "bucho@test.jp", "small enough")+`
+S: 250
+C: QUIT
+S: 221
+sink inner has 1 message
+`)
+	if m := w.sinks["inner"].Messages()[0]; strings.Contains(string(m.Data), "too big") {
+		t.Errorf("the refused message was delivered")
+	}
+}
+
+// Scenario 10: pipelined commands (RFC 2920) get their replies in order,
+// refusals included.
+func TestSeedProtocol_PipelinedCommands(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.start(configC(""))
+	w.dialogue(t, `
+connect mx from internet
+S: 220
+C: EHLO pipeliner.example.net
+S: 250 ~ PIPELINING
+C: MAIL FROM:<a@example.net>
+C: RCPT TO:<bucho@test.jp>
+C: RCPT TO:<nosuchuser@test.jp>
+C: RCPT TO:<victim@example.org>
+C: RCPT TO:<user1@test.jp>
+C: DATA
+S: 250
+S: 250
+S: 550 5.1.1
+S: 554 5.7.1
+S: 250
+S: 354
+`+message("a@example.net", "bucho@test.jp", "pipelined")+`
+S: 250
+C: MAIL FROM:<b@example.net>
+C: RCPT TO:<victim@example.org>
+C: DATA
+C: RSET
+C: NOOP
+C: QUIT
+S: 250
+S: 554 5.7.1
+S: 5xx
+S: 250
+S: 250
+S: 221
+sink inner has 1 message
+sink inner has 1 message for bucho@test.jp
+sink inner has 1 message for user1@test.jp
+`)
+}
+
+// Scenario 10: commands out of order get 503 5.5.1 (RFC 5321 4.3.2) and
+// change nothing.
+func TestSeedProtocol_CommandsOutOfOrder(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.start(configC(""))
+	t.Run("before_EHLO_MAIL_and_RCPT", func(t *testing.T) {
+		w.dialogue(t, `
+connect mx from internet
+S: 220
+C: MAIL FROM:<a@example.net>
+S: 503 5.5.1
+C: RCPT TO:<bucho@test.jp>
+S: 503 5.5.1
+C: DATA
+S: 503 5.5.1
+C: EHLO order.example.net
+S: 250
+C: RCPT TO:<bucho@test.jp>
+S: 503 5.5.1
+C: DATA
+S: 503 5.5.1
+C: MAIL FROM:<a@example.net>
+S: 250
+C: DATA
+S: 503 5.5.1
+C: RSET
+S: 250
+C: DATA
+S: 503 5.5.1
+C: QUIT
+S: 221
+`)
+	})
+	// A second MAIL inside a transaction is refused, as Postfix ("nested
+	// MAIL command") and Sendmail ("Sender already specified") do; RSET
+	// ends the transaction first.
+	t.Run("nested_MAIL", func(t *testing.T) {
+		w.dialogue(t, `
+connect mx from internet
+S: 220
+C: EHLO order.example.net
+S: 250
+C: MAIL FROM:<a@example.net>
+S: 250
+C: RCPT TO:<bucho@test.jp>
+S: 250
+C: MAIL FROM:<b@example.net>
+S: 503 5.5.1
+C: RSET
+S: 250
+C: MAIL FROM:<b@example.net>
+S: 250
+C: QUIT
+S: 221
+`)
+	})
+	w.dialogue(t, `
+no sink has anything
+`)
+}
+
+// Scenario 10: a client that sends nothing is disconnected after the idle
+// timeout, in the greeting and in the middle of DATA; a stalled DATA gets a
+// temporary 421 4.4.2, never a permanent refusal, and nothing of it is
+// delivered.
+func TestSeedProtocol_IdleClientDisconnected(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.start(configC(`
+limits:
+  idle_timeout: 2s
+`))
+	t.Run("silent_client", func(t *testing.T) {
+		start := time.Now()
+		w.dialogue(t, `
+connect mx from internet
+S: 220
+S: closed
+`)
+		if d := time.Since(start); d < 1500*time.Millisecond || d > 10*time.Second {
+			t.Errorf("a silent client was disconnected after %v, want about the 2 s idle timeout", d)
+		}
+	})
+	t.Run("stalled_DATA", func(t *testing.T) {
+		w.dialogue(t, `
+connect mx from internet
+S: 220
+C: EHLO slow.example.net
+S: 250
+C: MAIL FROM:<a@example.net>
+S: 250
+C: RCPT TO:<bucho@test.jp>
+S: 250
+C: DATA
+S: 354
+D: From: <a@example.net>
+D: Subject: stalled
+S: 421 4.4.2
+S: closed
+`)
+	})
+	w.dialogue(t, `
+no sink has anything
+`)
+}
+
+// Scenario 10: a hundred idle connections do not keep a new client from
+// being served; the per-client limit answers 421 4.7.0 beyond its bound.
+func TestSeedProtocol_HundredIdleConnectionsDoNotBlockNewClient(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.start(configC(`
+limits:
+  max_connections_per_ip: 20
+`))
+	addr := w.port("mx")
+	var idle []net.Conn
+	var mu sync.Mutex
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			src := fmt.Sprintf("127.0.3.%d", 1+i/10) // 10 clients, 10 connections each
+			d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+			c, err := d.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			idle = append(idle, c)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("opening idle connections: %v", err)
+	}
+	w.dialogue(t, `
+connect mx from internet
+S: 220
+C: EHLO newcomer.example.net
+S: 250
+C: MAIL FROM:<a@example.net>
+S: 250
+C: RCPT TO:<bucho@test.jp>
+S: 250
+C: DATA
+S: 354
+`+message("a@example.net", "bucho@test.jp", "past the idle crowd")+`
+S: 250
+C: QUIT
+S: 221
+sink inner has 1 message
+`)
+	// One client holding 20 connections gets 421 4.7.0 on the 21st.
+	for range 20 {
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.4.1")}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	w.dialogue(t, `
+connect mx from 127.0.4.1
+S: 421 4.7.0
+S: closed
+`)
+}

@@ -1,0 +1,316 @@
+package conformance
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// Scenario 2: the four relay patterns of the seeds (the SBS 2003 article's
+// figure): local to local, internet to local, local to internet, internet
+// to internet. Only the last is an open relay and is refused; local to
+// internet works from the inner server's address and for authenticated
+// users (also from the staff LAN, whose effect.dat line says "default":
+// relay only after SMTP AUTH).
+func TestSeedRelayPatterns_OnlyInternetToInternetRefused(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.start(configC(""))
+
+	t.Run("1_local_to_local", func(t *testing.T) {
+		w.dialogue(t, `
+connect mx from inner
+S: 220
+C: EHLO mail.test.jp
+S: 250
+C: MAIL FROM:<bucho@test.jp>
+S: 250
+C: RCPT TO:<user1@test.jp>
+S: 250
+C: DATA
+S: 354
+`+message("bucho@test.jp", "user1@test.jp", "local to local")+`
+S: 250 2.0.0
+C: QUIT
+S: 221
+`)
+	})
+	t.Run("2_internet_to_local", func(t *testing.T) {
+		w.dialogue(t, `
+connect mx from internet
+S: 220
+C: HELO dc.epost.test
+S: 250
+C: MAIL From: <info@test-sample00.jp>
+S: 250
+C: RCPT To: <bucho@test.jp>
+S: 250
+C: DATA
+S: 354
+`+message("info@test-sample00.jp", "bucho@test.jp", "internet to local")+`
+S: 250 2.0.0
+C: QUIT
+S: 221
+`)
+	})
+	t.Run("3_local_to_internet_from_inner_server", func(t *testing.T) {
+		// The seeds' debug log: bucho@test.jp to info@test-sample00.jp,
+		// sent by the inner server.
+		w.dialogue(t, `
+connect mx from inner
+S: 220
+C: helo
+S: 5xx
+C: HELO mail.test.jp
+S: 250
+C: mail from:<bucho@test.jp>
+S: 250
+C: rcpt to:<info@test-sample00.jp>
+S: 250
+C: data
+S: 354
+`+message("bucho@test.jp", "info@test-sample00.jp", "local to internet")+`
+S: 250 2.0.0
+C: quit
+S: 221
+`)
+	})
+	t.Run("3_local_to_internet_authenticated_from_staff_lan", func(t *testing.T) {
+		w.dialogue(t, `
+connect mx from staff
+S: 220
+C: EHLO pc-tanaka.test.jp
+S: 250 !~ AUTH
+# Without SMTP AUTH the staff LAN may not use our domain as sender.
+C: MAIL FROM:<tanaka@test.jp>
+S: 553 5.7.1
+# Nor relay with a foreign sender.
+C: MAIL FROM:<tanaka@example.org>
+S: 250
+C: RCPT TO:<friend@example.org>
+S: 554 5.7.1
+C: RSET
+S: 250
+starttls
+C: EHLO pc-tanaka.test.jp
+S: 250 ~ AUTH
+auth plain tanaka@test.jp tanaka-secret
+S: 235
+C: MAIL FROM:<tanaka@test.jp>
+S: 250
+C: RCPT TO:<friend@example.org>
+S: 250
+C: DATA
+S: 354
+`+message("tanaka@test.jp", "friend@example.org", "authenticated from the staff LAN")+`
+S: 250 2.0.0
+C: QUIT
+S: 221
+`)
+	})
+	t.Run("3_local_to_internet_authenticated_from_home", func(t *testing.T) {
+		w.dialogue(t, `
+connect mx from internet
+S: 220
+C: EHLO home-pc
+S: 250
+starttls
+C: EHLO home-pc
+S: 250 ~ AUTH
+auth login bucho@test.jp bucho-secret
+S: 235
+C: MAIL FROM:<bucho@test.jp>
+S: 250
+C: RCPT TO:<someone@example.com>
+S: 250
+C: DATA
+S: 354
+`+message("bucho@test.jp", "someone@example.com", "authenticated from home")+`
+S: 250 2.0.0
+C: QUIT
+S: 221
+`)
+	})
+	t.Run("4_internet_to_internet_refused", func(t *testing.T) {
+		w.dialogue(t, `
+connect mx from internet
+S: 220
+C: EHLO spammer.example.net
+S: 250
+C: MAIL FROM:<spammer@example.net>
+S: 250
+C: RCPT TO:<victim@example.org>
+S: 554 5.7.1 ~ relay
+C: RCPT TO:<victim2@example.com>
+S: 554 5.7.1
+C: DATA
+S: 5xx
+C: QUIT
+S: 221
+`)
+	})
+	t.Run("after", func(t *testing.T) {
+		w.dialogue(t, `
+sink inner has 1 message from <bucho@test.jp> for user1@test.jp
+sink inner has 1 message from <info@test-sample00.jp> for bucho@test.jp
+sink inner has 2 messages
+sink internet has 1 message from <bucho@test.jp> for info@test-sample00.jp
+sink internet has 1 message from <tanaka@test.jp> for friend@example.org
+sink internet has 1 message from <bucho@test.jp> for someone@example.com
+sink internet has 3 messages
+`)
+	})
+}
+
+// relayTrick is one form of the historical open-relay batteries (ORDB,
+// MAPS, nmap smtp-open-relay): a foreign destination hidden in a recipient
+// address our gateway might take as local.
+type relayTrick struct {
+	name string
+	rcpt string // what goes between RCPT TO: and the line end
+	want string // the expected reply spec
+}
+
+// relayTricks lists the forms; every one must be refused. The replies are
+// those of the guard's documented order of checks: a destination hidden in
+// the local part or an address literal is 550 5.7.1, a plainly foreign
+// recipient 554 5.7.1, syntax that is not an address 501, an unknown local
+// part of ours 550 5.1.1. go-smtp drops source routes (<@a:u@d> arrives as
+// u@d, as RFC 5321 C. asks), so those are judged by what remains.
+var relayTricks = []relayTrick{
+	{"plain foreign", "<victim@example.org>", "554 5.7.1"},
+	{"upper-case foreign", "<VICTIM@EXAMPLE.ORG>", "554 5.7.1"},
+	{"trailing-dot foreign", "<victim@example.org.>", "554 5.7.1"},
+	{"our domain as a label of theirs", "<victim@test.jp.example.org>", "554 5.7.1"},
+	{"subdomain of ours we do not serve", "<victim@evil.test.jp>", "554 5.7.1"},
+	{"gateway host name", "<victim@gw.test.jp>", "554 5.7.1"},
+	{"localhost", "<victim@localhost>", "554 5.7.1"},
+	{"percent hack", "<victim%example.org@test.jp>", "550 5.7.1"},
+	{"percent hack upper-case domain", "<victim%example.org@TEST.JP>", "550 5.7.1"},
+	{"percent hack trailing dot", "<victim%example.org@test.jp.>", "550 5.7.1"},
+	{"double percent hack", "<victim%example.org%gw.test.jp@test.jp>", "550 5.7.1"},
+	{"percent hack via IP literal", "<victim%example.org@[127.0.0.1]>", "550 5.7.1"},
+	{"bang path", "<example.org!victim@test.jp>", "550 5.7.1"},
+	{"double bang path", "<test.jp!example.org!victim@test.jp>", "550 5.7.1"},
+	{"bang path without domain", "<example.org!victim>", "501"},
+	{"quoted at sign", `<"victim@example.org"@test.jp>`, "550 5.7.1"},
+	{"quoted percent", `<"victim%example.org"@test.jp>`, "550 5.7.1"},
+	{"quoted bang", `<"example.org!victim"@test.jp>`, "550 5.7.1"},
+	{"quoted source route", `<"@example.org:victim"@test.jp>`, "550 5.7.1"},
+	{"escaped at sign in quotes", `<"victim\@example.org"@test.jp>`, "550 5.7.1"},
+	{"double at", "<victim@example.org@test.jp>", "550 5.7.1"},
+	{"source route", "<@test.jp:victim@example.org>", "554 5.7.1"},
+	{"source route list", "<@test.jp,@gw.test.jp:victim@example.org>", "554 5.7.1"},
+	{"source route to an unknown user of ours", "<@example.org:victim@test.jp>", "550 5.1.1"},
+	{"IPv4 literal", "<victim@[127.0.0.1]>", "550 5.7.1"},
+	{"IPv4 literal of the inner server", "<victim@[127.0.0.10]>", "550 5.7.1"},
+	{"IPv6 literal", "<victim@[IPv6:::1]>", "550 5.7.1"},
+	{"full-width domain with percent hack", "<victim%example.org@ｔｅｓｔ.jp>", "550 5.7.1"},
+	{"unknown account of ours", "<victim@test.jp>", "550 5.1.1"},
+	{"percent in unquoted local part to unknown", "<a%b@test.jp>", "550 5.7.1"},
+	{"no angle brackets", "victim@example.org", "554 5.7.1"},
+	{"domain with port", "<victim@example.org:25>", "501 5.1.3"},
+}
+
+// Scenario 3: relay tricks from an untrusted client. Each form is tried
+// in its own transaction together with a valid recipient: the trick is
+// refused, the valid recipient still gets the message, and nothing reaches
+// anyone else.
+func TestSeedRelayTricks_AllRefusedValidRecipientsStillArrive(t *testing.T) {
+	t.Parallel()
+	if len(relayTricks) < 25 {
+		t.Fatalf("the battery has %d forms; the issue asks for at least 25", len(relayTricks))
+	}
+	w := newWorld(t)
+	w.start(configC(""))
+	for i, tr := range relayTricks {
+		t.Run(strings.ReplaceAll(tr.name, " ", "_"), func(t *testing.T) {
+			w.dialogue(t, fmt.Sprintf(`
+connect mx from internet
+S: 220
+C: EHLO relaytest.example.net
+S: 250
+C: MAIL FROM:<tester@example.net>
+S: 250
+C: RCPT TO:<bucho@test.jp>
+S: 250
+C: RCPT TO:%s
+S: %s
+C: RCPT TO:<User1@Test.JP>
+S: 250
+C: DATA
+S: 354
+D: From: <tester@example.net>
+D: To: <bucho@test.jp>
+D: Subject: relay trick %d
+D:
+D: %s
+C: .
+S: 250 2.0.0
+C: QUIT
+S: 221
+`, tr.rcpt, tr.want, i, tr.name))
+		})
+	}
+	// The valid recipients got one message per form, and only they did.
+	w.gw.waitQueueEmpty(t)
+	inner := w.sinks["inner"].Messages()
+	if len(inner) != len(relayTricks) {
+		t.Errorf("inner server got %d messages, want %d (one per form):\n%s", len(inner), len(relayTricks), describeMessages(inner))
+	}
+	for _, m := range inner {
+		if len(m.To) != 2 || !containsFold(m.To, "bucho@test.jp") || !containsFold(m.To, "user1@test.jp") {
+			t.Errorf("inner server got a message for %v, want exactly bucho@test.jp and user1@test.jp", m.To)
+		}
+	}
+	if msgs := w.sinks["internet"].Messages(); len(msgs) > 0 {
+		t.Errorf("relay tricks reached the internet:\n%s", describeMessages(msgs))
+	}
+	if q := w.dns.Queries(); len(q) > 0 {
+		t.Errorf("the gateway looked up %v: a refused recipient must not even be routed", q)
+	}
+	// Each refusal is counted under the check that made it.
+	if n := w.gw.metric(t, "sekisho_commands_total", `stage="rcpt"`, `reason="builtin:relay-trick"`); n < 10 {
+		t.Errorf("sekisho_commands_total{stage=rcpt,reason=builtin:relay-trick} = %v, want one per hidden-destination form", n)
+	}
+}
+
+// Senders from an untrusted client: the null sender only towards our
+// domains, and a sender in our domains (spoofing) refused at MAIL; the
+// valid part of the transaction still goes through.
+func TestSeedRelayTricks_NullAndSpoofedLocalSenders(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.start(configC(""))
+	w.dialogue(t, `
+connect mx from internet
+S: 220
+C: EHLO relaytest.example.net
+S: 250
+# Spoofed local senders.
+C: MAIL FROM:<bucho@test.jp>
+S: 553 5.7.1
+C: MAIL FROM:<nosuchuser@test.jp>
+S: 553 5.7.1
+C: MAIL FROM:<BUCHO@TEST.JP>
+S: 553 5.7.1
+# The null sender: a bounce to one of ours is fine, to anyone else a relay.
+C: MAIL FROM:<>
+S: 250
+C: RCPT TO:<victim@example.org>
+S: 550 5.7.1
+C: RCPT TO:<victim%example.org@test.jp>
+S: 550 5.7.1
+C: RCPT TO:<user2@test.jp>
+S: 250
+C: DATA
+S: 354
+`+message("mailer-daemon@example.net", "user2@test.jp", "a bounce")+`
+S: 250 2.0.0
+C: QUIT
+S: 221
+sink inner has 1 message from <> for user2@test.jp
+sink inner has 1 message
+sink internet has nothing
+`)
+}

@@ -1,0 +1,152 @@
+package delivery
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/textproto"
+	"strings"
+	"time"
+)
+
+// pipelined runs a transaction with PIPELINING (RFC 2920): MAIL, every
+// RCPT and DATA go out in one write and their replies are read in order,
+// so a message costs one round trip before the body instead of 2+n. The
+// go-smtp client has no pipelining, so this speaks on the session
+// directly; go-smtp keeps the connection for EHLO, AUTH, RSET and QUIT,
+// and nothing is left unread between the two.
+func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []Result, pending []int, utf8 bool) bool {
+	remote := cn.addr
+	var cmd strings.Builder
+	fmt.Fprintf(&cmd, "MAIL FROM:<%s>", wireAddress(m.From))
+	if ok, _ := cn.sc.Extension("8BITMIME"); ok && m.EightBit {
+		cmd.WriteString(" BODY=8BITMIME")
+	}
+	if ok, _ := cn.sc.Extension("SIZE"); ok && m.Size > 0 {
+		fmt.Fprintf(&cmd, " SIZE=%d", m.Size)
+	}
+	if utf8 {
+		cmd.WriteString(" SMTPUTF8")
+	}
+	cmd.WriteString("\r\n")
+	for _, i := range pending {
+		fmt.Fprintf(&cmd, "RCPT TO:<%s>\r\n", wireAddress(m.Rcpts[i]))
+	}
+	cmd.WriteString("DATA\r\n")
+
+	cn.raw.SetDeadline(time.Now().Add(c.opts.CommandTimeout))
+	defer cn.raw.SetDeadline(time.Time{})
+	if _, err := cn.session.Write([]byte(cmd.String())); err != nil {
+		if cn.unprobed && ctx.Err() == nil {
+			cn.stale = true // see transact
+			return false
+		}
+		return failed(ctx, results, pending, err, remote, "MAIL FROM")
+	}
+	if cn.tp == nil {
+		cn.tp = textproto.NewReader(bufio.NewReader(cn.session))
+	}
+	read := func() (int, string, error) { return cn.tp.ReadResponse(0) }
+
+	code, msg, err := read()
+	if err != nil && code == 0 {
+		if cn.unprobed && ctx.Err() == nil {
+			cn.stale = true
+			return false
+		}
+		return failed(ctx, results, pending, err, remote, "MAIL FROM")
+	}
+	mailOK := code/100 == 2
+	if !mailOK {
+		setReply(results, pending, code, msg, remote)
+	}
+	var accepted []int
+	for _, i := range pending {
+		rc, rmsg, err := read()
+		if err != nil && rc == 0 {
+			return failed(ctx, results, pending, err, remote, "RCPT TO")
+		}
+		switch {
+		case !mailOK: // the MAIL reply stands for every recipient
+		case rc/100 == 2:
+			accepted = append(accepted, i)
+		default:
+			setReply(results, []int{i}, rc, rmsg, remote)
+		}
+	}
+	dc, dmsg, err := read()
+	if err != nil && dc == 0 {
+		return failed(ctx, results, accepted, err, remote, "DATA")
+	}
+	if code == 421 || dc == 421 {
+		if len(accepted) > 0 {
+			setReply(results, accepted, dc, dmsg, remote)
+		}
+		return false
+	}
+	if dc != 354 {
+		if len(accepted) > 0 {
+			setReply(results, accepted, dc, dmsg, remote)
+		}
+		return cn.sc.Reset() == nil
+	}
+	if len(accepted) == 0 {
+		// A server that says 354 with no recipient accepted (RFC 2920
+		// §3.1 says it must not) gets an empty message it will refuse.
+		cn.session.Write([]byte(".\r\n"))
+		read()
+		return cn.sc.Reset() == nil
+	}
+
+	body, err := m.Body()
+	if err != nil {
+		setAll(results, accepted, 0, "", fmt.Sprintf("opening the message: %v", err), true, "")
+		return false // DATA is open: the session cannot be reused
+	}
+	defer body.Close()
+	bw := bufio.NewWriterSize(cn.session, bodyBufSize)
+	dw := textproto.NewWriter(bw).DotWriter()
+	readErr, writeErr := c.sendBody(cn, dw, body)
+	if readErr != nil {
+		setAll(results, accepted, 0, "", fmt.Sprintf("reading the message: %v", readErr), true, "")
+		return false
+	}
+	if writeErr == nil {
+		cn.raw.SetWriteDeadline(time.Now().Add(c.opts.DataTimeout))
+		if writeErr = dw.Close(); writeErr == nil {
+			writeErr = bw.Flush()
+		}
+	}
+	if writeErr != nil {
+		failed(ctx, results, accepted, writeErr, remote, "sending the message")
+		return false
+	}
+	cn.raw.SetReadDeadline(time.Now().Add(c.opts.DataTimeout))
+	fc, fmsg, err := read()
+	if err != nil && fc == 0 {
+		return failed(ctx, results, accepted, err, remote, "end of data")
+	}
+	if fc/100 != 2 {
+		setReply(results, accepted, fc, fmsg, remote)
+		return fc != 421
+	}
+	enhanced, text := splitEnhanced(fmsg, "2.0.0")
+	for _, i := range accepted {
+		results[i] = Result{Rcpt: m.Rcpts[i], Code: fc, Enhanced: enhanced, Text: text, Delivered: true, Remote: remote}
+	}
+	return true
+}
+
+// setReply settles idx with a server reply.
+func setReply(results []Result, idx []int, code int, msg, remote string) {
+	def := ""
+	switch code / 100 {
+	case 2, 4, 5:
+		def = fmt.Sprintf("%d.0.0", code/100)
+	}
+	enhanced, text := splitEnhanced(msg, def)
+	for _, i := range idx {
+		results[i] = Result{Rcpt: results[i].Rcpt, Code: code, Enhanced: enhanced, Text: text,
+			Temporary: code/100 != 5, Remote: remote}
+	}
+}
