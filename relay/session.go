@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -190,8 +189,9 @@ func (s *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "RCPT first"}
 	}
 	src := s.source()
-	cr := newCRLFReader(r, s.st.linePolicy(src))
-	br := bufio.NewReaderSize(cr, 64<<10)
+	dr := getDataReader(r, s.st.linePolicy(src))
+	defer putDataReader(dr)
+	cr, br := dr.cr, dr.br
 	header, err := rewrite.ReadHeader(br, s.st.cfg.Limits.MaxHeaderBytes)
 	if err != nil {
 		return s.dataError(err, "reading the header")

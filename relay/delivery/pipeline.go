@@ -104,7 +104,10 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 		return false // DATA is open: the session cannot be reused
 	}
 	defer body.Close()
-	bw := bufio.NewWriterSize(cn.session, bodyBufSize)
+	if cn.bw == nil {
+		cn.bw = bufio.NewWriterSize(cn.session, bodyBufSize)
+	}
+	bw := cn.bw
 	dw := textproto.NewWriter(bw).DotWriter()
 	readErr, writeErr := c.sendBody(cn, dw, body)
 	if readErr != nil {

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -29,6 +30,8 @@ type conn struct {
 	raw       net.Conn          // the TCP connection: deadlines and forced close
 	session   net.Conn          // raw, or the TLS connection over it
 	tp        *textproto.Reader // replies read by pipelined (nil until used)
+	bw        *bufio.Writer     // body writer of pipelined, kept with the connection
+	bodyBuf   []byte            // read buffer of sendBody, kept with the connection
 	sc        *smtp.Client
 	addr      string
 	helo      string

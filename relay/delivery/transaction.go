@@ -111,7 +111,10 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 // read the message apart from a failure to send it.
 func (c *Client) sendBody(cn *conn, w io.Writer, body io.Reader) (readErr, writeErr error) {
 	out := &crlfWriter{w: &deadlineWriter{conn: cn.raw, timeout: c.opts.DataTimeout, w: w}}
-	buf := make([]byte, bodyBufSize)
+	if cn.bodyBuf == nil {
+		cn.bodyBuf = make([]byte, bodyBufSize)
+	}
+	buf := cn.bodyBuf
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
