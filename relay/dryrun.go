@@ -193,7 +193,7 @@ func (c *stdioConn) Read(b []byte) (int, error) {
 	return n, err
 }
 func (c *stdioConn) Write(b []byte) (int, error) {
-	if _, err := c.w.Write(fixSequenceReply(b)); err != nil {
+	if _, err := c.w.Write(fixReply(b)); err != nil {
 		return 0, err
 	}
 	return len(b), nil

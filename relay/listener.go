@@ -150,7 +150,15 @@ var sequenceTexts = [][]byte{
 	[]byte("not allowed during message transfer"),
 }
 
-func fixSequenceReply(b []byte) []byte {
+// fixReply corrects two of go-smtp's fixed replies on the way out: the
+// sequence errors above become 503, and a successful AUTH gets the
+// enhanced code RFC 4954 asks for (235 2.7.0; go-smtp says 2.0.0).
+func fixReply(b []byte) []byte {
+	if bytes.HasPrefix(b, []byte("235 2.0.0 ")) {
+		out := append([]byte(nil), b...)
+		out[6] = '7'
+		return out
+	}
 	if !bytes.HasPrefix(b, []byte("502 5.5.1 ")) {
 		return b
 	}
@@ -165,7 +173,7 @@ func fixSequenceReply(b []byte) []byte {
 }
 
 func (c *limitedConn) Write(b []byte) (int, error) {
-	if _, err := c.Conn.Write(fixSequenceReply(b)); err != nil {
+	if _, err := c.Conn.Write(fixReply(b)); err != nil {
 		return 0, err
 	}
 	return len(b), nil

@@ -236,7 +236,9 @@ func TestSessionSenderPolicy(t *testing.T) {
 	d.do("EHLO x", 250)
 	d.do("MAIL FROM:<sato@city.toyokawa.lg.jp>", 530)
 	d.do("AUTH PLAIN "+plainResp("sato@city.toyokawa.lg.jp", "wrong"), 535)
-	d.do("AUTH PLAIN "+plainResp("sato@city.toyokawa.lg.jp", "secret"), 235)
+	if msg := d.do("AUTH PLAIN "+plainResp("sato@city.toyokawa.lg.jp", "secret"), 235); !strings.HasPrefix(msg, "2.7.0") {
+		t.Errorf("AUTH success: %q, want 2.7.0 (RFC 4954)", msg)
+	}
 	d.do("MAIL FROM:<tanaka@city.toyokawa.lg.jp>", 553) // not the login's address
 	d.do("MAIL FROM:<sato@city.toyokawa.lg.jp>", 250)
 	d.do("RCPT TO:<friend@example.net>", 250)
