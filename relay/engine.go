@@ -231,7 +231,7 @@ func (e *Engine) listen(name string, lc ListenerConfig) (*listener, error) {
 		open: func(ip string) {
 			e.metrics.Connections.WithLabelValues(name, "accepted").Inc()
 			e.metrics.Sessions.WithLabelValues(name).Inc()
-			e.log.Info("connect", "kind", "accept", "client", ip, "listener", name)
+			e.log.Debug("connect", "kind", "accept", "client", ip, "listener", name)
 		},
 		refuse: func(ip, reason string) {
 			e.metrics.Connections.WithLabelValues(name, "refused_limit").Inc()

@@ -66,13 +66,8 @@ gateway runs: it reads what is committed without stopping anything.
 		fmt.Fprintf(env.stderr, "sekisho queue list: unexpected argument %q\n", pos[0])
 		return exitUsage
 	}
-	qcfg, ok := queueConfig(env, *cfgPath)
+	q, ok := inspectQueue(env, *cfgPath)
 	if !ok {
-		return exitFinding
-	}
-	q, err := queue.Inspect(qcfg)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
 		return exitFinding
 	}
 	defer q.Close()
@@ -161,13 +156,8 @@ header as "header").`)
 		fmt.Fprintln(env.stderr, "sekisho queue show:", err)
 		return exitUsage
 	}
-	qcfg, ok := queueConfig(env, *cfgPath)
+	q, ok := inspectQueue(env, *cfgPath)
 	if !ok {
-		return exitFinding
-	}
-	q, err := queue.Inspect(qcfg)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
 		return exitFinding
 	}
 	defer q.Close()
@@ -329,4 +319,19 @@ func printJSON(env *cmdEnv, v any) int {
 		return exitFinding
 	}
 	return exitOK
+}
+
+// inspectQueue opens the configured spool read-only, beside a running
+// gateway.
+func inspectQueue(env *cmdEnv, cfgPath string) (*queue.Spool, bool) {
+	qcfg, ok := queueConfig(env, cfgPath)
+	if !ok {
+		return nil, false
+	}
+	q, err := queue.Inspect(qcfg)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return nil, false
+	}
+	return q, true
 }
