@@ -325,15 +325,15 @@ func (e *Engine) closeListeners() {
 // Shutdown stops accepting, lets sessions finish until ctx ends, then
 // stops delivery and closes the queue.
 func (e *Engine) Shutdown(ctx context.Context) error {
-	var errs []error
+	errs := make([]error, len(e.listeners))
 	var wg sync.WaitGroup
-	for _, l := range e.listeners {
+	for i, l := range e.listeners {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := l.srv.Shutdown(ctx); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 				l.srv.Close()
-				errs = append(errs, fmt.Errorf("%s: %w", l.name, err))
+				errs[i] = fmt.Errorf("%s: %w", l.name, err)
 			}
 		}()
 	}
