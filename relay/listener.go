@@ -116,6 +116,7 @@ type limitedConn struct {
 	idle     time.Duration
 	deadline time.Time
 	once     sync.Once
+	pending  []byte // continuation lines of a reply not yet written
 }
 
 func (c *limitedConn) Read(b []byte) (int, error) {
@@ -172,9 +173,30 @@ func fixReply(b []byte) []byte {
 	return b
 }
 
+// Write sends a reply line. go-smtp writes and flushes a multi-line
+// reply one line at a time (textproto's PrintfLine), which made an EHLO
+// reply cost a system call per extension; continuation lines ("250-...")
+// are held and go out with the reply's last line in one write. Nothing
+// else is held: TLS records never start with three digits and a '-'.
 func (c *limitedConn) Write(b []byte) (int, error) {
-	if _, err := c.Conn.Write(fixReply(b)); err != nil {
+	if isContinuation(b) {
+		c.pending = append(c.pending, fixReply(b)...)
+		return len(b), nil
+	}
+	out := fixReply(b)
+	if len(c.pending) > 0 {
+		out = append(c.pending, out...)
+		c.pending = c.pending[:0]
+	}
+	if _, err := c.Conn.Write(out); err != nil {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// isContinuation reports whether b is one whole "NNN-text" reply line.
+func isContinuation(b []byte) bool {
+	return len(b) >= 6 && b[3] == '-' && b[0] >= '2' && b[0] <= '5' &&
+		b[1] >= '0' && b[1] <= '9' && b[2] >= '0' && b[2] <= '9' &&
+		b[len(b)-2] == '\r' && b[len(b)-1] == '\n' && bytes.IndexByte(b, '\n') == len(b)-1
 }
