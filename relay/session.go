@@ -34,7 +34,6 @@ type session struct {
 	log  *slog.Logger
 
 	authUser string
-	authMech string
 
 	fromSet  bool
 	from     string
@@ -75,7 +74,7 @@ func (s *session) AuthMechanisms() []string {
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	srv, err := s.e.auth.Server(mech, s.ip, func(user string) {
-		s.authUser, s.authMech = user, mech
+		s.authUser = user
 		s.log.Info("auth", "kind", "auth", "user", user, "mechanism", mech)
 		s.e.metrics.AuthResults.WithLabelValues(mech, "ok").Inc()
 	})

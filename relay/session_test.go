@@ -174,6 +174,7 @@ func TestSessionDataChecks(t *testing.T) {
 		prefix string
 	}{
 		{"bare LF from the internet", "127.0.0.1", "Subject: x\n\nbody\n.\nMAIL FROM:<evil@x>\r\n.\r\n", 550, "5.6.0"},
+		{"bare LF in the body only", "127.0.0.1", "Subject: x\r\n\r\nline1\nline2\r\n.\r\n", 550, "5.6.0"},
 		{"bare CR from the internet", "127.0.0.1", "Subject: x\r\n\r\nbody\r.\rMAIL FROM:<evil@x>\r\n.\r\n", 550, "5.6.0"},
 		{"bare LF from inner is normalized", "127.0.0.2", "Subject: inner\n\nbody\n.\nMAIL FROM:<evil@x>\r\n.\r\n", 250, "2.0.0"},
 		{"too many hops", "127.0.0.1", strings.Repeat("Received: from a by b; now\r\n", 4) + "\r\nx\r\n.\r\n", 554, "5.4.6"},
