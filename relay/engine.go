@@ -192,8 +192,9 @@ func (e *Engine) Reload(sec Sections) error {
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
 		return err
 	}
-	if fmt.Sprint(sec.Relay.Listeners) != fmt.Sprint(e.startCfg.Listeners) || sec.Relay.Queue.Dir != e.startCfg.Queue.Dir {
-		e.log.Warn("listeners and the queue folder change only on restart; keeping the running ones")
+	if fmt.Sprint(sec.Relay.Listeners) != fmt.Sprint(e.startCfg.Listeners) || sec.Relay.Queue.Dir != e.startCfg.Queue.Dir ||
+		fmt.Sprint(sec.Relay.Auth) != fmt.Sprint(e.startCfg.Auth) {
+		e.log.Warn("relay.listeners, relay.queue.dir and relay.auth change only on restart; keeping the running ones", "kind", "reload")
 	}
 	e.st.Store(st)
 	e.log.Info("configuration reloaded", "kind", "reload", "accounts", st.dir.Len())
