@@ -2,12 +2,12 @@ package relay
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/base32"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strconv"
@@ -350,10 +350,14 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// newID is a short random identifier for sessions.
+// newID is a short random identifier for sessions, for logs only: no
+// secret, so math/rand (no system call per session) is enough.
 func newID() string {
 	var b [5]byte
-	rand.Read(b[:])
+	v := rand.Uint64()
+	for i := range b {
+		b[i] = byte(v >> (8 * i))
+	}
 	return base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
 }
 

@@ -18,7 +18,10 @@
 # Usage: scripts/bench-vs-postfix.sh      (from the repository root)
 # Environment: MESSAGES (10000), SIZE (2048), IDLE (10000), OUT (a new
 # temporary folder: the JSON results and logs), POSTFIX_PORT (12526),
-# SINK_PORT (12527), NO_POSTFIX=1 to measure sekisho only.
+# SINK_PORT (12527), NO_POSTFIX=1 to measure sekisho only, PIN=1 to run
+# each server on CPU 0 and the load tool with its sink on CPU 1 (taskset),
+# so that the figures compare the servers and not their share of the load
+# tool's CPU.
 # Postfix runs as a separate instance in a temporary folder (its own
 # main.cf, queue and ports on 127.0.0.1); the system's Postfix, if any, is
 # not touched. Running Postfix needs root; without root, or without
@@ -53,6 +56,16 @@ trap cleanup EXIT INT TERM
 echo "building sekisho and sekisho-bench"
 go build -o "$WORK/bin/" ./cmd/sekisho ./cmd/sekisho-bench
 BENCH=$WORK/bin/sekisho-bench
+SEKISHO=$WORK/bin/sekisho
+SERVER_CPU=""
+if [ "${PIN:-}" = "1" ] && command -v taskset >/dev/null 2>&1; then
+	echo "PIN=1: servers on CPU 0, the load tool and its sink on CPU 1"
+	SERVER_CPU="taskset -c 0"
+	BENCH="taskset -c 1 $BENCH"
+	printf '#!/bin/sh\nexec taskset -c 0 %s "$@"\n' "$WORK/bin/sekisho" >"$WORK/bin/sekisho-pinned"
+	chmod +x "$WORK/bin/sekisho-pinned"
+	SEKISHO=$WORK/bin/sekisho-pinned
+fi
 COMMON="--messages $MESSAGES --size $SIZE --recipients $RECIPIENTS --domain $LG --regional $REGIONAL"
 
 have_postfix() {
@@ -114,7 +127,7 @@ EOF
 	postconf -c "$PF/etc" -MX smtp/inet
 	postconf -c "$PF/etc" -M "127.0.0.1:$POSTFIX_PORT/inet = 127.0.0.1:$POSTFIX_PORT inet n - n - - smtpd"
 	postconf -c "$PF/etc" -F '*/*/chroot = n'
-	postfix -c "$PF/etc" start
+	$SERVER_CPU postfix -c "$PF/etc" start
 	n=0
 	until postfix -c "$PF/etc" status >/dev/null 2>&1 && [ -s "$PF/spool/pid/master.pid" ]; do
 		n=$((n + 1))
@@ -130,7 +143,7 @@ run_sekisho() { # name flags...
 	name=$1
 	shift
 	echo
-	"$BENCH" --name sekisho --sekisho "$WORK/bin/sekisho" $COMMON "$@" --json "$OUT/sekisho-$name.json" || true
+	$BENCH --name sekisho --sekisho "$SEKISHO" $COMMON "$@" --json "$OUT/sekisho-$name.json" || true
 }
 
 run_postfix() { # name flags...
@@ -138,7 +151,7 @@ run_postfix() { # name flags...
 	shift
 	[ -n "$PF" ] || return 0
 	echo
-	"$BENCH" --name postfix --target "127.0.0.1:$POSTFIX_PORT" --sink "127.0.0.1:$SINK_PORT" \
+	$BENCH --name postfix --target "127.0.0.1:$POSTFIX_PORT" --sink "127.0.0.1:$SINK_PORT" \
 		--mem-pid "$POSTFIX_PID" $COMMON "$@" --json "$OUT/postfix-$name.json" || true
 }
 
@@ -164,12 +177,12 @@ for f in sekisho-c10-new postfix-c10-new sekisho-c10-reuse postfix-c10-reuse \
 done
 # $files is a list of paths without spaces (mktemp names).
 # shellcheck disable=SC2086
-"$BENCH" report $files
+$BENCH report $files
 if [ -n "$PF" ]; then
 	for run in c10-new c10-reuse c50-new; do
 		if [ -f "$OUT/sekisho-$run.json" ] && [ -f "$OUT/postfix-$run.json" ]; then
 			echo
-			"$BENCH" compare "$OUT/sekisho-$run.json" "$OUT/postfix-$run.json"
+			$BENCH compare "$OUT/sekisho-$run.json" "$OUT/postfix-$run.json"
 		fi
 	done
 fi
