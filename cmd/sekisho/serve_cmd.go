@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"sync"
@@ -19,6 +20,9 @@ import (
 func init() {
 	register(&command{name: "serve", summary: "run the gateway (the embedded quickstart without -c)", run: runServe})
 }
+
+// minProcs is the least GOMAXPROCS serve runs with (see runServe).
+const minProcs = 4
 
 func (c *Config) sections() relay.Sections {
 	return relay.Sections{Accounts: c.Accounts, Rewrite: c.Rewrite, Routing: c.Routing, Relay: c.Relay}
@@ -57,6 +61,13 @@ sessions finish (up to --grace), and exit.`)
 			pprof.StopCPUProfile()
 			f.Close()
 		}()
+	}
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < minProcs {
+		// The spool's fdatasync and file reads block an OS thread; with
+		// one or two Ps everything else waits until the runtime takes the
+		// P back. Measured on one CPU: 1,020 against 2,923 msg/s at 50
+		// clients.
+		runtime.GOMAXPROCS(minProcs)
 	}
 	if os.Getenv("GOGC") == "" {
 		// The live heap is small (tens of MiB) and turns over fast: a
