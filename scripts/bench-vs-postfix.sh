@@ -18,10 +18,11 @@
 # Usage: scripts/bench-vs-postfix.sh      (from the repository root)
 # Environment: MESSAGES (10000), SIZE (2048), IDLE (10000), OUT (a new
 # temporary folder: the JSON results and logs), POSTFIX_PORT (12526),
-# SINK_PORT (12527), NO_POSTFIX=1 to measure sekisho only, PIN=1 to run
-# each server on CPU 0 and the load tool with its sink on CPU 1 (taskset),
-# so that the figures compare the servers and not their share of the load
-# tool's CPU.
+# SINK_PORT (12527), NO_POSTFIX=1 to measure sekisho only. PIN (default 1,
+# when taskset exists and there are at least 2 CPUs) runs each server on
+# CPU 0 and the load tool with its sink on CPU 1, so that the figures
+# compare the servers on equal footing and not their share of the load
+# tool's CPU; PIN=0 lets everything share every CPU.
 # Postfix runs as a separate instance in a temporary folder (its own
 # main.cf, queue and ports on 127.0.0.1); the system's Postfix, if any, is
 # not touched. Running Postfix needs root; without root, or without
@@ -58,7 +59,7 @@ go build -o "$WORK/bin/" ./cmd/sekisho ./cmd/sekisho-bench
 BENCH=$WORK/bin/sekisho-bench
 SEKISHO=$WORK/bin/sekisho
 SERVER_CPU=""
-if [ "${PIN:-}" = "1" ] && command -v taskset >/dev/null 2>&1; then
+if [ "${PIN:-1}" = "1" ] && command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
 	echo "PIN=1: servers on CPU 0, the load tool and its sink on CPU 1"
 	SERVER_CPU="taskset -c 0"
 	BENCH="taskset -c 1 $BENCH"
