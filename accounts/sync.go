@@ -1,7 +1,6 @@
 package accounts
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -223,6 +222,3 @@ func changedFields(a, b *Record) []string {
 	}
 	return f
 }
-
-// ErrRefused marks a sync refused for safety; nothing was written.
-var ErrRefused = errors.New("sync refused")

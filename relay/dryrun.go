@@ -143,7 +143,7 @@ func Session(sec Sections, clientIP netip.Addr, mode string, in io.Reader, out i
 	if err != nil {
 		return err
 	}
-	e := &Engine{startCfg: sec.Relay, metrics: NewMetrics(), log: log, kickCh: make(chan struct{}, 1)}
+	e := &Engine{startCfg: sec.Relay, metrics: NewMetrics(), log: log}
 	e.st.Store(st)
 	e.auth = e.newAuthenticator(sec.Relay)
 	if mode == "" {

@@ -66,7 +66,6 @@ type Engine struct {
 
 	mu        sync.Mutex
 	listeners []*listener
-	kickCh    chan struct{}
 	runner    *runner
 }
 
@@ -143,7 +142,7 @@ func New(sec Sections, log *slog.Logger, m *Metrics) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{startCfg: sec.Relay, metrics: m, log: log, kickCh: make(chan struct{}, 1)}
+	e := &Engine{startCfg: sec.Relay, metrics: m, log: log}
 	e.st.Store(st)
 	e.auth = e.newAuthenticator(sec.Relay)
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
@@ -207,6 +206,8 @@ func (e *Engine) Start(ctx context.Context) error {
 	if len(st.cfg.Listeners) == 0 {
 		return errors.New("relay.listeners: at least one listener is needed to serve")
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for i, lc := range st.cfg.Listeners {
 		l, err := e.listen(fmt.Sprintf("%s/%s", lc.Mode, lc.Address), lc)
 		if err != nil {
@@ -307,14 +308,6 @@ func (e *Engine) Healthy() error {
 		return fmt.Errorf("queue full: %d messages", st.Messages)
 	}
 	return nil
-}
-
-// kick wakes the delivery runner after a message was queued.
-func (e *Engine) kick() {
-	select {
-	case e.kickCh <- struct{}{}:
-	default:
-	}
 }
 
 func (e *Engine) closeListeners() {

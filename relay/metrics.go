@@ -2,7 +2,6 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -89,10 +88,6 @@ func ServeMetrics(ctx context.Context, addr string, m *Metrics, healthy func() e
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err // the listener failed after start; /metrics just goes away
-		}
-	}()
+	go srv.Serve(l)
 	return nil
 }

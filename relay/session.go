@@ -279,7 +279,6 @@ func (s *session) Data(r io.Reader) error {
 	}
 	s.logTransaction(id.String(), env, data.n, time.Since(start))
 	s.e.metrics.Messages.WithLabelValues("accepted", "").Inc()
-	s.e.kick()
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id.String()}
 }
 
