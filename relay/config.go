@@ -10,6 +10,7 @@ import (
 
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/logsink"
 	"github.com/sekisho/sekisho/relay/queue"
 )
 
@@ -100,9 +101,12 @@ type DeliveryConfig struct {
 
 // LogConfig chooses the log format and destination.
 type LogConfig struct {
-	Format string `koanf:"format"` // text or json
+	Format string `koanf:"format"` // text, json or epost
 	File   string `koanf:"file"`   // "" = standard error; reopened on SIGUSR1
 	Level  string `koanf:"level"`  // debug, info, warn, error
+	// Outputs send some kinds to their own files (E-Post's acceptlog,
+	// receivelog, senderlog, faillog) instead of the main stream.
+	Outputs []logsink.Output `koanf:"outputs"`
 }
 
 // MetricsConfig is the Prometheus endpoint; empty address disables it.
@@ -159,6 +163,7 @@ func (c *Config) Resolve(base string) {
 	abs(&c.TLS.CertFile)
 	abs(&c.TLS.KeyFile)
 	abs(&c.Log.File)
+	logsink.ResolveOutputs(c.Log.Outputs, base)
 	c.Queue.Resolve(base)
 }
 
@@ -242,9 +247,9 @@ func (c Config) Validate() error {
 		bad("delivery", "tempfail_lifetime and no_response_lifetime must be positive")
 	}
 	switch c.Log.Format {
-	case "text", "json":
+	case "text", "json", "epost":
 	default:
-		bad("log.format", "%q is not a log format (text, json)", c.Log.Format)
+		bad("log.format", "%q is not a log format (text, json, epost)", c.Log.Format)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -259,7 +264,7 @@ func (c Config) Validate() error {
 	for _, sub := range []struct {
 		key string
 		err error
-	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()}} {
+	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()}, {"log", logsink.ValidateOutputs(c.Log.Outputs)}} {
 		for _, e := range unjoin(sub.err) {
 			errs = append(errs, fmt.Errorf("%s.%w", sub.key, e))
 		}
