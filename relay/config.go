@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,8 @@ type Config struct {
 
 // ListenerConfig is one listening socket.
 type ListenerConfig struct {
+	// Name lets guard rules refer to this listener (relay by interface).
+	Name string `koanf:"name"`
 	// Address is host:port, e.g. "0.0.0.0:25" or "[::1]:20025".
 	Address string `koanf:"address"`
 	// Mode: "mx" (relay rules apply, AUTH optional), "submission" (AUTH
@@ -62,6 +65,9 @@ type LimitsConfig struct {
 	MaxReceivedFields int           `koanf:"max_received_fields"`
 	MaxLineLength     int           `koanf:"max_line_length"`
 	MaxHeaderBytes    int           `koanf:"max_header_bytes"`
+	// Unlimited lists the keys written as "unlimited" (set to 0 by the
+	// loader); see UnlimitedKeys.
+	Unlimited []string `koanf:"-"`
 }
 
 // BareLineConfig sets the LinePolicy per message source.
@@ -211,10 +217,18 @@ func (c Config) Validate() error {
 		{"limits.max_received_fields", int64(l.MaxReceivedFields)}, {"limits.max_line_length", int64(l.MaxLineLength)},
 		{"limits.max_header_bytes", int64(l.MaxHeaderBytes)},
 	} {
+		if p.v == 0 && l.isUnlimited(strings.TrimPrefix(p.key, "limits.")) {
+			continue
+		}
 		if p.v <= 0 {
+			if slices.Contains(unlimitedKeys, strings.TrimPrefix(p.key, "limits.")) {
+				bad(p.key, "must be positive or unlimited, got %d", p.v)
+				continue
+			}
 			bad(p.key, "must be positive, got %d", p.v)
 		}
 	}
+	c.validateOps(bad)
 	if l.MaxLineLength > 0 && l.MaxLineLength < 1000 {
 		bad("limits.max_line_length", "must be at least 1000 (RFC 5321 allows 1000-octet lines), got %d", l.MaxLineLength)
 	}

@@ -23,9 +23,13 @@ type Probe struct {
 	Helo     string
 	AuthUser string // an account address; its password is not checked
 	TLS      bool
-	Listener string // listener mode: mx (default), submission, smtps
-	From     string
-	Rcpts    []string
+	// Listener is a listener's name (relay.listeners[].name), whose mode
+	// then applies, or a mode: mx (default), submission, smtps.
+	Listener string
+	// At is when the transaction happens, for time conditions; zero: now.
+	At    time.Time
+	From  string
+	Rcpts []string
 }
 
 // Step is the verdict of one SMTP stage in a dry run.
@@ -60,11 +64,16 @@ func DryRun(sec Sections, p Probe) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	mode := p.Listener
+	mode, name := p.Listener, ""
+	for _, l := range sec.Relay.Listeners {
+		if l.Name != "" && l.Name == p.Listener {
+			mode, name = l.Mode, l.Name
+		}
+	}
 	if mode == "" {
 		mode = "mx"
 	}
-	client := guard.Client{IP: p.Client.Unmap(), Helo: p.Helo, TLS: p.TLS}
+	client := guard.Client{IP: p.Client.Unmap(), Helo: p.Helo, TLS: p.TLS, Listener: name, At: p.At}
 	steps := []Step{{Stage: "connect", Arg: p.Client.String(), Verdict: "accept", Code: 220, Rule: "builtin:connect",
 		Reason: "connections are not refused by address; network rules decide at MAIL and RCPT"}}
 	steps = append(steps, Step{Stage: "helo", Arg: p.Helo, Verdict: "accept", Code: 250, Rule: "builtin:helo", Reason: "any HELO name is accepted; it is recorded in Received"})

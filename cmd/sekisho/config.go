@@ -117,6 +117,10 @@ func parseConfig(data []byte, source string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("environment overrides: %w", err)
 	}
+	unlimited, err := takeUnlimited(k)
+	if err != nil {
+		return nil, err
+	}
 	decode := func(strict bool) (*Config, error) {
 		cfg := &Config{
 			Accounts: accounts.DefaultConfig(),
@@ -125,6 +129,7 @@ func parseConfig(data []byte, source string) (*Config, error) {
 			Relay:    relay.DefaultConfig(),
 			Source:   source,
 		}
+		cfg.Relay.Limits.Unlimited = unlimited
 		err := k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{
 			Tag: "koanf",
 			DecoderConfig: &mapstructure.DecoderConfig{
@@ -154,6 +159,25 @@ func parseConfig(data []byte, source string) (*Config, error) {
 		}
 	}
 	return nil, p
+}
+
+// takeUnlimited turns "unlimited" (E-Post's word) into 0 for the limits
+// that allow it and returns their keys; relay.Config.Validate accepts 0
+// only for those.
+func takeUnlimited(k *koanf.Koanf) ([]string, error) {
+	var keys []string
+	for _, key := range relay.UnlimitedKeys() {
+		full := "relay.limits." + key
+		s, ok := k.Get(full).(string)
+		if !ok || !strings.EqualFold(strings.TrimSpace(s), "unlimited") {
+			continue
+		}
+		if err := k.Set(full, 0); err != nil {
+			return nil, fmt.Errorf("%s: %w", full, err)
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
 }
 
 // validate runs every section's Validate and gathers the problems with

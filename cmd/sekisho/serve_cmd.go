@@ -112,6 +112,9 @@ sessions finish (up to --grace), and exit.`)
 			return exitFinding
 		}
 	}
+	for _, w := range cfg.Relay.Warnings() {
+		log.Warn("relay."+w, "kind", "start", "config", cfg.Source)
+	}
 	for i, a := range eng.Addrs() {
 		log.Info("listening", "kind", "start", "address", a.String(), "mode", cfg.Relay.Listeners[i].Mode, "config", cfg.Source)
 	}
