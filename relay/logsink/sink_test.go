@@ -60,7 +60,7 @@ var goldenCases = []struct {
 	}},
 	{kind: "fail", recs: []slog.Record{
 		record(slog.LevelInfo, "delivery", "kind", "fail", "id", "01JD0000000000000000000003", "rcpt", "nobody@example.com",
-			"from", "tanaka@city.example.lg.jp", "hop", "mx", "remote", "203.0.113.9:25", "result", "bounced", "code", 550,
+			"from", "tanaka@city.example.lg.jp", "hop", "mx", "remote", "203.0.113.9:25", "result", "failed", "code", 550,
 			"reply", "5.1.1 user unknown", "attempt", 2, "delay_s", 121),
 		record(slog.LevelInfo, "dsn queued", "kind", "fail", "action", "failed", "id", "01JD0000000000000000000003",
 			"dsn", "01JD0000000000000000000004", "to", "tanaka@city.example.lg.jp", "recipients", 1),
