@@ -81,6 +81,14 @@ func (h *epostHandler) Handle(_ context.Context, r slog.Record) error {
 	all := make([]slog.Attr, 0, len(h.attrs)+r.NumAttrs())
 	all = append(all, h.attrs...)
 	r.Attrs(func(a slog.Attr) bool {
+		a.Value = a.Value.Resolve()
+		if h.prefix == "" && a.Value.Kind() != slog.KindGroup {
+			// The common case, without the slice flattenAttrs builds.
+			if !a.Equal(slog.Attr{}) {
+				all = append(all, a)
+			}
+			return true
+		}
 		all = append(all, flattenAttrs(h.prefix, []slog.Attr{a})...)
 		return true
 	})
@@ -96,7 +104,6 @@ func (h *epostHandler) Handle(_ context.Context, r slog.Record) error {
 		t = time.Now()
 	}
 	buf = t.In(h.loc).AppendFormat(buf, timeLayout)
-	used := map[string]bool{"kind": true}
 	lay, ok := layouts[kind]
 	if !ok {
 		// Records outside the per-kind logs: level and message first.
@@ -115,7 +122,6 @@ func (h *epostHandler) Handle(_ context.Context, r slog.Record) error {
 				buf = appendColumn(buf, r.Message)
 				continue
 			}
-			used[col] = true
 			buf = appendColumn(buf, lookup(all, col))
 		}
 		if !contains(lay.columns, "msg") && r.Message != lay.usualMsg {
@@ -124,7 +130,7 @@ func (h *epostHandler) Handle(_ context.Context, r slog.Record) error {
 		}
 	}
 	for _, a := range all {
-		if used[a.Key] {
+		if a.Key == "kind" || ok && a.Key != "msg" && contains(lay.columns, a.Key) {
 			continue
 		}
 		buf = append(buf, '\t')
