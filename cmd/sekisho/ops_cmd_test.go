@@ -96,6 +96,7 @@ relay:
 		{"port in use", []string{"-c", write("busy.yaml", busy.Addr().String(), "")}, "relay.listeners[0].address:"},
 		{"bad --listen", []string{"-c", write("listen.yaml", "127.0.0.1:0", ""), "--listen", "nowhere"}, "--listen nowhere:"},
 		{"--listen in use", []string{"-c", write("listen2.yaml", "127.0.0.1:0", ""), "--listen", busy.Addr().String()}, "relay.listeners[0].address:"},
+		{"metrics port in use", []string{"-c", write("metrics.yaml", "127.0.0.1:0", "  metrics: {address: \""+busy.Addr().String()+"\"}\n")}, "relay.metrics.address:"},
 	} {
 		_, errOut, code := runSekisho(t, "", append([]string{"serve"}, c.args...)...)
 		if code != exitFinding || !strings.Contains(errOut, c.want) {
@@ -171,4 +172,74 @@ func TestImportEffectDatPastes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestDryRunsByListenerAndTime: relay test and relay session take a
+// listener's name (its rules apply) and relay test a time.
+func TestDryRunsByListenerAndTime(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	writeConfig(t, cfg, `
+accounts:
+  domains: [{name: example.lg.jp}]
+relay:
+  hostname: gw.example.lg.jp
+  listeners:
+    - {name: inside, address: "127.0.0.1:2599", mode: mx}
+  guard:
+    rules:
+      - {name: inside-office-hours, action: allow, listeners: [inside], times: ["Mon-Fri 08:30-17:15"]}
+`)
+	rcpt := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := runSekisho(t, "", append([]string{"relay", "test", "-c", cfg, "--client", "198.18.0.1",
+			"--from", "a@example.org", "--rcpt", "b@example.com", "--json"}, args...)...)
+		if code != exitOK {
+			t.Fatalf("%v: %d %s", args, code, errOut)
+		}
+		var res struct{ Steps []struct{ Stage, Verdict, Rule string } }
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range res.Steps {
+			if s.Stage == "rcpt" {
+				return s.Verdict + " " + s.Rule
+			}
+		}
+		return "no rcpt step"
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listener", "inside", "--at", "2026-11-30 10:00"}, "accept inside-office-hours"},
+		{[]string{"--listener", "inside", "--at", "2026-11-30 18:00"}, "reject builtin:relay"},
+		{[]string{"--listener", "mx", "--at", "2026-11-30 10:00"}, "reject builtin:relay"},
+	} {
+		if got := rcpt(c.args...); got != c.want {
+			t.Errorf("%v: %s, want %s", c.args, got, c.want)
+		}
+	}
+	// relay session reads the clock; a rule by listener alone decides
+	// whatever the time is.
+	writeConfig(t, cfg, strings.Replace(readFileString(t, cfg), `, times: ["Mon-Fri 08:30-17:15"]`, "", 1))
+	dialogue := "EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n"
+	for listener, want := range map[string]string{"inside": "250 2.0.0 I'll make sure <b@example.com>", "mx": "554 5.7.1 Relay access denied"} {
+		out, errOut, code := runSekisho(t, dialogue, "relay", "session", "-q", "-c", cfg, "--client", "198.18.0.1", "--listener", listener)
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Errorf("relay session --listener %s: %d %s\n%s", listener, code, errOut, out)
+		}
+	}
+	if _, errOut, code := runSekisho(t, "", "relay", "test", "-c", cfg, "--client", "198.18.0.1", "--rcpt", "b@example.com", "--at", "tomorrow"); code != exitUsage || !strings.Contains(errOut, "--at") {
+		t.Errorf("bad --at: %d %s", code, errOut)
+	}
+}
+
+func readFileString(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -95,7 +95,7 @@ policy, rewrite and checks run; accepted messages are read and discarded,
 nothing is queued or sent. Log lines go to standard error.`)
 	cfgPath := fs.String("c", "", "configuration `file`")
 	client := fs.String("client", "", "the client's IP `address`")
-	listener := fs.String("listener", "mx", "the listener `mode`: mx, submission or smtps")
+	listener := fs.String("listener", "mx", "a listener's `name` (relay.listeners[].name), or a mode: mx, submission or smtps")
 	quiet := fs.Bool("q", false, "no log lines on standard error")
 	if _, st := parseFlags(fs, args); st >= 0 {
 		return st

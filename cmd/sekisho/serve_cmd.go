@@ -53,7 +53,7 @@ sessions finish (up to --grace), and exit.`)
 		fmt.Fprintln(env.stderr, err)
 		return exitFinding
 	}
-	if err := checkListeners(cfg.Relay.Listeners); err != nil {
+	if err := checkAddresses(cfg.Relay); err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
 	}
@@ -177,16 +177,24 @@ func overrideListen(cfg *Config, addr string) error {
 	return nil
 }
 
-// checkListeners binds every listener address and lets it go again, so
-// that a port in use or a privileged port is refused before the queue
-// folder is created.
-func checkListeners(ls []relay.ListenerConfig) error {
-	for i, l := range ls {
-		ln, err := net.Listen("tcp", l.Address)
+// checkAddresses binds every listener address and the metrics address
+// and lets them go again, so that a port in use or a privileged port is
+// refused before the queue folder is created.
+func checkAddresses(c relay.Config) error {
+	try := func(key, addr string) error {
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("relay.listeners[%d].address: %w", i, err)
+			return fmt.Errorf("%s: %w", key, err)
 		}
-		ln.Close()
+		return ln.Close()
+	}
+	for i, l := range c.Listeners {
+		if err := try(fmt.Sprintf("relay.listeners[%d].address", i), l.Address); err != nil {
+			return err
+		}
+	}
+	if c.Metrics.Address != "" {
+		return try("relay.metrics.address", c.Metrics.Address)
 	}
 	return nil
 }
