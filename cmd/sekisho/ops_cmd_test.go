@@ -197,7 +197,9 @@ relay:
 		if code != exitOK {
 			t.Fatalf("%v: %d %s", args, code, errOut)
 		}
-		var res struct{ Steps []struct{ Stage, Verdict, Rule string } }
+		var res struct {
+			Steps []struct{ Stage, Verdict, Rule string }
+		}
 		if err := json.Unmarshal([]byte(out), &res); err != nil {
 			t.Fatal(err)
 		}
