@@ -103,8 +103,11 @@ if [ "$PREFIX" != /usr/local ]; then
 	UNIT=$UNIT_TMP
 fi
 file 0644 root:root "$UNIT" /etc/systemd/system/sekisho.service
+# logrotate for the log files of relay.log (SIGUSR1 reopens them).
+run install -d -m 0755 "$DESTDIR/etc/logrotate.d"
+file 0644 root:root "$SRC/packaging/sekisho.logrotate" /etc/logrotate.d/sekisho
 [ -z "${UNIT_TMP:-}" ] || rm -f "$UNIT_TMP"
-for doc in README.md README.ja.md ARCHITECTURE.md docs/configuration.md docs/layout.md \
+for doc in README.md README.ja.md ARCHITECTURE.md docs/configuration.md docs/layout.md docs/logging.md docs/epost-migration.md \
 	accounts/FORMAT.md:accounts-FORMAT.md rewrite/FORMAT.md:rewrite-FORMAT.md; do
 	from=${doc%%:*}
 	to=${doc#*:}

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/logsink"
 	"github.com/sekisho/sekisho/relay/queue"
 )
 
@@ -34,6 +36,8 @@ type Config struct {
 
 // ListenerConfig is one listening socket.
 type ListenerConfig struct {
+	// Name lets guard rules refer to this listener (relay by interface).
+	Name string `koanf:"name"`
 	// Address is host:port, e.g. "0.0.0.0:25" or "[::1]:20025".
 	Address string `koanf:"address"`
 	// Mode: "mx" (relay rules apply, AUTH optional), "submission" (AUTH
@@ -61,6 +65,9 @@ type LimitsConfig struct {
 	MaxReceivedFields int           `koanf:"max_received_fields"`
 	MaxLineLength     int           `koanf:"max_line_length"`
 	MaxHeaderBytes    int           `koanf:"max_header_bytes"`
+	// Unlimited lists the keys written as "unlimited" (set to 0 by the
+	// loader); see UnlimitedKeys.
+	Unlimited []string `koanf:"-"`
 }
 
 // BareLineConfig sets the LinePolicy per message source.
@@ -100,9 +107,12 @@ type DeliveryConfig struct {
 
 // LogConfig chooses the log format and destination.
 type LogConfig struct {
-	Format string `koanf:"format"` // text or json
+	Format string `koanf:"format"` // text, json or epost
 	File   string `koanf:"file"`   // "" = standard error; reopened on SIGUSR1
 	Level  string `koanf:"level"`  // debug, info, warn, error
+	// Outputs send some kinds to their own files (E-Post's acceptlog,
+	// receivelog, senderlog, faillog) instead of the main stream.
+	Outputs []logsink.Output `koanf:"outputs"`
 }
 
 // MetricsConfig is the Prometheus endpoint; empty address disables it.
@@ -159,6 +169,7 @@ func (c *Config) Resolve(base string) {
 	abs(&c.TLS.CertFile)
 	abs(&c.TLS.KeyFile)
 	abs(&c.Log.File)
+	logsink.ResolveOutputs(c.Log.Outputs, base)
 	c.Queue.Resolve(base)
 }
 
@@ -206,10 +217,18 @@ func (c Config) Validate() error {
 		{"limits.max_received_fields", int64(l.MaxReceivedFields)}, {"limits.max_line_length", int64(l.MaxLineLength)},
 		{"limits.max_header_bytes", int64(l.MaxHeaderBytes)},
 	} {
+		if p.v == 0 && l.isUnlimited(strings.TrimPrefix(p.key, "limits.")) {
+			continue
+		}
 		if p.v <= 0 {
+			if slices.Contains(unlimitedKeys, strings.TrimPrefix(p.key, "limits.")) {
+				bad(p.key, "must be positive or unlimited, got %d", p.v)
+				continue
+			}
 			bad(p.key, "must be positive, got %d", p.v)
 		}
 	}
+	c.validateOps(bad)
 	if l.MaxLineLength > 0 && l.MaxLineLength < 1000 {
 		bad("limits.max_line_length", "must be at least 1000 (RFC 5321 allows 1000-octet lines), got %d", l.MaxLineLength)
 	}
@@ -242,9 +261,9 @@ func (c Config) Validate() error {
 		bad("delivery", "tempfail_lifetime and no_response_lifetime must be positive")
 	}
 	switch c.Log.Format {
-	case "text", "json":
+	case "text", "json", "epost":
 	default:
-		bad("log.format", "%q is not a log format (text, json)", c.Log.Format)
+		bad("log.format", "%q is not a log format (text, json, epost)", c.Log.Format)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -259,7 +278,7 @@ func (c Config) Validate() error {
 	for _, sub := range []struct {
 		key string
 		err error
-	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()}} {
+	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()}, {"log", logsink.ValidateOutputs(c.Log.Outputs)}} {
 		for _, e := range unjoin(sub.err) {
 			errs = append(errs, fmt.Errorf("%s.%w", sub.key, e))
 		}

@@ -23,9 +23,13 @@ type Probe struct {
 	Helo     string
 	AuthUser string // an account address; its password is not checked
 	TLS      bool
-	Listener string // listener mode: mx (default), submission, smtps
-	From     string
-	Rcpts    []string
+	// Listener is a listener's name (relay.listeners[].name), whose mode
+	// then applies, or a mode: mx (default), submission, smtps.
+	Listener string
+	// At is when the transaction happens, for time conditions; zero: now.
+	At    time.Time
+	From  string
+	Rcpts []string
 }
 
 // Step is the verdict of one SMTP stage in a dry run.
@@ -60,11 +64,9 @@ func DryRun(sec Sections, p Probe) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	mode := p.Listener
-	if mode == "" {
-		mode = "mx"
-	}
-	client := guard.Client{IP: p.Client.Unmap(), Helo: p.Helo, TLS: p.TLS}
+	lc := dryRunListener(sec.Relay, p.Listener)
+	mode := lc.Mode
+	client := guard.Client{IP: p.Client.Unmap(), Helo: p.Helo, TLS: p.TLS, Listener: lc.Name, At: p.At}
 	steps := []Step{{Stage: "connect", Arg: p.Client.String(), Verdict: "accept", Code: 220, Rule: "builtin:connect",
 		Reason: "connections are not refused by address; network rules decide at MAIL and RCPT"}}
 	steps = append(steps, Step{Stage: "helo", Arg: p.Helo, Verdict: "accept", Code: 250, Rule: "builtin:helo", Reason: "any HELO name is accepted; it is recorded in Received"})
@@ -135,6 +137,21 @@ func DryRun(sec Sections, p Probe) ([]Step, error) {
 	return steps, nil
 }
 
+// dryRunListener is the listener a dry run pretends the client came in
+// on: the configured one named nameOrMode (its mode and name, for rules by
+// listener), or an unnamed one of that mode (mx when empty).
+func dryRunListener(c Config, nameOrMode string) ListenerConfig {
+	for _, l := range c.Listeners {
+		if l.Name != "" && l.Name == nameOrMode {
+			return ListenerConfig{Name: l.Name, Mode: l.Mode, Address: "stdio"}
+		}
+	}
+	if nameOrMode == "" {
+		nameOrMode = "mx"
+	}
+	return ListenerConfig{Mode: nameOrMode, Address: "stdio"}
+}
+
 // Session runs a fake SMTP dialogue on in/out as if a client at p.Client
 // had connected, answered by the real policy; messages are read through
 // the real pipeline and discarded (like exim -bh).
@@ -146,10 +163,7 @@ func Session(sec Sections, clientIP netip.Addr, mode string, in io.Reader, out i
 	e := &Engine{startCfg: sec.Relay, metrics: NewMetrics(), log: log}
 	e.st.Store(st)
 	e.auth = e.newAuthenticator(sec.Relay)
-	if mode == "" {
-		mode = "mx"
-	}
-	l := &listener{name: "dry-run", cfg: ListenerConfig{Mode: mode, Address: "stdio"}}
+	l := &listener{name: "dry-run", cfg: dryRunListener(sec.Relay, mode)}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return e.newSession(l, c) }))
 	srv.Domain = st.cfg.Hostname
 	srv.MaxMessageBytes = st.cfg.Limits.MaxMessageBytes

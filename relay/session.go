@@ -54,7 +54,7 @@ type rcpt struct {
 }
 
 func (s *session) client() guard.Client {
-	return guard.Client{IP: s.ip, Helo: s.conn.Hostname(), AuthUser: s.authUser, TLS: s.tls}
+	return guard.Client{IP: s.ip, Helo: s.conn.Hostname(), AuthUser: s.authUser, TLS: s.tls, Listener: s.lis.cfg.Name}
 }
 
 // source is what the rewrite rules and line-ending policy key on.

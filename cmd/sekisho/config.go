@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,6 +118,10 @@ func parseConfig(data []byte, source string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("environment overrides: %w", err)
 	}
+	unlimited, err := takeUnlimited(k, source)
+	if err != nil {
+		return nil, err
+	}
 	decode := func(strict bool) (*Config, error) {
 		cfg := &Config{
 			Accounts: accounts.DefaultConfig(),
@@ -125,6 +130,7 @@ func parseConfig(data []byte, source string) (*Config, error) {
 			Relay:    relay.DefaultConfig(),
 			Source:   source,
 		}
+		cfg.Relay.Limits.Unlimited = unlimited
 		err := k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{
 			Tag: "koanf",
 			DecoderConfig: &mapstructure.DecoderConfig{
@@ -154,6 +160,36 @@ func parseConfig(data []byte, source string) (*Config, error) {
 		}
 	}
 	return nil, p
+}
+
+// takeUnlimited turns "unlimited" (E-Post's word) into 0 for the limits
+// that allow it and returns their keys; relay.Config.Validate accepts 0
+// only for those.
+func takeUnlimited(k *koanf.Koanf, source string) ([]string, error) {
+	var keys, problems []string
+	allowed := relay.UnlimitedKeys()
+	for _, full := range k.Keys() {
+		key, ok := strings.CutPrefix(full, "relay.limits.")
+		if !ok {
+			continue
+		}
+		s, ok := k.Get(full).(string)
+		if !ok || !strings.EqualFold(strings.TrimSpace(s), "unlimited") {
+			continue
+		}
+		if !slices.Contains(allowed, key) {
+			problems = append(problems, fmt.Sprintf("%s: unlimited is allowed only for %s", full, strings.Join(allowed, ", ")))
+			continue
+		}
+		if err := k.Set(full, 0); err != nil {
+			return nil, fmt.Errorf("%s: %w", full, err)
+		}
+		keys = append(keys, key)
+	}
+	if len(problems) > 0 {
+		return nil, &configProblems{source: source, problems: problems}
+	}
+	return keys, nil
 }
 
 // validate runs every section's Validate and gathers the problems with

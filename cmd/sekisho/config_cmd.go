@@ -42,8 +42,13 @@ environment merged) with secrets redacted, like postconf -n.`)
 		}
 		return exitFinding
 	}
+	for _, w := range cfg.Relay.Warnings() {
+		fmt.Fprintf(env.stderr, "%s: warning: relay.%s\n", cfg.Source, w)
+	}
 	if *show {
-		out, err := yaml.Marshal(redacted(reflect.ValueOf(*cfg)))
+		shown := redacted(reflect.ValueOf(*cfg))
+		showUnlimited(shown, cfg.Relay.Limits.Unlimited)
+		out, err := yaml.Marshal(shown)
 		if err != nil {
 			fmt.Fprintln(env.stderr, err)
 			return exitFinding
@@ -53,6 +58,18 @@ environment merged) with secrets redacted, like postconf -n.`)
 	}
 	fmt.Fprintf(env.stdout, "%s: ok\n", cfg.Source)
 	return exitOK
+}
+
+// showUnlimited prints the limits written as "unlimited" that way again
+// rather than as the 0 they are held as.
+func showUnlimited(shown any, keys []string) {
+	relayMap, _ := shown.(map[string]any)["relay"].(map[string]any)
+	limits, _ := relayMap["limits"].(map[string]any)
+	for _, k := range keys {
+		if limits != nil {
+			limits[k] = "unlimited"
+		}
+	}
 }
 
 // redacted turns a configuration value into plain maps and lists keyed by

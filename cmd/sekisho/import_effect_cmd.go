@@ -18,11 +18,13 @@ func init() {
 func runImportEffectDat(env *cmdEnv, args []string) int {
 	fs := newFlags(env, "import effect-dat", "FILE", `
 Converts E-Post's relay restriction file (effect.dat, UTF-8 or Shift_JIS) to
-relay.guard rules in the same order, printed as YAML on standard output with
+relay.guard rules in the same order, printed on standard output as a whole
+relay: guard: rules: block that pastes into a configuration as it is, with
 each source line quoted above its rule. Every line that cannot be converted
 faithfully is listed on standard error as FILE:LINE: reason; the exit status
-is then 1. Nothing is written to the configuration: review the rules and
-paste them under relay.guard.`)
+is then 1. Nothing is written to the configuration: review the rules, paste
+the block (or merge its guard: into an existing relay: section) and run
+'sekisho config check' and 'sekisho relay test'.`)
 	pos, st := parseFlags(fs, args)
 	if st >= 0 {
 		return st

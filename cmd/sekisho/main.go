@@ -57,6 +57,7 @@ func dispatch(env *cmdEnv, args []string) int {
 		}
 		return exitOK
 	}
+	args = subcommandFirst(args)
 	var best *command
 	bestWords := 0
 	for name, c := range commands {
@@ -81,6 +82,25 @@ func dispatch(env *cmdEnv, args []string) int {
 		return exitUsage
 	}
 	return best.run(env, args[bestWords:])
+}
+
+// subcommandFirst lets options come before a sub-subcommand, as in
+// "queue -c FILE list": when args[0] names a group of commands and a later
+// word completes one of them, that word moves up to follow args[0].
+func subcommandFirst(args []string) []string {
+	if len(args) < 3 || !strings.HasPrefix(args[1], "-") {
+		return args
+	}
+	for j := 2; j < len(args); j++ {
+		if args[j] == "--" {
+			break
+		}
+		if _, ok := commands[args[0]+" "+args[j]]; ok {
+			out := append([]string{args[0], args[j]}, args[1:j]...)
+			return append(out, args[j+1:]...)
+		}
+	}
+	return args
 }
 
 func usage(w io.Writer) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/sekisho/sekisho/relay"
 )
@@ -28,7 +29,8 @@ authenticated session of that user may do.`)
 	helo := fs.String("helo", "client.example", "the HELO `name`")
 	authUser := fs.String("auth", "", "authenticate as this `account`")
 	tls := fs.Bool("tls", false, "the session uses TLS")
-	listener := fs.String("listener", "mx", "the listener `mode`: mx, submission or smtps")
+	listener := fs.String("listener", "mx", "a listener's `name` (relay.listeners[].name), or a mode: mx, submission or smtps")
+	atFlag := fs.String("at", "", "the local `time` of the transaction, \"2006-01-02 15:04\", for rules with times (default now)")
 	from := fs.String("from", "", "the envelope sender (\"\" or <> for the null sender)")
 	var rcpts stringList
 	fs.Var(&rcpts, "rcpt", "an envelope recipient (repeat for more)")
@@ -45,13 +47,20 @@ authenticated session of that user may do.`)
 		fmt.Fprintln(env.stderr, "relay test: give at least one --rcpt")
 		return exitUsage
 	}
+	var at time.Time
+	if *atFlag != "" {
+		if at, err = time.ParseInLocation("2006-01-02 15:04", *atFlag, time.Local); err != nil {
+			fmt.Fprintf(env.stderr, "relay test: --at: %q is not \"YYYY-MM-DD HH:MM\"\n", *atFlag)
+			return exitUsage
+		}
+	}
 	cfg, ok := env.config(*cfgPath)
 	if !ok {
 		return exitFinding
 	}
 	sender := strings.TrimSuffix(strings.TrimPrefix(*from, "<"), ">")
 	steps, err := relay.DryRun(cfg.sections(), relay.Probe{Client: ip, Helo: *helo, AuthUser: *authUser, TLS: *tls,
-		Listener: *listener, From: sender, Rcpts: rcpts})
+		Listener: *listener, At: at, From: sender, Rcpts: rcpts})
 	if err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
@@ -86,7 +95,7 @@ policy, rewrite and checks run; accepted messages are read and discarded,
 nothing is queued or sent. Log lines go to standard error.`)
 	cfgPath := fs.String("c", "", "configuration `file`")
 	client := fs.String("client", "", "the client's IP `address`")
-	listener := fs.String("listener", "mx", "the listener `mode`: mx, submission or smtps")
+	listener := fs.String("listener", "mx", "a listener's `name` (relay.listeners[].name), or a mode: mx, submission or smtps")
 	quiet := fs.Bool("q", false, "no log lines on standard error")
 	if _, st := parseFlags(fs, args); st >= 0 {
 		return st

@@ -5,16 +5,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/logsink"
 )
 
 func init() {
@@ -29,22 +30,31 @@ func (c *Config) sections() relay.Sections {
 }
 
 func runServe(env *cmdEnv, args []string) int {
-	fs := newFlags(env, "serve", "[-c FILE]", `
+	fs := newFlags(env, "serve", "[-c FILE] [--listen ADDR]", `
 Runs the gateway: the SMTP listeners, the queue and delivery. Without -c it
 runs the embedded quickstart (127.0.0.1:2525, demo domain, delivery into
 ./sekisho-quickstart/).
 Signals: SIGHUP reloads the configuration, accounts, rewrite tables and
 routes (a broken configuration is refused and the running one kept);
-SIGUSR1 reopens the log file; SIGTERM or SIGINT stop accepting, let open
+SIGUSR1 reopens the log files; SIGTERM or SIGINT stop accepting, let open
 sessions finish (up to --grace), and exit.`)
 	cfgPath := fs.String("c", "", "configuration `file`")
 	grace := fs.Duration("grace", 30*time.Second, "how long open sessions may finish on shutdown")
+	listen := fs.String("listen", "", "listen on `host:port` instead of the first listener's address")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until shutdown (for performance work)")
 	if _, st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
 	cfg, ok := env.config(*cfgPath)
 	if !ok {
+		return exitFinding
+	}
+	if err := overrideListen(cfg, *listen); err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return exitFinding
+	}
+	if err := checkAddresses(cfg.Relay); err != nil {
+		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
 	}
 	if *cpuProfile != "" {
@@ -74,13 +84,13 @@ sessions finish (up to --grace), and exit.`)
 		// less eager collector costs a few MiB and saves CPU per message.
 		debug.SetGCPercent(400)
 	}
-	logOut, err := newLogOutput(cfg.Relay.Log.File, env.stderr)
+	sink, err := newLogSink(cfg.Relay.Log, env.stderr)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "relay.log.file: %v\n", err)
+		fmt.Fprintf(env.stderr, "%s: relay.log: %v\n", cfg.Source, err)
 		return exitFinding
 	}
-	defer logOut.Close()
-	log := newLogger(cfg.Relay.Log, logOut)
+	defer sink.Close()
+	log := slog.New(sink.Handler())
 
 	metrics := relay.NewMetrics()
 	eng, err := relay.New(cfg.sections(), log, metrics)
@@ -102,6 +112,9 @@ sessions finish (up to --grace), and exit.`)
 			return exitFinding
 		}
 	}
+	for _, w := range cfg.Relay.Warnings() {
+		log.Warn("relay."+w, "kind", "start", "config", cfg.Source)
+	}
 	for i, a := range eng.Addrs() {
 		log.Info("listening", "kind", "start", "address", a.String(), "mode", cfg.Relay.Listeners[i].Mode, "config", cfg.Source)
 	}
@@ -113,6 +126,9 @@ sessions finish (up to --grace), and exit.`)
 		case syscall.SIGHUP:
 			next, err := loadConfig(*cfgPath)
 			if err == nil {
+				err = overrideListen(next, *listen)
+			}
+			if err == nil {
 				err = eng.Reload(next.sections())
 			}
 			if err != nil {
@@ -120,8 +136,8 @@ sessions finish (up to --grace), and exit.`)
 				continue
 			}
 		case syscall.SIGUSR1:
-			if err := logOut.Reopen(); err != nil {
-				log.Error("reopening the log file", "error", err)
+			if err := sink.Reopen(); err != nil {
+				log.Error("reopening the log files", "error", err)
 			}
 		default:
 			log.Info("shutting down", "kind", "stop", "signal", sig.String(), "grace", grace.String())
@@ -138,64 +154,47 @@ sessions finish (up to --grace), and exit.`)
 	return exitOK
 }
 
-// logOutput is the log destination: standard error (for journald) or a
-// file that SIGUSR1 reopens after rotation.
-type logOutput struct {
-	mu   sync.Mutex
-	path string
-	w    io.Writer
-	f    *os.File
+// newLogSink opens the main log stream and the per-kind outputs of
+// relay.log.
+func newLogSink(c relay.LogConfig, stderr io.Writer) (*logsink.Sink, error) {
+	return logsink.New(logsink.Options{File: c.File, Format: c.Format, Level: c.Level, Outputs: c.Outputs, Stderr: stderr})
 }
 
-func newLogOutput(path string, stderr io.Writer) (*logOutput, error) {
-	o := &logOutput{path: path, w: stderr}
-	if path != "" {
-		if err := o.Reopen(); err != nil {
-			return nil, err
-		}
-	}
-	return o, nil
-}
-
-func (o *logOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.w.Write(p)
-}
-
-func (o *logOutput) Reopen() error {
-	if o.path == "" {
+// overrideListen puts --listen ADDR in place of the first listener's
+// address (a quickstart on another port without writing a file), and
+// validates the result again.
+func overrideListen(cfg *Config, addr string) error {
+	if addr == "" {
 		return nil
 	}
-	f, err := os.OpenFile(o.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		return err
+	if len(cfg.Relay.Listeners) == 0 {
+		cfg.Relay.Listeners = []relay.ListenerConfig{{Mode: "mx"}}
 	}
-	o.mu.Lock()
-	old := o.f
-	o.f, o.w = f, f
-	o.mu.Unlock()
-	if old != nil {
-		old.Close()
+	cfg.Relay.Listeners[0].Address = addr
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("--listen %s: %w", addr, err)
 	}
 	return nil
 }
 
-func (o *logOutput) Close() error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.f != nil {
-		return o.f.Close()
+// checkAddresses binds every listener address and the metrics address
+// and lets them go again, so that a port in use or a privileged port is
+// refused before the queue folder is created.
+func checkAddresses(c relay.Config) error {
+	try := func(key, addr string) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		return ln.Close()
+	}
+	for i, l := range c.Listeners {
+		if err := try(fmt.Sprintf("relay.listeners[%d].address", i), l.Address); err != nil {
+			return err
+		}
+	}
+	if c.Metrics.Address != "" {
+		return try("relay.metrics.address", c.Metrics.Address)
 	}
 	return nil
-}
-
-func newLogger(c relay.LogConfig, w io.Writer) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

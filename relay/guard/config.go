@@ -53,6 +53,12 @@ type RuleConfig struct {
 	// prefix*@domain, *@domain, and *@*.domain (subdomains only).
 	Senders    []string `koanf:"senders"`
 	Recipients []string `koanf:"recipients"`
+	// Listeners: the names of the listeners (relay.listeners[].name) the
+	// connection may have arrived on, e.g. one per network interface.
+	Listeners []string `koanf:"listeners"`
+	// Times: weekly windows in the gateway's local time, "[DAYS]
+	// [HH:MM-HH:MM]" like "Mon-Fri 08:30-17:15".
+	Times []string `koanf:"times"`
 	// Message replaces the default refusal text of a deny rule.
 	Message string `koanf:"message"`
 }
@@ -118,6 +124,8 @@ type rule struct {
 	users      patternList
 	senders    patternList
 	recipients patternList
+	listeners  map[string]bool // nil: any listener
+	times      windowList
 	message    string
 }
 
@@ -206,6 +214,7 @@ func compileRule(key string, rc RuleConfig) (rule, []error) {
 		r.users, e = compilePatterns(key+".auth", rc.Auth)
 		errs = append(errs, e...)
 	}
+	errs = append(errs, compileConditions(key, rc, &r)...)
 	r.senders, e = compilePatterns(key+".senders", rc.Senders)
 	errs = append(errs, e...)
 	r.recipients, e = compilePatterns(key+".recipients", rc.Recipients)
@@ -235,8 +244,12 @@ func compileRule(key string, rc RuleConfig) (rule, []error) {
 	// writes the right MAIL FROM: that is an open relay.
 	if ok && act == actAllow && r.auth != authUsers && len(r.recipients) == 0 {
 		switch {
+		case len(r.networks) == 0 && len(rc.Listeners) > 0:
+			// Relay permission by interface (one listener per
+			// interface): the relay checks that each listener is bound
+			// to one address (ListenerRefs).
 		case len(r.networks) == 0:
-			bad("action", "allow without networks, auth users or recipients opens the relay to anyone who forges the sender")
+			bad("action", "allow without networks, listeners, auth users or recipients opens the relay to anyone who forges the sender")
 		case r.networks.everyone():
 			bad("networks", "allow for every address (/0) without auth users or recipients is an open relay")
 		}

@@ -49,7 +49,7 @@ func TestValidateErrors(t *testing.T) {
 		`null_sender: "never" is not a null sender policy`,
 		`rules[0].action: "permit" is not an action`,
 		`rules[1].name: "a" is already the name of rules[0]`,
-		`rules[2].action: allow without networks, auth users or recipients opens the relay`,
+		`rules[2].action: allow without networks, listeners, auth users or recipients opens the relay`,
 		`rules[3].networks: allow for every address (/0)`,
 		`rules[4].auth[0]: "any" must stand alone`,
 		`rules[5].senders[0]: "a*b@x.jp": '*' in a local part only at its end`,

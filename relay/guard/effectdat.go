@@ -289,27 +289,32 @@ func effectNetwork(s string) (string, error) {
 	return netip.PrefixFrom(netip.AddrFrom4(b), bits).String(), nil
 }
 
-// WriteYAML prints the converted rules as a relay.guard.rules block, each
-// rule after a comment quoting its effect.dat line.
+// WriteYAML prints the converted rules as a whole relay.guard.rules block
+// that pastes into a configuration as it is, each rule after a comment
+// quoting its effect.dat line.
 func (im *Imported) WriteYAML(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "# Converted from %s by `sekisho import effect-dat`.\n", commentSafe(im.Source))
-	fmt.Fprintf(bw, "# Put the rules under relay.guard, in this order: the first rule that matches\n")
-	fmt.Fprintf(bw, "# decides, so the inner mail server's allow rule must stay above a final\n")
-	fmt.Fprintf(bw, "# no_relay. List its addresses in relay.guard.inner_networks as well, so its\n")
-	fmt.Fprintf(bw, "# mail counts as source \"inner\" for rewrite rules and line-ending policy.\n")
+	fmt.Fprintf(bw, "# The rules keep the file's order: the first rule that matches decides, so\n")
+	fmt.Fprintf(bw, "# the inner mail server's allow rule must stay above a final no_relay. List\n")
+	fmt.Fprintf(bw, "# its addresses in relay.guard.inner_networks as well, so its mail counts as\n")
+	fmt.Fprintf(bw, "# source \"inner\" for rewrite rules and line-ending policy. When the\n")
+	fmt.Fprintf(bw, "# configuration has a relay section already, merge guard: into it.\n")
+	fmt.Fprintln(bw, "relay:")
+	fmt.Fprintln(bw, "  guard:")
 	if len(im.Rules) == 0 {
-		fmt.Fprintln(bw, "rules: []")
+		fmt.Fprintln(bw, "    rules: []")
 	} else {
-		fmt.Fprintln(bw, "rules:")
+		fmt.Fprintln(bw, "    rules:")
 	}
+	const ind = "      "
 	for _, e := range im.entries {
-		fmt.Fprintf(bw, "  # %s:%d: %s\n", commentSafe(im.Source), e.line, commentSafe(e.text))
+		fmt.Fprintf(bw, "%s# %s:%d: %s\n", ind, commentSafe(im.Source), e.line, commentSafe(e.text))
 		for _, n := range e.notes {
-			fmt.Fprintf(bw, "  #   %s\n", n)
+			fmt.Fprintf(bw, "%s#   %s\n", ind, n)
 		}
 		for _, i := range e.rules {
-			writeRuleYAML(bw, im.Rules[i])
+			writeRuleYAML(bw, ind, im.Rules[i])
 		}
 	}
 	if len(im.Problems) > 0 {
@@ -318,9 +323,9 @@ func (im *Imported) WriteYAML(w io.Writer) error {
 	return bw.Flush()
 }
 
-func writeRuleYAML(w io.Writer, r RuleConfig) {
-	fmt.Fprintf(w, "  - name: %s\n", strconv.Quote(r.Name))
-	fmt.Fprintf(w, "    action: %s\n", r.Action)
+func writeRuleYAML(w io.Writer, ind string, r RuleConfig) {
+	fmt.Fprintf(w, "%s- name: %s\n", ind, strconv.Quote(r.Name))
+	fmt.Fprintf(w, "%s  action: %s\n", ind, r.Action)
 	list := func(key string, v []string) {
 		if len(v) == 0 {
 			return
@@ -329,7 +334,7 @@ func writeRuleYAML(w io.Writer, r RuleConfig) {
 		for i, s := range v {
 			q[i] = strconv.Quote(s)
 		}
-		fmt.Fprintf(w, "    %s: [%s]\n", key, strings.Join(q, ", "))
+		fmt.Fprintf(w, "%s  %s: [%s]\n", ind, key, strings.Join(q, ", "))
 	}
 	list("networks", r.Networks)
 	list("senders", r.Senders)

@@ -67,11 +67,18 @@ func checkRoundTrip(t *testing.T, im *Imported, y []byte) {
 	if err != nil {
 		t.Fatalf("output is not YAML: %v\n%s", err, y)
 	}
-	c := DefaultConfig()
-	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{TagName: "koanf", ErrorUnused: true, Result: &c})
+	// The output is a whole relay.guard block: it pastes as it is.
+	var whole struct {
+		Relay struct {
+			Guard Config `koanf:"guard"`
+		} `koanf:"relay"`
+	}
+	whole.Relay.Guard = DefaultConfig()
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{TagName: "koanf", ErrorUnused: true, Result: &whole})
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := &whole.Relay.Guard
 	if err := dec.Decode(m); err != nil {
 		t.Fatalf("decode: %v\n%s", err, y)
 	}

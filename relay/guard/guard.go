@@ -86,6 +86,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/accounts/addr"
@@ -97,12 +98,18 @@ type Client struct {
 	Helo     string
 	AuthUser string // the account address after SMTP AUTH; "" if none
 	TLS      bool
+	// Listener is the name of the listener the connection arrived on
+	// (relay.listeners[].name); "" for an unnamed one.
+	Listener string
+	// At is when the command is decided; zero means the guard's clock.
+	At time.Time
 }
 
 // Guard applies one compiled Config; build a new one on reload.
 type Guard struct {
 	c   *compiled
 	dir func() *accounts.Directory
+	now func() time.Time
 }
 
 // New compiles cfg. dir returns the current directory; it is read once per
@@ -112,8 +119,11 @@ func New(cfg Config, dir func() *accounts.Directory) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Guard{c: c, dir: dir}, nil
+	return &Guard{c: c, dir: dir, now: time.Now}, nil
 }
+
+// SetClock replaces the clock that time conditions read (tests, dry runs).
+func (g *Guard) SetClock(now func() time.Time) { g.now = now }
 
 // Built-in check names, reported in Verdict.Rule.
 const (
@@ -145,7 +155,8 @@ type check struct {
 	inner  bool
 	authed bool
 	login  *accounts.Account
-	user   envAddr // the login as an address, for auth patterns
+	user   envAddr   // the login as an address, for auth patterns
+	at     time.Time // for time conditions
 }
 
 func (g *Guard) newCheck(c Client) (*check, *Verdict) {
@@ -154,7 +165,10 @@ func (g *Guard) newCheck(c Client) (*check, *Verdict) {
 		v := refuse(451, "4.3.0", "Service not ready, try again later", ruleDirectory, "the accounts directory is not loaded")
 		return nil, &v
 	}
-	k := &check{g: g.c, d: d, c: c, inner: g.c.inner.has(c.IP)}
+	k := &check{g: g.c, d: d, c: c, inner: g.c.inner.has(c.IP), at: c.At}
+	if k.at.IsZero() {
+		k.at = g.now()
+	}
 	if c.AuthUser != "" {
 		// A login whose account vanished or was disabled since AUTH no
 		// longer vouches for anything.
@@ -210,7 +224,7 @@ func (k *check) outcomeOf(r *rule) outcome {
 }
 
 func (k *check) matchClient(r *rule) bool {
-	if !r.networks.contains(k.c.IP) {
+	if !r.networks.contains(k.c.IP) || !k.matchWhereWhen(r) {
 		return false
 	}
 	switch r.auth {
