@@ -20,6 +20,7 @@ import (
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
@@ -42,6 +43,7 @@ type state struct {
 	rewriter *rewrite.Rewriter
 	router   *routing.Router
 	guard    *guard.Guard
+	pol      *policy.Policy // the decisions of every stage, over the fields above
 	policies [rewrite.SourceInternet + 1]LinePolicy // by rewrite.Source
 }
 
@@ -125,6 +127,8 @@ func buildState(sec Sections) (*state, error) {
 		return nil, fmt.Errorf("relay.guard: %w", err)
 	}
 	st := &state{cfg: sec.Relay, dir: dir, rewriter: rw, router: router, guard: g}
+	st.pol = policy.New(policy.Parts{Dir: dir, Rewriter: rw, Router: router, Guard: g,
+		MaxReceived: sec.Relay.Limits.MaxReceivedFields, AllowInsecureAuth: sec.Relay.Auth.AllowInsecure})
 	for src, p := range map[rewrite.Source]string{
 		rewrite.SourceInternet:      sec.Relay.BareLineEndings.Internet,
 		rewrite.SourceInner:         sec.Relay.BareLineEndings.Inner,
