@@ -43,7 +43,8 @@ type state struct {
 	rewriter *rewrite.Rewriter
 	router   *routing.Router
 	guard    *guard.Guard
-	pol      *policy.Policy // the decisions of every stage, over the fields above
+	// pol decides every stage over the fields above.
+	pol      *policy.Policy
 	policies [rewrite.SourceInternet + 1]LinePolicy // by rewrite.Source
 }
 
