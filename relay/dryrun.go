@@ -299,3 +299,6 @@ func (l *oneConnListener) Accept() (net.Conn, error) {
 }
 func (l *oneConnListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
 func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 25} }
+
+// Policy is the loaded configuration's decision core.
+func (r *DryRunner) Policy() *policy.Policy { return r.st.pol }

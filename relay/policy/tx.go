@@ -57,17 +57,8 @@ func (p *Policy) Rcpt(c Conn, from, to string) Decision {
 	if !d.Accepted() {
 		return d
 	}
-	// An alias of ours is resolved here (info@ -> tanaka@), as the
-	// administrator configured it; a target outside is an explicit
-	// forward.
-	target := to
-	if r, err := p.p.Dir.Lookup(to); err == nil && r.Ours() && r.Exists() {
-		target = r.Target
-	}
-	rw, rfrom := target, from
-	if out, err := p.p.Rewriter.Default().Rewrite(rewrite.Input{From: from, To: []string{target}, Source: p.Source(c)}); err == nil && len(out.To) == 1 {
-		rw, rfrom = out.To[0], out.From
-	}
+	res := p.Resolve(p.Source(c), from, to)
+	target, rw, rfrom := res.Target, res.Rewritten, res.From
 	d.Target, d.Rewritten, d.From = target, rw, rfrom
 	if rw != target || rfrom != from {
 		// A rewrite never opens a relay, and a sender rewritten into
@@ -79,8 +70,35 @@ func (p *Policy) Rcpt(c Conn, from, to string) Decision {
 		}
 	}
 	d.Key = p.Key(rw)
-	d.Route, d.RouteErr = p.Route(rw, rfrom)
+	d.Route, d.RouteErr = res.Route, res.RouteErr
 	return d
+}
+
+// Resolved is what becomes of a recipient the guard accepted.
+type Resolved struct {
+	Target    string // after alias resolution
+	Rewritten string // the target after the receive-time rewrite
+	From      string // the sender after the receive-time rewrite
+	Route     *routing.Decision
+	RouteErr  error
+}
+
+// Resolve follows a recipient as the gateway does once it is accepted:
+// an alias of ours to its target (a target outside is an explicit
+// forward), the receive-time rewrite of the target and the sender for
+// source src, and the route of the result. It decides nothing: Rcpt
+// checks the result; route test and accounts check explain it.
+func (p *Policy) Resolve(src rewrite.Source, from, to string) Resolved {
+	target := to
+	if r, err := p.p.Dir.Lookup(to); err == nil && r.Ours() && r.Exists() {
+		target = r.Target
+	}
+	res := Resolved{Target: target, Rewritten: target, From: from}
+	if out, err := p.p.Rewriter.Default().Rewrite(rewrite.Input{From: from, To: []string{target}, Source: src}); err == nil && len(out.To) == 1 {
+		res.Rewritten, res.From = out.To[0], out.From
+	}
+	res.Route, res.RouteErr = p.Route(res.Rewritten, res.From)
+	return res
 }
 
 // Route is the routing table's decision (without DNS) for a recipient as
