@@ -297,7 +297,7 @@ sender. Exit 1 if an address cannot be parsed.`)
 		fs.Usage()
 		return exitUsage
 	}
-	dir, ok := env.directory(*cfgPath)
+	dir, fate, ok := env.checkDirectory(*cfgPath)
 	if !ok {
 		return exitFinding
 	}
@@ -319,7 +319,7 @@ sender. Exit 1 if an address cannot be parsed.`)
 				c.Flags = f.String()
 			}
 		}
-		c.Recipient, c.Sender = asRecipient(r), asSender(r)
+		c.Recipient, c.Sender = fate.asRecipient(r), asSender(r)
 		results = append(results, c)
 	}
 	if *asJSON {
