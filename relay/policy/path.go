@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -53,7 +54,7 @@ func ParsePath(s string) (string, error) {
 	} else {
 		i := strings.IndexByte(s, '@')
 		if i < 0 {
-			return "", errors.New("no '@' in the address")
+			return "", fmt.Errorf("%q is not of the form local@domain", s)
 		}
 		if strings.ContainsAny(s[:i], "()<>[]:;\\,\" \t") {
 			return "", errors.New("malformed local part")
