@@ -81,8 +81,6 @@ type listener struct {
 	allowInsecureAuth bool
 }
 
-func (l *listener) needsAuth() bool { return l.cfg.Mode == "submission" || l.cfg.Mode == "smtps" }
-
 // SelfFor lists this gateway's names and listen addresses for the
 // routing layer's self-route check.
 func SelfFor(c Config) routing.Self {

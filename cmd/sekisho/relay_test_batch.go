@@ -20,6 +20,9 @@ type probeInput struct {
 	Listener string   `json:"listener"`
 	From     string   `json:"from"`
 	Rcpts    []string `json:"rcpts"`
+	// Header is the message's header block, with its empty line (--batch
+	// only; default: a header with only From).
+	Header string `json:"header"`
 }
 
 // probe checks the input and reads its addresses as the server's command
@@ -38,6 +41,9 @@ func (in probeInput) probe() (relay.Probe, string) {
 		return relay.Probe{}, fmt.Sprintf("--listener: %q is not mx, submission or smtps", in.Listener)
 	}
 	p := relay.Probe{Client: ip, Helo: in.Helo, AuthUser: in.Auth, TLS: in.TLS, Listener: in.Listener}
+	if in.Header != "" {
+		p.Header = []byte(in.Header)
+	}
 	if p.From, err = policy.ParsePath(in.From); err != nil {
 		return relay.Probe{}, fmt.Sprintf("--from %q: %v", in.From, err)
 	}

@@ -1,0 +1,220 @@
+package conformance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// differ drives the live gateway through the generated transactions and
+// compares each reply code with the dry run's.
+type differ struct {
+	t           *testing.T
+	w           *world
+	mismatches  int
+	compared    int
+	accepted    []int // transactions whose message the gateway queued
+	knownTLS502 int   // DATA without recipients under TLS: 502 live (see runGroup)
+}
+
+// expect compares one live reply with the dry run's step.
+func (d *differ) expect(c *smtpConn, tx diffTx, s dryStep) bool {
+	d.t.Helper()
+	r, err := c.readReply()
+	d.compared++
+	if err != nil {
+		d.t.Fatalf("tx %d %s %s: %v\n%s", tx.n, s.Stage, s.Arg, err, c.log)
+	}
+	if r.code != strconv.Itoa(s.Code) {
+		d.mismatches++
+		if d.mismatches <= 10 {
+			d.t.Errorf("tx %d (%+v) %s %s: live %s, relay test %d (%s)", tx.n, tx, s.Stage, s.Arg, r, s.Code, s.Verdict)
+		}
+	}
+	return r.code[0] == '2' || r.code[0] == '3'
+}
+
+func (d *differ) simple(c *smtpConn, cmd, want string) {
+	d.t.Helper()
+	c.send(cmd + "\r\n")
+	r, err := c.readReply()
+	if err != nil || r.code != want {
+		d.t.Fatalf("%s: %v %v (want %s)\n%s", cmd, r, err, want, c.log)
+	}
+}
+
+// runGroup runs the transactions that share connection attributes on one
+// connection: greeting, HELO, STARTTLS, AUTH once, then each transaction.
+func (d *differ) runGroup(txs []diffTx, dry [][]dryStep, idx []int) {
+	first := txs[idx[0]]
+	steps := dry[idx[0]]
+	c, err := dialFrom(first.Client, d.w.port(first.Listener), false)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer c.conn.Close()
+	c.conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	at := 0
+	next := func(stage string) (dryStep, bool) {
+		if at < len(steps) && steps[at].Stage == stage {
+			at++
+			return steps[at-1], true
+		}
+		return dryStep{}, false
+	}
+	s, _ := next("connect")
+	if !d.expect(c, first, s) {
+		return
+	}
+	s, _ = next("helo")
+	if first.Helo == "" {
+		c.send("HELO\r\n")
+	} else {
+		c.send("EHLO " + first.Helo + "\r\n")
+	}
+	if !d.expect(c, first, s) {
+		return
+	}
+	if first.TLS {
+		if err := c.starttls(); err != nil {
+			d.t.Fatalf("STARTTLS: %v\n%s", err, c.log)
+		}
+		d.simple(c, "EHLO "+first.Helo, "250")
+	}
+	if first.Auth != "" {
+		s, _ = next("auth")
+		if err := c.auth("plain", first.Auth, diffAuth[first.Auth]); err != nil {
+			d.t.Fatal(err)
+		}
+		if !d.expect(c, first, s) {
+			return
+		}
+	}
+	prefix := at
+	for _, i := range idx {
+		tx := txs[i]
+		steps, at = dry[i], prefix
+		s, ok := next("mail")
+		if !ok {
+			d.t.Fatalf("tx %d: the dry run has no mail step: %+v", i, dry[i])
+		}
+		c.send("MAIL FROM:<" + tx.From + ">\r\n")
+		if !d.expect(c, tx, s) {
+			d.simple(c, "RSET", "250")
+			continue
+		}
+		for _, r := range tx.Rcpts {
+			s, _ := next("rcpt")
+			c.send("RCPT TO:<" + r + ">\r\n")
+			d.expect(c, tx, s)
+		}
+		s, _ = next("data")
+		c.send("DATA\r\n")
+		r, err := c.readReply()
+		if err != nil {
+			d.t.Fatalf("tx %d DATA: %v\n%s", i, err, c.log)
+		}
+		if r.code == "354" {
+			c.send(strings.ReplaceAll(tx.Header, "\r\n", "\r\n") + fmt.Sprintf("tx %d\r\n.\r\n", i))
+			if d.expect(c, tx, s) {
+				d.accepted = append(d.accepted, i)
+			}
+		} else {
+			d.compared++
+			if tx.TLS && r.code == "502" && s.Code == 503 {
+				// go-smtp's sequence reply under TLS, where the
+				// listener's reply fix does not reach (the smtpd issue
+				// removes both): the one divergence allowed, counted.
+				d.knownTLS502++
+			} else if r.code != strconv.Itoa(s.Code) {
+				d.mismatches++
+				d.t.Errorf("tx %d (%+v) DATA: live %s, relay test %d", i, tx, r, s.Code)
+			}
+		}
+		d.simple(c, "RSET", "250")
+	}
+	c.send("QUIT\r\n")
+	c.readReply()
+}
+
+// sinkOf names the sink whose address a next-hop label holds.
+func (d *differ) sinkOf(hop string) string {
+	for _, name := range d.w.order {
+		if a := d.w.sinks[name].addr; strings.Contains(hop, a) {
+			return a
+		}
+	}
+	return "(no sink: " + hop + ")"
+}
+
+// checkRouteTest asks `route test` for the accepted recipients of the
+// unauthenticated transactions, one run per client and sender, and checks
+// it names the hop the dry run (and so the live gateway) used.
+func (d *differ) checkRouteTest(cfg string, txs []diffTx, dry [][]dryStep) {
+	type key struct{ client, from string }
+	want := map[key]map[string]string{} // rcpt as written -> sink
+	var order []key
+	for _, i := range d.accepted {
+		tx := txs[i]
+		if tx.Auth != "" {
+			continue
+		}
+		k := key{tx.Client, tx.From}
+		if want[k] == nil {
+			want[k] = map[string]string{}
+			order = append(order, k)
+		}
+		j := 0
+		for _, s := range dry[i] {
+			if s.Stage != "rcpt" {
+				continue
+			}
+			if s.Verdict == "accept" {
+				want[k][tx.Rcpts[j]] = d.sinkOf(s.NextHop)
+			}
+			j++
+		}
+	}
+	if len(order) > 12 {
+		order = order[:12] // each run is a process start
+	}
+	checked := 0
+	for _, k := range order {
+		args := []string{"route", "test", "-c", cfg, "--json", "--no-dns", "--client", k.client, "--from", k.from}
+		rcpts := sortedKeys(map[string]bool{})
+		for r := range want[k] {
+			rcpts = append(rcpts, r)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := sekisho(ctx, append(args, rcpts...)...).Output()
+		cancel()
+		if err != nil {
+			d.t.Fatalf("route test %v: %v\n%s", rcpts, err, out)
+		}
+		var res []struct {
+			Address string `json:"address"`
+			Hops    []struct {
+				Host string `json:"host"`
+				Port int    `json:"port"`
+			} `json:"hops"`
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			d.t.Fatalf("route test --json: %v\n%s", err, out)
+		}
+		for _, r := range res {
+			checked++
+			hop := "(none)"
+			if len(r.Hops) > 0 {
+				hop = fmt.Sprintf("%s:%d", r.Hops[0].Host, r.Hops[0].Port)
+			}
+			if hop != want[k][r.Address] {
+				d.t.Errorf("route test --client %s --from %q %s: next hop %s; the gateway delivered to %s", k.client, k.from, r.Address, hop, want[k][r.Address])
+			}
+		}
+	}
+	d.t.Logf("route test: %d addresses checked against the delivering sink", checked)
+}
