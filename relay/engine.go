@@ -191,15 +191,20 @@ func (e *Engine) Reload(sec Sections) error {
 	if err != nil {
 		return err
 	}
+	tlsAtStart := e.startCfg.TLS.CertFile != ""
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
 		return err
 	}
-	if fmt.Sprint(sec.Relay.Listeners) != fmt.Sprint(e.startCfg.Listeners) || sec.Relay.Queue.Dir != e.startCfg.Queue.Dir ||
-		fmt.Sprint(sec.Relay.Auth) != fmt.Sprint(e.startCfg.Auth) {
-		e.log.Warn("relay.listeners, relay.queue.dir and relay.auth change only on restart; keeping the running ones", "kind", "reload")
-	}
 	e.st.Store(st)
-	e.log.Info("configuration reloaded", "kind", "reload", "accounts", st.dir.Len())
+	e.mu.Lock()
+	if e.runner != nil {
+		e.runner.reconfigure(sec.Relay)
+	}
+	e.mu.Unlock()
+	restart := restartOnly(e.startCfg, sec.Relay, tlsAtStart)
+	e.log.Info("configuration reloaded", "kind", "reload", "accounts", st.dir.Len(),
+		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname (Received, delivery), relay.tls certificate, relay.delivery, relay.limits.max_received_fields and max_header_bytes",
+		"needs_restart", restartNote(restart))
 	return nil
 }
 
