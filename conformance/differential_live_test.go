@@ -17,8 +17,9 @@ type differ struct {
 	w           *world
 	mismatches  int
 	compared    int
-	accepted    []int // transactions whose message the gateway queued
-	knownTLS502 int   // DATA without recipients under TLS: 502 live (see runGroup)
+	accepted    []int          // transactions whose message the gateway queued
+	knownTLS502 int            // DATA without recipients under TLS: 502 live (see runGroup)
+	codes       map[string]int // "stage code" -> how often: what was covered
 }
 
 // expect compares one live reply with the dry run's step.
@@ -26,6 +27,10 @@ func (d *differ) expect(c *smtpConn, tx diffTx, s dryStep) bool {
 	d.t.Helper()
 	r, err := c.readReply()
 	d.compared++
+	if d.codes == nil {
+		d.codes = map[string]int{}
+	}
+	d.codes[fmt.Sprintf("%s %d", s.Stage, s.Code)]++
 	if err != nil {
 		d.t.Fatalf("tx %d %s %s: %v\n%s", tx.n, s.Stage, s.Arg, err, c.log)
 	}

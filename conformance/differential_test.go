@@ -98,6 +98,7 @@ relay:
     max_failures: 1000000
   guard:
     inner_networks: [127.0.0.10/32]
+    sender_trust: header
     rules:
       - name: staff-lan
         action: require_auth
@@ -164,8 +165,14 @@ func generate(rng *rand.Rand, n int) []diffTx {
 			tx.Rcpts = append(tx.Rcpts, pick(diffRcpts))
 		}
 		from := strings.ReplaceAll(tx.From, `"`, "")
+		switch {
+		case rng.IntN(40) == 0:
+			tx.Header = strings.Repeat("Received: from a by b; Sun, 29 Nov 2026 05:00:00 +0900\r\n", 31) // a loop: 554 5.4.6
+		case rng.IntN(20) == 0:
+			tx.Header = "From: <" + pick(diffSenders[1:]) + ">\r\n" // sender_trust header decides
+		}
 		if from != "" {
-			tx.Header = "From: <" + from + ">\r\n"
+			tx.Header += "From: <" + from + ">\r\n"
 		}
 		tx.Header += fmt.Sprintf("Subject: differential %d\r\nMessage-ID: <d%d@conformance.test>\r\n\r\n", i, i)
 		txs[i] = tx
@@ -268,6 +275,7 @@ func TestDifferential_RelayTestEqualsLiveGateway(t *testing.T) {
 	}
 	t.Logf("%d transactions on %d connections, %d commands compared, %d messages accepted; %d DATA 502-under-TLS (go-smtp) allowed",
 		n, len(order), d.compared, len(d.accepted), d.knownTLS502)
+	t.Logf("replies compared, by stage and code: %v", d.codes)
 
 	// Every accepted recipient reaches the sink the dry run names.
 	g.waitQueueEmpty(t)
