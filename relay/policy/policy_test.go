@@ -246,3 +246,29 @@ func FuzzParsePath(f *testing.F) {
 		}
 	})
 }
+
+// The per-recipient cost on the live path: guard, alias, rewrite preview,
+// route match.
+func BenchmarkRcpt(b *testing.B) {
+	p := fixture(b, false)
+	c := Conn{IP: internetIP, Helo: "x"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := p.Rcpt(c, "a@example.org", "kikaku@test.jp"); !d.Accepted() {
+			b.Fatal(d.Reason)
+		}
+	}
+}
+
+// The same without the route: what the session paid before the policy.
+func BenchmarkRcptWithoutRoute(b *testing.B) {
+	p := fixture(b, false)
+	p.p.Router = nil
+	c := Conn{IP: internetIP, Helo: "x"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := p.Rcpt(c, "a@example.org", "kikaku@test.jp"); !d.Accepted() {
+			b.Fatal(d.Reason)
+		}
+	}
+}
