@@ -20,6 +20,7 @@ type differ struct {
 	accepted    []int          // transactions whose message the gateway queued
 	knownTLS502 int            // DATA without recipients under TLS: 502 live (see runGroup)
 	codes       map[string]int // "stage code" -> how often: what was covered
+	mailed      int            // transactions that reached MAIL
 }
 
 // expect compares one live reply with the dry run's step.
@@ -107,6 +108,7 @@ func (d *differ) runGroup(txs []diffTx, dry [][]dryStep, idx []int) {
 		if !ok {
 			d.t.Fatalf("tx %d: the dry run has no mail step: %+v", i, dry[i])
 		}
+		d.mailed++
 		c.send("MAIL FROM:<" + tx.From + ">\r\n")
 		if !d.expect(c, tx, s) {
 			d.simple(c, "RSET", "250")
