@@ -213,7 +213,11 @@ func Session(sec Sections, clientIP netip.Addr, mode string, in io.Reader, out i
 	if mode == "" {
 		mode = "mx"
 	}
-	l := &listener{name: "dry-run", cfg: ListenerConfig{Mode: mode, Address: "stdio"}}
+	// The listener of that mode in the configuration: its require_tls
+	// applies as it would to a client that did not STARTTLS (there is no
+	// TLS on standard input; smtps stands for a client inside TLS).
+	l := &listener{name: "dry-run", cfg: ListenerConfig{Mode: mode, Address: "stdio",
+		RequireTLS: ProbeConn(sec.Relay, Probe{Listener: mode}).RequireTLS}}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		s, err := e.newSession(l, c)
 		if err == nil && mode == policy.ModeSMTPS {

@@ -108,7 +108,11 @@ func runRelaySession(env *cmdEnv, args []string) int {
 Reads an SMTP dialogue on standard input and answers it on standard output
 as the gateway would answer a client at --client (like exim -bh). The real
 policy, rewrite and checks run; accepted messages are read and discarded,
-nothing is queued or sent. Log lines go to standard error.`)
+nothing is queued or sent. Log lines go to standard error. There is no
+STARTTLS on standard input: AUTH is offered only where
+relay.auth.allow_insecure allows it and a require_tls listener refuses
+MAIL, as for a live client without TLS; --listener smtps answers as to a
+client inside implicit TLS.`)
 	cfgPath := fs.String("c", "", "configuration `file`")
 	client := fs.String("client", "", "the client's IP `address`")
 	listener := fs.String("listener", "mx", "the listener `mode`: mx, submission or smtps")
