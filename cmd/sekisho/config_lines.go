@@ -24,6 +24,7 @@ func locate(source string, data []byte, problem string) string {
 		}
 		return fmt.Sprintf("%s:%d: %s", source, n, yamlReason(m[2]))
 	}
+	problem = plainWords(problem)
 	key, _, ok := strings.Cut(problem, ": ")
 	if ok && data != nil {
 		if n := lineOf(data, key); n > 0 {
@@ -199,4 +200,17 @@ var yamlTranslations = [][2]string{
 	{"did not find expected node content", "a value is missing (a \"- \" or \"key:\" with nothing usable after it)"},
 	{"block sequence entries are not allowed", "a \"- item\" where a value was expected: check the indentation"},
 	{"could not find expected ':'", "a key without ':' (or a value continued on the next line without quotes)"},
+}
+
+// Go library call chains in messages ('netip.ParsePrefix("300.1.1.1/8"):
+// ParseAddr("300.1.1.1"): IPv4 field has value >255') say the same thing
+// three times; the last part is the reason.
+var (
+	libCall   = regexp.MustCompile(`(?:[a-z]+\.)?[A-Z][A-Za-z]*\("[^"]*"\): `)
+	strconvIn = regexp.MustCompile(`strconv\.Parse\w+: parsing "[^"]*": `)
+)
+
+func plainWords(s string) string {
+	s = libCall.ReplaceAllString(s, "")
+	return strconvIn.ReplaceAllString(s, "")
 }
