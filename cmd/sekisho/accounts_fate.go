@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/relay"
@@ -16,8 +17,9 @@ const fateSender = "sender@example.com"
 // address" through the relay policy itself: the guard, the alias, the
 // receive-time rewrite and its re-check, and the route.
 type recipientFate struct {
-	pol  *policy.Policy
-	conn policy.Conn
+	pol   *policy.Policy
+	conn  policy.Conn  // a client on the internet
+	inner *policy.Conn // a host of relay.guard.inner_networks, if any
 }
 
 // checkDirectory loads the configuration, the directory and the relay
@@ -33,7 +35,38 @@ func (env *cmdEnv) checkDirectory(cfgPath string) (*accounts.Directory, *recipie
 		return nil, nil, false
 	}
 	// The zero client address is in no network: a client on the internet.
-	return dr.Policy().Dir(), &recipientFate{pol: dr.Policy(), conn: policy.Conn{Mode: policy.ModeMX}}, true
+	f := &recipientFate{pol: dr.Policy(), conn: policy.Conn{Mode: policy.ModeMX, Helo: "client.example"}}
+	for _, n := range cfg.Relay.Guard.InnerNetworks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			f.inner = &policy.Conn{IP: p.Addr(), Mode: policy.ModeMX, Helo: "inner.example"}
+			break
+		}
+		if a, err := netip.ParseAddr(n); err == nil {
+			f.inner = &policy.Conn{IP: a, Mode: policy.ModeMX, Helo: "inner.example"}
+			break
+		}
+	}
+	return dr.Policy().Dir(), f, true
+}
+
+// asSender says what happens to r as the envelope sender: from a client
+// on the internet, and from the inner networks towards the internet.
+func (f *recipientFate) asSender(r accounts.Result) string {
+	verdict := func(d policy.Decision) string {
+		if d.Accepted() {
+			return "accepted"
+		}
+		return fmt.Sprintf("refused %d %s (%s)", d.Code, d.Enhanced, d.Rule)
+	}
+	s := "from the internet: " + verdict(f.pol.Mail(f.conn, r.Input))
+	if f.inner != nil {
+		d := f.pol.Mail(*f.inner, r.Input)
+		if d.Accepted() {
+			d = f.pol.Rcpt(*f.inner, r.Input, fateSender)
+		}
+		s += "; from the inner networks to the internet: " + verdict(d)
+	}
+	return s
 }
 
 // asRecipient says what happens to mail for r from a client on the

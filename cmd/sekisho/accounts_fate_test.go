@@ -19,6 +19,8 @@ func TestDryRunsFollowAliasAndRewrite(t *testing.T) {
   accounts:
     - address: user1@test.jp
     - address: helpdesk@test.jp
+    - address: baito@test.jp
+      outbound_blocked: true
   aliases:
     - alias: info@test.jp
       target: helpdesk@test.jp
@@ -46,8 +48,10 @@ relay:
 		code int
 		want []string
 	}{
-		{[]string{"accounts", "check", "-c", cfg, "info@test.jp", "user1@test.jp"}, exitOK,
-			[]string{"as recipient: rejected from the internet: 554 5.7.1", "rewritten to helpdesk@partner.example", "as recipient: accepted, delivered to inner 192.168.0.103:25"}},
+		{[]string{"accounts", "check", "-c", cfg, "info@test.jp", "user1@test.jp", "baito@test.jp"}, exitOK,
+			[]string{"as recipient: rejected from the internet: 554 5.7.1", "rewritten to helpdesk@partner.example", "as recipient: accepted, delivered to inner 192.168.0.103:25",
+				"as sender:    from the internet: refused 553 5.7.1 (builtin:spoof); from the inner networks to the internet: accepted",
+				"from the inner networks to the internet: refused 550 5.7.1 (builtin:outbound-blocked)"}},
 		{[]string{"route", "test", "-c", cfg, "--no-dns", "--client", "192.168.0.5", "info@test.jp"}, exitOK,
 			[]string{"alias:    helpdesk@test.jp", "rewrite:  helpdesk@partner.example (on receipt)", "smart_host"}},
 		{[]string{"relay", "test", "-c", cfg, "--client", "203.0.113.5", "--from", "a@example.org", "--rcpt", "info@test.jp"}, exitFinding,
