@@ -88,6 +88,8 @@ relay:
       mode: mx
     - address: "{{listen "submission"}}"
       mode: submission
+    - address: "{{listenTLS "smtps"}}"
+      mode: smtps
   tls:
     cert_file: "{{cert}}"
     key_file: "{{key}}"
@@ -153,12 +155,18 @@ func generate(rng *rand.Rand, n int) []diffTx {
 		if rng.IntN(200) == 0 {
 			tx.Helo = "" // a bare HELO
 		}
-		if rng.IntN(4) == 0 {
+		switch rng.IntN(8) {
+		case 0, 1:
 			tx.Listener = "submission"
+		case 2:
+			tx.Listener = "smtps"
 		}
 		if rng.IntN(3) == 0 {
 			tx.Auth = users[rng.IntN(len(users))]
 			tx.TLS = tx.TLS || rng.IntN(4) > 0 // AUTH without TLS: 523
+		}
+		if tx.Listener == "smtps" {
+			tx.TLS = false // implicit TLS: no STARTTLS
 		}
 		tx.From = pick(diffSenders)
 		for range 1 + rng.IntN(4) {
