@@ -1,7 +1,9 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -20,11 +22,12 @@ type differ struct {
 	accepted    []int          // transactions whose message the gateway queued
 	knownTLS502 int            // DATA without recipients under TLS: 502 live (see runGroup)
 	codes       map[string]int // "stage code" -> how often: what was covered
+	replays     []replay       // dialogues without STARTTLS, for relay session
 	mailed      int            // transactions that reached MAIL
 }
 
 // expect compares one live reply with the dry run's step.
-func (d *differ) expect(c *smtpConn, tx diffTx, s dryStep) bool {
+func (d *differ) expect(c *recConn, tx diffTx, s dryStep) bool {
 	d.t.Helper()
 	r, err := c.readReply()
 	d.compared++
@@ -44,7 +47,7 @@ func (d *differ) expect(c *smtpConn, tx diffTx, s dryStep) bool {
 	return r.code[0] == '2' || r.code[0] == '3'
 }
 
-func (d *differ) simple(c *smtpConn, cmd, want string) {
+func (d *differ) simple(c *recConn, cmd, want string) {
 	d.t.Helper()
 	c.send(cmd + "\r\n")
 	r, err := c.readReply()
@@ -58,9 +61,15 @@ func (d *differ) simple(c *smtpConn, cmd, want string) {
 func (d *differ) runGroup(txs []diffTx, dry [][]dryStep, idx []int) {
 	first := txs[idx[0]]
 	steps := dry[idx[0]]
-	c, err := dialFrom(first.Client, d.w.port(first.Listener), first.Listener == "smtps")
+	sc, err := dialFrom(first.Client, d.w.port(first.Listener), first.Listener == "smtps")
 	if err != nil {
 		d.t.Fatal(err)
+	}
+	c := &recConn{smtpConn: sc}
+	if !first.TLS {
+		// Without STARTTLS the same dialogue can be replayed through
+		// relay session (checkRelaySession).
+		defer func() { d.replays = append(d.replays, replay{tx: first, c: c}) }()
 	}
 	defer c.conn.Close()
 	c.conn.SetDeadline(time.Now().Add(2 * time.Minute))
@@ -93,9 +102,7 @@ func (d *differ) runGroup(txs []diffTx, dry [][]dryStep, idx []int) {
 	}
 	if first.Auth != "" {
 		s, _ = next("auth")
-		if err := c.auth("plain", first.Auth, diffAuth[first.Auth]); err != nil {
-			d.t.Fatal(err)
-		}
+		c.send("AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+first.Auth+"\x00"+diffAuth[first.Auth])) + "\r\n")
 		if !d.expect(c, first, s) {
 			return
 		}
@@ -126,7 +133,7 @@ func (d *differ) runGroup(txs []diffTx, dry [][]dryStep, idx []int) {
 			d.t.Fatalf("tx %d DATA: %v\n%s", i, err, c.log)
 		}
 		if r.code == "354" {
-			c.send(strings.ReplaceAll(tx.Header, "\r\n", "\r\n") + fmt.Sprintf("tx %d\r\n.\r\n", i))
+			c.send(tx.Header + fmt.Sprintf("tx %d\r\n.\r\n", i))
 			if d.expect(c, tx, s) {
 				d.accepted = append(d.accepted, i)
 			}
@@ -224,4 +231,64 @@ func (d *differ) checkRouteTest(cfg string, txs []diffTx, dry [][]dryStep) {
 		}
 	}
 	d.t.Logf("route test: %d addresses checked against the delivering sink", checked)
+}
+
+// recConn records what a dialogue sent and the reply codes it got, so
+// that the dialogue can be replayed through relay session.
+type recConn struct {
+	*smtpConn
+	script strings.Builder
+	codes  []string
+}
+
+func (c *recConn) send(s string) {
+	c.smtpConn.send(s)
+	c.script.WriteString(s)
+}
+
+func (c *recConn) readReply() (reply, error) {
+	r, err := c.smtpConn.readReply()
+	if err == nil {
+		c.codes = append(c.codes, r.code)
+	}
+	return r, err
+}
+
+type replay struct {
+	tx diffTx
+	c  *recConn
+}
+
+// checkRelaySession feeds recorded dialogues to relay session: every
+// reply code must be the live gateway's.
+func (d *differ) checkRelaySession(cfg string) {
+	checked := 0
+	for _, r := range d.replays {
+		if checked == 12 {
+			break // each run is a process start
+		}
+		checked++
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := sekisho(ctx, "relay", "session", "-c", cfg, "-q", "--client", r.tx.Client, "--listener", r.tx.Listener)
+		cmd.Stdin = strings.NewReader(r.c.script.String())
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		err := cmd.Run()
+		cancel()
+		if err != nil {
+			d.t.Fatalf("relay session: %v", err)
+		}
+		var codes []string
+		for _, line := range strings.Split(out.String(), "\n") {
+			line = strings.TrimRight(line, "\r")
+			if len(line) >= 3 && (len(line) == 3 || line[3] == ' ') {
+				codes = append(codes, line[:3])
+			}
+		}
+		if strings.Join(codes, " ") != strings.Join(r.c.codes, " ") {
+			d.t.Errorf("relay session --client %s --listener %s answered %v; the live gateway %v\n%s",
+				r.tx.Client, r.tx.Listener, codes, r.c.codes, r.c.script.String())
+		}
+	}
+	d.t.Logf("relay session: %d dialogues replayed", checked)
 }

@@ -326,6 +326,8 @@ func TestDifferential_RelayTestEqualsLiveGateway(t *testing.T) {
 
 	// route test names the same next hop.
 	d.checkRouteTest(g.cfg, txs, dry)
+	// relay session answers the same dialogues with the same codes.
+	d.checkRelaySession(g.cfg)
 
 	// relay test exits 1 when a step refuses, 0 otherwise.
 	for _, c := range []struct {
