@@ -8,16 +8,18 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/sekisho/sekisho/relay/guard"
-	"github.com/sekisho/sekisho/rewrite"
+	"github.com/sekisho/sekisho/relay/policy"
+	"github.com/sekisho/sekisho/routing"
 )
 
-// Probe describes one imagined transaction for a policy dry run.
+// Probe describes one imagined transaction for a policy dry run. Addresses
+// are as the command parser hands them over (policy.ParsePath).
 type Probe struct {
 	Client   netip.Addr
 	Helo     string
@@ -30,6 +32,10 @@ type Probe struct {
 	At    time.Time
 	From  string
 	Rcpts []string
+	// Header is the message's header block (with its empty line); nil
+	// stands for a header with only "From: <From>", what most clients
+	// write.
+	Header []byte
 }
 
 // Step is the verdict of one SMTP stage in a dry run.
@@ -41,115 +47,191 @@ type Step struct {
 	Enhanced string `json:"enhanced"`
 	Rule     string `json:"rule"`
 	Reason   string `json:"reason"`
-	// Rewritten is the recipient after the receive-time rewrite.
+	// Target is an accepted recipient's alias target, when it has one.
+	Target string `json:"target,omitempty"`
+	// Rewritten is the address after the receive-time rewrite (the
+	// recipient at rcpt, the sender at mail), when it changed.
 	Rewritten string `json:"rewritten,omitempty"`
+	// NextHop names the route an accepted recipient is delivered by and
+	// its hosts (table match, no DNS); Route is the whole decision.
+	NextHop string            `json:"next_hop,omitempty"`
+	Route   *routing.Decision `json:"route,omitempty"`
 }
 
-func stepOf(stage, arg string, v guard.Verdict) Step {
-	s := Step{Stage: stage, Arg: arg, Verdict: v.Action.String(), Code: v.Code, Enhanced: v.Enhanced, Rule: v.Rule, Reason: v.Reason}
-	if v.Accepted() && s.Code == 0 {
-		s.Code, s.Enhanced = 250, "2.0.0"
-		if stage == "connect" {
-			s.Code, s.Enhanced = 220, ""
-		}
+// Refused reports whether the step refuses.
+func (s Step) Refused() bool { return s.Verdict != "accept" }
+
+func stepOf(d policy.Decision) Step {
+	s := Step{Stage: d.Stage, Arg: d.Arg, Verdict: d.Action.String(), Code: d.Code, Enhanced: d.Enhanced, Rule: d.Rule, Reason: d.Reason}
+	if d.Target != "" && d.Target != d.Arg {
+		s.Target = d.Target
+	}
+	if d.Rewritten != "" && d.Rewritten != d.Arg && d.Rewritten != d.Target {
+		s.Rewritten = d.Rewritten
+	}
+	if d.Accepted() && d.Route != nil {
+		s.Route = d.Route
+		s.NextHop = NextHopLabel(d.Route)
+	}
+	if d.Accepted() && d.RouteErr != nil {
+		s.NextHop = "unroutable: " + d.RouteErr.Error()
 	}
 	return s
 }
 
+// NextHopLabel names a routing decision in one line: the rule (or "mx")
+// and the configured hosts, as the delivery log names the hop.
+func NextHopLabel(d *routing.Decision) string {
+	label := hopLabel(*d)
+	if d.Kind == routing.KindDir {
+		return label + " dir " + d.Dir
+	}
+	if len(d.Hops) == 0 {
+		return label
+	}
+	hops := make([]string, len(d.Hops))
+	for i, h := range d.Hops {
+		hops[i] = h.String()
+	}
+	return label + " " + strings.Join(hops, ",")
+}
+
+// ProbeConn is what the policy would know about the probe's client: the
+// listener it names (by name or mode) gives the mode, the name for rules
+// by listener and require_tls; smtps is TLS by definition.
+func ProbeConn(c Config, p Probe) policy.Conn {
+	lc := dryRunListener(c, p.Listener)
+	return policy.Conn{IP: p.Client.Unmap(), Helo: p.Helo, TLS: p.TLS || lc.Mode == policy.ModeSMTPS,
+		Mode: lc.Mode, RequireTLS: lc.RequireTLS, Listener: lc.Name, At: p.At}
+}
+
 // DryRun runs the real policy over a probe and returns every step's
 // verdict. Nothing is sent, queued or logged. It stops at the first
-// refusal of connect, helo, auth or mail, as a client would.
+// refusal of connect, helo, auth, mail or data, as a client would.
 func DryRun(sec Sections, p Probe) ([]Step, error) {
+	if err := checkProbeListener(sec.Relay, p.Listener); err != nil {
+		return nil, err
+	}
 	st, err := buildState(sec)
 	if err != nil {
 		return nil, err
 	}
-	lc := dryRunListener(sec.Relay, p.Listener)
-	mode := lc.Mode
-	client := guard.Client{IP: p.Client.Unmap(), Helo: p.Helo, TLS: p.TLS, Listener: lc.Name, At: p.At}
-	steps := []Step{{Stage: "connect", Arg: p.Client.String(), Verdict: "accept", Code: 220, Rule: "builtin:connect",
-		Reason: "connections are not refused by address; network rules decide at MAIL and RCPT"}}
-	steps = append(steps, Step{Stage: "helo", Arg: p.Helo, Verdict: "accept", Code: 250, Rule: "builtin:helo", Reason: "any HELO name is accepted; it is recorded in Received"})
+	return dryRun(st.pol, ProbeConn(sec.Relay, p), p), nil
+}
+
+// DryRunner decides many probes with one loaded configuration (relay test
+// --batch).
+type DryRunner struct {
+	st  *state
+	cfg Config
+}
+
+// NewDryRunner loads the configuration once.
+func NewDryRunner(sec Sections) (*DryRunner, error) {
+	st, err := buildState(sec)
+	if err != nil {
+		return nil, err
+	}
+	return &DryRunner{st: st, cfg: sec.Relay}, nil
+}
+
+// Run decides one probe.
+func (r *DryRunner) Run(p Probe) []Step { return dryRun(r.st.pol, ProbeConn(r.cfg, p), p) }
+
+func dryRun(pol *policy.Policy, conn policy.Conn, p Probe) []Step {
+	steps := []Step{stepOf(pol.Connect(conn))}
+	if steps[0].Refused() {
+		return steps
+	}
+	h := pol.Helo(conn, p.Helo)
+	steps = append(steps, stepOf(h))
+	if !h.Accepted() {
+		return steps
+	}
 	if p.AuthUser != "" {
-		a := st.dir.Account(p.AuthUser)
-		switch {
-		case !p.TLS && !(sec.Relay.Auth.AllowInsecure && mode != "smtps"):
-			steps = append(steps, Step{Stage: "auth", Arg: p.AuthUser, Verdict: "reject", Code: 523, Enhanced: "5.7.10",
-				Rule: "builtin:auth-tls", Reason: "AUTH is offered only under TLS (relay.auth.allow_insecure is off)"})
-			return steps, nil
-		case a == nil:
-			steps = append(steps, Step{Stage: "auth", Arg: p.AuthUser, Verdict: "reject", Code: 535, Enhanced: "5.7.8",
-				Rule: "builtin:auth", Reason: "no such account"})
-			return steps, nil
-		case a.Secret == "":
-			steps = append(steps, Step{Stage: "auth", Arg: p.AuthUser, Verdict: "reject", Code: 535, Enhanced: "5.7.8",
-				Rule: "builtin:auth", Reason: "the account has no SMTP AUTH secret"})
-			return steps, nil
+		a := pol.Auth(conn, p.AuthUser)
+		s := stepOf(a)
+		s.Rewritten = ""
+		if a.Accepted() {
+			s.Reason = "assuming the right password (it is not checked in a dry run)"
 		}
-		client.AuthUser = a.Address()
-		steps = append(steps, Step{Stage: "auth", Arg: p.AuthUser, Verdict: "accept", Code: 235, Enhanced: "2.7.0",
-			Rule: "builtin:auth", Reason: "assuming the right password (it is not checked in a dry run)"})
+		steps = append(steps, s)
+		if !a.Accepted() {
+			return steps
+		}
+		conn.AuthUser = a.Rewritten
 	}
-	source := rewrite.SourceInternet
-	switch {
-	case client.AuthUser != "":
-		source = rewrite.SourceAuthenticated
-	case st.guard.Inner(client.IP):
-		source = rewrite.SourceInner
+	m := pol.Mail(conn, p.From)
+	steps = append(steps, stepOf(m))
+	if !m.Accepted() {
+		return steps
 	}
-	switch {
-	case (mode == "submission" || mode == "smtps") && client.AuthUser == "":
-		steps = append(steps, Step{Stage: "mail", Arg: p.From, Verdict: "reject", Code: 530, Enhanced: "5.7.0",
-			Rule: "builtin:submission", Reason: "the submission listener requires SMTP AUTH"})
-		return steps, nil
-	}
-	v := st.guard.CheckMail(client, p.From)
-	steps = append(steps, stepOf("mail", p.From, v))
-	if !v.Accepted() {
-		return steps, nil
-	}
-	accepted := 0
+	var accepted []policy.Decision
 	for _, r := range p.Rcpts {
-		v := st.guard.CheckRcpt(client, p.From, r)
-		step := stepOf("rcpt", r, v)
-		if v.Accepted() {
-			out, err := st.rewriter.Default().Rewrite(rewrite.Input{From: p.From, To: []string{r}, Source: source})
-			if err == nil && len(out.To) == 1 && out.To[0] != r {
-				step.Rewritten = out.To[0]
-				if v2 := st.guard.Recheck(client, p.From, out.To[0]); !v2.Accepted() {
-					step = stepOf("rcpt", r, v2)
-					step.Rewritten = out.To[0]
-					step.Reason = fmt.Sprintf("rewritten to %s: %s", out.To[0], v2.Reason)
-				}
-			}
+		d := pol.Rcpt(conn, p.From, r)
+		steps = append(steps, stepOf(d))
+		if d.Accepted() {
+			accepted = append(accepted, d)
 		}
-		if step.Verdict == "accept" {
-			accepted++
+	}
+	header := p.Header
+	if header == nil {
+		header = []byte("\r\n")
+		if p.From != "" {
+			header = []byte("From: <" + p.From + ">\r\n\r\n")
 		}
-		steps = append(steps, step)
 	}
-	if accepted == 0 {
-		steps = append(steps, Step{Stage: "data", Verdict: "reject", Code: 554, Enhanced: "5.5.1", Rule: "builtin:no-recipients", Reason: "no valid recipients"})
-		return steps, nil
+	msg, d := pol.Data(conn, p.From, accepted, header)
+	s := stepOf(d)
+	if d.Accepted() {
+		to := make([]string, len(msg.Rcpts))
+		for i, q := range msg.Rcpts {
+			to[i] = q.Addr
+		}
+		s.Arg = strings.Join(to, ",")
+		if msg.From != p.From {
+			s.Rewritten = msg.From
+		}
+		s.Reason = fmt.Sprintf("would be queued from <%s> for %s (source %s)", msg.From, s.Arg, pol.Source(conn))
 	}
-	steps = append(steps, Step{Stage: "data", Verdict: "accept", Code: 250, Enhanced: "2.0.0", Rule: "builtin:data",
-		Reason: fmt.Sprintf("would be queued for %d recipient(s); the header From check and the hop count apply to the message itself (source %s)", accepted, source)})
-	return steps, nil
+	return append(steps, s)
 }
 
 // dryRunListener is the listener a dry run pretends the client came in
 // on: the configured one named nameOrMode (its mode and name, for rules by
 // listener), or an unnamed one of that mode (mx when empty).
+// checkProbeListener refuses a --listener that is neither a configured
+// listener's name nor a mode.
+func checkProbeListener(c Config, nameOrMode string) error {
+	switch nameOrMode {
+	case "", policy.ModeMX, policy.ModeSubmission, policy.ModeSMTPS:
+		return nil
+	}
+	for _, l := range c.Listeners {
+		if l.Name == nameOrMode {
+			return nil
+		}
+	}
+	return fmt.Errorf("--listener: %q is neither the name of a listener in relay.listeners nor mx, submission or smtps", nameOrMode)
+}
+
 func dryRunListener(c Config, nameOrMode string) ListenerConfig {
 	for _, l := range c.Listeners {
 		if l.Name != "" && l.Name == nameOrMode {
-			return ListenerConfig{Name: l.Name, Mode: l.Mode, Address: "stdio"}
+			return ListenerConfig{Name: l.Name, Mode: l.Mode, RequireTLS: l.RequireTLS, Address: "stdio"}
 		}
 	}
 	if nameOrMode == "" {
-		nameOrMode = "mx"
+		nameOrMode = policy.ModeMX
 	}
-	return ListenerConfig{Mode: nameOrMode, Address: "stdio"}
+	lc := ListenerConfig{Mode: nameOrMode, Address: "stdio"}
+	for _, l := range c.Listeners {
+		if l.Mode == nameOrMode || (l.Mode == "" && nameOrMode == policy.ModeMX) {
+			lc.RequireTLS = l.RequireTLS
+			break
+		}
+	}
+	return lc
 }
 
 // Session runs a fake SMTP dialogue on in/out as if a client at p.Client
@@ -164,13 +246,22 @@ func Session(sec Sections, clientIP netip.Addr, mode string, in io.Reader, out i
 	e.st.Store(st)
 	e.auth = e.newAuthenticator(sec.Relay)
 	l := &listener{name: "dry-run", cfg: dryRunListener(sec.Relay, mode)}
-	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return e.newSession(l, c) }))
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		s, err := e.newSession(l, c)
+		if err == nil && l.cfg.Mode == policy.ModeSMTPS {
+			// Standard input stands for the stream inside implicit TLS.
+			s.(*session).tls = true
+		}
+		return s, err
+	}))
 	srv.Domain = st.cfg.Hostname
 	srv.MaxMessageBytes = st.cfg.Limits.MaxMessageBytes
 	srv.MaxRecipients = st.cfg.Limits.MaxRecipients
 	srv.MaxLineLength = st.cfg.Limits.MaxLineLength
-	srv.AllowInsecureAuth = true // there is no TLS on standard input
-	l.allowInsecureAuth = true
+	// There is no TLS on standard input: the server library lets AUTH
+	// through and the session answers it as the policy decides (523
+	// unless relay.auth.allow_insecure), as the live gateway would.
+	srv.AllowInsecureAuth = true
 	srv.EnableSMTPUTF8, srv.EnableDSN = true, true
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	l.srv = srv
@@ -240,3 +331,6 @@ func (l *oneConnListener) Accept() (net.Conn, error) {
 }
 func (l *oneConnListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
 func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 25} }
+
+// Policy is the loaded configuration's decision core.
+func (r *DryRunner) Policy() *policy.Policy { return r.st.pol }

@@ -20,6 +20,7 @@ import (
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
@@ -42,6 +43,8 @@ type state struct {
 	rewriter *rewrite.Rewriter
 	router   *routing.Router
 	guard    *guard.Guard
+	// pol decides every stage over the fields above.
+	pol      *policy.Policy
 	policies [rewrite.SourceInternet + 1]LinePolicy // by rewrite.Source
 }
 
@@ -77,8 +80,6 @@ type listener struct {
 	limit             *limitListener
 	allowInsecureAuth bool
 }
-
-func (l *listener) needsAuth() bool { return l.cfg.Mode == "submission" || l.cfg.Mode == "smtps" }
 
 // SelfFor lists this gateway's names and listen addresses for the
 // routing layer's self-route check.
@@ -125,6 +126,8 @@ func buildState(sec Sections) (*state, error) {
 		return nil, fmt.Errorf("relay.guard: %w", err)
 	}
 	st := &state{cfg: sec.Relay, dir: dir, rewriter: rw, router: router, guard: g}
+	st.pol = policy.New(policy.Parts{Dir: dir, Rewriter: rw, Router: router, Guard: g,
+		MaxReceived: sec.Relay.Limits.MaxReceivedFields, AllowInsecureAuth: sec.Relay.Auth.AllowInsecure})
 	for src, p := range map[rewrite.Source]string{
 		rewrite.SourceInternet:      sec.Relay.BareLineEndings.Internet,
 		rewrite.SourceInner:         sec.Relay.BareLineEndings.Inner,
@@ -188,15 +191,20 @@ func (e *Engine) Reload(sec Sections) error {
 	if err != nil {
 		return err
 	}
+	tlsAtStart := e.startCfg.TLS.CertFile != ""
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
 		return err
 	}
-	if fmt.Sprint(sec.Relay.Listeners) != fmt.Sprint(e.startCfg.Listeners) || sec.Relay.Queue.Dir != e.startCfg.Queue.Dir ||
-		fmt.Sprint(sec.Relay.Auth) != fmt.Sprint(e.startCfg.Auth) {
-		e.log.Warn("relay.listeners, relay.queue.dir and relay.auth change only on restart; keeping the running ones", "kind", "reload")
-	}
 	e.st.Store(st)
-	e.log.Info("configuration reloaded", "kind", "reload", "accounts", st.dir.Len())
+	e.mu.Lock()
+	if e.runner != nil {
+		e.runner.reconfigure(sec.Relay)
+	}
+	e.mu.Unlock()
+	restart := restartOnly(e.startCfg, sec.Relay, tlsAtStart)
+	e.log.Info("configuration reloaded", "kind", "reload", "accounts", st.dir.Len(),
+		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname (Received, delivery), relay.tls certificate, relay.delivery, relay.limits.max_received_fields and max_header_bytes",
+		"needs_restart", restartNote(restart))
 	return nil
 }
 

@@ -29,45 +29,30 @@ import (
 // hop, and record every recipient's outcome; final failures are bounced.
 type runner struct {
 	e      *Engine
-	client *delivery.Client
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// mu guards the delivery client and the workers, which a reload
+	// replaces and resizes (reload.go).
+	mu     sync.Mutex
+	client *clientRef
+	ctx    context.Context
+	quits  []chan struct{} // one a worker
 }
 
 func newRunner(e *Engine) *runner {
-	d := e.st.Load().cfg.Delivery
-	opts := delivery.Options{
-		HeloName:          e.st.Load().cfg.Hostname,
-		DialTimeout:       d.ConnectTimeout,
-		CommandTimeout:    d.CommandTimeout,
-		DataTimeout:       d.DataTimeout,
-		IdleTimeout:       d.IdleTimeout,
-		MaxConnsPerTarget: d.MaxConnsPerHop,
-	}
-	return &runner{e: e, client: delivery.NewClient(opts)}
+	st := e.st.Load()
+	opts := deliveryOptions(st.cfg)
+	return &runner{e: e, client: &clientRef{c: delivery.NewClient(opts), opts: opts}}
 }
 
 func (r *runner) run(parent context.Context) {
 	ctx, cancel := context.WithCancel(parent)
 	r.cancel = cancel
-	workers := r.e.st.Load().cfg.Delivery.Workers
-	for i := 0; i < workers; i++ {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			// Claim hands out a due message without looking at ctx, so
-			// the loop checks it: after shutdown starts, an unrecorded
-			// message is due again at once.
-			for ctx.Err() == nil {
-				m, err := r.e.queue.Claim(ctx)
-				if err != nil {
-					return
-				}
-				r.deliver(ctx, m)
-				r.e.queue.Unclaim(m.ID)
-			}
-		}()
-	}
+	r.mu.Lock()
+	r.ctx = ctx
+	r.resize(r.e.st.Load().cfg.Delivery.Workers)
+	r.mu.Unlock()
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -80,7 +65,9 @@ func (r *runner) stop() {
 		r.cancel()
 	}
 	r.wg.Wait()
-	r.client.Close()
+	r.mu.Lock()
+	r.client.c.Close()
+	r.mu.Unlock()
 }
 
 // gauges keeps the queue metrics current.
@@ -252,7 +239,9 @@ func (r *runner) deliverGroup(ctx context.Context, st *state, m queue.Message, g
 			t.Auth = &delivery.Auth{Mechanism: delivery.Mechanism(strings.ToUpper(a.Mechanism)), Username: a.Username,
 				Password: a.Password, AllowPlaintext: a.AllowPlaintext}
 		}
-		res, err := r.client.Deliver(ctx, t, msg)
+		cl := r.acquire()
+		res, err := cl.c.Deliver(ctx, t, msg)
+		r.release(cl)
 		if err != nil {
 			return fail(451, "4.3.0", "delivery to "+h.Host+": "+err.Error(), true)
 		}

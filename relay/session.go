@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/rewrite"
 )
@@ -38,41 +39,39 @@ type session struct {
 	fromSet  bool
 	from     string
 	mailRule string // the rule that accepted MAIL, for the transaction log
+	envFrom  string // the sender after the receive-time rewrite
 	mailOpts smtp.MailOptions
 	rcpts    []rcpt
 	msgs     int
 }
 
-// rcpt is an accepted recipient: as the client gave it and as the
-// receive-time rewrite turned it.
+// rcpt is an accepted recipient: the policy's decision (as the client
+// gave it, its alias target, the receive-time rewrite, the rule) and the
+// DSN options.
 type rcpt struct {
-	orig   string // as the client gave it
-	target string // after alias resolution
-	addr   string // after the receive-time rewrite
-	rule   string // the rule that accepted it
-	opts   smtp.RcptOptions
+	dec  policy.Decision
+	opts smtp.RcptOptions
 }
 
-func (s *session) client() guard.Client {
-	return guard.Client{IP: s.ip, Helo: s.conn.Hostname(), AuthUser: s.authUser, TLS: s.tls, Listener: s.lis.cfg.Name}
+// conn is what the policy knows about this connection.
+func (s *session) pconn() policy.Conn {
+	return policy.Conn{IP: s.ip, Helo: s.conn.Hostname(), AuthUser: s.authUser, TLS: s.tls,
+		Mode: s.lis.cfg.Mode, RequireTLS: s.lis.cfg.RequireTLS, Listener: s.lis.cfg.Name}
 }
 
 // source is what the rewrite rules and line-ending policy key on.
-func (s *session) source() rewrite.Source {
-	switch {
-	case s.authUser != "":
-		return rewrite.SourceAuthenticated
-	case s.st.guard.Inner(s.ip):
-		return rewrite.SourceInner
-	}
-	return rewrite.SourceInternet
-}
+func (s *session) source() rewrite.Source { return s.st.pol.Source(s.pconn()) }
 
 func (s *session) AuthMechanisms() []string {
-	return s.e.auth.Mechanisms(s.tls || s.lis.allowInsecureAuth)
+	return s.e.auth.Mechanisms(s.st.pol.AuthOffered(s.pconn()))
 }
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
+	if c := s.pconn(); !s.st.pol.AuthOffered(c) {
+		// The policy's refusal (523), also where the server library
+		// itself would allow AUTH (the dry-run session on stdin).
+		return nil, s.st.pol.Auth(c, "").SMTPError()
+	}
 	srv, err := s.e.auth.Server(mech, s.ip, func(user string) {
 		s.authUser = user
 		s.log.Info("auth", "kind", "auth", "user", user, "mechanism", mech)
@@ -108,19 +107,11 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if s.fromSet {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Nested MAIL command: sender already given (RSET first)"}
 	}
-	if s.lis.cfg.RequireTLS && !s.tls {
-		return s.refuse("mail", from, guard.Verdict{Action: guard.Reject, Code: 530, Enhanced: "5.7.0",
-			Text: "Must issue a STARTTLS command first", Rule: "builtin:require-tls", Reason: "listener requires TLS"})
+	d := s.st.pol.Mail(s.pconn(), from)
+	if !d.Accepted() {
+		return s.refuse("mail", from, d.Verdict)
 	}
-	if s.lis.needsAuth() && s.authUser == "" {
-		return s.refuse("mail", from, guard.Verdict{Action: guard.Reject, Code: 530, Enhanced: "5.7.0",
-			Text: "Authentication required", Rule: "builtin:submission", Reason: "the submission listener requires SMTP AUTH"})
-	}
-	v := s.st.guard.CheckMail(s.client(), from)
-	if !v.Accepted() {
-		return s.refuse("mail", from, v)
-	}
-	s.fromSet, s.from, s.mailRule = true, from, v.Rule
+	s.fromSet, s.from, s.mailRule, s.envFrom = true, from, d.Rule, d.Rewritten
 	if opts != nil {
 		s.mailOpts = *opts
 	}
@@ -132,35 +123,16 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if !s.fromSet {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL first"}
 	}
-	c := s.client()
-	v := s.st.guard.CheckRcpt(c, s.from, to)
-	if !v.Accepted() {
-		return s.refuse("rcpt", to, v)
+	d := s.st.pol.Rcpt(s.pconn(), s.from, to)
+	if !d.Accepted() {
+		return s.refuse("rcpt", to, d.Verdict)
 	}
-	// An alias of ours is resolved here (info@ -> tanaka@), as the
-	// administrator configured it; a target outside is an explicit forward.
-	target := to
-	if r, err := s.st.dir.Lookup(to); err == nil && r.Ours() && r.Exists() {
-		target = r.Target
-	}
-	// Rewrite the envelope recipient now and check the result again: a
-	// rewrite must never turn an accepted address into a relay.
-	rewritten := target
-	if out, err := s.st.rewriter.Default().Rewrite(rewrite.Input{From: s.from, To: []string{target}, Source: s.source()}); err == nil && len(out.To) == 1 {
-		rewritten = out.To[0]
-	}
-	if rewritten != target {
-		if v2 := s.st.guard.Recheck(c, s.from, rewritten); !v2.Accepted() {
-			v2.Reason = fmt.Sprintf("rewritten to %s: %s", rewritten, v2.Reason)
-			return s.refuse("rcpt", to, v2)
-		}
-	}
-	r := rcpt{orig: to, target: target, addr: rewritten, rule: v.Rule}
+	r := rcpt{dec: d}
 	if opts != nil {
 		r.opts = *opts
 	}
 	s.rcpts = append(s.rcpts, r)
-	s.log.Debug("rcpt accepted", "rcpt", to, "rewritten", rewritten, "rule", v.Rule)
+	s.log.Debug("rcpt accepted", "rcpt", to, "rewritten", d.Rewritten, "rule", d.Rule)
 	s.e.metrics.Commands.WithLabelValues("rcpt", "accept", "").Inc()
 	return nil
 }
@@ -195,35 +167,35 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		return s.dataError(err, "reading the header")
 	}
-	if n := countReceived(header); n > s.st.cfg.Limits.MaxReceivedFields {
-		io.Copy(io.Discard, br)
-		return s.dataRefuse("hops", &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6},
-			Message: fmt.Sprintf("Too many hops (%d Received fields): mail loop?", n)})
-	}
-	c := s.client()
-	if v := s.st.guard.CheckHeaderFrom(c, s.from, headerFrom(header)); !v.Accepted() {
-		io.Copy(io.Discard, br)
-		s.refuse("data", "From:", v)
-		return s.dataRefuse("sender_trust", v.SMTPError())
-	}
-	targets := make([]string, len(s.rcpts))
+	decs := make([]policy.Decision, len(s.rcpts))
 	for i, r := range s.rcpts {
-		targets[i] = r.target
+		decs[i] = r.dec
 	}
-	out, err := s.st.rewriter.Default().Rewrite(rewrite.Input{From: s.from, To: targets, Header: header, Source: src})
-	if err != nil {
+	msg, d := s.st.pol.Data(s.pconn(), s.from, decs, header)
+	if !d.Accepted() {
 		io.Copy(io.Discard, br)
-		s.log.Error("rewrite failed", "kind", "reject", "error", err)
-		return s.dataRefuse("rewrite", &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
-			Message: "Address rewriting failed; try again later"})
+		var reason string
+		switch d.Rule {
+		case "builtin:hops":
+			reason = "hops"
+		case "builtin:header-from":
+			reason = "sender_trust"
+		case "builtin:rewrite":
+			reason = "rewrite"
+			s.log.Error("rewrite failed", "kind", "reject", "error", d.Reason)
+		default:
+			reason = "relay_denied"
+		}
+		s.refuse("data", d.Arg, d.Verdict)
+		return s.dataRefuse(reason, d.SMTPError())
 	}
-	for _, st := range out.Trace {
+	for _, st := range msg.Trace {
 		if st.Rule != "" && st.Before != st.After {
 			s.e.metrics.Rewrites.WithLabelValues(st.Rule).Inc()
 		}
 	}
 	env := queue.Envelope{
-		From:       out.From,
+		From:       msg.From,
 		ReceivedAt: start,
 		Source:     src.String(),
 		ClientIP:   s.ip.String(),
@@ -235,23 +207,9 @@ func (s *session) Data(r io.Reader) error {
 		BodyType:   string(s.mailOpts.Body),
 		SMTPUTF8:   s.mailOpts.UTF8,
 	}
-	seen := make(map[string]bool, len(s.rcpts))
-	for i, r := range s.rcpts {
-		addr := out.To[i]
-		if seen[strings.ToLower(addr)] {
-			continue // two addresses that resolve to one mailbox get one copy
-		}
-		seen[strings.ToLower(addr)] = true
-		if addr != r.addr {
-			// The full rewrite (with the header) may differ from the RCPT
-			// preview only if rules changed meanwhile; check again.
-			if v := s.st.guard.Recheck(c, s.from, addr); !v.Accepted() {
-				io.Copy(io.Discard, br)
-				s.refuse("data", addr, v)
-				return s.dataRefuse("relay_denied", v.SMTPError())
-			}
-		}
-		qr := queue.Recipient{Addr: addr, OrigAddr: r.orig, ORcpt: r.opts.OriginalRecipient}
+	for _, q := range msg.Rcpts {
+		r := s.rcpts[q.Index]
+		qr := queue.Recipient{Addr: q.Addr, OrigAddr: r.dec.Arg, ORcpt: r.opts.OriginalRecipient}
 		for _, n := range r.opts.Notify {
 			qr.Notify = appendComma(qr.Notify, string(n))
 		}
@@ -268,7 +226,7 @@ func (s *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
 			Message: "OK: would be queued (dry run: nothing is kept)"}
 	}
-	data := &countingReader{r: io.MultiReader(strings.NewReader(received), bytes.NewReader(out.Header), br)}
+	data := &countingReader{r: io.MultiReader(strings.NewReader(received), bytes.NewReader(msg.Header), br)}
 	id, err := s.e.queue.Enqueue(env, data)
 	if err != nil {
 		io.Copy(io.Discard, br)
@@ -280,18 +238,6 @@ func (s *session) Data(r io.Reader) error {
 	s.logTransaction(id.String(), env, data.n, time.Since(start))
 	s.e.metrics.Messages.WithLabelValues("accepted", "").Inc()
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id.String()}
-}
-
-// headerFrom lists the addresses of the From fields, for the sender
-// trust check.
-func headerFrom(header []byte) []string {
-	var out []string
-	for _, a := range rewrite.ScanHeader(header) {
-		if strings.EqualFold(a.Field, "From") && a.Address != "" {
-			out = append(out, a.Address)
-		}
-	}
-	return out
 }
 
 func appendComma(list, v string) string {
@@ -390,23 +336,6 @@ func sanitizeHelo(h string) string {
 	return b.String()
 }
 
-// countReceived counts Received fields in a raw header block.
-func countReceived(h []byte) int {
-	n := 0
-	for len(h) > 0 {
-		line := h
-		if i := bytes.IndexByte(h, '\n'); i >= 0 {
-			line, h = h[:i+1], h[i+1:]
-		} else {
-			h = nil
-		}
-		if len(line) >= 9 && bytes.EqualFold(line[:9], []byte("received:")) {
-			n++
-		}
-	}
-	return n
-}
-
 // logTransaction writes the one line per accepted message (the seeds'
 // receivelog): who, what, how big, and which rules let it through.
 func (s *session) logTransaction(id string, env queue.Envelope, size int64, took time.Duration) {
@@ -421,9 +350,9 @@ func (s *session) logTransaction(id string, env queue.Envelope, size int64, took
 		rules = append(rules, s.mailRule)
 	}
 	for _, r := range s.rcpts {
-		if !seen[r.rule] {
-			seen[r.rule] = true
-			rules = append(rules, r.rule)
+		if !seen[r.dec.Rule] {
+			seen[r.dec.Rule] = true
+			rules = append(rules, r.dec.Rule)
 		}
 	}
 	s.log.Info("accepted", "kind", "receive", "id", id, "helo", env.Helo, "auth", env.AuthUser,
@@ -445,7 +374,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 func (s *session) Reset() {
-	s.fromSet, s.from, s.rcpts = false, "", nil
+	s.fromSet, s.from, s.envFrom, s.rcpts = false, "", "", nil
 	s.mailOpts = smtp.MailOptions{}
 }
 

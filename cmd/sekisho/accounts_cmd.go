@@ -297,7 +297,7 @@ sender. Exit 1 if an address cannot be parsed.`)
 		fs.Usage()
 		return exitUsage
 	}
-	dir, ok := env.directory(*cfgPath)
+	dir, fate, ok := env.checkDirectory(*cfgPath)
 	if !ok {
 		return exitFinding
 	}
@@ -319,7 +319,7 @@ sender. Exit 1 if an address cannot be parsed.`)
 				c.Flags = f.String()
 			}
 		}
-		c.Recipient, c.Sender = asRecipient(r), asSender(r)
+		c.Recipient, c.Sender = fate.asRecipient(r), fate.asSender(r)
 		results = append(results, c)
 	}
 	if *asJSON {
@@ -377,23 +377,6 @@ func asRecipient(r accounts.Result) string {
 		return "rejected: 550 5.2.1 mailbox disabled"
 	default:
 		return "rejected: 550 5.1.1 no such account"
-	}
-}
-
-func asSender(r accounts.Result) string {
-	switch {
-	case !r.Ours():
-		return "foreign sender: accepted towards our domains"
-	case r.Flags()&accounts.Disabled != 0:
-		return "refused: the account is disabled"
-	case r.Protected:
-		return "protected name: accepted from outside only with SMTP AUTH"
-	case r.Flags()&accounts.OutboundBlocked != 0:
-		return "may send only inside our domains (outbound blocked)"
-	case r.Kind == accounts.KindUnknown:
-		return "our domain but no such account: refused from untrusted clients without SMTP AUTH"
-	default:
-		return "our account: from the inner networks or with SMTP AUTH"
 	}
 }
 

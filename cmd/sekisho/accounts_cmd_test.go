@@ -152,7 +152,7 @@ accounts:
 
 	os.WriteFile(cfg, []byte("accounts: [unclosed\n"), 0o644)
 	_, errOut, _ = runSekisho(t, "", "config", "check", "-c", cfg)
-	if !regexp.MustCompile(`bad.yaml: line \d+`).MatchString(errOut) {
+	if !regexp.MustCompile(`bad.yaml:\d+: `).MatchString(errOut) {
 		t.Errorf("YAML syntax error does not name the line: %q", errOut)
 	}
 }

@@ -47,23 +47,31 @@ const envPrefix = "SEKISHO_"
 type configProblems struct {
 	source   string
 	problems []string
+	data     []byte // the file, to name the line of each problem
 }
 
+// Error lists the problems one a line as FILE:LINE: key.path: reason (the
+// line where the key is written, when it is in the file), each once.
 func (p *configProblems) Error() string {
-	var b strings.Builder
-	for i, s := range p.problems {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		fmt.Fprintf(&b, "%s: %s", p.source, s)
-	}
-	return b.String()
+	return strings.Join(locateAll(p.source, p.data, p.problems), "\n")
 }
 
 // loadConfig reads the file at path (or the embedded quickstart when path is
 // empty), applies environment overrides, decodes strictly and validates.
 // Relative paths in the file are taken relative to the file's folder.
 func loadConfig(path string) (*Config, error) {
+	cfg, err := loadConfigLenient(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// loadConfigLenient is loadConfig that also returns what could be read of
+// a configuration with problems (nil only when the file cannot be read or
+// parsed), so that config check can go on and load the sections that are
+// fine.
+func loadConfigLenient(path string) (*Config, error) {
 	var data []byte
 	var base, source string
 	if path == "" {
@@ -77,15 +85,24 @@ func loadConfig(path string) (*Config, error) {
 		data, base, source = b, filepath.Dir(abs), path
 	}
 	cfg, err := parseConfig(data, source)
-	if err != nil {
+	if cfg == nil {
 		return nil, err
 	}
 	cfg.Accounts.Resolve(base)
 	cfg.Rewrite.Resolve(base)
 	cfg.Routing.Resolve(base)
 	cfg.Relay.Resolve(base)
-	if err := cfg.validate(); err != nil {
-		return nil, err
+	p, _ := err.(*configProblems)
+	if verr := cfg.validate(); verr != nil {
+		if p == nil {
+			p = verr.(*configProblems)
+		} else {
+			p.problems = append(p.problems, verr.(*configProblems).problems...)
+		}
+	}
+	if p != nil {
+		p.data = data
+		return cfg, p
 	}
 	return cfg, nil
 }
@@ -106,7 +123,7 @@ func (env *cmdEnv) config(path string) (*Config, bool) {
 func parseConfig(data []byte, source string) (*Config, error) {
 	k := koanf.New(".")
 	if err := k.Load(rawbytes.Provider(data), yaml.Parser()); err != nil {
-		return nil, &configProblems{source: source, problems: []string{yamlProblem(err)}}
+		return nil, &configProblems{source: source, problems: []string{yamlProblem(err)}, data: data}
 	}
 	err := k.Load(env.Provider(".", env.Opt{
 		Prefix: envPrefix,
@@ -144,22 +161,33 @@ func parseConfig(data []byte, source string) (*Config, error) {
 		})
 		return cfg, err
 	}
-	cfg, err := decode(true)
-	if err == nil {
-		return cfg, nil
+	// A value of the wrong type is reported and its key dropped, so that
+	// the rest of the file is still read and checked: every problem in
+	// one run.
+	p := &configProblems{source: source, data: data}
+	for range 100 {
+		_, err := decode(false)
+		if err == nil {
+			break
+		}
+		typed := typeProblems(k, err)
+		if len(typed) == 0 {
+			p.problems = append(p.problems, decodeProblems(err)...)
+			return nil, p
+		}
+		p.problems = append(p.problems, typed...)
 	}
-	// Report unknown keys together with whatever else is wrong: decode
-	// again leniently and validate what could be read.
-	p := &configProblems{source: source, problems: decodeProblems(err)}
-	if lenient, lerr := decode(false); lerr == nil {
-		if verr := lenient.validate(); verr != nil {
-			var vp *configProblems
-			if errors.As(verr, &vp) {
-				p.problems = append(p.problems, vp.problems...)
-			}
+	cfg, err := decode(true)
+	if err != nil {
+		p.problems = append(p.problems, decodeProblems(err)...)
+		if cfg, err = decode(false); err != nil {
+			return nil, p
 		}
 	}
-	return nil, p
+	if len(p.problems) > 0 {
+		return cfg, p
+	}
+	return cfg, nil
 }
 
 // takeUnlimited turns "unlimited" (E-Post's word) into 0 for the limits

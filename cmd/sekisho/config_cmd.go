@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 
@@ -19,27 +20,67 @@ func init() {
 }
 
 func runConfigCheck(env *cmdEnv, args []string) int {
-	fs := newFlags(env, "config check", "[-c FILE] [--show]", `
-Reads the configuration (the embedded quickstart without -c), applies the
-SEKISHO_* environment overrides, and lists every problem as
-FILE: key.path: reason. Then it loads what the configuration refers to —
-the accounts directory, rewrite tables, routes and relay rules — as serve
-would. Exit 1 if there is any problem.
+	fs := newFlags(env, "config check", "[-c] FILE [--show] [--strict]", `
+Reads the configuration FILE (the embedded quickstart only when no file is
+given), applies the SEKISHO_* environment overrides, loads what it refers
+to — the accounts directory, rewrite tables, routes, relay rules, the TLS
+certificate — as serve would, and lists every problem in one run as
+FILE:LINE: key.path: reason. Then it warns about what loads but misroutes
+or refuses mail: a smart host or route for another domain that points at
+the inner server (mail loops), a rule that takes away the inner networks'
+trust, an own domain no route names or that is not routed to the inner
+server, secrets SMTP AUTH cannot use. Exit 1 if there is any problem (with
+--strict, also any warning).
 With --show it prints the effective configuration (defaults, file and
 environment merged) with secrets redacted, like postconf -n.`)
 	cfgPath := fs.String("c", "", "configuration `file`")
 	show := fs.Bool("show", false, "print the effective configuration, secrets redacted")
-	if _, st := parseFlags(fs, args); st >= 0 {
+	strict := fs.Bool("strict", false, "treat warnings as problems (exit 1)")
+	pos, st := parseFlags(fs, args)
+	if st >= 0 {
 		return st
 	}
-	cfg, ok := env.config(*cfgPath)
-	if !ok {
+	if *cfgPath, st = configArg(env, "config check", *cfgPath, pos); st >= 0 {
+		return st
+	}
+	cfg, err := loadConfigLenient(*cfgPath)
+	if cfg == nil {
+		fmt.Fprintln(env.stderr, err)
 		return exitFinding
 	}
-	if err := relay.Check(cfg.sections()); err != nil {
-		for _, e := range flatten(err) {
-			fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, e)
+	p, _ := err.(*configProblems)
+	if p == nil {
+		p = &configProblems{source: cfg.Source}
+		if *cfgPath != "" {
+			p.data, _ = os.ReadFile(*cfgPath)
 		}
+	}
+	skip := map[string]bool{}
+	for _, s := range p.problems {
+		section, rest, _ := strings.Cut(s, ".")
+		if section == "relay" {
+			// Only the parts of relay that CheckAll loads.
+			part, _, _ := strings.Cut(rest, ".")
+			part, _, _ = strings.Cut(part, "[")
+			section += "." + part
+		}
+		skip[section] = true
+	}
+	problems, warnings := relay.CheckAll(cfg.sections(), skip)
+	for _, f := range problems {
+		p.problems = append(p.problems, f.String())
+	}
+	if len(p.problems) > 0 {
+		fmt.Fprintln(env.stderr, p.Error())
+	}
+	var ws []string
+	for _, f := range warnings {
+		ws = append(ws, f.String())
+	}
+	for _, w := range locateAll(cfg.Source, p.data, ws) {
+		fmt.Fprintln(env.stderr, "warning: "+w)
+	}
+	if len(p.problems) > 0 || (*strict && len(warnings) > 0) {
 		return exitFinding
 	}
 	for _, w := range cfg.Relay.Warnings() {

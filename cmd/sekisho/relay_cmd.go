@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/sekisho/sekisho/relay"
@@ -18,12 +17,20 @@ func init() {
 }
 
 func runRelayTest(env *cmdEnv, args []string) int {
-	fs := newFlags(env, "relay test", "-c FILE --client IP --from A --rcpt B... [options]", `
+	fs := newFlags(env, "relay test", "-c FILE --client IP --from A --rcpt B... [options] | -c FILE --batch", `
 Runs the real relay policy over an imagined transaction and prints the
 verdict of every step (connect, helo, auth, mail, rcpt, data) with the rule
-that decided and the reply the client would get. Nothing is sent or queued.
-With --auth the account's password is not checked: the test shows what an
-authenticated session of that user may do.`)
+that decided, the reply the client would get, the address after alias and
+rewrite, and the next hop. Nothing is sent or queued. With --auth the
+account's password is not checked: the test shows what an authenticated
+session of that user may do. Addresses are read as a client writes them
+("user 1"@example.jp, <a@b>).
+
+--batch reads one JSON probe a line on standard input ({"client": IP,
+"helo", "auth", "tls", "listener", "from", "rcpts": [...]}) and writes one
+JSON object a line ({"steps": [...]}), with the configuration loaded once.
+
+Exit 1 when a step refuses (for --batch: when a step of any probe refuses).`)
 	cfgPath := fs.String("c", "", "configuration `file`")
 	client := fs.String("client", "", "the client's IP `address`")
 	helo := fs.String("helo", "client.example", "the HELO `name`")
@@ -32,38 +39,51 @@ authenticated session of that user may do.`)
 	listener := fs.String("listener", "mx", "a listener's `name` (relay.listeners[].name), or a mode: mx, submission or smtps")
 	atFlag := fs.String("at", "", "the local `time` of the transaction, \"2006-01-02 15:04\", for rules with times (default now)")
 	from := fs.String("from", "", "the envelope sender (\"\" or <> for the null sender)")
+	message := fs.String("message", "", "a message `file` whose header the DATA checks read (default: a header with only From)")
+	batch := fs.Bool("batch", false, "read JSON probes from standard input, one a line")
 	var rcpts stringList
 	fs.Var(&rcpts, "rcpt", "an envelope recipient (repeat for more)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if _, st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
-	ip, err := netip.ParseAddr(*client)
-	if err != nil {
-		fmt.Fprintf(env.stderr, "relay test: --client: %q is not an IP address\n", *client)
+	if *batch {
+		return relayTestBatch(env, *cfgPath)
+	}
+	probe, msg := probeInput{Client: *client, Helo: *helo, Auth: *authUser, TLS: *tls, Listener: *listener,
+		From: *from, Rcpts: rcpts}.probe()
+	if msg != "" {
+		fmt.Fprintf(env.stderr, "relay test: %s\n", msg)
 		return exitUsage
 	}
-	if len(rcpts) == 0 {
-		fmt.Fprintln(env.stderr, "relay test: give at least one --rcpt")
-		return exitUsage
+	if *message != "" {
+		h, err := readMessageHeader(*message)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "relay test: --message: %v\n", err)
+			return exitUsage
+		}
+		probe.Header = h
 	}
-	var at time.Time
 	if *atFlag != "" {
-		if at, err = time.ParseInLocation("2006-01-02 15:04", *atFlag, time.Local); err != nil {
+		at, err := time.ParseInLocation("2006-01-02 15:04", *atFlag, time.Local)
+		if err != nil {
 			fmt.Fprintf(env.stderr, "relay test: --at: %q is not \"YYYY-MM-DD HH:MM\"\n", *atFlag)
 			return exitUsage
 		}
+		probe.At = at
 	}
 	cfg, ok := env.config(*cfgPath)
 	if !ok {
 		return exitFinding
 	}
-	sender := strings.TrimSuffix(strings.TrimPrefix(*from, "<"), ">")
-	steps, err := relay.DryRun(cfg.sections(), relay.Probe{Client: ip, Helo: *helo, AuthUser: *authUser, TLS: *tls,
-		Listener: *listener, At: at, From: sender, Rcpts: rcpts})
+	steps, err := relay.DryRun(cfg.sections(), probe)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
+	}
+	status := exitOK
+	if refused(steps) {
+		status = exitFinding
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
@@ -71,7 +91,7 @@ authenticated session of that user may do.`)
 		enc.Encode(struct {
 			Steps []relay.Step `json:"steps"`
 		}{steps})
-		return exitOK
+		return status
 	}
 	for _, s := range steps {
 		arg := s.Arg
@@ -79,12 +99,18 @@ authenticated session of that user may do.`)
 			arg = "<>"
 		}
 		fmt.Fprintf(env.stdout, "%-7s %-40s %-8s %d %s\n", s.Stage, arg, s.Verdict, s.Code, s.Enhanced)
+		if s.Target != "" {
+			fmt.Fprintf(env.stdout, "        alias of %s\n", s.Target)
+		}
 		if s.Rewritten != "" {
 			fmt.Fprintf(env.stdout, "        rewritten to %s\n", s.Rewritten)
 		}
+		if s.NextHop != "" {
+			fmt.Fprintf(env.stdout, "        next hop %s\n", s.NextHop)
+		}
 		fmt.Fprintf(env.stdout, "        rule %s: %s\n", s.Rule, s.Reason)
 	}
-	return exitOK
+	return status
 }
 
 func runRelaySession(env *cmdEnv, args []string) int {
@@ -92,7 +118,11 @@ func runRelaySession(env *cmdEnv, args []string) int {
 Reads an SMTP dialogue on standard input and answers it on standard output
 as the gateway would answer a client at --client (like exim -bh). The real
 policy, rewrite and checks run; accepted messages are read and discarded,
-nothing is queued or sent. Log lines go to standard error.`)
+nothing is queued or sent. Log lines go to standard error. There is no
+STARTTLS on standard input: AUTH is offered only where
+relay.auth.allow_insecure allows it and a require_tls listener refuses
+MAIL, as for a live client without TLS; --listener smtps answers as to a
+client inside implicit TLS.`)
 	cfgPath := fs.String("c", "", "configuration `file`")
 	client := fs.String("client", "", "the client's IP `address`")
 	listener := fs.String("listener", "mx", "a listener's `name` (relay.listeners[].name), or a mode: mx, submission or smtps")

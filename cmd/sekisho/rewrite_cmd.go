@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/sekisho/sekisho/accounts/addr"
+	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/rewrite"
 )
 
@@ -59,6 +61,7 @@ Exit 0 when the input was processed, whether or not anything changed;
 	fs.Var(&rcpts, "rcpt", "envelope recipient `address` (repeatable)")
 	message := fs.String("message", "", "message `file` (.eml) whose header is rewritten")
 	asJSON := fs.Bool("json", false, "print one JSON document")
+	client := fs.String("client", "", "also decide the rewritten envelope with the relay policy for a client at this IP `address` (it sets the source)")
 	pos, st := parseFlags(fs, args)
 	if st >= 0 {
 		return st
@@ -99,6 +102,14 @@ Exit 0 when the input was processed, whether or not anything changed;
 		return exitFinding
 	}
 	t := rewriteTest{source: src, asJSON: *asJSON, out: env.stdout, rs: w.Default(), setLabel: "rewrite.rules"}
+	if *client != "" {
+		if given["source"] || *setName != "" {
+			return usageErr("--client decides the receive-time rules for that client: give neither --source nor --set with it")
+		}
+		if st := t.usePolicy(env, cfg, *client); st >= 0 {
+			return st
+		}
+	}
 	if *setName != "" {
 		rs, ok := w.Set(*setName)
 		if !ok {
@@ -116,12 +127,12 @@ Exit 0 when the input was processed, whether or not anything changed;
 		t.from = ""
 	}
 	if t.from != "" {
-		if err := checkAddress(t.from); err != nil {
+		if t.from, err = checkAddress(t.from); err != nil {
 			return fail("--from: %v", err)
 		}
 	}
-	for _, r := range rcpts {
-		if err := checkAddress(r); err != nil {
+	for i, r := range rcpts {
+		if rcpts[i], err = checkAddress(r); err != nil {
 			return fail("--rcpt %q: %v", r, err)
 		}
 	}
@@ -145,11 +156,16 @@ Exit 0 when the input was processed, whether or not anything changed;
 	return t.runAddresses(env)
 }
 
-// checkAddress accepts what go-smtp would hand over: local@domain, the
-// local part unquoted.
-func checkAddress(a string) error {
-	_, _, err := addr.Parse(a)
-	return err
+// checkAddress reads an address as a client writes it ("user 1"@d,
+// <a@b>) into what the server hands to the rules, local@domain with the
+// local part unquoted, and checks it.
+func checkAddress(a string) (string, error) {
+	a, err := policy.ParsePath(a)
+	if err != nil {
+		return "", err
+	}
+	_, _, err = addr.Parse(a)
+	return a, err
 }
 
 func readMessageHeader(path string) ([]byte, error) {
@@ -207,6 +223,8 @@ type rewriteTest struct {
 	fromHeader, rcptsHeader bool
 	asJSON                  bool
 	out                     io.Writer
+	// policy decides the transaction with the relay policy (--client).
+	policy func(*rewriteTest) []relay.Step
 }
 
 // The JSON document: the fields the issue names (envelope, headers, trace)
@@ -252,6 +270,8 @@ type jsonResult struct {
 	Trace                []rewrite.Step `json:"trace"`
 	Changed              bool           `json:"changed"`
 	Error                string         `json:"error,omitempty"`
+	// Policy is the relay policy's decision of the transaction (--client).
+	Policy []relay.Step `json:"policy,omitempty"`
 }
 
 func (t *rewriteTest) newResult(out rewrite.Output, err error) *jsonResult {
@@ -266,6 +286,9 @@ func (t *rewriteTest) newResult(out rewrite.Output, err error) *jsonResult {
 	}
 	if err != nil {
 		res.Error = err.Error()
+	}
+	if t.policy != nil {
+		res.Policy = t.policy(t)
 	}
 	return res
 }
@@ -531,6 +554,9 @@ func (t *rewriteTest) emitJSON(env *cmdEnv, res *jsonResult, err error) int {
 }
 
 func (t *rewriteTest) finish(env *cmdEnv, err error) int {
+	if t.policy != nil && !t.asJSON {
+		t.printPolicy()
+	}
 	if err != nil {
 		fmt.Fprintf(env.stderr, "sekisho rewrite test: %v\n", err)
 		return exitFinding

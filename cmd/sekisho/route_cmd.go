@@ -37,6 +37,7 @@ refused (for example a route back to this gateway).`)
 	cfgPath := fs.String("c", "", "configuration `file` (the embedded quickstart without it)")
 	from := fs.String("from", "", "envelope sender `address`, for routes with sender conditions")
 	noDNS := fs.Bool("no-dns", false, "match the table only: do not look anything up in DNS")
+	client := fs.String("client", "", "the client's IP `address`: the message source the receive-time rewrite keys on (default: internet for our addresses, inner for others)")
 	asJSON := fs.Bool("json", false, "print one JSON list")
 	addrs, st := parseFlags(fs, args)
 	if st >= 0 {
@@ -57,12 +58,19 @@ refused (for example a route back to this gateway).`)
 		}
 		return exitFinding
 	}
+	// Mail is routed as it is queued: aliases resolved and the
+	// receive-time rewrite applied, by the relay policy itself.
+	resolve, err := newRouteResolver(cfg, *client)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
+		return exitFinding
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), routeTestTimeout)
 	defer cancel()
 	var results []routeResult
 	status := exitOK
 	for _, a := range addrs {
-		res := explainRoute(ctx, router, a, *from, *noDNS)
+		res := resolve.explain(ctx, router, a, *from, *noDNS)
 		if res.Error != "" {
 			status = exitFinding
 		}
@@ -90,6 +98,9 @@ refused (for example a route back to this gateway).`)
 type routeResult struct {
 	Address        string             `json:"address"`
 	Sender         string             `json:"sender,omitempty"`
+	Target         string             `json:"target,omitempty"`    // alias target
+	Rewritten      string             `json:"rewritten,omitempty"` // after the receive-time rewrite
+	RoutedSender   string             `json:"routed_sender,omitempty"`
 	Rule           string             `json:"rule"`
 	Kind           routing.Kind       `json:"kind,omitempty"`
 	Dir            string             `json:"dir,omitempty"`
@@ -162,6 +173,12 @@ func (res *routeResult) writeText(w io.Writer, noDNS bool) {
 		head += " (from " + res.Sender + ")"
 	}
 	fmt.Fprintln(w, head)
+	if res.Target != "" {
+		fmt.Fprintf(w, "  %-9s %s\n", "alias:", res.Target)
+	}
+	if res.Rewritten != "" {
+		fmt.Fprintf(w, "  %-9s %s\n", "rewrite:", res.Rewritten+" (on receipt)")
+	}
 	line := func(label, format string, a ...any) {
 		fmt.Fprintf(w, "  %-9s %s\n", label+":", fmt.Sprintf(format, a...))
 	}

@@ -30,7 +30,7 @@ func (c *Config) sections() relay.Sections {
 }
 
 func runServe(env *cmdEnv, args []string) int {
-	fs := newFlags(env, "serve", "[-c FILE] [--listen ADDR]", `
+	fs := newFlags(env, "serve", "[[-c] FILE] [--listen ADDR]", `
 Runs the gateway: the SMTP listeners, the queue and delivery. Without -c it
 runs the embedded quickstart (127.0.0.1:2525, demo domain, delivery into
 ./sekisho-quickstart/).
@@ -42,7 +42,11 @@ sessions finish (up to --grace), and exit.`)
 	grace := fs.Duration("grace", 30*time.Second, "how long open sessions may finish on shutdown")
 	listen := fs.String("listen", "", "listen on `host:port` instead of the first listener's address")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until shutdown (for performance work)")
-	if _, st := parseFlags(fs, args); st >= 0 {
+	pos, st := parseFlags(fs, args)
+	if st >= 0 {
+		return st
+	}
+	if *cfgPath, st = configArg(env, "serve", *cfgPath, pos); st >= 0 {
 		return st
 	}
 	cfg, ok := env.config(*cfgPath)
