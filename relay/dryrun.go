@@ -1,8 +1,6 @@
 package relay
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,8 +8,6 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/relay/guard"
 	"github.com/sekisho/sekisho/rewrite"
@@ -149,31 +145,12 @@ func Session(sec Sections, clientIP netip.Addr, mode string, in io.Reader, out i
 	if mode == "" {
 		mode = "mx"
 	}
-	l := &listener{name: "dry-run", cfg: ListenerConfig{Mode: mode, Address: "stdio"}}
-	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return e.newSession(l, c) }))
-	srv.Domain = st.cfg.Hostname
-	srv.MaxMessageBytes = st.cfg.Limits.MaxMessageBytes
-	srv.MaxRecipients = st.cfg.Limits.MaxRecipients
-	srv.MaxLineLength = st.cfg.Limits.MaxLineLength
-	srv.AllowInsecureAuth = true // there is no TLS on standard input
-	l.allowInsecureAuth = true
-	srv.EnableSMTPUTF8, srv.EnableDSN = true, true
-	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
-	l.srv = srv
+	// There is no TLS on standard input: AUTH is allowed without it.
+	l := &listener{name: "dry-run", cfg: ListenerConfig{Mode: mode, Address: "stdio"}, allowInsecureAuth: true}
+	l.srv = e.newServer(l, st.cfg, nil)
 	conn := &stdioConn{r: in, w: out, remote: &net.TCPAddr{IP: clientIP.AsSlice(), Port: 0}, done: make(chan struct{})}
-	ol := &oneConnListener{conn: conn, closed: make(chan struct{})}
-	go func() {
-		<-conn.done
-		ol.Close()
-	}()
-	err = srv.Serve(ol)
-	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	srv.Shutdown(ctx)
-	return err
+	l.srv.ServeConn(conn)
+	return nil
 }
 
 // stdioConn is a net.Conn over standard input and output.
@@ -193,7 +170,7 @@ func (c *stdioConn) Read(b []byte) (int, error) {
 	return n, err
 }
 func (c *stdioConn) Write(b []byte) (int, error) {
-	if _, err := c.w.Write(fixReply(b)); err != nil {
+	if _, err := c.w.Write(b); err != nil {
 		return 0, err
 	}
 	return len(b), nil
@@ -204,25 +181,3 @@ func (c *stdioConn) RemoteAddr() net.Addr             { return c.remote }
 func (c *stdioConn) SetDeadline(time.Time) error      { return nil }
 func (c *stdioConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *stdioConn) SetWriteDeadline(time.Time) error { return nil }
-
-// oneConnListener hands out one connection, then blocks until closed.
-type oneConnListener struct {
-	mu     sync.Mutex
-	conn   net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func (l *oneConnListener) Accept() (net.Conn, error) {
-	l.mu.Lock()
-	c := l.conn
-	l.conn = nil
-	l.mu.Unlock()
-	if c != nil {
-		return c, nil
-	}
-	<-l.closed
-	return nil, net.ErrClosed
-}
-func (l *oneConnListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
-func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 25} }

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -17,20 +19,21 @@ import (
 
 	"github.com/sekisho/sekisho/relay/guard"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/smtpd"
 	"github.com/sekisho/sekisho/rewrite"
 )
 
-// session is one SMTP transaction stream on one connection. It keeps the
-// policy snapshot it started with, so a reload never changes the rules in
-// the middle of a transaction.
+// session is the gateway's side of one SMTP connection: relay/smtpd runs
+// the protocol and asks it one decision per stage. It keeps the policy
+// snapshot it started with, so a reload never changes the rules in the
+// middle of a transaction.
 type session struct {
 	e    *Engine
 	st   *state
 	lis  *listener
-	conn *smtp.Conn
+	conn *smtpd.Conn
 	id   string
 	ip   netip.Addr
-	tls  bool
 	log  *slog.Logger
 
 	authUser string
@@ -38,7 +41,7 @@ type session struct {
 	fromSet  bool
 	from     string
 	mailRule string // the rule that accepted MAIL, for the transaction log
-	mailOpts smtp.MailOptions
+	mail     smtpd.MailParams
 	rcpts    []rcpt
 	msgs     int
 }
@@ -47,14 +50,16 @@ type session struct {
 // receive-time rewrite turned it.
 type rcpt struct {
 	orig   string // as the client gave it
-	target string // after alias resolution
+	target string // after alias resolution (or the postmaster address)
 	addr   string // after the receive-time rewrite
 	rule   string // the rule that accepted it
-	opts   smtp.RcptOptions
+	params smtpd.RcptParams
 }
 
+func (s *session) tls() bool { return s.conn.IsTLS() }
+
 func (s *session) client() guard.Client {
-	return guard.Client{IP: s.ip, Helo: s.conn.Hostname(), AuthUser: s.authUser, TLS: s.tls}
+	return guard.Client{IP: s.ip, Helo: s.conn.Hostname(), AuthUser: s.authUser, TLS: s.tls()}
 }
 
 // source is what the rewrite rules and line-ending policy key on.
@@ -68,8 +73,43 @@ func (s *session) source() rewrite.Source {
 	return rewrite.SourceInternet
 }
 
+// reply turns a guard verdict into the protocol's reply.
+func reply(v guard.Verdict) smtpd.Reply {
+	return smtpd.Reply{Code: v.Code, Enhanced: v.Enhanced, Text: v.Text}
+}
+
+// Connect decides at the greeting: rules that name only networks.
+func (s *session) Connect() smtpd.Reply {
+	s.log.Info("connection opened", "kind", "accept", "listener", s.lis.name, "tls", s.tls())
+	if v := s.st.guard.CheckConnect(s.client()); !v.Accepted() {
+		s.refuse("connect", s.ip.String(), v)
+		return reply(v)
+	}
+	return smtpd.R(220, "", s.st.cfg.Hostname+" ESMTP sekisho")
+}
+
+// Helo accepts any name, a missing one too (E-Post answers a bare HELO
+// with 250); the client's address stands in for it in Received. Only a
+// name that could not be written into a header is refused.
+func (s *session) Helo(name string, extended bool) smtpd.Reply {
+	for _, c := range []byte(name) {
+		if c < ' ' || c == 0x7f {
+			v := guard.Verdict{Action: guard.Reject, Code: 501, Enhanced: "5.5.4", Text: "Invalid HELO name",
+				Rule: "builtin:helo", Reason: fmt.Sprintf("HELO name %q has control characters", name)}
+			s.refuse("helo", name, v)
+			return reply(v)
+		}
+	}
+	if name == "" {
+		s.log.Info("bare HELO", "kind", "accept", "extended", extended)
+	} else {
+		s.log.Debug("helo", "helo", name, "extended", extended, "tls", s.tls(), "listener", s.lis.name)
+	}
+	return smtpd.R(250, "", "Hello "+sanitizeHelo(name, s.ip))
+}
+
 func (s *session) AuthMechanisms() []string {
-	return s.e.auth.Mechanisms(s.tls || s.lis.allowInsecureAuth)
+	return s.e.auth.Mechanisms(s.tls() || s.lis.allowInsecureAuth)
 }
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
@@ -79,11 +119,22 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		s.e.metrics.AuthResults.WithLabelValues(mech, "ok").Inc()
 	})
 	if err != nil {
-		return nil, err
+		return nil, authReply(err)
 	}
 	return &countedSASL{Server: srv, count: func(result string) {
 		s.e.metrics.AuthResults.WithLabelValues(mech, result).Inc()
 	}}, nil
+}
+
+// authReply carries relay/auth's replies (go-smtp's error type, shared
+// with the delivery client) over to the protocol's.
+func authReply(err error) error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		ec := se.EnhancedCode
+		return &smtpd.Reply{Code: se.Code, Enhanced: fmt.Sprintf("%d.%d.%d", ec[0], ec[1], ec[2]), Text: se.Message}
+	}
+	return err
 }
 
 // countedSASL counts a failed exchange under its mechanism.
@@ -100,15 +151,13 @@ func (c *countedSASL) Next(resp []byte) ([]byte, bool, error) {
 			result = "locked_out"
 		}
 		c.count(result)
+		return ch, done, authReply(err)
 	}
-	return ch, done, err
+	return ch, done, nil
 }
 
-func (s *session) Mail(from string, opts *smtp.MailOptions) error {
-	if s.fromSet {
-		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Nested MAIL command: sender already given (RSET first)"}
-	}
-	if s.lis.cfg.RequireTLS && !s.tls {
+func (s *session) Mail(from string, p smtpd.MailParams) smtpd.Reply {
+	if s.lis.cfg.RequireTLS && !s.tls() {
 		return s.refuse("mail", from, guard.Verdict{Action: guard.Reject, Code: 530, Enhanced: "5.7.0",
 			Text: "Must issue a STARTTLS command first", Rule: "builtin:require-tls", Reason: "listener requires TLS"})
 	}
@@ -120,57 +169,63 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !v.Accepted() {
 		return s.refuse("mail", from, v)
 	}
-	s.fromSet, s.from, s.mailRule = true, from, v.Rule
-	if opts != nil {
-		s.mailOpts = *opts
-	}
+	s.fromSet, s.from, s.mailRule, s.mail = true, from, v.Rule, p
 	s.e.metrics.Commands.WithLabelValues("mail", "accept", "").Inc()
-	return nil
+	return smtpd.R(250, "2.1.0", "Sender <"+from+"> OK")
 }
 
-func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	if !s.fromSet {
-		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL first"}
-	}
+func (s *session) Rcpt(to string, p smtpd.RcptParams) smtpd.Reply {
 	c := s.client()
 	v := s.st.guard.CheckRcpt(c, s.from, to)
 	if !v.Accepted() {
 		return s.refuse("rcpt", to, v)
 	}
-	// An alias of ours is resolved here (info@ -> tanaka@), as the
-	// administrator configured it; a target outside is an explicit forward.
-	target := to
-	if r, err := s.st.dir.Lookup(to); err == nil && r.Ours() && r.Exists() {
-		target = r.Target
+	target, rewritten, v2 := s.resolveRcpt(c, to, v)
+	if !v2.Accepted() {
+		return s.refuse("rcpt", to, v2)
 	}
-	// Rewrite the envelope recipient now and check the result again: a
-	// rewrite must never turn an accepted address into a relay.
-	rewritten := target
+	s.rcpts = append(s.rcpts, rcpt{orig: to, target: target, addr: rewritten, rule: v.Rule, params: p})
+	s.log.Debug("rcpt accepted", "rcpt", to, "rewritten", rewritten, "rule", v.Rule)
+	s.e.metrics.Commands.WithLabelValues("rcpt", "accept", "").Inc()
+	return smtpd.R(250, "2.1.5", "Recipient <"+to+"> OK")
+}
+
+// resolveRcpt resolves an accepted recipient: an alias of ours to its
+// target (info@ -> tanaka@), a postmaster without an account to
+// relay.postmaster, then the receive-time rewrite, whose result is
+// checked again: a rewrite must never turn an accepted address into a
+// relay.
+func (s *session) resolveRcpt(c guard.Client, to string, v guard.Verdict) (target, rewritten string, _ guard.Verdict) {
+	target = to
+	r, err := s.st.dir.Lookup(to)
+	switch {
+	case err == nil && r.Ours() && r.Exists():
+		target = r.Target
+	case v.Rule == guard.RulePostmaster:
+		// The configured address is the administrator's: no rewrite, no
+		// second check.
+		pm := s.st.cfg.postmaster()
+		return pm, pm, v
+	}
+	rewritten = target
 	if out, err := s.st.rewriter.Default().Rewrite(rewrite.Input{From: s.from, To: []string{target}, Source: s.source()}); err == nil && len(out.To) == 1 {
 		rewritten = out.To[0]
 	}
 	if rewritten != target {
 		if v2 := s.st.guard.Recheck(c, s.from, rewritten); !v2.Accepted() {
 			v2.Reason = fmt.Sprintf("rewritten to %s: %s", rewritten, v2.Reason)
-			return s.refuse("rcpt", to, v2)
+			return target, rewritten, v2
 		}
 	}
-	r := rcpt{orig: to, target: target, addr: rewritten, rule: v.Rule}
-	if opts != nil {
-		r.opts = *opts
-	}
-	s.rcpts = append(s.rcpts, r)
-	s.log.Debug("rcpt accepted", "rcpt", to, "rewritten", rewritten, "rule", v.Rule)
-	s.e.metrics.Commands.WithLabelValues("rcpt", "accept", "").Inc()
-	return nil
+	return target, rewritten, v
 }
 
 // refuse logs a refusal with the rule that decided and returns the reply.
-func (s *session) refuse(stage, arg string, v guard.Verdict) error {
+func (s *session) refuse(stage, arg string, v guard.Verdict) smtpd.Reply {
 	s.log.Info("refused", "kind", "reject", "stage", stage, "arg", arg, "from", s.from,
 		"code", v.Code, "enhanced", v.Enhanced, "rule", v.Rule, "reason", v.Reason)
 	s.e.metrics.Commands.WithLabelValues(stage, v.Action.String(), reasonLabel(v.Rule)).Inc()
-	return v.Err()
+	return reply(v)
 }
 
 // reasonLabel keeps metric labels bounded: built-in checks by name, every
@@ -182,29 +237,30 @@ func reasonLabel(rule string) string {
 	return rule
 }
 
-func (s *session) Data(r io.Reader) error {
+func (s *session) LinePolicy() smtpd.LinePolicy { return s.st.linePolicy(s.source()) }
+
+// bufReaders pools the bufio.Reader the header is read through: at
+// thousands of messages a second, allocating it anew is a measurable
+// share of the garbage collector's work.
+var bufReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+
+func (s *session) Data(m *smtpd.MessageReader) smtpd.Reply {
 	start := time.Now()
-	if len(s.rcpts) == 0 {
-		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "RCPT first"}
-	}
+	br := bufReaders.Get().(*bufio.Reader)
+	br.Reset(m)
+	defer func() { br.Reset(nil); bufReaders.Put(br) }()
 	src := s.source()
-	dr := getDataReader(r, s.st.linePolicy(src))
-	defer putDataReader(dr)
-	cr, br := dr.cr, dr.br
 	header, err := rewrite.ReadHeader(br, s.st.cfg.Limits.MaxHeaderBytes)
 	if err != nil {
 		return s.dataError(err, "reading the header")
 	}
 	if n := countReceived(header); n > s.st.cfg.Limits.MaxReceivedFields {
-		io.Copy(io.Discard, br)
-		return s.dataRefuse("hops", &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6},
-			Message: fmt.Sprintf("Too many hops (%d Received fields): mail loop?", n)})
+		return s.dataRefuse("hops", smtpd.R(554, "5.4.6", fmt.Sprintf("Too many hops (%d Received fields): mail loop?", n)))
 	}
 	c := s.client()
 	if v := s.st.guard.CheckHeaderFrom(c, s.from, headerFrom(header)); !v.Accepted() {
-		io.Copy(io.Discard, br)
 		s.refuse("data", "From:", v)
-		return s.dataRefuse("sender_trust", v.SMTPError())
+		return s.dataRefuse("sender_trust", reply(v))
 	}
 	targets := make([]string, len(s.rcpts))
 	for i, r := range s.rcpts {
@@ -212,10 +268,8 @@ func (s *session) Data(r io.Reader) error {
 	}
 	out, err := s.st.rewriter.Default().Rewrite(rewrite.Input{From: s.from, To: targets, Header: header, Source: src})
 	if err != nil {
-		io.Copy(io.Discard, br)
 		s.log.Error("rewrite failed", "kind", "reject", "error", err)
-		return s.dataRefuse("rewrite", &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
-			Message: "Address rewriting failed; try again later"})
+		return s.dataRefuse("rewrite", smtpd.R(451, "4.3.0", "Address rewriting failed; try again later"))
 	}
 	for _, st := range out.Trace {
 		if st.Rule != "" && st.Before != st.After {
@@ -223,21 +277,16 @@ func (s *session) Data(r io.Reader) error {
 		}
 	}
 	env := queue.Envelope{
-		From:       out.From,
-		ReceivedAt: start,
-		Source:     src.String(),
-		ClientIP:   s.ip.String(),
-		Helo:       s.conn.Hostname(),
-		AuthUser:   s.authUser,
-		EnvID:      s.mailOpts.EnvelopeID,
-		Ret:        string(s.mailOpts.Return),
-		Size:       s.mailOpts.Size,
-		BodyType:   string(s.mailOpts.Body),
-		SMTPUTF8:   s.mailOpts.UTF8,
+		From: out.From, ReceivedAt: start, Source: src.String(), ClientIP: s.ip.String(),
+		Helo: s.conn.Hostname(), AuthUser: s.authUser, EnvID: s.mail.EnvID, Ret: s.mail.Ret,
+		Size: s.mail.Size, BodyType: s.mail.Body, SMTPUTF8: s.mail.SMTPUTF8,
 	}
 	seen := make(map[string]bool, len(s.rcpts))
 	for i, r := range s.rcpts {
 		addr := out.To[i]
+		if r.rule == guard.RulePostmaster {
+			addr = r.addr
+		}
 		if seen[strings.ToLower(addr)] {
 			continue // two addresses that resolve to one mailbox get one copy
 		}
@@ -246,16 +295,12 @@ func (s *session) Data(r io.Reader) error {
 			// The full rewrite (with the header) may differ from the RCPT
 			// preview only if rules changed meanwhile; check again.
 			if v := s.st.guard.Recheck(c, s.from, addr); !v.Accepted() {
-				io.Copy(io.Discard, br)
 				s.refuse("data", addr, v)
-				return s.dataRefuse("relay_denied", v.SMTPError())
+				return s.dataRefuse("relay_denied", reply(v))
 			}
 		}
-		qr := queue.Recipient{Addr: addr, OrigAddr: r.orig, ORcpt: r.opts.OriginalRecipient}
-		for _, n := range r.opts.Notify {
-			qr.Notify = appendComma(qr.Notify, string(n))
-		}
-		env.Rcpts = append(env.Rcpts, qr)
+		env.Rcpts = append(env.Rcpts, queue.Recipient{Addr: addr, OrigAddr: r.orig, ORcpt: r.params.ORcpt,
+			Notify: strings.Join(r.params.Notify, ",")})
 	}
 	s.msgs++
 	received := s.receivedField(env.Rcpts, start)
@@ -265,21 +310,19 @@ func (s *session) Data(r io.Reader) error {
 		if _, err := io.Copy(io.Discard, br); err != nil {
 			return s.dataError(err, "reading the message")
 		}
-		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
-			Message: "OK: would be queued (dry run: nothing is kept)"}
+		return smtpd.R(250, "2.0.0", "OK: would be queued (dry run: nothing is kept)")
 	}
 	data := &countingReader{r: io.MultiReader(strings.NewReader(received), bytes.NewReader(out.Header), br)}
 	id, err := s.e.queue.Enqueue(env, data)
 	if err != nil {
-		io.Copy(io.Discard, br)
 		return s.dataError(err, "queueing")
 	}
-	if cr.normalized > 0 {
-		s.log.Info("bare line endings normalized", "id", id, "count", cr.normalized)
+	if m.Normalized > 0 {
+		s.log.Info("bare line endings normalized", "id", id, "count", m.Normalized)
 	}
 	s.logTransaction(id.String(), env, data.n, time.Since(start))
 	s.e.metrics.Messages.WithLabelValues("accepted", "").Inc()
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id.String()}
+	return smtpd.R(250, "2.0.0", "OK: queued as "+id.String())
 }
 
 // headerFrom lists the addresses of the From fields, for the sender
@@ -294,75 +337,59 @@ func headerFrom(header []byte) []string {
 	return out
 }
 
-func appendComma(list, v string) string {
-	if list == "" {
-		return v
-	}
-	return list + "," + v
-}
-
 // dataError maps a failure while reading or storing DATA to a reply.
 // Internal failures are always 4xx: a 5xx would make the client bounce mail
-// that we simply failed to store.
-func (s *session) dataError(err error, during string) error {
-	var reply *smtp.SMTPError
+// that we simply failed to store. The protocol reads the rest of the
+// message whatever is answered.
+func (s *session) dataError(err error, during string) smtpd.Reply {
+	var r smtpd.Reply
 	reason := "internal"
 	var ne net.Error
 	switch {
-	case errors.Is(err, smtp.ErrDataTooLarge):
-		s.e.metrics.Messages.WithLabelValues("refused", "size").Inc()
-		s.log.Info("refused", "kind", "reject", "stage", "data", "reason", "message too large")
-		return smtp.ErrDataTooLarge
-	case errors.Is(err, errBareLineEnding):
-		reply = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
-			Message: "Message refused: bare CR or LF found; lines must end with CRLF"}
+	case errors.Is(err, smtpd.ErrTooLarge):
+		r, reason = smtpd.R(552, "5.3.4", "Message too large"), "size"
+	case errors.Is(err, smtpd.ErrBareLineEnding):
+		r = smtpd.R(550, "5.6.0", "Message refused: bare CR, bare LF or NUL found; lines must end with CRLF")
 		reason = "bare_line_ending"
 	case errors.Is(err, rewrite.ErrHeaderTooLarge):
-		reply = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message header too large"}
-		reason = "header_size"
+		r, reason = smtpd.R(552, "5.3.4", "Message header too large"), "header_size"
 	case errors.Is(err, queue.ErrFull), errors.As(err, new(*queue.StorageError)):
-		reply = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1},
-			Message: "Insufficient system storage; try again later"}
-		reason = "queue_full"
+		r, reason = smtpd.R(452, "4.3.1", "Insufficient system storage; try again later"), "queue_full"
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
-		// The rest of a stalled DATA must never be read as commands
-		// (go-smtp issue 196): answer and close here, before go-smtp
-		// would go back to reading command lines.
-		reply = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Timeout reading the message; closing"}
-		reason = "timeout"
-		nc := s.conn.Conn()
-		nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(nc, "421 4.4.2 Timeout reading the message; closing\r\n")
-		nc.Close()
+		// The protocol answers 421 and closes: the rest of a stalled
+		// message is never read as commands.
+		r, reason = smtpd.R(421, "4.4.2", "Timeout reading the message; closing"), "timeout"
 	default:
-		reply = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
-			Message: "Local error while " + during + "; try again later"}
+		r = smtpd.R(451, "4.3.0", "Local error while "+during+"; try again later")
 	}
-	s.log.Warn("data failed", "kind", "reject", "stage", "data", "during", during, "error", err, "code", reply.Code)
+	if r.Code >= 500 {
+		s.log.Info("refused", "kind", "reject", "stage", "data", "reason", reason, "code", r.Code, "enhanced", r.Enhanced)
+	} else {
+		s.log.Warn("data failed", "kind", "reject", "stage", "data", "during", during, "error", err, "code", r.Code)
+	}
 	s.e.metrics.Messages.WithLabelValues("refused", reason).Inc()
-	return reply
+	return r
 }
 
-func (s *session) dataRefuse(reason string, e *smtp.SMTPError) error {
-	s.log.Info("refused", "kind", "reject", "stage", "data", "reason", reason, "code", e.Code)
+func (s *session) dataRefuse(reason string, r smtpd.Reply) smtpd.Reply {
+	s.log.Info("refused", "kind", "reject", "stage", "data", "reason", reason, "code", r.Code)
 	s.e.metrics.Messages.WithLabelValues("refused", reason).Inc()
-	return e
+	return r
 }
 
 // receivedField is the trace field we prepend (RFC 5321 §4.4). "for" names
 // the recipient only when there is one, so Bcc recipients stay private.
 func (s *session) receivedField(rcpts []queue.Recipient, at time.Time) string {
 	with := "ESMTP"
-	if s.tls {
+	if s.tls() {
 		with += "S"
 	}
 	if s.authUser != "" {
 		with += "A"
 	}
-	helo := sanitizeHelo(s.conn.Hostname())
 	var b strings.Builder
 	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (sekisho) with %s id %s.%d",
-		helo, s.ip, s.st.cfg.Hostname, with, s.id, s.msgs)
+		sanitizeHelo(s.conn.Hostname(), s.ip), s.ip, s.st.cfg.Hostname, with, s.id, s.msgs)
 	if len(rcpts) == 1 {
 		fmt.Fprintf(&b, "\r\n\tfor <%s>", rcpts[0].Addr)
 	}
@@ -370,11 +397,9 @@ func (s *session) receivedField(rcpts []queue.Recipient, at time.Time) string {
 	return b.String()
 }
 
-// sanitizeHelo keeps a client-chosen HELO name from injecting header text.
-func sanitizeHelo(h string) string {
-	if h == "" {
-		return "unknown"
-	}
+// sanitizeHelo keeps a client-chosen HELO name from injecting header
+// text; without a usable name, the client's address literal stands in.
+func sanitizeHelo(h string, ip netip.Addr) string {
 	var b strings.Builder
 	for _, c := range []byte(h) {
 		if c > ' ' && c < 0x7f && c != '(' && c != ')' && c != ';' {
@@ -385,7 +410,10 @@ func sanitizeHelo(h string) string {
 		}
 	}
 	if b.Len() == 0 {
-		return "unknown"
+		if ip.Is6() {
+			return "[IPv6:" + ip.String() + "]"
+		}
+		return "[" + ip.String() + "]"
 	}
 	return b.String()
 }
@@ -408,19 +436,21 @@ func countReceived(h []byte) int {
 }
 
 // logTransaction writes the one line per accepted message (the seeds'
-// receivelog): who, what, how big, and which rules let it through.
+// receivelog): who, what, how big, and which rules let it through. Every
+// recipient the client gave is listed, two that went to one mailbox too.
 func (s *session) logTransaction(id string, env queue.Envelope, size int64, took time.Duration) {
 	rcpts := make([]string, len(env.Rcpts))
-	orig := make([]string, len(env.Rcpts))
 	for i, r := range env.Rcpts {
-		rcpts[i], orig[i] = r.Addr, r.OrigAddr
+		rcpts[i] = r.Addr
 	}
+	orig := make([]string, len(s.rcpts))
 	var rules []string
 	seen := map[string]bool{s.mailRule: true}
 	if s.mailRule != "" {
 		rules = append(rules, s.mailRule)
 	}
-	for _, r := range s.rcpts {
+	for i, r := range s.rcpts {
+		orig[i] = r.orig
 		if !seen[r.rule] {
 			seen[r.rule] = true
 			rules = append(rules, r.rule)
@@ -428,7 +458,7 @@ func (s *session) logTransaction(id string, env queue.Envelope, size int64, took
 	}
 	s.log.Info("accepted", "kind", "receive", "id", id, "helo", env.Helo, "auth", env.AuthUser,
 		"from", env.From, "orig_from", s.from, "rcpts", strings.Join(rcpts, ","), "orig_rcpts", strings.Join(orig, ","),
-		"size", size, "source", env.Source, "tls", s.tls, "verdict", "accept", "rules", strings.Join(rules, ","),
+		"size", size, "source", env.Source, "tls", s.tls(), "verdict", "accept", "rules", strings.Join(rules, ","),
 		"took_ms", took.Milliseconds())
 }
 
@@ -445,8 +475,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 func (s *session) Reset() {
-	s.fromSet, s.from, s.rcpts = false, "", nil
-	s.mailOpts = smtp.MailOptions{}
+	s.fromSet, s.from, s.rcpts, s.mail = false, "", nil, smtpd.MailParams{}
 }
 
-func (s *session) Logout() error { return nil }
+func (s *session) Close() {
+	s.log.Info("connection closed", "kind", "accept", "messages", s.msgs)
+}
