@@ -118,6 +118,7 @@ routing:
     servers: ["{{dns}}"]
 relay:
   hostname: gw.domain.co.jp
+  postmaster: user2@domain.co.jp
   listeners:
     - address: "{{listen "mx"}}"
       mode: mx
@@ -138,7 +139,7 @@ S: 250
 C: RCPT TO:<user3@domain.co.jp>
 S: 550 5.1.1
 C: RCPT TO:<postmaster@domain.co.jp>
-S: 550 5.1.1
+S: 250 2.1.5
 C: DATA
 S: 354
 `+message("someone@example.net", "user1@domain.co.jp", "configuration B")+`
