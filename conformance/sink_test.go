@@ -81,6 +81,7 @@ func (s *sink) serve(l net.Listener) {
 	srv.WriteTimeout = 30 * time.Second
 	srv.MaxMessageBytes = 64 << 20
 	srv.MaxRecipients = 1000
+	srv.MaxLineLength = 1 << 20 // the gateway forwards lines of any length
 	srv.AllowInsecureAuth = true
 	s.mu.Lock()
 	s.srv = srv
