@@ -40,9 +40,16 @@ type Step struct {
 func stepOf(stage, arg string, v guard.Verdict) Step {
 	s := Step{Stage: stage, Arg: arg, Verdict: v.Action.String(), Code: v.Code, Enhanced: v.Enhanced, Rule: v.Rule, Reason: v.Reason}
 	if v.Accepted() && s.Code == 0 {
-		s.Code, s.Enhanced = 250, "2.0.0"
-		if stage == "connect" {
+		// The replies the live session gives.
+		switch stage {
+		case "connect":
 			s.Code, s.Enhanced = 220, ""
+		case "mail":
+			s.Code, s.Enhanced = 250, "2.1.0"
+		case "rcpt":
+			s.Code, s.Enhanced = 250, "2.1.5"
+		default:
+			s.Code, s.Enhanced = 250, "2.0.0"
 		}
 	}
 	return s
@@ -61,9 +68,11 @@ func DryRun(sec Sections, p Probe) ([]Step, error) {
 		mode = "mx"
 	}
 	client := guard.Client{IP: p.Client.Unmap(), Helo: p.Helo, TLS: p.TLS}
-	steps := []Step{{Stage: "connect", Arg: p.Client.String(), Verdict: "accept", Code: 220, Rule: "builtin:connect",
-		Reason: "connections are not refused by address; network rules decide at MAIL and RCPT"}}
-	steps = append(steps, Step{Stage: "helo", Arg: p.Helo, Verdict: "accept", Code: 250, Rule: "builtin:helo", Reason: "any HELO name is accepted; it is recorded in Received"})
+	steps := []Step{stepOf("connect", p.Client.String(), st.guard.CheckConnect(client))}
+	if steps[0].Verdict != "accept" {
+		return steps, nil
+	}
+	steps = append(steps, Step{Stage: "helo", Arg: p.Helo, Verdict: "accept", Code: 250, Rule: "builtin:helo", Reason: "any HELO name is accepted, none too; it is recorded in Received"})
 	if p.AuthUser != "" {
 		a := st.dir.Account(p.AuthUser)
 		switch {

@@ -1,5 +1,5 @@
 // Package auth owns SMTP AUTH on the gateway: the PLAIN, LOGIN and CRAM-MD5
-// servers for go-smtp, the schemes account secrets are stored in, and the
+// SASL servers (go-sasl), the schemes account secrets are stored in, and the
 // lockout after repeated failures.
 //
 // # Secrets
@@ -42,8 +42,8 @@
 // as failures.
 //
 // Mechanisms(tls) offers nothing without TLS unless AllowInsecure is set;
-// the server must set smtp.Server.AllowInsecureAuth to the same value,
-// since go-smtp itself refuses AUTH before STARTTLS (523 5.7.10).
+// the protocol server (relay/smtpd) must be told the same, since it
+// refuses AUTH before STARTTLS itself (523 5.7.10).
 package auth
 
 import (

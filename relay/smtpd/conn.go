@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -39,7 +38,6 @@ type Conn struct {
 	msg      MessageReader
 	stopping atomic.Bool
 	idle     atomic.Bool
-	closeMu  sync.Mutex
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {

@@ -55,20 +55,20 @@ func referenceData(in []byte, p LinePolicy) (out []byte, rest []byte, bad, found
 // readData runs the strict reader as the server does: the handler reads
 // everything, then the rest is drained. It returns the text, the
 // handler's error and what the connection holds after the data.
-func readData(in []byte, p LinePolicy, max int64, bufSize int) (out []byte, err error, rest []byte) {
-	out, err, rest, _ = readDataConn(in, p, max, bufSize)
-	return out, err, rest
+func readData(in []byte, p LinePolicy, max int64, bufSize int) (out, rest []byte, err error) {
+	out, rest, err, _ = readDataConn(in, p, max, bufSize)
+	return out, rest, err
 }
 
 // readDataConn also returns the connection's error after the drain.
-func readDataConn(in []byte, p LinePolicy, max int64, bufSize int) (out []byte, err error, rest []byte, connErr error) {
+func readDataConn(in []byte, p LinePolicy, max int64, bufSize int) (out, rest []byte, err, connErr error) {
 	br := bufio.NewReaderSize(bytes.NewReader(in), bufSize)
 	var m MessageReader
 	m.reset(br, true, p, max)
 	out, err = io.ReadAll(&m)
 	m.drain()
 	rest, _ = io.ReadAll(br)
-	return out, err, rest, m.srcErr
+	return out, rest, err, m.srcErr
 }
 
 func TestDataReader(t *testing.T) {
@@ -97,9 +97,9 @@ func TestDataReader(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, size := range []int{16, 4096} {
-				got, err, rest := readData([]byte(tc.in), tc.policy, 200, size)
+				got, rest, err := readData([]byte(tc.in), tc.policy, 200, size)
 				if tc.name == "long line" {
-					got, err, rest = readData([]byte(tc.in), tc.policy, 0, size)
+					got, rest, err = readData([]byte(tc.in), tc.policy, 0, size)
 				}
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("buffer %d: error %v, want %v", size, err, tc.err)
@@ -129,7 +129,7 @@ func FuzzDataReader(f *testing.F) {
 			p = LineNormalize
 		}
 		want, wantRest, bad, found := referenceData(in, p)
-		got, err, rest, connErr := readDataConn(in, p, 0, 16+int(size))
+		got, rest, err, connErr := readDataConn(in, p, 0, 16+int(size))
 		if !found {
 			if !errors.Is(connErr, io.ErrUnexpectedEOF) {
 				t.Fatalf("%q: no end of data in the model, reader's connection error %v", in, connErr)
