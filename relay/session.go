@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/relay/guard"
 	"github.com/sekisho/sekisho/relay/queue"
@@ -119,22 +118,11 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 		s.e.metrics.AuthResults.WithLabelValues(mech, "ok").Inc()
 	})
 	if err != nil {
-		return nil, authReply(err)
+		return nil, err
 	}
 	return &countedSASL{Server: srv, count: func(result string) {
 		s.e.metrics.AuthResults.WithLabelValues(mech, result).Inc()
 	}}, nil
-}
-
-// authReply carries relay/auth's replies (go-smtp's error type, shared
-// with the delivery client) over to the protocol's.
-func authReply(err error) error {
-	var se *smtp.SMTPError
-	if errors.As(err, &se) {
-		ec := se.EnhancedCode
-		return &smtpd.Reply{Code: se.Code, Enhanced: fmt.Sprintf("%d.%d.%d", ec[0], ec[1], ec[2]), Text: se.Message}
-	}
-	return err
 }
 
 // countedSASL counts a failed exchange under its mechanism.
@@ -147,13 +135,12 @@ func (c *countedSASL) Next(resp []byte) ([]byte, bool, error) {
 	ch, done, err := c.Server.Next(resp)
 	if err != nil {
 		result := "failed"
-		if se, ok := err.(*smtp.SMTPError); ok && se.Temporary() {
+		if r, ok := err.(*smtpd.Reply); ok && r.Temporary() {
 			result = "locked_out"
 		}
 		c.count(result)
-		return ch, done, authReply(err)
 	}
-	return ch, done, nil
+	return ch, done, err
 }
 
 func (s *session) Mail(from string, p smtpd.MailParams) smtpd.Reply {
