@@ -118,4 +118,3 @@ S: 221
 		t.Errorf("sekisho_commands_total{stage=rcpt,reason=builtin:relay-trick} = %v, want one per hidden-destination form", n)
 	}
 }
-

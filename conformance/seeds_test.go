@@ -164,4 +164,3 @@ S: 221
 sink inner has 1 message from <user1@test-sample.jp> for postmaster@test-sample.jp
 `)
 }
-
