@@ -84,7 +84,8 @@ func (c *Conn) serve() {
 			c.tlsState = &st
 		}
 	}
-	c.br = bufio.NewReaderSize(c.nc, c.lineSize())
+	c.br = c.srv.getReader(c.nc, c.lineSize())
+	defer c.srv.putReader(c.br)
 	c.h = c.srv.NewHandler(c)
 	defer c.h.Close()
 	greet := c.h.Connect()

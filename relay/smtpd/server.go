@@ -1,9 +1,11 @@
 package smtpd
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -59,11 +61,29 @@ type Server struct {
 	// NewHandler is called for every accepted connection.
 	NewHandler func(c *Conn) Handler
 
+	// readers pools the command readers: at thousands of connections a
+	// second a new 4 KiB buffer each is a measurable share of the
+	// garbage collector's work.
+	readers sync.Pool
+
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
 	conns    map[*Conn]struct{}
 	closing  bool
 	sessions sync.WaitGroup
+}
+
+func (s *Server) getReader(r io.Reader, size int) *bufio.Reader {
+	if br, ok := s.readers.Get().(*bufio.Reader); ok && br.Size() == size {
+		br.Reset(r)
+		return br
+	}
+	return bufio.NewReaderSize(r, size)
+}
+
+func (s *Server) putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	s.readers.Put(br)
 }
 
 // ErrServerClosed is returned by Serve after Close or Shutdown.
