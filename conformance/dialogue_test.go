@@ -164,13 +164,14 @@ func parseStep(line string) (step, error) {
 }
 
 // parseSinkStep reads "sink NAME has nothing" and
-// "sink NAME has N message(s) [from <ADDR>] [for ADDR]".
+// "sink NAME has N message(s) [from <ADDR>] [for ADDR] [containing "TEXT"]
+// [lacking "TEXT"]"; TEXT is a Go string literal without spaces (\x20).
 func parseSinkStep(f []string) (step, error) {
-	bad := errors.New("want: sink NAME has nothing | sink NAME has N message(s) [from <ADDR>] [for ADDR]")
+	bad := errors.New(`want: sink NAME has nothing | sink NAME has N message(s) [from <ADDR>] [for ADDR] [containing "TEXT"] [lacking "TEXT"]`)
 	if len(f) < 4 || f[2] != "has" {
 		return step{}, bad
 	}
-	st := step{verb: "sink", args: []string{f[1], "", ""}} // name, from, for
+	st := step{verb: "sink", args: []string{f[1], "", "", "", ""}} // name, from, for, containing, lacking
 	if len(f) == 4 && f[3] == "nothing" {
 		return st, nil
 	}
@@ -189,6 +190,12 @@ func parseSinkStep(f []string) (step, error) {
 			st.args[1] = "from:" + strings.TrimSuffix(strings.TrimPrefix(rest[1], "<"), ">")
 		case "for":
 			st.args[2] = rest[1]
+		case "containing", "lacking":
+			text, err := strconv.Unquote(rest[1])
+			if err != nil || text == "" {
+				return step{}, bad
+			}
+			st.args[map[string]int{"containing": 3, "lacking": 4}[rest[0]]] = text
 		default:
 			return step{}, bad
 		}
@@ -423,6 +430,12 @@ func (w *world) checkSinks(st step) error {
 			continue
 		}
 		if rcpt != "" && !containsFold(m.To, rcpt) {
+			continue
+		}
+		if has := st.args[3]; has != "" && !strings.Contains(string(m.Data), has) {
+			continue
+		}
+		if lacks := st.args[4]; lacks != "" && strings.Contains(string(m.Data), lacks) {
 			continue
 		}
 		got = append(got, m)

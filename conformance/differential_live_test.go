@@ -15,15 +15,14 @@ import (
 // differ drives the live gateway through the generated transactions and
 // compares each reply code with the dry run's.
 type differ struct {
-	t           *testing.T
-	w           *world
-	mismatches  int
-	compared    int
-	accepted    []int          // transactions whose message the gateway queued
-	knownTLS502 int            // DATA without recipients under TLS: 502 live (see runGroup)
-	codes       map[string]int // "stage code" -> how often: what was covered
-	replays     []replay       // dialogues without STARTTLS, for relay session
-	mailed      int            // transactions that reached MAIL
+	t          *testing.T
+	w          *world
+	mismatches int
+	compared   int
+	accepted   []int          // transactions whose message the gateway queued
+	codes      map[string]int // "stage code" -> how often: what was covered
+	replays    []replay       // dialogues without STARTTLS, for relay session
+	mailed     int            // transactions that reached MAIL
 }
 
 // expect compares one live reply with the dry run's step.
@@ -139,12 +138,7 @@ func (d *differ) runGroup(txs []diffTx, dry [][]dryStep, idx []int) {
 			}
 		} else {
 			d.compared++
-			if (tx.TLS || tx.Listener == "smtps") && r.code == "502" && s.Code == 503 {
-				// go-smtp's sequence reply under TLS, where the
-				// listener's reply fix does not reach (the smtpd issue
-				// removes both): the one divergence allowed, counted.
-				d.knownTLS502++
-			} else if r.code != strconv.Itoa(s.Code) {
+			if r.code != strconv.Itoa(s.Code) {
 				d.mismatches++
 				d.t.Errorf("tx %d (%+v) DATA: live %s, relay test %d", i, tx, r, s.Code)
 			}

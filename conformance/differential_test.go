@@ -83,6 +83,8 @@ routing:
 
 relay:
   hostname: gw.test.jp
+  limits:
+    error_limit: 0   # many refusals share a connection here
   listeners:
     - address: "{{listen "mx"}}"
       mode: mx
@@ -281,8 +283,8 @@ func TestDifferential_RelayTestEqualsLiveGateway(t *testing.T) {
 	if d.mismatches > 0 {
 		t.Fatalf("%d reply codes differ between the live gateway and relay test (first ones above)", d.mismatches)
 	}
-	t.Logf("%d transactions on %d connections, %d reached MAIL, %d replies compared, %d messages accepted; %d DATA 502-under-TLS (go-smtp) allowed",
-		n, len(order), d.mailed, d.compared, len(d.accepted), d.knownTLS502)
+	t.Logf("%d transactions on %d connections, %d reached MAIL, %d replies compared, %d messages accepted",
+		n, len(order), d.mailed, d.compared, len(d.accepted))
 	t.Logf("replies compared, by stage and code: %v", d.codes)
 
 	// Every accepted recipient reaches the sink the dry run names.
@@ -336,7 +338,8 @@ func TestDifferential_RelayTestEqualsLiveGateway(t *testing.T) {
 	}{
 		{[]string{"--client", innerIP, "--from", "tanaka@test.jp", "--rcpt", `"user1"@test.jp`}, 0},
 		{[]string{"--client", internetIP, "--from", "a@example.org", "--rcpt", "info@test.jp"}, 1},
-		{[]string{"--client", internetIP, "--helo", "", "--from", "a@example.org", "--rcpt", "tanaka@test.jp"}, 1},
+		{[]string{"--client", internetIP, "--from", "a@example.org", "--rcpt", "someone@example.org"}, 1},
+		{[]string{"--client", internetIP, "--helo", "", "--from", "a@example.org", "--rcpt", "tanaka@test.jp"}, 0},
 	} {
 		cmd := sekisho(context.Background(), append([]string{"relay", "test", "-c", g.cfg}, c.args...)...)
 		out, err := cmd.CombinedOutput()

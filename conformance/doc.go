@@ -5,7 +5,9 @@
 // sinks for the inner mail server, the LGWAN relay and internet MX hosts,
 // and a fake DNS server (routing/dnstest). Scenarios are dialogues (see
 // dialogue_test.go for the format) plus assertions on what each sink
-// received. Run them with
+// received. A scenario that needs no Go around it is a file of its own in
+// testdata/dialogues (dialogue_files_test.go: its configuration, "---",
+// the dialogue); the SMTP sinks run on relay/smtpd. Run them with
 //
 //	go test ./conformance/
 //

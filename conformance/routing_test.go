@@ -83,7 +83,7 @@ S: 221
 connect mx20025 from inner
 S: 220
 C: helo
-S: 5xx
+S: 250
 C: HELO mail.test.jp
 S: 250
 C: mail from:<bucho@test.jp>

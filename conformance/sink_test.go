@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
+	"github.com/emersion/go-sasl"
+
+	"github.com/sekisho/sekisho/relay/smtpd"
 )
 
 // sink is an SMTP server on loopback standing in for a peer of the gateway
@@ -22,13 +24,13 @@ type sink struct {
 	addr string // host:port, fixed for the sink's life (Down/Up reuse it)
 
 	mu       sync.Mutex
-	srv      *smtp.Server
+	srv      *smtpd.Server
 	msgs     []sinkMessage
 	sessions int
-	refusals map[string]*smtp.SMTPError // by lower-case recipient; "*" for every one
-	refused  []string                   // recipients refused so far, in order
-	delay    time.Duration              // how long DATA takes, to catch deliveries in flight
-	changed  chan struct{}              // closed and replaced on every new message
+	refusals map[string]smtpd.Reply // by lower-case recipient; "*" for every one
+	refused  []string               // recipients refused so far, in order
+	delay    time.Duration          // how long DATA takes, to catch deliveries in flight
+	changed  chan struct{}          // closed and replaced on every new message
 }
 
 // sinkMessage is one message as the sink received it.
@@ -58,7 +60,7 @@ func (m sinkMessage) body() string {
 // newSink starts a sink on addr ("127.0.0.1:0" picks a port) and stops it
 // when the test ends.
 func newSink(t testing.TB, name, addr string) (*sink, error) {
-	s := &sink{name: name, refusals: map[string]*smtp.SMTPError{}, changed: make(chan struct{})}
+	s := &sink{name: name, refusals: map[string]smtpd.Reply{}, changed: make(chan struct{})}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -70,18 +72,18 @@ func newSink(t testing.TB, name, addr string) (*sink, error) {
 }
 
 func (s *sink) serve(l net.Listener) {
-	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		s.mu.Lock()
-		s.sessions++
-		s.mu.Unlock()
-		return &sinkSession{s: s, helo: c.Hostname()}, nil
-	}))
-	srv.Domain = s.name + ".sink.test"
-	srv.ReadTimeout = 30 * time.Second
-	srv.WriteTimeout = 30 * time.Second
-	srv.MaxMessageBytes = 64 << 20
-	srv.MaxRecipients = 1000
-	srv.AllowInsecureAuth = true
+	// A sink refuses bare CR, bare LF and NUL (LineReject), so a gateway
+	// that forwarded one would be caught; lines may be of any length.
+	srv := &smtpd.Server{
+		Config: smtpd.Config{Hostname: s.name + ".sink.test", WriteTimeout: 30 * time.Second,
+			MaxMessageBytes: 64 << 20, MaxRecipients: 1000, MaxLineLength: 4096, DSN: true, SMTPUTF8: true},
+		NewHandler: func(c *smtpd.Conn) smtpd.Handler {
+			s.mu.Lock()
+			s.sessions++
+			s.mu.Unlock()
+			return &sinkSession{s: s, c: c}
+		},
+	}
 	s.mu.Lock()
 	s.srv = srv
 	s.mu.Unlock()
@@ -120,10 +122,8 @@ func (s *sink) Up(t testing.TB) {
 // Refuse makes the sink answer RCPT TO for rcpt ("*": every recipient)
 // with the given reply, e.g. Refuse("a@b", 550, "5.1.1").
 func (s *sink) Refuse(rcpt string, code int, enhanced string) {
-	var ec smtp.EnhancedCode
-	fmt.Sscanf(enhanced, "%d.%d.%d", &ec[0], &ec[1], &ec[2])
 	s.mu.Lock()
-	s.refusals[strings.ToLower(rcpt)] = &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: "refused by sink " + s.name}
+	s.refusals[strings.ToLower(rcpt)] = smtpd.R(code, enhanced, "refused by sink "+s.name)
 	s.mu.Unlock()
 }
 
@@ -188,37 +188,45 @@ func describeMessages(msgs []sinkMessage) string {
 
 type sinkSession struct {
 	s    *sink
-	helo string
+	c    *smtpd.Conn
 	from string
 	to   []string
 }
 
-func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+func (ss *sinkSession) Connect() smtpd.Reply             { return smtpd.R(220, "", "") }
+func (ss *sinkSession) Helo(string, bool) smtpd.Reply    { return smtpd.R(250, "", "") }
+func (ss *sinkSession) AuthMechanisms() []string         { return nil }
+func (ss *sinkSession) Auth(string) (sasl.Server, error) { return nil, errors.New("no AUTH") }
+func (ss *sinkSession) LinePolicy() smtpd.LinePolicy     { return smtpd.LineReject }
+func (ss *sinkSession) Reset()                           { ss.from, ss.to = "", nil }
+func (ss *sinkSession) Close()                           {}
+
+func (ss *sinkSession) Mail(from string, _ smtpd.MailParams) smtpd.Reply {
 	ss.from, ss.to = from, nil
-	return nil
+	return smtpd.R(250, "2.1.0", "OK")
 }
 
-func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (ss *sinkSession) Rcpt(to string, _ smtpd.RcptParams) smtpd.Reply {
 	ss.s.mu.Lock()
-	err := ss.s.refusals[strings.ToLower(to)]
-	if err == nil {
-		err = ss.s.refusals["*"]
+	r, refused := ss.s.refusals[strings.ToLower(to)]
+	if !refused {
+		r, refused = ss.s.refusals["*"]
 	}
-	if err != nil {
+	if refused {
 		ss.s.refused = append(ss.s.refused, to)
 	}
 	ss.s.mu.Unlock()
-	if err != nil {
-		return err
+	if refused {
+		return r
 	}
 	ss.to = append(ss.to, to)
-	return nil
+	return smtpd.R(250, "2.1.5", "OK")
 }
 
-func (ss *sinkSession) Data(r io.Reader) error {
+func (ss *sinkSession) Data(m *smtpd.MessageReader) smtpd.Reply {
 	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, r); err != nil {
-		return err
+	if _, err := io.Copy(&buf, m); err != nil {
+		return smtpd.R(554, "5.6.0", "sink refuses the message: "+err.Error())
 	}
 	s := ss.s
 	s.mu.Lock()
@@ -228,13 +236,10 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(ss.to) == 0 {
-		return errors.New("no recipients")
+		return smtpd.R(554, "5.5.1", "no recipients")
 	}
-	s.msgs = append(s.msgs, sinkMessage{From: ss.from, To: ss.to, Data: buf.Bytes(), Helo: ss.helo})
+	s.msgs = append(s.msgs, sinkMessage{From: ss.from, To: ss.to, Data: buf.Bytes(), Helo: ss.c.Hostname()})
 	close(s.changed)
 	s.changed = make(chan struct{})
-	return nil
+	return smtpd.R(250, "2.0.0", "OK: queued")
 }
-
-func (ss *sinkSession) Reset()        { ss.from, ss.to = "", nil }
-func (ss *sinkSession) Logout() error { return nil }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/accounts/addr"
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/guard"
 	"github.com/sekisho/sekisho/relay/logsink"
@@ -32,6 +33,11 @@ type Config struct {
 	Delivery        DeliveryConfig `koanf:"delivery"`
 	Log             LogConfig      `koanf:"log"`
 	Metrics         MetricsConfig  `koanf:"metrics"`
+
+	// Postmaster receives mail for RCPT TO:<postmaster> and for
+	// postmaster@ our domains without such an account, and is the From
+	// of our DSNs; "" means postmaster@Hostname.
+	Postmaster string `koanf:"postmaster"`
 }
 
 // ListenerConfig is one listening socket.
@@ -68,6 +74,9 @@ type LimitsConfig struct {
 	// Unlimited lists the keys written as "unlimited" (set to 0 by the
 	// loader); see UnlimitedKeys.
 	Unlimited []string `koanf:"-"`
+	// ErrorLimit closes a session after this many 4xx and 5xx replies
+	// (Postfix's smtpd_hard_error_limit); 0: never.
+	ErrorLimit int `koanf:"error_limit"`
 }
 
 // BareLineConfig sets the LinePolicy per message source.
@@ -136,6 +145,7 @@ func DefaultConfig() Config {
 			MaxReceivedFields: 20,
 			MaxLineLength:     4096,
 			MaxHeaderBytes:    1 << 20,
+			ErrorLimit:        20,
 		},
 		BareLineEndings: BareLineConfig{Internet: "reject", Inner: "normalize", Authenticated: "normalize"},
 		Guard:           guard.DefaultConfig(),
@@ -181,6 +191,11 @@ func (c Config) Validate() error {
 	}
 	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t/@") {
 		bad("hostname", "%q is not a host name", c.Hostname)
+	}
+	if c.Postmaster != "" {
+		if _, _, ok := addr.Split(c.Postmaster); !ok || strings.ContainsAny(c.Postmaster, " \t<>") {
+			bad("postmaster", "%q is not an address (local@domain)", c.Postmaster)
+		}
 	}
 	seen := map[string]int{}
 	for i, l := range c.Listeners {
@@ -231,6 +246,9 @@ func (c Config) Validate() error {
 	c.validateOps(bad)
 	if l.MaxLineLength > 0 && l.MaxLineLength < 1000 {
 		bad("limits.max_line_length", "must be at least 1000 (RFC 5321 allows 1000-octet lines), got %d", l.MaxLineLength)
+	}
+	if l.ErrorLimit < 0 {
+		bad("limits.error_limit", "must not be negative (0: no limit), got %d", l.ErrorLimit)
 	}
 	if l.IdleTimeout <= 0 {
 		bad("limits.idle_timeout", "must be positive")
@@ -284,6 +302,14 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// postmaster is where mail for postmaster goes and the From of our DSNs.
+func (c Config) postmaster() string {
+	if c.Postmaster != "" {
+		return c.Postmaster
+	}
+	return "postmaster@" + c.Hostname
 }
 
 func unjoin(err error) []error {

@@ -1,8 +1,6 @@
 package relay
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,8 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/routing"
@@ -246,39 +242,16 @@ func Session(sec Sections, clientIP netip.Addr, mode string, in io.Reader, out i
 	e.st.Store(st)
 	e.auth = e.newAuthenticator(sec.Relay)
 	l := &listener{name: "dry-run", cfg: dryRunListener(sec.Relay, mode)}
-	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		s, err := e.newSession(l, c)
-		if err == nil && l.cfg.Mode == policy.ModeSMTPS {
-			// Standard input stands for the stream inside implicit TLS.
-			s.(*session).tls = true
-		}
-		return s, err
-	}))
-	srv.Domain = st.cfg.Hostname
-	srv.MaxMessageBytes = st.cfg.Limits.MaxMessageBytes
-	srv.MaxRecipients = st.cfg.Limits.MaxRecipients
-	srv.MaxLineLength = st.cfg.Limits.MaxLineLength
-	// There is no TLS on standard input: the server library lets AUTH
-	// through and the session answers it as the policy decides (523
-	// unless relay.auth.allow_insecure), as the live gateway would.
-	srv.AllowInsecureAuth = true
-	srv.EnableSMTPUTF8, srv.EnableDSN = true, true
-	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
-	l.srv = srv
+	// There is no TLS on standard input: AUTH is offered as the policy
+	// decides for a client without TLS; smtps stands for a client inside
+	// implicit TLS.
+	l.allowInsecureAuth = st.pol.AuthOffered(policy.Conn{Mode: l.cfg.Mode, RequireTLS: l.cfg.RequireTLS,
+		TLS: l.cfg.Mode == policy.ModeSMTPS})
+	l.implicitTLS = l.cfg.Mode == policy.ModeSMTPS
+	l.srv = e.newServer(l, st.cfg, nil)
 	conn := &stdioConn{r: in, w: out, remote: &net.TCPAddr{IP: clientIP.AsSlice(), Port: 0}, done: make(chan struct{})}
-	ol := &oneConnListener{conn: conn, closed: make(chan struct{})}
-	go func() {
-		<-conn.done
-		ol.Close()
-	}()
-	err = srv.Serve(ol)
-	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	srv.Shutdown(ctx)
-	return err
+	l.srv.ServeConn(conn)
+	return nil
 }
 
 // stdioConn is a net.Conn over standard input and output.
@@ -298,7 +271,7 @@ func (c *stdioConn) Read(b []byte) (int, error) {
 	return n, err
 }
 func (c *stdioConn) Write(b []byte) (int, error) {
-	if _, err := c.w.Write(fixReply(b)); err != nil {
+	if _, err := c.w.Write(b); err != nil {
 		return 0, err
 	}
 	return len(b), nil
@@ -309,28 +282,6 @@ func (c *stdioConn) RemoteAddr() net.Addr             { return c.remote }
 func (c *stdioConn) SetDeadline(time.Time) error      { return nil }
 func (c *stdioConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *stdioConn) SetWriteDeadline(time.Time) error { return nil }
-
-// oneConnListener hands out one connection, then blocks until closed.
-type oneConnListener struct {
-	mu     sync.Mutex
-	conn   net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func (l *oneConnListener) Accept() (net.Conn, error) {
-	l.mu.Lock()
-	c := l.conn
-	l.conn = nil
-	l.mu.Unlock()
-	if c != nil {
-		return c, nil
-	}
-	<-l.closed
-	return nil, net.ErrClosed
-}
-func (l *oneConnListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
-func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 25} }
 
 // Policy is the loaded configuration's decision core.
 func (r *DryRunner) Policy() *policy.Policy { return r.st.pol }

@@ -40,14 +40,22 @@ func TestDrySessionAuthLikeLive(t *testing.T) {
 	}
 }
 
-// relay test decides the HELO and stops at a refusal.
+// relay test decides the HELO as the live server does: any name, none
+// too, but not one with control characters; it stops at a refusal.
 func TestDryRunHelo(t *testing.T) {
 	sec, _ := testSections(t)
 	steps, err := DryRun(sec, Probe{Client: netip.MustParseAddr("203.0.113.5"), From: "a@example.org", Rcpts: []string{"tanaka@city.toyokawa.lg.jp"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(steps) < 2 || steps[1].Stage != "helo" || steps[1].Code != 250 {
+		t.Errorf("bare HELO: %+v, want helo accepted with 250 (E-Post and RFC 5321 §4.1.4 practice)", steps)
+	}
+	steps, err = DryRun(sec, Probe{Client: netip.MustParseAddr("203.0.113.5"), Helo: "bad\x01name", From: "a@example.org", Rcpts: []string{"tanaka@city.toyokawa.lg.jp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(steps) != 2 || steps[1].Stage != "helo" || steps[1].Code != 501 {
-		t.Errorf("bare HELO: %+v, want the dry run to stop at helo with 501", steps)
+		t.Errorf("HELO with a control character: %+v, want the dry run to stop at helo with 501", steps)
 	}
 }

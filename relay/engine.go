@@ -15,13 +15,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/guard"
 	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/smtpd"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -72,13 +71,16 @@ type Engine struct {
 	runner    *runner
 }
 
-// listener is one configured socket with its own go-smtp server.
+// listener is one configured socket with its own protocol server.
 type listener struct {
 	name              string
 	cfg               ListenerConfig
-	srv               *smtp.Server
+	srv               *smtpd.Server
 	limit             *limitListener
 	allowInsecureAuth bool
+	// implicitTLS: the dry-run session of an smtps listener, whose
+	// standard input stands for the stream inside TLS.
+	implicitTLS bool
 }
 
 // SelfFor lists this gateway's names and listen addresses for the
@@ -127,7 +129,8 @@ func buildState(sec Sections) (*state, error) {
 	}
 	st := &state{cfg: sec.Relay, dir: dir, rewriter: rw, router: router, guard: g}
 	st.pol = policy.New(policy.Parts{Dir: dir, Rewriter: rw, Router: router, Guard: g,
-		MaxReceived: sec.Relay.Limits.MaxReceivedFields, AllowInsecureAuth: sec.Relay.Auth.AllowInsecure})
+		MaxReceived: sec.Relay.Limits.MaxReceivedFields, AllowInsecureAuth: sec.Relay.Auth.AllowInsecure,
+		Postmaster: sec.Relay.postmaster()})
 	for src, p := range map[rewrite.Source]string{
 		rewrite.SourceInternet:      sec.Relay.BareLineEndings.Internet,
 		rewrite.SourceInner:         sec.Relay.BareLineEndings.Inner,
@@ -241,7 +244,6 @@ func (e *Engine) listen(name string, lc ListenerConfig) (*listener, error) {
 		open: func(ip string) {
 			e.metrics.Connections.WithLabelValues(name, "accepted").Inc()
 			e.metrics.Sessions.WithLabelValues(name).Inc()
-			e.log.Debug("connect", "kind", "accept", "client", ip, "listener", name)
 		},
 		refuse: func(ip, reason string) {
 			e.metrics.Connections.WithLabelValues(name, "refused_limit").Inc()
@@ -249,26 +251,36 @@ func (e *Engine) listen(name string, lc ListenerConfig) (*listener, error) {
 		},
 		close: func(ip string) { e.metrics.Sessions.WithLabelValues(name).Dec() },
 	})
-	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return e.newSession(l, c) }))
-	srv.Domain = st.cfg.Hostname
-	srv.MaxMessageBytes = lim.MaxMessageBytes
-	srv.MaxRecipients = lim.MaxRecipients
-	srv.MaxLineLength = lim.MaxLineLength
-	srv.ReadTimeout = 0 // the connection wrapper sets idle and session deadlines
-	srv.WriteTimeout = time.Minute
-	srv.EnableSMTPUTF8 = true
-	srv.EnableDSN = true
-	srv.TLSConfig = e.tlsConfig()
 	l.allowInsecureAuth = st.cfg.Auth.AllowInsecure && !lc.RequireTLS
-	srv.AllowInsecureAuth = l.allowInsecureAuth
-	srv.ErrorLog = slog.NewLogLogger(e.log.Handler(), slog.LevelDebug)
-	l.srv = srv
+	l.srv = e.newServer(l, st.cfg, e.tlsConfig())
 	var serveOn net.Listener = l.limit
 	if lc.Mode == "smtps" {
-		serveOn = tls.NewListener(l.limit, srv.TLSConfig)
+		serveOn = tls.NewListener(l.limit, l.srv.TLS)
+		l.srv.ImplicitTLS = true
 	}
-	go srv.Serve(serveOn)
+	go l.srv.Serve(serveOn)
 	return l, nil
+}
+
+// newServer is the protocol server of one listener; its sessions are
+// answered by the policy of the moment they connect.
+func (e *Engine) newServer(l *listener, cfg Config, tlsConfig *tls.Config) *smtpd.Server {
+	lim := cfg.Limits
+	return &smtpd.Server{
+		Config: smtpd.Config{
+			Hostname:          cfg.Hostname,
+			MaxMessageBytes:   lim.MaxMessageBytes,
+			MaxRecipients:     lim.MaxRecipients,
+			MaxLineLength:     lim.MaxLineLength,
+			ErrorLimit:        lim.ErrorLimit,
+			TLS:               tlsConfig,
+			AllowInsecureAuth: l.allowInsecureAuth,
+			WriteTimeout:      time.Minute,
+			SMTPUTF8:          true,
+			DSN:               true,
+		},
+		NewHandler: func(c *smtpd.Conn) smtpd.Handler { return e.newSession(l, c) },
+	}
 }
 
 // Addrs returns the bound listener addresses, in configuration order.
@@ -282,15 +294,11 @@ func (e *Engine) Addrs() []net.Addr {
 	return out
 }
 
-func (e *Engine) newSession(l *listener, c *smtp.Conn) (smtp.Session, error) {
-	st := e.st.Load()
-	ipStr := remoteIP(c.Conn())
-	ip, _ := netip.ParseAddr(ipStr)
-	_, isTLS := c.TLSConnectionState()
-	s := &session{e: e, st: st, lis: l, conn: c, id: newID(), ip: ip.Unmap(), tls: isTLS}
-	s.log = e.log.With("session", s.id, "client", ipStr)
-	s.log.Debug("helo", "helo", c.Hostname(), "tls", isTLS, "listener", l.name)
-	return s, nil
+func (e *Engine) newSession(l *listener, c *smtpd.Conn) *session {
+	ip := c.RemoteAddr().Addr()
+	s := &session{e: e, st: e.st.Load(), lis: l, conn: c, id: newID(), ip: ip, implicitTLS: l.implicitTLS}
+	s.log = e.log.With("session", s.id, "client", ip.String())
+	return s
 }
 
 func (e *Engine) newAuthenticator(c Config) *auth.Authenticator {
@@ -333,7 +341,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := l.srv.Shutdown(ctx); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+			if err := l.srv.Shutdown(ctx); err != nil && !errors.Is(err, smtpd.ErrServerClosed) {
 				l.srv.Close()
 				errs[i] = fmt.Errorf("%s: %w", l.name, err)
 			}

@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"io"
 	"net"
 	"sync"
@@ -12,15 +11,13 @@ import (
 // ones over the cap with 421 instead of leaving them waiting in the backlog
 // (x/net/netutil.LimitListener blocks Accept, which looks like a dead
 // server to the client). Each accepted connection gets an idle deadline per
-// read and an absolute session deadline: go-smtp's ReadTimeout is set once
-// per command line, so a client trickling DATA would otherwise never time
-// out (go-smtp issue 196).
+// read and an absolute session deadline, so a client trickling DATA
+// still times out.
 type limitListener struct {
 	net.Listener
 	max, perIP int
 	idle, life time.Duration
-	// hooks tells the engine about connections, for logs and metrics
-	// (go-smtp only creates a session at HELO).
+	// hooks tells the engine about connections, for metrics.
 	hooks connHooks
 
 	mu    sync.Mutex
@@ -116,7 +113,6 @@ type limitedConn struct {
 	idle     time.Duration
 	deadline time.Time
 	once     sync.Once
-	pending  []byte // continuation lines of a reply not yet written
 }
 
 func (c *limitedConn) Read(b []byte) (int, error) {
@@ -132,71 +128,9 @@ func (c *limitedConn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
-// Close releases the slot once: go-smtp may close a connection twice
-// (QUIT and the deferred close).
+// Close releases the slot once: a connection may be closed twice (the
+// session's end and the server's Close).
 func (c *limitedConn) Close() error {
 	c.once.Do(func() { c.l.release(c.ip) })
 	return c.Conn.Close()
-}
-
-// go-smtp answers commands out of sequence with 502, but RFC 5321 §4.2.4
-// reserves 502 for commands not implemented and wants 503 for a bad
-// sequence. Its replies are rewritten on the way out: a 502 whose text
-// is one of its sequence messages becomes 503 (same text, same enhanced
-// code).
-var sequenceTexts = [][]byte{
-	[]byte("Please introduce yourself first."),
-	[]byte("Missing MAIL FROM command."),
-	[]byte("Missing RCPT TO command."),
-	[]byte("not allowed during message transfer"),
-}
-
-// fixReply corrects two of go-smtp's fixed replies on the way out: the
-// sequence errors above become 503, and a successful AUTH gets the
-// enhanced code RFC 4954 asks for (235 2.7.0; go-smtp says 2.0.0).
-func fixReply(b []byte) []byte {
-	if bytes.HasPrefix(b, []byte("235 2.0.0 ")) {
-		out := append([]byte(nil), b...)
-		out[6] = '7'
-		return out
-	}
-	if !bytes.HasPrefix(b, []byte("502 5.5.1 ")) {
-		return b
-	}
-	for _, t := range sequenceTexts {
-		if bytes.Contains(b, t) {
-			out := append([]byte(nil), b...)
-			out[2] = '3'
-			return out
-		}
-	}
-	return b
-}
-
-// Write sends a reply line. go-smtp writes and flushes a multi-line
-// reply one line at a time (textproto's PrintfLine), which made an EHLO
-// reply cost a system call per extension; continuation lines ("250-...")
-// are held and go out with the reply's last line in one write. Nothing
-// else is held: TLS records never start with three digits and a '-'.
-func (c *limitedConn) Write(b []byte) (int, error) {
-	if isContinuation(b) {
-		c.pending = append(c.pending, fixReply(b)...)
-		return len(b), nil
-	}
-	out := fixReply(b)
-	if len(c.pending) > 0 {
-		out = append(c.pending, out...)
-		c.pending = c.pending[:0]
-	}
-	if _, err := c.Conn.Write(out); err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
-
-// isContinuation reports whether b is one whole "NNN-text" reply line.
-func isContinuation(b []byte) bool {
-	return len(b) >= 6 && b[3] == '-' && b[0] >= '2' && b[0] <= '5' &&
-		b[1] >= '0' && b[1] <= '9' && b[2] >= '0' && b[2] <= '9' &&
-		b[len(b)-2] == '\r' && b[len(b)-1] == '\n' && bytes.IndexByte(b, '\n') == len(b)-1
 }

@@ -458,7 +458,7 @@ func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.T
 		}
 		return
 	}
-	data, err := dsn.Build(dsn.Params{ReportingMTA: st.cfg.Hostname, To: m.Envelope.From, OrigEnvID: m.Envelope.EnvID,
+	data, err := dsn.Build(dsn.Params{ReportingMTA: st.cfg.Hostname, From: st.cfg.postmaster(), To: m.Envelope.From, OrigEnvID: m.Envelope.EnvID,
 		ArrivalDate: m.Envelope.ReceivedAt, Recipients: recips, OriginalHeader: header, Date: now})
 	if err != nil {
 		r.e.log.Error("building a bounce; marking failed without one", "id", m.ID.String(), "error", err)

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -10,9 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
+	"github.com/emersion/go-sasl"
 
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/smtpd"
 	"github.com/sekisho/sekisho/routing"
 )
 
@@ -27,9 +29,8 @@ type sink struct {
 func startSink(t *testing.T) *sink {
 	t.Helper()
 	s := &sink{got: map[string]int{}}
-	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &sinkSession{s: s}, nil }))
-	srv.Domain = "sink.test"
-	srv.AllowInsecureAuth = true
+	srv := &smtpd.Server{Config: smtpd.Config{Hostname: "sink.test"},
+		NewHandler: func(*smtpd.Conn) smtpd.Handler { return &sinkSession{s: s} }}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -51,27 +52,34 @@ type sinkSession struct {
 	rcpts []string
 }
 
-func (ss *sinkSession) Reset()                               { ss.rcpts = nil }
-func (ss *sinkSession) Logout() error                        { return nil }
-func (ss *sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (ss *sinkSession) Connect() smtpd.Reply                      { return smtpd.R(220, "", "") }
+func (ss *sinkSession) Helo(string, bool) smtpd.Reply             { return smtpd.R(250, "", "") }
+func (ss *sinkSession) AuthMechanisms() []string                  { return nil }
+func (ss *sinkSession) Auth(string) (sasl.Server, error)          { return nil, errors.New("no AUTH") }
+func (ss *sinkSession) LinePolicy() smtpd.LinePolicy              { return smtpd.LineReject }
+func (ss *sinkSession) Reset()                                    { ss.rcpts = nil }
+func (ss *sinkSession) Close()                                    {}
+func (ss *sinkSession) Mail(string, smtpd.MailParams) smtpd.Reply { return smtpd.R(250, "2.1.0", "OK") }
+func (ss *sinkSession) Rcpt(to string, _ smtpd.RcptParams) smtpd.Reply {
 	switch {
 	case strings.HasPrefix(to, "temp"):
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "mailbox busy"}
+		return smtpd.R(451, "4.2.0", "mailbox busy")
 	case strings.HasPrefix(to, "perm"):
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
+		return smtpd.R(550, "5.1.1", "no such user here")
 	}
 	ss.rcpts = append(ss.rcpts, to)
-	return nil
+	return smtpd.R(250, "2.1.5", "OK")
 }
-func (ss *sinkSession) Data(r io.Reader) error {
-	io.Copy(io.Discard, r)
+func (ss *sinkSession) Data(m *smtpd.MessageReader) smtpd.Reply {
+	if _, err := io.Copy(io.Discard, m); err != nil {
+		return smtpd.R(451, "4.3.0", err.Error())
+	}
 	ss.s.mu.Lock()
 	for _, rc := range ss.rcpts {
 		ss.s.got[rc]++
 	}
 	ss.s.mu.Unlock()
-	return nil
+	return smtpd.R(250, "2.0.0", "OK")
 }
 
 func TestRunnerPartialFailureAndBounce(t *testing.T) {

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -10,57 +11,90 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/relay/guard"
 	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/smtpd"
 	"github.com/sekisho/sekisho/rewrite"
 )
 
-// session is one SMTP transaction stream on one connection. It keeps the
-// policy snapshot it started with, so a reload never changes the rules in
-// the middle of a transaction.
+// session is the gateway's side of one SMTP connection: relay/smtpd runs
+// the protocol and asks it one decision per stage, which relay/policy
+// makes (the dry runs call the same functions). It keeps the policy
+// snapshot it started with, so a reload never changes the rules in the
+// middle of a transaction.
 type session struct {
 	e    *Engine
 	st   *state
 	lis  *listener
-	conn *smtp.Conn
+	conn *smtpd.Conn
 	id   string
 	ip   netip.Addr
-	tls  bool
 	log  *slog.Logger
 
 	authUser string
+	// implicitTLS stands for TLS the connection does not show: the
+	// dry-run session of an smtps listener reads standard input.
+	implicitTLS bool
 
-	fromSet  bool
 	from     string
 	mailRule string // the rule that accepted MAIL, for the transaction log
-	envFrom  string // the sender after the receive-time rewrite
-	mailOpts smtp.MailOptions
+	mail     smtpd.MailParams
 	rcpts    []rcpt
 	msgs     int
 }
 
 // rcpt is an accepted recipient: the policy's decision (as the client
 // gave it, its alias target, the receive-time rewrite, the rule) and the
-// DSN options.
+// DSN parameters.
 type rcpt struct {
-	dec  policy.Decision
-	opts smtp.RcptOptions
+	dec    policy.Decision
+	params smtpd.RcptParams
 }
 
-// conn is what the policy knows about this connection.
+func (s *session) tls() bool { return s.implicitTLS || s.conn.IsTLS() }
+
+// pconn is what the policy knows about this connection.
 func (s *session) pconn() policy.Conn {
-	return policy.Conn{IP: s.ip, Helo: s.conn.Hostname(), AuthUser: s.authUser, TLS: s.tls,
+	return policy.Conn{IP: s.ip, Helo: s.conn.Hostname(), AuthUser: s.authUser, TLS: s.tls(),
 		Mode: s.lis.cfg.Mode, RequireTLS: s.lis.cfg.RequireTLS, Listener: s.lis.cfg.Name}
 }
 
 // source is what the rewrite rules and line-ending policy key on.
 func (s *session) source() rewrite.Source { return s.st.pol.Source(s.pconn()) }
+
+// reply turns a guard verdict into the protocol's reply.
+func reply(v guard.Verdict) smtpd.Reply {
+	return smtpd.Reply{Code: v.Code, Enhanced: v.Enhanced, Text: v.Text}
+}
+
+// Connect decides at the greeting: rules that name only networks.
+func (s *session) Connect() smtpd.Reply {
+	s.log.Info("connection opened", "kind", "accept", "listener", s.lis.name, "tls", s.tls())
+	if d := s.st.pol.Connect(s.pconn()); !d.Accepted() {
+		return s.refuse("connect", s.ip.String(), d.Verdict)
+	}
+	return smtpd.R(220, "", s.st.cfg.Hostname+" ESMTP sekisho")
+}
+
+// Helo records the name; the client's address stands in for a missing
+// one in Received.
+func (s *session) Helo(name string, extended bool) smtpd.Reply {
+	if d := s.st.pol.Helo(s.pconn(), name); !d.Accepted() {
+		return s.refuse("helo", name, d.Verdict)
+	}
+	if name == "" {
+		s.log.Info("bare HELO", "kind", "accept", "extended", extended)
+	} else {
+		s.log.Debug("helo", "helo", name, "extended", extended, "tls", s.tls(), "listener", s.lis.name)
+	}
+	return smtpd.R(250, "", "Hello "+sanitizeHelo(name, s.ip))
+}
 
 func (s *session) AuthMechanisms() []string {
 	return s.e.auth.Mechanisms(s.st.pol.AuthOffered(s.pconn()))
@@ -68,9 +102,8 @@ func (s *session) AuthMechanisms() []string {
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if c := s.pconn(); !s.st.pol.AuthOffered(c) {
-		// The policy's refusal (523), also where the server library
-		// itself would allow AUTH (the dry-run session on stdin).
-		return nil, s.st.pol.Auth(c, "").SMTPError()
+		r := reply(s.st.pol.Auth(c, "").Verdict)
+		return nil, &r
 	}
 	srv, err := s.e.auth.Server(mech, s.ip, func(user string) {
 		s.authUser = user
@@ -95,7 +128,7 @@ func (c *countedSASL) Next(resp []byte) ([]byte, bool, error) {
 	ch, done, err := c.Server.Next(resp)
 	if err != nil {
 		result := "failed"
-		if se, ok := err.(*smtp.SMTPError); ok && se.Temporary() {
+		if r, ok := err.(*smtpd.Reply); ok && r.Temporary() {
 			result = "locked_out"
 		}
 		c.count(result)
@@ -103,46 +136,52 @@ func (c *countedSASL) Next(resp []byte) ([]byte, bool, error) {
 	return ch, done, err
 }
 
-func (s *session) Mail(from string, opts *smtp.MailOptions) error {
-	if s.fromSet {
-		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Nested MAIL command: sender already given (RSET first)"}
+// path reads an address as the dry runs read it (policy.ParsePath):
+// quoting removed, so "user1"@d and user1@d are one address.
+func (s *session) path(stage, a string) (string, bool) {
+	p, err := policy.ParsePath("<" + a + ">")
+	if err != nil {
+		s.log.Info("refused", "kind", "reject", "stage", stage, "arg", a, "code", 501, "reason", err.Error())
+		return "", false
+	}
+	return p, true
+}
+
+func (s *session) Mail(from string, p smtpd.MailParams) smtpd.Reply {
+	from, ok := s.path("mail", from)
+	if !ok {
+		return smtpd.R(501, "5.1.7", "Bad sender address syntax")
 	}
 	d := s.st.pol.Mail(s.pconn(), from)
 	if !d.Accepted() {
 		return s.refuse("mail", from, d.Verdict)
 	}
-	s.fromSet, s.from, s.mailRule, s.envFrom = true, from, d.Rule, d.Rewritten
-	if opts != nil {
-		s.mailOpts = *opts
-	}
+	s.from, s.mailRule, s.mail = from, d.Rule, p
 	s.e.metrics.Commands.WithLabelValues("mail", "accept", "").Inc()
-	return nil
+	return smtpd.R(250, "2.1.0", "Sender <"+from+"> OK")
 }
 
-func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	if !s.fromSet {
-		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "MAIL first"}
+func (s *session) Rcpt(to string, p smtpd.RcptParams) smtpd.Reply {
+	to, ok := s.path("rcpt", to)
+	if !ok {
+		return smtpd.R(501, "5.1.3", "Bad recipient address syntax")
 	}
 	d := s.st.pol.Rcpt(s.pconn(), s.from, to)
 	if !d.Accepted() {
 		return s.refuse("rcpt", to, d.Verdict)
 	}
-	r := rcpt{dec: d}
-	if opts != nil {
-		r.opts = *opts
-	}
-	s.rcpts = append(s.rcpts, r)
+	s.rcpts = append(s.rcpts, rcpt{dec: d, params: p})
 	s.log.Debug("rcpt accepted", "rcpt", to, "rewritten", d.Rewritten, "rule", d.Rule)
 	s.e.metrics.Commands.WithLabelValues("rcpt", "accept", "").Inc()
-	return nil
+	return smtpd.R(250, "2.1.5", "Recipient <"+to+"> OK")
 }
 
 // refuse logs a refusal with the rule that decided and returns the reply.
-func (s *session) refuse(stage, arg string, v guard.Verdict) error {
+func (s *session) refuse(stage, arg string, v guard.Verdict) smtpd.Reply {
 	s.log.Info("refused", "kind", "reject", "stage", stage, "arg", arg, "from", s.from,
 		"code", v.Code, "enhanced", v.Enhanced, "rule", v.Rule, "reason", v.Reason)
 	s.e.metrics.Commands.WithLabelValues(stage, v.Action.String(), reasonLabel(v.Rule)).Inc()
-	return v.Err()
+	return reply(v)
 }
 
 // reasonLabel keeps metric labels bounded: built-in checks by name, every
@@ -154,15 +193,19 @@ func reasonLabel(rule string) string {
 	return rule
 }
 
-func (s *session) Data(r io.Reader) error {
+func (s *session) LinePolicy() smtpd.LinePolicy { return s.st.linePolicy(s.source()) }
+
+// bufReaders pools the bufio.Reader the header is read through: at
+// thousands of messages a second, allocating it anew is a measurable
+// share of the garbage collector's work.
+var bufReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+
+func (s *session) Data(m *smtpd.MessageReader) smtpd.Reply {
 	start := time.Now()
-	if len(s.rcpts) == 0 {
-		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "RCPT first"}
-	}
+	br := bufReaders.Get().(*bufio.Reader)
+	br.Reset(m)
+	defer func() { br.Reset(nil); bufReaders.Put(br) }()
 	src := s.source()
-	dr := getDataReader(r, s.st.linePolicy(src))
-	defer putDataReader(dr)
-	cr, br := dr.cr, dr.br
 	header, err := rewrite.ReadHeader(br, s.st.cfg.Limits.MaxHeaderBytes)
 	if err != nil {
 		return s.dataError(err, "reading the header")
@@ -173,8 +216,7 @@ func (s *session) Data(r io.Reader) error {
 	}
 	msg, d := s.st.pol.Data(s.pconn(), s.from, decs, header)
 	if !d.Accepted() {
-		io.Copy(io.Discard, br)
-		var reason string
+		reason := "relay_denied"
 		switch d.Rule {
 		case "builtin:hops":
 			reason = "hops"
@@ -183,11 +225,9 @@ func (s *session) Data(r io.Reader) error {
 		case "builtin:rewrite":
 			reason = "rewrite"
 			s.log.Error("rewrite failed", "kind", "reject", "error", d.Reason)
-		default:
-			reason = "relay_denied"
 		}
 		s.refuse("data", d.Arg, d.Verdict)
-		return s.dataRefuse(reason, d.SMTPError())
+		return s.dataRefuse(reason, reply(d.Verdict))
 	}
 	for _, st := range msg.Trace {
 		if st.Rule != "" && st.Before != st.After {
@@ -195,25 +235,14 @@ func (s *session) Data(r io.Reader) error {
 		}
 	}
 	env := queue.Envelope{
-		From:       msg.From,
-		ReceivedAt: start,
-		Source:     src.String(),
-		ClientIP:   s.ip.String(),
-		Helo:       s.conn.Hostname(),
-		AuthUser:   s.authUser,
-		EnvID:      s.mailOpts.EnvelopeID,
-		Ret:        string(s.mailOpts.Return),
-		Size:       s.mailOpts.Size,
-		BodyType:   string(s.mailOpts.Body),
-		SMTPUTF8:   s.mailOpts.UTF8,
+		From: msg.From, ReceivedAt: start, Source: src.String(), ClientIP: s.ip.String(),
+		Helo: s.conn.Hostname(), AuthUser: s.authUser, EnvID: s.mail.EnvID, Ret: s.mail.Ret,
+		Size: s.mail.Size, BodyType: s.mail.Body, SMTPUTF8: s.mail.SMTPUTF8,
 	}
 	for _, q := range msg.Rcpts {
 		r := s.rcpts[q.Index]
-		qr := queue.Recipient{Addr: q.Addr, OrigAddr: r.dec.Arg, ORcpt: r.opts.OriginalRecipient}
-		for _, n := range r.opts.Notify {
-			qr.Notify = appendComma(qr.Notify, string(n))
-		}
-		env.Rcpts = append(env.Rcpts, qr)
+		env.Rcpts = append(env.Rcpts, queue.Recipient{Addr: q.Addr, OrigAddr: r.dec.Arg, ORcpt: r.params.ORcpt,
+			Notify: strings.Join(r.params.Notify, ",")})
 	}
 	s.msgs++
 	received := s.receivedField(env.Rcpts, start)
@@ -223,92 +252,74 @@ func (s *session) Data(r io.Reader) error {
 		if _, err := io.Copy(io.Discard, br); err != nil {
 			return s.dataError(err, "reading the message")
 		}
-		return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
-			Message: "OK: would be queued (dry run: nothing is kept)"}
+		return smtpd.R(250, "2.0.0", "OK: would be queued (dry run: nothing is kept)")
 	}
 	data := &countingReader{r: io.MultiReader(strings.NewReader(received), bytes.NewReader(msg.Header), br)}
 	id, err := s.e.queue.Enqueue(env, data)
 	if err != nil {
-		io.Copy(io.Discard, br)
 		return s.dataError(err, "queueing")
 	}
-	if cr.normalized > 0 {
-		s.log.Info("bare line endings normalized", "id", id, "count", cr.normalized)
+	if m.Normalized > 0 {
+		s.log.Info("bare line endings normalized", "id", id, "count", m.Normalized)
 	}
 	s.logTransaction(id.String(), env, data.n, time.Since(start))
 	s.e.metrics.Messages.WithLabelValues("accepted", "").Inc()
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK: queued as " + id.String()}
-}
-
-func appendComma(list, v string) string {
-	if list == "" {
-		return v
-	}
-	return list + "," + v
+	return smtpd.R(250, "2.0.0", "OK: queued as "+id.String())
 }
 
 // dataError maps a failure while reading or storing DATA to a reply.
 // Internal failures are always 4xx: a 5xx would make the client bounce mail
-// that we simply failed to store.
-func (s *session) dataError(err error, during string) error {
-	var reply *smtp.SMTPError
+// that we simply failed to store. The protocol reads the rest of the
+// message whatever is answered.
+func (s *session) dataError(err error, during string) smtpd.Reply {
+	var r smtpd.Reply
 	reason := "internal"
 	var ne net.Error
 	switch {
-	case errors.Is(err, smtp.ErrDataTooLarge):
-		s.e.metrics.Messages.WithLabelValues("refused", "size").Inc()
-		s.log.Info("refused", "kind", "reject", "stage", "data", "reason", "message too large")
-		return smtp.ErrDataTooLarge
-	case errors.Is(err, errBareLineEnding):
-		reply = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
-			Message: "Message refused: bare CR or LF found; lines must end with CRLF"}
+	case errors.Is(err, smtpd.ErrTooLarge):
+		r, reason = smtpd.R(552, "5.3.4", "Message too large"), "size"
+	case errors.Is(err, smtpd.ErrBareLineEnding):
+		r = smtpd.R(550, "5.6.0", "Message refused: bare CR, bare LF or NUL found; lines must end with CRLF")
 		reason = "bare_line_ending"
 	case errors.Is(err, rewrite.ErrHeaderTooLarge):
-		reply = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Message header too large"}
-		reason = "header_size"
+		r, reason = smtpd.R(552, "5.3.4", "Message header too large"), "header_size"
 	case errors.Is(err, queue.ErrFull), errors.As(err, new(*queue.StorageError)):
-		reply = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1},
-			Message: "Insufficient system storage; try again later"}
-		reason = "queue_full"
+		r, reason = smtpd.R(452, "4.3.1", "Insufficient system storage; try again later"), "queue_full"
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
-		// The rest of a stalled DATA must never be read as commands
-		// (go-smtp issue 196): answer and close here, before go-smtp
-		// would go back to reading command lines.
-		reply = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Timeout reading the message; closing"}
-		reason = "timeout"
-		nc := s.conn.Conn()
-		nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(nc, "421 4.4.2 Timeout reading the message; closing\r\n")
-		nc.Close()
+		// The protocol answers 421 and closes: the rest of a stalled
+		// message is never read as commands.
+		r, reason = smtpd.R(421, "4.4.2", "Timeout reading the message; closing"), "timeout"
 	default:
-		reply = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
-			Message: "Local error while " + during + "; try again later"}
+		r = smtpd.R(451, "4.3.0", "Local error while "+during+"; try again later")
 	}
-	s.log.Warn("data failed", "kind", "reject", "stage", "data", "during", during, "error", err, "code", reply.Code)
+	if r.Code >= 500 {
+		s.log.Info("refused", "kind", "reject", "stage", "data", "reason", reason, "code", r.Code, "enhanced", r.Enhanced)
+	} else {
+		s.log.Warn("data failed", "kind", "reject", "stage", "data", "during", during, "error", err, "code", r.Code)
+	}
 	s.e.metrics.Messages.WithLabelValues("refused", reason).Inc()
-	return reply
+	return r
 }
 
-func (s *session) dataRefuse(reason string, e *smtp.SMTPError) error {
-	s.log.Info("refused", "kind", "reject", "stage", "data", "reason", reason, "code", e.Code)
+func (s *session) dataRefuse(reason string, r smtpd.Reply) smtpd.Reply {
+	s.log.Info("refused", "kind", "reject", "stage", "data", "reason", reason, "code", r.Code)
 	s.e.metrics.Messages.WithLabelValues("refused", reason).Inc()
-	return e
+	return r
 }
 
 // receivedField is the trace field we prepend (RFC 5321 §4.4). "for" names
 // the recipient only when there is one, so Bcc recipients stay private.
 func (s *session) receivedField(rcpts []queue.Recipient, at time.Time) string {
 	with := "ESMTP"
-	if s.tls {
+	if s.tls() {
 		with += "S"
 	}
 	if s.authUser != "" {
 		with += "A"
 	}
-	helo := sanitizeHelo(s.conn.Hostname())
 	var b strings.Builder
 	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (sekisho) with %s id %s.%d",
-		helo, s.ip, s.st.cfg.Hostname, with, s.id, s.msgs)
+		sanitizeHelo(s.conn.Hostname(), s.ip), s.ip, s.st.cfg.Hostname, with, s.id, s.msgs)
 	if len(rcpts) == 1 {
 		fmt.Fprintf(&b, "\r\n\tfor <%s>", rcpts[0].Addr)
 	}
@@ -316,11 +327,9 @@ func (s *session) receivedField(rcpts []queue.Recipient, at time.Time) string {
 	return b.String()
 }
 
-// sanitizeHelo keeps a client-chosen HELO name from injecting header text.
-func sanitizeHelo(h string) string {
-	if h == "" {
-		return "unknown"
-	}
+// sanitizeHelo keeps a client-chosen HELO name from injecting header
+// text; without a usable name, the client's address literal stands in.
+func sanitizeHelo(h string, ip netip.Addr) string {
 	var b strings.Builder
 	for _, c := range []byte(h) {
 		if c > ' ' && c < 0x7f && c != '(' && c != ')' && c != ';' {
@@ -331,25 +340,30 @@ func sanitizeHelo(h string) string {
 		}
 	}
 	if b.Len() == 0 {
-		return "unknown"
+		if ip.Is6() {
+			return "[IPv6:" + ip.String() + "]"
+		}
+		return "[" + ip.String() + "]"
 	}
 	return b.String()
 }
 
 // logTransaction writes the one line per accepted message (the seeds'
-// receivelog): who, what, how big, and which rules let it through.
+// receivelog): who, what, how big, and which rules let it through. Every
+// recipient the client gave is listed, two that went to one mailbox too.
 func (s *session) logTransaction(id string, env queue.Envelope, size int64, took time.Duration) {
 	rcpts := make([]string, len(env.Rcpts))
-	orig := make([]string, len(env.Rcpts))
 	for i, r := range env.Rcpts {
-		rcpts[i], orig[i] = r.Addr, r.OrigAddr
+		rcpts[i] = r.Addr
 	}
+	orig := make([]string, len(s.rcpts))
 	var rules []string
 	seen := map[string]bool{s.mailRule: true}
 	if s.mailRule != "" {
 		rules = append(rules, s.mailRule)
 	}
-	for _, r := range s.rcpts {
+	for i, r := range s.rcpts {
+		orig[i] = r.dec.Arg
 		if !seen[r.dec.Rule] {
 			seen[r.dec.Rule] = true
 			rules = append(rules, r.dec.Rule)
@@ -357,7 +371,7 @@ func (s *session) logTransaction(id string, env queue.Envelope, size int64, took
 	}
 	s.log.Info("accepted", "kind", "receive", "id", id, "helo", env.Helo, "auth", env.AuthUser,
 		"from", env.From, "orig_from", s.from, "rcpts", strings.Join(rcpts, ","), "orig_rcpts", strings.Join(orig, ","),
-		"size", size, "source", env.Source, "tls", s.tls, "verdict", "accept", "rules", strings.Join(rules, ","),
+		"size", size, "source", env.Source, "tls", s.tls(), "verdict", "accept", "rules", strings.Join(rules, ","),
 		"took_ms", took.Milliseconds())
 }
 
@@ -374,8 +388,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 func (s *session) Reset() {
-	s.fromSet, s.from, s.envFrom, s.rcpts = false, "", "", nil
-	s.mailOpts = smtp.MailOptions{}
+	s.from, s.rcpts, s.mail = "", nil, smtpd.MailParams{}
 }
 
-func (s *session) Logout() error { return nil }
+func (s *session) Close() {
+	s.log.Info("connection closed", "kind", "accept", "messages", s.msgs)
+}

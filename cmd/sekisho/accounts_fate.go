@@ -6,6 +6,7 @@ import (
 
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/guard"
 	"github.com/sekisho/sekisho/relay/policy"
 )
 
@@ -80,7 +81,10 @@ func (f *recipientFate) asRecipient(r accounts.Result) string {
 		return fmt.Sprintf("rejected from the internet: %d %s (%s: %s)", d.Code, d.Enhanced, d.Rule, d.Reason)
 	}
 	s := "accepted"
-	if d.Target != r.Input {
+	switch {
+	case d.Rule == guard.RulePostmaster && d.Target != r.Input:
+		s += ", postmaster without an account: to relay.postmaster " + d.Target
+	case d.Target != r.Input:
 		s += ", alias of " + d.Target
 	}
 	if d.Rewritten != d.Target {

@@ -227,7 +227,7 @@ relay:
 	// whatever the time is.
 	writeConfig(t, cfg, strings.Replace(readFileString(t, cfg), `, times: ["Mon-Fri 08:30-17:15"]`, "", 1))
 	dialogue := "EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n"
-	for listener, want := range map[string]string{"inside": "250 2.0.0 I'll make sure <b@example.com>", "mx": "554 5.7.1 Relay access denied"} {
+	for listener, want := range map[string]string{"inside": "250 2.1.5 Recipient <b@example.com> OK", "mx": "554 5.7.1 Relay access denied"} {
 		out, errOut, code := runSekisho(t, dialogue, "relay", "session", "-q", "-c", cfg, "--client", "198.18.0.1", "--listener", listener)
 		if code != exitOK || !strings.Contains(out, want) {
 			t.Errorf("relay session --listener %s: %d %s\n%s", listener, code, errOut, out)

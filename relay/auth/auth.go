@@ -1,5 +1,5 @@
 // Package auth owns SMTP AUTH on the gateway: the PLAIN, LOGIN and CRAM-MD5
-// servers for go-smtp, the schemes account secrets are stored in, and the
+// SASL servers (go-sasl), the schemes account secrets are stored in, and the
 // lockout after repeated failures.
 //
 // # Secrets
@@ -32,7 +32,7 @@
 // # Replies
 //
 // A wrong password, an unknown or disabled user and a malformed response
-// all answer 535 5.7.8 (smtp.ErrAuthFailed); go-smtp turns any other error
+// all answer 535 5.7.8 (errAuthFailed); the protocol turns any other error
 // into 454. A client network (IPv6: its /64) or a user name with MaxFailures
 // failures within FailureWindow is locked for LockoutTime and answered 454
 // 4.7.0 "too many failures, try again later", even with the right password,
@@ -42,8 +42,8 @@
 // as failures.
 //
 // Mechanisms(tls) offers nothing without TLS unless AllowInsecure is set;
-// the server must set smtp.Server.AllowInsecureAuth to the same value,
-// since go-smtp itself refuses AUTH before STARTTLS (523 5.7.10).
+// the protocol server (relay/smtpd) must be told the same, since it
+// refuses AUTH before STARTTLS itself (523 5.7.10).
 package auth
 
 import (
@@ -55,9 +55,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/accounts"
+	"github.com/sekisho/sekisho/relay/smtpd"
 )
 
 // Mechanism names.
@@ -125,8 +125,10 @@ func (c Config) Validate() error {
 }
 
 var (
-	errLocked    = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures, try again later"}
-	errTemporary = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure"}
+	errLocked      = &smtpd.Reply{Code: 454, Enhanced: "4.7.0", Text: "Too many authentication failures, try again later"}
+	errTemporary   = &smtpd.Reply{Code: 454, Enhanced: "4.7.0", Text: "Temporary authentication failure"}
+	errAuthFailed  = &smtpd.Reply{Code: 535, Enhanced: "5.7.8", Text: "Authentication failed"}
+	errUnknownMech = &smtpd.Reply{Code: 504, Enhanced: "5.5.4", Text: "Unsupported authentication mechanism"}
 )
 
 // Authenticator verifies SMTP AUTH against the accounts directory. It is
@@ -189,7 +191,7 @@ func (a *Authenticator) Mechanisms(tls bool) []string {
 
 // Server starts one AUTH exchange for a client. onSuccess receives the
 // account address (canonical, as in the directory) once the client is
-// authenticated. Errors are *smtp.SMTPError, ready for go-smtp.
+// authenticated. Errors are *smtpd.Reply, the reply the client gets.
 func (a *Authenticator) Server(mech string, clientIP netip.Addr, onSuccess func(user string)) (sasl.Server, error) {
 	m := strings.ToUpper(mech)
 	enabled := false
@@ -197,7 +199,7 @@ func (a *Authenticator) Server(mech string, clientIP netip.Addr, onSuccess func(
 		enabled = enabled || e == m
 	}
 	if !enabled {
-		return nil, smtp.ErrAuthUnknownMechanism
+		return nil, errUnknownMech
 	}
 	s := &session{a: a, ip: clientIP, key: clientKey(clientIP), onSuccess: onSuccess}
 	if a.lockoutOn() && a.clients.locked(s.key, a.now()) {
@@ -245,7 +247,7 @@ func (s *session) fail(user, reason string) error {
 		}
 	}
 	a.report(s.ip, user, reason)
-	return smtp.ErrAuthFailed
+	return errAuthFailed
 }
 
 // finish looks the user up and runs check against its secret.
@@ -281,12 +283,12 @@ func (s *session) finish(user string, check func(secret) (bool, error)) error {
 	}
 	if err != nil {
 		a.report(s.ip, user, "unusable secret: "+err.Error())
-		return smtp.ErrAuthFailed
+		return errAuthFailed
 	}
 	ok, err := check(sec)
 	if err != nil {
 		a.report(s.ip, user, err.Error())
-		return smtp.ErrAuthFailed
+		return errAuthFailed
 	}
 	if !ok {
 		return s.fail(user, "wrong password")
@@ -318,7 +320,7 @@ type plainServer struct {
 func (p *plainServer) Next(resp []byte) ([]byte, bool, error) {
 	ch, done, err := p.inner.Next(resp)
 	if err != nil {
-		if _, ok := err.(*smtp.SMTPError); !ok {
+		if _, ok := err.(*smtpd.Reply); !ok {
 			return nil, true, p.s.fail("", "malformed PLAIN response: "+err.Error())
 		}
 	}

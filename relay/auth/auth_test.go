@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 
 	"github.com/sekisho/sekisho/accounts"
+	"github.com/sekisho/sekisho/relay/smtpd"
 )
 
 const dom = "city.example.lg.jp"
@@ -120,16 +120,16 @@ func plainResp(identity, user, pass string) []byte {
 
 func wantCode(t testing.TB, err error, code int) {
 	t.Helper()
-	se, ok := err.(*smtp.SMTPError)
+	se, ok := err.(*smtpd.Reply)
 	switch {
 	case code == 0 && err == nil:
 		return
 	case code == 0:
 		t.Fatalf("got %v, want success", err)
 	case !ok:
-		t.Fatalf("got %T %v, want *smtp.SMTPError %d", err, err, code)
+		t.Fatalf("got %T %v, want *smtpd.Reply %d", err, err, code)
 	case se.Code != code:
-		t.Fatalf("got %d %v %q, want %d", se.Code, se.EnhancedCode, se.Message, code)
+		t.Fatalf("got %d %v %q, want %d", se.Code, se.Enhanced, se.Text, code)
 	}
 }
 
@@ -284,10 +284,10 @@ func TestMechanisms(t *testing.T) {
 	if m := a.Mechanisms(true); strings.Join(m, " ") != "PLAIN LOGIN" {
 		t.Errorf("under TLS: %v", m)
 	}
-	if _, err := a.Server("CRAM-MD5", ip1, nil); err != smtp.ErrAuthUnknownMechanism {
+	if _, err := a.Server("CRAM-MD5", ip1, nil); err != error(errUnknownMech) {
 		t.Errorf("disabled mechanism: %v", err)
 	}
-	if _, err := a.Server("XOAUTH2", ip1, nil); err != smtp.ErrAuthUnknownMechanism {
+	if _, err := a.Server("XOAUTH2", ip1, nil); err != error(errUnknownMech) {
 		t.Errorf("unknown mechanism: %v", err)
 	}
 	c := allMechs()
@@ -442,7 +442,7 @@ func FuzzCRAMResponse(f *testing.F) {
 
 // FuzzLoginExchange drives the LOGIN and CRAM-MD5 servers with arbitrary
 // responses: they must finish within their steps, never panic, and answer
-// only with *smtp.SMTPError.
+// only with *smtpd.Reply.
 func FuzzLoginExchange(f *testing.F) {
 	f.Add([]byte(nil), []byte("taro@"+dom), []byte("taro-pw"), false)
 	f.Add([]byte("taro@"+dom), []byte("taro-pw"), []byte("extra"), true)
@@ -463,7 +463,7 @@ func FuzzLoginExchange(f *testing.F) {
 			for i, r := range [][]byte{r1, r2, r3, {}} {
 				_, done, err := s.Next(r)
 				if err != nil {
-					if _, ok := err.(*smtp.SMTPError); !ok {
+					if _, ok := err.(*smtpd.Reply); !ok {
 						t.Fatalf("%s: %T %v", mech, err, err)
 					}
 				}

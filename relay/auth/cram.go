@@ -12,7 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/emersion/go-smtp"
+	"github.com/sekisho/sekisho/relay/smtpd"
 )
 
 // cramState is the HMAC-MD5 key schedule of a password: the MD5 chaining
@@ -160,12 +160,12 @@ type cramServer struct {
 	done      bool
 }
 
-var errNoInitialResponse = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "CRAM-MD5 takes no initial response"}
+var errNoInitialResponse = &smtpd.Reply{Code: 501, Enhanced: "5.5.2", Text: "CRAM-MD5 takes no initial response"}
 
 func (c *cramServer) Next(resp []byte) ([]byte, bool, error) {
 	switch {
 	case c.done:
-		return nil, true, smtp.ErrAuthFailed
+		return nil, true, errAuthFailed
 	case c.challenge == nil:
 		if resp != nil {
 			c.done = true

@@ -1,7 +1,5 @@
 package auth
 
-import "github.com/emersion/go-smtp"
-
 // loginServer is the LOGIN mechanism (draft-murchison-sasl-login): the
 // challenges "Username:" and "Password:", each answered with the value. An
 // initial response is the user name (AUTH LOGIN dGFybw==, as Windows
@@ -46,5 +44,5 @@ func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
 		password := string(resp)
 		return nil, true, l.s.finish(l.user, func(sec secret) (bool, error) { return sec.verifyPassword(password) })
 	}
-	return nil, true, smtp.ErrAuthFailed
+	return nil, true, errAuthFailed
 }

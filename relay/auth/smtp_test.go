@@ -4,56 +4,53 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/sekisho/sekisho/relay/smtpd"
 )
 
-// testBackend is the smallest go-smtp backend that offers AUTH through an
-// Authenticator, to see the replies as a client does.
-type testBackend struct{ a *Authenticator }
-
-type testSession struct {
+// testHandler is the smallest protocol handler that offers AUTH through
+// an Authenticator, to see the replies as a client does.
+type testHandler struct {
 	a    *Authenticator
-	ip   netip.Addr
+	c    *smtpd.Conn
 	user string
 }
 
-func (b testBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	ap, _ := netip.ParseAddrPort(c.Conn().RemoteAddr().String())
-	return &testSession{a: b.a, ip: ap.Addr()}, nil
+func (h *testHandler) Connect() smtpd.Reply                      { return smtpd.R(220, "", "") }
+func (h *testHandler) Helo(string, bool) smtpd.Reply             { return smtpd.R(250, "", "") }
+func (h *testHandler) AuthMechanisms() []string                  { return h.a.Mechanisms(false) }
+func (h *testHandler) LinePolicy() smtpd.LinePolicy              { return smtpd.LineReject }
+func (h *testHandler) Rcpt(string, smtpd.RcptParams) smtpd.Reply { return smtpd.R(250, "2.1.5", "OK") }
+func (h *testHandler) Reset()                                    {}
+func (h *testHandler) Close()                                    {}
+func (h *testHandler) Auth(mech string) (sasl.Server, error) {
+	return h.a.Server(mech, h.c.RemoteAddr().Addr(), func(u string) { h.user = u })
 }
-
-func (s *testSession) AuthMechanisms() []string { return s.a.Mechanisms(false) }
-func (s *testSession) Auth(mech string) (sasl.Server, error) {
-	return s.a.Server(mech, s.ip, func(u string) { s.user = u })
-}
-func (s *testSession) Mail(string, *smtp.MailOptions) error {
-	if s.user == "" {
-		return smtp.ErrAuthRequired
+func (h *testHandler) Mail(string, smtpd.MailParams) smtpd.Reply {
+	if h.user == "" {
+		return smtpd.R(530, "5.7.0", "Authentication required")
 	}
-	return nil
+	return smtpd.R(250, "2.1.0", "OK")
 }
-func (s *testSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *testSession) Data(r io.Reader) error {
-	_, err := io.Copy(io.Discard, r)
-	return err
+func (h *testHandler) Data(m *smtpd.MessageReader) smtpd.Reply {
+	io.Copy(io.Discard, m)
+	return smtpd.R(250, "2.0.0", "OK")
 }
-func (s *testSession) Reset()        {}
-func (s *testSession) Logout() error { return nil }
 
 func TestOverSMTP(t *testing.T) {
 	cfg := allMechs()
 	cfg.AllowInsecure = true
 	cfg.MaxFailures = 2
 	a, _ := newTestAuth(t, cfg)
-	srv := smtp.NewServer(testBackend{a})
-	srv.Domain = "mx.example.jp"
-	srv.AllowInsecureAuth = cfg.AllowInsecure
-	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	srv := &smtpd.Server{
+		Config:     smtpd.Config{Hostname: "mx.example.jp", AllowInsecureAuth: cfg.AllowInsecure, WriteTimeout: 10 * time.Second},
+		NewHandler: func(c *smtpd.Conn) smtpd.Handler { return &testHandler{a: a, c: c} },
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

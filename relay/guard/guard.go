@@ -367,6 +367,9 @@ func (g *Guard) CheckRcpt(c Client, from, rcpt string) Verdict {
 	if v != nil {
 		return *v
 	}
+	if g.IsPostmaster(rcpt) {
+		return accept(rulePostmaster, "postmaster is always accepted (RFC 5321 §4.5.1)")
+	}
 	return k.rcpt(from, rcpt)
 }
 

@@ -144,7 +144,10 @@ var guardCases = []guardCase{
 	{"IP literal from inner is still refused", "rcpt", inner, "taro@" + dom, "bob@[192.0.2.1]", 550, "5.7.1", ruleIPLiteral},
 	{"percent hack from inner", "rcpt", inner, "taro@" + dom, "bob%example.net@" + dom, 550, "5.7.1", ruleRelayTrick},
 	{"trailing-dot foreign domain", "rcpt", internet, "alice@example.com", "bob@EXAMPLE.NET.", 554, "5.7.1", ruleRelay},
-	{"recipient without domain", "rcpt", internet, "alice@example.com", "postmaster", 501, "5.1.3", ruleSyntax},
+	{"recipient without domain", "rcpt", internet, "alice@example.com", "webmaster", 501, "5.1.3", ruleSyntax},
+	{"bare postmaster always accepted", "rcpt", internet, "alice@example.com", "PostMaster", 0, "", rulePostmaster},
+	{"postmaster of ours always accepted", "rcpt", internet, "", "postmaster@" + dom, 0, "", rulePostmaster},
+	{"postmaster elsewhere is a relay", "rcpt", internet, "alice@example.com", "postmaster@example.com", 554, "5.7.1", ruleRelay},
 	{"empty domain", "rcpt", internet, "alice@example.com", "bob@", 501, "5.1.3", ruleSyntax},
 	{"empty domain after trailing dot", "rcpt", internet, "alice@example.com", "bob@.", 501, "5.1.3", ruleSyntax},
 	{"invalid domain", "rcpt", internet, "alice@example.com", "bob@exa mple.net", 501, "5.1.3", ruleSyntax},
@@ -386,9 +389,40 @@ func FuzzCheckRcpt(f *testing.F) {
 			}
 			return
 		}
+		if v.Rule == rulePostmaster && g.IsPostmaster(rcpt) {
+			return
+		}
 		res, err := d.Lookup(rcpt)
 		if err != nil || !res.Ours() || !res.Exists() || strings.ContainsAny(rcpt[:strings.LastIndexByte(rcpt, '@')], "@%!") {
 			t.Fatalf("internet client got %q accepted: %+v (lookup %+v, %v)", rcpt, v, res, err)
 		}
 	})
+}
+
+func TestCheckConnect(t *testing.T) {
+	c := testGuardConfig()
+	c.Rules = append([]RuleConfig{
+		{Name: "banned", Action: "deny", Networks: []string{"198.18.9.0/24"}, Message: "Go away"},
+		{Name: "lab-sender", Action: "deny", Networks: []string{"198.18.8.0/24"}, Senders: []string{"*@example.com"}},
+		{Name: "after-sender-rule", Action: "deny", Networks: []string{"198.18.8.0/24"}},
+	}, c.Rules...)
+	g := newTestGuard(t, c)
+	for _, tc := range []struct {
+		ip   string
+		code int
+		rule string
+	}{
+		{"198.18.9.7", 554, "banned"},
+		// A rule naming a sender comes first: only MAIL can decide.
+		{"198.18.8.7", 0, ruleConnect},
+		{"198.18.0.5", 0, ruleConnect},
+	} {
+		v := g.CheckConnect(client(tc.ip, ""))
+		if v.Code != tc.code || v.Rule != tc.rule {
+			t.Errorf("%s: %+v, want %d by %s", tc.ip, v, tc.code, tc.rule)
+		}
+		if tc.code == 554 && (v.Enhanced != "5.7.1" || v.Text != "Go away") {
+			t.Errorf("%s: %+v, want 5.7.1 with the rule's message", tc.ip, v)
+		}
+	}
 }

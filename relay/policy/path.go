@@ -24,6 +24,9 @@ func ParsePath(s string) (string, error) {
 		}
 		s = s[1 : len(s)-1]
 	}
+	if strings.EqualFold(s, "postmaster") {
+		return s, nil // RCPT TO:<Postmaster>, without a domain (RFC 5321 §4.5.1)
+	}
 	if strings.HasPrefix(s, "@") {
 		i := strings.IndexByte(s, ':')
 		if i < 0 {

@@ -28,6 +28,7 @@
 package policy
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -48,6 +49,9 @@ type Parts struct {
 	MaxReceived int
 	// AllowInsecureAuth is relay.auth.allow_insecure: AUTH without TLS.
 	AllowInsecureAuth bool
+	// Postmaster is relay.postmaster: where postmaster mail goes for a
+	// domain without such an account (RFC 5321 §4.5.1).
+	Postmaster string
 }
 
 // Policy decides with one snapshot. It is safe for concurrent use.
@@ -141,22 +145,25 @@ func refusal(code int, enhanced, text, rule, reason string) guard.Verdict {
 	return guard.Verdict{Action: a, Code: code, Enhanced: enhanced, Text: text, Rule: rule, Reason: reason}
 }
 
-// Connect decides the greeting. No guard rule decides at connect yet:
-// network rules decide at MAIL and RCPT.
+// Connect decides the greeting: a deny rule that names only networks
+// refuses here (554 5.7.1), like Postfix's client restrictions.
 func (p *Policy) Connect(c Conn) Decision {
-	return decided("connect", c.IP.String(), guard.Verdict{Action: guard.Accept, Rule: "builtin:connect",
-		Reason: "connections are not refused by address; network rules decide at MAIL and RCPT"}, 220, "", "ESMTP")
+	return decided("connect", c.IP.String(), p.p.Guard.CheckConnect(c.guard()), 220, "", "ESMTP")
 }
 
-// Helo decides HELO/EHLO. The name is only recorded (Received); a missing
-// one is refused, as the server's command parser does today.
+// Helo decides HELO/EHLO. Any name is accepted, a missing one too (E-Post
+// answers a bare HELO with 250; the client's address stands in for it in
+// Received); only a name that could not be written into a header is
+// refused.
 func (p *Policy) Helo(c Conn, name string) Decision {
-	if name == "" {
-		return decided("helo", name, refusal(501, "5.5.2", "Domain/address argument required for HELO",
-			"builtin:helo", "HELO/EHLO without a name"), 0, "", "")
+	for _, ch := range []byte(name) {
+		if ch < ' ' || ch == 0x7f {
+			return decided("helo", name, refusal(501, "5.5.4", "Invalid HELO name", "builtin:helo",
+				fmt.Sprintf("HELO name %q has control characters", name)), 0, "", "")
+		}
 	}
 	return decided("helo", name, guard.Verdict{Action: guard.Accept, Rule: "builtin:helo",
-		Reason: "any HELO name is accepted; it is recorded in Received"}, 250, "", "Hello "+name)
+		Reason: "any HELO name is accepted, none too; it is recorded in Received"}, 250, "", "Hello")
 }
 
 // AuthOffered reports whether AUTH is offered (and allowed) on this

@@ -74,7 +74,8 @@ func TestStages(t *testing.T) {
 		enhanced string
 		rule     string
 	}{
-		{"bare HELO", func() Decision { return p.Helo(internet, "") }, 501, "5.5.2", "builtin:helo"},
+		{"bare HELO", func() Decision { return p.Helo(internet, "") }, 250, "", "builtin:helo"},
+		{"HELO with a control character", func() Decision { return p.Helo(internet, "a\x00b") }, 501, "5.5.4", "builtin:helo"},
 		{"HELO", func() Decision { return p.Helo(internet, "mail.example") }, 250, "", "builtin:helo"},
 		{"AUTH without TLS", func() Decision { return p.Auth(internet, "tanaka@test.jp") }, 523, "5.7.10", "builtin:auth-tls"},
 		{"AUTH unknown account", func() Decision { return p.Auth(Conn{IP: internetIP, TLS: true}, "nobody@test.jp") }, 535, "5.7.8", "builtin:auth"},

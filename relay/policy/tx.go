@@ -60,6 +60,13 @@ func (p *Policy) Rcpt(c Conn, from, to string) Decision {
 	res := p.Resolve(p.Source(c), from, to)
 	target, rw, rfrom := res.Target, res.Rewritten, res.From
 	d.Target, d.Rewritten, d.From = target, rw, rfrom
+	if d.Rule == guard.RulePostmaster && target == p.p.Postmaster {
+		// relay.postmaster is the administrator's address: no second
+		// check.
+		d.Key = p.Key(target)
+		d.Route, d.RouteErr = res.Route, res.RouteErr
+		return d
+	}
 	if rw != target || rfrom != from {
 		// A rewrite never opens a relay, and a sender rewritten into
 		// our domains meets the sender checks.
@@ -84,11 +91,22 @@ type Resolved struct {
 }
 
 // Resolve follows a recipient as the gateway does once it is accepted:
+// postmaster of a domain without such an account to relay.postmaster,
 // an alias of ours to its target (a target outside is an explicit
 // forward), the receive-time rewrite of the target and the sender for
 // source src, and the route of the result. It decides nothing: Rcpt
 // checks the result; route test and accounts check explain it.
 func (p *Policy) Resolve(src rewrite.Source, from, to string) Resolved {
+	if p.p.Postmaster != "" && p.p.Guard.IsPostmaster(to) {
+		if r, err := p.p.Dir.Lookup(to); err != nil || !r.Ours() || !r.Exists() {
+			// No postmaster account here: mail goes to relay.postmaster,
+			// never rewritten (RFC 5321 §4.5.1).
+			pm := p.p.Postmaster
+			res := Resolved{Target: pm, Rewritten: pm, From: from}
+			res.Route, res.RouteErr = p.Route(pm, from)
+			return res
+		}
+	}
 	target := to
 	if r, err := p.p.Dir.Lookup(to); err == nil && r.Ours() && r.Exists() {
 		target = r.Target
@@ -182,6 +200,9 @@ func (p *Policy) Data(c Conn, from string, rcpts []Decision, header []byte) (Mes
 	seen := make(map[string]bool, len(rcpts))
 	for i, r := range rcpts {
 		a := out.To[i]
+		if r.Rule == guard.RulePostmaster && r.Target == p.p.Postmaster {
+			a = r.Target // relay.postmaster is never rewritten
+		}
 		k := p.Key(a)
 		if seen[k] {
 			continue // two addresses that resolve to one mailbox get one copy
