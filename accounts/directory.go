@@ -24,6 +24,7 @@ type Directory struct {
 	partial   map[string][]partialAlias // domain -> longest prefix first
 	wildcard  map[string]aliasEntry     // domain -> the *@domain alias
 	protected map[string]bool           // folded local parts
+	twins     []AliasEntry              // "*@regional -> *@lg" aliases read as twins
 }
 
 type aliasEntry struct {
@@ -117,6 +118,13 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 		}
 		d.domains[name] = &Domain{Name: name, Mode: mode, FoldLocal: fold}
 	}
+	for _, dc := range cfg.Domains {
+		name, _ := addr.Domain(dc.Name)
+		twin, _ := addr.Domain(dc.Twin)
+		if dom, tw := d.domains[name], d.domains[twin]; dom != nil && tw != nil && dc.Twin != "" && tw != dom {
+			dom.Twin = tw // Validate names the problems of a bad twin
+		}
+	}
 
 	// All records in one list: inline configuration first, then the file.
 	inline := make([]Record, 0, len(cfg.Accounts)+len(cfg.Aliases))
@@ -148,10 +156,16 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 		inline = append(inline, Record{Line: -i - 1, Alias: a.Alias, Target: a.Target})
 	}
 
+	twinAlias := d.readTwins(inline, file)
+
 	d.accounts = make([]Account, 0, len(file)+len(cfg.Accounts))
 	firstSeen := make(map[string]string)
 	add := func(r *Record) {
 		if r.IsAlias() {
+			if twinAlias[r.Alias] {
+				d.twins = append(d.twins, AliasEntry{r.Alias, r.Target})
+				return
+			}
 			if err := d.addAlias(r, where(r), firstSeen); err != nil {
 				errs = append(errs, err)
 			}
@@ -162,7 +176,8 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 			errs = append(errs, fmt.Errorf("%s: domain %s of %s@%s is not declared in accounts.domains", where(r), r.Domain, r.Local, r.Domain))
 			return
 		}
-		key := addr.Key(r.Local, dom.Name, dom.FoldLocal)
+		mb := dom.Mailboxes()
+		key := addr.Key(r.Local, mb.Name, mb.FoldLocal)
 		if i, dup := d.index[key]; dup {
 			first := Record{Line: srcLines[i]}
 			errs = append(errs, fmt.Errorf("%s: account %s is already defined at %s", where(r), key, where(&first)))
@@ -191,6 +206,43 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 	return d, nil
 }
 
+// readTwins finds the aliases "*@a -> *@b" between two mirror domains of
+// ours with the same case rule, neither already a twin: the shipped way of
+// saying that a regional domain is an LG domain's mailboxes. Each makes a
+// a twin of b; the aliases it read are returned, so Build does not also
+// add them as aliases (which, keyed by the twin, would be identities).
+func (d *Directory) readTwins(lists ...[]Record) map[string]bool {
+	out := map[string]bool{}
+	for _, list := range lists {
+		for i := range list {
+			r := &list[i]
+			a, b, ok := twinAlias(r)
+			if !ok {
+				continue
+			}
+			da, db := d.domains[a], d.domains[b]
+			if da == nil || db == nil || da == db || da.Twin != nil || db.Twin != nil ||
+				da.Mode != ModeMirror || db.Mode != ModeMirror || da.FoldLocal != db.FoldLocal {
+				continue
+			}
+			da.Twin = db
+			out[r.Alias] = true
+		}
+	}
+	return out
+}
+
+// twinAlias reports whether r is an alias "*@a -> *@b" and returns the
+// canonical a and b.
+func twinAlias(r *Record) (a, b string, ok bool) {
+	if !r.IsAlias() || !strings.HasPrefix(r.Alias, "*@") || !strings.HasPrefix(r.Target, "*@") {
+		return "", "", false
+	}
+	a, err1 := addr.Domain(r.Alias[2:])
+	b, err2 := addr.Domain(r.Target[2:])
+	return a, b, err1 == nil && err2 == nil && a != b
+}
+
 func inlineKey(r *Record, i int) string {
 	if r.IsAlias() {
 		return fmt.Sprintf("aliases[%d]", i)
@@ -212,6 +264,7 @@ func (d *Directory) addAlias(r *Record, where string, firstSeen map[string]strin
 		return fmt.Errorf("%s: alias %s: target: %v", where, r.Alias, err)
 	}
 	e := aliasEntry{pattern: r.Alias, target: target}
+	dom = dom.Mailboxes() // an alias in either twin names the same mailbox
 	var key string
 	switch p.kind {
 	case aliasExact:
@@ -295,6 +348,10 @@ func (d *Directory) Lookup(address string) (Result, error) {
 	}
 	res.Domain = dom
 	res.Protected = d.protected[addr.FoldLocal(local)]
+	// A twin's addresses are its mailbox domain's: keyed and addressed
+	// there, so they take that domain's route.
+	dom = dom.Mailboxes()
+	res.Target = local + "@" + dom.Name
 	seen := make([]string, 0, 2)
 	for hop := 0; ; hop++ {
 		key := addr.Key(local, dom.Name, dom.FoldLocal)
@@ -315,7 +372,7 @@ func (d *Directory) Lookup(address string) (Result, error) {
 				if len(res.Chain) > 0 {
 					res.Kind = KindAlias
 				}
-				res.Target = res.Account.Address()
+				res.Target = res.Account.Local + "@" + dom.Name
 				return res, nil
 			}
 			e, found = d.matchPattern(dom, local)
@@ -343,6 +400,8 @@ func (d *Directory) Lookup(address string) (Result, error) {
 			res.Kind = KindAlias // forwarded outside
 			return res, nil
 		}
+		ndom = ndom.Mailboxes()
+		res.Target = nl + "@" + ndom.Name
 		if addr.Key(nl, ndom.Name, ndom.FoldLocal) == key {
 			// An identity alias (user@d -> user@d, *@d -> *@d): the
 			// address exists as it is (configurations A and B).
@@ -411,6 +470,7 @@ func (d *Directory) Account(address string) *Account {
 	if dom == nil {
 		return nil
 	}
+	dom = dom.Mailboxes()
 	if i, ok := d.index[addr.Key(local, dom.Name, dom.FoldLocal)]; ok {
 		return &d.accounts[i]
 	}
@@ -453,6 +513,7 @@ func (d *Directory) Aliases() []AliasEntry {
 	for _, e := range d.wildcard {
 		out = append(out, AliasEntry{e.pattern, e.target})
 	}
+	out = append(out, d.twins...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Alias < out[j].Alias })
 	return out
 }

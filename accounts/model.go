@@ -85,6 +85,19 @@ type Domain struct {
 	Name      string // canonical: lower-case A-labels
 	Mode      Mode
 	FoldLocal bool // local parts compare case-insensitively
+	// Twin is the domain whose mailboxes this one shares (see
+	// DomainConfig.Twin), or nil. Lookups key every address by the twin, and
+	// mail is addressed to it.
+	Twin *Domain
+}
+
+// Mailboxes returns the domain whose mailboxes this one's addresses name:
+// its twin, or itself.
+func (d *Domain) Mailboxes() *Domain {
+	if d.Twin != nil {
+		return d.Twin
+	}
+	return d
 }
 
 // Account is a mirrored account. Local keeps the case it was given in.
