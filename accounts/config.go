@@ -56,6 +56,9 @@ type AccountConfig struct {
 	// Secret is a reference to the SMTP AUTH secret (see the relay package
 	// for the schemes); it is never printed.
 	Secret string `koanf:"secret"`
+	// OutboundAllow lists the foreign recipients an outbound_blocked
+	// account may still write to: *@domain, *@*.domain or local@domain.
+	OutboundAllow []string `koanf:"outbound_allow"`
 }
 
 // AliasConfig is an alias listed inline: exact (info@d), partial wildcard
@@ -150,6 +153,11 @@ func (c Config) Validate() error {
 	for i, a := range c.Accounts {
 		if _, _, err := addr.Parse(a.Address); err != nil {
 			bad(fmt.Sprintf("accounts[%d].address", i), "%v", err)
+		}
+		for j, e := range a.OutboundAllow {
+			if _, err := NormalizeAllow(e); err != nil {
+				bad(fmt.Sprintf("accounts[%d].outbound_allow[%d]", i, j), "%v", err)
+			}
 		}
 	}
 	for i, a := range c.Aliases {

@@ -25,6 +25,7 @@ type Directory struct {
 	wildcard  map[string]aliasEntry     // domain -> the *@domain alias
 	protected map[string]bool           // folded local parts
 	twins     []AliasEntry              // "*@regional -> *@lg" aliases read as twins
+	allow     map[string][]string       // lookup key -> canonical allow list
 }
 
 type aliasEntry struct {
@@ -103,6 +104,7 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 		partial:   map[string][]partialAlias{},
 		wildcard:  map[string]aliasEntry{},
 		protected: map[string]bool{},
+		allow:     map[string][]string{},
 	}
 	var errs []error
 	for _, p := range cfg.Protected {
@@ -150,7 +152,7 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 		if a.Disabled {
 			f |= Disabled
 		}
-		inline = append(inline, Record{Line: -i - 1, Local: l, Domain: dom, Name: a.Name, Secret: a.Secret, Flags: f})
+		inline = append(inline, Record{Line: -i - 1, Local: l, Domain: dom, Name: a.Name, Secret: a.Secret, Flags: f, Allow: a.OutboundAllow})
 	}
 	for i, a := range cfg.Aliases {
 		inline = append(inline, Record{Line: -i - 1, Alias: a.Alias, Target: a.Target})
@@ -182,6 +184,18 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 			first := Record{Line: srcLines[i]}
 			errs = append(errs, fmt.Errorf("%s: account %s is already defined at %s", where(r), key, where(&first)))
 			return
+		}
+		if len(r.Allow) > 0 {
+			list := make([]string, 0, len(r.Allow))
+			for _, e := range r.Allow {
+				n, err := NormalizeAllow(e)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %s: %v", where(r), key, err))
+					continue
+				}
+				list = append(list, n)
+			}
+			d.allow[key] = list
 		}
 		srcLines = append(srcLines, r.Line)
 		d.index[key] = uint32(len(d.accounts))

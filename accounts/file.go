@@ -65,6 +65,13 @@ func ParseFile(name string, data []byte) ([]Record, error) {
 		if l == "" || l[0] == '#' {
 			continue
 		}
+		if strings.HasPrefix(l, "allow\t") {
+			err := attachAllow(records, l)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s:%d: %v", name, line, err))
+			}
+			continue
+		}
 		r, err := parseLine(l)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s:%d: %v", name, line, err))
@@ -81,6 +88,31 @@ func ParseFile(name string, data []byte) ([]Record, error) {
 		return nil, fmt.Errorf("%s: empty file (want first line %q)", name, fileHeader)
 	}
 	return records, errors.Join(errs...)
+}
+
+// attachAllow reads "allow<TAB>address<TAB>entry,entry" into the allow list
+// of the account on the line just before it.
+func attachAllow(records []Record, l string) error {
+	_, rest, _ := strings.Cut(l, "\t")
+	address, list, ok := strings.Cut(rest, "\t")
+	if !ok || list == "" || strings.Contains(list, "\t") {
+		return errors.New("allow line needs 3 tab-separated fields: allow, address, entries (comma-separated)")
+	}
+	if len(records) == 0 || records[len(records)-1].IsAlias() || records[len(records)-1].Address() != address {
+		return fmt.Errorf("allow line for %s must follow the account line of %s", address, address)
+	}
+	prev := &records[len(records)-1]
+	if prev.Allow != nil {
+		return fmt.Errorf("a second allow line for %s", address)
+	}
+	for _, e := range strings.Split(list, ",") {
+		n, err := NormalizeAllow(e)
+		if err != nil {
+			return err
+		}
+		prev.Allow = append(prev.Allow, n)
+	}
+	return nil
 }
 
 func parseLine(l string) (Record, error) {
@@ -153,6 +185,14 @@ func WriteRecords(w io.Writer, records []Record) error {
 			b = append(b, orDash(r.Secret)...)
 			b = append(b, '\t')
 			b = append(b, orDash(r.Name)...)
+			if len(r.Allow) > 0 {
+				b = append(b, "\nallow\t"...)
+				b = append(b, r.Local...)
+				b = append(b, '@')
+				b = append(b, r.Domain...)
+				b = append(b, '\t')
+				b = append(b, strings.Join(r.Allow, ",")...)
+			}
 		}
 		b = append(b, '\n')
 		if _, err := w.Write(b); err != nil {

@@ -125,7 +125,27 @@ type Record struct {
 	Name          string
 	Secret        string
 	Flags         Flags
+	// Missing lists the account fields the source did not carry (an export
+	// without a flags column): a sync keeps the directory's values for them
+	// unless told to reset them.
+	Missing Fields
+	// Allow lists the recipients an outbound_blocked account may still
+	// write to (see OutboundAllowed).
+	Allow []string
 }
+
+// Fields names account fields, as a set.
+type Fields uint8
+
+const (
+	FieldName Fields = 1 << iota
+	FieldFlags
+	FieldSecret
+	FieldAllow
+)
+
+// Address returns local@domain of an account record.
+func (r *Record) Address() string { return r.Local + "@" + r.Domain }
 
 // IsAlias reports whether the record is an alias.
 func (r *Record) IsAlias() bool { return r.Alias != "" }

@@ -38,25 +38,52 @@ type SyncPlan struct {
 
 // SyncOptions steer PlanSync.
 type SyncOptions struct {
-	// Domain, when set, limits the sync to that domain: the directory's
-	// entries for other domains are kept as they are.
+	// Domain, when set, limits the sync to that domain (and its twin): the
+	// directory's entries for other domains are kept as they are.
 	Domain string
 	// Force overrides the empty-export and mass-removal refusals.
 	Force bool
+	// KeepAccounts and KeepAliases keep the directory's accounts (aliases)
+	// that the incoming records do not name: set when no source carries
+	// that kind of entry (an alias file alone must not remove every
+	// account).
+	KeepAccounts, KeepAliases bool
+	// ResetMissing clears the fields an incoming record does not carry
+	// (Record.Missing) instead of keeping the directory's values.
+	ResetMissing bool
+	// Patches change accounts after the merge (sender.dat: outbound_blocked
+	// and its allow list), in order.
+	Patches []Patch
 }
 
-// PlanSync compares the directory file's records with an export and builds
-// the new directory, refusing what looks like a truncated export. It never
-// writes anything.
+// Patch changes accounts of the merged directory: the importers of files
+// that say something about accounts without listing them (E-Post's
+// sender.dat) produce patches.
+type Patch struct {
+	Source string // file name, for errors
+	Line   int
+	// Local and Domain name the account; an empty Domain matches the local
+	// part in every domain, an empty Local every account (a global file).
+	Local, Domain string
+	Set, Clear    Flags
+	// Allow replaces the allow list when SetAllow is true.
+	Allow    []string
+	SetAllow bool
+}
+
+// PlanSync compares the directory file's records with the incoming ones
+// (one export, or several sources merged) and builds the new directory,
+// refusing what looks like a truncated export. It never writes anything.
 func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPlan, error) {
-	scope := func(domain string) bool { return opt.Domain == "" || domain == opt.Domain }
+	mailboxes := MailboxDomains(cfg, current, incoming)
 	if opt.Domain != "" {
 		d, err := addr.Domain(opt.Domain)
 		if err != nil {
 			return nil, fmt.Errorf("--domain: %v", err)
 		}
-		opt.Domain = d
+		opt.Domain = mailboxes(d)
 	}
+	scope := func(domain string) bool { return opt.Domain == "" || mailboxes(domain) == opt.Domain }
 	fold := map[string]bool{}
 	for _, dc := range cfg.Domains {
 		name, err := addr.Domain(dc.Name)
@@ -81,9 +108,11 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 			case aliasPartial:
 				return l + "*@" + p.domain, p.domain
 			}
-			return l + "@" + p.domain, p.domain
+			// An alias in either twin names the same mailbox.
+			return l + "@" + mailboxes(p.domain), p.domain
 		}
-		return addr.Key(r.Local, r.Domain, fold[r.Domain]), r.Domain
+		m := mailboxes(r.Domain)
+		return addr.Key(r.Local, m, fold[m]), r.Domain
 	}
 
 	plan := &SyncPlan{}
@@ -98,11 +127,13 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 		}
 		old[kindKey(r, k)] = r
 		if !r.IsAlias() {
-			perDomain[dom]++
+			perDomain[mailboxes(dom)]++
 		}
 	}
 	var outOfScope []string
 	seen := make(map[string]bool, len(incoming))
+	merged := make([]Record, 0, len(incoming))
+	mergedKeys := make([]string, 0, len(incoming))
 	for i := range incoming {
 		r := incoming[i]
 		k, dom := keyOf(&r)
@@ -115,26 +146,45 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 			continue // duplicates are reported by the export reader
 		}
 		seen[kk] = true
+		if prev := old[kk]; prev != nil && !r.IsAlias() {
+			keepMissing(&r, prev, opt.ResetMissing)
+		}
+		r.Missing = 0
+		merged = append(merged, r)
+		mergedKeys = append(mergedKeys, kk)
+	}
+	if len(outOfScope) > 0 {
+		return nil, fmt.Errorf("the export has entries outside --domain:\n  %s", strings.Join(outOfScope, "\n  "))
+	}
+	// Kinds no source carries are kept as they are, in file order.
+	if opt.KeepAccounts || opt.KeepAliases {
+		for i := range current {
+			r := &current[i]
+			k, dom := keyOf(r)
+			kk := kindKey(r, k)
+			if !scope(dom) || seen[kk] || (r.IsAlias() && !opt.KeepAliases) || (!r.IsAlias() && !opt.KeepAccounts) {
+				continue
+			}
+			seen[kk] = true
+			merged = append(merged, *r)
+			mergedKeys = append(mergedKeys, kk)
+		}
+	}
+	plan.Refusals = append(plan.Refusals, applyPatches(merged, opt.Patches, mailboxes, fold)...)
+	for i := range merged {
+		r, kk := merged[i], mergedKeys[i]
+		k, _ := keyOf(&r)
 		prev := old[kk]
 		if prev == nil {
 			nr := r
 			plan.Diff.Added = append(plan.Diff.Added, Change{Key: k, Kind: kindName(&r), New: &nr})
-			plan.Records = append(plan.Records, r)
-			continue
-		}
-		if r.Secret == "" {
-			r.Secret = prev.Secret // exports rarely carry secrets: keep ours
-		}
-		if fields := changedFields(prev, &r); len(fields) > 0 {
+		} else if fields := changedFields(prev, &r); len(fields) > 0 {
 			nr := r
 			plan.Diff.Changed = append(plan.Diff.Changed, Change{Key: k, Kind: kindName(&r), Fields: fields, Old: prev, New: &nr})
 		} else {
 			plan.Diff.Unchanged++
 		}
 		plan.Records = append(plan.Records, r)
-	}
-	if len(outOfScope) > 0 {
-		return nil, fmt.Errorf("the export has entries outside --domain:\n  %s", strings.Join(outOfScope, "\n  "))
 	}
 	removedPerDomain := map[string]int{}
 	for kk, r := range old {
@@ -144,7 +194,7 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 		k, dom := keyOf(r)
 		plan.Diff.Removed = append(plan.Diff.Removed, Change{Key: k, Kind: kindName(r), Old: r})
 		if !r.IsAlias() {
-			removedPerDomain[dom]++
+			removedPerDomain[mailboxes(dom)]++
 		}
 	}
 	for _, list := range [][]Change{plan.Diff.Added, plan.Diff.Removed, plan.Diff.Changed} {
@@ -156,7 +206,7 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 		})
 	}
 
-	if len(incoming) == 0 {
+	if len(incoming) == 0 && len(opt.Patches) == 0 && !(opt.KeepAccounts && opt.KeepAliases) {
 		plan.Refusals = append(plan.Refusals, "the export is empty: it would remove every entry (use --force if that is really meant)")
 	} else {
 		doms := make([]string, 0, len(removedPerDomain))
@@ -186,6 +236,112 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 	return plan, nil
 }
 
+// keepMissing gives r the directory's values for the fields its source did
+// not carry. A secret is also kept when the export's cell is empty:
+// exports rarely carry secrets.
+func keepMissing(r, prev *Record, reset bool) {
+	if r.Secret == "" && (r.Missing&FieldSecret == 0 || !reset) {
+		r.Secret = prev.Secret
+	}
+	if reset {
+		return
+	}
+	if r.Missing&FieldName != 0 {
+		r.Name = prev.Name
+	}
+	if r.Missing&FieldFlags != 0 {
+		r.Flags = prev.Flags
+	}
+	if r.Missing&FieldAllow != 0 && r.Allow == nil {
+		r.Allow = prev.Allow
+	}
+}
+
+// applyPatches applies the patches in order to the merged accounts and
+// returns a refusal for each patch that names no account.
+func applyPatches(recs []Record, patches []Patch, mailboxes func(string) string, fold map[string]bool) []string {
+	if len(patches) == 0 {
+		return nil
+	}
+	byKey := make(map[string][]int, len(recs))
+	byLocal := make(map[string][]int, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		if r.IsAlias() {
+			continue
+		}
+		m := mailboxes(r.Domain)
+		byKey[addr.Key(r.Local, m, fold[m])] = append(byKey[addr.Key(r.Local, m, fold[m])], i)
+		byLocal[addr.FoldLocal(r.Local)] = append(byLocal[addr.FoldLocal(r.Local)], i)
+	}
+	var refusals []string
+	for _, p := range patches {
+		var hits []int
+		switch {
+		case p.Local == "":
+			for i := range recs {
+				if !recs[i].IsAlias() && (p.Domain == "" || mailboxes(recs[i].Domain) == mailboxes(p.Domain)) {
+					hits = append(hits, i)
+				}
+			}
+		case p.Domain == "":
+			hits = byLocal[addr.FoldLocal(p.Local)]
+		default:
+			m := mailboxes(p.Domain)
+			hits = byKey[addr.Key(p.Local, m, fold[m])]
+		}
+		if len(hits) == 0 && p.Local != "" {
+			who := p.Local
+			if p.Domain != "" {
+				who += "@" + p.Domain
+			}
+			refusals = append(refusals, fmt.Sprintf("%s:%d: no account %s in the merged directory", p.Source, p.Line, who))
+			continue
+		}
+		for _, i := range hits {
+			r := &recs[i]
+			r.Flags = r.Flags&^p.Clear | p.Set
+			if p.SetAllow {
+				r.Allow = p.Allow
+			}
+		}
+	}
+	return refusals
+}
+
+// MailboxDomains returns a function giving, for a canonical domain, the
+// domain whose mailboxes it names: its twin (declared, or read from a
+// "*@a -> *@b" alias of the configuration or the records), or itself.
+func MailboxDomains(cfg Config, lists ...[]Record) func(string) string {
+	d := &Directory{domains: map[string]*Domain{}}
+	for _, dc := range cfg.Domains {
+		name, err := addr.Domain(dc.Name)
+		mode, err2 := parseMode(dc.Mode)
+		fold, err3 := parseCase(dc.LocalPartCase)
+		if err == nil && err2 == nil && err3 == nil {
+			d.domains[name] = &Domain{Name: name, Mode: mode, FoldLocal: fold}
+		}
+	}
+	for _, dc := range cfg.Domains {
+		name, _ := addr.Domain(dc.Name)
+		twin, _ := addr.Domain(dc.Twin)
+		if dom, tw := d.domains[name], d.domains[twin]; dom != nil && tw != nil && dc.Twin != "" && tw != dom {
+			dom.Twin = tw
+		}
+	}
+	inline := make([]Record, 0, len(cfg.Aliases))
+	for _, a := range cfg.Aliases {
+		inline = append(inline, Record{Alias: a.Alias, Target: a.Target})
+	}
+	d.readTwins(append([][]Record{inline}, lists...)...)
+	return func(domain string) string {
+		if dom := d.domains[domain]; dom != nil {
+			return dom.Mailboxes().Name
+		}
+		return domain
+	}
+}
+
 func kindKey(r *Record, key string) string {
 	if r.IsAlias() {
 		return "alias " + key
@@ -211,6 +367,9 @@ func changedFields(a, b *Record) []string {
 	if a.Local != b.Local {
 		f = append(f, "local_part_case")
 	}
+	if a.Domain != b.Domain {
+		f = append(f, "domain") // the same mailbox, now under its twin
+	}
 	if a.Name != b.Name {
 		f = append(f, "name")
 	}
@@ -219,6 +378,9 @@ func changedFields(a, b *Record) []string {
 	}
 	if a.Secret != b.Secret {
 		f = append(f, "secret")
+	}
+	if strings.Join(a.Allow, ",") != strings.Join(b.Allow, ",") {
+		f = append(f, "allow")
 	}
 	return f
 }
