@@ -164,7 +164,7 @@ func (c Config) Validate() error {
 		if _, err := parseAliasPattern(a.Alias); err != nil {
 			bad(fmt.Sprintf("aliases[%d].alias", i), "%v", err)
 		}
-		if err := checkAliasTarget(a.Target); err != nil {
+		if err := checkAliasTarget(a.Alias, a.Target); err != nil {
 			bad(fmt.Sprintf("aliases[%d].target", i), "%v", err)
 		}
 	}

@@ -75,17 +75,23 @@ func parseAliasPattern(s string) (aliasPattern, error) {
 	return aliasPattern{kind: aliasExact, local: l, domain: dom}, nil
 }
 
-func checkAliasTarget(t string) error {
-	if strings.HasPrefix(t, "*@") {
-		_, err := addr.Domain(t[2:])
-		return err
-	}
-	_, _, err := addr.Parse(t)
+func checkAliasTarget(pattern, t string) error {
+	_, err := normalizeTarget(pattern, t)
 	return err
 }
 
-// normalizeTarget returns the target with its domain canonical.
-func normalizeTarget(t string) (string, error) {
+// normalizeTarget returns the target with its domain canonical. A '*' in a
+// target means "keep the local part": *@d, or E-Post's partial wildcard
+// written on both sides (2009*@d -> 2009*@d), which is read as *@d. Any
+// other '*' would readdress mail to a literal "2009*@d" and is refused.
+func normalizeTarget(pattern, t string) (string, error) {
+	if l, d, ok := addr.Split(t); ok && l != "*" && strings.Contains(l, "*") {
+		pl, _, _ := addr.Split(pattern)
+		if l != pl || !strings.HasSuffix(l, "*") {
+			return "", fmt.Errorf("%q: '*' in a target keeps the local part: write *@%s, or the pattern's own prefix (%s)", t, d, pl)
+		}
+		t = "*@" + d
+	}
 	if strings.HasPrefix(t, "*@") {
 		d, err := addr.Domain(t[2:])
 		return "*@" + d, err
@@ -273,7 +279,7 @@ func (d *Directory) addAlias(r *Record, where string, firstSeen map[string]strin
 	if dom == nil {
 		return fmt.Errorf("%s: alias %s: domain %s is not declared in accounts.domains", where, r.Alias, p.domain)
 	}
-	target, err := normalizeTarget(r.Target)
+	target, err := normalizeTarget(r.Alias, r.Target)
 	if err != nil {
 		return fmt.Errorf("%s: alias %s: target: %v", where, r.Alias, err)
 	}

@@ -148,7 +148,7 @@ func parseLine(l string) (Record, error) {
 		if _, err := parseAliasPattern(pattern); err != nil {
 			return Record{}, err
 		}
-		if err := checkAliasTarget(target); err != nil {
+		if err := checkAliasTarget(pattern, target); err != nil {
 			return Record{}, fmt.Errorf("alias %s: target: %v", pattern, err)
 		}
 		return Record{Alias: pattern, Target: target}, nil

@@ -72,6 +72,10 @@ type Result struct {
 	Columns []Column
 	// Lines is the number of physical lines in the file.
 	Lines int
+	// Accounts and Aliases say which kinds of entries the export carries
+	// (an account or mail column; an alias column), whether or not a row
+	// fills them: a sync keeps the kinds an export does not carry.
+	Accounts, Aliases bool
 }
 
 // LineError is one rejected line.
@@ -116,6 +120,10 @@ func Read(r io.Reader, name string, opt Options) (Result, error) {
 		return Result{}, err
 	}
 	res := p.res
+	if p.lay != nil {
+		res.Accounts = p.lay.index[roleAccount] >= 0 || p.lay.index[roleMail] >= 0
+		res.Aliases = p.lay.index[roleAlias] >= 0
+	}
 	if len(res.Errors) > 0 && !opt.SkipInvalid {
 		return res, invalidLines{name: name, n: len(res.Errors), first: res.Errors[0]}
 	}
@@ -431,6 +439,9 @@ func (p *parser) row(n int, cells []string) {
 		return
 	}
 	rec.Line = n
+	if !rec.IsAlias() {
+		rec.Missing = p.missing()
+	}
 	if rec.IsAlias() {
 		l, d, _ := addr.Split(rec.Alias)
 		k := p.key(l, d)
@@ -448,6 +459,22 @@ func (p *parser) row(n int, cells []string) {
 		p.firstAccount[k] = n
 	}
 	p.res.Records = append(p.res.Records, rec)
+}
+
+// missing returns the account fields the columns do not carry: a sync
+// keeps the directory's values for them. No export carries allow lists.
+func (p *parser) missing() accounts.Fields {
+	m := accounts.FieldAllow
+	if p.lay.index[roleName] < 0 {
+		m |= accounts.FieldName
+	}
+	if p.lay.index[roleFlags] < 0 {
+		m |= accounts.FieldFlags
+	}
+	if p.lay.index[roleSecret] < 0 {
+		m |= accounts.FieldSecret
+	}
+	return m
 }
 
 // key identifies an address for the duplicate check: the same as

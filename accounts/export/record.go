@@ -171,7 +171,7 @@ func (p *parser) alias(v *row, bad *problems) accounts.Record {
 	if v[roleTarget] == "" {
 		bad.add("alias %q has an empty target", v[roleAlias])
 	} else if t, ok := withDomain(v[roleTarget]); ok {
-		norm, err := normalizeTarget(t)
+		norm, err := epostTarget(rec.Alias, t)
 		if err != nil {
 			bad.add("target %v", err)
 		}
