@@ -108,11 +108,18 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 			case aliasPartial:
 				return l + "*@" + p.domain, p.domain
 			}
-			// An alias in either twin names the same mailbox.
-			return l + "@" + mailboxes(p.domain), p.domain
+			return l + "@" + p.domain, p.domain
 		}
-		m := mailboxes(r.Domain)
-		return addr.Key(r.Local, m, fold[m]), r.Domain
+		return addr.Key(r.Local, r.Domain, fold[mailboxes(r.Domain)]), r.Domain
+	}
+	// matchKey identifies an entry across the twins: an account or exact
+	// alias in either names the same mailbox.
+	matchKey := func(r *Record) string {
+		k, dom := keyOf(r)
+		if m := mailboxes(dom); m != dom && strings.HasSuffix(k, "@"+dom) && !strings.Contains(k, "*") {
+			k = strings.TrimSuffix(k, dom) + m
+		}
+		return kindKey(r, k)
 	}
 
 	plan := &SyncPlan{}
@@ -120,12 +127,12 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 	perDomain := map[string]int{}
 	for i := range current {
 		r := &current[i]
-		k, dom := keyOf(r)
+		_, dom := keyOf(r)
 		if !scope(dom) {
 			plan.Records = append(plan.Records, *r)
 			continue
 		}
-		old[kindKey(r, k)] = r
+		old[matchKey(r)] = r
 		if !r.IsAlias() {
 			perDomain[mailboxes(dom)]++
 		}
@@ -141,7 +148,7 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 			outOfScope = append(outOfScope, fmt.Sprintf("line %d: %s is not in domain %s", r.Line, k, opt.Domain))
 			continue
 		}
-		kk := kindKey(&r, k)
+		kk := matchKey(&r)
 		if seen[kk] {
 			continue // duplicates are reported by the export reader
 		}
@@ -160,8 +167,8 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 	if opt.KeepAccounts || opt.KeepAliases {
 		for i := range current {
 			r := &current[i]
-			k, dom := keyOf(r)
-			kk := kindKey(r, k)
+			_, dom := keyOf(r)
+			kk := matchKey(r)
 			if !scope(dom) || seen[kk] || (r.IsAlias() && !opt.KeepAliases) || (!r.IsAlias() && !opt.KeepAccounts) {
 				continue
 			}

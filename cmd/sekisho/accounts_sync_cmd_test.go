@@ -1,0 +1,124 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// twinsConfig is the municipal shape: the regional domain is the LG
+// domain's twin, declared by the alias the shipped example uses.
+const twinsConfig = `
+accounts:
+  directory: accounts.tsv
+  domains:
+    - name: city.toyokawa.lg.jp
+    - name: city.toyokawa.aichi.jp
+  aliases:
+    - alias: "*@city.toyokawa.aichi.jp"
+      target: "*@city.toyokawa.lg.jp"
+`
+
+func writeTemp(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// An export without a flags column keeps the blocks the directory has; a
+// regional export after an LG one changes domains, removes nobody.
+func TestAccountsSyncKeepsFlagsAcrossExports(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeTemp(t, dir, "sekisho.yaml", twinsConfig)
+	withFlags := "mail\tname\t状態\ntanaka@city.toyokawa.lg.jp\t田中\t有効\nbaito@city.toyokawa.lg.jp\tアルバイト\t外部送信禁止\n"
+	if out, errOut, code := runSekisho(t, withFlags, "accounts", "sync", "-c", cfg, "--from", "-"); code != exitOK {
+		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
+	}
+	noFlags := "mail\tname\ntanaka@city.toyokawa.aichi.jp\t田中 太郎\nbaito@city.toyokawa.aichi.jp\tアルバイト\n"
+	out, errOut, code := runSekisho(t, noFlags, "accounts", "sync", "-c", cfg, "--from", "-", "--diff")
+	if code != exitOK {
+		t.Fatalf("second sync: exit %d\n%s%s", code, out, errOut)
+	}
+	assertGolden(t, "accounts/sync-twins-noflags.txt", dir, out)
+	out, _, _ = runSekisho(t, "", "accounts", "check", "-c", cfg, "baito@city.toyokawa.lg.jp", "baito@city.toyokawa.aichi.jp")
+	if strings.Count(out, "[outbound_blocked]") != 2 || strings.Count(out, "account baito@city.toyokawa.aichi.jp") != 2 {
+		t.Errorf("baito after an export without flags:\n%s", out)
+	}
+	// --reset-missing clears what the export does not carry, on purpose.
+	out, _, code = runSekisho(t, noFlags, "accounts", "sync", "-c", cfg, "--from", "-", "--reset-missing", "--diff", "--dry-run")
+	if code != exitOK || !strings.Contains(out, "~ account baito@city.toyokawa.lg.jp  flags: outbound_blocked -> -") {
+		t.Errorf("--reset-missing: exit %d\n%s", code, out)
+	}
+}
+
+// One sync of several sources: the export, E-Post's alias script and
+// sender.dat files; then an alias file alone, which keeps every account.
+func TestAccountsSyncSeveralSources(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeTemp(t, dir, "sekisho.yaml", twinsConfig)
+	epost := filepath.Join("..", "..", "accounts", "export", "testdata", "epost")
+	exp := writeTemp(t, dir, "export.csv", "メールアドレス,氏名\n"+
+		"tanaka@city.toyokawa.aichi.jp,田中\nsuzuki@city.toyokawa.aichi.jp,鈴木\nsoumu@city.toyokawa.aichi.jp,総務課\n"+
+		"baito@city.toyokawa.aichi.jp,アルバイト\nbucho@city.toyokawa.aichi.jp,部長\n")
+	out, errOut, code := runSekisho(t, "", "accounts", "sync", "-c", cfg, "--from", exp,
+		"--from", filepath.Join(epost, "aliimport.sh"),
+		"--from", filepath.Join(epost, "inbox", "baito", "sender.dat"),
+		"--from", filepath.Join(epost, "inbox", "bucho", "sender.dat"), "--diff")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	assertGolden(t, "accounts/sync-sources.txt", dir, out)
+	out, _, _ = runSekisho(t, "", "accounts", "check", "-c", cfg, "20091234@city.toyokawa.lg.jp", "info@city.toyokawa.aichi.jp")
+	if !strings.Contains(out, "20091234@city.toyokawa.lg.jp: alias via 2009*@city.toyokawa.aichi.jp") ||
+		!strings.Contains(out, "accepted, forwarded to tanaka@city.toyokawa.lg.jp") {
+		t.Errorf("check after the sync:\n%s", out)
+	}
+
+	// The alias script alone, with one alias dropped: the accounts stay.
+	script := writeTemp(t, dir, "aliases.txt", "./epstman mode=NA domname=city.toyokawa.aichi.jp aliases=info mappedto=suzuki\n")
+	out, errOut, code = runSekisho(t, "", "accounts", "sync", "-c", cfg, "--from", script, "--diff")
+	if code != exitOK || strings.Contains(out, "- account") || !strings.Contains(out, "~ alias info@city.toyokawa.aichi.jp  target:") {
+		t.Errorf("alias-only sync: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// The same entry from two sources is refused, naming both.
+	out, _, code = runSekisho(t, "", "accounts", "sync", "-c", cfg, "--from", exp, "--kind", "export", "--from", exp, "--dry-run")
+	if code != exitFinding || !strings.Contains(out, exp+":2: account tanaka@city.toyokawa.lg.jp is also defined at "+exp+":2") {
+		t.Errorf("duplicate across sources: exit %d\n%s", code, out)
+	}
+	// usetime.dat is named, not misread as an export.
+	ut := writeTemp(t, dir, "inbox/bucho/usetime.dat", "x\n")
+	if _, errOut, code := runSekisho(t, "", "accounts", "sync", "-c", cfg, "--from", ut); code != exitFinding || !strings.Contains(errOut, "usetime.dat") {
+		t.Errorf("usetime.dat: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := runSekisho(t, "", "accounts", "sync", "-c", cfg, "--from", exp, "--kind", "aliases"); code != exitUsage || !strings.Contains(errOut, "--kind aliases must come before") {
+		t.Errorf("trailing --kind: exit %d %s", code, errOut)
+	}
+}
+
+// README.ja's steps: accounts.directory set, no file yet: the first sync
+// creates it and says so, without a .bak line.
+func TestAccountsSyncFirstRun(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeTemp(t, dir, "sekisho.yaml", twinsConfig)
+	out, _, code := runSekisho(t, "mail\ntanaka@city.toyokawa.lg.jp\n", "accounts", "sync", "-c", cfg, "--from", "-")
+	if code != exitOK || strings.Contains(out, ".bak") || !strings.Contains(out, "(created)") {
+		t.Errorf("first sync: exit %d\n%s", code, out)
+	}
+	out, _, code = runSekisho(t, "mail\ntanaka@city.toyokawa.lg.jp\n", "accounts", "sync", "-c", cfg, "--from", "-")
+	if code != exitOK || !strings.Contains(out, ".bak") {
+		t.Errorf("second sync: exit %d\n%s", code, out)
+	}
+	writeTemp(t, dir, "nodir.yaml", "accounts:\n  domains:\n    - name: a.jp\n")
+	if _, errOut, code := runSekisho(t, "", "accounts", "sync", "-c", filepath.Join(dir, "nodir.yaml"), "--from", "-"); code != exitFinding ||
+		!strings.Contains(errOut, "the first sync creates the file") {
+		t.Errorf("no directory set: exit %d %s", code, errOut)
+	}
+}
