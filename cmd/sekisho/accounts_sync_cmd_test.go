@@ -53,7 +53,7 @@ func TestAccountsSyncKeepsFlagsAcrossExports(t *testing.T) {
 	}
 	// --reset-missing clears what the export does not carry, on purpose.
 	out, _, code = runSekisho(t, noFlags, "accounts", "sync", "-c", cfg, "--from", "-", "--reset-missing", "--diff", "--dry-run")
-	if code != exitOK || !strings.Contains(out, "~ account baito@city.toyokawa.lg.jp  flags: outbound_blocked -> -") {
+	if code != exitOK || !strings.Contains(out, "~ account baito@city.toyokawa.aichi.jp  flags: outbound_blocked -> -") {
 		t.Errorf("--reset-missing: exit %d\n%s", code, out)
 	}
 }
