@@ -19,7 +19,7 @@ const MaxAliasChain = 10
 type Directory struct {
 	domains   map[string]*Domain
 	accounts  []Account
-	index     map[string]uint32 // lookup key -> accounts index
+	index     accountIndex
 	exact     map[string]aliasEntry
 	partial   map[string][]partialAlias // domain -> longest prefix first
 	wildcard  map[string]aliasEntry     // domain -> the *@domain alias
@@ -105,7 +105,7 @@ func normalizeTarget(pattern, t string) (string, error) {
 func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 	d := &Directory{
 		domains:   make(map[string]*Domain, len(cfg.Domains)),
-		index:     make(map[string]uint32, len(file)+len(cfg.Accounts)),
+		index:     newAccountIndex(len(file) + len(cfg.Accounts)),
 		exact:     map[string]aliasEntry{},
 		partial:   map[string][]partialAlias{},
 		wildcard:  map[string]aliasEntry{},
@@ -124,7 +124,11 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 			errs = append(errs, fmt.Errorf("accounts.domains[%d]: %v", i, err))
 			continue
 		}
-		d.domains[name] = &Domain{Name: name, Mode: mode, FoldLocal: fold}
+		if len(d.domains) >= 1<<16-1 {
+			errs = append(errs, fmt.Errorf("accounts.domains[%d]: more than %d domains", i, 1<<16-1))
+			break
+		}
+		d.domains[name] = &Domain{Name: name, Mode: mode, FoldLocal: fold, ord: uint16(len(d.domains))}
 	}
 	for _, dc := range cfg.Domains {
 		name, _ := addr.Domain(dc.Name)
@@ -185,13 +189,17 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 			return
 		}
 		mb := dom.Mailboxes()
-		key := addr.Key(r.Local, mb.Name, mb.FoldLocal)
-		if i, dup := d.index[key]; dup {
+		n := uint32(len(d.accounts))
+		d.accounts = append(d.accounts, Account{Local: r.Local, Domain: dom.Name, Name: r.Name, Secret: r.Secret, Flags: r.Flags, mbox: mb.ord})
+		if i, dup := d.insertAccount(n, mb); dup {
+			d.accounts = d.accounts[:n]
 			first := Record{Line: srcLines[i]}
-			errs = append(errs, fmt.Errorf("%s: account %s is already defined at %s", where(r), key, where(&first)))
+			errs = append(errs, fmt.Errorf("%s: account %s is already defined at %s", where(r), addr.Key(r.Local, mb.Name, mb.FoldLocal), where(&first)))
 			return
 		}
+		srcLines = append(srcLines, r.Line)
 		if len(r.Allow) > 0 {
+			key := addr.Key(r.Local, mb.Name, mb.FoldLocal)
 			list := make([]string, 0, len(r.Allow))
 			for _, e := range r.Allow {
 				n, err := NormalizeAllow(e)
@@ -203,9 +211,6 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 			}
 			d.allow[key] = list
 		}
-		srcLines = append(srcLines, r.Line)
-		d.index[key] = uint32(len(d.accounts))
-		d.accounts = append(d.accounts, Account{Local: r.Local, Domain: dom.Name, Name: r.Name, Secret: r.Secret, Flags: r.Flags})
 	}
 	for i := range inline {
 		add(&inline[i])
@@ -386,7 +391,7 @@ func (d *Directory) Lookup(address string) (Result, error) {
 		}
 		e, found := d.exact[key]
 		if !found {
-			if i, ok := d.index[key]; ok {
+			if i, ok := d.findAccount(local, dom); ok {
 				res.Account = &d.accounts[i]
 				res.Kind = KindAccount
 				if len(res.Chain) > 0 {
@@ -425,7 +430,7 @@ func (d *Directory) Lookup(address string) (Result, error) {
 		if addr.Key(nl, ndom.Name, ndom.FoldLocal) == key {
 			// An identity alias (user@d -> user@d, *@d -> *@d): the
 			// address exists as it is (configurations A and B).
-			if i, ok := d.index[key]; ok {
+			if i, ok := d.findAccount(local, dom); ok {
 				res.Account = &d.accounts[i]
 			}
 			res.Kind = KindAlias
@@ -491,7 +496,7 @@ func (d *Directory) Account(address string) *Account {
 		return nil
 	}
 	dom = dom.Mailboxes()
-	if i, ok := d.index[addr.Key(local, dom.Name, dom.FoldLocal)]; ok {
+	if i, ok := d.findAccount(local, dom); ok {
 		return &d.accounts[i]
 	}
 	return nil

@@ -85,6 +85,7 @@ type Domain struct {
 	Name      string // canonical: lower-case A-labels
 	Mode      Mode
 	FoldLocal bool // local parts compare case-insensitively
+	ord       uint16 // the domain's number in its Directory, for the index
 	// Twin is the domain whose mailboxes this one shares (see
 	// DomainConfig.Twin), or nil. Lookups key every address by the twin, and
 	// mail is addressed to it.
@@ -107,6 +108,7 @@ type Account struct {
 	Name   string // display name
 	Secret string // SMTP AUTH secret reference, interpreted by relay
 	Flags  Flags
+	mbox   uint16 // the ord of the account's mailbox domain (fits the padding after Flags)
 }
 
 // Address returns local@domain.
