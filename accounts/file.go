@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/sekisho/sekisho/accounts/addr"
@@ -159,15 +159,13 @@ func parseLine(l string) (Record, error) {
 // WriteRecords writes records in directory file format, sorted (accounts by
 // domain then local part, then aliases), so files diff well.
 func WriteRecords(w io.Writer, records []Record) error {
-	sorted := make([]Record, len(records))
-	copy(sorted, records)
-	SortRecords(sorted)
+	order := sortedOrder(records)
 	if _, err := io.WriteString(w, fileHeader+"\n"); err != nil {
 		return err
 	}
 	var b []byte
-	for i := range sorted {
-		r := &sorted[i]
+	for _, i := range order {
+		r := &records[i]
 		b = b[:0]
 		if r.IsAlias() {
 			b = append(b, "alias\t"...)
@@ -211,19 +209,42 @@ func orDash(s string) string {
 
 // SortRecords orders records as WriteRecords writes them.
 func SortRecords(rs []Record) {
-	sort.SliceStable(rs, func(i, j int) bool {
-		a, b := &rs[i], &rs[j]
-		if a.IsAlias() != b.IsAlias() {
-			return !a.IsAlias()
-		}
+	order := sortedOrder(rs)
+	sorted := make([]Record, len(rs))
+	for i, j := range order {
+		sorted[i] = rs[j]
+	}
+	copy(rs, sorted)
+}
+
+// sortedOrder returns the indexes of rs in file order, stable. Records are
+// large, so their indexes are sorted rather than the records; a list that
+// is already in order (a directory read and written back) costs one pass.
+func sortedOrder(rs []Record) []int32 {
+	order := make([]int32, len(rs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	cmp := func(i, j int32) int { return compareRecords(&rs[i], &rs[j]) }
+	if !slices.IsSortedFunc(order, cmp) {
+		slices.SortStableFunc(order, cmp)
+	}
+	return order
+}
+
+func compareRecords(a, b *Record) int {
+	switch {
+	case a.IsAlias() != b.IsAlias():
 		if a.IsAlias() {
-			return a.Alias < b.Alias
+			return 1
 		}
-		if a.Domain != b.Domain {
-			return a.Domain < b.Domain
-		}
-		return a.Local < b.Local
-	})
+		return -1
+	case a.IsAlias():
+		return strings.Compare(a.Alias, b.Alias)
+	case a.Domain != b.Domain:
+		return strings.Compare(a.Domain, b.Domain)
+	}
+	return strings.Compare(a.Local, b.Local)
 }
 
 // WriteFile atomically replaces the directory file at path, keeping the

@@ -92,49 +92,73 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 		}
 		fold[name], _ = parseCase(dc.LocalPartCase)
 	}
-	keyOf := func(r *Record) (key, domain string) {
+	// A sync has few domains and many records: their mailbox domain and
+	// case rule come from a short list rather than two map reads each.
+	type domInfo struct {
+		name, mb string
+		fold     bool
+	}
+	var infos []domInfo
+	info := func(d string) domInfo {
+		for i := range infos {
+			if infos[i].name == d {
+				return infos[i]
+			}
+		}
+		mb := mailboxes(d)
+		in := domInfo{d, mb, fold[mb]}
+		if len(infos) < 32 {
+			infos = append(infos, in)
+		}
+		return in
+	}
+	// keyOf returns the key an entry is shown by, the key that matches it
+	// across the twins (an account or exact alias in either names the same
+	// mailbox), and its domain.
+	keyOf := func(r *Record) (key, match, domain string) {
 		if r.IsAlias() {
 			p, err := parseAliasPattern(r.Alias)
 			if err != nil {
-				return r.Alias, ""
+				return r.Alias, "alias " + r.Alias, ""
 			}
+			in := info(p.domain)
 			l := p.local
-			if fold[p.domain] {
+			if in.fold {
 				l = addr.FoldLocal(l)
 			}
 			switch p.kind {
 			case aliasWildcard:
-				return "*@" + p.domain, p.domain
+				key = "*@" + p.domain
+				return key, "alias " + key, p.domain
 			case aliasPartial:
-				return l + "*@" + p.domain, p.domain
+				key = l + "*@" + p.domain
+				return key, "alias " + key, p.domain
 			}
-			return l + "@" + p.domain, p.domain
+			return l + "@" + p.domain, "alias " + l + "@" + in.mb, p.domain
 		}
-		return addr.Key(r.Local, r.Domain, fold[mailboxes(r.Domain)]), r.Domain
-	}
-	// matchKey identifies an entry across the twins: an account or exact
-	// alias in either names the same mailbox.
-	matchKey := func(r *Record) string {
-		k, dom := keyOf(r)
-		if m := mailboxes(dom); m != dom && strings.HasSuffix(k, "@"+dom) && !strings.Contains(k, "*") {
-			k = strings.TrimSuffix(k, dom) + m
+		in := info(r.Domain)
+		l := r.Local
+		if in.fold {
+			l = addr.FoldLocal(l)
 		}
-		return kindKey(r, k)
+		return l + "@" + r.Domain, "account " + l + "@" + in.mb, r.Domain
 	}
 
 	plan := &SyncPlan{}
 	old := make(map[string]*Record, len(current))
 	perDomain := map[string]int{}
+	curMatch := make([]string, len(current))
 	for i := range current {
 		r := &current[i]
-		_, dom := keyOf(r)
+		_, kk, dom := keyOf(r)
 		if !scope(dom) {
 			plan.Records = append(plan.Records, *r)
 			continue
 		}
-		old[matchKey(r)] = r
+		curMatch[i] = kk
+		old[kk] = r
 		if !r.IsAlias() {
-			perDomain[mailboxes(dom)]++
+			perDomain[info(dom).mb]++
 		}
 	}
 	var outOfScope []string
@@ -143,12 +167,11 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 	mergedKeys := make([]string, 0, len(incoming))
 	for i := range incoming {
 		r := incoming[i]
-		k, dom := keyOf(&r)
+		k, kk, dom := keyOf(&r)
 		if !scope(dom) {
 			outOfScope = append(outOfScope, fmt.Sprintf("line %d: %s is not in domain %s", r.Line, k, opt.Domain))
 			continue
 		}
-		kk := matchKey(&r)
 		if seen[kk] {
 			continue // duplicates are reported by the export reader
 		}
@@ -167,9 +190,8 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 	if opt.KeepAccounts || opt.KeepAliases {
 		for i := range current {
 			r := &current[i]
-			_, dom := keyOf(r)
-			kk := matchKey(r)
-			if !scope(dom) || seen[kk] || (r.IsAlias() && !opt.KeepAliases) || (!r.IsAlias() && !opt.KeepAccounts) {
+			kk := curMatch[i]
+			if kk == "" || seen[kk] || (r.IsAlias() && !opt.KeepAliases) || (!r.IsAlias() && !opt.KeepAccounts) {
 				continue
 			}
 			seen[kk] = true
@@ -180,7 +202,7 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 	plan.Refusals = append(plan.Refusals, applyPatches(merged, opt.Patches, mailboxes, fold)...)
 	for i := range merged {
 		r, kk := merged[i], mergedKeys[i]
-		k, _ := keyOf(&r)
+		k, _, _ := keyOf(&r)
 		prev := old[kk]
 		if prev == nil {
 			nr := r
@@ -198,10 +220,10 @@ func PlanSync(cfg Config, current, incoming []Record, opt SyncOptions) (*SyncPla
 		if seen[kk] {
 			continue
 		}
-		k, dom := keyOf(r)
+		k, _, dom := keyOf(r)
 		plan.Diff.Removed = append(plan.Diff.Removed, Change{Key: k, Kind: kindName(r), Old: r})
 		if !r.IsAlias() {
-			removedPerDomain[mailboxes(dom)]++
+			removedPerDomain[info(dom).mb]++
 		}
 	}
 	for _, list := range [][]Change{plan.Diff.Added, plan.Diff.Removed, plan.Diff.Changed} {
@@ -341,19 +363,20 @@ func MailboxDomains(cfg Config, lists ...[]Record) func(string) string {
 		inline = append(inline, Record{Alias: a.Alias, Target: a.Target})
 	}
 	d.readTwins(append([][]Record{inline}, lists...)...)
+	// Called several times per record of a 100,000-line sync, mostly with
+	// the domain of the record before: remember the last answer.
+	var lastIn, lastOut string
 	return func(domain string) string {
-		if dom := d.domains[domain]; dom != nil {
-			return dom.Mailboxes().Name
+		if domain == lastIn && lastIn != "" {
+			return lastOut
 		}
-		return domain
+		out := domain
+		if dom := d.domains[domain]; dom != nil {
+			out = dom.Mailboxes().Name
+		}
+		lastIn, lastOut = domain, out
+		return out
 	}
-}
-
-func kindKey(r *Record, key string) string {
-	if r.IsAlias() {
-		return "alias " + key
-	}
-	return "account " + key
 }
 
 func kindName(r *Record) string {
