@@ -84,7 +84,7 @@ func ParseFlags(s string) (Flags, error) {
 type Domain struct {
 	Name      string // canonical: lower-case A-labels
 	Mode      Mode
-	FoldLocal bool // local parts compare case-insensitively
+	FoldLocal bool   // local parts compare case-insensitively
 	ord       uint16 // the domain's number in its Directory, for the index
 	// Twin is the domain whose mailboxes this one shares (see
 	// DomainConfig.Twin), or nil. Lookups key every address by the twin, and

@@ -2,7 +2,11 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,9 +24,10 @@ const (
 	kindAliases      = "aliases"       // E-Post epstman alias commands, aliimport.sh
 	kindSender       = "sender"        // E-Post sender.dat of one account (inbox\USER\sender.dat)
 	kindSenderGlobal = "sender-global" // E-Post's global sender.dat (EPOST\MS\sender.dat)
+	kindLDAP         = "ldap"          // an LDAP / Active Directory search (ldap:// or ldaps:// URL)
 )
 
-var sourceKinds = []string{kindExport, kindAliases, kindSender, kindSenderGlobal}
+var sourceKinds = []string{kindExport, kindAliases, kindSender, kindSenderGlobal, kindLDAP}
 
 // syncSource is one --from, with the --kind given before it (if any).
 type syncSource struct{ kind, path string }
@@ -61,6 +66,9 @@ func (f kindFlag) Set(v string) error {
 func detectKind(path string) (string, error) {
 	if path == "-" {
 		return kindExport, nil
+	}
+	if low := strings.ToLower(path); strings.HasPrefix(low, "ldap://") || strings.HasPrefix(low, "ldaps://") {
+		return kindLDAP, nil
 	}
 	base := strings.ToLower(filepath.Base(path))
 	switch base {
@@ -107,7 +115,7 @@ type merged struct {
 // readSources reads every source and merges them: records in source order,
 // an entry defined by two sources refused with both places, the global
 // sender.dat applied before the per-account ones.
-func readSources(env *cmdEnv, cfg accounts.Config, srcs []syncSource, opt export.Options) (*merged, error) {
+func readSources(env *cmdEnv, cfg accounts.Config, srcs []syncSource, opt export.Options, lopt export.LDAPOptions) (*merged, error) {
 	m := &merged{}
 	mailboxes := accounts.MailboxDomains(cfg)
 	fold := foldRule(cfg)
@@ -121,12 +129,23 @@ func readSources(env *cmdEnv, cfg accounts.Config, srcs []syncSource, opt export
 				return nil, err
 			}
 		}
+		var res export.Result
+		if kind == kindLDAP {
+			lopt.URL = src.path
+			res, err := export.ReadLDAP(context.Background(), lopt)
+			if err != nil && !errors.Is(err, export.ErrInvalidLines) {
+				return nil, err
+			}
+			m.names = append(m.names, src.path)
+			m.accounts, m.aliases = true, m.aliases || res.Aliases
+			m.add(res, src.path, first, mailboxes, fold)
+			continue
+		}
 		in, name, closeFn, err := openSource(env, src.path)
 		if err != nil {
 			return nil, err
 		}
 		m.names = append(m.names, name)
-		var res export.Result
 		switch kind {
 		case kindExport:
 			res, err = export.Read(in, name, opt)
@@ -157,28 +176,34 @@ func readSources(env *cmdEnv, cfg accounts.Config, srcs []syncSource, opt export
 		if err != nil && !errors.Is(err, export.ErrInvalidLines) {
 			return nil, err
 		}
-		for _, le := range res.Errors {
-			m.errors = append(m.errors, lineErrorJSON{File: name, Line: le.Line, Reason: le.Reason})
-		}
-		for _, r := range res.Records {
-			var k string
-			if r.IsAlias() {
-				k = "alias " + strings.ToLower(r.Alias)
-			} else {
-				d := mailboxes(r.Domain)
-				k = "account " + addr.Key(r.Local, d, fold(d))
-			}
-			at := fmt.Sprintf("%s:%d", name, r.Line)
-			if prev, dup := first[k]; dup {
-				m.errors = append(m.errors, lineErrorJSON{File: name, Line: r.Line, Reason: fmt.Sprintf("%s is also defined at %s", k, prev)})
-				continue
-			}
-			first[k] = at
-			m.records = append(m.records, r)
-		}
+		m.add(res, name, first, mailboxes, fold)
 	}
 	m.patches = append(global, perUser...)
 	return m, nil
+}
+
+// add merges one source's records and errors; an entry that another
+// source already defined is an error naming both places.
+func (m *merged) add(res export.Result, name string, first map[string]string, mailboxes func(string) string, fold func(string) bool) {
+	for _, le := range res.Errors {
+		m.errors = append(m.errors, lineErrorJSON{File: name, Line: le.Line, Reason: le.Reason})
+	}
+	for _, r := range res.Records {
+		var k string
+		if r.IsAlias() {
+			k = "alias " + strings.ToLower(r.Alias)
+		} else {
+			d := mailboxes(r.Domain)
+			k = "account " + addr.Key(r.Local, d, fold(d))
+		}
+		at := fmt.Sprintf("%s:%d", name, r.Line)
+		if prev, dup := first[k]; dup {
+			m.errors = append(m.errors, lineErrorJSON{File: name, Line: r.Line, Reason: fmt.Sprintf("%s is also defined at %s", k, prev)})
+			continue
+		}
+		first[k] = at
+		m.records = append(m.records, r)
+	}
 }
 
 func openSource(env *cmdEnv, path string) (io.Reader, string, func(), error) {
@@ -190,4 +215,76 @@ func openSource(env *cmdEnv, path string) (io.Reader, string, func(), error) {
 		return nil, "", nil, err
 	}
 	return f, path, func() { f.Close() }, nil
+}
+
+// ldapFlags are the options of LDAP sources.
+type ldapFlags struct {
+	bindDN, passwordFile, mapping, caFile *string
+	startTLS                              *bool
+}
+
+func addLDAPFlags(fs *flag.FlagSet) *ldapFlags {
+	return &ldapFlags{
+		bindDN:       fs.String("ldap-bind-dn", "", "bind as this `DN` before searching an LDAP source (default: anonymous)"),
+		passwordFile: fs.String("ldap-password-file", "", "read the bind password from this `file` (else $LDAP_BIND_PASSWORD); never on the command line"),
+		mapping: fs.String("ldap-map", "", "attributes read per column, e.g. `mail=mail,account=sAMAccountName,name=displayName,flags=userAccountControl,aliases=proxyAddresses` "+
+			"(defaults: mail=mail, name=displayName,cn; - leaves one out)"),
+		caFile:   fs.String("ldap-ca", "", "PEM `file` of the CA that signed the directory's certificate (ldaps:// or --ldap-starttls; default: the system's)"),
+		startTLS: fs.Bool("ldap-starttls", false, "upgrade an ldap:// connection with StartTLS"),
+	}
+}
+
+// options builds the LDAP options; the URL is set per source.
+func (l *ldapFlags) options(opt export.Options) (export.LDAPOptions, error) {
+	lo := export.LDAPOptions{BindDN: *l.bindDN, StartTLS: *l.startTLS, Domain: opt.Domain, Restrict: opt.Restrict, FoldLocal: opt.FoldLocal}
+	if *l.bindDN != "" {
+		switch {
+		case *l.passwordFile != "":
+			b, err := os.ReadFile(*l.passwordFile)
+			if err != nil {
+				return lo, fmt.Errorf("--ldap-password-file: %v", err)
+			}
+			lo.Password = strings.TrimRight(string(b), "\r\n")
+		default:
+			// Not SEKISHO_*: those are configuration overrides.
+			lo.Password = os.Getenv("LDAP_BIND_PASSWORD")
+		}
+		if lo.Password == "" {
+			return lo, errors.New("--ldap-bind-dn needs a password: --ldap-password-file or $LDAP_BIND_PASSWORD")
+		}
+	}
+	if *l.caFile != "" {
+		pem, err := os.ReadFile(*l.caFile)
+		if err != nil {
+			return lo, fmt.Errorf("--ldap-ca: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return lo, fmt.Errorf("--ldap-ca: %s holds no PEM certificate", *l.caFile)
+		}
+		lo.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if *l.mapping != "" {
+		for _, kv := range strings.Split(*l.mapping, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok || v == "" {
+				return lo, fmt.Errorf("--ldap-map: %q is not column=attribute", kv)
+			}
+			switch k {
+			case "mail":
+				lo.Map.Mail = v
+			case "account":
+				lo.Map.Account = v
+			case "name":
+				lo.Map.Name = v
+			case "flags":
+				lo.Map.Flags = v
+			case "aliases":
+				lo.Map.Aliases = v
+			default:
+				return lo, fmt.Errorf("--ldap-map: unknown column %q (mail, account, name, flags, aliases)", k)
+			}
+		}
+	}
+	return lo, nil
 }

@@ -76,6 +76,9 @@ A source is one of (detected from its name or content; --kind before a
   sender         E-Post's sender.dat of one account, in a folder named after
                  it (inbox/bucho/sender.dat): outbound_blocked and its allow list
   sender-global  E-Post's global sender.dat (EPOST/MS/sender.dat): every account
+  ldap           an LDAP or Active Directory search, as an RFC 4516 URL:
+                 ldap://host/BASE-DN??SCOPE?FILTER (scope default sub, filter
+                 default (mail=*)); see the --ldap-* options
 
 Entry kinds no source carries are kept (an alias file alone keeps every
 account); fields an export has no column for (flags, names, secrets) keep
@@ -99,6 +102,7 @@ A running gateway picks the new directory up on SIGHUP.`)
 	skipInvalid := fs.Bool("skip-invalid", false, "list invalid lines and skip them instead of refusing")
 	resetMissing := fs.Bool("reset-missing", false, "clear the fields an export has no column for, instead of keeping them")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	lf := addLDAPFlags(fs)
 	if _, st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
@@ -134,7 +138,12 @@ A running gateway picks the new directory up on SIGHUP.`)
 	if *columns != "" {
 		opt.Columns = strings.Split(*columns, ",")
 	}
-	m, err := readSources(env, cfg.Accounts, srcs.list, opt)
+	lopt, err := lf.options(opt)
+	if err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return exitUsage
+	}
+	m, err := readSources(env, cfg.Accounts, srcs.list, opt, lopt)
 	if err != nil {
 		fmt.Fprintln(env.stderr, err)
 		return exitFinding

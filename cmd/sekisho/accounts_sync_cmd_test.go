@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sekisho/sekisho/accounts/export/slapdtest"
 )
 
 // twinsConfig is the municipal shape: the regional domain is the LG
@@ -120,5 +122,64 @@ func TestAccountsSyncFirstRun(t *testing.T) {
 	if _, errOut, code := runSekisho(t, "", "accounts", "sync", "-c", filepath.Join(dir, "nodir.yaml"), "--from", "-"); code != exitFinding ||
 		!strings.Contains(errOut, "the first sync creates the file") {
 		t.Errorf("no directory set: exit %d %s", code, errOut)
+	}
+}
+
+// An LDAP source: a real slapd on loopback, searched with a bind whose
+// password comes from a file; merged with an alias file.
+func TestAccountsSyncLDAP(t *testing.T) {
+	url := slapdtest.Start(t, `dn: dc=toyokawa,dc=example
+objectClass: dcObject
+objectClass: organization
+o: Toyokawa
+dc: toyokawa
+
+dn: ou=people,dc=toyokawa,dc=example
+objectClass: organizationalUnit
+ou: people
+
+dn: uid=tanaka,ou=people,dc=toyokawa,dc=example
+objectClass: inetOrgPerson
+objectClass: extensibleObject
+uid: tanaka
+cn: Tanaka Taro
+sn: Tanaka
+mail: tanaka@city.toyokawa.aichi.jp
+userAccountControl: 512
+
+dn: uid=gone,ou=people,dc=toyokawa,dc=example
+objectClass: inetOrgPerson
+objectClass: extensibleObject
+uid: gone
+cn: Gone
+sn: Gone
+mail: gone@city.toyokawa.aichi.jp
+userAccountControl: 514
+`)
+	dir := t.TempDir()
+	cfg := writeTemp(t, dir, "sekisho.yaml", twinsConfig)
+	pw := writeTemp(t, dir, "ldap.pw", "admin-secret\n")
+	aliases := writeTemp(t, dir, "aliases.txt", "./epstman mode=NA domname=city.toyokawa.aichi.jp aliases=info mappedto=tanaka\n")
+	src := url + "/ou=people,dc=toyokawa,dc=example??sub?(objectClass=inetOrgPerson)"
+	out, errOut, code := runSekisho(t, "", "accounts", "sync", "-c", cfg, "--from", src, "--from", aliases,
+		"--ldap-bind-dn", "cn=admin,dc=toyokawa,dc=example", "--ldap-password-file", pw,
+		"--ldap-map", "name=cn,flags=userAccountControl", "--diff")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		`+ account gone@city.toyokawa.aichi.jp  name="Gone"  flags=disabled`,
+		`+ account tanaka@city.toyokawa.aichi.jp  name="Tanaka Taro"`,
+		`+ alias info@city.toyokawa.aichi.jp -> tanaka@city.toyokawa.aichi.jp`,
+		"city.toyokawa.aichi.jp: accounts 2, aliases 1 (added 3, removed 0, changed 0)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// A bind without a password is a usage error, before any connection.
+	if _, errOut, code := runSekisho(t, "", "accounts", "sync", "-c", cfg, "--from", src, "--ldap-bind-dn", "cn=admin,dc=toyokawa,dc=example"); code != exitUsage ||
+		!strings.Contains(errOut, "needs a password") {
+		t.Errorf("no password: exit %d %s", code, errOut)
 	}
 }
