@@ -91,4 +91,3 @@ maxsize 104857600
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
