@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,5 +182,35 @@ userAccountControl: 514
 	if _, errOut, code := runSekisho(t, "", "accounts", "sync", "-c", cfg, "--from", src, "--ldap-bind-dn", "cn=admin,dc=toyokawa,dc=example"); code != exitUsage ||
 		!strings.Contains(errOut, "needs a password") {
 		t.Errorf("no password: exit %d %s", code, errOut)
+	}
+}
+
+// config check warns about a mirror domain whose mail would go to the
+// smart host: the regional domain of the issue, before it was a twin.
+func TestConfigCheckWarnsUnroutedMirrorDomain(t *testing.T) {
+	dir := t.TempDir()
+	base := `
+accounts:
+  domains:
+    - name: city.toyokawa.lg.jp
+    - name: city.toyokawa.aichi.jp%s
+routing:
+  routes:
+    - name: inner-server
+      domain: city.toyokawa.lg.jp
+      targets: ["192.0.2.10:20025"]
+`
+	for _, c := range []struct{ extra, want string }{
+		{"", "warning: accounts.domains[1]: no route in routing.routes names city.toyokawa.aichi.jp, and it is no twin of a routed domain"},
+		{"\n      twin: city.toyokawa.lg.jp", ""},
+	} {
+		cfg := writeTemp(t, dir, "c.yaml", fmt.Sprintf(base, c.extra))
+		out, errOut, code := runSekisho(t, "", "config", "check", "-c", cfg)
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if c.want == "" && strings.Contains(out, "warning") || c.want != "" && !strings.Contains(out, c.want) {
+			t.Errorf("twin %q: output %q, want %q", c.extra, out, c.want)
+		}
 	}
 }
