@@ -25,6 +25,7 @@ type checkJSON struct {
 	Flags     string   `json:"flags,omitempty"`
 	Chain     []string `json:"chain,omitempty"`
 	Protected bool     `json:"protected"`
+	Allow     []string `json:"outbound_allow,omitempty"`
 	Recipient string   `json:"as_recipient,omitempty"`
 	Sender    string   `json:"as_sender,omitempty"`
 }
@@ -67,6 +68,11 @@ sender. Exit 1 if an address cannot be parsed.`)
 			}
 		}
 		c.Recipient, c.Sender = asRecipient(r), asSender(r)
+		if r.Flags()&accounts.OutboundBlocked != 0 {
+			if c.Allow = dir.AllowList(r.Account); len(c.Allow) > 0 {
+				c.Sender += "; also to " + strings.Join(c.Allow, ", ")
+			}
+		}
 		results = append(results, c)
 	}
 	if *asJSON {
