@@ -36,6 +36,9 @@ type Options struct {
 	// Restrict makes Domain the only domain accepted: every other domain is
 	// an error on its line. It needs Domain.
 	Restrict bool
+	// Mailboxes, when set, maps a domain to the domain whose mailboxes it
+	// names (accounts.MailboxDomains): Restrict then accepts Domain's twin.
+	Mailboxes func(domain string) string
 	// Columns names the columns in order (account, mail, domain, name,
 	// flags, secret, alias, target, or "-" to ignore one; header synonyms
 	// work too). Elements may be comma-separated lists. When given, they
@@ -186,6 +189,9 @@ func newParser(name string, opt Options) (*parser, error) {
 		if addr.IsDomainLiteral(p.domain) {
 			return nil, fmt.Errorf("default domain %q is an address literal, not a mail domain", opt.Domain)
 		}
+	}
+	if opt.Mailboxes == nil {
+		p.opt.Mailboxes = func(d string) string { return d }
 	}
 	if opt.Restrict && p.domain == "" {
 		return nil, errors.New("restricting to one domain needs the default domain")

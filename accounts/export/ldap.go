@@ -57,9 +57,10 @@ type LDAPOptions struct {
 	// Timeout bounds the connection and the whole search (default 30 s).
 	Timeout time.Duration
 	Map     LDAPMapping
-	// Domain, Restrict and FoldLocal as in Options.
+	// Domain, Restrict, Mailboxes and FoldLocal as in Options.
 	Domain    string
 	Restrict  bool
+	Mailboxes func(domain string) string
 	FoldLocal func(domain string) bool
 }
 
@@ -158,7 +159,7 @@ func ReadLDAP(ctx context.Context, opt LDAPOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	p, err := newParser(t.safe, Options{Domain: opt.Domain, Restrict: opt.Restrict, FoldLocal: opt.FoldLocal})
+	p, err := newParser(t.safe, Options{Domain: opt.Domain, Restrict: opt.Restrict, Mailboxes: opt.Mailboxes, FoldLocal: opt.FoldLocal})
 	if err != nil {
 		return Result{}, err
 	}

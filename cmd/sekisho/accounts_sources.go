@@ -110,13 +110,19 @@ type merged struct {
 	accounts bool // some source carries accounts
 	aliases  bool // some source carries aliases
 	names    []string
+	declared map[string]bool // accounts.domains, canonical
 }
 
 // readSources reads every source and merges them: records in source order,
 // an entry defined by two sources refused with both places, the global
 // sender.dat applied before the per-account ones.
 func readSources(env *cmdEnv, cfg accounts.Config, srcs []syncSource, opt export.Options, lopt export.LDAPOptions) (*merged, error) {
-	m := &merged{}
+	m := &merged{declared: map[string]bool{}}
+	for _, dc := range cfg.Domains {
+		if d, err := addr.Domain(dc.Name); err == nil {
+			m.declared[d] = true
+		}
+	}
 	mailboxes := accounts.MailboxDomains(cfg)
 	fold := foldRule(cfg)
 	first := map[string]string{}
@@ -190,6 +196,10 @@ func (m *merged) add(res export.Result, name string, first map[string]string, ma
 	}
 	for _, r := range res.Records {
 		var k string
+		if d := recordDomain(&r); !m.declared[d] {
+			m.errors = append(m.errors, lineErrorJSON{File: name, Line: r.Line, Reason: fmt.Sprintf("domain %s is not one of accounts.domains", d)})
+			continue
+		}
 		if r.IsAlias() {
 			k = "alias " + strings.ToLower(r.Alias)
 		} else {
@@ -204,6 +214,15 @@ func (m *merged) add(res export.Result, name string, first map[string]string, ma
 		first[k] = at
 		m.records = append(m.records, r)
 	}
+}
+
+// recordDomain returns the domain an account or alias pattern is in.
+func recordDomain(r *accounts.Record) string {
+	if r.IsAlias() {
+		_, d, _ := addr.Split(r.Alias)
+		return d
+	}
+	return r.Domain
 }
 
 func openSource(env *cmdEnv, path string) (io.Reader, string, func(), error) {
@@ -236,7 +255,8 @@ func addLDAPFlags(fs *flag.FlagSet) *ldapFlags {
 
 // options builds the LDAP options; the URL is set per source.
 func (l *ldapFlags) options(opt export.Options) (export.LDAPOptions, error) {
-	lo := export.LDAPOptions{BindDN: *l.bindDN, StartTLS: *l.startTLS, Domain: opt.Domain, Restrict: opt.Restrict, FoldLocal: opt.FoldLocal}
+	lo := export.LDAPOptions{BindDN: *l.bindDN, StartTLS: *l.startTLS, Domain: opt.Domain, Restrict: opt.Restrict,
+		Mailboxes: opt.Mailboxes, FoldLocal: opt.FoldLocal}
 	if *l.bindDN != "" {
 		switch {
 		case *l.passwordFile != "":

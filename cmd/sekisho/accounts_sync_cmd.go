@@ -134,7 +134,7 @@ A running gateway picks the new directory up on SIGHUP.`)
 	}
 
 	opt := export.Options{Format: *format, Encoding: *encoding, Domain: *domain, Restrict: *domain != "",
-		SkipInvalid: *skipInvalid, FoldLocal: foldRule(cfg.Accounts)}
+		SkipInvalid: *skipInvalid, FoldLocal: foldRule(cfg.Accounts), Mailboxes: accounts.MailboxDomains(cfg.Accounts)}
 	if *columns != "" {
 		opt.Columns = strings.Split(*columns, ",")
 	}

@@ -54,6 +54,15 @@ func TestAccountsSyncKeepsFlagsAcrossExports(t *testing.T) {
 	if strings.Count(out, "[outbound_blocked]") != 2 || strings.Count(out, "account baito@city.toyokawa.aichi.jp") != 2 {
 		t.Errorf("baito after an export without flags:\n%s", out)
 	}
+	// --domain accepts the twin's rows; an undeclared domain is a line error.
+	out, _, code = runSekisho(t, noFlags, "accounts", "sync", "-c", cfg, "--from", "-", "--domain", "city.toyokawa.lg.jp", "--dry-run")
+	if code != exitOK {
+		t.Errorf("--domain of the twin: exit %d\n%s", code, out)
+	}
+	out, _, code = runSekisho(t, noFlags+"x@other.jp\tX\n", "accounts", "sync", "-c", cfg, "--from", "-", "--dry-run")
+	if code != exitFinding || !strings.HasPrefix(out, "stdin:4: domain other.jp is not one of accounts.domains\n") {
+		t.Errorf("undeclared domain: exit %d\n%s", code, out)
+	}
 	// --reset-missing clears what the export does not carry, on purpose.
 	out, _, code = runSekisho(t, noFlags, "accounts", "sync", "-c", cfg, "--from", "-", "--reset-missing", "--diff", "--dry-run")
 	if code != exitOK || !strings.Contains(out, "~ account baito@city.toyokawa.aichi.jp  flags: outbound_blocked -> -") {
