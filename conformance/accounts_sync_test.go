@@ -53,28 +53,47 @@ func municipalExample(t *testing.T, w *world) string {
 // alias makes the two domains twins) and `accounts sync` as README.ja says,
 // every synced account is reachable at its LG and at its regional address,
 // from the internet and from the inner server, and arrives at the inner
-// server under the LG domain its route names.
+// server under the LG domain its route names; an outbound block survives an
+// export without a flags column, and E-Post's sender.dat adds its
+// exception.
 func TestAccountsSync_RegionalExportReachableAtBothAddresses(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	cfgPath := w.configure(municipalExample(t, w))
 
-	var export strings.Builder
-	export.WriteString("メールアドレス\t氏名\n")
+	// The first export carries a flags column: user0003 may not send
+	// outside. The next one has none, and comes with user0003's E-Post
+	// sender.dat allowing one partner domain.
+	var withFlags, noFlags strings.Builder
+	withFlags.WriteString("メールアドレス\t氏名\t状態\n")
+	noFlags.WriteString("メールアドレス\t氏名\n")
 	var users []string
 	for i := 1; i <= 12; i++ {
 		u := fmt.Sprintf("user%04d", i)
 		users = append(users, u)
-		fmt.Fprintf(&export, "%s@city.toyokawa.aichi.jp\t職員 %d\n", u, i)
+		state := "有効"
+		if i == 3 {
+			state = "外部送信禁止"
+		}
+		fmt.Fprintf(&withFlags, "%s@city.toyokawa.aichi.jp\t職員 %d\t%s\n", u, i, state)
+		fmt.Fprintf(&noFlags, "%s@city.toyokawa.aichi.jp\t職員 %d\n", u, i)
 	}
-	w.writeFile("export.tsv", export.String())
-	out, err := sekisho(context.Background(), "accounts", "sync", "-c", cfgPath, "--from", w.path("export.tsv")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("accounts sync: %v\n%s", err, out)
+	sync := func(want string, from ...string) {
+		t.Helper()
+		args := []string{"accounts", "sync", "-c", cfgPath}
+		for _, f := range from {
+			args = append(args, "--from", w.writeFile(f, map[string]string{
+				"flags.tsv": withFlags.String(), "noflags.tsv": noFlags.String(),
+				"inbox/user0003/sender.dat": "*@partner.example,-1\r\n*,0\r\n",
+			}[f]))
+		}
+		out, err := sekisho(context.Background(), args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("accounts sync %v: %v\n%s\nwant %q", from, err, out, want)
+		}
 	}
-	if !strings.Contains(string(out), "city.toyokawa.aichi.jp: accounts 12") || !strings.Contains(string(out), "(created)") {
-		t.Errorf("accounts sync output:\n%s", out)
-	}
+	sync("city.toyokawa.aichi.jp: accounts 12, aliases 0 (added 12", "flags.tsv")
+	sync("(added 0, removed 0, changed 1)", "noflags.tsv", "inbox/user0003/sender.dat")
 	g := w.newGateway(cfgPath)
 	if err := g.start(); err != nil {
 		t.Fatal(err)
@@ -99,6 +118,32 @@ func TestAccountsSync_RegionalExportReachableAtBothAddresses(t *testing.T) {
 sink inner has 2 messages
 sink lgwan has nothing
 sink internet has nothing
+`)
+	// The block survived the export without flags, at both addresses; the
+	// sender.dat's partner is the exception.
+	w.dialogue(t, `
+connect mx from inner
+S: 220
+C: EHLO mail.city.toyokawa.lg.jp
+S: 250
+C: MAIL FROM:<user0003@city.toyokawa.aichi.jp>
+S: 250
+C: RCPT TO:<someone@example.com>
+S: 550 5.7.1
+C: RSET
+S: 250
+C: MAIL FROM:<user0003@city.toyokawa.lg.jp>
+S: 250
+C: RCPT TO:<someone@example.com>
+S: 550 5.7.1
+C: RCPT TO:<sato@partner.example>
+S: 250
+C: DATA
+S: 354
+`+message("user0003@city.toyokawa.lg.jp", "sato@partner.example", "to the partner")+`S: 250 2.0.0
+C: QUIT
+S: 221
+sink internet has 1 message from <user0003@city.toyokawa.aichi.jp> for sato@partner.example
 `)
 	want := make([]string, len(users))
 	for i, u := range users {
