@@ -95,6 +95,7 @@ func FuzzParseFile(f *testing.F) {
 	f.Add(buf.Bytes())
 	f.Add([]byte(fileHeader + "\naccount\ta@b.jp\toutbound_blocked,disabled\tsecret\tName with spaces\n"))
 	f.Add([]byte(fileHeader + "\r\nalias\t*@b.jp\t*@c.jp\r\n"))
+	f.Add([]byte(fileHeader + "\naccount\tb@a.jp\toutbound_blocked\t-\t-\nallow\tb@a.jp\t*@p.jp,Sato@*.x.jp\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recs, err := ParseFile("fuzz", data)
 		if err != nil {
