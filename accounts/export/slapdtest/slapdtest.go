@@ -38,26 +38,32 @@ func Start(t testing.TB, ldif string) string {
 	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	schema := "/etc/ldap/schema"
+	// Debian's layout first, then other distributions'.
+	schema := firstExisting(t, "core.schema", "/etc/ldap/schema", "/etc/openldap/schema", "/usr/local/etc/openldap/schema")
+	modules := ""
+	if dir := firstExisting(nil, "back_mdb.so", "/usr/lib/ldap", "/usr/lib64/openldap", "/usr/lib/openldap", "/usr/libexec/openldap"); dir != "" {
+		modules = "modulepath " + dir + "\nmoduleload back_mdb\n"
+	} // else back_mdb is built into slapd
 	conf := fmt.Sprintf(`include %[1]s/core.schema
 include %[1]s/cosine.schema
 include %[1]s/nis.schema
 include %[1]s/inetorgperson.schema
 include %[1]s/msuser.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-pidfile %[2]s/slapd.pid
+%[3]spidfile %[2]s/slapd.pid
 database mdb
 suffix "dc=toyokawa,dc=example"
 rootdn "cn=admin,dc=toyokawa,dc=example"
 rootpw admin-secret
 directory %[2]s/db
 maxsize 104857600
-`, schema, dir)
+`, schema, dir, modules)
 	confPath := filepath.Join(dir, "slapd.conf")
 	ldifPath := filepath.Join(dir, "data.ldif")
-	os.WriteFile(confPath, []byte(conf), 0o600)
-	os.WriteFile(ldifPath, []byte(ldif), 0o600)
+	for p, content := range map[string]string{confPath: conf, ldifPath: ldif} {
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if out, err := exec.Command(slapadd, "-f", confPath, "-l", ldifPath).CombinedOutput(); err != nil {
 		t.Fatalf("slapadd: %v\n%s", err, out)
 	}
@@ -90,4 +96,18 @@ maxsize 104857600
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// firstExisting returns the first folder holding file; with t set, none is
+// a test failure (slapd is installed but its files are not where expected).
+func firstExisting(t testing.TB, file string, dirs ...string) string {
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, file)); err == nil {
+			return d
+		}
+	}
+	if t != nil {
+		t.Fatalf("slapd is installed, but no %s in %s", file, strings.Join(dirs, ", "))
+	}
+	return ""
 }
