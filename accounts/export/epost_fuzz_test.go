@@ -37,8 +37,8 @@ func FuzzReadAliasCommands(f *testing.F) {
 	})
 }
 
-// FuzzReadSenderDat: no panic; a file gives either one patch or errors,
-// and the patch's allow list is canonical.
+// FuzzReadSenderDat: no panic; a per-account file gives either one patch
+// or errors, and the patch's allow list is canonical.
 func FuzzReadSenderDat(f *testing.F) {
 	addEPostSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {

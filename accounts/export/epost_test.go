@@ -117,6 +117,14 @@ func TestSenderDatSemantics(t *testing.T) {
 		{"*@spam.jp,0\n", "x:1: refusing only *@spam.jp while allowing the rest"},
 		{"*@spam.jp,0\n*,-1\n", "x:1: refusing only *@spam.jp"},
 	}
+	// The global file: refusing nothing changes nothing; a block applies
+	// to every account.
+	if sd, err := ReadSenderDat(strings.NewReader("*,-1\n"), "g", SenderDatOptions{}); err != nil || len(sd.Patches) != 0 {
+		t.Errorf("global allow-all: %v, %+v", err, sd.Patches)
+	}
+	if sd, err := ReadSenderDat(strings.NewReader("*@a.jp,-1\n*,0\n"), "g", SenderDatOptions{}); err != nil || len(sd.Patches) != 1 || sd.Patches[0].Local != "" {
+		t.Errorf("global block: %v, %+v", err, sd.Patches)
+	}
 	for _, c := range cases {
 		sd, err := ReadSenderDat(strings.NewReader(c.in), "x", SenderDatOptions{Local: "u"})
 		got := fmt.Sprint(err)

@@ -38,6 +38,7 @@ type senderRule struct {
 // destination no line matches is allowed. sekisho expresses what it can:
 //
 //	(nothing refused)                    -> not outbound_blocked, no allow list
+//	                                        (the global file: no change)
 //	P1,-1 ... Pn,-1 then *,0             -> outbound_blocked, allow list P1..Pn
 //
 // Refusing only some destinations while allowing the rest, or refusing one
@@ -115,9 +116,14 @@ func ReadSenderDat(r io.Reader, name string, opt SenderDatOptions) (SenderDat, e
 		sort.SliceStable(out.Errors, func(i, j int) bool { return out.Errors[i].Line < out.Errors[j].Line })
 		return out, invalidLines{name: name, n: len(out.Errors), first: out.Errors[0]}
 	}
-	if restAllowed {
+	switch {
+	case restAllowed && opt.Local == "":
+		// A global file that refuses nothing says nothing: it must not
+		// lift the blocks an export or a per-account file sets.
+		return out, nil
+	case restAllowed:
 		patch.Clear, patch.Allow = accounts.OutboundBlocked, nil
-	} else {
+	default:
 		patch.Set = accounts.OutboundBlocked
 	}
 	out.Patches = []accounts.Patch{patch}
