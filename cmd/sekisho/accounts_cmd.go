@@ -179,7 +179,7 @@ from the configuration and the directory file.`)
 	var list []changeJSON
 	dir.Accounts(func(a *accounts.Account) bool {
 		if want == "" || a.Domain == want {
-			j := changeJSON{Kind: "account", Key: a.Address(), Name: a.Name}
+			j := changeJSON{Kind: "account", Key: a.Address(), Name: a.Name, Allow: dir.AllowList(a)}
 			if a.Flags != 0 {
 				j.Flags = a.Flags.String()
 			}
@@ -207,6 +207,9 @@ from the configuration and the directory file.`)
 			continue
 		}
 		fmt.Fprintf(env.stdout, "account  %-40s %-18s %s\n", j.Key, orDash(j.Flags), j.Name)
+		if len(j.Allow) > 0 {
+			fmt.Fprintf(env.stdout, "         %-40s allowed: %s\n", "", strings.Join(j.Allow, ", "))
+		}
 	}
 	return exitOK
 }
