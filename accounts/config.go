@@ -38,6 +38,13 @@ type DomainConfig struct {
 	// LocalPartCase is "insensitive" (default: Tanaka@ and tanaka@ are the
 	// same account) or "sensitive".
 	LocalPartCase string `koanf:"local_part_case"`
+	// Twin names another of our domains whose mailboxes this one shares:
+	// the regional domain of an LG domain (city.x.aichi.jp and city.x.lg.jp
+	// are the same people). An account synced in either is valid in both,
+	// its flags apply in both, and mail for it is addressed to the twin, so
+	// it takes the twin's route. An alias "*@this -> *@twin" between two
+	// mirror domains says the same and is read as a twin too.
+	Twin string `koanf:"twin"`
 }
 
 // AccountConfig is an account listed inline in the configuration.
@@ -49,6 +56,9 @@ type AccountConfig struct {
 	// Secret is a reference to the SMTP AUTH secret (see the relay package
 	// for the schemes); it is never printed.
 	Secret string `koanf:"secret"`
+	// OutboundAllow lists the foreign recipients an outbound_blocked
+	// account may still write to: *@domain, *@*.domain or local@domain.
+	OutboundAllow []string `koanf:"outbound_allow"`
 }
 
 // AliasConfig is an alias listed inline: exact (info@d), partial wildcard
@@ -113,23 +123,56 @@ func (c Config) Validate() error {
 			bad(key+".local_part_case", "%v", err)
 		}
 	}
+	for i, d := range c.Domains {
+		if d.Twin == "" {
+			continue
+		}
+		key := fmt.Sprintf("domains[%d].twin", i)
+		name, _ := addr.Domain(d.Name)
+		twin, err := addr.Domain(d.Twin)
+		if err != nil {
+			bad(key, "%v", err)
+			continue
+		}
+		j, ok := seen[twin]
+		switch {
+		case !ok:
+			bad(key, "%s is not declared in accounts.domains", twin)
+		case twin == name:
+			bad(key, "a domain cannot be its own twin")
+		case c.Domains[j].Twin != "":
+			bad(key, "%s is itself a twin of %s: name the domain with the mailboxes (%s)", twin, c.Domains[j].Twin, c.Domains[j].Twin)
+		case c.Domains[j].LocalPartCase != d.LocalPartCase && !(isFold(c.Domains[j].LocalPartCase) && isFold(d.LocalPartCase)):
+			bad(key, "%s and its twin %s must have the same local_part_case", name, twin)
+		case c.Domains[j].Mode != d.Mode && !(isMirror(c.Domains[j].Mode) && isMirror(d.Mode)):
+			bad(key, "%s and its twin %s must have the same mode", name, twin)
+		}
+	}
 	// Accounts and aliases are checked by Build, which needs the whole
 	// directory; Validate only checks that they are well-formed.
 	for i, a := range c.Accounts {
 		if _, _, err := addr.Parse(a.Address); err != nil {
 			bad(fmt.Sprintf("accounts[%d].address", i), "%v", err)
 		}
+		for j, e := range a.OutboundAllow {
+			if _, err := NormalizeAllow(e); err != nil {
+				bad(fmt.Sprintf("accounts[%d].outbound_allow[%d]", i, j), "%v", err)
+			}
+		}
 	}
 	for i, a := range c.Aliases {
 		if _, err := parseAliasPattern(a.Alias); err != nil {
 			bad(fmt.Sprintf("aliases[%d].alias", i), "%v", err)
 		}
-		if err := checkAliasTarget(a.Target); err != nil {
+		if err := checkAliasTarget(a.Alias, a.Target); err != nil {
 			bad(fmt.Sprintf("aliases[%d].target", i), "%v", err)
 		}
 	}
 	return errors.Join(errs...)
 }
+
+func isFold(s string) bool   { f, err := parseCase(s); return err == nil && f }
+func isMirror(s string) bool { m, err := parseMode(s); return err == nil && m == ModeMirror }
 
 func parseMode(s string) (Mode, error) {
 	switch s {

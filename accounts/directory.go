@@ -19,11 +19,13 @@ const MaxAliasChain = 10
 type Directory struct {
 	domains   map[string]*Domain
 	accounts  []Account
-	index     map[string]uint32 // lookup key -> accounts index
+	index     accountIndex
 	exact     map[string]aliasEntry
 	partial   map[string][]partialAlias // domain -> longest prefix first
 	wildcard  map[string]aliasEntry     // domain -> the *@domain alias
 	protected map[string]bool           // folded local parts
+	twins     []AliasEntry              // "*@regional -> *@lg" aliases read as twins
+	allow     map[string][]string       // lookup key -> canonical allow list
 }
 
 type aliasEntry struct {
@@ -73,17 +75,23 @@ func parseAliasPattern(s string) (aliasPattern, error) {
 	return aliasPattern{kind: aliasExact, local: l, domain: dom}, nil
 }
 
-func checkAliasTarget(t string) error {
-	if strings.HasPrefix(t, "*@") {
-		_, err := addr.Domain(t[2:])
-		return err
-	}
-	_, _, err := addr.Parse(t)
+func checkAliasTarget(pattern, t string) error {
+	_, err := normalizeTarget(pattern, t)
 	return err
 }
 
-// normalizeTarget returns the target with its domain canonical.
-func normalizeTarget(t string) (string, error) {
+// normalizeTarget returns the target with its domain canonical. A '*' in a
+// target means "keep the local part": *@d, or E-Post's partial wildcard
+// written on both sides (2009*@d -> 2009*@d), which is read as *@d. Any
+// other '*' would readdress mail to a literal "2009*@d" and is refused.
+func normalizeTarget(pattern, t string) (string, error) {
+	if l, d, ok := addr.Split(t); ok && l != "*" && strings.Contains(l, "*") {
+		pl, _, _ := addr.Split(pattern)
+		if l != pl || !strings.HasSuffix(l, "*") {
+			return "", fmt.Errorf("%q: '*' in a target keeps the local part: write *@%s, or the pattern's own prefix (%s)", t, d, pl)
+		}
+		t = "*@" + d
+	}
 	if strings.HasPrefix(t, "*@") {
 		d, err := addr.Domain(t[2:])
 		return "*@" + d, err
@@ -97,11 +105,12 @@ func normalizeTarget(t string) (string, error) {
 func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 	d := &Directory{
 		domains:   make(map[string]*Domain, len(cfg.Domains)),
-		index:     make(map[string]uint32, len(file)+len(cfg.Accounts)),
+		index:     newAccountIndex(len(file) + len(cfg.Accounts)),
 		exact:     map[string]aliasEntry{},
 		partial:   map[string][]partialAlias{},
 		wildcard:  map[string]aliasEntry{},
 		protected: map[string]bool{},
+		allow:     map[string][]string{},
 	}
 	var errs []error
 	for _, p := range cfg.Protected {
@@ -115,7 +124,18 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 			errs = append(errs, fmt.Errorf("accounts.domains[%d]: %v", i, err))
 			continue
 		}
-		d.domains[name] = &Domain{Name: name, Mode: mode, FoldLocal: fold}
+		if len(d.domains) >= 1<<16-1 {
+			errs = append(errs, fmt.Errorf("accounts.domains[%d]: more than %d domains", i, 1<<16-1))
+			break
+		}
+		d.domains[name] = &Domain{Name: name, Mode: mode, FoldLocal: fold, ord: uint16(len(d.domains))}
+	}
+	for _, dc := range cfg.Domains {
+		name, _ := addr.Domain(dc.Name)
+		twin, _ := addr.Domain(dc.Twin)
+		if dom, tw := d.domains[name], d.domains[twin]; dom != nil && tw != nil && dc.Twin != "" && tw != dom {
+			dom.Twin = tw // Validate names the problems of a bad twin
+		}
 	}
 
 	// All records in one list: inline configuration first, then the file.
@@ -142,16 +162,22 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 		if a.Disabled {
 			f |= Disabled
 		}
-		inline = append(inline, Record{Line: -i - 1, Local: l, Domain: dom, Name: a.Name, Secret: a.Secret, Flags: f})
+		inline = append(inline, Record{Line: -i - 1, Local: l, Domain: dom, Name: a.Name, Secret: a.Secret, Flags: f, Allow: a.OutboundAllow})
 	}
 	for i, a := range cfg.Aliases {
 		inline = append(inline, Record{Line: -i - 1, Alias: a.Alias, Target: a.Target})
 	}
 
+	twinAlias := d.readTwins(inline, file)
+
 	d.accounts = make([]Account, 0, len(file)+len(cfg.Accounts))
 	firstSeen := make(map[string]string)
 	add := func(r *Record) {
 		if r.IsAlias() {
+			if twinAlias[r.Alias] {
+				d.twins = append(d.twins, AliasEntry{r.Alias, r.Target})
+				return
+			}
 			if err := d.addAlias(r, where(r), firstSeen); err != nil {
 				errs = append(errs, err)
 			}
@@ -162,15 +188,29 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 			errs = append(errs, fmt.Errorf("%s: domain %s of %s@%s is not declared in accounts.domains", where(r), r.Domain, r.Local, r.Domain))
 			return
 		}
-		key := addr.Key(r.Local, dom.Name, dom.FoldLocal)
-		if i, dup := d.index[key]; dup {
+		mb := dom.Mailboxes()
+		n := uint32(len(d.accounts))
+		d.accounts = append(d.accounts, Account{Local: r.Local, Domain: dom.Name, Name: r.Name, Secret: r.Secret, Flags: r.Flags, mbox: mb.ord})
+		if i, dup := d.insertAccount(n, mb); dup {
+			d.accounts = d.accounts[:n]
 			first := Record{Line: srcLines[i]}
-			errs = append(errs, fmt.Errorf("%s: account %s is already defined at %s", where(r), key, where(&first)))
+			errs = append(errs, fmt.Errorf("%s: account %s is already defined at %s", where(r), addr.Key(r.Local, mb.Name, mb.FoldLocal), where(&first)))
 			return
 		}
 		srcLines = append(srcLines, r.Line)
-		d.index[key] = uint32(len(d.accounts))
-		d.accounts = append(d.accounts, Account{Local: r.Local, Domain: dom.Name, Name: r.Name, Secret: r.Secret, Flags: r.Flags})
+		if len(r.Allow) > 0 {
+			key := addr.Key(r.Local, mb.Name, mb.FoldLocal)
+			list := make([]string, 0, len(r.Allow))
+			for _, e := range r.Allow {
+				n, err := NormalizeAllow(e)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %s: %v", where(r), key, err))
+					continue
+				}
+				list = append(list, n)
+			}
+			d.allow[key] = list
+		}
 	}
 	for i := range inline {
 		add(&inline[i])
@@ -191,6 +231,43 @@ func Build(cfg Config, fileName string, file []Record) (*Directory, error) {
 	return d, nil
 }
 
+// readTwins finds the aliases "*@a -> *@b" between two mirror domains of
+// ours with the same case rule, neither already a twin: the shipped way of
+// saying that a regional domain is an LG domain's mailboxes. Each makes a
+// a twin of b; the aliases it read are returned, so Build does not also
+// add them as aliases (which, keyed by the twin, would be identities).
+func (d *Directory) readTwins(lists ...[]Record) map[string]bool {
+	out := map[string]bool{}
+	for _, list := range lists {
+		for i := range list {
+			r := &list[i]
+			a, b, ok := twinAlias(r)
+			if !ok {
+				continue
+			}
+			da, db := d.domains[a], d.domains[b]
+			if da == nil || db == nil || da == db || da.Twin != nil || db.Twin != nil ||
+				da.Mode != ModeMirror || db.Mode != ModeMirror || da.FoldLocal != db.FoldLocal {
+				continue
+			}
+			da.Twin = db
+			out[r.Alias] = true
+		}
+	}
+	return out
+}
+
+// twinAlias reports whether r is an alias "*@a -> *@b" and returns the
+// canonical a and b.
+func twinAlias(r *Record) (a, b string, ok bool) {
+	if !r.IsAlias() || !strings.HasPrefix(r.Alias, "*@") || !strings.HasPrefix(r.Target, "*@") {
+		return "", "", false
+	}
+	a, err1 := addr.Domain(r.Alias[2:])
+	b, err2 := addr.Domain(r.Target[2:])
+	return a, b, err1 == nil && err2 == nil && a != b
+}
+
 func inlineKey(r *Record, i int) string {
 	if r.IsAlias() {
 		return fmt.Sprintf("aliases[%d]", i)
@@ -207,11 +284,12 @@ func (d *Directory) addAlias(r *Record, where string, firstSeen map[string]strin
 	if dom == nil {
 		return fmt.Errorf("%s: alias %s: domain %s is not declared in accounts.domains", where, r.Alias, p.domain)
 	}
-	target, err := normalizeTarget(r.Target)
+	target, err := normalizeTarget(r.Alias, r.Target)
 	if err != nil {
 		return fmt.Errorf("%s: alias %s: target: %v", where, r.Alias, err)
 	}
 	e := aliasEntry{pattern: r.Alias, target: target}
+	dom = dom.Mailboxes() // an alias in either twin names the same mailbox
 	var key string
 	switch p.kind {
 	case aliasExact:
@@ -295,6 +373,10 @@ func (d *Directory) Lookup(address string) (Result, error) {
 	}
 	res.Domain = dom
 	res.Protected = d.protected[addr.FoldLocal(local)]
+	// A twin's addresses are its mailbox domain's: keyed and addressed
+	// there, so they take that domain's route.
+	dom = dom.Mailboxes()
+	res.Target = local + "@" + dom.Name
 	seen := make([]string, 0, 2)
 	for hop := 0; ; hop++ {
 		key := addr.Key(local, dom.Name, dom.FoldLocal)
@@ -309,13 +391,13 @@ func (d *Directory) Lookup(address string) (Result, error) {
 		}
 		e, found := d.exact[key]
 		if !found {
-			if i, ok := d.index[key]; ok {
+			if i, ok := d.findAccount(local, dom); ok {
 				res.Account = &d.accounts[i]
 				res.Kind = KindAccount
 				if len(res.Chain) > 0 {
 					res.Kind = KindAlias
 				}
-				res.Target = res.Account.Address()
+				res.Target = res.Account.Local + "@" + dom.Name
 				return res, nil
 			}
 			e, found = d.matchPattern(dom, local)
@@ -343,10 +425,12 @@ func (d *Directory) Lookup(address string) (Result, error) {
 			res.Kind = KindAlias // forwarded outside
 			return res, nil
 		}
+		ndom = ndom.Mailboxes()
+		res.Target = nl + "@" + ndom.Name
 		if addr.Key(nl, ndom.Name, ndom.FoldLocal) == key {
 			// An identity alias (user@d -> user@d, *@d -> *@d): the
 			// address exists as it is (configurations A and B).
-			if i, ok := d.index[key]; ok {
+			if i, ok := d.findAccount(local, dom); ok {
 				res.Account = &d.accounts[i]
 			}
 			res.Kind = KindAlias
@@ -411,7 +495,8 @@ func (d *Directory) Account(address string) *Account {
 	if dom == nil {
 		return nil
 	}
-	if i, ok := d.index[addr.Key(local, dom.Name, dom.FoldLocal)]; ok {
+	dom = dom.Mailboxes()
+	if i, ok := d.findAccount(local, dom); ok {
 		return &d.accounts[i]
 	}
 	return nil
@@ -453,6 +538,7 @@ func (d *Directory) Aliases() []AliasEntry {
 	for _, e := range d.wildcard {
 		out = append(out, AliasEntry{e.pattern, e.target})
 	}
+	out = append(out, d.twins...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Alias < out[j].Alias })
 	return out
 }

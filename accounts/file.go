@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/sekisho/sekisho/accounts/addr"
@@ -65,6 +65,13 @@ func ParseFile(name string, data []byte) ([]Record, error) {
 		if l == "" || l[0] == '#' {
 			continue
 		}
+		if strings.HasPrefix(l, "allow\t") {
+			err := attachAllow(records, l)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s:%d: %v", name, line, err))
+			}
+			continue
+		}
 		r, err := parseLine(l)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s:%d: %v", name, line, err))
@@ -81,6 +88,31 @@ func ParseFile(name string, data []byte) ([]Record, error) {
 		return nil, fmt.Errorf("%s: empty file (want first line %q)", name, fileHeader)
 	}
 	return records, errors.Join(errs...)
+}
+
+// attachAllow reads "allow<TAB>address<TAB>entry,entry" into the allow list
+// of the account on the line just before it.
+func attachAllow(records []Record, l string) error {
+	_, rest, _ := strings.Cut(l, "\t")
+	address, list, ok := strings.Cut(rest, "\t")
+	if !ok || list == "" || strings.Contains(list, "\t") {
+		return errors.New("allow line needs 3 tab-separated fields: allow, address, entries (comma-separated)")
+	}
+	if len(records) == 0 || records[len(records)-1].IsAlias() || records[len(records)-1].Address() != address {
+		return fmt.Errorf("allow line for %s must follow the account line of %s", address, address)
+	}
+	prev := &records[len(records)-1]
+	if prev.Allow != nil {
+		return fmt.Errorf("a second allow line for %s", address)
+	}
+	for _, e := range strings.Split(list, ",") {
+		n, err := NormalizeAllow(e)
+		if err != nil {
+			return err
+		}
+		prev.Allow = append(prev.Allow, n)
+	}
+	return nil
 }
 
 func parseLine(l string) (Record, error) {
@@ -116,7 +148,7 @@ func parseLine(l string) (Record, error) {
 		if _, err := parseAliasPattern(pattern); err != nil {
 			return Record{}, err
 		}
-		if err := checkAliasTarget(target); err != nil {
+		if err := checkAliasTarget(pattern, target); err != nil {
 			return Record{}, fmt.Errorf("alias %s: target: %v", pattern, err)
 		}
 		return Record{Alias: pattern, Target: target}, nil
@@ -127,15 +159,13 @@ func parseLine(l string) (Record, error) {
 // WriteRecords writes records in directory file format, sorted (accounts by
 // domain then local part, then aliases), so files diff well.
 func WriteRecords(w io.Writer, records []Record) error {
-	sorted := make([]Record, len(records))
-	copy(sorted, records)
-	SortRecords(sorted)
+	order := sortedOrder(records)
 	if _, err := io.WriteString(w, fileHeader+"\n"); err != nil {
 		return err
 	}
 	var b []byte
-	for i := range sorted {
-		r := &sorted[i]
+	for _, i := range order {
+		r := &records[i]
 		b = b[:0]
 		if r.IsAlias() {
 			b = append(b, "alias\t"...)
@@ -153,6 +183,14 @@ func WriteRecords(w io.Writer, records []Record) error {
 			b = append(b, orDash(r.Secret)...)
 			b = append(b, '\t')
 			b = append(b, orDash(r.Name)...)
+			if len(r.Allow) > 0 {
+				b = append(b, "\nallow\t"...)
+				b = append(b, r.Local...)
+				b = append(b, '@')
+				b = append(b, r.Domain...)
+				b = append(b, '\t')
+				b = append(b, strings.Join(r.Allow, ",")...)
+			}
 		}
 		b = append(b, '\n')
 		if _, err := w.Write(b); err != nil {
@@ -171,19 +209,42 @@ func orDash(s string) string {
 
 // SortRecords orders records as WriteRecords writes them.
 func SortRecords(rs []Record) {
-	sort.SliceStable(rs, func(i, j int) bool {
-		a, b := &rs[i], &rs[j]
-		if a.IsAlias() != b.IsAlias() {
-			return !a.IsAlias()
-		}
+	order := sortedOrder(rs)
+	sorted := make([]Record, len(rs))
+	for i, j := range order {
+		sorted[i] = rs[j]
+	}
+	copy(rs, sorted)
+}
+
+// sortedOrder returns the indexes of rs in file order, stable. Records are
+// large, so their indexes are sorted rather than the records; a list that
+// is already in order (a directory read and written back) costs one pass.
+func sortedOrder(rs []Record) []int32 {
+	order := make([]int32, len(rs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	cmp := func(i, j int32) int { return compareRecords(&rs[i], &rs[j]) }
+	if !slices.IsSortedFunc(order, cmp) {
+		slices.SortStableFunc(order, cmp)
+	}
+	return order
+}
+
+func compareRecords(a, b *Record) int {
+	switch {
+	case a.IsAlias() != b.IsAlias():
 		if a.IsAlias() {
-			return a.Alias < b.Alias
+			return 1
 		}
-		if a.Domain != b.Domain {
-			return a.Domain < b.Domain
-		}
-		return a.Local < b.Local
-	})
+		return -1
+	case a.IsAlias():
+		return strings.Compare(a.Alias, b.Alias)
+	case a.Domain != b.Domain:
+		return strings.Compare(a.Domain, b.Domain)
+	}
+	return strings.Compare(a.Local, b.Local)
 }
 
 // WriteFile atomically replaces the directory file at path, keeping the

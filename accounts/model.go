@@ -84,7 +84,21 @@ func ParseFlags(s string) (Flags, error) {
 type Domain struct {
 	Name      string // canonical: lower-case A-labels
 	Mode      Mode
-	FoldLocal bool // local parts compare case-insensitively
+	FoldLocal bool   // local parts compare case-insensitively
+	ord       uint16 // the domain's number in its Directory, for the index
+	// Twin is the domain whose mailboxes this one shares (see
+	// DomainConfig.Twin), or nil. Lookups key every address by the twin, and
+	// mail is addressed to it.
+	Twin *Domain
+}
+
+// Mailboxes returns the domain whose mailboxes this one's addresses name:
+// its twin, or itself.
+func (d *Domain) Mailboxes() *Domain {
+	if d.Twin != nil {
+		return d.Twin
+	}
+	return d
 }
 
 // Account is a mirrored account. Local keeps the case it was given in.
@@ -94,6 +108,7 @@ type Account struct {
 	Name   string // display name
 	Secret string // SMTP AUTH secret reference, interpreted by relay
 	Flags  Flags
+	mbox   uint16 // the ord of the account's mailbox domain (fits the padding after Flags)
 }
 
 // Address returns local@domain.
@@ -112,7 +127,27 @@ type Record struct {
 	Name          string
 	Secret        string
 	Flags         Flags
+	// Missing lists the account fields the source did not carry (an export
+	// without a flags column): a sync keeps the directory's values for them
+	// unless told to reset them.
+	Missing Fields
+	// Allow lists the recipients an outbound_blocked account may still
+	// write to (see OutboundAllowed).
+	Allow []string
 }
+
+// Fields names account fields, as a set.
+type Fields uint8
+
+const (
+	FieldName Fields = 1 << iota
+	FieldFlags
+	FieldSecret
+	FieldAllow
+)
+
+// Address returns local@domain of an account record.
+func (r *Record) Address() string { return r.Local + "@" + r.Domain }
 
 // IsAlias reports whether the record is an alias.
 func (r *Record) IsAlias() bool { return r.Alias != "" }

@@ -133,3 +133,85 @@ func accts2(domain string, n, offset int) []Record {
 	}
 	return rs
 }
+
+func TestPlanSyncKeepsMissingFields(t *testing.T) {
+	cur := accts("a.lg.jp", 3)
+	cur[0].Flags, cur[0].Name, cur[0].Secret, cur[0].Allow = OutboundBlocked, "Baito", "{PLAIN}s", []string{"*@partner.jp"}
+	in := accts("a.lg.jp", 3)
+	for i := range in {
+		in[i].Missing = FieldFlags | FieldSecret | FieldAllow // an export of addresses and names
+	}
+	cases := []struct {
+		name  string
+		reset bool
+		want  Record
+	}{
+		{"kept", false, Record{Name: "", Flags: OutboundBlocked, Secret: "{PLAIN}s", Allow: []string{"*@partner.jp"}}},
+		{"reset", true, Record{Name: "", Flags: 0, Secret: "", Allow: nil}},
+	}
+	for _, c := range cases {
+		plan, err := PlanSync(syncConfig(), cur, in, SyncOptions{ResetMissing: c.reset})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got *Record
+		for i := range plan.Records {
+			if plan.Records[i].Local == "u00" {
+				got = &plan.Records[i]
+			}
+		}
+		if got == nil || got.Flags != c.want.Flags || got.Secret != c.want.Secret ||
+			strings.Join(got.Allow, ",") != strings.Join(c.want.Allow, ",") || got.Missing != 0 {
+			t.Errorf("%s: u00 = %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestPlanSyncKeepKindsAndPatches(t *testing.T) {
+	cur := append(accts("a.lg.jp", 3), Record{Alias: "info@a.lg.jp", Target: "u00@a.lg.jp"})
+	// An alias file alone: the accounts stay.
+	in := []Record{{Line: 1, Alias: "desk@a.lg.jp", Target: "u01@a.lg.jp"}}
+	plan, err := PlanSync(syncConfig(), cur, in, SyncOptions{KeepAccounts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Diff.Removed) != 1 || plan.Diff.Removed[0].Key != "info@a.lg.jp" || len(plan.Diff.Added) != 1 || plan.Diff.Unchanged != 3 {
+		t.Errorf("alias-only sync: %+v", plan.Diff)
+	}
+	// Patches only (a sender.dat): everything kept, one account changed.
+	patches := []Patch{
+		{Source: "sender.dat", Line: 1, Local: "u02", Set: OutboundBlocked, Allow: []string{"*@partner.jp"}, SetAllow: true},
+		{Source: "bogus/sender.dat", Line: 1, Local: "nobody", Domain: "a.lg.jp", Set: OutboundBlocked},
+	}
+	plan, err = PlanSync(syncConfig(), cur, nil, SyncOptions{KeepAccounts: true, KeepAliases: true, Patches: patches})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Diff.Changed) != 1 || strings.Join(plan.Diff.Changed[0].Fields, ",") != "flags,allow" {
+		t.Errorf("patched: %+v", plan.Diff.Changed)
+	}
+	if got := strings.Join(plan.Refusals, "\n"); !strings.Contains(got, "bogus/sender.dat:1: no account nobody@a.lg.jp") {
+		t.Errorf("refusals = %q", got)
+	}
+}
+
+func TestPlanSyncTwins(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Domains = []DomainConfig{{Name: "city.x.lg.jp"}, {Name: "city.x.aichi.jp", Twin: "city.x.lg.jp"}}
+	cur := accts("city.x.lg.jp", 20)
+	cur[3].Flags = OutboundBlocked
+	in := accts("city.x.aichi.jp", 20) // the same mailboxes, exported under the regional domain
+	for i := range in {
+		in[i].Missing = FieldFlags
+	}
+	plan, err := PlanSync(cfg, cur, in, SyncOptions{Domain: "city.x.aichi.jp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Diff.Removed)+len(plan.Diff.Added) != 0 || len(plan.Diff.Changed) != 20 || len(plan.Refusals) != 0 {
+		t.Fatalf("twin sync: %d added, %d removed, %d changed, refusals %v", len(plan.Diff.Added), len(plan.Diff.Removed), len(plan.Diff.Changed), plan.Refusals)
+	}
+	if plan.Records[3].Flags != OutboundBlocked {
+		t.Errorf("flags lost across twins: %+v", plan.Records[3])
+	}
+}

@@ -1,5 +1,12 @@
 // Package export reads the inner mail server's account exports (TSV, CSV,
-// address lists; Shift_JIS or UTF-8) into records with line numbers.
+// address lists; Shift_JIS or UTF-8), E-Post's migration files (epstman
+// alias commands, sender.dat) and LDAP / Active Directory searches into
+// records with line numbers.
+//
+// Read is the export reader described below; ReadAliasCommands,
+// ReadSenderDat (epost.go, senderdat.go) and ReadLDAP (ldap.go) describe
+// their own sources. Every reader reports each bad line (or entry) with all
+// its problems and returns ErrInvalidLines alongside what it could read.
 //
 // # Encoding
 //

@@ -36,6 +36,9 @@ type Options struct {
 	// Restrict makes Domain the only domain accepted: every other domain is
 	// an error on its line. It needs Domain.
 	Restrict bool
+	// Mailboxes, when set, maps a domain to the domain whose mailboxes it
+	// names (accounts.MailboxDomains): Restrict then accepts Domain's twin.
+	Mailboxes func(domain string) string
 	// Columns names the columns in order (account, mail, domain, name,
 	// flags, secret, alias, target, or "-" to ignore one; header synonyms
 	// work too). Elements may be comma-separated lists. When given, they
@@ -72,6 +75,10 @@ type Result struct {
 	Columns []Column
 	// Lines is the number of physical lines in the file.
 	Lines int
+	// Accounts and Aliases say which kinds of entries the export carries
+	// (an account or mail column; an alias column), whether or not a row
+	// fills them: a sync keeps the kinds an export does not carry.
+	Accounts, Aliases bool
 }
 
 // LineError is one rejected line.
@@ -116,6 +123,10 @@ func Read(r io.Reader, name string, opt Options) (Result, error) {
 		return Result{}, err
 	}
 	res := p.res
+	if p.lay != nil {
+		res.Accounts = p.lay.index[roleAccount] >= 0 || p.lay.index[roleMail] >= 0
+		res.Aliases = p.lay.index[roleAlias] >= 0
+	}
 	if len(res.Errors) > 0 && !opt.SkipInvalid {
 		return res, invalidLines{name: name, n: len(res.Errors), first: res.Errors[0]}
 	}
@@ -178,6 +189,9 @@ func newParser(name string, opt Options) (*parser, error) {
 		if addr.IsDomainLiteral(p.domain) {
 			return nil, fmt.Errorf("default domain %q is an address literal, not a mail domain", opt.Domain)
 		}
+	}
+	if opt.Mailboxes == nil {
+		p.opt.Mailboxes = func(d string) string { return d }
 	}
 	if opt.Restrict && p.domain == "" {
 		return nil, errors.New("restricting to one domain needs the default domain")
@@ -431,6 +445,9 @@ func (p *parser) row(n int, cells []string) {
 		return
 	}
 	rec.Line = n
+	if !rec.IsAlias() {
+		rec.Missing = p.missing()
+	}
 	if rec.IsAlias() {
 		l, d, _ := addr.Split(rec.Alias)
 		k := p.key(l, d)
@@ -448,6 +465,22 @@ func (p *parser) row(n int, cells []string) {
 		p.firstAccount[k] = n
 	}
 	p.res.Records = append(p.res.Records, rec)
+}
+
+// missing returns the account fields the columns do not carry: a sync
+// keeps the directory's values for them. No export carries allow lists.
+func (p *parser) missing() accounts.Fields {
+	m := accounts.FieldAllow
+	if p.lay.index[roleName] < 0 {
+		m |= accounts.FieldName
+	}
+	if p.lay.index[roleFlags] < 0 {
+		m |= accounts.FieldFlags
+	}
+	if p.lay.index[roleSecret] < 0 {
+		m |= accounts.FieldSecret
+	}
+	return m
 }
 
 // key identifies an address for the duplicate check: the same as

@@ -84,7 +84,7 @@ func (p *parser) account(v *row, bad *problems) accounts.Record {
 		}
 		rec.Local, rec.Domain = l, d
 	}
-	if rec.Domain != "" && p.opt.Restrict && rec.Domain != p.domain {
+	if rec.Domain != "" && p.opt.Restrict && p.opt.Mailboxes(rec.Domain) != p.opt.Mailboxes(p.domain) {
 		bad.add("domain %s is not %s, the only domain this export may hold", rec.Domain, p.domain)
 	}
 	rec.Name = v[roleName]
@@ -162,7 +162,7 @@ func (p *parser) alias(v *row, bad *problems) accounts.Record {
 		switch {
 		case err != nil:
 			bad.add("alias %v", err)
-		case p.opt.Restrict && dom != p.domain:
+		case p.opt.Restrict && p.opt.Mailboxes(dom) != p.opt.Mailboxes(p.domain):
 			bad.add("alias %s: domain %s is not %s, the only domain this export may hold", norm, dom, p.domain)
 		default:
 			rec.Alias = norm
@@ -171,7 +171,7 @@ func (p *parser) alias(v *row, bad *problems) accounts.Record {
 	if v[roleTarget] == "" {
 		bad.add("alias %q has an empty target", v[roleAlias])
 	} else if t, ok := withDomain(v[roleTarget]); ok {
-		norm, err := normalizeTarget(t)
+		norm, err := epostTarget(rec.Alias, t)
 		if err != nil {
 			bad.add("target %v", err)
 		}

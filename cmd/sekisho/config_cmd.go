@@ -97,6 +97,9 @@ environment merged) with secrets redacted, like postconf -n.`)
 		env.stdout.Write(out)
 		return exitOK
 	}
+	for _, w := range mirrorRouteWarnings(cfg.Accounts, cfg.Routing) {
+		fmt.Fprintf(env.stdout, "%s: warning: %s\n", cfg.Source, w)
+	}
 	fmt.Fprintf(env.stdout, "%s: ok\n", cfg.Source)
 	return exitOK
 }

@@ -476,8 +476,8 @@ func (k *check) outbound(f, t envAddr) (Verdict, bool) {
 			blocked = res.Account
 		}
 	}
-	if blocked == nil {
-		return Verdict{}, false
+	if blocked == nil || k.d.OutboundAllowed(blocked, t.raw) {
+		return Verdict{}, false // not blocked, or the account's allow list names t
 	}
 	return refuse(550, "5.7.1", "This account may not send mail outside the organisation", ruleOutbound,
 		fmt.Sprintf("account %s is outbound_blocked; recipient %s is outside our domains", blocked.Address(), t)), true

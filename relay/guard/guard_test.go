@@ -19,7 +19,7 @@ func testDirectory(t testing.TB) *accounts.Directory {
 	c.Accounts = []accounts.AccountConfig{
 		{Address: "taro@" + dom},
 		{Address: "hanako@" + dom},
-		{Address: "baito@" + dom, OutboundBlocked: true},
+		{Address: "baito@" + dom, OutboundBlocked: true, OutboundAllow: []string{"*@partner.example"}},
 		{Address: "gone@" + dom, Disabled: true},
 		{Address: "postmaster@" + dom},
 	}
@@ -160,6 +160,7 @@ var guardCases = []guardCase{
 	{"outbound-blocked via alias", "rcpt", inner, "part@" + dom, "bob@example.net", 550, "5.7.1", ruleOutbound},
 	{"outbound-blocked login", "rcpt", authBaito, "baito@" + dom, "bob@example.net", 550, "5.7.1", ruleOutbound},
 	{"outbound-blocked may write inside", "rcpt", authBaito, "baito@" + dom, "taro@" + dom, 0, "", ruleLocalRcpt},
+	{"outbound-blocked may write to its allow list", "rcpt", inner, "baito@" + dom, "sato@Partner.Example", 0, "", ruleInner},
 	{"deny rule wins over inner trust", "rcpt", inner, "taro@" + dom, "x@blocked.example", 550, "5.7.1", "no-blocked"},
 	{"deny rule on subdomain", "rcpt", inner, "taro@" + dom, "x@mail.Blocked.Example", 550, "5.7.1", "no-blocked"},
 	{"require_auth withdraws inner trust", "rcpt", kiosk, "alice@example.com", "bob@example.net", 554, "5.7.1", "kiosk"},
