@@ -5,11 +5,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-message/textproto"
 	gomilter "github.com/emersion/go-milter"
@@ -150,32 +152,51 @@ func (c *Client) checkOne(ctx context.Context, m Config, t Transaction) (_ Resul
 	defer cancel()
 	network, address, _ := splitAddress(m.Address)
 	d := &ctxDialer{ctx: ctx, d: net.Dialer{Timeout: m.ConnectTimeout}}
-	cl := gomilter.NewClientWithOptions(network, address, gomilter.ClientOptions{
-		Dialer:       d,
-		ReadTimeout:  m.Timeout,
-		WriteTimeout: m.Timeout,
-		// Only the actions we carry out; a milter that needs more (body
-		// replacement, recipient changes) must refuse at negotiation
-		// rather than have its changes silently dropped.
-		ActionMask: gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
-	})
 	defer func() {
-		if d.stop != nil {
-			d.stop()
-		}
+		d.close()
 		if ctx.Err() != nil && err != nil {
 			err = fmt.Errorf("%w (%v)", err, context.Cause(ctx))
 		}
 	}()
-	s, err := cl.Session()
+	s, err := session(d, network, address, m.Timeout, offeredProtocol)
+	if errors.Is(err, gomilter.ErrUnsupportedMilterVersion) {
+		// A milter of protocol version 2 cannot take the steps of version
+		// 6 we offer; the library only downgrades when we offer none of
+		// them, so ask again with the version 2 subset.
+		d.close()
+		s, err = session(d, network, address, m.Timeout, offeredProtocol&0x7f)
+	}
 	if err != nil {
-		if d.conn != nil {
-			d.conn.Close()
-		}
 		return Result{}, err
 	}
 	defer s.Close()
 	return c.converse(s, t)
+}
+
+// offeredProtocol is every step we let a milter skip or leave
+// unanswered. libmilter-based milters (clamav-milter) hang up at
+// negotiation when they ask to skip a step the MTA did not offer.
+// Leading-space header values are not offered: we send values without it.
+const offeredProtocol = gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoMailFrom |
+	gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoHeaders | gomilter.OptNoEOH |
+	gomilter.OptNoUnknown | gomilter.OptNoData | gomilter.OptSkip | gomilter.OptNoHeaderReply |
+	gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply |
+	gomilter.OptNoRcptReply | gomilter.OptNoDataReply | gomilter.OptNoUnknownReply |
+	gomilter.OptNoEOHReply | gomilter.OptNoBodyReply
+
+// session dials and negotiates.
+func session(d *ctxDialer, network, address string, timeout time.Duration, proto gomilter.OptProtocol) (*gomilter.ClientSession, error) {
+	cl := gomilter.NewClientWithOptions(network, address, gomilter.ClientOptions{
+		Dialer:       d,
+		ReadTimeout:  timeout,
+		WriteTimeout: timeout,
+		// Only the actions we carry out; a milter that needs more (body
+		// replacement, recipient changes) must refuse at negotiation
+		// rather than have its changes silently dropped.
+		ActionMask:   gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
+		ProtocolMask: proto,
+	})
+	return cl.Session()
 }
 
 // converse sends the stages in order; the first answer other than
@@ -360,4 +381,14 @@ func (d *ctxDialer) Dial(network, addr string) (net.Conn, error) {
 	d.conn = conn
 	d.stop = context.AfterFunc(d.ctx, func() { conn.Close() })
 	return conn, nil
+}
+
+// close closes the connection of the last Dial. Closing after the
+// library's own Close (QUIT) is harmless.
+func (d *ctxDialer) close() {
+	if d.conn != nil {
+		d.stop()
+		d.conn.Close()
+		d.conn = nil
+	}
 }
