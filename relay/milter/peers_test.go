@@ -75,11 +75,11 @@ func start(t *testing.T, dir, name string, args ...string) (stop func()) {
 	stop = func() {
 		once.Do(func() {
 			// The whole process group (rspamd forks its workers), killed:
-		// clamav-milter takes 6 s and clamd 2 s to stop on SIGTERM, and a
-		// crash is what the failure tests want anyway.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		if t.Failed() {
+			// clamav-milter takes 6 s and clamd 2 s to stop on SIGTERM, and a
+			// crash is what the failure tests want anyway.
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			cmd.Wait()
+			if t.Failed() {
 				b, _ := os.ReadFile(out.Name())
 				t.Logf("%s output:\n%s", name, b)
 			}
