@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -256,7 +257,7 @@ func headerFromDomain(header []byte) (string, error) {
 	if len(froms) != 1 {
 		return "", fmt.Errorf("%d From fields", len(froms))
 	}
-	list, err := mail.ParseAddressList(froms[0])
+	list, err := addrParser.ParseList(froms[0])
 	if err != nil {
 		return "", fmt.Errorf("From: %v", err)
 	}
@@ -269,6 +270,13 @@ func headerFromDomain(header []byte) (string, error) {
 	}
 	return d, nil
 }
+
+// addrParser reads addresses whatever the charset of their display names
+// (Japanese mail often has ISO-2022-JP names, which net/mail refuses by
+// default): only the address matters here.
+var addrParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
+	CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
+}}
 
 func domainOf(a string) string {
 	i := strings.LastIndexByte(a, '@')
