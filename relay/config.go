@@ -30,6 +30,7 @@ type Config struct {
 	Delivery        DeliveryConfig `koanf:"delivery"`
 	Log             LogConfig      `koanf:"log"`
 	Metrics         MetricsConfig  `koanf:"metrics"`
+	Inspect         InspectConfig  `koanf:"inspect"`
 }
 
 // ListenerConfig is one listening socket.
@@ -145,7 +146,8 @@ func DefaultConfig() Config {
 			IdleTimeout:        30 * time.Second,
 			MaxConnsPerHop:     10,
 		},
-		Log: LogConfig{Format: "text", Level: "info"},
+		Log:     LogConfig{Format: "text", Level: "info"},
+		Inspect: DefaultInspectConfig(),
 	}
 }
 
@@ -160,6 +162,7 @@ func (c *Config) Resolve(base string) {
 	abs(&c.TLS.KeyFile)
 	abs(&c.Log.File)
 	c.Queue.Resolve(base)
+	c.Inspect.Resolve(base)
 }
 
 // Validate reports every problem in the section.
@@ -259,7 +262,8 @@ func (c Config) Validate() error {
 	for _, sub := range []struct {
 		key string
 		err error
-	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()}} {
+	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()},
+		{"inspect", c.Inspect.Validate()}} {
 		for _, e := range unjoin(sub.err) {
 			errs = append(errs, fmt.Errorf("%s.%w", sub.key, e))
 		}

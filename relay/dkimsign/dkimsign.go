@@ -17,6 +17,7 @@ import (
 	"mime"
 	"net/mail"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 
@@ -58,8 +59,8 @@ func DefaultConfig() Config {
 // Resolve makes key files relative to base (the configuration's folder).
 func (c *Config) Resolve(base string) {
 	for i, k := range c.Keys {
-		if k.KeyFile != "" && !strings.HasPrefix(k.KeyFile, "/") {
-			c.Keys[i].KeyFile = base + "/" + k.KeyFile
+		if k.KeyFile != "" && !filepath.IsAbs(k.KeyFile) {
+			c.Keys[i].KeyFile = filepath.Join(base, k.KeyFile)
 		}
 	}
 }

@@ -31,7 +31,18 @@ type Config struct {
 	TotalTimeout time.Duration `koanf:"total_timeout"`
 	// OnFailure is "tempfail" or "accept".
 	OnFailure string `koanf:"on_failure"`
+	// Sources limits the milter to mail from these kinds of client:
+	// "internet", "inner" (the inner networks), "authenticated". Empty:
+	// all.
+	Sources []string `koanf:"sources"`
 }
+
+// The kinds of client a milter can be limited to.
+const (
+	SourceInternet      = "internet"
+	SourceInner         = "inner"
+	SourceAuthenticated = "authenticated"
+)
 
 // DefaultConfig returns the defaults for one milter entry.
 func DefaultConfig() Config {
@@ -77,6 +88,13 @@ func (c Config) Validate() error {
 	}{{"connect_timeout", c.ConnectTimeout}, {"timeout", c.Timeout}, {"total_timeout", c.TotalTimeout}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: negative", d.key))
+		}
+	}
+	for i, src := range c.Sources {
+		switch src {
+		case SourceInternet, SourceInner, SourceAuthenticated:
+		default:
+			errs = append(errs, fmt.Errorf("sources[%d]: %q is not internet, inner or authenticated", i, src))
 		}
 	}
 	switch c.OnFailure {

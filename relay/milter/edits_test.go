@@ -67,7 +67,7 @@ func TestValidate(t *testing.T) {
 		{Config{Name: "a", Address: "unix:/run/clamav/milter.sock"}, ""},
 		{Config{Name: "a", Address: "unix:rel.sock"}, `address: "unix:rel.sock": a unix socket needs an absolute path`},
 		{Config{Address: "inet:127.0.0.1"}, "name: empty\naddress: \"127.0.0.1\": address 127.0.0.1: missing port in address"},
-		{Config{Name: "a", Address: "inet:h:1", OnFailure: "drop", Timeout: -1}, "timeout: negative\non_failure: \"drop\" is neither tempfail nor accept"},
+		{Config{Name: "a", Address: "inet:h:1", OnFailure: "drop", Timeout: -1, Sources: []string{"inner", "lgwan"}}, "timeout: negative\nsources[1]: \"lgwan\" is not internet, inner or authenticated\non_failure: \"drop\" is neither tempfail nor accept"},
 	}
 	for _, tc := range tests {
 		err := tc.c.Validate()

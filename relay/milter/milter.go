@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,6 +81,9 @@ type Transaction struct {
 	From       string // envelope sender without brackets; "" is the null sender
 	Rcpts      []string
 	QueueID    string // sent as the "i" macro, which milters put in their logs
+	// Source is the kind of client (SourceInternet, SourceInner,
+	// SourceAuthenticated); milters limited to other sources are skipped.
+	Source string
 	// Header is the header block as received (CRLF line ends, the empty
 	// line may be left off); Body is read from its start for every milter.
 	Header []byte
@@ -121,6 +125,9 @@ func New(hostname string, cfgs []Config) *Client {
 func (c *Client) Check(ctx context.Context, t Transaction) Result {
 	res := Result{Action: Accept}
 	for _, m := range c.milters {
+		if len(m.Sources) > 0 && !slices.Contains(m.Sources, t.Source) {
+			continue
+		}
 		r, err := c.checkOne(ctx, m, t)
 		if err != nil {
 			res.Failed = append(res.Failed, fmt.Errorf("milter %s: %w", m.Name, err))

@@ -98,6 +98,7 @@ func testTxn() Transaction {
 		Helo:       "mx.example.com",
 		From:       "alice@example.com",
 		Rcpts:      []string{"bob@city.lg.jp", "carol@city.lg.jp"},
+		Source:     SourceInternet,
 		QueueID:    "Q1",
 		Header:     []byte("From: alice@example.com\r\nSubject: hello\r\n world\r\n"),
 		Body:       bytes.NewReader([]byte("line one\r\nline two\r\n")),
@@ -202,6 +203,13 @@ func TestChain(t *testing.T) {
 	r := New("gw", []Config{{Name: "a", Address: tag}, {Name: "r", Address: rej}}).Check(context.Background(), testTxn())
 	if r.Action != Reject || r.Milter != "r" || len(r.Edits) != 0 {
 		t.Errorf("tag then reject: %+v", r)
+	}
+	// A milter limited to internet mail does not see inner mail.
+	txn := testTxn()
+	txn.Source = SourceInner
+	r = New("gw", []Config{{Name: "a", Address: tag}, {Name: "r", Address: rej, Sources: []string{SourceInternet}}}).Check(context.Background(), txn)
+	if r.Action != Accept || len(r.Edits) != 1 {
+		t.Errorf("internet-only milter on inner mail: %+v", r)
 	}
 }
 
