@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-message/textproto"
@@ -106,6 +107,9 @@ type Result struct {
 type Client struct {
 	milters  []Config
 	hostname string
+	// old[i] is set once milter i turned out to speak protocol version 2,
+	// so later conversations do not pay a second connection.
+	old []atomic.Bool
 }
 
 // New returns a client for the milters in cfgs (each validated by the
@@ -115,6 +119,7 @@ func New(hostname string, cfgs []Config) *Client {
 	for _, m := range cfgs {
 		c.milters = append(c.milters, m.withDefaults())
 	}
+	c.old = make([]atomic.Bool, len(c.milters))
 	return c
 }
 
@@ -124,11 +129,11 @@ func New(hostname string, cfgs []Config) *Client {
 // Check never returns later than ctx's deadline plus a close.
 func (c *Client) Check(ctx context.Context, t Transaction) Result {
 	res := Result{Action: Accept}
-	for _, m := range c.milters {
+	for i, m := range c.milters {
 		if len(m.Sources) > 0 && !slices.Contains(m.Sources, t.Source) {
 			continue
 		}
-		r, err := c.checkOne(ctx, m, t)
+		r, err := c.checkOne(ctx, m, &c.old[i], t)
 		if err != nil {
 			res.Failed = append(res.Failed, fmt.Errorf("milter %s: %w", m.Name, err))
 			if m.OnFailure == OnFailureAccept {
@@ -154,7 +159,7 @@ func (c *Client) Check(ctx context.Context, t Transaction) Result {
 
 // checkOne is one milter conversation. A nil error means the milter gave a
 // verdict; any error is a failure for the on_failure policy.
-func (c *Client) checkOne(ctx context.Context, m Config, t Transaction) (_ Result, err error) {
+func (c *Client) checkOne(ctx context.Context, m Config, old *atomic.Bool, t Transaction) (_ Result, err error) {
 	ctx, cancel := context.WithTimeout(ctx, m.TotalTimeout)
 	defer cancel()
 	network, address, _ := splitAddress(m.Address)
@@ -165,13 +170,18 @@ func (c *Client) checkOne(ctx context.Context, m Config, t Transaction) (_ Resul
 			err = fmt.Errorf("%w (%v)", err, context.Cause(ctx))
 		}
 	}()
-	s, err := session(d, network, address, m.Timeout, offeredProtocol)
-	if errors.Is(err, gomilter.ErrUnsupportedMilterVersion) {
+	proto := offeredProtocol
+	if old.Load() {
+		proto &= v2Protocol
+	}
+	s, err := session(d, network, address, m.Timeout, proto)
+	if errors.Is(err, gomilter.ErrUnsupportedMilterVersion) && proto != offeredProtocol&v2Protocol {
 		// A milter of protocol version 2 cannot take the steps of version
 		// 6 we offer; the library only downgrades when we offer none of
 		// them, so ask again with the version 2 subset.
 		d.close()
-		s, err = session(d, network, address, m.Timeout, offeredProtocol&0x7f)
+		old.Store(true)
+		s, err = session(d, network, address, m.Timeout, offeredProtocol&v2Protocol)
 	}
 	if err != nil {
 		return Result{}, err
@@ -190,6 +200,9 @@ const offeredProtocol = gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.Op
 	gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply |
 	gomilter.OptNoRcptReply | gomilter.OptNoDataReply | gomilter.OptNoUnknownReply |
 	gomilter.OptNoEOHReply | gomilter.OptNoBodyReply
+
+// v2Protocol are the protocol steps of milter protocol version 2.
+const v2Protocol gomilter.OptProtocol = 0x7f
 
 // session dials and negotiates.
 func session(d *ctxDialer, network, address string, timeout time.Duration, proto gomilter.OptProtocol) (*gomilter.ClientSession, error) {
