@@ -15,6 +15,12 @@ func (v *Verifier) AddHeader(header []byte, res Result) []byte {
 	return append(out, StripAuthResults(header, v.cfg.AuthservID)...)
 }
 
+// StripOurs removes the Authentication-Results fields that claim our
+// authserv-id from header.
+func (v *Verifier) StripOurs(header []byte) []byte {
+	return StripAuthResults(header, v.cfg.AuthservID)
+}
+
 // StripAuthResults removes the Authentication-Results fields whose
 // authserv-id is id (compared without case); header is a CRLF header
 // block.
