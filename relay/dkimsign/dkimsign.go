@@ -309,12 +309,12 @@ func fromDomain(h textproto.Header) (string, error) {
 	}
 	list, err := addrParser.ParseList(froms[0])
 	if err != nil || len(list) == 0 {
-		return "", fmt.Errorf("From: unparsable (%v)", err)
+		return "", fmt.Errorf("header from: unparsable (%v)", err)
 	}
 	a := list[0].Address
 	i := strings.LastIndexByte(a, '@')
 	if i < 0 {
-		return "", fmt.Errorf("From %q has no domain", a)
+		return "", fmt.Errorf("header from %q has no domain", a)
 	}
 	return a[i+1:], nil
 }

@@ -259,14 +259,14 @@ func headerFromDomain(header []byte) (string, error) {
 	}
 	list, err := addrParser.ParseList(froms[0])
 	if err != nil {
-		return "", fmt.Errorf("From: %v", err)
+		return "", fmt.Errorf("header from: %v", err)
 	}
 	if len(list) != 1 {
-		return "", fmt.Errorf("From holds %d addresses", len(list))
+		return "", fmt.Errorf("header from holds %d addresses", len(list))
 	}
 	d := domainOf(list[0].Address)
 	if d == "" {
-		return "", errors.New("From has no domain")
+		return "", errors.New("header from has no domain")
 	}
 	return d, nil
 }

@@ -251,3 +251,27 @@ reverse_dns: "yes" is not off, ptr or confirmed`
 		t.Errorf("defaults: %v", err)
 	}
 }
+
+func FuzzHeaderFromDomain(f *testing.F) {
+	f.Add([]byte("From: =?ISO-2022-JP?B?GyRCOzBCPBsoQg==?= <taro@city.example.jp>\r\n"))
+	f.Add([]byte("From: a@b.example, c@d.example\r\n"))
+	f.Fuzz(func(t *testing.T, h []byte) {
+		d, err := headerFromDomain(h)
+		if err == nil && (d == "" || strings.ContainsAny(d, "@ ")) {
+			t.Fatalf("domain %q from %q", d, h)
+		}
+	})
+}
+
+func TestHeaderFromDomain(t *testing.T) {
+	for _, tc := range []struct{ h, want, err string }{
+		{"From: =?ISO-2022-JP?B?GyRCOzBCPBsoQg==?= <taro@City.Example.JP>\r\n", "city.example.jp", ""},
+		{"Subject: x\r\n", "", "0 From fields"},
+		{"From: a@b.example, c@d.example\r\n", "", "header from holds 2 addresses"},
+	} {
+		d, err := headerFromDomain([]byte(tc.h))
+		if d != tc.want || (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
+			t.Errorf("%q: %q %v", tc.h, d, err)
+		}
+	}
+}
