@@ -48,6 +48,7 @@ func TestReplyCode(t *testing.T) {
 		{550, "4.7.1 wrong class", Reply{550, "5.7.1", "4.7.1 wrong class"}, Reject, false},
 		{550, "5.7.1 one\r\n550 5.7.1 two", Reply{550, "5.7.1", "one 5.7.1 two"}, Reject, false},
 		{250, "ok", Reply{}, Accept, true},
+		{550, "5.7.1 bad\x00\tbyte", Reply{550, "5.7.1", "bad  byte"}, Reject, false},
 	}
 	for _, tc := range tests {
 		r, err := replyCode(tc.code, tc.text)

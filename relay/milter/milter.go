@@ -82,6 +82,9 @@ type Transaction struct {
 	From       string // envelope sender without brackets; "" is the null sender
 	Rcpts      []string
 	QueueID    string // sent as the "i" macro, which milters put in their logs
+	// AuthUser is the SMTP AUTH login, "" when unauthenticated; sent as
+	// the {auth_authen} macro, which rspamd uses to skip its spam checks.
+	AuthUser string
 	// Source is the kind of client (SourceInternet, SourceInner,
 	// SourceAuthenticated); milters limited to other sources are skipped.
 	Source string
@@ -241,8 +244,15 @@ func (c *Client) converse(s *gomilter.ClientSession, t Transaction) (Result, err
 	if act, err := s.Helo(t.Helo); err != nil || act.Code != gomilter.ActContinue {
 		return verdict(act, err)
 	}
+	var mailMacros []string
 	if t.QueueID != "" {
-		if err := s.Macros(gomilter.CodeMail, "i", t.QueueID); err != nil {
+		mailMacros = append(mailMacros, "i", t.QueueID)
+	}
+	if t.AuthUser != "" {
+		mailMacros = append(mailMacros, "{auth_authen}", t.AuthUser)
+	}
+	if len(mailMacros) > 0 {
+		if err := s.Macros(gomilter.CodeMail, mailMacros...); err != nil {
 			return Result{}, err
 		}
 	}
@@ -354,7 +364,13 @@ func replyCode(code int, text string) (Result, error) {
 		}
 		parts = append(parts, strings.TrimSpace(line))
 	}
-	text = strings.Join(parts, " ")
+	// The text goes back to the SMTP client: no control characters.
+	text = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.Join(parts, " "))
 	if f := strings.Fields(text); len(f) > 0 && isEnhanced(f[0], code/100) {
 		r.Reply.Enhanced = f[0]
 		text = strings.TrimSpace(strings.TrimPrefix(text, f[0]))

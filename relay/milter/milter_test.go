@@ -39,7 +39,7 @@ func (f *fakeMilter) log(format string, a ...any) {
 }
 
 func (f *fakeMilter) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
-	f.log("connect %s %s %d %s", host, family, port, addr)
+	f.log("connect %s %s %d %s j=%s", host, family, port, addr, m.Macros["j"])
 	return f.at("connect")
 }
 func (f *fakeMilter) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
@@ -47,7 +47,7 @@ func (f *fakeMilter) Helo(name string, m *gomilter.Modifier) (gomilter.Response,
 	return f.at("helo")
 }
 func (f *fakeMilter) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
-	f.log("mail %s", from)
+	f.log("mail %s i=%s auth=%s", from, m.Macros["i"], m.Macros["{auth_authen}"])
 	return f.at("mail")
 }
 func (f *fakeMilter) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
@@ -172,15 +172,16 @@ func TestMilterSeesTransaction(t *testing.T) {
 	addr, seen := startFake(t, fakeMilter{})
 	c := New("gw.city.lg.jp", []Config{{Name: "fake", Address: addr}})
 	txn := testTxn()
+	txn.AuthUser = "alice"
 	// Twice over the same body: the second run must start from the top.
 	for range 2 {
 		if r := c.Check(context.Background(), txn); r.Action != Accept || len(r.Failed) > 0 {
 			t.Fatalf("got %+v", r)
 		}
 	}
-	want := `connect [192.0.2.7] tcp4 40000 192.0.2.7
+	want := `connect [192.0.2.7] tcp4 40000 192.0.2.7 j=gw.city.lg.jp
 helo mx.example.com
-mail alice@example.com
+mail alice@example.com i=Q1 auth=alice
 rcpt bob@city.lg.jp
 rcpt carol@city.lg.jp
 header From="alice@example.com"
