@@ -5,13 +5,18 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	gomilter "github.com/emersion/go-milter"
+	"github.com/emersion/go-msgauth/dkim"
 
+	"github.com/sekisho/sekisho/relay/dkimsign"
 	"github.com/sekisho/sekisho/relay/milter"
 	"github.com/sekisho/sekisho/relay/msgauth"
+	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing/dnstest"
 )
 
@@ -69,5 +74,56 @@ func TestInspectionCheck(t *testing.T) {
 	v = in.Check(context.Background(), msg("203.0.113.1", milter.SourceInner))
 	if got := string(v.Header([]byte(rewritten))); v.Action != milter.Accept || got != rewritten+"X-Scanned: yes\r\n" {
 		t.Errorf("inner: %v %q", v.Action, got)
+	}
+}
+
+// The delivery-time rewrite changes From from the LG domain to the
+// regional one; the signature made afterwards over the bytes sent verifies
+// against the regional domain's published key.
+func TestSignAfterRewrite(t *testing.T) {
+	dir := t.TempDir()
+	pemb, key, err := dkimsign.GenerateKey("rsa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "city.pem")
+	if err := os.WriteFile(keyFile, pemb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	txt, _ := dkimsign.TXTRecord(key.Public())
+	d := dnstest.New(t)
+	d.Add(`s1._domainkey.city.example.jp. IN TXT "` + txt[:200] + `" "` + txt[200:] + `"`)
+
+	rw, err := rewrite.New(rewrite.Config{Sets: []rewrite.SetConfig{{Name: "to-internet", Rules: []rewrite.RuleConfig{
+		{Name: "lg-to-regional", Domain: "city.lg.jp", Replace: "city.example.jp", Source: []string{"inner"}},
+	}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := rw.Set("to-internet")
+	header := []byte("Received: from inner.city.lg.jp\r\nFrom: Taro <taro@city.lg.jp>\r\nTo: someone@example.com\r\nSubject: minutes\r\n" +
+		"Date: Sun, 29 Nov 2026 10:00:00 +0900\r\nMessage-ID: <a1@city.lg.jp>\r\n\r\n")
+	out, err := set.Rewrite(rewrite.Input{From: "taro@city.lg.jp", To: []string{"someone@example.com"}, Header: header, Source: rewrite.SourceInner})
+	if err != nil || !bytes.Contains(out.Header, []byte("From: Taro <taro@city.example.jp>")) {
+		t.Fatalf("rewrite: %v\n%s", err, out.Header)
+	}
+	msg := string(out.Header) + "The minutes.\r\n"
+
+	cfg := DefaultInspectConfig()
+	cfg.DKIMSign.Keys = []dkimsign.KeyConfig{{Domain: "city.example.jp", Selector: "s1", KeyFile: keyFile}}
+	in, err := NewInspection(cfg, "gw.city.lg.jp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := in.Sign(strings.NewReader(msg))
+	if err != nil || sig == "" {
+		t.Fatalf("Sign: %q %v", sig, err)
+	}
+	r, _ := msgauth.NewResolver([]string{d.Addr})
+	vs, err := dkim.VerifyWithOptions(strings.NewReader(sig+msg), &dkim.VerifyOptions{
+		LookupTXT: func(n string) ([]string, error) { return r.LookupTXT(context.Background(), n) },
+	})
+	if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "city.example.jp" {
+		t.Fatalf("verification: %v %+v", err, vs)
 	}
 }
