@@ -3,6 +3,7 @@ package milter
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"net/textproto"
@@ -26,6 +27,10 @@ type fakeMilter struct {
 }
 
 func (f *fakeMilter) at(stage string) (gomilter.Response, error) {
+	if stage == f.stage && f.resp == nil {
+		// The milter dies here: the server drops the connection.
+		return nil, errors.New("crash at " + stage)
+	}
 	if stage == f.stage {
 		return f.resp, nil
 	}
@@ -219,6 +224,7 @@ func TestChain(t *testing.T) {
 func TestFailurePolicy(t *testing.T) {
 	dead := deadAddress(t)
 	silent := silentMilter(t)
+	crash, _ := startFake(t, fakeMilter{stage: "body"})
 	tests := []struct {
 		name, addr, policy string
 		want               Action
@@ -228,6 +234,8 @@ func TestFailurePolicy(t *testing.T) {
 		{"silent tempfail", silent, OnFailureTempfail, TempFail},
 		{"silent accept", silent, OnFailureAccept, Accept},
 		{"unix path missing", "unix:/nonexistent/milter.sock", "", TempFail},
+		{"dies in the body tempfail", crash, OnFailureTempfail, TempFail},
+		{"dies in the body accept", crash, OnFailureAccept, Accept},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
