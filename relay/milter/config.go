@@ -31,6 +31,9 @@ type Config struct {
 	TotalTimeout time.Duration `koanf:"total_timeout"`
 	// OnFailure is "tempfail" or "accept".
 	OnFailure string `koanf:"on_failure"`
+	// MaxMessageBytes skips the milter for larger messages (E-Post's
+	// VirusMailSize); 0 means no limit.
+	MaxMessageBytes int64 `koanf:"max_message_bytes"`
 	// Sources limits the milter to mail from these kinds of client:
 	// "internet", "inner" (the inner networks), "authenticated". Empty:
 	// all.
@@ -89,6 +92,9 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: negative", d.key))
 		}
+	}
+	if c.MaxMessageBytes < 0 {
+		errs = append(errs, errors.New("max_message_bytes: negative"))
 	}
 	for i, src := range c.Sources {
 		switch src {

@@ -132,9 +132,22 @@ func New(hostname string, cfgs []Config) *Client {
 // Check never returns later than ctx's deadline plus a close.
 func (c *Client) Check(ctx context.Context, t Transaction) Result {
 	res := Result{Action: Accept}
+	size := int64(-1)
 	for i, m := range c.milters {
 		if len(m.Sources) > 0 && !slices.Contains(m.Sources, t.Source) {
 			continue
+		}
+		if m.MaxMessageBytes > 0 {
+			if size < 0 {
+				n, err := t.Body.Seek(0, io.SeekEnd)
+				if err != nil {
+					n = 0 // unknown: the milter is asked, and the rewind below reports the error
+				}
+				size = int64(len(t.Header)) + n
+			}
+			if size > m.MaxMessageBytes {
+				continue
+			}
 		}
 		r, err := c.checkOne(ctx, m, &c.old[i], t)
 		if err != nil {

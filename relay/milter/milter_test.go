@@ -210,6 +210,15 @@ func TestChain(t *testing.T) {
 	if r.Action != Reject || r.Milter != "r" || len(r.Edits) != 0 {
 		t.Errorf("tag then reject: %+v", r)
 	}
+	// A milter with a size limit is skipped for larger messages.
+	r = New("gw", []Config{{Name: "r", Address: rej, MaxMessageBytes: 40}}).Check(context.Background(), testTxn())
+	if r.Action != Accept {
+		t.Errorf("size-limited milter on a larger message: %+v", r)
+	}
+	r = New("gw", []Config{{Name: "r", Address: rej, MaxMessageBytes: 1000}}).Check(context.Background(), testTxn())
+	if r.Action != Reject {
+		t.Errorf("size-limited milter on a smaller message: %+v", r)
+	}
 	// A milter limited to internet mail does not see inner mail.
 	txn := testTxn()
 	txn.Source = SourceInner
