@@ -50,7 +50,7 @@ func TestInspectionCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	received := "Authentication-Results: gw.city.lg.jp; spf=pass (forged)\r\nFrom: a@example.com\r\nSubject: s\r\n"
+	received := "Authentication-Results: gw.city.lg.jp; spf=pass (forged)\r\nFrom: a@example.com\r\nSubject: s\r\n\r\n"
 	rewritten := strings.Replace(received, "a@example.com", "a@city.lg.jp", 1)
 	msg := func(ip, source string) Received {
 		return Received{ClientIP: netip.MustParseAddr(ip), Helo: "mx.example.com", From: "a@example.com", Rcpts: []string{"b@city.lg.jp"},
@@ -59,7 +59,7 @@ func TestInspectionCheck(t *testing.T) {
 
 	v := in.Check(context.Background(), msg("192.0.2.7", milter.SourceInternet))
 	want := "Authentication-Results: gw.city.lg.jp;\r\n\tspf=pass smtp.helo=mx.example.com smtp.mailfrom=a@example.com\r\n" +
-		"From: a@city.lg.jp\r\nSubject: s\r\nX-Scanned: yes\r\n"
+		"From: a@city.lg.jp\r\nSubject: s\r\nX-Scanned: yes\r\n\r\n"
 	if got := string(v.Header([]byte(rewritten))); v.Action != milter.Accept || got != want {
 		t.Errorf("internet, SPF pass: %v\n%q\nwant\n%q", v.Action, got, want)
 	}
@@ -72,7 +72,7 @@ func TestInspectionCheck(t *testing.T) {
 	// Inner mail skips the sender checks (the forged field is not ours to
 	// judge there) but still goes through the milter.
 	v = in.Check(context.Background(), msg("203.0.113.1", milter.SourceInner))
-	if got := string(v.Header([]byte(rewritten))); v.Action != milter.Accept || got != rewritten+"X-Scanned: yes\r\n" {
+	if got := string(v.Header([]byte(rewritten))); v.Action != milter.Accept || got != strings.TrimSuffix(rewritten, "\r\n")+"X-Scanned: yes\r\n\r\n" {
 		t.Errorf("inner: %v %q", v.Action, got)
 	}
 }

@@ -5,13 +5,21 @@ import (
 	"strings"
 )
 
-// ApplyEdits returns header (a CRLF header block without the empty line)
-// with the edits applied in order, the way sendmail and Postfix apply
+// ApplyEdits returns header (a CRLF header block, with or without the
+// empty line that ends it; it is kept if present) with the edits applied
+// in order, the way sendmail and Postfix apply
 // them: AddHeader appends, ChangeHeader replaces (or, with an empty value,
 // deletes) the Index-th field of that name counting from 1, InsertHeader
 // puts the field at position Index counting from 0. A ChangeHeader whose
 // field does not exist adds it, as Postfix does.
 func ApplyEdits(header []byte, edits []HeaderEdit) []byte {
+	if len(edits) == 0 {
+		return header
+	}
+	body, ended := bytes.CutSuffix(header, []byte("\r\n\r\n"))
+	if ended {
+		header = append(body[:len(body):len(body)], '\r', '\n')
+	}
 	fields := splitFields(header)
 	for _, e := range edits {
 		line := formatField(e.Name, e.Value)
@@ -41,6 +49,9 @@ func ApplyEdits(header []byte, edits []HeaderEdit) []byte {
 				fields[at] = line
 			}
 		}
+	}
+	if ended {
+		fields = append(fields, []byte("\r\n"))
 	}
 	return bytes.Join(fields, nil)
 }

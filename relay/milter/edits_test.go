@@ -31,6 +31,10 @@ func TestApplyEdits(t *testing.T) {
 			if got := string(ApplyEdits([]byte(h), tc.edits)); got != tc.want {
 				t.Errorf("got\n%q\nwant\n%q", got, tc.want)
 			}
+			// With the empty line that ends a header block, it stays last.
+			if got := string(ApplyEdits([]byte(h+"\r\n"), tc.edits)); got != tc.want+"\r\n" {
+				t.Errorf("with the empty line: got\n%q\nwant\n%q", got, tc.want+"\r\n")
+			}
 		})
 	}
 }

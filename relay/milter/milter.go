@@ -88,8 +88,9 @@ type Transaction struct {
 	// Source is the kind of client (SourceInternet, SourceInner,
 	// SourceAuthenticated); milters limited to other sources are skipped.
 	Source string
-	// Header is the header block as received (CRLF line ends, the empty
-	// line may be left off); Body is read from its start for every milter.
+	// Header is the header block as received (CRLF line ends, with or
+	// without the empty line that ends it); Body, the rest, is read from
+	// its start for every milter.
 	Header []byte
 	Body   io.ReadSeeker
 }
@@ -132,6 +133,9 @@ func New(hostname string, cfgs []Config) *Client {
 // Check never returns later than ctx's deadline plus a close.
 func (c *Client) Check(ctx context.Context, t Transaction) Result {
 	res := Result{Action: Accept}
+	if t.Body == nil {
+		t.Body = bytes.NewReader(nil)
+	}
 	size := int64(-1)
 	for i, m := range c.milters {
 		if len(m.Sources) > 0 && !slices.Contains(m.Sources, t.Source) {

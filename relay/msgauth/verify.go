@@ -48,8 +48,8 @@ type Message struct {
 	ClientIP netip.Addr
 	Helo     string
 	MailFrom string // envelope sender, "" for the null sender
-	// Header is the header block as received (CRLF line ends); Body the
-	// rest, read once.
+	// Header is the header block as received (CRLF line ends, with or
+	// without the empty line that ends it); Body the rest, read once.
 	Header []byte
 	Body   io.Reader
 }
@@ -117,7 +117,7 @@ func (v *Verifier) Verify(ctx context.Context, m Message) Result {
 	}
 	fromDomain, fromErr := headerFromDomain(m.Header)
 	if v.cfg.DKIM != Off {
-		vs, err := dkim.VerifyWithOptions(io.MultiReader(bytes.NewReader(m.Header), strings.NewReader("\r\n"), m.Body), &dkim.VerifyOptions{
+		vs, err := dkim.VerifyWithOptions(io.MultiReader(bytes.NewReader(headerBlock(m.Header)), m.Body), &dkim.VerifyOptions{
 			LookupTXT:        func(name string) ([]string, error) { return v.dns.LookupTXT(ctx, name) },
 			MaxVerifications: v.cfg.MaxSignatures,
 		})
@@ -175,6 +175,15 @@ func (v *Verifier) Verify(ctx context.Context, m Message) Result {
 		res.Header = formatHeader(v.cfg.AuthservID, results)
 	}
 	return res
+}
+
+// headerBlock is h ending in exactly one empty line: the body's own
+// leading empty lines count in its DKIM hash, so none may be added.
+func headerBlock(h []byte) []byte {
+	if bytes.HasSuffix(h, []byte("\r\n\r\n")) || len(h) == 0 {
+		return h
+	}
+	return append(h[:len(h):len(h)], '\r', '\n')
 }
 
 // formatHeader writes the Authentication-Results field with one result

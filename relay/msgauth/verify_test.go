@@ -128,6 +128,11 @@ func TestVerify(t *testing.T) {
 			}
 			hdr, body := w.msg(t, from, tc.sign, tc.tamper)
 			r := v.Verify(context.Background(), Message{ClientIP: tc.ip, Helo: "mx.example.com", MailFrom: tc.mailFrom, Header: hdr, Body: bytes.NewReader(body)})
+			// The same with the empty line kept on the header block.
+			r2 := v.Verify(context.Background(), Message{ClientIP: tc.ip, Helo: "mx.example.com", MailFrom: tc.mailFrom, Header: append(hdr, "\r\n"...), Body: bytes.NewReader(body)})
+			if r2.Header != r.Header || r2.Refuse != r.Refuse {
+				t.Errorf("with the empty line: %+v\nwithout: %+v", r2, r)
+			}
 			if r.Refuse != tc.refuse || r.Reply.Code != tc.code || r.Reply.Enhanced != tc.enhanced {
 				t.Errorf("refuse %v %+v, want %v %d %s (spf %s dkim %v dmarc %s)", r.Refuse, r.Reply, tc.refuse, tc.code, tc.enhanced, r.SPF, r.DKIM, r.DMARC)
 			}
