@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/netip"
+	"strings"
 
 	"github.com/sekisho/sekisho/relay/dkimsign"
 	"github.com/sekisho/sekisho/relay/milter"
@@ -111,6 +112,40 @@ func (in *Inspection) Check(ctx context.Context, m Received) Verdict {
 // (after the delivery-time rewrite), or "" when no key covers its From.
 func (in *Inspection) Sign(msg io.Reader) (string, error) {
 	return in.signer.Sign(msg)
+}
+
+// SignBody wraps the runner's opener of the message as it will be sent
+// (after the delivery-time rewrite): it reads the message once to sign it
+// and returns an opener that puts the DKIM-Signature field in front, and
+// the bytes that adds (for SIZE=). With no key for the From domain, or a
+// message that cannot be signed (no single From), open comes back as it
+// was with err saying why, for the log: the message goes unsigned rather
+// than not at all. An error reading the spool is returned too; the caller
+// defers the delivery.
+func (in *Inspection) SignBody(open func() (io.ReadCloser, error)) (_ func() (io.ReadCloser, error), added int, err error) {
+	rc, err := open()
+	if err != nil {
+		return open, 0, err
+	}
+	sig, err := in.signer.Sign(rc)
+	rc.Close()
+	if err != nil || sig == "" {
+		return open, 0, err
+	}
+	return func() (io.ReadCloser, error) {
+		rc, err := open()
+		if err != nil {
+			return nil, err
+		}
+		return prefixed{io.MultiReader(strings.NewReader(sig), rc), rc}, nil
+	}, len(sig), nil
+}
+
+// prefixed reads the signature, then the message, and closes the
+// message.
+type prefixed struct {
+	io.Reader
+	io.Closer
 }
 
 // ReloadKeys reads the DKIM key files again (SIGHUP); on error the keys in

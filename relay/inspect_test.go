@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -120,10 +121,37 @@ func TestSignAfterRewrite(t *testing.T) {
 		t.Fatalf("Sign: %q %v", sig, err)
 	}
 	r, _ := msgauth.NewResolver([]string{d.Addr})
-	vs, err := dkim.VerifyWithOptions(strings.NewReader(sig+msg), &dkim.VerifyOptions{
-		LookupTXT: func(n string) ([]string, error) { return r.LookupTXT(context.Background(), n) },
-	})
-	if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "city.example.jp" {
-		t.Fatalf("verification: %v %+v", err, vs)
+	verify := func(m string) {
+		t.Helper()
+		vs, err := dkim.VerifyWithOptions(strings.NewReader(m), &dkim.VerifyOptions{
+			LookupTXT: func(n string) ([]string, error) { return r.LookupTXT(context.Background(), n) },
+		})
+		if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "city.example.jp" {
+			t.Fatalf("verification: %v %+v", err, vs)
+		}
+	}
+	verify(sig + msg)
+
+	// The runner's way: wrap the spool opener.
+	opens := 0
+	open := func() (io.ReadCloser, error) { opens++; return io.NopCloser(strings.NewReader(msg)), nil }
+	signed, added, err := in.SignBody(open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := signed()
+	sent, _ := io.ReadAll(rc)
+	rc.Close()
+	if opens != 2 || added != len(sent)-len(msg) || !strings.HasPrefix(string(sent), "DKIM-Signature:") {
+		t.Fatalf("opens %d, added %d, sent %d of %d bytes", opens, added, len(sent), len(msg))
+	}
+	verify(string(sent))
+	// No key for the From domain: the opener comes back unchanged.
+	other := strings.Replace(msg, "taro@city.example.jp", "taro@elsewhere.example.org", 1)
+	same, added, err := in.SignBody(func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(other)), nil })
+	if rc, _ := same(); err != nil || added != 0 {
+		t.Errorf("unsigned: %v %d", err, added)
+	} else if b, _ := io.ReadAll(rc); string(b) != other {
+		t.Errorf("unsigned message changed")
 	}
 }
