@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 )
 
 // ConnectResult is the outcome of the connect-time checks.
@@ -33,11 +34,11 @@ func (v *Verifier) CheckConnect(ctx context.Context, ip netip.Addr) ConnectResul
 	}
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
-	if len(v.cfg.Blocklists) > 0 && !v.listedAny(ctx, ip, v.cfg.Allowlists, nil) {
-		v.listedAny(ctx, ip, v.cfg.Blocklists, &res.Listed)
-		if res.Listed != "" {
-			res.Refuse = true
-			res.Reply = Reply{554, "5.7.1", fmt.Sprintf("Service unavailable; client [%s] blocked using %s", ip, res.Listed)}
+	if len(v.cfg.Blocklists) > 0 {
+		allowed, blocked := v.lists(ctx, ip)
+		if !allowed && blocked != "" {
+			res.Listed, res.Refuse = blocked, true
+			res.Reply = Reply{554, "5.7.1", fmt.Sprintf("Service unavailable; client [%s] blocked using %s", ip, blocked)}
 			return res
 		}
 	}
@@ -56,18 +57,27 @@ func (v *Verifier) CheckConnect(ctx context.Context, ip netip.Addr) ConnectResul
 	return res
 }
 
-// listedAny reports whether ip is on one of zones; the first such zone is
-// stored in *which.
-func (v *Verifier) listedAny(ctx context.Context, ip netip.Addr, zones []string, which *string) bool {
-	for _, z := range zones {
-		if v.Listed(ctx, ip, z) {
-			if which != nil {
-				*which = z
-			}
-			return true
+// lists asks every allow and block list at once, so that a connection
+// waits for the slowest list rather than for all of them in turn. blocked
+// is the first block list, in configuration order, that lists ip.
+func (v *Verifier) lists(ctx context.Context, ip netip.Addr) (allowed bool, blocked string) {
+	zones := append(append([]string(nil), v.cfg.Allowlists...), v.cfg.Blocklists...)
+	hit := make([]bool, len(zones))
+	var wg sync.WaitGroup
+	for i, z := range zones {
+		wg.Go(func() { hit[i] = v.Listed(ctx, ip, z) })
+	}
+	wg.Wait()
+	for i, z := range zones {
+		switch {
+		case !hit[i]:
+		case i < len(v.cfg.Allowlists):
+			return true, ""
+		case blocked == "":
+			blocked = z
 		}
 	}
-	return false
+	return false, blocked
 }
 
 // Listed reports whether zone lists ip: an A record in 127.0.0.0/8 for

@@ -209,6 +209,8 @@ func TestCheckConnect(t *testing.T) {
 		dmarc    string
 	}{
 		{name: "listed", block: []string{"bl.example.org"}, ip: "192.0.2.8", listed: "bl.example.org", code: 554, enhanced: "5.7.1"},
+		{name: "second of two lists", block: []string{"none.example.org", "bl.example.org"}, ip: "192.0.2.8", listed: "bl.example.org", code: 554, enhanced: "5.7.1"},
+		{name: "first listing list named", block: []string{"bl.example.org", "al.example.org"}, ip: "192.0.2.7", listed: "bl.example.org", code: 554, enhanced: "5.7.1"},
 		{name: "ipv6 listed", block: []string{"bl.example.org"}, ip: "2001:db8::1", listed: "bl.example.org", code: 554, enhanced: "5.7.1"},
 		{name: "allow list wins", block: []string{"bl.example.org"}, allow: []string{"al.example.org"}, ip: "192.0.2.7"},
 		{name: "refused-query answer is no listing", block: []string{"bl.example.org"}, ip: "192.0.2.9"},
