@@ -3,7 +3,9 @@ package msgauth
 import (
 	"context"
 	"net"
-	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
 )
 
 // Resolver is the DNS the checks use; *net.Resolver satisfies it, and so
@@ -15,28 +17,23 @@ type Resolver interface {
 	LookupAddr(ctx context.Context, addr string) ([]string, error)
 }
 
-// NewResolver returns a resolver that asks servers ("ip" or "ip:port"),
-// in turn, or the system resolver when servers is empty. Tests point it at
+// exchangeTimeout bounds one DNS exchange; Config.Timeout bounds all of a
+// message's or a connection's lookups.
+const exchangeTimeout = 5 * time.Second
+
+// NewResolver returns a caching resolver that asks servers ("ip" or
+// "ip:port") in turn, or the nameservers of /etc/resolv.conf when servers
+// is empty (Go's own resolver if that file lists none). Tests point it at
 // routing/dnstest.
 func NewResolver(servers []string) (Resolver, error) {
 	if len(servers) == 0 {
-		return net.DefaultResolver, nil
-	}
-	var addrs []string
-	for _, s := range servers {
-		a, err := serverAddr(s)
-		if err != nil {
-			return nil, err
+		cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
+		if err != nil || len(cc.Servers) == 0 {
+			return net.DefaultResolver, nil
 		}
-		addrs = append(addrs, a)
+		for _, s := range cc.Servers {
+			servers = append(servers, net.JoinHostPort(s, cc.Port))
+		}
 	}
-	var next atomic.Uint32
-	d := net.Dialer{}
-	return &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			a := addrs[int(next.Add(1))%len(addrs)]
-			return d.DialContext(ctx, network, a)
-		},
-	}, nil
+	return NewCachingResolver(servers, exchangeTimeout)
 }
