@@ -117,11 +117,11 @@ func (in *Inspection) Sign(msg io.Reader) (string, error) {
 // SignBody wraps the runner's opener of the message as it will be sent
 // (after the delivery-time rewrite): it reads the message once to sign it
 // and returns an opener that puts the DKIM-Signature field in front, and
-// the bytes that adds (for SIZE=). With no key for the From domain, or a
-// message that cannot be signed (no single From), open comes back as it
-// was with err saying why, for the log: the message goes unsigned rather
-// than not at all. An error reading the spool is returned too; the caller
-// defers the delivery.
+// the bytes that adds (for SIZE=). With no key for the From domain the
+// opener comes back as it was. A message that cannot be signed comes back
+// unchanged with an error wrapping dkimsign.ErrUnsignable, for the log:
+// it goes unsigned rather than not at all. Any other error is the spool's;
+// the caller defers the delivery.
 func (in *Inspection) SignBody(open func() (io.ReadCloser, error)) (_ func() (io.ReadCloser, error), added int, err error) {
 	rc, err := open()
 	if err != nil {

@@ -255,15 +255,30 @@ func (s *Signer) lookup(d string) (key, bool) {
 // The message is streamed, never held in memory: callers read the spool
 // twice, once here and once to send.
 func (s *Signer) Sign(msg io.Reader) (string, error) {
+	tr := &trackingReader{r: msg}
+	sig, err := s.sign(tr)
+	if err != nil && tr.err == nil {
+		// Not the reader's fault: the message itself cannot be signed.
+		err = fmt.Errorf("%w: %w", ErrUnsignable, err)
+	}
+	return sig, err
+}
+
+// ErrUnsignable marks a message that cannot be signed (no single header
+// From, a broken header): callers send it unsigned. Other errors of Sign
+// come from reading the message.
+var ErrUnsignable = errors.New("dkim: message cannot be signed")
+
+func (s *Signer) sign(msg io.Reader) (string, error) {
 	var head bytes.Buffer
 	br := bufio.NewReader(io.TeeReader(msg, &head))
 	h, err := textproto.ReadHeader(br)
 	if err != nil {
-		return "", fmt.Errorf("dkim: reading the header: %w", err)
+		return "", fmt.Errorf("reading the header: %w", err)
 	}
 	d, err := fromDomain(h)
 	if err != nil {
-		return "", fmt.Errorf("dkim: %w", err)
+		return "", err
 	}
 	k, ok := s.lookup(d)
 	if !ok {
@@ -279,18 +294,33 @@ func (s *Signer) Sign(msg io.Reader) (string, error) {
 		HeaderKeys:             s.cfg.Headers,
 	})
 	if err != nil {
-		return "", fmt.Errorf("dkim: %w", err)
+		return "", err
 	}
 	// head holds everything bufio pulled from msg; the rest is still in
 	// msg.
 	if _, err := io.Copy(sg, io.MultiReader(&head, msg)); err != nil {
 		sg.Close()
-		return "", fmt.Errorf("dkim: reading the message: %w", err)
+		return "", fmt.Errorf("reading the message: %w", err)
 	}
 	if err := sg.Close(); err != nil {
-		return "", fmt.Errorf("dkim: %w", err)
+		return "", err
 	}
 	return sg.Signature(), nil
+}
+
+// trackingReader remembers the first read error other than EOF, which
+// tells a spool failure from a message that cannot be signed.
+type trackingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (t *trackingReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	return n, err
 }
 
 // addrParser reads addresses whatever the charset of their display names

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/emersion/go-msgauth/dkim"
 
@@ -165,10 +168,15 @@ func TestSignErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, msg := range []string{"Subject: no from\r\n\r\nx", "From: a@b.example\r\nFrom: c@d.example\r\n\r\nx", "From: broken <\r\n\r\nx"} {
-		if _, err := sg.Sign(strings.NewReader(msg)); err == nil {
-			t.Errorf("Sign(%q) gave no error", msg)
+	for _, msg := range []string{"Subject: no from\r\n\r\nx", "From: a@b.example\r\nFrom: c@d.example\r\n\r\nx", "From: broken <\r\n\r\nx", "no header at all"} {
+		if _, err := sg.Sign(strings.NewReader(msg)); !errors.Is(err, ErrUnsignable) {
+			t.Errorf("Sign(%q): %v, want ErrUnsignable", msg, err)
 		}
+	}
+	// A spool that fails to read is not the message's fault.
+	broken := io.MultiReader(strings.NewReader("From: a@city.example.jp\r\n"), iotest.ErrReader(errors.New("EIO")))
+	if _, err := sg.Sign(broken); err == nil || errors.Is(err, ErrUnsignable) {
+		t.Errorf("Sign of a failing reader: %v", err)
 	}
 }
 
