@@ -33,6 +33,7 @@ type Config struct {
 	Delivery        DeliveryConfig `koanf:"delivery"`
 	Log             LogConfig      `koanf:"log"`
 	Metrics         MetricsConfig  `koanf:"metrics"`
+	Inspect         InspectConfig  `koanf:"inspect"`
 
 	// Postmaster receives mail for RCPT TO:<postmaster> and for
 	// postmaster@ our domains without such an account, and is the From
@@ -165,7 +166,8 @@ func DefaultConfig() Config {
 			IdleTimeout:        30 * time.Second,
 			MaxConnsPerHop:     10,
 		},
-		Log: LogConfig{Format: "text", Level: "info"},
+		Log:     LogConfig{Format: "text", Level: "info"},
+		Inspect: DefaultInspectConfig(),
 	}
 }
 
@@ -181,6 +183,7 @@ func (c *Config) Resolve(base string) {
 	abs(&c.Log.File)
 	logsink.ResolveOutputs(c.Log.Outputs, base)
 	c.Queue.Resolve(base)
+	c.Inspect.Resolve(base)
 }
 
 // Validate reports every problem in the section.
@@ -296,7 +299,8 @@ func (c Config) Validate() error {
 	for _, sub := range []struct {
 		key string
 		err error
-	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()}, {"log", logsink.ValidateOutputs(c.Log.Outputs)}} {
+	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()},
+		{"log", logsink.ValidateOutputs(c.Log.Outputs)}, {"inspect", c.Inspect.Validate()}} {
 		for _, e := range unjoin(sub.err) {
 			errs = append(errs, fmt.Errorf("%s.%w", sub.key, e))
 		}

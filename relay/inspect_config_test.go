@@ -1,0 +1,35 @@
+package relay
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/sekisho/sekisho/relay/dkimsign"
+	"github.com/sekisho/sekisho/relay/milter"
+)
+
+func TestInspectConfigValidate(t *testing.T) {
+	if err := DefaultInspectConfig().Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	c := DefaultInspectConfig()
+	c.Milters = []milter.Config{
+		{Name: "rspamd", Address: "inet:127.0.0.1:11332"},
+		{Name: "rspamd", Address: "bad"},
+	}
+	c.Auth.SPF = "maybe"
+	c.DKIMSign.Keys = []dkimsign.KeyConfig{{Domain: "city.example.jp", Selector: "s1"}}
+	want := `milters[1].address: "bad": address bad: missing port in address
+milters[1].name: "rspamd" is already used by milters[0]
+auth.spf: "maybe" is not off, header or reject
+dkim_sign.keys[0].key_file: empty`
+	if err := c.Validate(); err == nil || err.Error() != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
+	}
+	// Through the relay section, keys get the section's prefix.
+	rc := DefaultConfig()
+	rc.Inspect = c
+	if err := rc.Validate(); err == nil || !strings.Contains(err.Error(), "inspect.milters[1].name: \"rspamd\" is already used by milters[0]") {
+		t.Errorf("relay.Validate: %v", err)
+	}
+}
