@@ -24,9 +24,9 @@ func enc(e encoding.Encoding, s string) string {
 	return string(b)
 }
 
-func sjis(s string) string { return enc(japanese.ShiftJIS, s) }
+func sjis(s string) string  { return enc(japanese.ShiftJIS, s) }
 func eucjp(s string) string { return enc(japanese.EUCJP, s) }
-func jis(s string) string  { return enc(japanese.ISO2022JP, s) }
+func jis(s string) string   { return enc(japanese.ISO2022JP, s) }
 
 // bword is an RFC 2047 B encoded word in a charset.
 func bword(cs, raw string) string {
@@ -43,7 +43,9 @@ func b64(s string) string {
 	return b.String() + e
 }
 
-func crlfs(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n") }
+func crlfs(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
+}
 
 // officeZip builds a minimal OOXML package; macro adds vbaProject.bin.
 func officeZip(kind string, macro bool) string {

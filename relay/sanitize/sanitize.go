@@ -41,9 +41,9 @@ type Options struct {
 // Limits of the walker: deeper nesting or more parts than this is not a
 // real message and is treated as unparseable.
 const (
-	maxDepth           = 16
-	maxParts           = 1000
-	defaultMaxText     = 4 << 20
+	maxDepth       = 16
+	maxParts       = 1000
+	defaultMaxText = 4 << 20
 )
 
 // Attachment is one part that was removed or kept.
