@@ -28,6 +28,7 @@ type Config struct {
 	Auth            auth.Config    `koanf:"auth"`
 	Queue           queue.Config   `koanf:"queue"`
 	Delivery        DeliveryConfig `koanf:"delivery"`
+	Sanitize        SanitizeConfig `koanf:"sanitize"`
 	Log             LogConfig      `koanf:"log"`
 	Metrics         MetricsConfig  `koanf:"metrics"`
 }
@@ -145,7 +146,8 @@ func DefaultConfig() Config {
 			IdleTimeout:        30 * time.Second,
 			MaxConnsPerHop:     10,
 		},
-		Log: LogConfig{Format: "text", Level: "info"},
+		Sanitize: DefaultSanitizeConfig(),
+		Log:      LogConfig{Format: "text", Level: "info"},
 	}
 }
 
@@ -160,6 +162,7 @@ func (c *Config) Resolve(base string) {
 	abs(&c.TLS.KeyFile)
 	abs(&c.Log.File)
 	c.Queue.Resolve(base)
+	c.Sanitize.Resolve(base)
 }
 
 // Validate reports every problem in the section.
@@ -259,7 +262,7 @@ func (c Config) Validate() error {
 	for _, sub := range []struct {
 		key string
 		err error
-	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()}} {
+	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()}, {"sanitize", c.Sanitize.Validate()}} {
 		for _, e := range unjoin(sub.err) {
 			errs = append(errs, fmt.Errorf("%s.%w", sub.key, e))
 		}

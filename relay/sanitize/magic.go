@@ -3,6 +3,7 @@ package sanitize
 import (
 	"bytes"
 	"path"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -192,3 +193,26 @@ func extMatches(ext, detected string) bool {
 	}
 	return false
 }
+
+// KnownExtension reports whether the content check knows what an
+// extension should hold.
+func KnownExtension(ext string) bool { _, ok := extTypes[ext]; return ok }
+
+// DetectableTypes lists the media types the content check can report.
+func DetectableTypes() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, ts := range extTypes {
+		for _, t := range ts {
+			if !seen[t] {
+				seen[t] = true
+				out = append(out, t)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Detectable reports whether the content check can report t.
+func Detectable(t string) bool { return slices.Contains(DetectableTypes(), t) }
