@@ -59,6 +59,7 @@ type Attachment struct {
 
 // Report says what was done.
 type Report struct {
+	Subject          string       `json:"subject,omitempty"` // the original Subject, decoded
 	HTMLConverted    bool         `json:"html_converted,omitempty"`
 	Removed          []Attachment `json:"removed,omitempty"`
 	Kept             []Attachment `json:"kept,omitempty"`
@@ -132,6 +133,7 @@ func Message(r io.Reader, w io.Writer, o Options) (*Report, error) {
 	var text, kind string
 	var err error
 	if herr == nil {
+		rep.Subject = decodeHeader(h.Get("Subject"))
 		text, kind, err = wk.entity(h, br, 0, "", true)
 		if kind == kindHTML {
 			rep.HTMLConverted = true
