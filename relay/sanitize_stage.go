@@ -5,8 +5,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/quarantine"
+	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/sanitize"
 )
 

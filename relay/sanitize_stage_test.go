@@ -13,8 +13,8 @@ import (
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset"
 
-	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/quarantine"
+	"github.com/sekisho/sekisho/relay/queue"
 )
 
 func testSanitizeStage(t *testing.T) (*SanitizeStage, SanitizeConfig) {
@@ -167,8 +167,14 @@ func TestSanitizeConfigValidate(t *testing.T) {
 		{func(c *SanitizeConfig) { c.Rules = []SanitizeRule{{Source: "web"}} }, `rules[0].source: "web" is not a source`},
 		{func(c *SanitizeConfig) { c.Charset = "shift_jis" }, `charset: "shift_jis" is not an output charset`},
 		{func(c *SanitizeConfig) { c.Links = "x" }, `links: "x" is not a link style`},
-		{func(c *SanitizeConfig) { c.Allow.Extensions = []string{".pdf"}; c.Allow.Types = []string{"application/pdf"} }, `allow.extensions[0]: ".pdf": give the extension`},
-		{func(c *SanitizeConfig) { c.Allow.Extensions = []string{"pdf"}; c.Allow.Types = []string{"application/x-foo"} }, `allow.types[0]: "application/x-foo" is not a type the content check recognizes`},
+		{func(c *SanitizeConfig) {
+			c.Allow.Extensions = []string{".pdf"}
+			c.Allow.Types = []string{"application/pdf"}
+		}, `allow.extensions[0]: ".pdf": give the extension`},
+		{func(c *SanitizeConfig) {
+			c.Allow.Extensions = []string{"pdf"}
+			c.Allow.Types = []string{"application/x-foo"}
+		}, `allow.types[0]: "application/x-foo" is not a type the content check recognizes`},
 		{func(c *SanitizeConfig) { c.Allow.Extensions = []string{"pdf"} }, `allow: types and extensions go together`},
 		{func(c *SanitizeConfig) { c.Quarantine.Retention = time.Minute }, `quarantine.retention: must be at least 1h`},
 		{func(c *SanitizeConfig) { c.Rules = []SanitizeRule{{Source: "internet"}}; c.Quarantine.Dir = "" }, `quarantine.dir: required`},
