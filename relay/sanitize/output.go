@@ -211,21 +211,62 @@ var newBoundary = func() string {
 	return "sekisho-" + hex.EncodeToString(b[:])
 }
 
-var (
-	urlRE = regexp.MustCompile(`(?i)\b(https?|ftp)://([^\s/?#<>"'\x{3000}-\x{30FF}\x{FF00}-\x{FFEF}]+)([^\s<>"'\x{3000}-\x{30FF}\x{FF00}-\x{FFEF}]*)`)
-	wwwRE = regexp.MustCompile(`(?i)\bwww(\.[a-z0-9-]+)+`)
-)
+var wwwRE = regexp.MustCompile(`(?i)\bwww(\.[a-z0-9-]+)+`)
+
+// defangSchemes are the URL schemes a mail client makes clickable.
+var defangSchemes = map[string]string{"http": "hxxp", "https": "hxxps", "ftp": "fxp"}
 
 // defang makes every URL in the text unclickable but readable:
-// https://example.jp/x becomes hxxps://example[.]jp/x.
+// https://example.jp/x becomes hxxps://example[.]jp/x. It scans for "://"
+// rather than running a regexp over the whole text, which dominated the
+// cost of a Japanese newsletter.
 func (wk *walker) defang(s string) string {
 	if wk.o.Links == LinksPlain {
 		return s
 	}
-	s = urlRE.ReplaceAllStringFunc(s, func(u string) string {
-		m := urlRE.FindStringSubmatch(u)
-		scheme := map[string]string{"http": "hxxp", "https": "hxxps", "ftp": "fxp"}[strings.ToLower(m[1])]
-		return scheme + "://" + strings.ReplaceAll(m[2], ".", "[.]") + m[3]
-	})
-	return wwwRE.ReplaceAllStringFunc(s, func(h string) string { return strings.ReplaceAll(h, ".", "[.]") })
+	var b strings.Builder
+	rest := s
+	for {
+		i := strings.Index(rest, "://")
+		if i < 0 {
+			break
+		}
+		j := i
+		for j > 0 && isASCIILetter(rest[j-1]) {
+			j--
+		}
+		scheme, ok := defangSchemes[strings.ToLower(rest[j:i])]
+		if !ok || (j > 0 && isWordByte(rest[j-1])) {
+			b.WriteString(rest[:i+3])
+			rest = rest[i+3:]
+			continue
+		}
+		hostEnd := i + 3
+		for hostEnd < len(rest) && urlByte(rest[hostEnd]) && !strings.ContainsRune("/?#", rune(rest[hostEnd])) {
+			hostEnd++
+		}
+		end := hostEnd
+		for end < len(rest) && urlByte(rest[end]) {
+			end++
+		}
+		b.WriteString(rest[:j])
+		b.WriteString(scheme + "://" + strings.ReplaceAll(rest[i+3:hostEnd], ".", "[.]") + rest[hostEnd:end])
+		rest = rest[end:]
+	}
+	b.WriteString(rest)
+	out := b.String()
+	if !strings.Contains(out, "www.") && !strings.Contains(out, "WWW.") && !strings.Contains(out, "Www.") {
+		return out
+	}
+	return wwwRE.ReplaceAllStringFunc(out, func(h string) string { return strings.ReplaceAll(h, ".", "[.]") })
+}
+
+func isASCIILetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+
+func isWordByte(c byte) bool { return isASCIILetter(c) || c >= '0' && c <= '9' || c == '_' }
+
+// urlByte: a URL runs until white space, a quote or angle bracket, or a
+// non-ASCII byte (Japanese text often follows a URL with no space).
+func urlByte(c byte) bool {
+	return c > ' ' && c < 0x7f && c != '"' && c != '\'' && c != '<' && c != '>'
 }
