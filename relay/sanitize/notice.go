@@ -60,13 +60,14 @@ func (wk *walker) notice() string {
 }
 
 func displayName(a Attachment) string {
-	if a.Name != "" {
-		return a.Name
+	name := a.Name
+	if name == "" {
+		name = "(名前なし / no name)"
 	}
 	if a.Inline {
-		return "(本文中の画像 / inline image)"
+		name += " [本文中の画像 / inline image]"
 	}
-	return "(名前なし / no name)"
+	return name
 }
 
 // sizeText shows a size the way a mail client would.

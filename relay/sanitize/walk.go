@@ -113,10 +113,20 @@ func (wk *walker) multipart(mt string, params map[string]string, body io.Reader,
 		if path != "" {
 			child = path + "." + child
 		}
+		before := len(wk.rep.Removed)
 		text, kind, err := wk.child(p.Header, p, depth+1, child, mt)
 		p.Close()
 		if err != nil {
 			return "", "", err
+		}
+		if mt == "multipart/related" && n > 1 {
+			// Parts after the root of a related set are what the HTML
+			// shows inline (Outlook's image001.png).
+			for i := before; i < len(wk.rep.Removed); i++ {
+				if strings.HasPrefix(wk.rep.Removed[i].Detected, "image/") {
+					wk.rep.Removed[i].Inline = true
+				}
+			}
 		}
 		alts = append(alts, alt{text, kind})
 	}
@@ -128,15 +138,15 @@ func (wk *walker) multipart(mt string, params map[string]string, body io.Reader,
 		if wk.o.Prefer == "html" {
 			want = kindHTML
 		}
+		// The preferred kind wins; failing that the last non-empty part,
+		// which RFC 2046 makes the sender's own preference.
 		choice := -1
 		for i, a := range alts {
 			if strings.TrimSpace(a.text) == "" {
 				continue
 			}
 			if a.kind == want || choice < 0 || alts[choice].kind != want {
-				if a.kind == want || choice < 0 {
-					choice = i
-				}
+				choice = i
 			}
 		}
 		if choice < 0 {
@@ -180,16 +190,7 @@ func (wk *walker) child(h textproto.Header, body io.Reader, depth int, path, par
 			return "", kindNone, nil
 		}
 	}
-	text, kind, err := wk.entity(h, body, depth, path, false)
-	if err == nil && parent == "multipart/alternative" && kind == kindHTML {
-		// Inline images of an HTML alternative are noted as such.
-		for i := range wk.rep.Removed {
-			if strings.HasPrefix(wk.rep.Removed[i].Path, path+".") && strings.HasPrefix(wk.rep.Removed[i].Detected, "image/") {
-				wk.rep.Removed[i].Inline = true
-			}
-		}
-	}
-	return text, kind, err
+	return wk.entity(h, body, depth, path, false)
 }
 
 // embedded renders an attached message (forwarded as attachment) as a
