@@ -59,12 +59,10 @@ type sniffer struct {
 	head      []byte
 	tail      []byte // the last bytes of the previous write, so names split across writes are found
 	size      int64
-	binary    bool // a NUL or invalid UTF-8 seen in the head
 	vba       bool
 	xl, word  bool
 	ppt       bool
 	encrypted bool
-	zipLocals int
 }
 
 const sniffHead = 512
@@ -76,7 +74,7 @@ func (s *sniffer) Write(p []byte) (int, error) {
 		s.head = append(s.head, p[:min(len(p), sniffHead-len(s.head))]...)
 	}
 	s.size += int64(len(p))
-	if bytes.HasPrefix(s.head, []byte("PK")) {
+	if len(s.head) < 2 || bytes.HasPrefix(s.head, []byte("PK")) {
 		s.scanZip(p)
 	}
 	return len(p), nil
@@ -86,7 +84,20 @@ func (s *sniffer) Write(p []byte) (int, error) {
 // name at 30) and at bare entry names, which appear uncompressed in both the
 // local headers and the central directory.
 func (s *sniffer) scanZip(p []byte) {
-	buf := append(s.tail, p...)
+	// Names and headers split across two writes are found in the seam:
+	// the previous write's tail joined to this write's head.
+	seam := append(s.tail, p[:min(len(p), 64)]...)
+	s.scanChunk(seam)
+	s.scanChunk(p)
+	if len(p) >= 64 {
+		s.tail = append(s.tail[:0], p[len(p)-64:]...)
+	} else {
+		s.tail = append(s.tail, p...)
+		s.tail = append(s.tail[:0], s.tail[max(0, len(s.tail)-64):]...)
+	}
+}
+
+func (s *sniffer) scanChunk(buf []byte) {
 	for _, n := range zipNames {
 		if bytes.Contains(buf, []byte(n)) {
 			switch n {
@@ -106,14 +117,12 @@ func (s *sniffer) scanZip(p []byte) {
 		if j < 0 || i+j+8 > len(buf) {
 			break
 		}
-		s.zipLocals++
+		// General purpose flag bit 0: the entry is encrypted.
 		if buf[i+j+6]&1 != 0 {
 			s.encrypted = true
 		}
 		i += j + 4
 	}
-	keep := min(len(buf), 32)
-	s.tail = append(s.tail[:0], buf[len(buf)-keep:]...)
 }
 
 // detected returns the media type the content really has.
