@@ -44,25 +44,40 @@ func decodeText(raw []byte, declared string) string {
 	if cs == "" || cs == "us-ascii" || cs == "ascii" || cs == "unknown-8bit" || cs == "x-unknown" {
 		cs = guessCharset(raw)
 	}
-	if cs == "utf-8" || cs == "utf8" {
-		if utf8.Valid(raw) {
-			return string(raw)
-		}
-		cs = guessCharset(raw)
+	out, ok := decodeAs(raw, cs)
+	if ok && !strings.ContainsRune(out, utf8.RuneError) {
+		return out
 	}
-	if enc, ok := japaneseAliases[cs]; ok {
-		if out, _, err := transform.Bytes(enc.NewDecoder(), raw); err == nil {
-			return string(out)
-		}
-	} else if r, err := charset.Reader(cs, bytes.NewReader(raw)); err == nil {
-		if out, err := io.ReadAll(r); err == nil {
-			return string(out)
-		}
-	}
+	// A wrong label (Shift_JIS sent as ISO-2022-JP or UTF-8 by an old
+	// mailer) shows as replacement characters: the bytes' own verdict
+	// wins when it reads with fewer of them.
 	if g := guessCharset(raw); g != cs {
-		return decodeText(raw, g)
+		if alt, ok2 := decodeAs(raw, g); ok2 && (!ok || strings.Count(alt, "\uFFFD") < strings.Count(out, "\uFFFD")) {
+			return alt
+		}
+	}
+	if ok {
+		return out
 	}
 	return strings.ToValidUTF8(string(raw), "\uFFFD")
+}
+
+// decodeAs decodes raw in one charset; ok is false for a charset we do
+// not know.
+func decodeAs(raw []byte, cs string) (string, bool) {
+	if cs == "utf-8" || cs == "utf8" {
+		return strings.ToValidUTF8(string(raw), "\uFFFD"), true
+	}
+	if enc, ok := japaneseAliases[cs]; ok {
+		out, _, err := transform.Bytes(enc.NewDecoder(), raw)
+		return string(out), err == nil
+	}
+	r, err := charset.Reader(cs, bytes.NewReader(raw))
+	if err != nil {
+		return "", false
+	}
+	out, err := io.ReadAll(r)
+	return string(out), err == nil
 }
 
 // guessCharset picks among the Japanese encodings by their bytes: an

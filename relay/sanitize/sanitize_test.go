@@ -239,3 +239,21 @@ func TestDefang(t *testing.T) {
 		}
 	}
 }
+
+// Mislabelled text still reads: the label is a hint, the bytes decide
+// when the label produces replacement characters.
+func TestDecodeTextMislabelled(t *testing.T) {
+	want := "日本語のテキストです。"
+	for _, c := range []struct{ raw, label string }{
+		{sjis(want), "iso-2022-jp"},
+		{sjis(want), "utf-8"},
+		{eucjp(want), "shift_jis"},
+		{jis(want), "us-ascii"},
+		{want, "x-unknown-charset"},
+		{sjis(want), ""},
+	} {
+		if got := decodeText([]byte(c.raw), c.label); got != want {
+			t.Errorf("decodeText(%q labelled %q) = %q", c.raw, c.label, got)
+		}
+	}
+}
