@@ -71,7 +71,13 @@ func Open(dir string, retention time.Duration) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("quarantine: %w", err)
 	}
-	return &Store{dir: dir, retention: retention, now: time.Now}, nil
+	s := &Store{dir: dir, retention: retention, now: time.Now}
+	// The key is made now, by whoever opens the store first (normally the
+	// gateway at start), not in the middle of a release.
+	if _, err := s.key(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // SetClock replaces time.Now, for tests.
@@ -131,6 +137,7 @@ func (s *Store) writeEntry(e Entry) error {
 	if err := safeio.WriteFile(s.path(e.ID, ".json"), append(js, '\n'), 0o600); err != nil {
 		return fmt.Errorf("quarantine: storing %s: %w", e.ID, err)
 	}
+	chownLikeParent(s.path(e.ID, ".json"))
 	return nil
 }
 
@@ -255,10 +262,13 @@ func (s *Store) key() ([]byte, error) {
 		return nil, fmt.Errorf("quarantine: %w", err)
 	}
 	k = make([]byte, 32)
-	rand.Read(k)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
 	if err := safeio.WriteFile(p, k, 0o600); err != nil {
 		return nil, fmt.Errorf("quarantine: writing its key: %w", err)
 	}
+	chownLikeParent(p)
 	return k, nil
 }
 
@@ -323,8 +333,13 @@ func (s *Store) Recorded(id string, r Release) error {
 // sanitize stage passes such a message unchanged.
 func (s *Store) IsRelease(r io.Reader) (bool, error) {
 	br := bufio.NewReader(r)
+	// Only a message starting with the field is read further; the rest
+	// of the mail costs one small read.
+	if p, _ := br.Peek(len(HeaderReleased) + 2); string(p) != HeaderReleased+": " {
+		return false, nil
+	}
 	line, err := br.ReadString('\n')
-	if err != nil {
+	if err != nil || len(line) > 200 {
 		return false, nil
 	}
 	v, ok := strings.CutPrefix(line, HeaderReleased+": ")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -150,3 +151,33 @@ func TestPutWriteFailure(t *testing.T) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("EIO") }
+
+// Files written by root (an administrator's command) go to the folder's
+// owner, so the gateway's own user can read the key and the entries.
+func TestRootWritesAreGivenToTheFolderOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	dir := filepath.Join(t.TempDir(), "q")
+	os.Mkdir(dir, 0o700)
+	if err := os.Chown(dir, 12345, 12345); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := s.NewID()
+	if _, err := s.Put(id, queue.Envelope{}, Entry{}, strings.NewReader(original)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"key", id + ".json"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 12345 {
+			t.Errorf("%s owned by %d, want 12345", name, st.Uid)
+		}
+	}
+}
