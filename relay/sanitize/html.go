@@ -167,7 +167,9 @@ func htmlToText(src string, links string) string {
 				out.breakLines(2)
 				quote++
 			case atom.Ul, atom.Ol:
-				out.breakLines(1)
+				// A list stands apart like a paragraph; a nested one
+				// continues its item.
+				out.breakLines(2 - min(len(lists), 1))
 				lists = append(lists, listState{ordered: a == atom.Ol})
 			case atom.Li:
 				out.breakLines(1)
@@ -238,7 +240,7 @@ func htmlToText(src string, links string) string {
 				if len(lists) > 0 {
 					lists = lists[:len(lists)-1]
 				}
-				out.breakLines(1)
+				out.breakLines(2 - min(len(lists), 1))
 			case atom.A:
 				if n := len(anchor); n > 0 {
 					l := anchor[n-1]
@@ -332,6 +334,7 @@ func linkTarget(href, text, style string) string {
 // tables of newsletters) as one block per cell.
 func renderTable(out *textOut, rows [][]*textOut, prefix string) {
 	cells := make([][]string, 0, len(rows))
+	blocks := make([][]string, 0, len(rows))
 	cols, data := 0, true
 	for _, r := range rows {
 		if len(r) == 0 {
@@ -340,20 +343,33 @@ func renderTable(out *textOut, rows [][]*textOut, prefix string) {
 		var line []string
 		for _, c := range r {
 			s := strings.TrimSpace(c.b.String())
-			if strings.Contains(s, "\n") || displayWidth(s) > 40 {
+			// A short cell broken by <br> ("住所<br>電話") still fits a
+			// column on one line; long or block content means layout.
+			if strings.Contains(s, "\n") {
+				s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " / ")), " ")
+				if strings.Count(c.b.String(), "\n\n") > 0 {
+					data = false
+				}
+			}
+			if displayWidth(s) > 40 {
 				data = false
 			}
 			line = append(line, s)
 		}
 		cols = max(cols, len(line))
 		cells = append(cells, line)
+		var block []string
+		for _, c := range r {
+			block = append(block, strings.TrimSpace(c.b.String()))
+		}
+		blocks = append(blocks, block)
 	}
 	if cols < 2 || len(cells) < 1 {
 		data = false
 	}
 	out.breakLines(2)
 	if !data {
-		for _, line := range cells {
+		for _, line := range blocks {
 			for _, s := range line {
 				if s != "" {
 					out.raw(s, prefix)
