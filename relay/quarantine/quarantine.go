@@ -57,10 +57,14 @@ var ErrNotFound = errors.New("quarantine: no such ID")
 //	<ID>.eml   the original, byte for byte
 //	<ID>.json  its Entry; written after the .eml, so an entry always has its original
 //	key        the secret that marks released copies (32 random bytes)
+//
+// A Store is safe for concurrent use by the runner's workers: each Put
+// has its own ID and every file is replaced atomically.
 type Store struct {
 	dir       string
 	retention time.Duration
 	now       func() time.Time
+	secret    []byte // the release mark key, read once at Open
 }
 
 // Open opens (creating it if needed) the quarantine folder.
@@ -73,10 +77,12 @@ func Open(dir string, retention time.Duration) (*Store, error) {
 	}
 	s := &Store{dir: dir, retention: retention, now: time.Now}
 	// The key is made now, by whoever opens the store first (normally the
-	// gateway at start), not in the middle of a release.
-	if _, err := s.key(); err != nil {
+	// gateway at start), not in the middle of a release, and then kept.
+	k, err := s.loadKey()
+	if err != nil {
 		return nil, err
 	}
+	s.secret = k
 	return s, nil
 }
 
@@ -252,7 +258,7 @@ func (s *Store) Purge() ([]string, error) {
 // SHA-256: it cannot be forged from outside, nor moved onto other content.
 const HeaderReleased = "X-Sekisho-Released"
 
-func (s *Store) key() ([]byte, error) {
+func (s *Store) loadKey() ([]byte, error) {
 	p := filepath.Join(s.dir, "key")
 	k, err := os.ReadFile(p)
 	if err == nil && len(k) == 32 {
@@ -298,10 +304,7 @@ func (s *Store) Release(id string, to []string) (Released, error) {
 	if err != nil {
 		return Released{}, fmt.Errorf("quarantine: reading %s: %w", id, err)
 	}
-	key, err := s.key()
-	if err != nil {
-		return Released{}, err
-	}
+	key := s.secret
 	sum := sha256.Sum256(raw)
 	env := e.Envelope
 	env.ReceivedAt = s.now()
@@ -353,10 +356,7 @@ func (s *Store) IsRelease(r io.Reader) (bool, error) {
 	if _, err := s.Get(id); err != nil {
 		return false, nil
 	}
-	key, err := s.key()
-	if err != nil {
-		return false, err
-	}
+	key := s.secret
 	h := sha256.New()
 	if _, err := io.Copy(h, br); err != nil {
 		return false, fmt.Errorf("quarantine: reading the message: %w", err)
