@@ -169,5 +169,9 @@ func (c SanitizeConfig) Options(releaseID string, keepUntil time.Time) sanitize.
 		Charset: c.Charset, Links: c.Links, Prefer: c.Prefer, SubjectTag: c.SubjectTag,
 		AllowTypes: c.Allow.Types, AllowExtensions: c.Allow.Extensions,
 		ReleaseID: releaseID, KeepUntil: keepUntil, MaxTextBytes: int64(c.MaxTextBytes),
+		// Kept attachments wait beside the originals: a folder the
+		// service may write (the unit makes the rest read-only), on the
+		// same disk; strays after a crash are swept by Purge.
+		TempDir: c.Quarantine.Dir,
 	}
 }

@@ -57,8 +57,10 @@ parsed (the gateway would deliver only a notice and quarantine it).`)
 		in = f
 	}
 	sc := cfg.Relay.Sanitize
+	opts := sc.Options(dryRunID, time.Now().Add(sc.Quarantine.Retention))
+	opts.TempDir = "" // the dry run touches nothing of the gateway's
 	var out bytes.Buffer
-	rep, err := sanitize.Message(in, &out, sc.Options(dryRunID, time.Now().Add(sc.Quarantine.Retention)))
+	rep, err := sanitize.Message(in, &out, opts)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", *msgPath, err)
 		return exitFinding

@@ -219,8 +219,9 @@ func (s *Store) Delete(id string) error {
 	return safeio.SyncDir(s.dir)
 }
 
-// Purge removes every entry past its expiry, and originals whose entry
-// was never written (a crash inside Put) once they are an hour old.
+// Purge removes every entry past its expiry, and, once they are an hour
+// old, originals whose entry was never written (a crash inside Put) and
+// attachments a crash left while a message was sanitized.
 func (s *Store) Purge() ([]string, error) {
 	now := s.now()
 	list, lerr := s.List()
@@ -236,6 +237,15 @@ func (s *Store) Purge() ([]string, error) {
 				continue
 			}
 			removed = append(removed, e.ID)
+		}
+	}
+	// Attachments held by a sanitizing pass that a crash interrupted.
+	strays, _ := filepath.Glob(filepath.Join(s.dir, "sekisho-att-*"))
+	for _, p := range strays {
+		if fi, err := os.Stat(p); err == nil && now.Sub(fi.ModTime()) > time.Hour {
+			if err := os.Remove(p); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	emls, _ := filepath.Glob(filepath.Join(s.dir, "*.eml"))

@@ -119,6 +119,9 @@ func TestPurge(t *testing.T) {
 	stray := filepath.Join(s.dir, "20260401-0000000000.eml")
 	os.WriteFile(stray, []byte(original), 0o600)
 	os.Chtimes(stray, now.Add(-2*time.Hour), now.Add(-2*time.Hour))
+	held := filepath.Join(s.dir, "sekisho-att-123")
+	os.WriteFile(held, []byte("x"), 0o600)
+	os.Chtimes(held, now.Add(-2*time.Hour), now.Add(-2*time.Hour))
 	*now = now.Add(5 * 24 * time.Hour)
 	removed, err := s.Purge()
 	if err != nil || len(removed) != 1 || removed[0] != old {
@@ -132,6 +135,9 @@ func TestPurge(t *testing.T) {
 	}
 	if _, err := os.Stat(stray); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stray original kept: %v", err)
+	}
+	if _, err := os.Stat(held); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stray held attachment kept: %v", err)
 	}
 }
 

@@ -212,6 +212,21 @@ func TestIOErrors(t *testing.T) {
 	}
 }
 
+// An allowed attachment that cannot be held (no space, no folder) is an
+// error, not a verdict on the message.
+func TestHoldFailure(t *testing.T) {
+	var msg string
+	for _, c := range corpus() {
+		if c.name == "disguised_and_ppap" {
+			msg = c.msg
+		}
+	}
+	o := Options{AllowTypes: []string{"application/pdf"}, AllowExtensions: []string{"pdf"}, TempDir: filepath.Join(t.TempDir(), "missing")}
+	if _, err := Message(strings.NewReader(msg), io.Discard, o); err == nil || !strings.Contains(err.Error(), "holding an attachment") {
+		t.Errorf("Message = %v, want a holding error", err)
+	}
+}
+
 func TestGuessCharset(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"plain ascii", "utf-8"},
