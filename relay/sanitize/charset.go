@@ -69,6 +69,9 @@ func decodeAs(raw []byte, cs string) (string, bool) {
 		return strings.ToValidUTF8(string(raw), "\uFFFD"), true
 	}
 	if enc, ok := japaneseAliases[cs]; ok {
+		if enc == japanese.ShiftJIS {
+			return decodeShiftJIS(raw), true
+		}
 		out, _, err := transform.Bytes(enc.NewDecoder(), raw)
 		return string(out), err == nil
 	}
@@ -79,6 +82,46 @@ func decodeAs(raw []byte, cs string) (string, bool) {
 	out, err := io.ReadAll(r)
 	return string(out), err == nil
 }
+
+// decodeShiftJIS is x/text's Shift_JIS (Windows-31J) plus the
+// user-defined area, lead bytes F0-F9, which mobile carriers fill with
+// pictograms (docomo's sun is F89F): x/text turns those into U+FFFD, the
+// WHATWG mapping into the Private Use Area (F89F -> U+E63E, the code the
+// carriers' own Unicode mappings use), which keeps them distinct.
+func decodeShiftJIS(raw []byte) string {
+	var b strings.Builder
+	start := 0
+	flush := func(end int) {
+		if end > start {
+			out, _, _ := transform.Bytes(japanese.ShiftJIS.NewDecoder(), raw[start:end])
+			b.Write(out)
+		}
+	}
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c >= 0xF0 && c <= 0xF9 && i+1 < len(raw) && sjisTrail(raw[i+1]):
+			flush(i)
+			t := raw[i+1]
+			off := 0x40
+			if t >= 0x80 {
+				off = 0x41
+			}
+			pointer := int(c-0xC1)*188 + int(t) - off
+			b.WriteRune(rune(0xE000 - 8836 + pointer))
+			i += 2
+			start = i
+		case (c >= 0x81 && c <= 0x9F || c >= 0xE0 && c <= 0xFC) && i+1 < len(raw):
+			i += 2
+		default:
+			i++
+		}
+	}
+	flush(len(raw))
+	return b.String()
+}
+
+func sjisTrail(t byte) bool { return t >= 0x40 && t <= 0x7E || t >= 0x80 && t <= 0xFC }
 
 // guessCharset picks among the Japanese encodings by their bytes: an
 // escape sequence means ISO-2022-JP; valid UTF-8 with 8-bit bytes means

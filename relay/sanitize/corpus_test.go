@@ -235,6 +235,15 @@ Content-Disposition: attachment; filename="photo.png"
 ----carrier1--
 `)
 
+	// A carrier's plain mail: 8bit Shift_JIS with pictograms in the
+	// user-defined area (docomo's sun, F89F), which must not turn into
+	// replacement characters; ISO-2022-JP output shows them as 〓.
+	carrierEmoji := "From: user@ezweb.example.ne.jp\nTo: a@city.example.lg.jp\nSubject: " + bword("Shift_JIS", sjis("晴れ")) +
+		"\nMIME-Version: 1.0\nContent-Type: text/plain; charset=Shift_JIS\nContent-Transfer-Encoding: 8bit\n\n" +
+		sjis("今日は晴れです") + "\xf8\x9f" + sjis("。ｶﾀｶﾅも半角です。") + "\n"
+	add("carrier_sjis_pictogram", Options{}, carrierEmoji)
+	add("carrier_sjis_pictogram_iso2022jp", Options{Charset: CharsetISO2022J}, carrierEmoji)
+
 	// EUC-JP text with no charset label, and a raw 8-bit Subject.
 	add("eucjp_unlabelled", Options{SubjectTag: "[無害化]"}, `From: old@example.co.jp
 To: a@city.example.lg.jp
