@@ -27,6 +27,10 @@ func (wk *walker) notice() string {
 		b.WriteString("・HTML形式の本文をテキストに変換しました。\n")
 		b.WriteString("  The HTML body was converted to plain text.\n")
 	}
+	if r.Replaced > 0 {
+		b.WriteString(fmt.Sprintf("・文字コードの都合で表示できない文字 %d 個を〓に置き換えました。\n", r.Replaced))
+		b.WriteString(fmt.Sprintf("  %d characters the charset cannot show were replaced by 〓.\n", r.Replaced))
+	}
 	if r.Truncated {
 		b.WriteString("・本文が長すぎるため、途中で切りました。\n")
 		b.WriteString("  The text was too long and was cut.\n")

@@ -33,12 +33,15 @@ var addressFields = map[string]bool{"From": true, "To": true, "Cc": true, "Reply
 func (wk *walker) write(w io.Writer, h textproto.Header, text string) error {
 	bw := bufio.NewWriterSize(w, 32<<10)
 	enc := &encoder{iso: wk.o.Charset == CharsetISO2022J}
-	body := wk.notice() + wk.defang(text)
+	body := wk.defang(text)
 	if !strings.HasSuffix(body, "\n") {
 		body += "\n"
 	}
+	// The text is encoded first, so the notice can say how many
+	// characters the output charset could not hold.
 	encoded := enc.text(foldLong(body, enc.iso))
 	wk.rep.Replaced += enc.replaced
+	encoded = append(enc.text(wk.notice()), encoded...)
 
 	tagged := false
 	for f := h.Fields(); f.Next(); {
