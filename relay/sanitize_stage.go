@@ -94,3 +94,12 @@ func (s *SanitizeStage) Apply(env queue.Envelope, route string, open func() (io.
 	res.ReleaseID = id
 	return res, nil
 }
+
+// Purge removes the originals past their retention; the engine's daily
+// maintenance calls it (or an administrator, `sekisho quarantine purge`).
+func (s *SanitizeStage) Purge() ([]string, error) {
+	if s == nil {
+		return nil, nil
+	}
+	return s.store.Purge()
+}

@@ -137,6 +137,13 @@ func TestSanitizeStagePlainKeepsNoCopy(t *testing.T) {
 	if list, _ := store.List(); len(list) != 0 {
 		t.Errorf("quarantine holds %d entries", len(list))
 	}
+	if removed, err := st.Purge(); err != nil || len(removed) != 0 {
+		t.Errorf("Purge = %v, %v", removed, err)
+	}
+	var off *SanitizeStage
+	if off.Applies(queue.SourceInternet, "inner") {
+		t.Error("a nil stage applies")
+	}
 	if !strings.Contains(out.String(), "Subject: hi\r\n") {
 		t.Errorf("subject changed:\n%s", out.String())
 	}
