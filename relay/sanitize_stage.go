@@ -48,15 +48,21 @@ type SanitizeOutcome struct {
 	Report    *sanitize.Report
 }
 
-// Apply writes the sanitized message to out. open must return the
-// queued message's data from the start on each call (it is read up to
-// three times: the release check, the sanitizing pass, the copy into the
-// quarantine). When Apply returns an error nothing may be delivered and
-// the message should be deferred: either the original could not be read,
-// the output could not be written, or the original could not be kept —
-// and a message is never delivered sanitized without its original kept.
-func (s *SanitizeStage) Apply(env queue.Envelope, route string, open func() (io.ReadCloser, error), out io.Writer) (SanitizeOutcome, error) {
-	rc, err := open()
+// Apply writes the sanitized message to out. stored must return the
+// queued bytes as they are in the spool, from the start, on each call: the
+// release check and the copy into the quarantine read them (the release
+// mark covers those bytes, so a route's delivery-time rewrite must not be
+// applied to them). view returns what would be delivered unsanitized (the
+// stored bytes with the route's rewritten header), which is what gets
+// sanitized; nil means stored. When Apply returns an error nothing may be
+// delivered and the message should be deferred: the original could not be
+// read, the output could not be written, or the original could not be
+// kept — a message is never delivered sanitized without its original kept.
+func (s *SanitizeStage) Apply(env queue.Envelope, route string, stored, view func() (io.ReadCloser, error), out io.Writer) (SanitizeOutcome, error) {
+	if view == nil {
+		view = stored
+	}
+	rc, err := stored()
 	if err != nil {
 		return SanitizeOutcome{}, err
 	}
@@ -70,7 +76,7 @@ func (s *SanitizeStage) Apply(env queue.Envelope, route string, open func() (io.
 	}
 	id := s.store.NewID()
 	now := s.now()
-	rc, err = open()
+	rc, err = view()
 	if err != nil {
 		return SanitizeOutcome{}, err
 	}
@@ -83,7 +89,7 @@ func (s *SanitizeStage) Apply(env queue.Envelope, route string, open func() (io.
 	if !rep.Changed() {
 		return res, nil
 	}
-	rc, err = open()
+	rc, err = stored()
 	if err != nil {
 		return SanitizeOutcome{}, err
 	}

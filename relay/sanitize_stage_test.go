@@ -51,10 +51,17 @@ func TestSanitizeStageNewsletter(t *testing.T) {
 		t.Fatal("rule selection is wrong")
 	}
 	env := queue.Envelope{From: "yamada@example.com", Rcpts: []queue.Recipient{{Addr: "soumu@city.example.lg.jp"}}, Source: queue.SourceInternet}
+	// The route's delivery-time rewrite changes the header of what is
+	// sent; the sanitized copy shows it, the quarantine keeps the stored
+	// bytes.
+	view := bytes.Replace(orig, []byte("To: <soumu@city.example.lg.jp>"), []byte("To: <soumu@inner.example.jp>"), 1)
 	var out bytes.Buffer
-	res, err := st.Apply(env, "inner", opener(orig), &out)
+	res, err := st.Apply(env, "inner", opener(orig), opener(view), &out)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Contains(out.Bytes(), []byte("To: <soumu@inner.example.jp>\r\n")) {
+		t.Error("the sanitized copy lacks the rewritten header")
 	}
 	if res.Released || res.ReleaseID == "" || len(res.Report.Removed) != 3 {
 		t.Fatalf("outcome %+v", res)
@@ -115,7 +122,7 @@ func TestSanitizeStageNewsletter(t *testing.T) {
 	}
 	openQueued := func() (io.ReadCloser, error) { return q.Open(qid) }
 	var out2 bytes.Buffer
-	res2, err := st.Apply(claimed.Envelope, "inner", openQueued, &out2)
+	res2, err := st.Apply(claimed.Envelope, "inner", openQueued, nil, &out2)
 	if err != nil || !res2.Released || out2.Len() != 0 {
 		t.Fatalf("released original: %+v, %v (wrote %d bytes)", res2, err, out2.Len())
 	}
@@ -129,7 +136,7 @@ func TestSanitizeStagePlainKeepsNoCopy(t *testing.T) {
 	st, cfg := testSanitizeStage(t)
 	msg := []byte("From: a@example.com\r\nTo: b@city.example.lg.jp\r\nSubject: hi\r\n\r\nhello\r\n")
 	var out bytes.Buffer
-	res, err := st.Apply(queue.Envelope{Source: queue.SourceInternet}, "inner", opener(msg), &out)
+	res, err := st.Apply(queue.Envelope{Source: queue.SourceInternet}, "inner", opener(msg), nil, &out)
 	if err != nil || res.ReleaseID != "" {
 		t.Fatalf("%+v, %v", res, err)
 	}
@@ -161,7 +168,7 @@ func TestSanitizeStageQuarantineFailure(t *testing.T) {
 		t.Skip("root ignores directory permissions")
 	}
 	orig, _ := os.ReadFile("sanitize/testdata/corpus/outlook_sjis_html_pdf_xlsm.eml")
-	if _, err := st.Apply(queue.Envelope{Source: queue.SourceInternet}, "inner", opener(orig), io.Discard); err == nil {
+	if _, err := st.Apply(queue.Envelope{Source: queue.SourceInternet}, "inner", opener(orig), nil, io.Discard); err == nil {
 		t.Fatal("Apply succeeded with an unwritable quarantine")
 	}
 }

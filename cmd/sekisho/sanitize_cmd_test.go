@@ -94,7 +94,7 @@ func TestQuarantineCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := queue.Envelope{From: "yamada@example.com", Rcpts: []queue.Recipient{{Addr: "soumu@city.example.lg.jp"}}, Source: queue.SourceInternet, ClientIP: "203.0.113.5"}
-	res, err := stage.Apply(env, "inner", func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(orig)), nil }, io.Discard)
+	res, err := stage.Apply(env, "inner", func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(orig)), nil }, nil, io.Discard)
 	if err != nil || res.ReleaseID == "" {
 		t.Fatalf("Apply: %+v, %v", res, err)
 	}
