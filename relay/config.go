@@ -31,6 +31,7 @@ type Config struct {
 	Auth            auth.Config    `koanf:"auth"`
 	Queue           queue.Config   `koanf:"queue"`
 	Delivery        DeliveryConfig `koanf:"delivery"`
+	Sanitize        SanitizeConfig `koanf:"sanitize"`
 	Log             LogConfig      `koanf:"log"`
 	Metrics         MetricsConfig  `koanf:"metrics"`
 	Inspect         InspectConfig  `koanf:"inspect"`
@@ -166,8 +167,9 @@ func DefaultConfig() Config {
 			IdleTimeout:        30 * time.Second,
 			MaxConnsPerHop:     10,
 		},
-		Log:     LogConfig{Format: "text", Level: "info"},
-		Inspect: DefaultInspectConfig(),
+		Log:      LogConfig{Format: "text", Level: "info"},
+		Inspect:  DefaultInspectConfig(),
+		Sanitize: DefaultSanitizeConfig(),
 	}
 }
 
@@ -184,6 +186,7 @@ func (c *Config) Resolve(base string) {
 	logsink.ResolveOutputs(c.Log.Outputs, base)
 	c.Queue.Resolve(base)
 	c.Inspect.Resolve(base)
+	c.Sanitize.Resolve(base)
 }
 
 // Validate reports every problem in the section.
@@ -300,7 +303,7 @@ func (c Config) Validate() error {
 		key string
 		err error
 	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()},
-		{"log", logsink.ValidateOutputs(c.Log.Outputs)}, {"inspect", c.Inspect.Validate()}} {
+		{"log", logsink.ValidateOutputs(c.Log.Outputs)}, {"inspect", c.Inspect.Validate()}, {"sanitize", c.Sanitize.Validate()}} {
 		for _, e := range unjoin(sub.err) {
 			errs = append(errs, fmt.Errorf("%s.%w", sub.key, e))
 		}

@@ -1,0 +1,56 @@
+package sanitize
+
+import (
+	"bytes"
+	"io"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message"
+)
+
+// FuzzMessage feeds arbitrary bytes to the walker: it must never panic,
+// never fail on input alone (only I/O fails), and always write a message
+// that parses and whose text decodes to valid UTF-8.
+func FuzzMessage(f *testing.F) {
+	for _, c := range corpus() {
+		f.Add([]byte(c.msg), c.opts.Charset == CharsetISO2022J)
+	}
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: message/rfc822\r\n\r\n--a--"), false)
+	f.Fuzz(func(t *testing.T, data []byte, iso bool) {
+		o := Options{AllowTypes: []string{"application/pdf"}, AllowExtensions: []string{"pdf"}, ReleaseID: "x", TempDir: t.TempDir()}
+		if iso {
+			o.Charset = CharsetISO2022J
+		}
+		var out bytes.Buffer
+		rep, err := Message(bytes.NewReader(data), &out, o)
+		if err != nil {
+			t.Fatalf("error on input alone: %v", err)
+		}
+		m, err := message.Read(bytes.NewReader(out.Bytes()))
+		if err != nil {
+			t.Fatalf("output does not parse: %v\n%q", err, out.String())
+		}
+		err = m.Walk(func(_ []int, e *message.Entity, err error) error {
+			if err != nil {
+				return err
+			}
+			if mt, _, _ := e.Header.ContentType(); mt == "text/plain" {
+				b, err := io.ReadAll(e.Body)
+				if err != nil {
+					return err
+				}
+				if !utf8.Valid(b) {
+					t.Errorf("text part is not valid UTF-8 after decoding")
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("walking the output: %v", err)
+		}
+		if rep.Unparseable && (len(rep.Kept) > 0 || len(rep.Removed) > 0) {
+			t.Fatalf("an unparseable message reported parts: %+v", rep)
+		}
+	})
+}

@@ -1,0 +1,442 @@
+package sanitize
+
+import (
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+	"golang.org/x/text/width"
+)
+
+// Link styles: how a link's target is shown in the text made from HTML.
+const (
+	LinksDefang = "defang" // hxxps://example[.]jp/path: readable, never made clickable by a mail client
+	LinksPlain  = "plain"  // the URL as it is (clients may make it clickable)
+	LinksRemove = "remove" // the link text only; the target is dropped
+)
+
+// textOut accumulates text with collapsed white space and tracks how many
+// line breaks it ends with, so blocks get one blank line between them
+// however the HTML nests them.
+type textOut struct {
+	b     strings.Builder
+	nl    int  // line breaks at the end of b
+	space bool // a space is pending before the next word
+}
+
+func (o *textOut) empty() bool { return o.b.Len() == 0 }
+
+// breakLines makes the text end in at least n line breaks.
+func (o *textOut) breakLines(n int) {
+	o.space = false
+	if o.empty() {
+		return
+	}
+	for o.nl < n {
+		o.b.WriteByte('\n')
+		o.nl++
+	}
+}
+
+func (o *textOut) raw(s string, prefix string) {
+	for i, line := range strings.Split(s, "\n") {
+		if i > 0 {
+			o.b.WriteByte('\n')
+			o.nl++
+		}
+		if line == "" {
+			continue
+		}
+		if o.nl > 0 || o.empty() {
+			o.b.WriteString(prefix)
+		}
+		o.b.WriteString(line)
+		o.nl = 0
+	}
+}
+
+// words writes text with runs of white space collapsed to one space.
+func (o *textOut) words(s, prefix string) {
+	s = strings.ReplaceAll(s, "\u00a0", " ")
+	if s == "" {
+		return
+	}
+	if strings.TrimLeft(s, htmlSpace) != s {
+		o.space = true
+	}
+	// HTML white space is ASCII only: an ideographic space (U+3000) is
+	// text and stays.
+	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(htmlSpace, r) }) {
+		switch {
+		case o.nl > 0 || o.empty():
+			o.b.WriteString(prefix)
+		case o.space:
+			o.b.WriteByte(' ')
+		}
+		o.b.WriteString(w)
+		o.nl = 0
+		o.space = true
+	}
+	if strings.TrimRight(s, htmlSpace) == s {
+		o.space = false
+	}
+}
+
+const htmlSpace = " \t\r\n\f"
+
+type tableState struct {
+	rows  [][]*textOut
+	outer *textOut
+}
+
+type listState struct {
+	ordered bool
+	n       int
+}
+
+type linkState struct {
+	href  string
+	out   *textOut
+	start int
+}
+
+// htmlToText renders HTML as readable plain text: paragraphs separated by
+// blank lines, lists with bullets or numbers, data tables as aligned
+// columns (layout tables, which newsletters nest deeply, as plain blocks),
+// links shown per style, images by their alt text. Script, style and head
+// content never shows.
+func htmlToText(src string, links string) string {
+	z := html.NewTokenizer(strings.NewReader(src))
+	root := &textOut{}
+	out := root
+	var (
+		skip   int
+		pre    int
+		quote  int
+		lists  []listState
+		tables []*tableState
+		anchor []linkState
+	)
+	prefix := func() string {
+		p := strings.Repeat("> ", quote)
+		if len(lists) > 1 {
+			p += strings.Repeat("  ", len(lists)-1)
+		}
+		return p
+	}
+	for {
+		tt := z.Next()
+		if tt == html.ErrorToken {
+			break
+		}
+		tok := z.Token()
+		a := tok.DataAtom
+		switch tt {
+		case html.TextToken:
+			if skip > 0 {
+				continue
+			}
+			if pre > 0 {
+				out.raw(tok.Data, prefix())
+			} else {
+				out.words(tok.Data, prefix())
+			}
+			continue
+		case html.StartTagToken, html.SelfClosingTagToken:
+			if skipped(a) {
+				if tt == html.StartTagToken {
+					skip++
+				}
+				continue
+			}
+			if skip > 0 {
+				continue
+			}
+			switch a {
+			case atom.Br:
+				out.b.WriteByte('\n')
+				out.nl++
+				out.space = false
+			case atom.P, atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
+				out.breakLines(2)
+			case atom.Pre:
+				out.breakLines(2)
+				pre++
+			case atom.Blockquote:
+				out.breakLines(2)
+				quote++
+			case atom.Ul, atom.Ol:
+				// A list stands apart like a paragraph; a nested one
+				// continues its item.
+				out.breakLines(2 - min(len(lists), 1))
+				lists = append(lists, listState{ordered: a == atom.Ol})
+			case atom.Li:
+				out.breakLines(1)
+				mark, space := "・", false
+				if n := len(lists); n > 0 {
+					lists[n-1].n++
+					if lists[n-1].ordered {
+						mark, space = strconv.Itoa(lists[n-1].n)+".", true
+					}
+				}
+				out.words(mark, prefix())
+				out.space = space
+			case atom.Hr:
+				out.breakLines(1)
+				out.words("――――――――――", prefix())
+				out.breakLines(1)
+			case atom.Img:
+				if alt := strings.TrimSpace(attr(tok, "alt")); alt != "" {
+					out.words("[画像: "+alt+"]", prefix())
+				}
+			case atom.A:
+				anchor = append(anchor, linkState{href: strings.TrimSpace(attr(tok, "href")), out: out, start: out.b.Len()})
+			case atom.Table:
+				tables = append(tables, &tableState{outer: out})
+			case atom.Tr:
+				if n := len(tables); n > 0 {
+					tables[n-1].rows = append(tables[n-1].rows, nil)
+				}
+			case atom.Td, atom.Th:
+				if n := len(tables); n > 0 {
+					t := tables[n-1]
+					if len(t.rows) == 0 {
+						t.rows = append(t.rows, nil)
+					}
+					cell := &textOut{}
+					t.rows[len(t.rows)-1] = append(t.rows[len(t.rows)-1], cell)
+					out = cell
+				}
+			default:
+				if blockTag(a) {
+					out.breakLines(1)
+				}
+			}
+		case html.EndTagToken:
+			if skipped(a) {
+				if skip > 0 {
+					skip--
+				}
+				continue
+			}
+			if skip > 0 {
+				continue
+			}
+			switch a {
+			case atom.P, atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
+				out.breakLines(2)
+			case atom.Pre:
+				if pre > 0 {
+					pre--
+				}
+				out.breakLines(2)
+			case atom.Blockquote:
+				if quote > 0 {
+					quote--
+				}
+				out.breakLines(2)
+			case atom.Ul, atom.Ol:
+				if len(lists) > 0 {
+					lists = lists[:len(lists)-1]
+				}
+				out.breakLines(2 - min(len(lists), 1))
+			case atom.A:
+				if n := len(anchor); n > 0 {
+					l := anchor[n-1]
+					anchor = anchor[:n-1]
+					if l.out == out {
+						text := out.b.String()[min(l.start, out.b.Len()):]
+						if t := linkTarget(l.href, text, links); t != "" {
+							out.space = true
+							out.words(t, prefix())
+						}
+					}
+				}
+			case atom.Td, atom.Th:
+				if n := len(tables); n > 0 {
+					out = tables[n-1].outer
+				}
+			case atom.Table:
+				if n := len(tables); n > 0 {
+					t := tables[n-1]
+					tables = tables[:n-1]
+					out = t.outer
+					renderTable(out, t.rows, prefix())
+				}
+			default:
+				if blockTag(a) {
+					out.breakLines(1)
+				}
+			}
+		}
+	}
+	// Unclosed tables still show their cells.
+	for i := len(tables) - 1; i >= 0; i-- {
+		renderTable(tables[i].outer, tables[i].rows, prefix())
+	}
+	return tidy(root.b.String())
+}
+
+func attr(t html.Token, key string) string {
+	for _, a := range t.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+func skipped(a atom.Atom) bool {
+	switch a {
+	case atom.Script, atom.Style, atom.Head, atom.Title, atom.Noscript, atom.Template,
+		atom.Svg, atom.Math, atom.Object, atom.Iframe, atom.Select, atom.Textarea:
+		return true
+	}
+	return false
+}
+
+func blockTag(a atom.Atom) bool {
+	switch a {
+	case atom.Div, atom.Section, atom.Article, atom.Header, atom.Footer, atom.Nav, atom.Aside,
+		atom.Main, atom.Address, atom.Center, atom.Figure, atom.Figcaption, atom.Form, atom.Fieldset,
+		atom.Dl, atom.Dt, atom.Dd, atom.Caption, atom.Body, atom.Html:
+		return true
+	}
+	return false
+}
+
+// linkTarget is what follows a link's text: the target in brackets, unless
+// the style drops it or the text already is the target.
+func linkTarget(href, text, style string) string {
+	if href == "" || strings.HasPrefix(href, "#") || style == LinksRemove {
+		return ""
+	}
+	low := strings.ToLower(href)
+	if strings.HasPrefix(low, "javascript:") || strings.HasPrefix(low, "data:") || strings.HasPrefix(low, "cid:") {
+		return ""
+	}
+	if strings.HasPrefix(low, "mailto:") {
+		href = href[len("mailto:"):]
+		if i := strings.IndexByte(href, '?'); i >= 0 {
+			href = href[:i]
+		}
+	}
+	t := strings.TrimSpace(text)
+	if t == href || strings.TrimRight(t, "/") == strings.TrimRight(href, "/") {
+		return ""
+	}
+	return "[" + href + "]"
+}
+
+// renderTable writes a data table (every row one line, at least two
+// columns, short cells) as aligned columns, and anything else (the layout
+// tables of newsletters) as one block per cell.
+func renderTable(out *textOut, rows [][]*textOut, prefix string) {
+	cells := make([][]string, 0, len(rows))
+	blocks := make([][]string, 0, len(rows))
+	cols, data := 0, true
+	for _, r := range rows {
+		if len(r) == 0 {
+			continue
+		}
+		var line []string
+		for _, c := range r {
+			s := strings.TrimSpace(c.b.String())
+			// A short cell broken by <br> ("住所<br>電話") still fits a
+			// column on one line; long or block content means layout.
+			if strings.Contains(s, "\n") {
+				s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " / ")), " ")
+				if strings.Count(c.b.String(), "\n\n") > 0 {
+					data = false
+				}
+			}
+			if displayWidth(s) > 40 {
+				data = false
+			}
+			line = append(line, s)
+		}
+		cols = max(cols, len(line))
+		cells = append(cells, line)
+		var block []string
+		for _, c := range r {
+			block = append(block, strings.TrimSpace(c.b.String()))
+		}
+		blocks = append(blocks, block)
+	}
+	if cols < 2 || len(cells) < 1 {
+		data = false
+	}
+	out.breakLines(2)
+	if !data {
+		for _, line := range blocks {
+			for _, s := range line {
+				if s != "" {
+					out.raw(s, prefix)
+					out.breakLines(2)
+				}
+			}
+		}
+		return
+	}
+	widths := make([]int, cols)
+	for _, line := range cells {
+		for i, s := range line {
+			widths[i] = max(widths[i], displayWidth(s))
+		}
+	}
+	for _, line := range cells {
+		var b strings.Builder
+		for i := 0; i < cols; i++ {
+			s := ""
+			if i < len(line) {
+				s = line[i]
+			}
+			if i > 0 {
+				b.WriteString(" | ")
+			}
+			b.WriteString(s)
+			if i < cols-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-displayWidth(s)))
+			}
+		}
+		out.raw(strings.TrimRight(b.String(), " "), prefix)
+		out.breakLines(1)
+	}
+	out.breakLines(2)
+}
+
+// displayWidth counts East Asian wide and full-width characters as two
+// columns, as a fixed-width font shows them.
+func displayWidth(s string) int {
+	n := 0
+	for _, r := range s {
+		switch width.LookupRune(r).Kind() {
+		case width.EastAsianWide, width.EastAsianFullwidth:
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// tidy trims trailing spaces and keeps at most one blank line in a row.
+func tidy(s string) string {
+	lines := strings.Split(s, "\n")
+	out := lines[:0]
+	blank := 0
+	for _, l := range lines {
+		l = strings.TrimRight(l, " \t")
+		if l == "" {
+			blank++
+			if blank > 1 {
+				continue
+			}
+		} else {
+			blank = 0
+		}
+		out = append(out, l)
+	}
+	return strings.Trim(strings.Join(out, "\n"), "\n")
+}

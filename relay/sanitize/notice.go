@@ -1,0 +1,99 @@
+package sanitize
+
+import (
+	"fmt"
+	"strings"
+)
+
+// notice is the Japanese and English text put before the body when
+// anything was taken out, so the recipient knows what existed and how to
+// ask for it.
+func (wk *walker) notice() string {
+	r := wk.rep
+	if !r.Changed() && len(r.Kept) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	line := "────────────────────────────────\n"
+	b.WriteString(line)
+	b.WriteString("【無害化のお知らせ / Sanitization notice】\n")
+	b.WriteString("このメールはインターネットから届いたため、安全のため加工しました。\n")
+	b.WriteString("This message came from the internet and was made safe before delivery.\n")
+	if r.Unparseable {
+		b.WriteString("・メールの形式が壊れているため、本文と添付ファイルを表示できません。\n")
+		b.WriteString("  The message is malformed; its text and attachments are withheld.\n")
+	}
+	if r.HTMLConverted {
+		b.WriteString("・HTML形式の本文をテキストに変換しました。\n")
+		b.WriteString("  The HTML body was converted to plain text.\n")
+	}
+	if r.Replaced > 0 {
+		b.WriteString(fmt.Sprintf("・文字コードの都合で表示できない文字 %d 個を〓に置き換えました。\n", r.Replaced))
+		b.WriteString(fmt.Sprintf("  %d characters the charset cannot show were replaced by 〓.\n", r.Replaced))
+	}
+	if r.Truncated {
+		b.WriteString("・本文が長すぎるため、途中で切りました。\n")
+		b.WriteString("  The text was too long and was cut.\n")
+	}
+	if len(r.Removed) > 0 {
+		b.WriteString("・次の添付ファイルを削除しました / These attachments were removed:\n")
+		for i, a := range r.Removed {
+			b.WriteString(fmt.Sprintf("  %d. %s (%s, %s)\n", i+1, displayName(a), sizeText(a.Size), typeText(a)))
+		}
+	}
+	if len(r.Kept) > 0 {
+		b.WriteString("・次の添付ファイルは許可された形式のため残しました / These attachments were kept:\n")
+		for i, a := range r.Kept {
+			b.WriteString(fmt.Sprintf("  %d. %s (%s, %s)\n", i+1, displayName(a), sizeText(a.Size), a.Detected))
+		}
+	}
+	if r.Changed() && wk.o.ReleaseID != "" {
+		if !wk.o.KeepUntil.IsZero() {
+			day := wk.o.KeepUntil.Format("2006-01-02")
+			b.WriteString(fmt.Sprintf("原本は %s まで保管しています。必要な場合は管理者に次の ID をお知らせください。\n", day))
+			b.WriteString(fmt.Sprintf("The original is kept until %s. To receive it, give your administrator this ID:\n", day))
+		} else {
+			b.WriteString("原本は保管しています。必要な場合は管理者に次の ID をお知らせください。\n")
+			b.WriteString("The original is kept. To receive it, give your administrator this ID:\n")
+		}
+		b.WriteString("  隔離ID / Release ID: " + wk.o.ReleaseID + "\n")
+	}
+	b.WriteString(line)
+	b.WriteString("\n")
+	return b.String()
+}
+
+func displayName(a Attachment) string {
+	name := a.Name
+	if name == "" {
+		name = "(名前なし / no name)"
+	}
+	if a.Inline {
+		name += " [本文中の画像 / inline image]"
+	}
+	return name
+}
+
+// sizeText shows a size the way a mail client would.
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// typeText gives the detected type, and the declared one when it differs
+// (a mismatch is worth knowing: it is how malware hides).
+func typeText(a Attachment) string {
+	s := a.Detected
+	if a.Declared != "" && !strings.EqualFold(a.Declared, a.Detected) {
+		s += ", 申告 / declared " + a.Declared
+	}
+	if a.Reason != "" {
+		s += "; " + a.Reason
+	}
+	return s
+}

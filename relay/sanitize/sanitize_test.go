@@ -1,0 +1,276 @@
+package sanitize
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/corpus and testdata/golden")
+
+func TestMain(m *testing.M) {
+	newBoundary = func() string { return "sekisho-test-boundary" }
+	os.Exit(m.Run())
+}
+
+func testOptions(o Options) Options {
+	o.ReleaseID = "20260406-0123456789"
+	o.KeepUntil = time.Date(2026, 4, 20, 0, 0, 0, 0, time.UTC)
+	return o
+}
+
+// render shows a sanitized message for the golden files: its header as
+// written, and each part decoded to UTF-8 by an independent MIME reader,
+// which also proves the output is well-formed.
+func render(t *testing.T, out []byte) string {
+	t.Helper()
+	var b strings.Builder
+	i := bytes.Index(out, []byte("\r\n\r\n"))
+	if i < 0 {
+		t.Fatalf("no header end in output")
+	}
+	b.WriteString(strings.ReplaceAll(string(out[:i+2]), "\r\n", "\n"))
+	m, err := message.Read(bytes.NewReader(out))
+	if err != nil {
+		t.Fatalf("output does not parse: %v", err)
+	}
+	n := 0
+	err = m.Walk(func(path []int, e *message.Entity, err error) error {
+		if err != nil {
+			return err
+		}
+		mt, _, _ := e.Header.ContentType()
+		if strings.HasPrefix(mt, "multipart/") {
+			return nil
+		}
+		n++
+		body, err := io.ReadAll(e.Body)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "== part %d: %s ==\n", n, mt)
+		if mt == "text/plain" {
+			if !utf8.Valid(body) {
+				t.Errorf("part %d does not decode to valid UTF-8", n)
+			}
+			b.WriteString(strings.ReplaceAll(string(body), "\r\n", "\n"))
+		} else {
+			fmt.Fprintf(&b, "(%d bytes)\n", len(body))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walking the output: %v", err)
+	}
+	return b.String()
+}
+
+func TestCorpusGolden(t *testing.T) {
+	for _, c := range corpus() {
+		t.Run(c.name, func(t *testing.T) {
+			in := filepath.Join("testdata", "corpus", c.name+".eml")
+			golden := filepath.Join("testdata", "golden", c.name+".txt")
+			if *update {
+				os.MkdirAll(filepath.Dir(in), 0o755)
+				os.MkdirAll(filepath.Dir(golden), 0o755)
+				if err := os.WriteFile(in, []byte(c.msg), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out bytes.Buffer
+			rep, err := Message(strings.NewReader(c.msg), &out, testOptions(c.opts))
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, _ := json.MarshalIndent(rep, "", "  ")
+			got := "== report ==\n" + string(js) + "\n== message ==\n" + render(t, out.Bytes())
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("output differs from %s (go test -update to accept):\n%s", golden, got)
+			}
+			if file, err := os.ReadFile(in); err != nil || string(file) != c.msg {
+				t.Errorf("%s is not the message the test builds (go test -update)", in)
+			}
+		})
+	}
+}
+
+// TestCorpusProperties checks what must hold whatever the golden files
+// say: no HTML, no clickable URL, no mojibake, the right things removed.
+func TestCorpusProperties(t *testing.T) {
+	want := map[string]struct {
+		contains []string
+		removed  int
+		kept     int
+		broken   bool
+	}{
+		"outlook_sjis_html_pdf_xlsm":       {contains: []string{"市役所ニュースレター　第12号", "hxxps://www[.]example[.]com/news?id=12", "案内.pdf", "集計.xlsm", "macroEnabled", "20260406-0123456789", "2026-04-20"}, removed: 3},
+		"outlook_prefer_html":              {contains: []string{"・説明会のご案内", "  1. 4月30日", "項目   | 日時          | 場所", "説明会 | 4月10日 14:00 | 本庁舎3階", "こちら [hxxps://www[.]example[.]com/news?id=12]", "①②", "[画像: ロゴ]"}, removed: 3},
+		"outlook_allow_pdf_iso2022jp":      {contains: []string{"次の添付ファイルは許可された形式のため残しました", "案内.pdf", "①②"}, removed: 1, kept: 2},
+		"outlook_links_remove":             {contains: []string{"こちらをご覧ください"}, removed: 3},
+		"gmail_utf8_reply":                 {contains: []string{"承知しました。", "> 会議は10日です。", "hxxp://files[.]example[.]net/a.zip"}},
+		"thunderbird_iso2022jp_docx":       {contains: []string{"議事録を送付します。", "議事録.docx"}, kept: 0, removed: 1},
+		"carrier_sjis_decomail":            {contains: []string{"写真を送ります", "よろしく～", "photo.png", "image/jpeg, 申告 / declared image/png"}, removed: 2},
+		"carrier_sjis_pictogram":           {contains: []string{"今日は晴れです\ue63e。ｶﾀｶﾅも半角です。"}},
+		"carrier_sjis_pictogram_iso2022jp": {contains: []string{"今日は晴れです〓。ｶﾀｶﾅも半角です。", "characters replaced=1"}},
+		"eucjp_unlabelled":                 {contains: []string{"古いシステムからのお知らせです。", "東京都千代田区"}},
+		"utf8_html_only":                   {contains: []string{"Price list & more", "A              | ¥100", "www[.]example[.]com"}},
+		"nested_rfc822":                    {contains: []string{"転送します。", "Subject: 元のメール", "元のメールの本文です。", "invoice.pdf.exe", "application/x-msdownload"}, removed: 1},
+		"smime_signed":                     {contains: []string{"署名付きメールです。", "smime.p7s"}, removed: 1},
+		"tnef_winmail":                     {contains: []string{"See attached.", "winmail.dat", "application/ms-tnef"}, removed: 1},
+		"disguised_and_ppap":               {contains: []string{"content is application/x-msdownload, not what .pdf should hold", "password-protected archive"}, removed: 2, kept: 1},
+		"broken_unterminated":              {contains: []string{"メールの形式が壊れているため"}, broken: true},
+		"broken_no_boundary":               {contains: []string{"メールの形式が壊れているため"}, broken: true},
+		"long_lines_utf8":                  {contains: []string{strings.Repeat("あいうえお", 400), "①㈱髙😀"}},
+		"long_lines_iso2022jp":             {contains: []string{"①㈱髙〓", "～ ∥ －"}},
+	}
+	for _, c := range corpus() {
+		t.Run(c.name, func(t *testing.T) {
+			w, ok := want[c.name]
+			if !ok {
+				t.Fatalf("no expectations for %s", c.name)
+			}
+			var out bytes.Buffer
+			rep, err := Message(strings.NewReader(c.msg), &out, testOptions(c.opts))
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := render(t, out.Bytes())
+			for _, s := range w.contains {
+				if !strings.Contains(text, s) {
+					t.Errorf("output lacks %q:\n%s", s, text)
+				}
+			}
+			for _, bad := range []string{"<html", "<td", "<script", "alert(1)", "https://", "http://", "td{color", "\uFFFD"} {
+				if strings.Contains(text, bad) {
+					t.Errorf("output contains %q", bad)
+				}
+			}
+			if len(rep.Removed) != w.removed || len(rep.Kept) != w.kept || rep.Unparseable != w.broken {
+				t.Errorf("removed %d kept %d unparseable %v, want %d %d %v", len(rep.Removed), len(rep.Kept), rep.Unparseable, w.removed, w.kept, w.broken)
+			}
+			if !strings.Contains(text, HeaderSanitized+": ") {
+				t.Errorf("no %s field", HeaderSanitized)
+			}
+		})
+	}
+}
+
+func TestForgedSanitizedHeaderDropped(t *testing.T) {
+	msg := "From: a@example.com\r\nX-Sekisho-Sanitized: nothing to see\r\nSubject: x\r\n\r\nhello\r\n"
+	var out bytes.Buffer
+	if _, err := Message(strings.NewReader(msg), &out, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "nothing to see") || strings.Count(out.String(), HeaderSanitized) != 1 {
+		t.Errorf("the sender's %s survived:\n%s", HeaderSanitized, out.String())
+	}
+}
+
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n > 0 {
+		n := copy(p, strings.Repeat("x", min(len(p), f.n)))
+		f.n -= n
+		return n, nil
+	}
+	return 0, errors.New("EIO")
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write(p []byte) (int, error) { return 0, errors.New("ENOSPC") }
+
+// A read or write failure is an error, never a "broken message" verdict:
+// the caller must retry, not quarantine a half-read original.
+func TestIOErrors(t *testing.T) {
+	if _, err := Message(io.MultiReader(strings.NewReader("Subject: x\r\n\r\n"), &failingReader{n: 100}), io.Discard, Options{}); err == nil || !strings.Contains(err.Error(), "EIO") {
+		t.Errorf("read failure: %v, want an EIO error", err)
+	}
+	if _, err := Message(strings.NewReader("Subject: x\r\n\r\nhello\r\n"), failingWriter{}, Options{}); err == nil || !strings.Contains(err.Error(), "ENOSPC") {
+		t.Errorf("write failure: %v, want an ENOSPC error", err)
+	}
+}
+
+// An allowed attachment that cannot be held (no space, no folder) is an
+// error, not a verdict on the message.
+func TestHoldFailure(t *testing.T) {
+	var msg string
+	for _, c := range corpus() {
+		if c.name == "disguised_and_ppap" {
+			msg = c.msg
+		}
+	}
+	o := Options{AllowTypes: []string{"application/pdf"}, AllowExtensions: []string{"pdf"}, TempDir: filepath.Join(t.TempDir(), "missing")}
+	if _, err := Message(strings.NewReader(msg), io.Discard, o); err == nil || !strings.Contains(err.Error(), "holding an attachment") {
+		t.Errorf("Message = %v, want a holding error", err)
+	}
+}
+
+func TestGuessCharset(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"plain ascii", "utf-8"},
+		{"日本語のテキスト", "utf-8"},
+		{sjis("日本語のテキストです。カタカナ"), "shift_jis"},
+		{eucjp("日本語のテキストです。カタカナ"), "euc-jp"},
+		{jis("日本語"), "iso-2022-jp"},
+	} {
+		if got := guessCharset([]byte(c.in)); got != c.want {
+			t.Errorf("guessCharset(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
+func TestDefang(t *testing.T) {
+	wk := &walker{o: Options{Links: LinksDefang}}
+	for in, want := range map[string]string{
+		"see https://evil.example.com/a.b?x=1 now": "see hxxps://evil[.]example[.]com/a.b?x=1 now",
+		"FTP://files.example.org/x":                "fxp://files[.]example[.]org/x",
+		"go to www.example.jp。":                    "go to www[.]example[.]jp。",
+		"詳細はhttp://example.jp/です":                  "詳細はhxxp://example[.]jp/です",
+	} {
+		if got := wk.defang(in); got != want {
+			t.Errorf("defang(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Mislabelled text still reads: the label is a hint, the bytes decide
+// when the label produces replacement characters.
+func TestDecodeTextMislabelled(t *testing.T) {
+	want := "日本語のテキストです。"
+	for _, c := range []struct{ raw, label string }{
+		{sjis(want), "iso-2022-jp"},
+		{sjis(want), "utf-8"},
+		{eucjp(want), "shift_jis"},
+		{jis(want), "us-ascii"},
+		{want, "x-unknown-charset"},
+		{sjis(want), ""},
+	} {
+		if got := decodeText([]byte(c.raw), c.label); got != want {
+			t.Errorf("decodeText(%q labelled %q) = %q", c.raw, c.label, got)
+		}
+	}
+}
