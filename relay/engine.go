@@ -45,6 +45,8 @@ type state struct {
 	// pol decides every stage over the fields above.
 	pol      *policy.Policy
 	policies [rewrite.SourceInternet + 1]LinePolicy // by rewrite.Source
+	// sanitize is nil when relay.sanitize has no rules, and in dry runs.
+	sanitize *SanitizeStage
 }
 
 func (st *state) linePolicy(src rewrite.Source) LinePolicy {
@@ -148,6 +150,9 @@ func New(sec Sections, log *slog.Logger, m *Metrics) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.sanitize, err = NewSanitizeStage(sec.Relay.Sanitize); err != nil {
+		return nil, fmt.Errorf("relay.sanitize: %w", err)
+	}
 	e := &Engine{startCfg: sec.Relay, metrics: m, log: log}
 	e.st.Store(st)
 	e.auth = e.newAuthenticator(sec.Relay)
@@ -194,6 +199,9 @@ func (e *Engine) Reload(sec Sections) error {
 	if err != nil {
 		return err
 	}
+	if st.sanitize, err = NewSanitizeStage(sec.Relay.Sanitize); err != nil {
+		return fmt.Errorf("relay.sanitize: %w", err)
+	}
 	tlsAtStart := e.startCfg.TLS.CertFile != ""
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
 		return err
@@ -206,7 +214,7 @@ func (e *Engine) Reload(sec Sections) error {
 	e.mu.Unlock()
 	restart := restartOnly(e.startCfg, sec.Relay, tlsAtStart)
 	e.log.Info("configuration reloaded", "kind", "reload", "accounts", st.dir.Len(),
-		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname (Received, delivery), relay.tls certificate, relay.delivery, relay.limits.max_received_fields and max_header_bytes",
+		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname (Received, delivery), relay.tls certificate, relay.delivery, relay.limits.max_received_fields and max_header_bytes, relay.sanitize",
 		"needs_restart", restartNote(restart))
 	return nil
 }
@@ -229,6 +237,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.runner = newRunner(e)
 	e.runner.run(ctx)
+	go e.sanitizeMaintenance(ctx)
 	return nil
 }
 

@@ -166,12 +166,18 @@ func sendControl(ctx context.Context, dir string, cmd Command) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	return handOver(ctx, dir, ".cmd", data)
+}
+
+// handOver writes a control file with the extension ext (.cmd, .enq) and
+// waits for the gateway's reply.
+func handOver(ctx context.Context, dir, ext string, data []byte) (Result, error) {
 	cdir := filepath.Join(dir, ctlDir)
 	base := filepath.Join(cdir, fmt.Sprintf("%d-%d", time.Now().UnixNano(), os.Getpid()))
-	if err := safeio.WriteFile(base+".cmd", data, 0o640); err != nil {
+	if err := safeio.WriteFile(base+ext, data, 0o640); err != nil {
 		return Result{}, fmt.Errorf("queue: handing the command to the running gateway: %w", err)
 	}
-	chownLikeParent(base + ".cmd")
+	chownLikeParent(base + ext)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var grace <-chan time.Time
@@ -191,7 +197,7 @@ func sendControl(ctx context.Context, dir string, cmd Command) (Result, error) {
 		select {
 		case <-tick.C:
 		case <-done:
-			if os.Remove(base+".cmd") == nil {
+			if os.Remove(base+ext) == nil {
 				return Result{}, fmt.Errorf("queue: the running gateway did not take the command (%v); withdrawn, nothing changed", ctx.Err())
 			}
 			done, grace = nil, time.After(10*time.Second)
@@ -222,6 +228,8 @@ func (q *Spool) processControl() {
 			}
 		case strings.HasSuffix(name, ".work"):
 			q.runControl(filepath.Join(dir, strings.TrimSuffix(name, ".work")))
+		case strings.HasSuffix(name, ".enq"), strings.HasSuffix(name, ".enqwork"):
+			q.runEnqueue(filepath.Join(dir, name)) // control_enqueue.go
 		case strings.HasSuffix(name, ".reply"):
 			// A reply nobody collected (the CLI was interrupted).
 			if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > 10*time.Minute {
