@@ -2,7 +2,7 @@ package main
 
 import (
 	"bufio"
-	"errors"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -166,12 +166,14 @@ func runQuarantineRelease(env *cmdEnv, args []string) int {
 Delivers a kept original, unsanitized, to its recipients or to the
 addresses given with --to (repeatable). The copy carries a mark that
 only this quarantine can make, so the sanitize stage lets it pass; the
-release is recorded in the entry. The copy is put into the queue
-directly, which needs the spool: a running gateway holds it, and then the
-command refuses (stop the gateway, or release while it is stopped).`)
+release is recorded in the entry. With the gateway running, the copy
+is handed to it through the queue's control folder (waiting at most
+--timeout for its answer); with the gateway stopped, it is put into the
+spool directly.`)
 	cfgPath := fs.String("c", "", "configuration `file`")
 	var to multiFlag
 	fs.Var(&to, "to", "deliver to this `address` instead (repeatable)")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for a running gateway to take the copy")
 	pos, st := parseFlags(fs, args)
 	if st >= 0 {
 		return st
@@ -201,17 +203,9 @@ command refuses (stop the gateway, or release while it is stopped).`)
 		fmt.Fprintln(env.stderr, err)
 		return exitFinding
 	}
-	spool, err := queue.Open(cfg.Relay.Queue, queue.WithLockWait(0))
-	if errors.Is(err, queue.ErrLocked) {
-		fmt.Fprintf(env.stderr, "sekisho quarantine release: %v: a running gateway holds the spool; release while it is stopped\n", err)
-		return exitFinding
-	}
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return exitFinding
-	}
-	defer spool.Close()
-	qid, err := spool.Enqueue(rel.Envelope, strings.NewReader(string(rel.Data)))
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	qid, err := queue.EnqueueControl(ctx, cfg.Relay.Queue, rel.Envelope, rel.Data)
 	if err != nil {
 		fmt.Fprintln(env.stderr, "sekisho quarantine release:", err)
 		return exitFinding

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -32,7 +33,12 @@ func EnqueueControl(ctx context.Context, cfg Config, env Envelope, data []byte) 
 	if err := cfg.Validate(); err != nil {
 		return 0, fmt.Errorf("queue configuration: %w", err)
 	}
-	if _, err := os.Stat(cfg.Dir); err != nil {
+	// Unlike a command, a message may be the first of a new spool.
+	if _, err := os.Stat(cfg.Dir); errors.Is(err, fs.ErrNotExist) {
+		if err := prepareDir(cfg.Dir); err != nil {
+			return 0, err
+		}
+	} else if err != nil {
 		return 0, fmt.Errorf("queue: spool directory: %w", err)
 	}
 	lock, err := tryLockSpool(cfg.Dir)
