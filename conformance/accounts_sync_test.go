@@ -39,6 +39,7 @@ func municipalExample(t *testing.T, w *world) string {
 		{"    dir: /var/spool/sekisho", `    dir: "{{path "queue"}}"`},
 		{"    address: 127.0.0.1:9225", "    address: " + freePort(t)},
 		{"    retry_interval: 2m", "    retry_interval: 1s"},
+		{"      dir: /var/lib/sekisho/quarantine", `      dir: "{{path "quarantine"}}"`},
 	} {
 		if !strings.Contains(cfg, r[0]) {
 			t.Fatalf("configs/municipal-gateway.yaml no longer contains %q: update this scenario", r[0])
