@@ -29,6 +29,7 @@
 //	0000000000000001.seg     segments, named by a 16-hex-digit sequence number
 //	large/<ID>.msg           the data of messages over InlineMax, one file each
 //	ctl/<name>.cmd|.work|.reply  commands from `sekisho queue` to a running gateway
+//	ctl/<name>.enq|.enqwork      messages to queue (`sekisho quarantine release`)
 //
 // A segment starts with a 32-byte header, then records back to back
 // (integers little-endian):
