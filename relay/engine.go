@@ -125,6 +125,9 @@ func buildState(sec Sections) (*state, error) {
 			}
 		}
 	}
+	if err := sanitizeRoutesExist(sec.Relay.Sanitize, sec.Routing); err != nil {
+		return nil, err
+	}
 	g, err := guard.New(sec.Relay.Guard, func() *accounts.Directory { return dir })
 	if err != nil {
 		return nil, fmt.Errorf("relay.guard: %w", err)

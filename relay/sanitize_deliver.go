@@ -15,6 +15,7 @@ import (
 
 	"github.com/sekisho/sekisho/accounts/safeio"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/routing"
 )
 
 // The sanitized copy of a message for one route is made once and kept
@@ -169,4 +170,28 @@ func errString(err error) string {
 		return ""
 	}
 	return fmt.Sprint(err)
+}
+
+// sanitizeRoutesExist checks that every route a sanitize rule names is a
+// route of the routing section: a misspelt name would silently sanitize
+// nothing. Routes are named by routing.routes[].name, routes[N] when
+// unnamed, or smart_host.
+func sanitizeRoutesExist(c SanitizeConfig, rt routing.Config) error {
+	names := map[string]bool{"smart_host": true}
+	for i, r := range rt.Routes {
+		if r.Name != "" {
+			names[r.Name] = true
+		} else {
+			names[fmt.Sprintf("routes[%d]", i)] = true
+		}
+	}
+	var errs []error
+	for i, r := range c.Rules {
+		for j, name := range r.Routes {
+			if !names[name] {
+				errs = append(errs, fmt.Errorf("relay.sanitize.rules[%d].routes[%d]: %q is not a route (routing.routes[].name, routes[N] for an unnamed one, or smart_host)", i, j, name))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

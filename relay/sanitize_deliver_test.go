@@ -245,3 +245,22 @@ func waitQueueEmpty(t *testing.T, e *Engine) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestSanitizeRoutesExist(t *testing.T) {
+	rt := routing.Config{Routes: []routing.RouteConfig{{Name: "inner"}, {}}}
+	cases := []struct {
+		routes []string
+		want   string
+	}{
+		{nil, ""},
+		{[]string{"inner", "routes[1]", "smart_host"}, ""},
+		{[]string{"inner", "iner"}, `relay.sanitize.rules[0].routes[1]: "iner" is not a route`},
+		{[]string{"routes[0]"}, `"routes[0]" is not a route`}, // named: routes[0] is "inner"
+	}
+	for _, c := range cases {
+		err := sanitizeRoutesExist(SanitizeConfig{Rules: []SanitizeRule{{Source: queue.SourceInternet, Routes: c.routes}}}, rt)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("routes %v: %v, want %q", c.routes, err, c.want)
+		}
+	}
+}

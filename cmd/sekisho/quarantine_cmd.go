@@ -162,7 +162,7 @@ prints the entry as one JSON object.`)
 }
 
 func runQuarantineRelease(env *cmdEnv, args []string) int {
-	fs := newFlags(env, "quarantine release", "[-c FILE] ID [--to ADDR]...", `
+	fs := newFlags(env, "quarantine release", "[-c FILE] [--timeout D] ID [--to ADDR]...", `
 Delivers a kept original, unsanitized, to its recipients or to the
 addresses given with --to (repeatable). The copy carries a mark that
 only this quarantine can make, so the sanitize stage lets it pass; the
