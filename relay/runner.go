@@ -32,6 +32,12 @@ type runner struct {
 	client *delivery.Client
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// Results the spool could not record, and the pause while it cannot
+	// (see runner_faults.go).
+	mu    sync.Mutex
+	kept  map[queue.ID]*keptResult
+	pause pauseState
 }
 
 func newRunner(e *Engine) *runner {
@@ -44,7 +50,7 @@ func newRunner(e *Engine) *runner {
 		IdleTimeout:       d.IdleTimeout,
 		MaxConnsPerTarget: d.MaxConnsPerHop,
 	}
-	return &runner{e: e, client: delivery.NewClient(opts)}
+	return &runner{e: e, client: delivery.NewClient(opts), kept: map[queue.ID]*keptResult{}}
 }
 
 func (r *runner) run(parent context.Context) {
@@ -59,12 +65,27 @@ func (r *runner) run(parent context.Context) {
 			// the loop checks it: after shutdown starts, an unrecorded
 			// message is due again at once.
 			for ctx.Err() == nil {
-				m, err := r.e.queue.Claim(ctx)
-				if err != nil {
+				probe, ok := r.waitTurn(ctx)
+				if !ok {
 					return
 				}
-				r.deliver(ctx, m)
-				r.e.queue.Unclaim(m.ID)
+				m, err := r.e.queue.Claim(ctx)
+				if err != nil {
+					r.endProbe(probe, false)
+					return
+				}
+				var after time.Time
+				if k := r.takeKept(m.ID); k != nil {
+					after = r.recordKept(m, k)
+				} else {
+					after = r.deliver(ctx, m)
+				}
+				r.endProbe(probe, after.IsZero())
+				if after.IsZero() {
+					r.e.queue.Unclaim(m.ID)
+				} else {
+					r.e.queue.UnclaimAfter(m.ID, after)
+				}
 			}
 		}()
 	}
@@ -81,6 +102,7 @@ func (r *runner) stop() {
 	}
 	r.wg.Wait()
 	r.client.Close()
+	r.dropKept()
 }
 
 // gauges keeps the queue metrics current.
@@ -91,8 +113,8 @@ func (r *runner) gauges(ctx context.Context) {
 		st := r.e.queue.Stats()
 		r.e.metrics.QueueSize.Set(float64(st.Messages))
 		oldest := 0.0
-		if l := r.e.queue.List(); len(l) > 0 {
-			oldest = time.Since(l[0].Envelope.ReceivedAt).Seconds()
+		if !st.Oldest.IsZero() {
+			oldest = time.Since(st.Oldest).Seconds()
 		}
 		r.e.metrics.QueueOldest.Set(oldest)
 		select {
@@ -131,12 +153,14 @@ type group struct {
 	rcpts []int
 }
 
-func (r *runner) deliver(ctx context.Context, m queue.Message) {
+// deliver attempts the message's due recipients and records the outcomes.
+// It returns the time before which the message must not be claimed again
+// (zero when every outcome was recorded).
+func (r *runner) deliver(ctx context.Context, m queue.Message) time.Time {
 	st := r.e.st.Load()
-	now := time.Now()
-	due := m.Due(now)
+	due := m.Due(time.Now())
 	if len(due) == 0 {
-		return
+		return time.Time{}
 	}
 	var results []outcome
 	groups := map[string]*group{}
@@ -167,9 +191,12 @@ func (r *runner) deliver(ctx context.Context, m queue.Message) {
 	if ctx.Err() != nil {
 		// Shutting down: an interrupted attempt is not a failure of the
 		// next hop. Nothing is recorded; the next start tries again.
-		return
+		return time.Time{}
 	}
-	r.record(st, m, results, now)
+	// The retry schedule counts from the end of the attempt: a next hop
+	// that stalls for minutes still gets the whole interval of rest.
+	now := time.Now()
+	return r.keep(m, r.record(st, m, results, now, true), now)
 }
 
 func hopLabel(dec routing.Decision) string {
@@ -340,10 +367,14 @@ func shortHash(s string) string {
 }
 
 // record applies the retry schedule to each outcome and stores it; the
-// recipients that failed for good are bounced in the same commit.
-func (r *runner) record(st *state, m queue.Message, results []outcome, now time.Time) {
+// recipients that failed for good are bounced in the same commit. It
+// returns the outcomes the spool could not record and the first such
+// error: the caller keeps them in memory (see keep). logIt is false when
+// outcomes kept earlier are recorded again: their attempt was logged.
+func (r *runner) record(st *state, m queue.Message, results []outcome, now time.Time, logIt bool) unrecorded {
 	d := st.cfg.Delivery
 	var failed, delayed []outcome
+	var lost unrecorded
 	for _, o := range results {
 		rs := m.Rcpts[o.rcpt]
 		rcpt := m.Envelope.Rcpts[o.rcpt].Addr
@@ -360,13 +391,14 @@ func (r *runner) record(st *state, m queue.Message, results []outcome, now time.
 			result = "deferred"
 			next := now.Add(retryDelay(d, attempt))
 			err = r.e.queue.MarkDeferred(m.ID, o.rcpt, next, o.reason())
-			if d.DelayWarning > 0 && now.Sub(m.Envelope.ReceivedAt) >= d.DelayWarning && !rs.DelayNotified &&
+			if err == nil && d.DelayWarning > 0 && now.Sub(m.Envelope.ReceivedAt) >= d.DelayWarning && !rs.DelayNotified &&
 				notifyWants(m.Envelope.Rcpts[o.rcpt].Notify, "DELAY") {
 				delayed = append(delayed, o)
 			}
 		}
-		if err != nil {
-			r.e.log.Error("recording a delivery result", "id", m.ID.String(), "rcpt", rcpt, "error", err)
+		lost.add(o, err)
+		if !logIt {
+			continue
 		}
 		kind := "send"
 		if result != "delivered" {
@@ -378,11 +410,18 @@ func (r *runner) record(st *state, m queue.Message, results []outcome, now time.
 		r.e.metrics.Attempts.WithLabelValues(o.hop, result).Inc()
 	}
 	if len(failed) > 0 {
-		r.bounce(st, m, failed, now, dsn.Failed)
+		if err := r.bounce(st, m, failed, now, dsn.Failed); err != nil {
+			for _, o := range failed {
+				lost.add(o, err)
+			}
+		}
 	}
 	if len(delayed) > 0 {
+		// A warning that cannot be queued is simply due again at the
+		// next attempt: DelayNotified is still unset.
 		r.bounce(st, m, delayed, now, dsn.Delayed)
 	}
+	return lost
 }
 
 // giveUp applies E-Post's schedule: a 5xx is retried refusal_retries
@@ -419,7 +458,7 @@ func retryDelay(d DeliveryConfig, attempt int) time.Duration {
 //
 // With action Delayed it is a delay warning: the recipients stay queued
 // and are only marked as warned, in the same commit as the warning.
-func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.Time, action dsn.Action) {
+func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.Time, action dsn.Action) error {
 	header, _ := r.readHeader(m.ID, st.cfg.Limits.MaxHeaderBytes*2)
 	var marks []queue.Mark
 	var recips []dsn.Recipient
@@ -460,35 +499,39 @@ func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.T
 	}
 	if len(recips) == 0 || !dsn.ShouldBounce(m.Envelope.From, header) {
 		if action == dsn.Delayed {
-			return // no warning is due; nothing to record
+			return nil // no warning is due; nothing to record
 		}
+		var errs []error
 		for _, mk := range marks {
-			if err := r.e.queue.MarkFailed(m.ID, mk.Rcpt, mk.Reason); err != nil {
-				r.e.log.Error("recording a failure", "id", m.ID.String(), "error", err)
+			if err := r.e.queue.MarkFailed(m.ID, mk.Rcpt, mk.Reason); err != nil && !errors.Is(err, queue.ErrFinal) {
+				errs = append(errs, err)
 			}
 		}
-		return
+		return errors.Join(errs...)
 	}
 	data, err := dsn.Build(dsn.Params{ReportingMTA: st.cfg.Hostname, To: m.Envelope.From, OrigEnvID: m.Envelope.EnvID,
 		ArrivalDate: m.Envelope.ReceivedAt, Recipients: recips, OriginalHeader: header, Date: now})
 	if err != nil {
 		r.e.log.Error("building a bounce; marking failed without one", "id", m.ID.String(), "error", err)
+		var errs []error
 		for _, mk := range marks {
-			r.e.queue.MarkFailed(m.ID, mk.Rcpt, mk.Reason)
+			if err := r.e.queue.MarkFailed(m.ID, mk.Rcpt, mk.Reason); err != nil && !errors.Is(err, queue.ErrFinal) {
+				errs = append(errs, err)
+			}
 		}
-		return
+		return errors.Join(errs...)
 	}
 	env := queue.Envelope{From: "", Rcpts: []queue.Recipient{{Addr: m.Envelope.From, OrigAddr: m.Envelope.From}},
-		ReceivedAt: now, Source: queue.SourceInner, Helo: st.cfg.Hostname, BodyType: "8BITMIME"}
+		ReceivedAt: now, Source: queue.SourceInner, Helo: st.cfg.Hostname, BodyType: dsn.BodyType(data), SMTPUTF8: !asciiOnly(m.Envelope.From)}
 	id, err := r.e.queue.EnqueueDSN(env, bytes.NewReader(data), m.ID, marks)
 	if err != nil {
-		// The failures stay unrecorded: the recipients are tried again
-		// later, and the bounce is built again then.
-		r.e.log.Error("queueing a bounce", "id", m.ID.String(), "error", err)
-		return
+		// The failures stay unrecorded: the runner keeps them and builds
+		// the bounce again when it records them.
+		return err
 	}
 	r.e.log.Info("dsn queued", "kind", "fail", "action", string(action), "id", m.ID.String(), "dsn", id.String(), "to", m.Envelope.From, "recipients", len(recips))
 	r.e.metrics.DSNs.WithLabelValues(string(action)).Inc()
+	return nil
 }
 
 // notifyWants applies RFC 3461 NOTIFY: empty means the default (failures

@@ -76,7 +76,7 @@ type Spool struct {
 	nextSeq   uint64
 	diskBytes int64 // segment files and large-message files
 	space     spaceCheck
-	resMsgs   int   // reserved by enqueues in progress
+	resMsgs   int // reserved by enqueues in progress
 	resBytes  int64
 	trash     []trashBlob // large files of finished messages
 	replaying bool

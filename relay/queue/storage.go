@@ -21,7 +21,7 @@ type Storage interface {
 type osStorage struct{}
 
 func (osStorage) Write(f *os.File, b []byte) (int, error) { return f.Write(b) }
-func (osStorage) Sync(f *os.File) error                    { return fdatasync(f) }
+func (osStorage) Sync(f *os.File) error                   { return fdatasync(f) }
 
 // WithStorage replaces the segment writes and syncs, for fault-injection
 // tests.
