@@ -38,6 +38,7 @@ type runner struct {
 	mu    sync.Mutex
 	kept  map[queue.ID]*keptResult
 	pause pauseState
+	unit  time.Duration // of the back-offs in runner_faults.go
 }
 
 func newRunner(e *Engine) *runner {
@@ -50,7 +51,7 @@ func newRunner(e *Engine) *runner {
 		IdleTimeout:       d.IdleTimeout,
 		MaxConnsPerTarget: d.MaxConnsPerHop,
 	}
-	return &runner{e: e, client: delivery.NewClient(opts), kept: map[queue.ID]*keptResult{}}
+	return &runner{e: e, client: delivery.NewClient(opts), kept: map[queue.ID]*keptResult{}, unit: time.Second}
 }
 
 func (r *runner) run(parent context.Context) {

@@ -28,12 +28,13 @@ import (
 // pauseMax. While paused the runner logs one line a minute, sets the
 // sekisho_delivery_paused gauge and makes /healthz report the pause.
 
-// Back-off bounds for kept outcomes and for the pause.
+// Back-off bounds for kept outcomes and for the pause, in units of
+// runner.unit (a second; tests shorten it).
 const (
-	keepMin       = time.Second
-	keepMax       = time.Minute
-	pauseMin      = time.Second
-	pauseMax      = 30 * time.Second
+	keepMin       = 1
+	keepMax       = 60
+	pauseMin      = 1
+	pauseMax      = 30
 	pauseLogEvery = time.Minute
 )
 
@@ -104,7 +105,7 @@ func (r *runner) keepTry(m queue.Message, lost unrecorded, at time.Time, tries i
 			"kind", "queue", "id", m.ID.String(), "recipients", len(lost.outcomes), "error", lost.err)
 	}
 	d := min(keepMin<<min(tries-1, 16), keepMax)
-	return time.Now().Add(d)
+	return time.Now().Add(time.Duration(d) * r.unit)
 }
 
 // takeKept removes and returns a message's kept outcomes.
@@ -157,13 +158,13 @@ func (r *runner) pauseLocked(err error) {
 	p := &r.pause
 	now := time.Now()
 	if !p.on {
-		p.on, p.since, p.backoff, p.quiet = true, now, pauseMin, 0
+		p.on, p.since, p.backoff, p.quiet = true, now, pauseMin*r.unit, 0
 		p.logged = now
 		r.e.metrics.DeliveryPaused.Set(1)
 		r.e.log.Error("delivery paused: the spool cannot record results; retrying by itself",
 			"kind", "queue", "error", err)
 	} else {
-		p.backoff = min(2*p.backoff, pauseMax)
+		p.backoff = min(2*p.backoff, pauseMax*r.unit)
 		if now.Sub(p.logged) >= pauseLogEvery {
 			r.e.log.Error("delivery still paused: the spool cannot record results",
 				"kind", "queue", "since", p.since.Format(time.RFC3339), "failed_probes", p.quiet+1, "error", err)
