@@ -61,10 +61,18 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 		setReply(results, pending, code, msg, remote)
 	}
 	var accepted []int
-	for _, i := range pending {
+	for n, i := range pending {
 		rc, rmsg, err := read()
 		if err != nil && rc == 0 {
-			return failed(ctx, results, pending, err, remote, "RCPT TO")
+			// The session is gone. Recipients already refused keep their
+			// replies (a 5xx must bounce, not be retried); the accepted
+			// ones and those not answered yet are unsettled. After a
+			// refused MAIL its reply stands for every recipient.
+			var unsettled []int
+			if mailOK {
+				unsettled = append(accepted, pending[n:]...)
+			}
+			return failed(ctx, results, unsettled, err, remote, "RCPT TO")
 		}
 		switch {
 		case !mailOK: // the MAIL reply stands for every recipient
@@ -88,14 +96,14 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 		if len(accepted) > 0 {
 			setReply(results, accepted, dc, dmsg, remote)
 		}
-		return cn.sc.Reset() == nil
+		return cn.reset() == nil
 	}
 	if len(accepted) == 0 {
 		// A server that says 354 with no recipient accepted (RFC 2920
 		// §3.1 says it must not) gets an empty message it will refuse.
 		cn.session.Write([]byte(".\r\n"))
 		read()
-		return cn.sc.Reset() == nil
+		return cn.reset() == nil
 	}
 
 	body, err := m.Body()

@@ -20,8 +20,20 @@ const bodyBufSize = 32 << 10
 func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Result, pending []int) bool {
 	sc, remote := cn.sc, cn.addr
 
-	// The session has greeted (setup or probe), so these read the current
-	// EHLO reply and cannot fail on the network.
+	// The extension checks below must read the current EHLO reply: after
+	// an RSET go-smtp has forgotten it, so greet again here, where a dead
+	// connection is told apart from a missing extension.
+	if !cn.greeted {
+		if err := sc.Hello(cn.helo); err != nil {
+			var se *smtp.SMTPError
+			if cn.unprobed && !errors.As(err, &se) && ctx.Err() == nil {
+				cn.stale = true // see MAIL below
+				return false
+			}
+			return failed(ctx, results, pending, err, remote, "EHLO")
+		}
+		cn.greeted = true
+	}
 	if m.EightBit {
 		if ok, _ := sc.Extension("8BITMIME"); !ok {
 			setAll(results, pending, 554, "5.6.3", fmt.Sprintf("the message has 8-bit content and %s does not offer 8BITMIME (no conversion to 7-bit is done)", remote), false, remote)
@@ -71,18 +83,18 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 		return false
 	}
 	if len(accepted) == 0 {
-		return sc.Reset() == nil
+		return cn.reset() == nil
 	}
 
 	body, err := m.Body()
 	if err != nil {
 		setAll(results, accepted, 0, "", fmt.Sprintf("opening the message: %v", err), true, "")
-		return sc.Reset() == nil
+		return cn.reset() == nil
 	}
 	defer body.Close()
 	w, err := sc.Data()
 	if err != nil {
-		return failed(ctx, results, accepted, err, remote, "DATA") && sc.Reset() == nil
+		return failed(ctx, results, accepted, err, remote, "DATA") && cn.reset() == nil
 	}
 	readErr, writeErr := c.sendBody(cn, w, body)
 	if readErr != nil {
