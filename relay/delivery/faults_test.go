@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -54,5 +55,52 @@ func TestPoolKeyIgnoresAddressOrder(t *testing.T) {
 	c := Target{Host: "mx.test", Addrs: []string{"192.0.2.3:25"}}
 	if a.poolKey("gw.test") == c.poolKey("gw.test") {
 		t.Error("different addresses share a pool key")
+	}
+}
+
+// RFC 3461 §5.2: a next hop that offers DSN gets RET, ENVID, NOTIFY and
+// ORCPT as received, pipelined or not; one that does not gets none, and
+// the results say so (the gateway then reports NOTIFY=SUCCESS itself).
+func TestDSNParametersPassedOn(t *testing.T) {
+	for _, tc := range []struct {
+		ext      []string
+		dsn      bool
+		wantMail string
+		wantRcpt []string
+	}{
+		{[]string{"DSN"}, true, "MAIL FROM:<a@example.jp> RET=HDRS ENVID=env+2B1",
+			[]string{"RCPT TO:<ok@example.jp> NOTIFY=SUCCESS,FAILURE ORCPT=RFC822;orig+2Bx@example.jp", "RCPT TO:<ok2@example.jp> NOTIFY=NEVER", "RCPT TO:<ok3@example.jp>"}},
+		{[]string{"DSN", "PIPELINING"}, true, "MAIL FROM:<a@example.jp> RET=HDRS ENVID=env+2B1",
+			[]string{"RCPT TO:<ok@example.jp> NOTIFY=SUCCESS,FAILURE ORCPT=RFC822;orig+2Bx@example.jp", "RCPT TO:<ok2@example.jp> NOTIFY=NEVER", "RCPT TO:<ok3@example.jp>"}},
+		{[]string{"PIPELINING"}, false, "MAIL FROM:<a@example.jp>",
+			[]string{"RCPT TO:<ok@example.jp>", "RCPT TO:<ok2@example.jp>", "RCPT TO:<ok3@example.jp>"}},
+		{nil, false, "MAIL FROM:<a@example.jp>",
+			[]string{"RCPT TO:<ok@example.jp>", "RCPT TO:<ok2@example.jp>", "RCPT TO:<ok3@example.jp>"}},
+	} {
+		r := newRawSink(t, "", tc.ext...)
+		c := testClient(t, nil)
+		m := newMessage("a@example.jp", testBody, "ok@example.jp", "ok2@example.jp", "ok3@example.jp")
+		m.Ret, m.EnvID = "hdrs", "env+1"
+		m.RcptDSN = []RcptDSN{{Notify: "SUCCESS,FAILURE", ORcpt: "rfc822;orig+x@example.jp"}, {Notify: "NEVER"}, {Notify: "NEVER,SUCCESS"}}
+		res := deliver(t, c, plainTarget(r.addr), m)
+		for i, x := range res {
+			if !x.Delivered || x.DSN != tc.dsn {
+				t.Errorf("ext %v: result %d %+v, want delivered with DSN=%v", tc.ext, i, x, tc.dsn)
+			}
+		}
+		cmds, _ := r.recorded()
+		var mail string
+		var rcpts []string
+		for _, c := range cmds {
+			switch {
+			case strings.HasPrefix(c, "MAIL"):
+				mail = c
+			case strings.HasPrefix(c, "RCPT"):
+				rcpts = append(rcpts, c)
+			}
+		}
+		if mail != tc.wantMail || strings.Join(rcpts, "|") != strings.Join(tc.wantRcpt, "|") {
+			t.Errorf("ext %v:\n MAIL %q\nwant %q\n RCPT %q\nwant %q", tc.ext, mail, tc.wantMail, rcpts, tc.wantRcpt)
+		}
 	}
 }

@@ -28,9 +28,17 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 	if utf8 {
 		cmd.WriteString(" SMTPUTF8")
 	}
+	dsn, _ := cn.sc.Extension("DSN")
+	if dsn {
+		dsnMailParams(&cmd, m)
+	}
 	cmd.WriteString("\r\n")
 	for _, i := range pending {
-		fmt.Fprintf(&cmd, "RCPT TO:<%s>\r\n", wireAddress(m.Rcpts[i]))
+		fmt.Fprintf(&cmd, "RCPT TO:<%s>", wireAddress(m.Rcpts[i]))
+		if dsn {
+			dsnRcptParams(&cmd, m, i)
+		}
+		cmd.WriteString("\r\n")
 	}
 	cmd.WriteString("DATA\r\n")
 
@@ -143,7 +151,7 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 	}
 	enhanced, text := splitEnhanced(fmsg, "2.0.0")
 	for _, i := range accepted {
-		results[i] = Result{Rcpt: m.Rcpts[i], Code: fc, Enhanced: enhanced, Text: text, Delivered: true, Remote: remote}
+		results[i] = Result{Rcpt: m.Rcpts[i], Code: fc, Enhanced: enhanced, Text: text, Delivered: true, Remote: remote, DSN: dsn}
 	}
 	return true
 }

@@ -55,7 +55,8 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 	if ok, _ := sc.Extension("PIPELINING"); ok {
 		return c.pipelined(ctx, cn, m, results, pending, utf8)
 	}
-	if err := sc.Mail(wireAddress(m.From), &smtp.MailOptions{Size: m.Size, UTF8: utf8}); err != nil {
+	ret, envID := dsnMail(m)
+	if err := sc.Mail(wireAddress(m.From), &smtp.MailOptions{Size: m.Size, UTF8: utf8, Return: ret, EnvelopeID: envID}); err != nil {
 		var se *smtp.SMTPError
 		if cn.unprobed && !errors.As(err, &se) && ctx.Err() == nil {
 			// The next hop closed the idle connection meanwhile: nothing
@@ -67,7 +68,7 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 	}
 	var accepted []int
 	for n, i := range pending {
-		err := sc.Rcpt(wireAddress(m.Rcpts[i]), nil)
+		err := sc.Rcpt(wireAddress(m.Rcpts[i]), dsnRcpt(m, i))
 		if err == nil {
 			accepted = append(accepted, i)
 			continue
@@ -113,8 +114,9 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 		return failed(ctx, results, accepted, err, remote, "end of data")
 	}
 	enhanced, text := splitEnhanced(resp.StatusText, "2.0.0")
+	dsn, _ := sc.Extension("DSN")
 	for _, i := range accepted {
-		results[i] = Result{Rcpt: m.Rcpts[i], Code: 250, Enhanced: enhanced, Text: text, Delivered: true, Remote: remote}
+		results[i] = Result{Rcpt: m.Rcpts[i], Code: 250, Enhanced: enhanced, Text: text, Delivered: true, Remote: remote, DSN: dsn}
 	}
 	return true
 }
