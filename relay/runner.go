@@ -136,6 +136,7 @@ type outcome struct {
 	delivered bool
 	hop       string // the rule or host that was tried, for logs and metrics
 	remote    string
+	dsnPassed bool // the next hop took NOTIFY and ORCPT: its notifications from now on
 }
 
 func (o outcome) reason() string {
@@ -262,7 +263,12 @@ func (r *runner) deliverGroup(ctx context.Context, st *state, m queue.Message, g
 	}
 
 	msg := delivery.Message{From: from, Rcpts: to, Size: m.Envelope.Size,
-		EightBit: strings.EqualFold(m.Envelope.BodyType, "8BITMIME"), SMTPUTF8: m.Envelope.SMTPUTF8, Body: body}
+		EightBit: strings.EqualFold(m.Envelope.BodyType, "8BITMIME"), SMTPUTF8: m.Envelope.SMTPUTF8, Body: body,
+		Ret: m.Envelope.Ret, EnvID: m.Envelope.EnvID, RcptDSN: make([]delivery.RcptDSN, len(g.rcpts))}
+	for j, i := range g.rcpts {
+		rc := m.Envelope.Rcpts[i]
+		msg.RcptDSN[j] = delivery.RcptDSN{Notify: rc.Notify, ORcpt: rc.ORcpt}
+	}
 	var last []delivery.Result
 	for _, h := range g.dec.Hops {
 		if len(h.Addrs) == 0 {
@@ -295,7 +301,7 @@ func (r *runner) deliverGroup(ctx context.Context, st *state, m queue.Message, g
 	out := make([]outcome, len(g.rcpts))
 	for j, res := range last {
 		out[j] = outcome{rcpt: g.rcpts[j], code: res.Code, enhanced: res.Enhanced, text: res.Text,
-			temporary: res.Temporary, delivered: res.Delivered, hop: hop, remote: res.Remote}
+			temporary: res.Temporary, delivered: res.Delivered, hop: hop, remote: res.Remote, dsnPassed: res.DSN}
 	}
 	return out
 }
@@ -374,7 +380,7 @@ func shortHash(s string) string {
 // outcomes kept earlier are recorded again: their attempt was logged.
 func (r *runner) record(st *state, m queue.Message, results []outcome, now time.Time, logIt bool) unrecorded {
 	d := st.cfg.Delivery
-	var failed, delayed []outcome
+	var failed, delayed, relayed []outcome
 	var lost unrecorded
 	for _, o := range results {
 		rs := m.Rcpts[o.rcpt]
@@ -383,6 +389,10 @@ func (r *runner) record(st *state, m queue.Message, results []outcome, now time.
 		result := "delivered"
 		var err error
 		switch {
+		case o.delivered && !o.dsnPassed && notifyWants(m.Envelope.Rcpts[o.rcpt].Notify, "SUCCESS"):
+			// RFC 3461 §4.2: the next hop cannot report the success, so
+			// the receipt says "relayed", committed with the delivery.
+			relayed = append(relayed, o)
 		case o.delivered:
 			err = r.e.queue.MarkDelivered(m.ID, o.rcpt)
 		case r.giveUp(d, m, rs, o, now):
@@ -413,6 +423,13 @@ func (r *runner) record(st *state, m queue.Message, results []outcome, now time.
 	if len(failed) > 0 {
 		if err := r.bounce(st, m, failed, now, dsn.Failed); err != nil {
 			for _, o := range failed {
+				lost.add(o, err)
+			}
+		}
+	}
+	if len(relayed) > 0 {
+		if err := r.bounce(st, m, relayed, now, dsn.Relayed); err != nil {
+			for _, o := range relayed {
 				lost.add(o, err)
 			}
 		}
@@ -464,8 +481,11 @@ func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.T
 	var marks []queue.Mark
 	var recips []dsn.Recipient
 	markStatus, notify := queue.Failed, "FAILURE"
-	if action == dsn.Delayed {
+	switch action {
+	case dsn.Delayed:
 		markStatus, notify = queue.Deferred, "DELAY"
+	case dsn.Relayed:
+		markStatus, notify = queue.Delivered, "SUCCESS"
 	}
 	for _, o := range failed {
 		rc := m.Envelope.Rcpts[o.rcpt]
@@ -478,6 +498,10 @@ func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.T
 			status = "4.0.0"
 		}
 		switch {
+		case action == dsn.Relayed:
+			if status[0] != '2' {
+				status = "2.0.0"
+			}
 		case action == dsn.Delayed:
 			status = "4" + status[1:]
 		case status[0] == '4':
@@ -502,25 +526,16 @@ func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.T
 		if action == dsn.Delayed {
 			return nil // no warning is due; nothing to record
 		}
-		var errs []error
-		for _, mk := range marks {
-			if err := r.e.queue.MarkFailed(m.ID, mk.Rcpt, mk.Reason); err != nil && !errors.Is(err, queue.ErrFinal) {
-				errs = append(errs, err)
-			}
-		}
-		return errors.Join(errs...)
+		return r.markWithoutDSN(m, marks)
 	}
 	data, err := dsn.Build(dsn.Params{ReportingMTA: st.cfg.Hostname, To: m.Envelope.From, OrigEnvID: m.Envelope.EnvID,
 		ArrivalDate: m.Envelope.ReceivedAt, Recipients: recips, OriginalHeader: header, Date: now})
 	if err != nil {
-		r.e.log.Error("building a bounce; marking failed without one", "id", m.ID.String(), "error", err)
-		var errs []error
-		for _, mk := range marks {
-			if err := r.e.queue.MarkFailed(m.ID, mk.Rcpt, mk.Reason); err != nil && !errors.Is(err, queue.ErrFinal) {
-				errs = append(errs, err)
-			}
+		r.e.log.Error("building a notification; recording the outcome without one", "id", m.ID.String(), "error", err)
+		if action == dsn.Delayed {
+			return nil
 		}
-		return errors.Join(errs...)
+		return r.markWithoutDSN(m, marks)
 	}
 	env := queue.Envelope{From: "", Rcpts: []queue.Recipient{{Addr: m.Envelope.From, OrigAddr: m.Envelope.From}},
 		ReceivedAt: now, Source: queue.SourceInner, Helo: st.cfg.Hostname, BodyType: dsn.BodyType(data), SMTPUTF8: !asciiOnly(m.Envelope.From)}
@@ -533,6 +548,24 @@ func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.T
 	r.e.log.Info("dsn queued", "kind", "fail", "action", string(action), "id", m.ID.String(), "dsn", id.String(), "to", m.Envelope.From, "recipients", len(recips))
 	r.e.metrics.DSNs.WithLabelValues(string(action)).Inc()
 	return nil
+}
+
+// markWithoutDSN records final outcomes for which no notification is
+// sent (null sender, NOTIFY without them, a report about a report).
+func (r *runner) markWithoutDSN(m queue.Message, marks []queue.Mark) error {
+	var errs []error
+	for _, mk := range marks {
+		var err error
+		if mk.Status == queue.Delivered {
+			err = r.e.queue.MarkDelivered(m.ID, mk.Rcpt)
+		} else {
+			err = r.e.queue.MarkFailed(m.ID, mk.Rcpt, mk.Reason)
+		}
+		if err != nil && !errors.Is(err, queue.ErrFinal) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // notifyWants applies RFC 3461 NOTIFY: empty means the default (failures

@@ -35,6 +35,8 @@ type hop struct {
 	rcpt   map[string]smtp.RcptOptions
 	dsn    bool // offer DSN in EHLO
 	addr   string
+	// Recipients starting with "temp" get 451 after stall, "perm" 550.
+	stall time.Duration
 }
 
 func startHop(t *testing.T, offerDSN bool) *hop {
@@ -88,7 +90,15 @@ func (s *hopSession) Rcpt(to string, o *smtp.RcptOptions) error {
 	if o != nil {
 		s.h.rcpt[to] = *o
 	}
+	stall := s.h.stall
 	s.h.mu.Unlock()
+	switch {
+	case strings.HasPrefix(to, "temp"):
+		time.Sleep(stall)
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "mailbox busy"}
+	case strings.HasPrefix(to, "perm"):
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
+	}
 	s.rcpts = append(s.rcpts, to)
 	return nil
 }
