@@ -134,7 +134,7 @@ func TestDamagedSegments(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		damage func(t *testing.T, path string, offs []int64) // of the first segment
-		lost   []int                                          // indexes of messages lost
+		lost   []int                                         // indexes of messages lost
 		report string
 	}{
 		{"flipped body byte", func(t *testing.T, path string, offs []int64) { flip(t, path, offs[3]+20) },
