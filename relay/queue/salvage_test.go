@@ -25,7 +25,7 @@ func TestSalvage(t *testing.T) {
 		data = append(data, msgData(i, size))
 		ids = append(ids, enqueue(t, q, testEnvelope("a@x.jp", "b@x.jp"), data[i]))
 	}
-	must(t, q.MarkDelivered(ids[1], 0))                                   // one recipient left
+	must(t, q.MarkDelivered(ids[1], 0))                                    // one recipient left
 	must(t, q.MarkDeferred(ids[2], 0, time.Now().Add(time.Hour), "451 x")) // still both
 	must(t, q.MarkDelivered(ids[3], 0))
 	must(t, q.MarkDelivered(ids[3], 1)) // finished, in a newer segment
@@ -35,7 +35,7 @@ func TestSalvage(t *testing.T) {
 	first := segPath(cfg.Dir, seqs[0])
 	offs := recordOffsets(t, first, seqs[0])
 	inFirst := len(offs) - 1
-	flip(t, first, 12)          // the header
+	flip(t, first, 12)         // the header
 	flip(t, first, offs[7]+30) // message 7's record
 	corrupt := first + ".corrupt"
 	must(t, os.Rename(first, corrupt))
