@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/accounts/addr"
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/guard"
 	"github.com/sekisho/sekisho/relay/queue"
@@ -96,6 +97,11 @@ type DeliveryConfig struct {
 	DataTimeout    time.Duration `koanf:"data_timeout"`
 	IdleTimeout    time.Duration `koanf:"idle_timeout"`
 	MaxConnsPerHop int           `koanf:"max_connections_per_hop"`
+	// FailReportTo is E-Post's "Fail reports" to the postmaster: every
+	// bounce is also sent to this address, in the same commit. The copy is
+	// the bounce itself, so it carries the original message's header only.
+	// Empty: no copies.
+	FailReportTo string `koanf:"fail_report_to"`
 }
 
 // LogConfig chooses the log format and destination.
@@ -240,6 +246,11 @@ func (c Config) Validate() error {
 	}
 	if d.TempFailLifetime <= 0 || d.NoResponseLifetime <= 0 {
 		bad("delivery", "tempfail_lifetime and no_response_lifetime must be positive")
+	}
+	if a := d.FailReportTo; a != "" {
+		if _, _, ok := addr.Split(a); !ok || strings.ContainsAny(a, "<> \t\r\n") {
+			bad("delivery.fail_report_to", "%q is not an address (local@domain)", a)
+		}
 	}
 	switch c.Log.Format {
 	case "text", "json":

@@ -539,6 +539,11 @@ func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.T
 	}
 	env := queue.Envelope{From: "", Rcpts: []queue.Recipient{{Addr: m.Envelope.From, OrigAddr: m.Envelope.From}},
 		ReceivedAt: now, Source: queue.SourceInner, Helo: st.cfg.Hostname, BodyType: dsn.BodyType(data), SMTPUTF8: !asciiOnly(m.Envelope.From)}
+	// E-Post's fail report: the postmaster gets the same bounce, in the
+	// same commit, so neither copy can be lost without the other.
+	if pm := st.cfg.Delivery.FailReportTo; pm != "" && action == dsn.Failed && !strings.EqualFold(pm, m.Envelope.From) {
+		env.Rcpts = append(env.Rcpts, queue.Recipient{Addr: pm, OrigAddr: pm})
+	}
 	id, err := r.e.queue.EnqueueDSN(env, bytes.NewReader(data), m.ID, marks)
 	if err != nil {
 		// The failures stay unrecorded: the runner keeps them and builds

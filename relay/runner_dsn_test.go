@@ -147,3 +147,33 @@ func closedAddr(t *testing.T) string {
 	l.Close()
 	return a
 }
+
+// E-Post's fail report: with relay.delivery.fail_report_to set, the
+// postmaster gets a copy of each bounce (header only, as in the bounce),
+// queued in the same commit; delay warnings are not copied.
+func TestFailReportToPostmaster(t *testing.T) {
+	h := startHop(t, false)
+	e, _ := faultEngine(t, &faultfs.Disk{}, h, func(sec *Sections) {
+		sec.Relay.Delivery.RefusalRetries = 0
+		sec.Relay.Delivery.FailReportTo = "postmaster@city.toyokawa.lg.jp"
+	})
+	enqueueTo(t, e.queue, []queue.Recipient{{Addr: "perm@partner.example"}}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.startRunner(ctx)
+	waitFor(t, 5*time.Second, "the queue to drain", func() bool { return e.queue.Stats().Messages == 0 })
+	files := innerFiles(t, e)
+	if len(files) != 1 {
+		t.Fatalf("%d files delivered inside, want the bounce with both recipients in one", len(files))
+	}
+	b, _ := os.ReadFile(files[0])
+	for _, want := range []string{"X-Sekisho-Envelope-To: <tanaka@city.toyokawa.lg.jp>", "X-Sekisho-Envelope-To: <postmaster@city.toyokawa.lg.jp>",
+		"Action: failed", "text/rfc822-headers", "Subject: t"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("bounce lacks %q:\n%s", want, b)
+		}
+	}
+	if strings.Contains(string(b), "\r\n\r\nbody\r\n") {
+		t.Errorf("the copy carries the original body:\n%s", b)
+	}
+}
