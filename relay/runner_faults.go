@@ -76,7 +76,8 @@ type pauseState struct {
 	backoff  time.Duration
 	probing  bool
 	logged   time.Time
-	quiet    int // probes failed since the last log line
+	quiet    int   // probes failed since the last log line
+	free     int64 // free bytes on the spool's file system when the pause began (-1: unknown)
 }
 
 // keep stores what record could not, and returns when the message may be
@@ -159,7 +160,7 @@ func (r *runner) pauseLocked(err error) {
 	now := time.Now()
 	if !p.on {
 		p.on, p.since, p.backoff, p.quiet = true, now, pauseMin*r.unit, 0
-		p.logged = now
+		p.logged, p.free = now, r.e.queue.Health().Free
 		r.e.metrics.DeliveryPaused.Set(1)
 		r.e.log.Error("delivery paused: the spool cannot record results; retrying by itself",
 			"kind", "queue", "error", err)
@@ -200,6 +201,9 @@ func (r *runner) waitTurn(ctx context.Context) (probe, ok bool) {
 			return false, true
 		}
 		wait := time.Until(p.resumeAt)
+		if wait > 0 && !p.probing && r.spaceFreed(p) {
+			wait = 0 // space came back: probe now, not after the back-off
+		}
 		if wait <= 0 && !p.probing {
 			p.probing = true
 			r.mu.Unlock()
@@ -218,6 +222,19 @@ func (r *runner) waitTurn(ctx context.Context) (probe, ok bool) {
 		}
 	}
 }
+
+// spaceFreed reports whether the spool's file system has clearly more
+// free space than when the pause began (an administrator made room).
+// Called with r.mu held; Health reads a cached statfs figure.
+func (r *runner) spaceFreed(p *pauseState) bool {
+	if p.free < 0 {
+		return false
+	}
+	return r.e.queue.Health().Free > p.free+spaceFreedMargin
+}
+
+// spaceFreedMargin is how much space must come back to cut a back-off short.
+const spaceFreedMargin = 256 << 10
 
 // endProbe ends a probe turn. A probe that recorded everything has already
 // resumed delivery (keep); one that failed has extended the pause.
