@@ -76,8 +76,8 @@ type pauseState struct {
 	backoff  time.Duration
 	probing  bool
 	logged   time.Time
-	quiet    int   // probes failed since the last log line
-	free     int64 // free bytes on the spool's file system when the pause began (-1: unknown)
+	quiet    int  // probes failed since the last log line
+	low      bool // the spool's file system was below its reserve at the last failure
 }
 
 // keep stores what record could not, and returns when the message may be
@@ -160,7 +160,7 @@ func (r *runner) pauseLocked(err error) {
 	now := time.Now()
 	if !p.on {
 		p.on, p.since, p.backoff, p.quiet = true, now, pauseMin*r.unit, 0
-		p.logged, p.free = now, r.e.queue.Health().Free
+		p.logged = now
 		r.e.metrics.DeliveryPaused.Set(1)
 		r.e.log.Error("delivery paused: the spool cannot record results; retrying by itself",
 			"kind", "queue", "error", err)
@@ -175,6 +175,7 @@ func (r *runner) pauseLocked(err error) {
 		}
 	}
 	p.resumeAt = now.Add(p.backoff)
+	p.low = r.e.queue.Health().LowSpace
 }
 
 // resumeLocked ends the pause after a result was recorded.
@@ -223,18 +224,17 @@ func (r *runner) waitTurn(ctx context.Context) (probe, ok bool) {
 	}
 }
 
-// spaceFreed reports whether the spool's file system has clearly more
-// free space than when the pause began (an administrator made room).
-// Called with r.mu held; Health reads a cached statfs figure.
+// spaceFreed reports whether the spool's file system, below its reserve
+// at the last failure, is above it again (an administrator made room):
+// once per such change, a probe need not wait out the back-off. Called
+// with r.mu held; Health reads a cached statfs figure.
 func (r *runner) spaceFreed(p *pauseState) bool {
-	if p.free < 0 {
+	if !p.low || r.e.queue.Health().LowSpace {
 		return false
 	}
-	return r.e.queue.Health().Free > p.free+spaceFreedMargin
+	p.low = false
+	return true
 }
-
-// spaceFreedMargin is how much space must come back to cut a back-off short.
-const spaceFreedMargin = 256 << 10
 
 // endProbe ends a probe turn. A probe that recorded everything has already
 // resumed delivery (keep); one that failed has extended the pause.
