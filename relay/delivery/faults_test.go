@@ -104,3 +104,28 @@ func TestDSNParametersPassedOn(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDSNParams: whatever NOTIFY and ORCPT were stored, the parameters
+// written on the wire are one line of printable words.
+func FuzzDSNParams(f *testing.F) {
+	f.Add("SUCCESS,FAILURE", "rfc822;a+b@example.jp", "env=1", "HDRS")
+	f.Add("never,delay", "utf-8;山田@例え.jp", "", "full")
+	f.Add("", "no-type@x.jp", "\x00\r\n", "x")
+	f.Fuzz(func(t *testing.T, notify, orcpt, envID, ret string) {
+		m := Message{Rcpts: []string{"a@x.jp"}, Ret: ret, EnvID: envID, RcptDSN: []RcptDSN{{Notify: notify, ORcpt: orcpt}}}
+		var b strings.Builder
+		dsnMailParams(&b, m)
+		dsnRcptParams(&b, m, 0)
+		out := b.String()
+		for i := 0; i < len(out); i++ {
+			if c := out[i]; c < 0x20 || c == 0x7f {
+				t.Fatalf("control character in %q", out)
+			}
+		}
+		for _, w := range strings.Fields(out) {
+			if !strings.Contains(w, "=") {
+				t.Fatalf("parameter without a value in %q", out)
+			}
+		}
+	})
+}
