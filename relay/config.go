@@ -102,6 +102,11 @@ type DeliveryConfig struct {
 	// the bounce itself, so it carries the original message's header only.
 	// Empty: no copies.
 	FailReportTo string `koanf:"fail_report_to"`
+	// FailReportContent is what the copy carries of the original message:
+	// "headers" (the default: the bounce itself, in the same commit) or
+	// "full" (a notification of its own with the whole message attached,
+	// queued right after the bounce).
+	FailReportContent string `koanf:"fail_report_content"`
 }
 
 // LogConfig chooses the log format and destination.
@@ -150,6 +155,7 @@ func DefaultConfig() Config {
 			DataTimeout:        10 * time.Minute,
 			IdleTimeout:        30 * time.Second,
 			MaxConnsPerHop:     10,
+			FailReportContent:  "headers",
 		},
 		Log: LogConfig{Format: "text", Level: "info"},
 	}
@@ -246,6 +252,11 @@ func (c Config) Validate() error {
 	}
 	if d.TempFailLifetime <= 0 || d.NoResponseLifetime <= 0 {
 		bad("delivery", "tempfail_lifetime and no_response_lifetime must be positive")
+	}
+	switch d.FailReportContent {
+	case "", "headers", "full":
+	default:
+		bad("delivery.fail_report_content", "%q is not headers or full", d.FailReportContent)
 	}
 	if a := d.FailReportTo; a != "" {
 		if _, _, ok := addr.Split(a); !ok || strings.ContainsAny(a, "<> \t\r\n") {

@@ -539,10 +539,16 @@ func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.T
 	}
 	env := queue.Envelope{From: "", Rcpts: []queue.Recipient{{Addr: m.Envelope.From, OrigAddr: m.Envelope.From}},
 		ReceivedAt: now, Source: queue.SourceInner, Helo: st.cfg.Hostname, BodyType: dsn.BodyType(data), SMTPUTF8: !asciiOnly(m.Envelope.From)}
-	// E-Post's fail report: the postmaster gets the same bounce, in the
-	// same commit, so neither copy can be lost without the other.
+	// E-Post's fail report: with the header only, the postmaster gets the
+	// same bounce, in the same commit, so neither copy can be lost without
+	// the other; the whole message goes in a notification of its own.
+	var full []byte
 	if pm := st.cfg.Delivery.FailReportTo; pm != "" && action == dsn.Failed && !strings.EqualFold(pm, m.Envelope.From) {
-		env.Rcpts = append(env.Rcpts, queue.Recipient{Addr: pm, OrigAddr: pm})
+		if st.cfg.Delivery.FailReportContent == "full" {
+			full = r.readAll(m.ID) // before the bounce: the message may finish with it
+		} else {
+			env.Rcpts = append(env.Rcpts, queue.Recipient{Addr: pm, OrigAddr: pm})
+		}
 	}
 	id, err := r.e.queue.EnqueueDSN(env, bytes.NewReader(data), m.ID, marks)
 	if err != nil {
@@ -552,6 +558,9 @@ func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.T
 	}
 	r.e.log.Info("dsn queued", "kind", "fail", "action", string(action), "id", m.ID.String(), "dsn", id.String(), "to", m.Envelope.From, "recipients", len(recips))
 	r.e.metrics.DSNs.WithLabelValues(string(action)).Inc()
+	if full != nil {
+		r.failReport(st, m, recips, header, full, now)
+	}
 	return nil
 }
 

@@ -177,3 +177,35 @@ func TestFailReportToPostmaster(t *testing.T) {
 		t.Errorf("the copy carries the original body:\n%s", b)
 	}
 }
+
+// With fail_report_content: full the postmaster's copy is a notification
+// of its own with the whole original message; the sender's bounce still
+// has the header only.
+func TestFailReportFull(t *testing.T) {
+	h := startHop(t, false)
+	e, _ := faultEngine(t, &faultfs.Disk{}, h, func(sec *Sections) {
+		sec.Relay.Delivery.RefusalRetries = 0
+		sec.Relay.Delivery.FailReportTo = "postmaster@city.toyokawa.lg.jp"
+		sec.Relay.Delivery.FailReportContent = "full"
+	})
+	enqueueTo(t, e.queue, []queue.Recipient{{Addr: "perm@partner.example"}}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.startRunner(ctx)
+	waitFor(t, 5*time.Second, "the bounce and the copy", func() bool { return len(innerFiles(t, e)) == 2 })
+	var sender, pmCopy string
+	for _, f := range innerFiles(t, e) {
+		b, _ := os.ReadFile(f)
+		if strings.Contains(string(b), "X-Sekisho-Envelope-To: <postmaster@") {
+			pmCopy = string(b)
+		} else {
+			sender = string(b)
+		}
+	}
+	if !strings.Contains(pmCopy, "Content-Type: message/rfc822") || !strings.Contains(pmCopy, "Subject: t\r\n\r\nbody\r\n") {
+		t.Errorf("the postmaster's copy lacks the whole message:\n%s", pmCopy)
+	}
+	if !strings.Contains(sender, "text/rfc822-headers") || strings.Contains(sender, "\r\n\r\nbody\r\n") || strings.Contains(sender, "postmaster@") {
+		t.Errorf("the sender's bounce:\n%s", sender)
+	}
+}

@@ -86,6 +86,11 @@ type Params struct {
 	// OriginalHeader is the original message's header, raw. Anything after
 	// the first empty line is ignored. Empty: no third part.
 	OriginalHeader []byte
+	// OriginalMessage, when set, is the whole original message (header
+	// and body): the third part is then message/rfc822 with it instead of
+	// the header alone. For a copy to the postmaster; a bounce to the
+	// sender carries the header only.
+	OriginalMessage []byte
 	// MessageID of the notification, "<id@host>" or "id@host". Empty: a
 	// fresh one is generated.
 	MessageID string
@@ -118,6 +123,9 @@ func Build(p Params) ([]byte, error) {
 	}
 	status := deliveryStatus(&p)
 	headers, headersCTE := originalHeader(p.OriginalHeader)
+	if p.OriginalMessage != nil {
+		headers, headersCTE = originalMessage(p.OriginalMessage)
+	}
 
 	boundary := pickBoundary(msgID, human, status, headers)
 
@@ -138,7 +146,11 @@ func Build(p Params) ([]byte, error) {
 
 	if len(headers) > 0 {
 		b.WriteString("\r\n--" + boundary + "\r\n")
-		b.WriteString("Content-Type: text/rfc822-headers\r\n")
+		if p.OriginalMessage != nil {
+			b.WriteString("Content-Type: message/rfc822\r\n")
+		} else {
+			b.WriteString("Content-Type: text/rfc822-headers\r\n")
+		}
 		if headersCTE != "" {
 			b.WriteString("Content-Transfer-Encoding: " + headersCTE + "\r\n")
 		}

@@ -577,3 +577,27 @@ func TestBodyType(t *testing.T) {
 		}
 	}
 }
+
+// A copy for the postmaster may carry the whole original message: a
+// message/rfc822 part with the body, 8-bit when the message is.
+func TestBuildWholeMessage(t *testing.T) {
+	p := goldenCases[0].p
+	p.OriginalMessage = []byte("From: a@example.jp\nSubject: whole\n\n本文です\n")
+	raw, err := Build(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := parseReport(t, raw)
+	if fmt.Sprint(r.partTypes) != "[text/plain message/delivery-status message/rfc822]" {
+		t.Errorf("parts %v", r.partTypes)
+	}
+	if !bytes.Contains(raw, []byte("Subject: whole\r\n\r\n本文です\r\n")) || !bytes.Contains(raw, []byte("Content-Transfer-Encoding: 8bit")) {
+		t.Errorf("the original message is not attached whole, with CRLF and 8bit:\n%s", raw)
+	}
+	if BodyType(raw) != "8BITMIME" {
+		t.Errorf("BodyType = %s, want 8BITMIME", BodyType(raw))
+	}
+	if !strings.Contains(r.text, "The original message\nis attached.") && !strings.Contains(r.text, "The original message\r\nis attached.") {
+		t.Errorf("text part does not say the message is attached:\n%s", r.text)
+	}
+}

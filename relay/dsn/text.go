@@ -85,7 +85,8 @@ func humanText(p *Params) string {
 		}
 	}
 	subject := originalSubject(p.OriginalHeader)
-	hasHeader := len(p.OriginalHeader) > 0
+	hasHeader := len(p.OriginalHeader) > 0 && p.OriginalMessage == nil
+	hasMessage := len(p.OriginalMessage) > 0
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "このメールは %s のメールシステムが自動で送信しています。\n", p.ReportingMTA)
@@ -106,6 +107,9 @@ func humanText(p *Params) string {
 	b.WriteString("宛先ごとの結果を下に示します。")
 	if hasHeader {
 		b.WriteString("元のメールのヘッダーを添付しています。")
+	}
+	if hasMessage {
+		b.WriteString("元のメールを添付しています。")
 	}
 	b.WriteString("\n\n")
 	if subject != "" {
@@ -158,6 +162,9 @@ func humanText(p *Params) string {
 	b.WriteString("The result for each recipient is given below.")
 	if hasHeader {
 		b.WriteString(" The original message\nheader is attached.")
+	}
+	if hasMessage {
+		b.WriteString(" The original message\nis attached.")
 	}
 	b.WriteString("\n\n")
 	if subject != "" {
