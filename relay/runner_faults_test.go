@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -289,4 +291,58 @@ func gaugeValue(g prometheus.Gauge) float64 {
 	var m dto.Metric
 	g.Write(&m)
 	return m.GetGauge().GetValue()
+}
+
+// A paused runner does not wait out its back-off when the spool's file
+// system climbs back above its reserve (an administrator made room): it
+// probes at once. The disk is a small tmpfs filled by another file; the
+// writes fail through the storage seam. Needs root to mount.
+func TestPauseEndsWhenSpaceReturns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	h := startHop(t, false)
+	d := &faultfs.Disk{}
+	e, _ := faultEngine(t, d, h, func(sec *Sections) {
+		sec.Relay.Queue.Dir = filepath.Join(mnt, "queue")
+		sec.Relay.Queue.Reserve = 0 // automatic: a quarter of this small file system
+	})
+	for i := range 8 {
+		enqueueTo(t, e.queue, []queue.Recipient{{Addr: fmt.Sprintf("u%d@partner.example", i)}}, nil)
+	}
+	fill := filepath.Join(mnt, "fill")
+	f, err := os.Create(fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 64<<10)); err != nil {
+			break
+		}
+	}
+	f.Close()
+	d.Break(syscall.ENOSPC, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.startRunner(ctx)
+	waitFor(t, 5*time.Second, "the runner to pause", func() bool { return e.runner.paused() != nil })
+	waitFor(t, 5*time.Second, "the low space to show", func() bool { return e.queue.Health().LowSpace })
+	// A long back-off: only the space coming back can end it soon.
+	e.runner.mu.Lock()
+	e.runner.pause.resumeAt = time.Now().Add(time.Hour)
+	e.runner.pause.low = true
+	e.runner.mu.Unlock()
+	d.Heal()
+	os.Remove(fill)
+	waitFor(t, 5*time.Second, "the queue to drain", func() bool { return e.queue.Stats().Messages == 0 })
+	for i := range 8 {
+		if c := h.count(fmt.Sprintf("u%d@partner.example", i)); c != 1 {
+			t.Errorf("u%d@ got %d copies, want 1", i, c)
+		}
+	}
 }
