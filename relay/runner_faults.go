@@ -1,14 +1,11 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
-	"github.com/sekisho/sekisho/relay/dsn"
 	"github.com/sekisho/sekisho/relay/queue"
 )
 
@@ -292,38 +289,4 @@ func (e *Engine) degraded() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// readAll returns a queued message's bytes, nil when they cannot be read.
-func (r *runner) readAll(id queue.ID) []byte {
-	rc, err := r.e.queue.Open(id)
-	if err != nil {
-		return nil
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
-// failReport queues the postmaster's copy of a bounce with the whole
-// original message (relay.delivery.fail_report_content: full). It is a
-// message of its own, queued after the bounce: a crash between the two,
-// or a spool below its reserve, costs the copy, never the bounce.
-func (r *runner) failReport(st *state, m queue.Message, recips []dsn.Recipient, header, full []byte, now time.Time) {
-	pm := st.cfg.Delivery.FailReportTo
-	data, err := dsn.Build(dsn.Params{ReportingMTA: st.cfg.Hostname, To: pm, OrigEnvID: m.Envelope.EnvID,
-		ArrivalDate: m.Envelope.ReceivedAt, Recipients: recips, OriginalHeader: header, OriginalMessage: full, Date: now})
-	if err == nil {
-		env := queue.Envelope{From: "", Rcpts: []queue.Recipient{{Addr: pm, OrigAddr: pm}}, ReceivedAt: now,
-			Source: queue.SourceInner, Helo: st.cfg.Hostname, BodyType: dsn.BodyType(data), SMTPUTF8: !asciiOnly(m.Envelope.From)}
-		var id queue.ID
-		if id, err = r.e.queue.Enqueue(env, bytes.NewReader(data)); err == nil {
-			r.e.log.Info("fail report queued", "kind", "fail", "id", m.ID.String(), "dsn", id.String(), "to", pm)
-			return
-		}
-	}
-	r.e.log.Error("the postmaster's copy of a bounce could not be queued", "kind", "fail", "id", m.ID.String(), "to", pm, "error", err)
 }
