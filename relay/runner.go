@@ -118,6 +118,7 @@ func (r *runner) gauges(ctx context.Context) {
 			oldest = time.Since(st.Oldest).Seconds()
 		}
 		r.e.metrics.QueueOldest.Set(oldest)
+		r.pruneKept()
 		select {
 		case <-ctx.Done():
 			return

@@ -137,6 +137,19 @@ func (r *runner) recordKept(m queue.Message, k *keptResult) time.Time {
 	return r.keepTry(m, lost, k.at, k.tries)
 }
 
+// pruneKept forgets kept outcomes of messages that left the queue
+// meanwhile (deleted by an administrator): nothing is left to record.
+func (r *runner) pruneKept() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range r.kept {
+		if _, err := r.e.queue.Get(id); errors.Is(err, queue.ErrNotFound) {
+			delete(r.kept, id)
+		}
+	}
+	r.e.metrics.UnrecordedResults.Set(float64(len(r.kept)))
+}
+
 // dropKept reports, at shutdown, outcomes that were never recorded: those
 // recipients get the message again after the restart.
 func (r *runner) dropKept() {

@@ -346,3 +346,25 @@ func TestPauseEndsWhenSpaceReturns(t *testing.T) {
 		}
 	}
 }
+
+// Kept outcomes of a message deleted meanwhile are forgotten.
+func TestPruneKept(t *testing.T) {
+	h := startHop(t, false)
+	e, _ := faultEngine(t, &faultfs.Disk{}, h, nil)
+	id := enqueueTo(t, e.queue, []queue.Recipient{{Addr: "a@partner.example"}}, nil)
+	gone := enqueueTo(t, e.queue, []queue.Recipient{{Addr: "b@partner.example"}}, nil)
+	r := newRunner(e)
+	r.kept[id] = &keptResult{tries: 1}
+	r.kept[gone] = &keptResult{tries: 1}
+	if err := e.queue.Delete(gone); err != nil {
+		t.Fatal(err)
+	}
+	r.pruneKept()
+	if _, ok := r.kept[gone]; ok || r.kept[id] == nil {
+		t.Errorf("after pruning: %v, want only %s", r.kept, id)
+	}
+	if v := gaugeValue(e.metrics.UnrecordedResults); v != 1 {
+		t.Errorf("sekisho_delivery_unrecorded_messages = %v, want 1", v)
+	}
+	r.client.Close()
+}
