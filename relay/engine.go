@@ -323,7 +323,7 @@ func (e *Engine) Healthy() error {
 	if c.MaxMessages > 0 && st.Messages >= c.MaxMessages {
 		return fmt.Errorf("queue full: %d messages", st.Messages)
 	}
-	return nil
+	return e.degraded()
 }
 
 func (e *Engine) closeListeners() {

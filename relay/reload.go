@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/sekisho/sekisho/relay/delivery"
 )
@@ -75,12 +76,29 @@ func (r *runner) resize(n int) {
 					return
 				default:
 				}
-				m, err := r.e.queue.Claim(ctx)
-				if err != nil {
+				probe, ok := r.waitTurn(ctx)
+				if !ok {
 					return
 				}
-				r.deliver(ctx, m)
-				r.e.queue.Unclaim(m.ID)
+				m, err := r.e.queue.Claim(ctx)
+				if err != nil {
+					r.endProbe(probe, false)
+					return
+				}
+				// A result the spool could not record is recorded first
+				// (runner_faults.go): the message is never delivered twice.
+				var after time.Time
+				if k := r.takeKept(m.ID); k != nil {
+					after = r.recordKept(m, k)
+				} else {
+					after = r.deliver(ctx, m)
+				}
+				r.endProbe(probe, after.IsZero())
+				if after.IsZero() {
+					r.e.queue.Unclaim(m.ID)
+				} else {
+					r.e.queue.UnclaimAfter(m.ID, after)
+				}
 			}
 		}()
 	}
