@@ -68,7 +68,10 @@ func (r *runner) sanitizedBody(st *state, m queue.Message, route string, view fu
 		r.e.log.Info("sanitize", "kind", "sanitize", "id", m.ID.String(), "route", route, "result", "released original, delivered as stored")
 		return view, m.Envelope.Size, nil
 	}
-	if err != nil {
+	// A copy whose folder fsync failed is in place, and its original is
+	// kept: send it (a crash could lose the copy, and the next attempt
+	// would then keep the original a second time).
+	if err != nil && !errors.Is(err, safeio.ErrNotDurable) {
 		return nil, 0, err
 	}
 	fi, err := os.Stat(p)

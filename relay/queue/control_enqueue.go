@@ -115,7 +115,7 @@ func (q *Spool) runEnqueue(path string) {
 	// message again. The CLI then reports that no answer came.
 	os.Remove(base + ".enqwork")
 	out, _ := json.Marshal(res)
-	if err := safeio.WriteFile(base+".reply", out, 0o640); err != nil {
+	if err := safeio.WriteFile(base+".reply", out, 0o640); err != nil && !errors.Is(err, safeio.ErrNotDurable) {
 		q.log.Warn("queue: writing a control reply", "path", base+".reply", "err", err)
 		return
 	}
