@@ -45,6 +45,9 @@ type state struct {
 	// pol decides every stage over the fields above.
 	pol      *policy.Policy
 	policies [rewrite.SourceInternet + 1]LinePolicy // by rewrite.Source
+	// inspect is relay.inspect, built anew on reload: SIGHUP rereads the
+	// DKIM keys.
+	inspect *Inspection
 }
 
 func (st *state) linePolicy(src rewrite.Source) LinePolicy {
@@ -127,7 +130,11 @@ func buildState(sec Sections) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay.guard: %w", err)
 	}
-	st := &state{cfg: sec.Relay, dir: dir, rewriter: rw, router: router, guard: g}
+	in, err := NewInspection(sec.Relay.Inspect, sec.Relay.Hostname, nil)
+	if err != nil {
+		return nil, fmt.Errorf("relay.inspect: %w", err)
+	}
+	st := &state{cfg: sec.Relay, dir: dir, rewriter: rw, router: router, guard: g, inspect: in}
 	st.pol = policy.New(policy.Parts{Dir: dir, Rewriter: rw, Router: router, Guard: g,
 		MaxReceived: sec.Relay.Limits.MaxReceivedFields, AllowInsecureAuth: sec.Relay.Auth.AllowInsecure,
 		Postmaster: sec.Relay.postmaster()})
@@ -206,7 +213,7 @@ func (e *Engine) Reload(sec Sections) error {
 	e.mu.Unlock()
 	restart := restartOnly(e.startCfg, sec.Relay, tlsAtStart)
 	e.log.Info("configuration reloaded", "kind", "reload", "accounts", st.dir.Len(),
-		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname (Received, delivery), relay.tls certificate, relay.delivery, relay.limits.max_received_fields and max_header_bytes",
+		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname (Received, delivery), relay.tls certificate, relay.delivery, relay.limits.max_received_fields and max_header_bytes, relay.inspect (DKIM keys reread)",
 		"needs_restart", restartNote(restart))
 	return nil
 }

@@ -208,6 +208,10 @@ func (r *runner) deliverGroup(ctx context.Context, st *state, m queue.Message, g
 		}
 	}
 	body := func() (io.ReadCloser, error) { return r.body(m.ID, newHeader, st.cfg.Limits.MaxHeaderBytes*2) }
+	body, signed, err := r.dkimSign(st, m, body) // after the rewrite, before anything is sent
+	if err != nil {
+		return fail(451, "4.3.0", "reading the queued message to sign it: "+err.Error(), true)
+	}
 
 	if g.dec.Kind == routing.KindDir {
 		if err := r.writeDir(g.dec.Dir, m, from, to, body); err != nil {
@@ -220,7 +224,7 @@ func (r *runner) deliverGroup(ctx context.Context, st *state, m queue.Message, g
 		return out
 	}
 
-	msg := delivery.Message{From: from, Rcpts: to, Size: m.Envelope.Size,
+	msg := delivery.Message{From: from, Rcpts: to, Size: m.Envelope.Size + signed,
 		EightBit: strings.EqualFold(m.Envelope.BodyType, "8BITMIME"), SMTPUTF8: m.Envelope.SMTPUTF8, Body: body}
 	var last []delivery.Result
 	for _, h := range g.dec.Hops {
