@@ -170,12 +170,17 @@ func spoolBody(r io.Reader, memMax int64) (io.ReadSeeker, func(), error) {
 	return f, done, nil
 }
 
-// txnInfo is the envelope as the milters are told it: the recipients as
-// the client gave them.
+// txnInfo is the envelope as the milters are told it: the recipients
+// accepted at RCPT with aliases resolved, before the rewrite, like the
+// header they see.
 func (s *session) txnInfo(env queue.Envelope) rcptsFrom {
 	t := rcptsFrom{id: s.id + "." + strconv.Itoa(s.msgs), source: env.Source}
 	for _, r := range s.rcpts {
-		t.rcpts = append(t.rcpts, r.dec.Arg)
+		a := r.dec.Target
+		if a == "" {
+			a = r.dec.Arg
+		}
+		t.rcpts = append(t.rcpts, a)
 	}
 	return t
 }
