@@ -260,15 +260,15 @@ func (s *session) Data(m *smtpd.MessageReader) smtpd.Reply {
 		}
 		return smtpd.R(250, "2.0.0", "OK: would be queued (dry run: nothing is kept)")
 	}
-	hdr, body, enqueue := msg.Header, io.Reader(br), s.e.queue.Enqueue
+	hdr, body, enqueue, held := msg.Header, io.Reader(br), s.e.queue.Enqueue, ""
 	if s.st.inspect.Applies(src.String()) {
 		in, r := s.inspectData(br, header, msg.Header, s.txnInfo(env))
 		if r != nil {
 			return *r
 		}
 		defer in.done()
-		hdr, body = in.header, in.body
-		if in.held {
+		hdr, body, held = in.header, in.body, in.held
+		if held != "" {
 			enqueue = s.e.queue.EnqueueHeld
 		}
 	}
@@ -281,6 +281,9 @@ func (s *session) Data(m *smtpd.MessageReader) smtpd.Reply {
 		s.log.Info("bare line endings normalized", "id", id, "count", m.Normalized)
 	}
 	s.logTransaction(id.String(), env, data.n, time.Since(start))
+	if held != "" {
+		s.log.Warn("quarantined: queued held until `sekisho queue release`", "kind", "receive", "id", id.String(), "reason", held)
+	}
 	s.e.metrics.Messages.WithLabelValues("accepted", "").Inc()
 	return smtpd.R(250, "2.0.0", "OK: queued as "+id.String())
 }

@@ -66,7 +66,7 @@ func (s *session) inspectConnect() (r smtpd.Reply, ok bool) {
 type inspected struct {
 	header []byte    // the header to queue (rewritten, edited, our Authentication-Results)
 	body   io.Reader // the body, from its start
-	held   bool      // quarantined: queue it held
+	held   string    // quarantined (the reason): queue it held
 	done   func()    // releases the spooled body
 }
 
@@ -109,8 +109,10 @@ func (s *session) inspectData(br io.Reader, received, rewritten []byte, env rcpt
 		r := smtpd.R(250, "2.0.0", "OK")
 		return out, &r
 	case milter.Quarantine:
-		s.log.Info("quarantined: queued held", "kind", "receive", "reason", v.Reason, "from", s.from)
-		out.held = true
+		out.held = v.Reason
+		if out.held == "" {
+			out.held = "quarantined by a milter"
+		}
 	}
 	if _, err := body.Seek(0, io.SeekStart); err != nil {
 		done()
