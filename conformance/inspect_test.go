@@ -42,7 +42,7 @@ func withAttachment(subject string, attach []byte) string {
 		"Content-Transfer-Encoding: base64\r\n\r\n" + base64.StdEncoding.EncodeToString(attach) + "\r\n--b1--\r\n"
 }
 
-func internetMail(subject, msg, want string) string {
+func internetMail(msg, want string) string {
 	return `
 connect mx from internet
 S: 220
@@ -81,9 +81,9 @@ inspect:
     dns_servers: ["{{dns}}"]
 `, clam, rspamd)))
 
-	w.dialogue(t, internetMail("virus", withAttachment("virus", []byte(miltertest.EICAR)), "550 ~ Sekisho-Test-EICAR")+
+	w.dialogue(t, internetMail(withAttachment("virus", []byte(miltertest.EICAR)), "550 ~ Sekisho-Test-EICAR")+
 		"sink inner has nothing\n")
-	w.dialogue(t, internetMail("clean", withAttachment("clean", []byte("just some bytes\n")), "250 2.0.0")+
+	w.dialogue(t, internetMail(withAttachment("clean", []byte("just some bytes\n")), "250 2.0.0")+
 		"sink inner has 1 message from <friend@example.org> for user1@test.jp\n")
 	h := w.sinks["inner"].Messages()[0].header()
 	for _, want := range []string{"X-Virus-Status: Clean", "X-Spamd-Result: default: False",
@@ -122,10 +122,10 @@ inspect:
       on_failure: accept
       timeout: 2s
 `, clam)))
-	w.dialogue(t, internetMail("before", withAttachment("before", []byte("x\n")), "250 2.0.0")+
+	w.dialogue(t, internetMail(withAttachment("before", []byte("x\n")), "250 2.0.0")+
 		"sink inner has 1 message\n")
 	stop()
-	w.dialogue(t, internetMail("after", withAttachment("after", []byte("x\n")), "451 4.7.0")+
+	w.dialogue(t, internetMail(withAttachment("after", []byte("x\n")), "451 4.7.0")+
 		"sink inner has 1 message\n")
 	if q := g.queue(t); len(q) != 0 {
 		t.Errorf("a tempfailed message was queued: %+v", q)
@@ -286,4 +286,44 @@ func keygen(t *testing.T, w *world) {
 	}
 	w.dns.Remove("gw._domainkey.city.toyokawa.aichi.jp")
 	w.dns.Add(strings.TrimSpace(out.String()))
+}
+
+// Under auth.spf: reject a sender whose domain's SPF record does not list
+// the client is refused at DATA with 550 5.7.23 and nothing is queued; a
+// listed one passes with spf=pass in our Authentication-Results.
+func TestInspect_SPFRejectRefusesUnlistedClient(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.dns.Add(`example.org. IN TXT "v=spf1 ip4:` + internetIP + ` -all"`,
+		`elsewhere.example. IN TXT "v=spf1 ip4:192.0.2.0/24 -all"`)
+	g := w.start(configC(`
+inspect:
+  auth:
+    spf: reject
+    dns_servers: ["{{dns}}"]
+`))
+	w.dialogue(t, `
+connect mx from internet
+S: 220
+C: EHLO mx.elsewhere.example
+S: 250
+C: MAIL FROM:<someone@elsewhere.example>
+S: 250
+C: RCPT TO:<user1@test.jp>
+S: 250
+C: DATA
+S: 354
+`+message("someone@elsewhere.example", "user1@test.jp", "spoofed")+`S: 550 5.7.23
+C: QUIT
+S: 221
+`)
+	w.dialogue(t, internetMail("From: <friend@example.org>\r\nTo: <user1@test.jp>\r\nSubject: listed\r\n\r\nhello\r\n", "250 2.0.0")+
+		"sink inner has 1 message from <friend@example.org> for user1@test.jp\n")
+	if h := w.sinks["inner"].Messages()[0].header(); !strings.Contains(h, "spf=pass") {
+		t.Errorf("delivered header lacks spf=pass:\n%s", h)
+	}
+	if n := g.countLog("refused", "reason=inspect", "by=\"sender authentication\""); n != 1 {
+		t.Errorf("%d log lines for the SPF refusal, want 1", n)
+	}
+	g.waitQueueEmpty(t)
 }
