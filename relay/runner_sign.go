@@ -14,9 +14,12 @@ import (
 // the bytes that adds. Without a key for the From domain the message goes
 // as it is. One that cannot be signed (no single From, ...) goes unsigned
 // with a warning rather than not at all; an error reading the spool is
-// returned and the caller defers the delivery.
+// returned and the caller defers the delivery. Only mail from the inner
+// networks and authenticated users is signed: mail that came in from the
+// internet is not ours to vouch for, even when its From claims our domain
+// (a forgery, or mail an alias forwards back out).
 func (r *runner) dkimSign(st *state, m queue.Message, body func() (io.ReadCloser, error)) (func() (io.ReadCloser, error), int64, error) {
-	if !st.inspect.Signs() {
+	if !st.inspect.Signs() || m.Envelope.Source == queue.SourceInternet {
 		return body, 0, nil
 	}
 	signed, added, err := st.inspect.SignBody(body)
