@@ -47,6 +47,9 @@ type state struct {
 	policies [rewrite.SourceInternet + 1]LinePolicy // by rewrite.Source
 	// sanitize is nil when relay.sanitize has no rules, and in dry runs.
 	sanitize *SanitizeStage
+	// inspect is relay.inspect, built anew on reload: SIGHUP rereads the
+	// DKIM keys.
+	inspect *Inspection
 }
 
 func (st *state) linePolicy(src rewrite.Source) LinePolicy {
@@ -132,7 +135,11 @@ func buildState(sec Sections) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay.guard: %w", err)
 	}
-	st := &state{cfg: sec.Relay, dir: dir, rewriter: rw, router: router, guard: g}
+	in, err := NewInspection(sec.Relay.Inspect, sec.Relay.Hostname, nil)
+	if err != nil {
+		return nil, fmt.Errorf("relay.inspect: %w", err)
+	}
+	st := &state{cfg: sec.Relay, dir: dir, rewriter: rw, router: router, guard: g, inspect: in}
 	st.pol = policy.New(policy.Parts{Dir: dir, Rewriter: rw, Router: router, Guard: g,
 		MaxReceived: sec.Relay.Limits.MaxReceivedFields, AllowInsecureAuth: sec.Relay.Auth.AllowInsecure,
 		Postmaster: sec.Relay.postmaster()})
@@ -217,7 +224,7 @@ func (e *Engine) Reload(sec Sections) error {
 	e.reconfigureListeners(sec.Relay)
 	restart := restartOnly(e.startCfg, sec.Relay)
 	e.log.Info("configuration reloaded", "kind", "reload", "accounts", st.dir.Len(),
-		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname, relay.tls, relay.limits, relay.delivery (for new connections and messages), relay.sanitize",
+		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname, relay.tls, relay.limits, relay.delivery (for new connections and messages), relay.sanitize, relay.inspect (DKIM keys reread)",
 		"needs_restart", restartNote(restart))
 	return nil
 }

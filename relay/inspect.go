@@ -19,6 +19,7 @@ type Inspection struct {
 	milters *milter.Client
 	auth    *msgauth.Verifier
 	signer  *dkimsign.Signer
+	cfg     InspectConfig // which sources the milters take; whether any key signs
 }
 
 // NewInspection builds the stages of a validated configuration; it reads
@@ -32,7 +33,7 @@ func NewInspection(cfg InspectConfig, hostname string, r msgauth.Resolver) (*Ins
 	if err != nil {
 		return nil, err
 	}
-	return &Inspection{milters: milter.New(hostname, cfg.Milters), auth: v, signer: s}, nil
+	return &Inspection{milters: milter.New(hostname, cfg.Milters), auth: v, signer: s, cfg: cfg}, nil
 }
 
 // Connect runs the DNS lists and the reverse-DNS requirement for a client

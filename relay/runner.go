@@ -229,6 +229,10 @@ func (r *runner) deliverGroup(ctx context.Context, st *state, m queue.Message, g
 			return fail(451, "4.3.0", "sanitizing the message: "+err.Error(), true)
 		}
 	}
+	body, signed, err := r.dkimSign(st, m, body) // after the rewrite and 無害化, before anything is sent
+	if err != nil {
+		return fail(451, "4.3.0", "reading the queued message to sign it: "+err.Error(), true)
+	}
 
 	if g.dec.Kind == routing.KindDir {
 		if err := r.writeDir(g.dec.Dir, m, from, to, body); err != nil {
@@ -241,7 +245,7 @@ func (r *runner) deliverGroup(ctx context.Context, st *state, m queue.Message, g
 		return out
 	}
 
-	msg := delivery.Message{From: from, Rcpts: to, Size: m.Envelope.Size,
+	msg := delivery.Message{From: from, Rcpts: to, Size: m.Envelope.Size + signed,
 		EightBit: strings.EqualFold(m.Envelope.BodyType, "8BITMIME"), SMTPUTF8: m.Envelope.SMTPUTF8, Body: body,
 		Ret: m.Envelope.Ret, EnvID: m.Envelope.EnvID, RcptDSN: make([]delivery.RcptDSN, len(g.rcpts))}
 	for j, i := range g.rcpts {

@@ -38,6 +38,9 @@ type session struct {
 	log  *slog.Logger
 
 	authUser string
+	// clientName is the verified reverse-DNS name from the connect
+	// checks (relay.inspect.auth.reverse_dns), for the milters.
+	clientName string
 	// implicitTLS stands for TLS the connection does not show: the
 	// dry-run session of an smtps listener reads standard input.
 	implicitTLS bool
@@ -78,6 +81,9 @@ func (s *session) Connect() smtpd.Reply {
 	s.log.Info("connection opened", "kind", "accept", "listener", s.lis.name, "tls", s.tls())
 	if d := s.st.pol.Connect(s.pconn()); !d.Accepted() {
 		return s.refuse("connect", s.ip.String(), d.Verdict)
+	}
+	if r, ok := s.inspectConnect(); !ok {
+		return r
 	}
 	return smtpd.R(220, "", s.st.cfg.Hostname+" ESMTP sekisho")
 }
@@ -254,8 +260,20 @@ func (s *session) Data(m *smtpd.MessageReader) smtpd.Reply {
 		}
 		return smtpd.R(250, "2.0.0", "OK: would be queued (dry run: nothing is kept)")
 	}
-	data := &countingReader{r: io.MultiReader(strings.NewReader(received), bytes.NewReader(msg.Header), br)}
-	id, err := s.e.queue.Enqueue(env, data)
+	hdr, body, enqueue, held := msg.Header, io.Reader(br), s.e.queue.Enqueue, ""
+	if s.st.inspect.Applies(src.String()) {
+		in, r := s.inspectData(br, header, msg.Header, s.txnInfo(env))
+		if r != nil {
+			return *r
+		}
+		defer in.done()
+		hdr, body, held = in.header, in.body, in.held
+		if held != "" {
+			enqueue = s.e.queue.EnqueueHeld
+		}
+	}
+	data := &countingReader{r: io.MultiReader(strings.NewReader(received), bytes.NewReader(hdr), body)}
+	id, err := enqueue(env, data)
 	if err != nil {
 		return s.dataError(err, "queueing")
 	}
@@ -263,6 +281,9 @@ func (s *session) Data(m *smtpd.MessageReader) smtpd.Reply {
 		s.log.Info("bare line endings normalized", "id", id, "count", m.Normalized)
 	}
 	s.logTransaction(id.String(), env, data.n, time.Since(start))
+	if held != "" {
+		s.log.Warn("quarantined: queued held until `sekisho queue release`", "kind", "receive", "id", id.String(), "reason", held)
+	}
 	s.e.metrics.Messages.WithLabelValues("accepted", "").Inc()
 	return smtpd.R(250, "2.0.0", "OK: queued as "+id.String())
 }

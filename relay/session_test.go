@@ -21,7 +21,7 @@ import (
 
 // testSections is a small gateway: one mirrored domain, the inner network
 // 127.0.0.2, everything delivered into a folder.
-func testSections(t *testing.T) (Sections, string) {
+func testSections(t testing.TB) (Sections, string) {
 	t.Helper()
 	dir := t.TempDir()
 	acc := accounts.DefaultConfig()
@@ -46,7 +46,7 @@ func testSections(t *testing.T) (Sections, string) {
 	return Sections{Accounts: acc, Rewrite: rewrite.DefaultConfig(), Routing: rt, Relay: rc}, dir
 }
 
-func startEngine(t *testing.T, sec Sections) *Engine {
+func startEngine(t testing.TB, sec Sections) *Engine {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {

@@ -18,7 +18,15 @@ import (
 // queued and the client should be told to try again later (452 4.3.1);
 // any other error comes from reading data or from a bad envelope.
 func (q *Spool) Enqueue(env Envelope, data io.Reader) (ID, error) {
-	return q.enqueue(env, data, 0, nil)
+	return q.enqueue(env, data, 0, nil, false)
+}
+
+// EnqueueHeld stores a new message as Enqueue does, held in the same
+// record: it is never claimed for delivery until Release (`sekisho queue
+// release`), and a crash cannot leave it queued without its hold. The
+// SMTP side queues a message a content filter quarantined this way.
+func (q *Spool) EnqueueHeld(env Envelope, data io.Reader) (ID, error) {
+	return q.enqueue(env, data, 0, nil, true)
 }
 
 // EnqueueDSN queues a delivery status notification and, in the same
@@ -30,10 +38,10 @@ func (q *Spool) EnqueueDSN(env Envelope, data io.Reader, about ID, marks []Mark)
 	if about == 0 || len(marks) == 0 {
 		return 0, errors.New("queue: EnqueueDSN needs the reported message and at least one mark")
 	}
-	return q.enqueue(env, data, about, marks)
+	return q.enqueue(env, data, about, marks, false)
 }
 
-func (q *Spool) enqueue(env Envelope, data io.Reader, about ID, marks []Mark) (id ID, err error) {
+func (q *Spool) enqueue(env Envelope, data io.Reader, about ID, marks []Mark, held bool) (id ID, err error) {
 	if q.readOnly {
 		return 0, ErrReadOnly
 	}
@@ -41,7 +49,7 @@ func (q *Spool) enqueue(env Envelope, data io.Reader, about ID, marks []Mark) (i
 		return 0, errors.New("queue: a message needs at least one recipient")
 	}
 	now := q.now()
-	r := &record{typ: recMessage, env: env.clone(), about: about, states: make([]RcptState, len(env.Rcpts))}
+	r := &record{typ: recMessage, env: env.clone(), about: about, held: held, states: make([]RcptState, len(env.Rcpts))}
 	if r.env.ReceivedAt.IsZero() {
 		r.env.ReceivedAt = now
 	}
