@@ -223,7 +223,7 @@ func (r *runner) deliverGroup(ctx context.Context, st *state, m queue.Message, g
 		}
 	}
 	body := func() (io.ReadCloser, error) { return r.body(m.ID, newHeader, st.cfg.Limits.MaxHeaderBytes*2) }
-	if st.sanitize.Applies(m.Envelope.Source, g.dec.Rule) { // 無害化 (sanitize_deliver.go)
+	if st.sanitize.Applies(m.Envelope.Source, m.Envelope.ClientIP, g.dec.Rule) { // 無害化 (sanitize_deliver.go)
 		var err error
 		if body, m.Envelope.Size, err = r.sanitizedBody(st, m, g.dec.Rule, body); err != nil {
 			return fail(451, "4.3.0", "sanitizing the message: "+err.Error(), true)

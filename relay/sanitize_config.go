@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -44,6 +45,10 @@ type SanitizeRule struct {
 	Source string `koanf:"source"`
 	// Routes are routing.routes[].name values; empty means every route.
 	Routes []string `koanf:"routes"`
+	// ExceptNetworks are client networks (CIDR or address) whose mail
+	// the rule leaves alone: the LGWAN relay, which counts as an internet
+	// client to the guard but carries mail between municipalities.
+	ExceptNetworks []string `koanf:"except_networks"`
 }
 
 // SanitizeAllow is the attachment allow list: an attachment is kept only
@@ -104,6 +109,11 @@ func (c SanitizeConfig) Validate() error {
 				bad(fmt.Sprintf("%s.routes[%d]", key, j), "empty route name")
 			}
 		}
+		for j, n := range r.ExceptNetworks {
+			if _, err := parseNetwork(n); err != nil {
+				bad(fmt.Sprintf("%s.except_networks[%d]", key, j), "%q is not a network (192.0.2.0/24) or an address", n)
+			}
+		}
 	}
 	switch c.Charset {
 	case sanitize.CharsetUTF8, sanitize.CharsetISO2022J:
@@ -152,15 +162,41 @@ func (c SanitizeConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Applies reports whether mail from source to a recipient on the named
-// route is sanitized.
-func (c SanitizeConfig) Applies(source, route string) bool {
+// Applies reports whether mail from source and client (its address as
+// queued; "" when unknown) to a recipient on the named route is sanitized.
+func (c SanitizeConfig) Applies(source, client, route string) bool {
+	ip, _ := netip.ParseAddr(client)
 	for _, r := range c.Rules {
-		if r.Source == source && (len(r.Routes) == 0 || slices.Contains(r.Routes, route)) {
+		if r.Source == source && (len(r.Routes) == 0 || slices.Contains(r.Routes, route)) && !inNetworks(ip, r.ExceptNetworks) {
 			return true
 		}
 	}
 	return false
+}
+
+// inNetworks reports whether ip is in one of the networks (validated).
+func inNetworks(ip netip.Addr, networks []string) bool {
+	if !ip.IsValid() {
+		return false
+	}
+	for _, n := range networks {
+		if p, err := parseNetwork(n); err == nil && p.Contains(ip.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseNetwork reads a CIDR or a single address.
+func parseNetwork(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // Options are the sanitize options for one message.

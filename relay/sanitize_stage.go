@@ -35,8 +35,8 @@ func NewSanitizeStage(cfg SanitizeConfig) (*SanitizeStage, error) {
 
 // Applies reports whether a recipient's copy must be sanitized. A nil
 // stage applies to nothing.
-func (s *SanitizeStage) Applies(source, route string) bool {
-	return s != nil && s.cfg.Applies(source, route)
+func (s *SanitizeStage) Applies(source, client, route string) bool {
+	return s != nil && s.cfg.Applies(source, client, route)
 }
 
 // SanitizeOutcome says what Apply did.

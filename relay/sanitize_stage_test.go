@@ -47,7 +47,7 @@ func TestSanitizeStageNewsletter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Applies(queue.SourceInner, "inner") || st.Applies(queue.SourceInternet, "internet-out") || !st.Applies(queue.SourceInternet, "inner") {
+	if st.Applies(queue.SourceInner, "192.0.2.1", "inner") || st.Applies(queue.SourceInternet, "192.0.2.1", "internet-out") || !st.Applies(queue.SourceInternet, "192.0.2.1", "inner") {
 		t.Fatal("rule selection is wrong")
 	}
 	env := queue.Envelope{From: "yamada@example.com", Rcpts: []queue.Recipient{{Addr: "soumu@city.example.lg.jp"}}, Source: queue.SourceInternet}
@@ -148,7 +148,7 @@ func TestSanitizeStagePlainKeepsNoCopy(t *testing.T) {
 		t.Errorf("Purge = %v, %v", removed, err)
 	}
 	var off *SanitizeStage
-	if off.Applies(queue.SourceInternet, "inner") {
+	if off.Applies(queue.SourceInternet, "192.0.2.1", "inner") {
 		t.Error("a nil stage applies")
 	}
 	if !strings.Contains(out.String(), "Subject: hi\r\n") {
@@ -173,6 +173,30 @@ func TestSanitizeStageQuarantineFailure(t *testing.T) {
 	}
 }
 
+// A rule selects by source and route, and leaves the networks it
+// excepts alone (the LGWAN relay: mail between municipalities).
+func TestSanitizeRuleSelects(t *testing.T) {
+	c := DefaultSanitizeConfig()
+	c.Rules = []SanitizeRule{{Source: "internet", Routes: []string{"inner"}, ExceptNetworks: []string{"198.51.100.0/24", "2001:db8::25"}}}
+	for _, tt := range []struct {
+		source, client, route string
+		want                  bool
+	}{
+		{"internet", "203.0.113.9", "inner", true},
+		{"internet", "", "inner", true},
+		{"internet", "198.51.100.7", "inner", false},
+		{"internet", "::ffff:198.51.100.7", "inner", false},
+		{"internet", "2001:db8::25", "inner", false},
+		{"internet", "2001:db8::26", "inner", true},
+		{"internet", "203.0.113.9", "smart_host", false},
+		{"inner", "203.0.113.9", "inner", false},
+	} {
+		if got := c.Applies(tt.source, tt.client, tt.route); got != tt.want {
+			t.Errorf("Applies(%s, %s, %s) = %v, want %v", tt.source, tt.client, tt.route, got, tt.want)
+		}
+	}
+}
+
 func TestSanitizeConfigValidate(t *testing.T) {
 	for _, c := range []struct {
 		edit func(*SanitizeConfig)
@@ -192,6 +216,9 @@ func TestSanitizeConfigValidate(t *testing.T) {
 		{func(c *SanitizeConfig) { c.Allow.Extensions = []string{"pdf"} }, `allow: types and extensions go together`},
 		{func(c *SanitizeConfig) { c.Quarantine.Retention = time.Minute }, `quarantine.retention: must be at least 1h`},
 		{func(c *SanitizeConfig) { c.Rules = []SanitizeRule{{Source: "internet"}}; c.Quarantine.Dir = "" }, `quarantine.dir: required`},
+		{func(c *SanitizeConfig) {
+			c.Rules = []SanitizeRule{{Source: "internet", ExceptNetworks: []string{"lgwan-relay"}}}
+		}, `rules[0].except_networks[0]: "lgwan-relay" is not a network`},
 	} {
 		cfg := DefaultSanitizeConfig()
 		c.edit(&cfg)
