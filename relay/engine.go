@@ -21,6 +21,7 @@ import (
 	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/smtpd"
+	"github.com/sekisho/sekisho/relay/trace"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -69,6 +70,9 @@ type Engine struct {
 	mu        sync.Mutex
 	listeners []*listener
 	runner    *runner
+
+	trace   *trace.Hub // the live protocol trace; nil in dry runs
+	traceLn *net.UnixListener
 }
 
 // listener is one configured socket with its own protocol server.
@@ -159,6 +163,7 @@ func New(sec Sections, log *slog.Logger, m *Metrics) (*Engine, error) {
 		return nil, fmt.Errorf("relay.queue: %w", err)
 	}
 	e.queue = q
+	e.trace = trace.NewHub()
 	return e, nil
 }
 
@@ -227,6 +232,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		e.listeners = append(e.listeners, l)
 	}
+	e.startTrace()
 	e.runner = newRunner(e)
 	e.runner.run(ctx)
 	return nil
@@ -280,6 +286,7 @@ func (e *Engine) newServer(l *listener, cfg Config, tlsConfig *tls.Config) *smtp
 			DSN:               true,
 		},
 		NewHandler: func(c *smtpd.Conn) smtpd.Handler { return e.newSession(l, c) },
+		Trace:      e.serverTrace(),
 	}
 }
 
@@ -348,6 +355,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	e.stopTrace()
 	if e.runner != nil {
 		e.runner.stop()
 	}

@@ -43,6 +43,7 @@ type runner struct {
 func newRunner(e *Engine) *runner {
 	st := e.st.Load()
 	opts := deliveryOptions(st.cfg)
+	opts.Trace = e.deliveryTrace()
 	return &runner{e: e, client: &clientRef{c: delivery.NewClient(opts), opts: opts}}
 }
 

@@ -17,10 +17,13 @@ import (
 // the client's address, TLS state and HELO name from it.
 type Conn struct {
 	srv *Server
-	nc  net.Conn
-	br  *bufio.Reader
-	out []byte // replies not yet written: a PIPELINING group goes out at once
-	h   Handler
+	nc  net.Conn // raw, or raw wrapped for the trace
+	raw net.Conn // the connection itself (TCP, or TLS over it)
+	// wrap wraps a connection for the live trace; nil without a Tracer.
+	wrap func(net.Conn) net.Conn
+	br   *bufio.Reader
+	out  []byte // replies not yet written: a PIPELINING group goes out at once
+	h    Handler
 
 	remote   netip.AddrPort
 	tlsState *tls.ConnectionState
@@ -39,9 +42,13 @@ type Conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
-	c := &Conn{srv: s, nc: nc}
+	c := &Conn{srv: s, nc: nc, raw: nc}
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if s.Trace != nil {
+		c.wrap = s.Trace.Inbound(c.remote, c.traceID)
+		c.nc = c.wrap(nc)
 	}
 	return c
 }
@@ -73,7 +80,7 @@ func (c *Conn) serve() {
 	defer c.srv.untrack(c)
 	defer c.nc.Close()
 	if c.srv.ImplicitTLS {
-		if tc, ok := c.nc.(*tls.Conn); ok {
+		if tc, ok := c.raw.(*tls.Conn); ok {
 			tc.SetDeadline(time.Now().Add(30 * time.Second))
 			err := tc.Handshake()
 			tc.SetDeadline(time.Time{})

@@ -60,6 +60,8 @@ type Server struct {
 	Config
 	// NewHandler is called for every accepted connection.
 	NewHandler func(c *Conn) Handler
+	// Trace, if set, sees the protocol of every connection (sekisho trace).
+	Trace Tracer
 
 	// readers pools the command readers: at thousands of connections a
 	// second a new 4 KiB buffer each is a measurable share of the

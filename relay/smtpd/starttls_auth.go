@@ -32,14 +32,14 @@ func (c *Conn) startTLS(arg string) bool {
 	}
 	// Whatever the client sent after STARTTLS and before the handshake
 	// is dropped (the command injection of CVE-2011-0411).
-	tc := tls.Server(c.nc, c.srv.TLS)
+	tc := tls.Server(c.raw, c.srv.TLS)
 	tc.SetDeadline(time.Now().Add(30 * time.Second))
 	if err := tc.Handshake(); err != nil {
 		return false
 	}
 	tc.SetDeadline(time.Time{})
 	st := tc.ConnectionState()
-	c.nc, c.tlsState = tc, &st
+	c.raw, c.nc, c.tlsState = tc, c.traced(tc), &st
 	c.br.Reset(tc)
 	c.reset()
 	c.helo, c.greeted = "", false
