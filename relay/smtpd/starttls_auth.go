@@ -40,7 +40,7 @@ func (c *Conn) startTLS(arg string) bool {
 	tc.SetDeadline(time.Time{})
 	st := tc.ConnectionState()
 	c.raw, c.nc, c.tlsState = tc, c.traced(tc), &st
-	c.br.Reset(tc)
+	c.br.Reset(c.nc)
 	c.reset()
 	c.helo, c.greeted = "", false
 	return true

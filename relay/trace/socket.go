@@ -93,7 +93,11 @@ func (h *Hub) serveClient(c *net.UnixConn, log *slog.Logger) {
 	c.SetReadDeadline(time.Time{})
 	s := h.Subscribe(f)
 	defer s.Close()
-	log.Info("trace attached", "kind", "auth", "client", f.Client.String(), "next_hop", f.NextHop, "bodies", f.Bodies)
+	client := ""
+	if f.Client.IsValid() {
+		client = f.Client.String()
+	}
+	log.Info("trace attached", "kind", "auth", "client", client, "next_hop", f.NextHop, "bodies", f.Bodies)
 	defer log.Info("trace detached", "kind", "auth")
 	// The client sends nothing more: a read returns when it goes away.
 	go func() {
