@@ -19,7 +19,11 @@ type fakeConn struct {
 	next []byte
 }
 
-func (f *fakeConn) Read(p []byte) (int, error) { n := copy(p, f.next); f.next = f.next[n:]; return n, nil }
+func (f *fakeConn) Read(p []byte) (int, error) {
+	n := copy(p, f.next)
+	f.next = f.next[n:]
+	return n, nil
+}
 func (f *fakeConn) Write(p []byte) (int, error) { return len(p), nil }
 func (f *fakeConn) Close() error                { return nil }
 
