@@ -48,6 +48,7 @@ type session struct {
 	bdat     int64
 	body     struct{ lines, bytes int64 }
 	part     [2][]byte // partial lines: [0] client, [1] server
+	partN    [2]int    // their length on the wire (part keeps maxLine)
 	opened   bool
 }
 
@@ -101,7 +102,7 @@ func (s *session) refresh() {
 	}
 	if e := s.hub.epoch.Load(); e != s.epoch {
 		s.epoch, s.st, s.hidden, s.bdat = e, stUnknown, 0, 0
-		s.part = [2][]byte{}
+		s.part, s.partN = [2][]byte{}, [2]int{}
 	}
 	if s.id == "" {
 		s.id = "-"
@@ -143,6 +144,7 @@ func (s *session) feed(client bool, p []byte) {
 		}
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
+			s.partN[d] += len(p)
 			if len(s.part[d]) < maxLine {
 				s.part[d] = append(s.part[d], p[:min(len(p), maxLine-len(s.part[d]))]...)
 			}
@@ -155,11 +157,11 @@ func (s *session) feed(client bool, p []byte) {
 		}
 		line = bytes.TrimSuffix(line, []byte{'\r'})
 		if client {
-			s.clientLine(line, i+1)
+			s.clientLine(line, s.partN[d]+i+1)
 		} else {
 			s.serverLine(line)
 		}
-		s.part[d] = s.part[d][:0]
+		s.part[d], s.partN[d] = s.part[d][:0], 0
 		p = p[i+1:]
 	}
 }

@@ -239,3 +239,47 @@ func BenchmarkConn_Unwrapped(b *testing.B) {
 		c.Write(line)
 	}
 }
+
+// FuzzFeed: any bytes in any chunks, either side, give whole trace lines,
+// and whatever state they leave, what follows AUTH PLAIN is never shown.
+func FuzzFeed(f *testing.F) {
+	for _, st := range session1 {
+		f.Add([]byte(st.c), []byte(st.s), uint8(7))
+	}
+	f.Add([]byte("DATA\r\n"), []byte("354 go\r\n"), uint8(1))
+	f.Fuzz(func(t *testing.T, client, server []byte, cut uint8) {
+		h := fixedHub()
+		sub := h.Subscribe(Filter{})
+		defer sub.Close()
+		f := &fakeConn{}
+		c := h.Inbound(netip.MustParseAddrPort("192.0.2.7:50123"), func() string { return "S1" })(f)
+		n := int(cut%16) + 1
+		c.Write([]byte("220 ready\r\n"))
+		for len(client) > 0 || len(server) > 0 {
+			k := min(n, len(client))
+			if k > 0 {
+				f.next = client[:k]
+				c.Read(make([]byte, k))
+				client = client[k:]
+			}
+			k = min(n, len(server))
+			c.Write(server[:k])
+			server = server[k:]
+		}
+		c.Write([]byte("250 OK\r\n"))
+		c.Read(make([]byte, 0))
+		f.next = []byte("\r\nAUTH PLAIN U0VDUkVUU0VDUkVU\r\n")
+		c.Read(make([]byte, 64))
+		for _, l := range strings.SplitAfter(drain(sub), "\n") {
+			if l == "" {
+				continue
+			}
+			if !strings.HasPrefix(l, "09:30:00.000 in  S1 192.0.2.7:50123 ") || strings.Count(l, "\n") != 1 {
+				t.Fatalf("bad trace line %q", l)
+			}
+			if strings.Contains(l, "U0VDUkVUU0VDUkVU") && !strings.Contains(l, "SEND -> [") {
+				t.Fatalf("secret shown: %q", l)
+			}
+		}
+	})
+}
