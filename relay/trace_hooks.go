@@ -31,9 +31,10 @@ func (e *Engine) startTrace() {
 		return
 	}
 	e.traceLn = l
+	log, hub := e.log, e.trace
 	go func() {
-		if err := e.trace.Serve(l, e.log); err != nil {
-			e.log.Warn("trace socket failed", "kind", "reload", "path", path, "error", err)
+		if err := hub.Serve(l, log); err != nil {
+			log.Warn("trace socket failed", "kind", "reload", "path", path, "error", err)
 		}
 	}()
 }
