@@ -234,6 +234,13 @@ func routeWarnings(sec Sections, dir *accounts.Directory, router *routing.Router
 			}
 		}
 	}
+	if sec.Relay.Postmaster == "" {
+		pm := sec.Relay.postmaster()
+		if d, err := router.Match(pm, ""); err == nil && !dir.IsOurDomain(pm[strings.LastIndexByte(pm, '@')+1:]) {
+			out = append(out, Finding{"relay.postmaster", fmt.Sprintf(
+				"not set: mail to postmaster@ our domains without such an account, and the From of our bounces, use %s, which goes to %s; set the administrator's mailbox", pm, hopLabel(d))})
+		}
+	}
 	for i, dc := range sec.Accounts.Domains {
 		dom := dir.Domain(strings.ToLower(dc.Name))
 		if dom == nil {

@@ -116,6 +116,16 @@ type DeliveryConfig struct {
 	DataTimeout    time.Duration `koanf:"data_timeout"`
 	IdleTimeout    time.Duration `koanf:"idle_timeout"`
 	MaxConnsPerHop int           `koanf:"max_connections_per_hop"`
+	// FailReportTo is E-Post's "Fail reports" to the postmaster: every
+	// bounce is also sent to this address, in the same commit. The copy is
+	// the bounce itself, so it carries the original message's header only.
+	// Empty: no copies.
+	FailReportTo string `koanf:"fail_report_to"`
+	// FailReportContent is what the copy carries of the original message:
+	// "headers" (the default: the bounce itself, in the same commit) or
+	// "full" (a notification of its own with the whole message attached,
+	// queued right after the bounce).
+	FailReportContent string `koanf:"fail_report_content"`
 }
 
 // LogConfig chooses the log format and destination.
@@ -168,6 +178,7 @@ func DefaultConfig() Config {
 			DataTimeout:        10 * time.Minute,
 			IdleTimeout:        30 * time.Second,
 			MaxConnsPerHop:     10,
+			FailReportContent:  "headers",
 		},
 		Log:      LogConfig{Format: "text", Level: "info"},
 		Inspect:  DefaultInspectConfig(),
@@ -285,6 +296,16 @@ func (c Config) Validate() error {
 	}
 	if d.TempFailLifetime <= 0 || d.NoResponseLifetime <= 0 {
 		bad("delivery", "tempfail_lifetime and no_response_lifetime must be positive")
+	}
+	switch d.FailReportContent {
+	case "", "headers", "full":
+	default:
+		bad("delivery.fail_report_content", "%q is not headers or full", d.FailReportContent)
+	}
+	if a := d.FailReportTo; a != "" {
+		if _, _, ok := addr.Split(a); !ok || strings.ContainsAny(a, "<> \t\r\n") {
+			bad("delivery.fail_report_to", "%q is not an address (local@domain)", a)
+		}
 	}
 	switch c.Log.Format {
 	case "text", "json", "epost":

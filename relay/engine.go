@@ -199,7 +199,6 @@ func (e *Engine) Reload(sec Sections) error {
 	if err != nil {
 		return err
 	}
-	tlsAtStart := e.startCfg.TLS.CertFile != ""
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
 		return err
 	}
@@ -209,9 +208,10 @@ func (e *Engine) Reload(sec Sections) error {
 		e.runner.reconfigure(sec.Relay)
 	}
 	e.mu.Unlock()
-	restart := restartOnly(e.startCfg, sec.Relay, tlsAtStart)
+	e.reconfigureListeners(sec.Relay)
+	restart := restartOnly(e.startCfg, sec.Relay)
 	e.log.Info("configuration reloaded", "kind", "reload", "accounts", st.dir.Len(),
-		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname (Received, delivery), relay.tls certificate, relay.delivery, relay.limits.max_received_fields and max_header_bytes",
+		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname, relay.tls, relay.limits, relay.delivery (for new connections and messages)",
 		"needs_restart", restartNote(restart))
 	return nil
 }
@@ -262,7 +262,6 @@ func (e *Engine) listen(name string, lc ListenerConfig) (*listener, error) {
 	var serveOn net.Listener = l.limit
 	if lc.Mode == "smtps" {
 		serveOn = tls.NewListener(l.limit, l.srv.TLS)
-		l.srv.ImplicitTLS = true
 	}
 	go l.srv.Serve(serveOn)
 	return l, nil
@@ -271,22 +270,49 @@ func (e *Engine) listen(name string, lc ListenerConfig) (*listener, error) {
 // newServer is the protocol server of one listener; its sessions are
 // answered by the policy of the moment they connect.
 func (e *Engine) newServer(l *listener, cfg Config, tlsConfig *tls.Config) *smtpd.Server {
-	lim := cfg.Limits
 	return &smtpd.Server{
-		Config: smtpd.Config{
-			Hostname:          cfg.Hostname,
-			MaxMessageBytes:   lim.MaxMessageBytes,
-			MaxRecipients:     lim.MaxRecipients,
-			MaxLineLength:     lim.MaxLineLength,
-			ErrorLimit:        lim.ErrorLimit,
-			TLS:               tlsConfig,
-			AllowInsecureAuth: l.allowInsecureAuth,
-			WriteTimeout:      time.Minute,
-			SMTPUTF8:          true,
-			DSN:               true,
-		},
+		Config:     serverConfig(l, cfg, tlsConfig),
 		NewHandler: func(c *smtpd.Conn) smtpd.Handler { return e.newSession(l, c) },
 		Trace:      e.serverTrace(),
+	}
+}
+
+// serverConfig is what the protocol needs of the configuration, at start
+// and at every reload.
+func serverConfig(l *listener, cfg Config, tlsConfig *tls.Config) smtpd.Config {
+	lim := cfg.Limits
+	return smtpd.Config{
+		Hostname:          cfg.Hostname,
+		MaxMessageBytes:   lim.MaxMessageBytes,
+		MaxRecipients:     lim.MaxRecipients,
+		MaxLineLength:     lim.MaxLineLength,
+		ErrorLimit:        lim.ErrorLimit,
+		TLS:               tlsConfig,
+		ImplicitTLS:       l.cfg.Mode == "smtps" && tlsConfig != nil,
+		AllowInsecureAuth: l.allowInsecureAuth,
+		WriteTimeout:      time.Minute,
+		SMTPUTF8:          true,
+		DSN:               true,
+	}
+}
+
+// reconfigureListeners gives the listeners a reloaded configuration: the
+// limits, the hostname and TLS (a certificate given only now turns
+// STARTTLS on) for every connection accepted from now on.
+func (e *Engine) reconfigureListeners(cfg Config) {
+	lim := cfg.Limits
+	tc := e.tlsConfig()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, l := range e.listeners {
+		l.limit.setLimits(lim.MaxConnections, lim.MaxConnectionsIP, lim.IdleTimeout, lim.SessionTimeout)
+		ltc := tc
+		if l.cfg.Mode == "smtps" {
+			// The TLS listener keeps the configuration it started with
+			// (its certificate is reloaded through GetCertificate).
+			ltc = l.srv.TLS
+		}
+		l.srv.SetConfig(serverConfig(l, cfg, ltc))
 	}
 }
 
@@ -330,7 +356,7 @@ func (e *Engine) Healthy() error {
 	if c.MaxMessages > 0 && st.Messages >= c.MaxMessages {
 		return fmt.Errorf("queue full: %d messages", st.Messages)
 	}
-	return nil
+	return e.degraded()
 }
 
 func (e *Engine) closeListeners() {

@@ -45,6 +45,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		ip := remoteIP(c)
 		l.mu.Lock()
+		idle, life := l.idle, l.life
 		reason := ""
 		switch {
 		case l.max > 0 && l.total >= l.max:
@@ -66,8 +67,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if l.hooks.open != nil {
 			l.hooks.open(ip)
 		}
-		return &limitedConn{Conn: c, l: l, ip: ip, idle: l.idle, deadline: deadlineAfter(l.life)}, nil
+		return &limitedConn{Conn: c, l: l, ip: ip, idle: idle, deadline: deadlineAfter(life)}, nil
 	}
+}
+
+// setLimits applies reloaded caps and timeouts to the connections
+// accepted from now on; open ones keep their deadlines.
+func (l *limitListener) setLimits(max, perIP int, idle, life time.Duration) {
+	l.mu.Lock()
+	l.max, l.perIP, l.idle, l.life = max, perIP, idle, life
+	l.mu.Unlock()
 }
 
 func deadlineAfter(d time.Duration) time.Time {

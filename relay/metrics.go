@@ -25,7 +25,11 @@ type Metrics struct {
 	DSNs        *prometheus.CounterVec // action
 	QueueSize   prometheus.Gauge
 	QueueOldest prometheus.Gauge
-	AuthResults *prometheus.CounterVec // mechanism, result
+	// DeliveryPaused is 1 while the runner waits for the spool's disk;
+	// UnrecordedResults counts messages whose outcome waits in memory.
+	DeliveryPaused    prometheus.Gauge
+	UnrecordedResults prometheus.Gauge
+	AuthResults       *prometheus.CounterVec // mechanism, result
 }
 
 // NewMetrics registers every series in a fresh registry.
@@ -53,10 +57,14 @@ func NewMetrics() *Metrics {
 		Name: "sekisho_queue_messages", Help: "Messages in the queue."})
 	m.QueueOldest = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sekisho_queue_oldest_seconds", Help: "Age of the oldest message in the queue."})
+	m.DeliveryPaused = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sekisho_delivery_paused", Help: "1 while delivery is paused because the spool cannot record results."})
+	m.UnrecordedResults = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sekisho_delivery_unrecorded_messages", Help: "Messages whose delivery outcome waits in memory until the spool can record it."})
 	m.AuthResults = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sekisho_auth_total", Help: "SMTP AUTH attempts by mechanism and result."}, []string{"mechanism", "result"})
 	m.reg.MustRegister(m.Connections, m.Sessions, m.Commands, m.Messages, m.Rewrites, m.Attempts, m.DSNs,
-		m.QueueSize, m.QueueOldest, m.AuthResults,
+		m.QueueSize, m.QueueOldest, m.DeliveryPaused, m.UnrecordedResults, m.AuthResults,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -4,17 +4,21 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/sekisho/sekisho/relay/delivery"
 )
 
 // What a reload applies and what waits for a restart. Everything in the
 // state (accounts, rewrite, routing, guard, line-ending policy, the
-// hostname in Received and in delivery's EHLO, max_received_fields,
-// max_header_bytes) is replaced at once; the TLS certificate is loaded
-// again; delivery gets a new client with the new timeouts and its worker
-// count. The rest is fixed by the running listeners and queue, and a
-// change to it is named in the reload log line.
+// hostname, the limits) is replaced at once for new connections and
+// messages: the listeners' protocol servers and connection caps take the
+// new limits, hostname and TLS configuration (a certificate given only
+// now turns STARTTLS on); the TLS certificate is loaded again; delivery
+// gets a new client with the new timeouts and its worker count. Open
+// sessions keep what they started with. The listeners themselves, the
+// queue folder, AUTH, logging and metrics are fixed until a restart, and
+// a change to them is named in the reload log line.
 
 func deliveryOptions(c Config) delivery.Options {
 	d := c.Delivery
@@ -75,12 +79,29 @@ func (r *runner) resize(n int) {
 					return
 				default:
 				}
-				m, err := r.e.queue.Claim(ctx)
-				if err != nil {
+				probe, ok := r.waitTurn(ctx)
+				if !ok {
 					return
 				}
-				r.deliver(ctx, m)
-				r.e.queue.Unclaim(m.ID)
+				m, err := r.e.queue.Claim(ctx)
+				if err != nil {
+					r.endProbe(probe, false)
+					return
+				}
+				// A result the spool could not record is recorded first
+				// (runner_faults.go): the message is never delivered twice.
+				var after time.Time
+				if k := r.takeKept(m.ID); k != nil {
+					after = r.recordKept(m, k)
+				} else {
+					after = r.deliver(ctx, m)
+				}
+				r.endProbe(probe, after.IsZero())
+				if after.IsZero() {
+					r.e.queue.Unclaim(m.ID)
+				} else {
+					r.e.queue.UnclaimAfter(m.ID, after)
+				}
 			}
 		}()
 	}
@@ -112,9 +133,8 @@ func (r *runner) reconfigure(c Config) {
 }
 
 // restartOnly names the keys of next that differ from what runs and that
-// only a restart applies. tlsAtStart: a certificate was loaded at start
-// (STARTTLS is offered only by listeners started with one).
-func restartOnly(running, next Config, tlsAtStart bool) []string {
+// only a restart applies.
+func restartOnly(running, next Config) []string {
 	var out []string
 	diff := func(key string, a, b any) {
 		if !reflect.DeepEqual(a, b) {
@@ -126,21 +146,6 @@ func restartOnly(running, next Config, tlsAtStart bool) []string {
 	diff("relay.auth", running.Auth, next.Auth)
 	diff("relay.log", running.Log, next.Log)
 	diff("relay.metrics", running.Metrics, next.Metrics)
-	if running.Hostname != next.Hostname {
-		out = append(out, "relay.hostname (in the greeting and EHLO reply; Received and delivery use the new one)")
-	}
-	if !tlsAtStart && next.TLS.CertFile != "" {
-		out = append(out, "relay.tls (STARTTLS is offered only by listeners started with a certificate)")
-	}
-	// The SMTP server reads these when a listener starts.
-	rl, nl := reflect.ValueOf(running.Limits), reflect.ValueOf(next.Limits)
-	for i := 0; i < rl.NumField(); i++ {
-		tag := rl.Type().Field(i).Tag.Get("koanf")
-		if tag == "max_received_fields" || tag == "max_header_bytes" {
-			continue // read from the state at every message
-		}
-		diff("relay.limits."+tag, rl.Field(i).Interface(), nl.Field(i).Interface())
-	}
 	return out
 }
 

@@ -12,26 +12,28 @@ func TestRestartOnly(t *testing.T) {
 	base := DefaultConfig()
 	base.Hostname = "gw.test"
 	tests := []struct {
-		name       string
-		change     func(*Config)
-		tlsAtStart bool
-		want       string
+		name   string
+		change func(*Config)
+		want   string
 	}{
-		{"nothing", func(*Config) {}, false, ""},
-		{"delivery is applied", func(c *Config) { c.Delivery.Workers = 9; c.Delivery.ConnectTimeout = time.Second }, false, ""},
-		{"received limits are applied", func(c *Config) { c.Limits.MaxReceivedFields = 5; c.Limits.MaxHeaderBytes = 1 << 20 }, false, ""},
-		{"server limits wait", func(c *Config) { c.Limits.MaxRecipients = 7 }, false, "relay.limits.max_recipients"},
-		{"hostname in the greeting waits", func(c *Config) { c.Hostname = "new.test" }, false, "relay.hostname (in the greeting"},
-		{"enabling TLS waits", func(c *Config) { c.TLS.CertFile = "/x.pem" }, false, "relay.tls (STARTTLS"},
-		{"a new certificate is applied", func(c *Config) { c.TLS.CertFile = "/x.pem" }, true, ""},
-		{"listeners wait", func(c *Config) { c.Listeners = append(c.Listeners, ListenerConfig{Address: ":26"}) }, false, "relay.listeners"},
-		{"queue waits", func(c *Config) { c.Queue.Dir = "/elsewhere" }, false, "relay.queue"},
+		{"nothing", func(*Config) {}, ""},
+		{"delivery is applied", func(c *Config) { c.Delivery.Workers = 9; c.Delivery.ConnectTimeout = time.Second }, ""},
+		{"limits are applied", func(c *Config) {
+			c.Limits.MaxRecipients = 7
+			c.Limits.MaxConnections = 3
+			c.Limits.IdleTimeout = time.Minute
+		}, ""},
+		{"the hostname is applied", func(c *Config) { c.Hostname = "new.test" }, ""},
+		{"enabling TLS is applied", func(c *Config) { c.TLS.CertFile = "/x.pem" }, ""},
+		{"AUTH waits", func(c *Config) { c.Auth.AllowInsecure = !c.Auth.AllowInsecure }, "relay.auth"},
+		{"listeners wait", func(c *Config) { c.Listeners = append(c.Listeners, ListenerConfig{Address: ":26"}) }, "relay.listeners"},
+		{"queue waits", func(c *Config) { c.Queue.Dir = "/elsewhere" }, "relay.queue"},
 	}
 	for _, tt := range tests {
 		next := base
 		next.Listeners = append([]ListenerConfig(nil), base.Listeners...)
 		tt.change(&next)
-		got := strings.Join(restartOnly(base, next, tt.tlsAtStart), "; ")
+		got := strings.Join(restartOnly(base, next), "; ")
 		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
 			t.Errorf("%s: restart-only %q, want %q", tt.name, got, tt.want)
 		}
@@ -63,8 +65,8 @@ func TestReloadAppliesDelivery(t *testing.T) {
 	if cl == old || cl.opts.CommandTimeout != 42*time.Second || !old.retired {
 		t.Errorf("delivery client not replaced: %+v", cl.opts)
 	}
-	if !strings.Contains(logs.String(), "needs_restart=\"relay.limits.max_recipients") {
-		t.Errorf("the reload line does not name what waits for a restart:\n%s", logs.String())
+	if !strings.Contains(logs.String(), "applied=") || strings.Contains(logs.String(), "needs_restart=\"relay.limits") {
+		t.Errorf("the reload line does not say the limits are applied:\n%s", logs.String())
 	}
 
 	sec.Relay.Delivery.Workers = 1
@@ -76,5 +78,29 @@ func TestReloadAppliesDelivery(t *testing.T) {
 	e.runner.mu.Unlock()
 	if workers != 1 {
 		t.Errorf("%d workers after the second reload, want 1", workers)
+	}
+}
+
+// A reload gives new connections the new limits and hostname; an open
+// session keeps the ones it started with.
+func TestReloadAppliesServerLimits(t *testing.T) {
+	sec, _ := testSections(t)
+	e := startEngine(t, sec)
+	addr := e.Addrs()[0].String()
+	old := dial(t, "127.0.0.1", addr)
+	old.do("EHLO x", 250)
+
+	sec.Relay.Limits.MaxRecipients = 3
+	sec.Relay.Hostname = "renamed.test"
+	if err := e.Reload(sec); err != nil {
+		t.Fatal(err)
+	}
+	d := dial(t, "127.0.0.1", addr)
+	ehlo := d.do("EHLO x", 250)
+	if !strings.HasPrefix(ehlo, "renamed.test") || !strings.Contains(ehlo, "LIMITS RCPTMAX=3") {
+		t.Errorf("EHLO after the reload:\n%s", ehlo)
+	}
+	if ehlo := old.do("EHLO x", 250); strings.Contains(ehlo, "RCPTMAX=3") {
+		t.Errorf("the open session's limits changed:\n%s", ehlo)
 	}
 }

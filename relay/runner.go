@@ -38,13 +38,20 @@ type runner struct {
 	client *clientRef
 	ctx    context.Context
 	quits  []chan struct{} // one a worker
+
+	// Results the spool could not record, and the pause while it cannot
+	// (see runner_faults.go).
+	faultMu sync.Mutex
+	kept    map[queue.ID]*keptResult
+	pause   pauseState
+	unit    time.Duration // of the back-offs in runner_faults.go
 }
 
 func newRunner(e *Engine) *runner {
-	st := e.st.Load()
-	opts := deliveryOptions(st.cfg)
+	opts := deliveryOptions(e.st.Load().cfg)
 	opts.Trace = e.deliveryTrace()
-	return &runner{e: e, client: &clientRef{c: delivery.NewClient(opts), opts: opts}}
+	return &runner{e: e, client: &clientRef{c: delivery.NewClient(opts), opts: opts},
+		kept: map[queue.ID]*keptResult{}, unit: time.Second}
 }
 
 func (r *runner) run(parent context.Context) {
@@ -69,6 +76,7 @@ func (r *runner) stop() {
 	r.mu.Lock()
 	r.client.c.Close()
 	r.mu.Unlock()
+	r.dropKept()
 }
 
 // gauges keeps the queue metrics current.
@@ -79,10 +87,11 @@ func (r *runner) gauges(ctx context.Context) {
 		st := r.e.queue.Stats()
 		r.e.metrics.QueueSize.Set(float64(st.Messages))
 		oldest := 0.0
-		if l := r.e.queue.List(); len(l) > 0 {
-			oldest = time.Since(l[0].Envelope.ReceivedAt).Seconds()
+		if !st.Oldest.IsZero() {
+			oldest = time.Since(st.Oldest).Seconds()
 		}
 		r.e.metrics.QueueOldest.Set(oldest)
+		r.pruneKept()
 		select {
 		case <-ctx.Done():
 			return
@@ -101,6 +110,7 @@ type outcome struct {
 	delivered bool
 	hop       string // the rule or host that was tried, for logs and metrics
 	remote    string
+	dsnPassed bool // the next hop took NOTIFY and ORCPT: its notifications from now on
 }
 
 func (o outcome) reason() string {
@@ -119,12 +129,14 @@ type group struct {
 	rcpts []int
 }
 
-func (r *runner) deliver(ctx context.Context, m queue.Message) {
+// deliver attempts the message's due recipients and records the outcomes.
+// It returns the time before which the message must not be claimed again
+// (zero when every outcome was recorded).
+func (r *runner) deliver(ctx context.Context, m queue.Message) time.Time {
 	st := r.e.st.Load()
-	now := time.Now()
-	due := m.Due(now)
+	due := m.Due(time.Now())
 	if len(due) == 0 {
-		return
+		return time.Time{}
 	}
 	var results []outcome
 	groups := map[string]*group{}
@@ -155,9 +167,12 @@ func (r *runner) deliver(ctx context.Context, m queue.Message) {
 	if ctx.Err() != nil {
 		// Shutting down: an interrupted attempt is not a failure of the
 		// next hop. Nothing is recorded; the next start tries again.
-		return
+		return time.Time{}
 	}
-	r.record(st, m, results, now)
+	// The retry schedule counts from the end of the attempt: a next hop
+	// that stalls for minutes still gets the whole interval of rest.
+	now := time.Now()
+	return r.keep(m, r.record(st, m, results, now, true), now)
 }
 
 func hopLabel(dec routing.Decision) string {
@@ -222,7 +237,12 @@ func (r *runner) deliverGroup(ctx context.Context, st *state, m queue.Message, g
 	}
 
 	msg := delivery.Message{From: from, Rcpts: to, Size: m.Envelope.Size,
-		EightBit: strings.EqualFold(m.Envelope.BodyType, "8BITMIME"), SMTPUTF8: m.Envelope.SMTPUTF8, Body: body}
+		EightBit: strings.EqualFold(m.Envelope.BodyType, "8BITMIME"), SMTPUTF8: m.Envelope.SMTPUTF8, Body: body,
+		Ret: m.Envelope.Ret, EnvID: m.Envelope.EnvID, RcptDSN: make([]delivery.RcptDSN, len(g.rcpts))}
+	for j, i := range g.rcpts {
+		rc := m.Envelope.Rcpts[i]
+		msg.RcptDSN[j] = delivery.RcptDSN{Notify: rc.Notify, ORcpt: rc.ORcpt}
+	}
 	var last []delivery.Result
 	for _, h := range g.dec.Hops {
 		if len(h.Addrs) == 0 {
@@ -257,7 +277,7 @@ func (r *runner) deliverGroup(ctx context.Context, st *state, m queue.Message, g
 	out := make([]outcome, len(g.rcpts))
 	for j, res := range last {
 		out[j] = outcome{rcpt: g.rcpts[j], code: res.Code, enhanced: res.Enhanced, text: res.Text,
-			temporary: res.Temporary, delivered: res.Delivered, hop: hop, remote: res.Remote}
+			temporary: res.Temporary, delivered: res.Delivered, hop: hop, remote: res.Remote, dsnPassed: res.DSN}
 	}
 	return out
 }
@@ -330,10 +350,14 @@ func shortHash(s string) string {
 }
 
 // record applies the retry schedule to each outcome and stores it; the
-// recipients that failed for good are bounced in the same commit.
-func (r *runner) record(st *state, m queue.Message, results []outcome, now time.Time) {
+// recipients that failed for good are bounced in the same commit. It
+// returns the outcomes the spool could not record and the first such
+// error: the caller keeps them in memory (see keep). logIt is false when
+// outcomes kept earlier are recorded again: their attempt was logged.
+func (r *runner) record(st *state, m queue.Message, results []outcome, now time.Time, logIt bool) unrecorded {
 	d := st.cfg.Delivery
-	var failed, delayed []outcome
+	var failed, delayed, relayed []outcome
+	var lost unrecorded
 	for _, o := range results {
 		rs := m.Rcpts[o.rcpt]
 		rcpt := m.Envelope.Rcpts[o.rcpt].Addr
@@ -341,6 +365,10 @@ func (r *runner) record(st *state, m queue.Message, results []outcome, now time.
 		result := "delivered"
 		var err error
 		switch {
+		case o.delivered && !o.dsnPassed && notifyWants(m.Envelope.Rcpts[o.rcpt].Notify, "SUCCESS"):
+			// RFC 3461 §4.2: the next hop cannot report the success, so
+			// the receipt says "relayed", committed with the delivery.
+			relayed = append(relayed, o)
 		case o.delivered:
 			err = r.e.queue.MarkDelivered(m.ID, o.rcpt)
 		case r.giveUp(d, m, rs, o, now):
@@ -350,13 +378,14 @@ func (r *runner) record(st *state, m queue.Message, results []outcome, now time.
 			result = "deferred"
 			next := now.Add(retryDelay(d, attempt))
 			err = r.e.queue.MarkDeferred(m.ID, o.rcpt, next, o.reason())
-			if d.DelayWarning > 0 && now.Sub(m.Envelope.ReceivedAt) >= d.DelayWarning && !rs.DelayNotified &&
+			if err == nil && d.DelayWarning > 0 && now.Sub(m.Envelope.ReceivedAt) >= d.DelayWarning && !rs.DelayNotified &&
 				notifyWants(m.Envelope.Rcpts[o.rcpt].Notify, "DELAY") {
 				delayed = append(delayed, o)
 			}
 		}
-		if err != nil {
-			r.e.log.Error("recording a delivery result", "id", m.ID.String(), "rcpt", rcpt, "error", err)
+		lost.add(o, err)
+		if !logIt {
+			continue
 		}
 		kind := "send"
 		if result != "delivered" {
@@ -368,11 +397,25 @@ func (r *runner) record(st *state, m queue.Message, results []outcome, now time.
 		r.e.metrics.Attempts.WithLabelValues(o.hop, result).Inc()
 	}
 	if len(failed) > 0 {
-		r.bounce(st, m, failed, now, dsn.Failed)
+		if err := r.bounce(st, m, failed, now, dsn.Failed); err != nil {
+			for _, o := range failed {
+				lost.add(o, err)
+			}
+		}
+	}
+	if len(relayed) > 0 {
+		if err := r.bounce(st, m, relayed, now, dsn.Relayed); err != nil {
+			for _, o := range relayed {
+				lost.add(o, err)
+			}
+		}
 	}
 	if len(delayed) > 0 {
+		// A warning that cannot be queued is simply due again at the
+		// next attempt: DelayNotified is still unset.
 		r.bounce(st, m, delayed, now, dsn.Delayed)
 	}
+	return lost
 }
 
 // giveUp applies E-Post's schedule: a 5xx is retried refusal_retries
@@ -400,104 +443,4 @@ func retryDelay(d DeliveryConfig, attempt int) time.Duration {
 	}
 	delay *= 0.9 + 0.2*rand.Float64()
 	return time.Duration(delay)
-}
-
-// bounce queues a DSN to the sender for the failed recipients, committing
-// their failure in the same record (no double bounce after a crash), or
-// just marks them failed when no bounce is due (null sender, a report,
-// NOTIFY=NEVER).
-//
-// With action Delayed it is a delay warning: the recipients stay queued
-// and are only marked as warned, in the same commit as the warning.
-func (r *runner) bounce(st *state, m queue.Message, failed []outcome, now time.Time, action dsn.Action) {
-	header, _ := r.readHeader(m.ID, st.cfg.Limits.MaxHeaderBytes*2)
-	var marks []queue.Mark
-	var recips []dsn.Recipient
-	markStatus, notify := queue.Failed, "FAILURE"
-	if action == dsn.Delayed {
-		markStatus, notify = queue.Deferred, "DELAY"
-	}
-	for _, o := range failed {
-		rc := m.Envelope.Rcpts[o.rcpt]
-		marks = append(marks, queue.Mark{Rcpt: o.rcpt, Status: markStatus, Reason: o.reason()})
-		if !notifyWants(rc.Notify, notify) {
-			continue
-		}
-		status := o.enhanced
-		if status == "" || status == "X.0.0" {
-			status = "4.0.0"
-		}
-		switch {
-		case action == dsn.Delayed:
-			status = "4" + status[1:]
-		case status[0] == '4':
-			status = "5" + status[1:] // the delivery failed for good
-		}
-		diag := o.reason()
-		if o.code > 0 {
-			diag = "smtp; " + diag
-		}
-		orig := rc.ORcpt
-		if orig == "" && rc.OrigAddr != "" && rc.OrigAddr != rc.Addr {
-			orig = "rfc822;" + rc.OrigAddr
-		}
-		dr := dsn.Recipient{Final: rc.Addr, Original: orig, Action: action, Status: status,
-			RemoteMTA: hostOf(o.remote), DiagnosticCode: diag, LastAttempt: now}
-		if action == dsn.Delayed {
-			dr.WillRetryUntil = m.Envelope.ReceivedAt.Add(st.cfg.Delivery.TempFailLifetime)
-		}
-		recips = append(recips, dr)
-	}
-	if len(recips) == 0 || !dsn.ShouldBounce(m.Envelope.From, header) {
-		if action == dsn.Delayed {
-			return // no warning is due; nothing to record
-		}
-		for _, mk := range marks {
-			if err := r.e.queue.MarkFailed(m.ID, mk.Rcpt, mk.Reason); err != nil {
-				r.e.log.Error("recording a failure", "id", m.ID.String(), "error", err)
-			}
-		}
-		return
-	}
-	data, err := dsn.Build(dsn.Params{ReportingMTA: st.cfg.Hostname, From: st.cfg.postmaster(), To: m.Envelope.From, OrigEnvID: m.Envelope.EnvID,
-		ArrivalDate: m.Envelope.ReceivedAt, Recipients: recips, OriginalHeader: header, Date: now})
-	if err != nil {
-		r.e.log.Error("building a bounce; marking failed without one", "id", m.ID.String(), "error", err)
-		for _, mk := range marks {
-			r.e.queue.MarkFailed(m.ID, mk.Rcpt, mk.Reason)
-		}
-		return
-	}
-	env := queue.Envelope{From: "", Rcpts: []queue.Recipient{{Addr: m.Envelope.From, OrigAddr: m.Envelope.From}},
-		ReceivedAt: now, Source: queue.SourceInner, Helo: st.cfg.Hostname, BodyType: "8BITMIME"}
-	id, err := r.e.queue.EnqueueDSN(env, bytes.NewReader(data), m.ID, marks)
-	if err != nil {
-		// The failures stay unrecorded: the recipients are tried again
-		// later, and the bounce is built again then.
-		r.e.log.Error("queueing a bounce", "id", m.ID.String(), "error", err)
-		return
-	}
-	r.e.log.Info("dsn queued", "kind", "fail", "action", string(action), "id", m.ID.String(), "dsn", id.String(), "to", m.Envelope.From, "recipients", len(recips))
-	r.e.metrics.DSNs.WithLabelValues(string(action)).Inc()
-}
-
-// notifyWants applies RFC 3461 NOTIFY: empty means the default (failures
-// and delays are reported).
-func notifyWants(notify, what string) bool {
-	if notify == "" {
-		return what != "SUCCESS"
-	}
-	for _, n := range strings.Split(strings.ToUpper(notify), ",") {
-		if n == what {
-			return true
-		}
-	}
-	return false
-}
-
-func hostOf(remote string) string {
-	if i := strings.LastIndexByte(remote, ':'); i > 0 {
-		return strings.Trim(remote[:i], "[]")
-	}
-	return remote
 }

@@ -15,9 +15,18 @@ import (
 	"path/filepath"
 )
 
+// ErrNotDurable is returned, wrapped, when the new content is already in
+// place (the rename happened) but the directory fsync failed: readers see
+// the new file now, and a crash may still bring the old one back. Any
+// other error means the old file (if any) is untouched.
+var ErrNotDurable = errors.New("safeio: the file was replaced but the directory fsync failed; the change may not survive a crash")
+
+// syncDir is SyncDir; tests replace it to make the directory fsync fail.
+var syncDir = SyncDir
+
 // WriteFile atomically replaces path with data. After it returns nil the new
 // content survives a crash or power loss; after it returns an error the old
-// file (if any) is untouched.
+// file (if any) is untouched, unless the error wraps ErrNotDurable.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
 	return WriteFileFunc(path, perm, func(w io.Writer) error {
 		_, err := w.Write(data)
@@ -62,7 +71,12 @@ func WriteFileFunc(path string, perm os.FileMode, write func(w io.Writer) error)
 	if err = os.Rename(tmpName, path); err != nil {
 		return err
 	}
-	return SyncDir(dir)
+	// From here the new file is in place: nothing to clean up, and an
+	// error must not claim the old file is untouched.
+	if serr := syncDir(dir); serr != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, serr)
+	}
+	return nil
 }
 
 // SyncDir fsyncs a directory so that entries created, renamed or removed in

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -83,5 +84,28 @@ func assertNoTemp(t *testing.T, dir string) {
 		if filepath.Ext(e.Name()) != "" && e.Name()[0] == '.' {
 			t.Errorf("temporary file left behind: %s", e.Name())
 		}
+	}
+}
+
+// A directory fsync that fails after the rename leaves the new content in
+// place: the error must say so (ErrNotDurable), not pretend the old file
+// is untouched.
+func TestDirSyncFailureAfterRename(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	if err := WriteFile(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	syncDir = func(string) error { return syscall.EIO }
+	t.Cleanup(func() { syncDir = SyncDir })
+	err := WriteFile(path, []byte("new"), 0o600)
+	if !errors.Is(err, ErrNotDurable) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("WriteFile with a failing directory fsync: %v, want ErrNotDurable wrapping EIO", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new" {
+		t.Errorf("content %q, want the new content in place", b)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, ".f.tmp-*")); len(m) != 0 {
+		t.Errorf("temporary files left: %v", m)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -140,5 +141,40 @@ func TestQueueNoSpool(t *testing.T) {
 	_, errOut, code := runSekisho(t, "", "queue", "list", "-c", cfg)
 	if code != exitFinding || !strings.Contains(errOut, "spool directory") {
 		t.Errorf("list without a spool: %d %q", code, errOut)
+	}
+}
+
+// queue salvage shows the unfinished messages of a set-aside segment and
+// --import queues them again, refusing while a gateway holds the spool.
+func TestQueueSalvage(t *testing.T) {
+	dir, cfg, q, ids := queueWorld(t)
+	seg := filepath.Join(dir, "spool", "0000000000000001.seg")
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[12] ^= 0xff // a damaged header
+	corrupt := filepath.Join(t.TempDir(), "0000000000000001.seg.corrupt")
+	if err := os.WriteFile(corrupt, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runSekisho(t, "", "queue", "salvage", corrupt)
+	if code != exitOK || !strings.Contains(out, "2 unfinished") || !strings.Contains(out, ids[0].String()) ||
+		!strings.Contains(out, "damaged header") || !strings.Contains(out, "to <hanako@town.example.lg.jp>") ||
+		strings.Contains(out, "to <jiro@example.com>  delivered") {
+		t.Fatalf("queue salvage: %d\n%s%s", code, out, errOut)
+	}
+	_, errOut, code = runSekisho(t, "", "queue", "salvage", "--import", "-c", cfg, corrupt)
+	if code != exitFinding || !strings.Contains(errOut, "stop the gateway") {
+		t.Fatalf("import beside a running gateway: %d %s", code, errOut)
+	}
+	q.Close()
+	out, errOut, code = runSekisho(t, "", "queue", "salvage", "--import", "-c", cfg, corrupt)
+	// Both are still queued under their IDs: nothing is imported twice.
+	if code != exitOK || strings.Count(out, "not imported") != 2 {
+		t.Fatalf("import of still-queued messages: %d\n%s%s", code, out, errOut)
+	}
+	if _, _, code := runSekisho(t, "", "queue", "salvage"); code != exitUsage {
+		t.Errorf("no file: exit %d, want %d", code, exitUsage)
 	}
 }

@@ -10,10 +10,10 @@
 // RCPT; bare CR in the body is completed to CRLF so that the dot-stuffing in
 // go-smtp's writer covers every line (no "\r.\r" reaches the wire).
 //
-// Not implemented: PIPELINING (the go-smtp client does not pipeline),
-// conversion of 8-bit bodies to 7-bit (such messages fail with 554 5.6.3 at
-// a next hop without 8BITMIME), DSN parameters (NOTIFY, ORCPT, ENVID) on the
-// outgoing MAIL and RCPT.
+// PIPELINING is spoken by hand (the go-smtp client does not pipeline).
+// DSN parameters (RET, ENVID, NOTIFY, ORCPT) are passed on to a next hop
+// that offers DSN. Not implemented: conversion of 8-bit bodies to 7-bit
+// (such messages fail with 554 5.6.3 at a next hop without 8BITMIME).
 package delivery
 
 import (
@@ -90,6 +90,12 @@ type Message struct {
 	// Body opens the message (header and body, CRLF line ends). It is called
 	// at most once per Deliver, after a recipient was accepted.
 	Body func() (io.ReadCloser, error)
+	// Ret and EnvID are the RFC 3461 RET and ENVID of the message, and
+	// RcptDSN (parallel to Rcpts, or nil) the recipients' NOTIFY and ORCPT:
+	// passed on when the next hop offers DSN, dropped when it does not
+	// (Result.DSN tells which).
+	Ret, EnvID string
+	RcptDSN    []RcptDSN
 }
 
 // Result is the outcome for one recipient.
@@ -111,6 +117,11 @@ type Result struct {
 	// Remote is the "ip:port" of the server that gave the reply; empty
 	// when no server was reached.
 	Remote string
+	// DSN is true when the next hop offered DSN and took the recipient
+	// with its NOTIFY and ORCPT: notifications are its business from now
+	// on. When false, a success the sender asked to hear of (NOTIFY=SUCCESS)
+	// is reported by the gateway as "relayed" (RFC 3461 §4.2).
+	DSN bool
 }
 
 // Client delivers messages over pooled connections. It is safe for

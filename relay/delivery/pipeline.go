@@ -28,9 +28,17 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 	if utf8 {
 		cmd.WriteString(" SMTPUTF8")
 	}
+	dsn, _ := cn.sc.Extension("DSN")
+	if dsn {
+		dsnMailParams(&cmd, m)
+	}
 	cmd.WriteString("\r\n")
 	for _, i := range pending {
-		fmt.Fprintf(&cmd, "RCPT TO:<%s>\r\n", wireAddress(m.Rcpts[i]))
+		fmt.Fprintf(&cmd, "RCPT TO:<%s>", wireAddress(m.Rcpts[i]))
+		if dsn {
+			dsnRcptParams(&cmd, m, i)
+		}
+		cmd.WriteString("\r\n")
 	}
 	cmd.WriteString("DATA\r\n")
 
@@ -61,10 +69,18 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 		setReply(results, pending, code, msg, remote)
 	}
 	var accepted []int
-	for _, i := range pending {
+	for n, i := range pending {
 		rc, rmsg, err := read()
 		if err != nil && rc == 0 {
-			return failed(ctx, results, pending, err, remote, "RCPT TO")
+			// The session is gone. Recipients already refused keep their
+			// replies (a 5xx must bounce, not be retried); the accepted
+			// ones and those not answered yet are unsettled. After a
+			// refused MAIL its reply stands for every recipient.
+			var unsettled []int
+			if mailOK {
+				unsettled = append(accepted, pending[n:]...)
+			}
+			return failed(ctx, results, unsettled, err, remote, "RCPT TO")
 		}
 		switch {
 		case !mailOK: // the MAIL reply stands for every recipient
@@ -88,14 +104,14 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 		if len(accepted) > 0 {
 			setReply(results, accepted, dc, dmsg, remote)
 		}
-		return cn.sc.Reset() == nil
+		return cn.reset() == nil
 	}
 	if len(accepted) == 0 {
 		// A server that says 354 with no recipient accepted (RFC 2920
 		// §3.1 says it must not) gets an empty message it will refuse.
 		cn.session.Write([]byte(".\r\n"))
 		read()
-		return cn.sc.Reset() == nil
+		return cn.reset() == nil
 	}
 
 	body, err := m.Body()
@@ -135,7 +151,7 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 	}
 	enhanced, text := splitEnhanced(fmsg, "2.0.0")
 	for _, i := range accepted {
-		results[i] = Result{Rcpt: m.Rcpts[i], Code: fc, Enhanced: enhanced, Text: text, Delivered: true, Remote: remote}
+		results[i] = Result{Rcpt: m.Rcpts[i], Code: fc, Enhanced: enhanced, Text: text, Delivered: true, Remote: remote, DSN: dsn}
 	}
 	return true
 }

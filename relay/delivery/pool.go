@@ -41,6 +41,16 @@ type conn struct {
 	// last transaction ended cleanly moments ago. If it turns out dead at
 	// MAIL, Deliver retries once on a fresh connection (stale is set).
 	unprobed, stale bool
+	// greeted: go-smtp holds the current EHLO reply. Its RSET forgets the
+	// reply, and its Extension would then say EHLO again and report a
+	// failure as "not offered"; transact greets again first instead.
+	greeted bool
+}
+
+// reset sends RSET; go-smtp forgets the EHLO reply with it.
+func (cn *conn) reset() error {
+	cn.greeted = false
+	return cn.sc.Reset()
 }
 
 // close drops the connection without a goodbye.
@@ -182,10 +192,14 @@ func (c *Client) probe(ctx context.Context, cn *conn) error {
 	defer stop()
 	cn.sc.CommandTimeout = min(c.opts.CommandTimeout, probeTimeout)
 	defer func() { cn.sc.CommandTimeout = c.opts.CommandTimeout }()
-	if err := cn.sc.Reset(); err != nil {
+	if err := cn.reset(); err != nil {
 		return err
 	}
-	return cn.sc.Hello(cn.helo)
+	if err := cn.sc.Hello(cn.helo); err != nil {
+		return err
+	}
+	cn.greeted = true
+	return nil
 }
 
 func (c *Client) quitLater(cn *conn) {

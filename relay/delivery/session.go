@@ -128,7 +128,7 @@ func (c *Client) setup(ctx context.Context, raw net.Conn, p *pool, t Target, add
 	if err := sc.Hello(helo); err != nil {
 		return nil, fmt.Errorf("EHLO to %s: %s", addr, describe(err))
 	}
-	cn := &conn{raw: raw, session: session, sc: sc, addr: addr, helo: helo, secure: secure}
+	cn := &conn{raw: raw, session: session, sc: sc, addr: addr, helo: helo, secure: secure, greeted: true}
 	if t.Auth != nil {
 		if err := authenticate(cn, t.Auth); err != nil {
 			return nil, err

@@ -271,7 +271,7 @@ func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
 type rawSink struct {
 	addr  string
 	ext   []string // EHLO keywords after the first line
-	stall string   // "greeting", "body" (stop reading after 354), "dot" (no reply to the final dot)
+	stall string   // "greeting", "body" (stop reading after 354), "dot" (no reply to the final dot), "rset" (close after RSET)
 
 	mu       sync.Mutex
 	commands []string
@@ -366,7 +366,15 @@ func (r *rawSink) serve(c net.Conn) {
 				return
 			}
 			io.WriteString(c, "250 2.0.0 queued as RAW1\r\n")
+		case "RSET":
+			io.WriteString(c, "250 ok\r\n")
+			if r.stall == "rset" {
+				return // closes the session right after RSET
+			}
 		case "RCPT":
+			if strings.Contains(strings.ToLower(cmd), "<drop") {
+				return // the connection is lost while replies are pending
+			}
 			if strings.Contains(strings.ToLower(cmd), "<bad") {
 				io.WriteString(c, "550 5.1.1 no such user\r\n")
 			} else {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -153,7 +154,11 @@ func checkName(s string) error {
 // that shapes a session goes in, the password only as a hash.
 func (t Target) poolKey(helo string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%q|%q|%q|%d|", t.Host, strings.Join(t.Addrs, ","), helo, t.MaxConns)
+	// The addresses as a set: round-robin DNS reorders them per lookup,
+	// and one pool per order would defeat MaxConns.
+	addrs := slices.Clone(t.Addrs)
+	slices.Sort(addrs)
+	fmt.Fprintf(&b, "%q|%q|%q|%d|", t.Host, strings.Join(slices.Compact(addrs), ","), helo, t.MaxConns)
 	fmt.Fprintf(&b, "%s|%q|%q|%t|", t.TLS.Mode, t.TLS.CAFile, t.TLS.ServerName, t.TLS.InsecureSkipVerify)
 	if a := t.Auth; a != nil {
 		sum := sha256.Sum256([]byte(a.Password))

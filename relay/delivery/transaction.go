@@ -20,8 +20,20 @@ const bodyBufSize = 32 << 10
 func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Result, pending []int) bool {
 	sc, remote := cn.sc, cn.addr
 
-	// The session has greeted (setup or probe), so these read the current
-	// EHLO reply and cannot fail on the network.
+	// The extension checks below must read the current EHLO reply: after
+	// an RSET go-smtp has forgotten it, so greet again here, where a dead
+	// connection is told apart from a missing extension.
+	if !cn.greeted {
+		if err := sc.Hello(cn.helo); err != nil {
+			var se *smtp.SMTPError
+			if cn.unprobed && !errors.As(err, &se) && ctx.Err() == nil {
+				cn.stale = true // see MAIL below
+				return false
+			}
+			return failed(ctx, results, pending, err, remote, "EHLO")
+		}
+		cn.greeted = true
+	}
 	if m.EightBit {
 		if ok, _ := sc.Extension("8BITMIME"); !ok {
 			setAll(results, pending, 554, "5.6.3", fmt.Sprintf("the message has 8-bit content and %s does not offer 8BITMIME (no conversion to 7-bit is done)", remote), false, remote)
@@ -43,7 +55,8 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 	if ok, _ := sc.Extension("PIPELINING"); ok {
 		return c.pipelined(ctx, cn, m, results, pending, utf8)
 	}
-	if err := sc.Mail(wireAddress(m.From), &smtp.MailOptions{Size: m.Size, UTF8: utf8}); err != nil {
+	ret, envID := dsnMail(m)
+	if err := sc.Mail(wireAddress(m.From), &smtp.MailOptions{Size: m.Size, UTF8: utf8, Return: ret, EnvelopeID: envID}); err != nil {
 		var se *smtp.SMTPError
 		if cn.unprobed && !errors.As(err, &se) && ctx.Err() == nil {
 			// The next hop closed the idle connection meanwhile: nothing
@@ -55,7 +68,7 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 	}
 	var accepted []int
 	for n, i := range pending {
-		err := sc.Rcpt(wireAddress(m.Rcpts[i]), nil)
+		err := sc.Rcpt(wireAddress(m.Rcpts[i]), dsnRcpt(m, i))
 		if err == nil {
 			accepted = append(accepted, i)
 			continue
@@ -71,18 +84,18 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 		return false
 	}
 	if len(accepted) == 0 {
-		return sc.Reset() == nil
+		return cn.reset() == nil
 	}
 
 	body, err := m.Body()
 	if err != nil {
 		setAll(results, accepted, 0, "", fmt.Sprintf("opening the message: %v", err), true, "")
-		return sc.Reset() == nil
+		return cn.reset() == nil
 	}
 	defer body.Close()
 	w, err := sc.Data()
 	if err != nil {
-		return failed(ctx, results, accepted, err, remote, "DATA") && sc.Reset() == nil
+		return failed(ctx, results, accepted, err, remote, "DATA") && cn.reset() == nil
 	}
 	readErr, writeErr := c.sendBody(cn, w, body)
 	if readErr != nil {
@@ -101,8 +114,9 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 		return failed(ctx, results, accepted, err, remote, "end of data")
 	}
 	enhanced, text := splitEnhanced(resp.StatusText, "2.0.0")
+	dsn, _ := sc.Extension("DSN")
 	for _, i := range accepted {
-		results[i] = Result{Rcpt: m.Rcpts[i], Code: 250, Enhanced: enhanced, Text: text, Delivered: true, Remote: remote}
+		results[i] = Result{Rcpt: m.Rcpts[i], Code: 250, Enhanced: enhanced, Text: text, Delivered: true, Remote: remote, DSN: dsn}
 	}
 	return true
 }

@@ -65,3 +65,16 @@ func headerField(header []byte, name string) (string, bool) {
 	}
 	return strings.TrimSpace(string(value)), found
 }
+
+// BodyType is the BODY= a notification from Build is queued with: "7BIT",
+// unless its To field carries a UTF-8 sender (then "8BITMIME"). Queuing a
+// 7-bit notification as 8BITMIME would make a next hop without 8BITMIME
+// refuse it for good, and a bounce of a bounce is never sent.
+func BodyType(msg []byte) string {
+	for _, c := range msg {
+		if c >= 0x80 {
+			return "8BITMIME"
+		}
+	}
+	return "7BIT"
+}

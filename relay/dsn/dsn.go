@@ -33,14 +33,18 @@ import (
 	"time"
 )
 
-// Action is the per-recipient Action field of RFC 3464 §2.3.3. Only the two
-// actions a relay reports on its own are supported.
+// Action is the per-recipient Action field of RFC 3464 §2.3.3: the
+// actions a relay reports on its own.
 type Action string
 
-// The actions Build accepts.
+// The actions Build accepts. Relayed answers NOTIFY=SUCCESS when the next
+// hop does not offer DSN (RFC 3461 §4.2): the message was handed over and
+// no further notice will follow. A notification reports either failures
+// and delays, or relays only.
 const (
 	Failed  Action = "failed"
 	Delayed Action = "delayed"
+	Relayed Action = "relayed"
 )
 
 // Recipient is one recipient the notification reports on.
@@ -82,6 +86,11 @@ type Params struct {
 	// OriginalHeader is the original message's header, raw. Anything after
 	// the first empty line is ignored. Empty: no third part.
 	OriginalHeader []byte
+	// OriginalMessage, when set, is the whole original message (header
+	// and body): the third part is then message/rfc822 with it instead of
+	// the header alone. For a copy to the postmaster; a bounce to the
+	// sender carries the header only.
+	OriginalMessage []byte
 	// MessageID of the notification, "<id@host>" or "id@host". Empty: a
 	// fresh one is generated.
 	MessageID string
@@ -114,6 +123,9 @@ func Build(p Params) ([]byte, error) {
 	}
 	status := deliveryStatus(&p)
 	headers, headersCTE := originalHeader(p.OriginalHeader)
+	if p.OriginalMessage != nil {
+		headers, headersCTE = originalMessage(p.OriginalMessage)
+	}
 
 	boundary := pickBoundary(msgID, human, status, headers)
 
@@ -134,7 +146,11 @@ func Build(p Params) ([]byte, error) {
 
 	if len(headers) > 0 {
 		b.WriteString("\r\n--" + boundary + "\r\n")
-		b.WriteString("Content-Type: text/rfc822-headers\r\n")
+		if p.OriginalMessage != nil {
+			b.WriteString("Content-Type: message/rfc822\r\n")
+		} else {
+			b.WriteString("Content-Type: text/rfc822-headers\r\n")
+		}
 		if headersCTE != "" {
 			b.WriteString("Content-Transfer-Encoding: " + headersCTE + "\r\n")
 		}
@@ -168,6 +184,15 @@ func (p *Params) check() error {
 	if len(p.Recipients) == 0 {
 		errs = append(errs, errors.New("dsn: Recipients: none to report on"))
 	}
+	relayed := 0
+	for _, r := range p.Recipients {
+		if r.Action == Relayed {
+			relayed++
+		}
+	}
+	if relayed > 0 && relayed < len(p.Recipients) {
+		errs = append(errs, errors.New("dsn: Recipients: relays are reported in a notification of their own"))
+	}
 	for i, r := range p.Recipients {
 		if err := r.check(i); err != nil {
 			errs = append(errs, err)
@@ -180,14 +205,17 @@ func (r *Recipient) check(i int) error {
 	if err := checkAddress(r.Final); err != nil {
 		return fmt.Errorf("dsn: Recipients[%d].Final: %w", i, err)
 	}
-	if r.Action != Failed && r.Action != Delayed {
-		return fmt.Errorf("dsn: Recipients[%d].Action %q: want %q or %q", i, r.Action, Failed, Delayed)
+	if r.Action != Failed && r.Action != Delayed && r.Action != Relayed {
+		return fmt.Errorf("dsn: Recipients[%d].Action %q: want %q, %q or %q", i, r.Action, Failed, Delayed, Relayed)
 	}
 	if err := checkStatus(r.Status); err != nil {
 		return fmt.Errorf("dsn: Recipients[%d].Status: %w", i, err)
 	}
 	if r.Action == Failed && r.Status[0] == '2' {
 		return fmt.Errorf("dsn: Recipients[%d].Status %q: a success code cannot report a failure", i, r.Status)
+	}
+	if r.Action == Relayed && r.Status[0] != '2' {
+		return fmt.Errorf("dsn: Recipients[%d].Status %q: a relay is reported with a 2.x.x code", i, r.Status)
 	}
 	return nil
 }
@@ -253,7 +281,10 @@ func writeHeader(b *bytes.Buffer, p *Params, msgID, boundary string) {
 	b.WriteString("From: Mail Delivery System <" + wireAddress(p.From) + ">\r\n")
 	b.WriteString("To: <" + wireAddress(p.To) + ">\r\n")
 	ja, en := "配送不能のお知らせ", "Undelivered Mail Returned to Sender"
-	if !anyFailed(p.Recipients) {
+	switch {
+	case allRelayed(p.Recipients):
+		ja, en = "中継のお知らせ", "Relayed Mail (no further notice will follow)"
+	case !anyFailed(p.Recipients):
 		ja, en = "配送遅延のお知らせ", "Delayed Mail (still being retried)"
 	}
 	// The Japanese words are encoded; the English stays readable. The fold
@@ -265,6 +296,15 @@ func writeHeader(b *bytes.Buffer, p *Params, msgID, boundary string) {
 	b.WriteString("MIME-Version: 1.0\r\n")
 	b.WriteString("Content-Type: multipart/report; report-type=delivery-status;\r\n")
 	b.WriteString("\tboundary=\"" + boundary + "\"\r\n")
+}
+
+func allRelayed(rs []Recipient) bool {
+	for _, r := range rs {
+		if r.Action != Relayed {
+			return false
+		}
+	}
+	return len(rs) > 0
 }
 
 func anyFailed(rs []Recipient) bool {

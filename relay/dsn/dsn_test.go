@@ -98,6 +98,23 @@ var goldenCases = []struct {
 		MessageID:      "<dsn-3@gw.city.example.lg.jp>",
 		Date:           at(5, 0),
 	}},
+	{"relayed", Params{
+		ReportingMTA: "gw.city.example.lg.jp",
+		To:           "yamada@city.example.lg.jp",
+		OrigEnvID:    "env-7",
+		Recipients: []Recipient{{
+			Final:          "sato@partner.example.jp",
+			Original:       "rfc822;sato@partner.example.jp",
+			Action:         Relayed,
+			Status:         "2.0.0",
+			RemoteMTA:      "192.0.2.25",
+			DiagnosticCode: "smtp; 250 2.0.0 queued as 4711",
+			LastAttempt:    at(0, 1),
+		}},
+		OriginalHeader: []byte("From: yamada@city.example.lg.jp\r\nSubject: receipt please\r\n\r\n"),
+		MessageID:      "<dsn-5@gw.city.example.lg.jp>",
+		Date:           at(0, 2),
+	}},
 	{"no_header", Params{
 		ReportingMTA: "gw.city.example.lg.jp",
 		To:           "yamada@city.example.lg.jp",
@@ -541,4 +558,46 @@ func FuzzShouldBounce(f *testing.F) {
 			t.Fatal("null sender bounced")
 		}
 	})
+}
+
+// Notifications are 7-bit unless the sender's address is UTF-8: queuing
+// them as 8BITMIME made a next hop without 8BITMIME refuse them for good.
+func TestBodyType(t *testing.T) {
+	for _, tc := range goldenCases {
+		raw, err := Build(tc.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "7BIT"
+		if !isASCII(tc.p.To) {
+			want = "8BITMIME"
+		}
+		if got := BodyType(raw); got != want {
+			t.Errorf("%s: BodyType = %s, want %s", tc.name, got, want)
+		}
+	}
+}
+
+// A copy for the postmaster may carry the whole original message: a
+// message/rfc822 part with the body, 8-bit when the message is.
+func TestBuildWholeMessage(t *testing.T) {
+	p := goldenCases[0].p
+	p.OriginalMessage = []byte("From: a@example.jp\nSubject: whole\n\n本文です\n")
+	raw, err := Build(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := parseReport(t, raw)
+	if fmt.Sprint(r.partTypes) != "[text/plain message/delivery-status message/rfc822]" {
+		t.Errorf("parts %v", r.partTypes)
+	}
+	if !bytes.Contains(raw, []byte("Subject: whole\r\n\r\n本文です\r\n")) || !bytes.Contains(raw, []byte("Content-Transfer-Encoding: 8bit")) {
+		t.Errorf("the original message is not attached whole, with CRLF and 8bit:\n%s", raw)
+	}
+	if BodyType(raw) != "8BITMIME" {
+		t.Errorf("BodyType = %s, want 8BITMIME", BodyType(raw))
+	}
+	if !strings.Contains(r.text, "The original message\nis attached.") && !strings.Contains(r.text, "The original message\r\nis attached.") {
+		t.Errorf("text part does not say the message is attached:\n%s", r.text)
+	}
 }

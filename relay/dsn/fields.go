@@ -330,3 +330,32 @@ func isPrintableASCII(s string) bool {
 	}
 	return true
 }
+
+// originalMessage returns the whole original message for a message/rfc822
+// part, every line ending in CRLF, and "8bit" when it is not 7-bit (RFC
+// 2046 §5.2.1 allows no other encoding there); the notification is then
+// 8-bit, and BodyType says so.
+func originalMessage(raw []byte) ([]byte, string) {
+	var out bytes.Buffer
+	out.Grow(len(raw) + len(raw)/40)
+	cte := ""
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '\r' && i+1 < len(raw) && raw[i+1] == '\n':
+			out.WriteString("\r\n")
+			i++
+		case c == '\r' || c == '\n':
+			out.WriteString("\r\n")
+		default:
+			if c >= 0x80 || c == 0 {
+				cte = "8bit"
+			}
+			out.WriteByte(c)
+		}
+	}
+	if out.Len() > 0 && !bytes.HasSuffix(out.Bytes(), []byte("\r\n")) {
+		out.WriteString("\r\n")
+	}
+	return out.Bytes(), cte
+}

@@ -51,6 +51,9 @@ var reasons = map[string]reason{
 
 // explain returns the Japanese and English reason for a status code.
 func explain(status string) (ja, en string) {
+	if strings.HasPrefix(status, "2") {
+		return "配送通知に対応していない次のメールシステムに引き渡しました", "handed over to a next mail system that does not send delivery notifications"
+	}
 	parts := strings.SplitN(status, ".", 3)
 	if len(parts) == 3 {
 		if r, ok := reasons[parts[1]+"."+parts[2]]; ok {
@@ -70,21 +73,28 @@ func explain(status string) (ja, en string) {
 // Japanese municipal staff), then the same in English.
 func humanText(p *Params) string {
 	loc := p.Date.Location()
-	failed, delayed := 0, 0
+	failed, delayed, relayed := 0, 0, 0
 	for _, r := range p.Recipients {
-		if r.Action == Failed {
+		switch r.Action {
+		case Failed:
 			failed++
-		} else {
+		case Relayed:
+			relayed++
+		default:
 			delayed++
 		}
 	}
 	subject := originalSubject(p.OriginalHeader)
-	hasHeader := len(p.OriginalHeader) > 0
+	hasHeader := len(p.OriginalHeader) > 0 && p.OriginalMessage == nil
+	hasMessage := len(p.OriginalMessage) > 0
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "このメールは %s のメールシステムが自動で送信しています。\n", p.ReportingMTA)
 	b.WriteString("(English text follows the Japanese.)\n\n")
 	switch {
+	case relayed > 0:
+		b.WriteString("お送りいただいたメールを、次の宛先に向けて中継しました。\n")
+		b.WriteString("中継先は配送通知に対応していないため、これ以降の配送結果はお知らせできません。\n")
 	case delayed == 0:
 		b.WriteString("お送りいただいたメールを、次の宛先に配送できませんでした。\n")
 	case failed == 0:
@@ -98,6 +108,9 @@ func humanText(p *Params) string {
 	if hasHeader {
 		b.WriteString("元のメールのヘッダーを添付しています。")
 	}
+	if hasMessage {
+		b.WriteString("元のメールを添付しています。")
+	}
 	b.WriteString("\n\n")
 	if subject != "" {
 		fmt.Fprintf(&b, "  件名: %s\n", subject)
@@ -108,7 +121,9 @@ func humanText(p *Params) string {
 	for _, r := range p.Recipients {
 		ja, _ := explain(r.Status)
 		fmt.Fprintf(&b, "\n<%s>\n", sanitizeText(wireAddress(r.Final)))
-		if r.Action == Failed {
+		if r.Action == Relayed {
+			b.WriteString("  結果: 中継しました (これ以降の通知はありません)\n")
+		} else if r.Action == Failed {
 			b.WriteString("  結果: 配送できませんでした\n")
 		} else if !r.WillRetryUntil.IsZero() {
 			fmt.Fprintf(&b, "  結果: 配送が遅れています (%s まで再送を続けます)\n", r.WillRetryUntil.In(loc).Format(timeLayout))
@@ -131,6 +146,10 @@ func humanText(p *Params) string {
 
 	fmt.Fprintf(&b, "This is the mail system at host %s.\n\n", p.ReportingMTA)
 	switch {
+	case relayed > 0:
+		b.WriteString("Your message was relayed towards the recipients below. The next mail\n")
+		b.WriteString("system does not send delivery notifications, so no further notice of\n")
+		b.WriteString("its delivery will follow.\n")
 	case delayed == 0:
 		b.WriteString("Your message could not be delivered to the recipients below.\n")
 	case failed == 0:
@@ -144,6 +163,9 @@ func humanText(p *Params) string {
 	if hasHeader {
 		b.WriteString(" The original message\nheader is attached.")
 	}
+	if hasMessage {
+		b.WriteString(" The original message\nis attached.")
+	}
 	b.WriteString("\n\n")
 	if subject != "" {
 		fmt.Fprintf(&b, "  Subject: %s\n", subject)
@@ -154,7 +176,9 @@ func humanText(p *Params) string {
 	for _, r := range p.Recipients {
 		_, en := explain(r.Status)
 		fmt.Fprintf(&b, "\n<%s>\n", sanitizeText(wireAddress(r.Final)))
-		if r.Action == Failed {
+		if r.Action == Relayed {
+			b.WriteString("  Result: relayed (no further notice will follow)\n")
+		} else if r.Action == Failed {
 			b.WriteString("  Result: not delivered\n")
 		} else if !r.WillRetryUntil.IsZero() {
 			fmt.Fprintf(&b, "  Result: delayed (retrying until %s)\n", r.WillRetryUntil.In(loc).Format(timeLayout))

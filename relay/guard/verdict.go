@@ -1,12 +1,5 @@
 package guard
 
-import (
-	"strconv"
-	"strings"
-
-	"github.com/emersion/go-smtp"
-)
-
 // Action is what the server does with a command.
 type Action uint8
 
@@ -38,42 +31,6 @@ type Verdict struct {
 
 // Accepted reports whether the command may go on.
 func (v Verdict) Accepted() bool { return v.Action == Accept }
-
-// SMTPError returns the reply for a refusal, or nil for Accept. go-smtp
-// recognises the reply only as an unwrapped *smtp.SMTPError (a type
-// assertion, not errors.As): return it as it is.
-func (v Verdict) SMTPError() *smtp.SMTPError {
-	if v.Action == Accept {
-		return nil
-	}
-	return &smtp.SMTPError{Code: v.Code, EnhancedCode: parseEnhanced(v.Enhanced), Message: v.Text}
-}
-
-// Err is SMTPError as an error: a nil interface for Accept (a nil
-// *smtp.SMTPError stored in an error would be non-nil, and go-smtp would
-// then dereference it).
-func (v Verdict) Err() error {
-	if v.Action == Accept {
-		return nil
-	}
-	return v.SMTPError()
-}
-
-func parseEnhanced(s string) smtp.EnhancedCode {
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 {
-		return smtp.EnhancedCodeNotSet
-	}
-	var ec smtp.EnhancedCode
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil {
-			return smtp.EnhancedCodeNotSet
-		}
-		ec[i] = n
-	}
-	return ec
-}
 
 func accept(rule, reason string) Verdict {
 	return Verdict{Action: Accept, Rule: rule, Reason: reason}

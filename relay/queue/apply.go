@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"time"
 )
 
 // apply makes a durable record take effect in memory. It is the one
@@ -69,6 +70,7 @@ func (q *Spool) apply(r *record, seq uint64, off, recLen int64) error {
 	case recHold:
 		e.held = r.held
 	case recRetry:
+		e.notBefore = time.Time{}
 		for i := range e.rcpts {
 			if e.rcpts[i].Status == Deferred {
 				e.rcpts[i].NextAttempt = r.at

@@ -106,6 +106,7 @@ func (q *Spool) drain() {
 // commit writes and syncs a batch, applies it, and answers its callers.
 func (q *Spool) commit(batch []*commitReq) error {
 	seq, offs, wrote, err := q.writeBatch(batch)
+	q.noteStorage(err)
 	q.mu.Lock()
 	results := make([]error, len(batch))
 	for i, req := range batch {
@@ -172,7 +173,7 @@ func (q *Spool) writeBatch(batch []*commitReq) (seq uint64, offs []int64, wrote 
 		pos = a.size + int64(len(buf))
 	}
 	offs = append(offs, pos)
-	n, werr := a.f.Write(buf)
+	n, werr := q.storage.Write(a.f, buf)
 	if f := q.testFault.Load(); werr == nil && f != nil {
 		werr = (*f)("write")
 	}
@@ -184,7 +185,7 @@ func (q *Spool) writeBatch(batch []*commitReq) (seq uint64, offs []int64, wrote 
 	if werr != nil {
 		return 0, nil, n > 0, q.poison("write", werr)
 	}
-	serr := fdatasync(a.f)
+	serr := q.storage.Sync(a.f)
 	if f := q.testFault.Load(); serr == nil && f != nil {
 		serr = (*f)("fsync")
 	}
@@ -231,7 +232,7 @@ func (q *Spool) roll() error {
 		return q.storageFailure("create", path, err)
 	}
 	chownLikeParent(path)
-	if _, err := f.Write(hdr); err != nil {
+	if _, err := q.storage.Write(f, hdr); err != nil {
 		f.Close()
 		os.Remove(path)
 		return q.storageFailure("write", path, err)
@@ -263,13 +264,11 @@ func (q *Spool) poison(op string, err error) error {
 	q.segs[a.seq].sealedAt = q.now()
 	q.activeSeq = 0
 	q.mu.Unlock()
-	q.log.Error("queue: segment abandoned after a storage error; continuing in a new segment",
-		"segment", segName(a.seq), "op", op, "err", err)
+	// Logged by noteStorage, at a bounded rate.
 	return &StorageError{Op: op, Path: segPath(q.cfg.Dir, a.seq), Err: err}
 }
 
 func (q *Spool) storageFailure(op, path string, err error) error {
-	q.log.Error("queue: storage error", "op", op, "path", path, "err", err)
 	return &StorageError{Op: op, Path: path, Err: err}
 }
 

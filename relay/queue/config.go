@@ -29,6 +29,11 @@ type Config struct {
 	// CompactAfter is how long an old segment may stay pinned by a few
 	// waiting messages before they are copied forward so it can go.
 	CompactAfter time.Duration `koanf:"compact_after"`
+	// Reserve is the free space on the spool's file system kept for
+	// delivery results and bounces: below it new mail gets 452 4.3.1, so a
+	// result can always be written. 0 (the default) is the larger of 64 MiB
+	// and 2 % of the file system, at most a quarter of it.
+	Reserve ByteSize `koanf:"reserve"`
 }
 
 // DefaultConfig returns the section's defaults.
@@ -82,6 +87,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMessages < 1 {
 		bad("max_messages", "must be at least 1, got %d", c.MaxMessages)
+	}
+	if c.Reserve < 0 {
+		bad("reserve", "must not be negative, got %d", int64(c.Reserve))
 	}
 	if c.CompactAfter <= 0 {
 		bad("compact_after", "must be positive, got %v", c.CompactAfter)

@@ -168,7 +168,9 @@ func sendControl(ctx context.Context, dir string, cmd Command) (Result, error) {
 	}
 	cdir := filepath.Join(dir, ctlDir)
 	base := filepath.Join(cdir, fmt.Sprintf("%d-%d", time.Now().UnixNano(), os.Getpid()))
-	if err := safeio.WriteFile(base+".cmd", data, 0o640); err != nil {
+	// A command the directory fsync could not make durable is still in
+	// place for the running gateway, which reads it live: wait for it.
+	if err := safeio.WriteFile(base+".cmd", data, 0o640); err != nil && !errors.Is(err, safeio.ErrNotDurable) {
 		return Result{}, fmt.Errorf("queue: handing the command to the running gateway: %w", err)
 	}
 	chownLikeParent(base + ".cmd")
@@ -247,7 +249,7 @@ func (q *Spool) runControl(base string) {
 	q.log.Info("queue: control command", "op", cmd.Op, "all", cmd.All, "done", len(res.Done),
 		"missing", len(res.Missing), "error", res.Error)
 	out, _ := json.Marshal(res)
-	if err := safeio.WriteFile(base+".reply", out, 0o640); err != nil {
+	if err := safeio.WriteFile(base+".reply", out, 0o640); err != nil && !errors.Is(err, safeio.ErrNotDurable) {
 		q.log.Warn("queue: writing a control reply", "path", base+".reply", "err", err)
 		return
 	}

@@ -67,13 +67,20 @@
 // Open replays the segments in sequence order through the same function
 // that applies live commits, so memory after recovery holds everything that
 // was acknowledged, plus possibly whole records written but not yet
-// acknowledged at the crash. Within a segment, scanning stops at the first
-// record whose frame is invalid (truncated, impossible length,
-// checksum mismatch): everything after it is discarded. It never searches
-// for the next valid record, because message data could contain bytes that
-// look like one. A segment whose header is damaged is renamed *.corrupt and
-// reported; one of another format version stops Open with an error instead,
-// so a downgrade cannot strand messages.
+// acknowledged at the crash. Within a segment, a record whose frame is
+// invalid (truncated, impossible length, checksum mismatch) is skipped:
+// exactly that record when its length field is intact and a valid frame
+// follows, else up to the next offset where a valid frame starts. Message
+// data could contain bytes that look like a frame; one is taken only with
+// a plausible length, a known record type, a message ID from a sensible
+// time and a CRC-32C over this segment's number, so it cannot appear by
+// chance, and only matters when damage lies right before it. What follows
+// the last valid record (a torn tail) is discarded and reported, in the
+// same words at every start. A damaged header does not hide the records,
+// which are checked against the segment number in the file name; a file
+// with no valid record is renamed *.corrupt and reported. A segment of
+// another format version stops Open with an error instead, so a downgrade
+// cannot strand messages.
 //
 // Why nothing acknowledged is lost: a caller is answered only after the
 // fdatasync that covered its record returned, and batches are written one
@@ -108,20 +115,65 @@
 // least half of it is dead: a long backlog of live messages (a next hop down
 // for hours) keeps the newer, already finished segments until it drains.
 //
-// # Disk failures
+// # Fault model
 //
-// When the spool is over MaxBytes or MaxMessages, Enqueue returns ErrFull
-// at once. When a write or fsync fails, the callers in that batch get a
+// Every disk operation can fail. What each failure does, and what the SMTP
+// client and the next hop see:
+//
+//	operation                      ENOSPC / EIO / EROFS                         slow fsync
+//	-----------------------------  -------------------------------------------  ---------------------------
+//	statfs before a new message    no figure: the reserve is not enforced        -
+//	                               (the write itself reports a full disk)
+//	write of a large message file  Enqueue fails, file removed; client: 452      client waits (DATA reply)
+//	fsync of large/ (dir)          the batch fails: 452 to its clients           every batch waits
+//	create a segment, header,      the batch fails with *StorageError; the       -
+//	  fsync of the spool dir       next batch tries again
+//	append a batch (write)         the batch fails; the segment is abandoned     -
+//	                               (see below); clients 452; results stay
+//	                               in the runner's memory
+//	fdatasync of a batch           as a failed write: nothing since the last     clients and results wait;
+//	                               good fsync is trusted                         new ones join the next batch
+//	remove a finished segment      retried at the next maintenance pass          -
+//	  or large file                (a crash leaves it for the next Open)
+//	read a message (delivery)      the attempt fails 451 4.3.0 locally: the      -
+//	                               recipient is deferred, never bounced
+//
+// New mail is refused with ErrFull (452 4.3.1) while the spool is over
+// MaxBytes or MaxMessages, and while the free space on its file system is
+// below Config.Reserve: state records (results, bounces, repairs) may use
+// the reserve, new mail may not. A full disk thus stops new mail before it
+// stops results, and the delivery runner can always record what it did.
+//
+// When a write or fsync fails anyway, the callers in that batch get a
 // *StorageError, and the segment is abandoned: after a failed fsync Linux
 // may have dropped the dirty pages and cleared the error, so nothing in it
 // since the last good fsync is trusted, and the next batch starts a new
 // segment. Whatever part of the failed batch did reach the disk must not
 // come back on replay, so the committer queues repair records first in the
 // new segment: a snapshot of the current state of every message the batch
-// touched, and a delete for every new message of the batch. Until the disk
-// works again every batch fails fast with a *StorageError and the SMTP side
-// answers 452 4.3.1. Nothing acknowledged earlier is touched. A delete that
-// failed may still take effect after a crash: a delete cannot be undone.
+// touched, and a delete for every new message of the batch. Nothing
+// acknowledged earlier is touched. A delete that failed may still take
+// effect after a crash: a delete cannot be undone.
+//
+// Health reports a failing disk (from the first failed write or fsync to
+// the next good one) and free space below the reserve; /healthz shows
+// both. Storage errors are logged at a bounded rate: the first at once,
+// then one line a minute with a count, and one when the disk works again.
+//
+// The delivery runner (relay/runner_faults.go) builds on this: a result
+// that cannot be recorded is kept in its memory and the message is handed
+// back with UnclaimAfter, so it is not claimed again before a back-off;
+// when it is, the kept result is recorded first and no recipient the next
+// hop accepted is sent the message again. While the disk fails, the runner
+// pauses all deliveries and probes once per back-off (one log line a
+// minute, the sekisho_delivery_paused gauge, /healthz degraded); it
+// resumes by itself. Only a crash before a kept result is recorded sends
+// a message again: a duplicate, never a loss.
+//
+// Damage found at Open (bit rot, a torn write in the middle of a segment,
+// a damaged header) costs only the damaged records: see Recovery. A file
+// with no readable record at all is set aside as *.corrupt; `sekisho queue
+// salvage FILE` shows what is readable in it and re-imports it.
 //
 // # Ordering for bounces
 //

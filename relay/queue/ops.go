@@ -57,6 +57,12 @@ func (q *Spool) enqueue(env Envelope, data io.Reader, about ID, marks []Mark) (i
 		q.mu.Unlock()
 		return 0, ErrFull
 	}
+	// New mail stays out of the reserve (see spaceFree); a bounce records
+	// a result and may use it. Checked again below with the size known.
+	if free, reserve, ok := q.spaceFree(now); ok && about == 0 && free < reserve {
+		q.mu.Unlock()
+		return 0, errLowSpace(free, reserve)
+	}
 	if about != 0 {
 		if r.marks, err = q.markStates(about, marks, now); err != nil {
 			q.mu.Unlock()
@@ -121,6 +127,13 @@ func (q *Spool) enqueue(env Envelope, data io.Reader, about ID, marks []Mark) (i
 		q.mu.Unlock()
 		q.kickMaint() // dead space may be reclaimable
 		return 0, ErrFull
+	}
+	// New mail stays out of the reserve; a bounce (about != 0) records a
+	// result and may use it.
+	if free, reserve, ok := q.spaceFree(q.now()); ok && about == 0 && free-req.resBytes < reserve {
+		q.mu.Unlock()
+		q.kickMaint()
+		return 0, errLowSpace(free, reserve)
 	}
 	// The reservation passes to the request: the committer releases it.
 	reserved = false

@@ -23,6 +23,7 @@ type options struct {
 	log      *slog.Logger
 	now      func() time.Time
 	lockWait time.Duration
+	storage  Storage
 }
 
 // WithLogger sends the spool's log lines (recovery, storage errors,
@@ -48,6 +49,9 @@ func buildOptions(opts []Option) options {
 	if o.now == nil {
 		o.now = time.Now
 	}
+	if o.storage == nil {
+		o.storage = osStorage{}
+	}
 	return o
 }
 
@@ -59,6 +63,8 @@ type Spool struct {
 	readOnly bool
 	lock     *os.File
 	recovery Recovery
+	storage  Storage
+	health   health
 
 	mu        sync.Mutex
 	msgs      map[ID]*entry
@@ -69,7 +75,8 @@ type Spool struct {
 	activeSeq uint64 // the segment being appended to, 0 if none yet
 	nextSeq   uint64
 	diskBytes int64 // segment files and large-message files
-	resMsgs   int   // reserved by enqueues in progress
+	space     spaceCheck
+	resMsgs   int // reserved by enqueues in progress
 	resBytes  int64
 	trash     []trashBlob // large files of finished messages
 	replaying bool
@@ -105,6 +112,9 @@ type entry struct {
 	inflight int // records about it submitted and not yet committed
 	heapIdx  int
 	due      time.Time
+	// notBefore keeps the message out of Claim until then (memory only):
+	// set by UnclaimAfter when its last result could not be recorded.
+	notBefore time.Time
 }
 
 type segInfo struct {
@@ -184,6 +194,7 @@ func newSpool(cfg Config, o options) *Spool {
 		cfg:        cfg,
 		log:        o.log,
 		now:        o.now,
+		storage:    o.storage,
 		msgs:       map[ID]*entry{},
 		segs:       map[uint64]*segInfo{},
 		wake:       make(chan struct{}),
@@ -253,6 +264,7 @@ type Stats struct {
 	Bytes     int64 // their sizes
 	DiskBytes int64 // segment and large-message files
 	Segments  int
+	Oldest    time.Time // the earliest ReceivedAt of a queued message (zero when empty)
 }
 
 // Stats returns the current figures (for metrics and `queue list`).
@@ -260,10 +272,15 @@ func (q *Spool) Stats() Stats {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	s := Stats{Messages: len(q.msgs), DiskBytes: q.diskBytes, Segments: len(q.segs)}
+	// Counted in place: nothing is copied, so the metrics cost no
+	// allocation per message under the lock.
 	for _, e := range q.msgs {
 		s.Bytes += e.env.Size
 		if e.held {
 			s.Held++
+		}
+		if s.Oldest.IsZero() || e.env.ReceivedAt.Before(s.Oldest) {
+			s.Oldest = e.env.ReceivedAt
 		}
 	}
 	return s

@@ -63,18 +63,24 @@ func (q *Spool) recover() error {
 		for _, s := range res.skips {
 			rec.Problems = append(rec.Problems, fmt.Sprintf("%s: skipped an unreadable record at %s", segName(seq), s))
 		}
-		if res.end == 0 {
+		if res.end == 0 || (res.headerBad != "" && res.records == 0) {
 			q.badSegment(seq, path, res, last)
 			continue
 		}
+		if res.headerBad != "" {
+			rec.Problems = append(rec.Problems, fmt.Sprintf("%s: damaged header (%s); %d records read by their own checksums",
+				segName(seq), res.headerBad, res.records))
+		}
+		for _, d := range res.damaged {
+			rec.Problems = append(rec.Problems, fmt.Sprintf("%s: damaged records (%s); the records after them were read",
+				segName(seq), d))
+		}
 		// A read-only view of a running spool sees the tail being written.
+		// The wording depends only on the file, so the same tail is
+		// reported the same way at every start.
 		if res.end < res.size && !(q.readOnly && last) {
-			what := "abandoned after a write error, or damaged"
-			if last {
-				what = "the tail being written when the spool stopped; never acknowledged"
-			}
-			rec.Problems = append(rec.Problems, fmt.Sprintf("%s: %d bytes from byte %d discarded (%s): %s",
-				segName(seq), res.size-res.end, res.end, res.stop, what))
+			rec.Problems = append(rec.Problems, fmt.Sprintf("%s: %d bytes from byte %d discarded (%s): written after the last acknowledged record of this segment (a crash or a write error), never acknowledged",
+				segName(seq), res.size-res.end, res.end, res.stop))
 		}
 	}
 	if len(seqs) > 0 {
@@ -100,8 +106,12 @@ func (q *Spool) badSegment(seq uint64, path string, res scanResult, last bool) {
 		}
 		return
 	}
+	why := res.stop
+	if res.headerBad != "" {
+		why = res.headerBad + ", and no valid record"
+	}
 	q.recovery.Problems = append(q.recovery.Problems,
-		fmt.Sprintf("%s: unreadable (%s); %d bytes set aside as %s.corrupt", segName(seq), res.stop, res.size, segName(seq)))
+		fmt.Sprintf("%s: unreadable (%s); %d bytes set aside as %s.corrupt (see sekisho queue salvage)", segName(seq), why, res.size, segName(seq)))
 	if !q.readOnly {
 		if err := os.Rename(path, path+".corrupt"); err != nil {
 			q.recovery.Problems = append(q.recovery.Problems, fmt.Sprintf("%s: %v", segName(seq), err))

@@ -124,66 +124,132 @@ func TestGarbageTail(t *testing.T) {
 	}
 }
 
-// TestDamagedSegments: a damaged older segment keeps what precedes the
-// damage and the newer segments are still read; a header torn while the
-// newest segment was being created is removed quietly; a damaged header
-// elsewhere is set aside and reported.
+// TestDamagedSegments: damage inside a segment loses only the damaged
+// record (a flipped byte in its body, or in its length field, after which
+// recovery resynchronizes on the next valid frame); a damaged header does
+// not hide checksummed records; a header torn while the newest segment
+// was being created is removed quietly; a file with no valid record is set
+// aside and reported.
 func TestDamagedSegments(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, path string, offs []int64) // of the first segment
+		lost   []int                                         // indexes of messages lost
+		report string
+	}{
+		{"flipped body byte", func(t *testing.T, path string, offs []int64) { flip(t, path, offs[3]+20) },
+			[]int{3}, "checksum mismatch at byte"},
+		{"flipped length byte", func(t *testing.T, path string, offs []int64) { flip(t, path, offs[3]+2) },
+			[]int{3}, "records resume at byte"},
+		{"two damaged records", func(t *testing.T, path string, offs []int64) {
+			flip(t, path, offs[2]+30)
+			flip(t, path, offs[7]+1)
+		}, []int{2, 7}, "the records after them were read"},
+		{"damaged header", func(t *testing.T, path string, _ []int64) { flip(t, path, 10) },
+			nil, "damaged header (header checksum mismatch)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t.TempDir())
+			q := openTest(t, cfg)
+			var ids []ID
+			for i := range 80 { // about three segments
+				ids = append(ids, enqueue(t, q, testEnvelope("a@x.jp"), msgData(i, 2048)))
+			}
+			must(t, q.Close())
+			seqs, err := listSegments(cfg.Dir)
+			must(t, err)
+			if len(seqs) < 3 {
+				t.Fatalf("%d segments, want at least 3", len(seqs))
+			}
+			first := segPath(cfg.Dir, seqs[0])
+			tc.damage(t, first, recordOffsets(t, first, seqs[0]))
+			// The newest segment was being created at the crash.
+			torn := segPath(cfg.Dir, seqs[len(seqs)-1]+1)
+			must(t, os.WriteFile(torn, []byte("SKSQ\x01"), 0o640))
+
+			q = openTest(t, cfg)
+			got := map[ID]bool{}
+			for _, m := range q.List() {
+				got[m.ID] = true
+			}
+			lost := map[int]bool{}
+			for _, i := range tc.lost {
+				lost[i] = true
+			}
+			for i, id := range ids {
+				if got[id] == lost[i] {
+					t.Errorf("message %d (%s): present %v, want %v", i, id, got[id], !lost[i])
+				}
+			}
+			probs := strings.Join(q.Recovery().Problems, "\n")
+			if !strings.Contains(probs, tc.report) || strings.Contains(probs, segName(seqs[len(seqs)-1]+1)) {
+				t.Errorf("problems:\n%s\nwant %q", probs, tc.report)
+			}
+			if _, err := os.Stat(torn); !os.IsNotExist(err) {
+				t.Errorf("torn newest segment not removed: %v", err)
+			}
+			if _, err := os.Stat(first); err != nil {
+				t.Errorf("the damaged segment is gone: %v", err)
+			}
+			must(t, q.Close())
+		})
+	}
+
+	t.Run("no valid record", func(t *testing.T) {
+		cfg := testConfig(t.TempDir())
+		q := openTest(t, cfg)
+		for i := range 80 {
+			enqueue(t, q, testEnvelope("a@x.jp"), msgData(i, 2048))
+		}
+		must(t, q.Close())
+		seqs, err := listSegments(cfg.Dir)
+		must(t, err)
+		mid := segPath(cfg.Dir, seqs[1])
+		must(t, os.WriteFile(mid, []byte("not a segment header, but long enough to be more than one"), 0o640))
+		q = openTest(t, cfg)
+		if probs := strings.Join(q.Recovery().Problems, "\n"); !strings.Contains(probs, "set aside") {
+			t.Errorf("problems:\n%s", probs)
+		}
+		if _, err := os.Stat(mid + ".corrupt"); err != nil {
+			t.Errorf("damaged segment not set aside: %v", err)
+		}
+	})
+}
+
+// flip inverts one byte of a file.
+func flip(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	must(t, err)
+	defer f.Close()
+	b := []byte{0}
+	_, err = f.ReadAt(b, off)
+	must(t, err)
+	b[0] ^= 0xff
+	_, err = f.WriteAt(b, off)
+	must(t, err)
+}
+
+// The same torn tail is reported in the same words at every start, though
+// the segment is the newest at the first start and not at the next.
+func TestTornTailReportedAlike(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	q := openTest(t, cfg)
-	var ids []ID
-	for i := range 80 { // about three segments
-		ids = append(ids, enqueue(t, q, testEnvelope("a@x.jp"), msgData(i, 2048)))
-	}
+	enqueue(t, q, testEnvelope("a@x.jp"), msgData(1, 300))
+	enqueue(t, q, testEnvelope("a@x.jp"), msgData(2, 300))
 	must(t, q.Close())
-	seqs, err := listSegments(cfg.Dir)
-	must(t, err)
-	if len(seqs) < 3 {
-		t.Fatalf("%d segments, want at least 3", len(seqs))
+	path, seq := onlySegment(t, cfg.Dir)
+	offs := recordOffsets(t, path, seq)
+	must(t, os.Truncate(path, offs[1]+10))
+	var reports []string
+	for i := range 3 {
+		q = openTest(t, cfg)
+		reports = append(reports, strings.Join(q.Recovery().Problems, "\n"))
+		enqueue(t, q, testEnvelope("a@x.jp"), msgData(10+i, 300)) // a new segment each time
+		must(t, q.Close())
 	}
-	first := segPath(cfg.Dir, seqs[0])
-	offs := recordOffsets(t, first, seqs[0])
-	// Flip a byte inside the fourth record of the first segment.
-	f, err := os.OpenFile(first, os.O_RDWR, 0)
-	must(t, err)
-	b := []byte{0}
-	f.ReadAt(b, offs[3]+20)
-	b[0] ^= 0xff
-	f.WriteAt(b, offs[3]+20)
-	f.Close()
-	// The newest segment was being created at the crash.
-	torn := segPath(cfg.Dir, seqs[len(seqs)-1]+1)
-	must(t, os.WriteFile(torn, []byte("SKSQ\x01"), 0o640))
-
-	q = openTest(t, cfg)
-	got := map[ID]bool{}
-	for _, m := range q.List() {
-		got[m.ID] = true
-	}
-	firstCount := len(offs) - 1
-	for i, id := range ids {
-		if want := i < 3 || i >= firstCount; got[id] != want {
-			t.Errorf("message %d (%s): present %v, want %v", i, id, got[id], want)
-		}
-	}
-	probs := strings.Join(q.Recovery().Problems, "\n")
-	if !strings.Contains(probs, "checksum mismatch") || strings.Contains(probs, segName(seqs[len(seqs)-1]+1)) {
-		t.Errorf("problems:\n%s", probs)
-	}
-	if _, err := os.Stat(torn); !os.IsNotExist(err) {
-		t.Errorf("torn newest segment not removed: %v", err)
-	}
-	must(t, q.Close())
-
-	// A bad header on a segment that is not the newest.
-	mid := segPath(cfg.Dir, seqs[1])
-	must(t, os.WriteFile(mid, []byte("not a segment header, but long enough to be more than one"), 0o640))
-	q = openTest(t, cfg)
-	if probs := strings.Join(q.Recovery().Problems, "\n"); !strings.Contains(probs, "set aside") {
-		t.Errorf("problems:\n%s", probs)
-	}
-	if _, err := os.Stat(mid + ".corrupt"); err != nil {
-		t.Errorf("damaged segment not set aside: %v", err)
+	if reports[0] == "" || reports[1] != reports[0] || reports[2] != reports[0] {
+		t.Errorf("the same tail reported differently:\n%s", strings.Join(reports, "\n---\n"))
 	}
 }
 

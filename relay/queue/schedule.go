@@ -60,6 +60,9 @@ func (q *Spool) reschedule(e *entry) {
 		return
 	}
 	e.due = e.dueTime()
+	if e.due.Before(e.notBefore) {
+		e.due = e.notBefore
+	}
 	if e.heapIdx < 0 {
 		heap.Push(&q.sched, e)
 	} else {
@@ -154,6 +157,21 @@ func (q *Spool) Unclaim(id ID) {
 	defer q.mu.Unlock()
 	if e := q.msgs[id]; e != nil && e.claimed {
 		e.claimed = false
+		q.reschedule(e)
+	}
+}
+
+// UnclaimAfter ends a claim like Unclaim, but keeps the message from
+// being claimed again before t. The delivery runner uses it when a result
+// could not be recorded (the disk is full or failing): the outcome waits
+// in the runner's memory, and the message must not be delivered again at
+// once. The delay lives in memory only; Retry lifts it.
+func (q *Spool) UnclaimAfter(id ID, t time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if e := q.msgs[id]; e != nil && e.claimed {
+		e.claimed = false
+		e.notBefore = t
 		q.reschedule(e)
 	}
 }

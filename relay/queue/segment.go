@@ -107,18 +107,33 @@ func appendFrame(b []byte, seq uint64, body []byte) []byte {
 // scanResult says how much of a segment is trustworthy.
 type scanResult struct {
 	header segHeader
-	size   int64  // the file's size
-	end    int64  // the end of the last valid record: the rest is discarded
-	stop   string // why scanning stopped before size, if it did
-	skips  []string
+	// headerBad is why the header could not be read; the records were
+	// then checked against the file name's sequence number instead.
+	headerBad string
+	size      int64    // the file's size
+	records   int      // valid records
+	end       int64    // the end of the last valid record: the rest is discarded
+	stop      string   // why scanning stopped before size, if it did
+	damaged   []string // damaged stretches skipped before valid records
+	skips     []string
 }
 
+// minRecordLen is the smallest record body: a type and a message ID.
+const minRecordLen = 9
+
 // scanSegment reads the records of a segment in order and calls fn for each
-// valid one with its offset and framed length. It stops at the first record whose frame is
-// invalid (torn, short, checksum mismatch): nothing after it is trusted,
-// and scanning never resynchronises, because message data could contain
-// bytes that look like a record. A record with a valid checksum that does
-// not decode (a bug, not a crash) is skipped and reported.
+// valid one with its offset and framed length. A record whose frame is
+// invalid (torn, impossible length, checksum mismatch) is skipped: when
+// its length field is plausible and a valid frame follows it, exactly that
+// record; otherwise the scanner looks for the next offset where a valid
+// frame starts (see resync) and goes on from there. What follows the last
+// valid record (a torn tail) is discarded. A record with a valid checksum
+// that does not decode (a bug, not a crash) is skipped and reported.
+//
+// A damaged header does not hide the records: each carries a checksum
+// over the segment number, which the file name gives as well, so they are
+// read if the name is that of a segment. Only a header of another format
+// version stops the scan with errSegmentVersion.
 func scanSegment(path string, seq uint64, fn func(r *record, off, n int64)) (scanResult, error) {
 	var res scanResult
 	f, err := os.Open(path)
@@ -141,10 +156,9 @@ func scanSegment(path string, seq uint64, fn func(r *record, off, n int64)) (sca
 		if errors.Is(err, errSegmentVersion) {
 			return res, err
 		}
-		res.stop = err.Error()
-		return res, nil
-	}
-	if res.header.seq != seq {
+		res.headerBad = err.Error()
+		res.header = segHeader{seq: seq}
+	} else if res.header.seq != seq {
 		res.stop = fmt.Sprintf("header says segment %d, file name says %d", res.header.seq, seq)
 		return res, nil
 	}
@@ -152,37 +166,131 @@ func scanSegment(path string, seq uint64, fn func(r *record, off, n int64)) (sca
 	res.end = off
 	var frame [frameSize]byte
 	var body []byte
+	bad := "" // why the frame at off is invalid
 	for off < res.size {
-		if _, err := io.ReadFull(br, frame[:]); err != nil {
-			res.stop = fmt.Sprintf("torn frame at byte %d", off)
+		bad = ""
+		var n int64
+		switch _, err := io.ReadFull(br, frame[:]); {
+		case err != nil:
+			bad = fmt.Sprintf("torn frame at byte %d", off)
+		default:
+			n = int64(binary.LittleEndian.Uint32(frame[:]))
+			if n < minRecordLen || n > maxRecordLen || n > res.size-off-frameSize {
+				bad = fmt.Sprintf("bad record length %d at byte %d", n, off)
+				n = 0
+				break
+			}
+			if int64(cap(body)) < n {
+				body = make([]byte, n)
+			}
+			body = body[:n]
+			if _, err := io.ReadFull(br, body); err != nil {
+				bad = fmt.Sprintf("torn record at byte %d", off)
+			} else if frameChecksum(seq, body) != binary.LittleEndian.Uint32(frame[4:]) {
+				bad = fmt.Sprintf("checksum mismatch at byte %d", off)
+			}
+		}
+		if bad == "" {
+			if r, err := decodeRecord(body); err != nil {
+				res.skips = append(res.skips, fmt.Sprintf("byte %d: %v", off, err))
+			} else {
+				fn(r, off, frameSize+n)
+				res.records++
+			}
+			off += frameSize + n
+			res.end = off
+			continue
+		}
+		// Skip the damage: past this record when its length is intact and
+		// a valid frame follows, else to the next valid frame found.
+		next, ok := int64(0), false
+		if n > 0 && off+frameSize+n < res.size {
+			if _, ok = validFrameAt(f, seq, off+frameSize+n, res.size); ok {
+				next = off + frameSize + n
+			}
+		}
+		if !ok {
+			next, ok = resync(f, seq, off+1, res.size)
+		}
+		if !ok {
+			res.stop = bad
 			break
 		}
-		n := int64(binary.LittleEndian.Uint32(frame[:]))
-		if n == 0 || n > maxRecordLen || n > res.size-off-frameSize {
-			res.stop = fmt.Sprintf("bad record length %d at byte %d", n, off)
-			break
+		res.damaged = append(res.damaged, fmt.Sprintf("%s: %d bytes skipped, records resume at byte %d", bad, next-off, next))
+		if _, err := f.Seek(next, io.SeekStart); err != nil {
+			return res, err
 		}
-		if int64(cap(body)) < n {
-			body = make([]byte, n)
-		}
-		body = body[:n]
-		if _, err := io.ReadFull(br, body); err != nil {
-			res.stop = fmt.Sprintf("torn record at byte %d", off)
-			break
-		}
-		if frameChecksum(seq, body) != binary.LittleEndian.Uint32(frame[4:]) {
-			res.stop = fmt.Sprintf("checksum mismatch at byte %d", off)
-			break
-		}
-		if r, err := decodeRecord(body); err != nil {
-			res.skips = append(res.skips, fmt.Sprintf("byte %d: %v", off, err))
-		} else {
-			fn(r, off, frameSize+n)
-		}
-		off += frameSize + n
-		res.end = off
+		br.Reset(f)
+		off = next
 	}
 	return res, nil
+}
+
+// validFrameAt reports whether a valid frame of segment seq starts at p,
+// and its body length.
+func validFrameAt(f *os.File, seq uint64, p, size int64) (int64, bool) {
+	var frame [frameSize + minRecordLen]byte
+	if _, err := f.ReadAt(frame[:], p); err != nil {
+		return 0, false
+	}
+	n := int64(binary.LittleEndian.Uint32(frame[:]))
+	if !plausibleFrame(frame[:], p, size) {
+		return 0, false
+	}
+	body := make([]byte, n)
+	if _, err := f.ReadAt(body, p+frameSize); err != nil {
+		return 0, false
+	}
+	return n, frameChecksum(seq, body) == binary.LittleEndian.Uint32(frame[4:])
+}
+
+// plausibleFrame is the cheap test before a checksum: a length that fits,
+// a known record type, and a message ID from a sensible time (IDs carry
+// their millisecond of issue in the high bits).
+func plausibleFrame(b []byte, p, size int64) bool {
+	n := int64(binary.LittleEndian.Uint32(b))
+	if n < minRecordLen || n > maxRecordLen || n > size-p-frameSize {
+		return false
+	}
+	switch b[frameSize] {
+	case recMessage, recState, recSnapshot, recHold, recRetry, recDelete:
+	default:
+		return false
+	}
+	ms := binary.LittleEndian.Uint64(b[frameSize+1:]) >> idCounterBits
+	return ms >= minPlausibleMs && ms <= maxPlausibleMs
+}
+
+// The span of issue times a resync accepts in a record's message ID:
+// 2000-01-01 to 2200-01-01.
+const (
+	minPlausibleMs = 946684800000
+	maxPlausibleMs = 7258118400000
+)
+
+// resync finds the first offset at or after from where a valid frame of
+// segment seq starts. Message data could contain bytes that look like a
+// frame; one that passes needs the right length, record type, ID range
+// and a CRC-32C over this segment's number, so it can only be made on
+// purpose, and only counts when damage happens to lie right before it.
+// The file is read in windows; a checksum is computed only for offsets
+// that pass the cheap tests.
+func resync(f *os.File, seq uint64, from, size int64) (int64, bool) {
+	const window = 1 << 20
+	buf := make([]byte, window+frameSize+minRecordLen)
+	for base := from; base+frameSize+minRecordLen <= size; base += window {
+		n, _ := f.ReadAt(buf, base)
+		for i := 0; i < window && i+frameSize+minRecordLen <= n; i++ {
+			p := base + int64(i)
+			if !plausibleFrame(buf[i:], p, size) {
+				continue
+			}
+			if _, ok := validFrameAt(f, seq, p, size); ok {
+				return p, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // listSegments returns the segment sequence numbers in dir, ascending.

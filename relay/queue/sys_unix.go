@@ -73,3 +73,13 @@ func chownLikeParent(path string) {
 		os.Lchown(path, int(st.Uid), int(st.Gid))
 	}
 }
+
+// fsSpace returns the bytes available to an unprivileged writer and the
+// size of the file system holding dir.
+func fsSpace(dir string) (free, total int64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), nil
+}

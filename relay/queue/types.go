@@ -17,6 +17,8 @@ var (
 	ErrClosed   = errors.New("queue: closed")
 	ErrLocked   = errors.New("queue: spool is in use by another process")
 	ErrReadOnly = errors.New("queue: opened read-only")
+	// ErrAlreadyQueued: Import found the salvaged message still queued.
+	ErrAlreadyQueued = errors.New("queue: the message is still queued")
 )
 
 // StorageError is a failed write, fsync or file operation on the spool.

@@ -31,7 +31,7 @@ func (c *Conn) bdatCmd(arg string) bool {
 	// The chunk is read in full whatever happens to it (RFC 3030).
 	var dst io.Writer = io.Discard
 	if refuse == nil && !c.bdatBig {
-		if c.srv.MaxMessageBytes > 0 && int64(c.bdat.Len())+size > c.srv.MaxMessageBytes {
+		if c.cfg.MaxMessageBytes > 0 && int64(c.bdat.Len())+size > c.cfg.MaxMessageBytes {
 			c.bdatBig = true
 			c.bdat.Reset()
 		} else {

@@ -17,6 +17,7 @@ import (
 // the client's address, TLS state and HELO name from it.
 type Conn struct {
 	srv *Server
+	cfg *Config  // as it was when the connection was accepted
 	nc  net.Conn // raw, or raw wrapped for the trace
 	raw net.Conn // the connection itself (TCP, or TLS over it)
 	// wrap wraps a connection for the live trace; nil without a Tracer.
@@ -42,7 +43,7 @@ type Conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
-	c := &Conn{srv: s, nc: nc, raw: nc}
+	c := &Conn{srv: s, cfg: s.config(), nc: nc, raw: nc}
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
@@ -74,12 +75,12 @@ func (c *Conn) Hostname() string { return c.helo }
 func (c *Conn) Authenticated() bool { return c.authed }
 
 // lineSize is the command reader's buffer: the longest command line.
-func (c *Conn) lineSize() int { return max(c.srv.MaxLineLength, 512) }
+func (c *Conn) lineSize() int { return max(c.cfg.MaxLineLength, 512) }
 
 func (c *Conn) serve() {
 	defer c.srv.untrack(c)
 	defer c.nc.Close()
-	if c.srv.ImplicitTLS {
+	if c.cfg.ImplicitTLS {
 		if tc, ok := c.raw.(*tls.Conn); ok {
 			tc.SetDeadline(time.Now().Add(30 * time.Second))
 			err := tc.Handshake()
@@ -98,7 +99,7 @@ func (c *Conn) serve() {
 	greet := c.h.Connect()
 	if greet.Code == 220 {
 		if greet.Text == "" {
-			greet.Text = c.srv.Hostname + " ESMTP ready"
+			greet.Text = c.cfg.Hostname + " ESMTP ready"
 		}
 	} else {
 		c.refused = true
@@ -126,7 +127,7 @@ func (c *Conn) serve() {
 			c.flush()
 			return
 		}
-		if c.srv.ErrorLimit > 0 && c.errors >= c.srv.ErrorLimit {
+		if c.cfg.ErrorLimit > 0 && c.errors >= c.cfg.ErrorLimit {
 			c.reply(replyTooManyErrors)
 			c.flush()
 			return
@@ -197,8 +198,8 @@ func (c *Conn) flush() bool {
 	if len(c.out) == 0 {
 		return true
 	}
-	if c.srv.WriteTimeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.srv.WriteTimeout))
+	if c.cfg.WriteTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 	}
 	_, err := c.nc.Write(c.out)
 	c.out = c.out[:0]
@@ -249,7 +250,7 @@ func (c *Conn) command(line string) bool {
 	case "HELP":
 		c.reply(R(214, "2.0.0", "See RFC 5321; commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP VRFY QUIT"))
 	case "QUIT":
-		c.reply(R(221, "2.0.0", c.srv.Hostname+" closing connection"))
+		c.reply(R(221, "2.0.0", c.cfg.Hostname+" closing connection"))
 		return false
 	case "EXPN", "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML":
 		c.reply(replyNotImplemented)
@@ -277,7 +278,7 @@ func (c *Conn) hello(name string, extended bool) {
 		return
 	}
 	c.helo, c.greeted = name, true
-	greeting := c.srv.Hostname
+	greeting := c.cfg.Hostname
 	if r.Text != "" {
 		greeting += " " + r.Text
 	}
@@ -286,7 +287,7 @@ func (c *Conn) hello(name string, extended bool) {
 		return
 	}
 	ext := []string{greeting, "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING"}
-	if c.srv.TLS != nil && c.tlsState == nil {
+	if c.cfg.TLS != nil && c.tlsState == nil {
 		ext = append(ext, "STARTTLS")
 	}
 	if c.authAllowed() && !c.authed {
@@ -294,24 +295,24 @@ func (c *Conn) hello(name string, extended bool) {
 			ext = append(ext, "AUTH "+strings.Join(mechs, " "))
 		}
 	}
-	if c.srv.SMTPUTF8 {
+	if c.cfg.SMTPUTF8 {
 		ext = append(ext, "SMTPUTF8")
 	}
-	if c.srv.DSN {
+	if c.cfg.DSN {
 		ext = append(ext, "DSN")
 	}
-	if c.srv.MaxMessageBytes > 0 {
-		ext = append(ext, "SIZE "+strconv.FormatInt(c.srv.MaxMessageBytes, 10))
+	if c.cfg.MaxMessageBytes > 0 {
+		ext = append(ext, "SIZE "+strconv.FormatInt(c.cfg.MaxMessageBytes, 10))
 	} else {
 		ext = append(ext, "SIZE")
 	}
-	if c.srv.MaxRecipients > 0 {
-		ext = append(ext, "LIMITS RCPTMAX="+strconv.Itoa(c.srv.MaxRecipients))
+	if c.cfg.MaxRecipients > 0 {
+		ext = append(ext, "LIMITS RCPTMAX="+strconv.Itoa(c.cfg.MaxRecipients))
 	}
 	c.reply(R(250, "", strings.Join(ext, "\n")))
 }
 
-func (c *Conn) authAllowed() bool { return c.tlsState != nil || c.srv.AllowInsecureAuth }
+func (c *Conn) authAllowed() bool { return c.tlsState != nil || c.cfg.AllowInsecureAuth }
 
 func (c *Conn) mailCmd(arg string) {
 	switch {
@@ -327,7 +328,7 @@ func (c *Conn) mailCmd(arg string) {
 		c.reply(R(501, "5.5.4", err.Error()))
 		return
 	}
-	p, bad := parseMailParams(params, c.srv.MaxMessageBytes)
+	p, bad := parseMailParams(params, c.cfg.MaxMessageBytes)
 	if bad != nil {
 		c.reply(*bad)
 		return
@@ -358,7 +359,7 @@ func (c *Conn) rcptCmd(arg string) {
 		c.reply(*bad)
 		return
 	}
-	if c.srv.MaxRecipients > 0 && c.rcpts >= c.srv.MaxRecipients {
+	if c.cfg.MaxRecipients > 0 && c.rcpts >= c.cfg.MaxRecipients {
 		c.reply(replyTooManyRcpts)
 		return
 	}
@@ -385,7 +386,7 @@ func (c *Conn) data(arg string) bool {
 	if !c.flush() {
 		return false
 	}
-	c.msg.reset(c.br, true, c.h.LinePolicy(), c.srv.MaxMessageBytes)
+	c.msg.reset(c.br, true, c.h.LinePolicy(), c.cfg.MaxMessageBytes)
 	return c.deliver()
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -57,11 +58,15 @@ type Config struct {
 
 // Server accepts connections and runs a session on each.
 type Server struct {
+	// Config is the configuration until SetConfig gives another.
 	Config
 	// NewHandler is called for every accepted connection.
 	NewHandler func(c *Conn) Handler
 	// Trace, if set, sees the protocol of every connection (sekisho trace).
 	Trace Tracer
+
+	// live is the configuration SetConfig gave; nil: Config.
+	live atomic.Pointer[Config]
 
 	// readers pools the command readers: at thousands of connections a
 	// second a new 4 KiB buffer each is a measurable share of the
@@ -73,6 +78,18 @@ type Server struct {
 	conns    map[*Conn]struct{}
 	closing  bool
 	sessions sync.WaitGroup
+}
+
+// SetConfig changes the configuration of the connections accepted from
+// now on (a reload); a connection keeps the one it started with, so its
+// limits never change in the middle of a transaction.
+func (s *Server) SetConfig(c Config) { s.live.Store(&c) }
+
+func (s *Server) config() *Config {
+	if c := s.live.Load(); c != nil {
+		return c
+	}
+	return &s.Config
 }
 
 func (s *Server) getReader(r io.Reader, size int) *bufio.Reader {

@@ -16,7 +16,7 @@ func (c *Conn) startTLS(arg string) bool {
 	case c.tlsState != nil:
 		c.reply(replyAlreadyTLS)
 		return true
-	case c.srv.TLS == nil:
+	case c.cfg.TLS == nil:
 		c.reply(replyNoTLS)
 		return true
 	case !c.greeted:
@@ -32,7 +32,7 @@ func (c *Conn) startTLS(arg string) bool {
 	}
 	// Whatever the client sent after STARTTLS and before the handshake
 	// is dropped (the command injection of CVE-2011-0411).
-	tc := tls.Server(c.raw, c.srv.TLS)
+	tc := tls.Server(c.raw, c.cfg.TLS)
 	tc.SetDeadline(time.Now().Add(30 * time.Second))
 	if err := tc.Handshake(); err != nil {
 		return false
