@@ -35,6 +35,8 @@ type Config struct {
 	Log             LogConfig      `koanf:"log"`
 	Metrics         MetricsConfig  `koanf:"metrics"`
 	Inspect         InspectConfig  `koanf:"inspect"`
+	// Archive lists the archive copies (relay/archive.go).
+	Archive []ArchiveConfig `koanf:"archive"`
 
 	// Postmaster receives mail for RCPT TO:<postmaster> and for
 	// postmaster@ our domains without such an account, and is the From
@@ -320,6 +322,7 @@ func (c Config) Validate() error {
 			bad("metrics.address", "%v", err)
 		}
 	}
+	errs = append(errs, validateArchive(c.Archive)...)
 	for _, sub := range []struct {
 		key string
 		err error

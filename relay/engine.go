@@ -21,6 +21,7 @@ import (
 	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/smtpd"
+	"github.com/sekisho/sekisho/relay/trace"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -74,6 +75,9 @@ type Engine struct {
 	mu        sync.Mutex
 	listeners []*listener
 	runner    *runner
+
+	trace   *trace.Hub // the live protocol trace; nil in dry runs
+	traceLn *net.UnixListener
 }
 
 // listener is one configured socket with its own protocol server.
@@ -174,6 +178,7 @@ func New(sec Sections, log *slog.Logger, m *Metrics) (*Engine, error) {
 		return nil, fmt.Errorf("relay.queue: %w", err)
 	}
 	e.queue = q
+	e.trace = trace.NewHub()
 	return e, nil
 }
 
@@ -245,6 +250,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		e.listeners = append(e.listeners, l)
 	}
+	e.startTrace()
 	e.runner = newRunner(e)
 	e.runner.run(ctx)
 	go e.sanitizeMaintenance(ctx)
@@ -286,6 +292,7 @@ func (e *Engine) newServer(l *listener, cfg Config, tlsConfig *tls.Config) *smtp
 	return &smtpd.Server{
 		Config:     serverConfig(l, cfg, tlsConfig),
 		NewHandler: func(c *smtpd.Conn) smtpd.Handler { return e.newSession(l, c) },
+		Trace:      e.serverTrace(),
 	}
 }
 
@@ -393,6 +400,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	e.stopTrace()
 	if e.runner != nil {
 		e.runner.stop()
 	}

@@ -114,6 +114,7 @@ func (r *runner) resize(n int) {
 // reconfigure applies a reloaded configuration to delivery.
 func (r *runner) reconfigure(c Config) {
 	opts := deliveryOptions(c)
+	opts.Trace = r.e.deliveryTrace()
 	r.mu.Lock()
 	var old *clientRef
 	if opts != r.client.opts {

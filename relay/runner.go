@@ -49,6 +49,7 @@ type runner struct {
 
 func newRunner(e *Engine) *runner {
 	opts := deliveryOptions(e.st.Load().cfg)
+	opts.Trace = e.deliveryTrace()
 	return &runner{e: e, client: &clientRef{c: delivery.NewClient(opts), opts: opts},
 		kept: map[queue.ID]*keptResult{}, unit: time.Second}
 }

@@ -252,6 +252,8 @@ func (s *session) Data(m *smtpd.MessageReader) smtpd.Reply {
 	}
 	s.msgs++
 	received := s.receivedField(env.Rcpts, start)
+	// Archive copies after Received: a blind copy is named nowhere.
+	env.Rcpts = append(env.Rcpts, archiveCopies(s.st.cfg.Archive, src, env.Rcpts)...)
 	if s.e.queue == nil {
 		// A dry-run session (sekisho relay session): read everything
 		// through the same checks, keep nothing.

@@ -47,6 +47,8 @@ type Options struct {
 	// MaxConnsPerTarget caps the open connections (busy or idle) per
 	// target; Deliver waits for a free one.
 	MaxConnsPerTarget int
+	// Trace, if set, sees the wire of every session (sekisho trace).
+	Trace Tracer
 }
 
 // Validate reports options NewClient cannot use. Zero durations and

@@ -75,7 +75,11 @@ func (c *Client) setup(ctx context.Context, raw net.Conn, p *pool, t Target, add
 		helo = c.opts.HeloName
 	}
 	raw.SetDeadline(time.Now().Add(c.opts.CommandTimeout))
-	br := bufio.NewReader(io.LimitReader(raw, maxSetupBytes))
+	// The trace reads the plain exchange through plain and, after
+	// STARTTLS, the TLS session; the handshake itself goes over raw.
+	wrap := c.tracer(t.Host, addr)
+	plain := wrap(raw)
+	br := bufio.NewReader(io.LimitReader(plain, maxSetupBytes))
 	tp := textproto.NewReader(br)
 	if _, _, err := tp.ReadResponse(220); err != nil {
 		return nil, fmt.Errorf("greeting from %s: %s", addr, describe(err))
@@ -83,9 +87,9 @@ func (c *Client) setup(ctx context.Context, raw net.Conn, p *pool, t Target, add
 
 	// go-smtp's own STARTTLS path says "EHLO localhost", which some relays
 	// refuse, so the exchange up to the handshake is done here.
-	session, secure := raw, false
+	session, secure := plain, false
 	if mode != TLSNone {
-		offered, err := offersSTARTTLS(raw, tp, helo)
+		offered, err := offersSTARTTLS(plain, tp, helo)
 		if err != nil {
 			return nil, fmt.Errorf("EHLO to %s: %s", addr, describe(err))
 		}
@@ -93,7 +97,7 @@ func (c *Client) setup(ctx context.Context, raw net.Conn, p *pool, t Target, add
 			return nil, fmt.Errorf("%s does not offer STARTTLS and TLS is required", addr)
 		}
 		if offered {
-			if _, err := fmt.Fprintf(raw, "STARTTLS\r\n"); err != nil {
+			if _, err := fmt.Fprintf(plain, "STARTTLS\r\n"); err != nil {
 				return nil, fmt.Errorf("STARTTLS at %s: %s", addr, describe(err))
 			}
 			if _, _, err := tp.ReadResponse(220); err != nil {
@@ -108,7 +112,7 @@ func (c *Client) setup(ctx context.Context, raw net.Conn, p *pool, t Target, add
 			if err := tc.HandshakeContext(ctx); err != nil {
 				return nil, &tlsError{fmt.Errorf("TLS handshake with %s: %v", addr, err)}
 			}
-			session, secure = tc, true
+			session, secure = wrap(tc), true
 		}
 	}
 	if br.Buffered() > 0 {

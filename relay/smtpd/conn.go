@@ -17,11 +17,14 @@ import (
 // the client's address, TLS state and HELO name from it.
 type Conn struct {
 	srv *Server
-	cfg *Config // as it was when the connection was accepted
-	nc  net.Conn
-	br  *bufio.Reader
-	out []byte // replies not yet written: a PIPELINING group goes out at once
-	h   Handler
+	cfg *Config  // as it was when the connection was accepted
+	nc  net.Conn // raw, or raw wrapped for the trace
+	raw net.Conn // the connection itself (TCP, or TLS over it)
+	// wrap wraps a connection for the live trace; nil without a Tracer.
+	wrap func(net.Conn) net.Conn
+	br   *bufio.Reader
+	out  []byte // replies not yet written: a PIPELINING group goes out at once
+	h    Handler
 
 	remote   netip.AddrPort
 	tlsState *tls.ConnectionState
@@ -40,9 +43,13 @@ type Conn struct {
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
-	c := &Conn{srv: s, cfg: s.config(), nc: nc}
+	c := &Conn{srv: s, cfg: s.config(), nc: nc, raw: nc}
 	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		c.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if s.Trace != nil {
+		c.wrap = s.Trace.Inbound(c.remote, c.traceID)
+		c.nc = c.wrap(nc)
 	}
 	return c
 }
@@ -74,7 +81,7 @@ func (c *Conn) serve() {
 	defer c.srv.untrack(c)
 	defer c.nc.Close()
 	if c.cfg.ImplicitTLS {
-		if tc, ok := c.nc.(*tls.Conn); ok {
+		if tc, ok := c.raw.(*tls.Conn); ok {
 			tc.SetDeadline(time.Now().Add(30 * time.Second))
 			err := tc.Handshake()
 			tc.SetDeadline(time.Time{})

@@ -62,6 +62,8 @@ type Server struct {
 	Config
 	// NewHandler is called for every accepted connection.
 	NewHandler func(c *Conn) Handler
+	// Trace, if set, sees the protocol of every connection (sekisho trace).
+	Trace Tracer
 
 	// live is the configuration SetConfig gave; nil: Config.
 	live atomic.Pointer[Config]

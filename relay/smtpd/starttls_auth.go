@@ -32,15 +32,15 @@ func (c *Conn) startTLS(arg string) bool {
 	}
 	// Whatever the client sent after STARTTLS and before the handshake
 	// is dropped (the command injection of CVE-2011-0411).
-	tc := tls.Server(c.nc, c.cfg.TLS)
+	tc := tls.Server(c.raw, c.cfg.TLS)
 	tc.SetDeadline(time.Now().Add(30 * time.Second))
 	if err := tc.Handshake(); err != nil {
 		return false
 	}
 	tc.SetDeadline(time.Time{})
 	st := tc.ConnectionState()
-	c.nc, c.tlsState = tc, &st
-	c.br.Reset(tc)
+	c.raw, c.nc, c.tlsState = tc, c.traced(tc), &st
+	c.br.Reset(c.nc)
 	c.reset()
 	c.helo, c.greeted = "", false
 	return true
