@@ -294,7 +294,7 @@ func keygen(t *testing.T, w *world) {
 func TestInspect_SPFRejectRefusesUnlistedClient(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	w.dns.Add(`example.org. IN TXT "v=spf1 ip4:` + internetIP + ` -all"`,
+	w.dns.Add(`example.org. IN TXT "v=spf1 ip4:`+internetIP+` -all"`,
 		`elsewhere.example. IN TXT "v=spf1 ip4:192.0.2.0/24 -all"`)
 	g := w.start(configC(`
 inspect:
