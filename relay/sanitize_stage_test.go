@@ -160,12 +160,13 @@ func TestSanitizeStagePlainKeepsNoCopy(t *testing.T) {
 // sanitized without its original.
 func TestSanitizeStageQuarantineFailure(t *testing.T) {
 	st, cfg := testSanitizeStage(t)
-	if err := os.Chmod(cfg.Quarantine.Dir, 0o500); err != nil {
+	// A file where the quarantine folder was: every write fails, for root
+	// too (permissions would not stop root).
+	if err := os.RemoveAll(cfg.Quarantine.Dir); err != nil {
 		t.Fatal(err)
 	}
-	defer os.Chmod(cfg.Quarantine.Dir, 0o700)
-	if os.Geteuid() == 0 {
-		t.Skip("root ignores directory permissions")
+	if err := os.WriteFile(cfg.Quarantine.Dir, nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	orig, _ := os.ReadFile("sanitize/testdata/corpus/outlook_sjis_html_pdf_xlsm.eml")
 	if _, err := st.Apply(queue.Envelope{Source: queue.SourceInternet}, "inner", opener(orig), nil, io.Discard); err == nil {
