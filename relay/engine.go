@@ -422,11 +422,3 @@ func newID() string {
 	}
 	return base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
 }
-
-// Check loads everything a configuration refers to (the directory file,
-// rewrite tables, routes, relay rules) without starting anything, so that
-// `config check` finds what only loading can find.
-func Check(sec Sections) error {
-	_, err := buildState(sec)
-	return err
-}
