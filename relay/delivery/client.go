@@ -2,8 +2,8 @@
 // message to one next hop over pooled connections, with STARTTLS per the
 // hop's policy, SMTP AUTH, and a result for every recipient.
 //
-// It is built on the go-smtp client and works around its gaps
-// (research/libraries.md §1.12): the pre-TLS EHLO is sent by hand with our
+// It is built on the go-smtp client and works around its gaps: the
+// pre-TLS EHLO is sent by hand with our
 // own name instead of go-smtp's "EHLO localhost"; the body write gets an
 // explicit deadline per write (go-smtp leaves it without one); cancellation of
 // the context closes the connection; local parts are re-quoted for MAIL and
