@@ -3,9 +3,9 @@
 // hop's policy, SMTP AUTH, and a result for every recipient.
 //
 // It is built on the go-smtp client and works around its gaps: the
-// pre-TLS EHLO is sent by hand with our
-// own name instead of go-smtp's "EHLO localhost"; the body write gets an
-// explicit deadline per write (go-smtp leaves it without one); cancellation of
+// pre-TLS EHLO is sent by hand with our own name instead of go-smtp's
+// "EHLO localhost"; the body write gets an explicit deadline per write
+// (go-smtp leaves it without one); cancellation of
 // the context closes the connection; local parts are re-quoted for MAIL and
 // RCPT; bare CR in the body is completed to CRLF so that the dot-stuffing in
 // go-smtp's writer covers every line (no "\r.\r" reaches the wire).
