@@ -116,6 +116,9 @@ type DeliveryConfig struct {
 	DataTimeout    time.Duration `koanf:"data_timeout"`
 	IdleTimeout    time.Duration `koanf:"idle_timeout"`
 	MaxConnsPerHop int           `koanf:"max_connections_per_hop"`
+	// Chunking sends with BDAT (RFC 3030) to a next hop that offers
+	// PIPELINING and CHUNKING: commands and message in one write.
+	Chunking bool `koanf:"chunking"`
 	// FailReportTo is E-Post's "Fail reports" to the postmaster: every
 	// bounce is also sent to this address, in the same commit. The copy is
 	// the bounce itself, so it carries the original message's header only.
@@ -178,6 +181,7 @@ func DefaultConfig() Config {
 			DataTimeout:        10 * time.Minute,
 			IdleTimeout:        30 * time.Second,
 			MaxConnsPerHop:     10,
+			Chunking:           true,
 			FailReportContent:  "headers",
 		},
 		Log:      LogConfig{Format: "text", Level: "info"},

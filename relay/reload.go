@@ -29,6 +29,7 @@ func deliveryOptions(c Config) delivery.Options {
 		DataTimeout:       d.DataTimeout,
 		IdleTimeout:       d.IdleTimeout,
 		MaxConnsPerTarget: d.MaxConnsPerHop,
+		NoChunking:        !d.Chunking,
 	}
 }
 

@@ -47,6 +47,10 @@ type Options struct {
 	// MaxConnsPerTarget caps the open connections (busy or idle) per
 	// target; Deliver waits for a free one.
 	MaxConnsPerTarget int
+	// NoChunking sends every message with DATA. By default a next hop
+	// that offers PIPELINING and CHUNKING gets BDAT (RFC 3030): the
+	// commands and the message in one write.
+	NoChunking bool
 	// Trace, if set, sees the wire of every session (sekisho trace).
 	Trace Tracer
 }
@@ -88,7 +92,9 @@ type Message struct {
 	// addresses imply it.
 	SMTPUTF8 bool
 	// Body opens the message (header and body, CRLF line ends). It is called
-	// at most once per Deliver, after a recipient was accepted.
+	// at most once per transaction: with DATA after a recipient was
+	// accepted, with BDAT before the replies (the first chunk travels with
+	// the commands). A retry on a fresh connection calls it again.
 	Body func() (io.ReadCloser, error)
 	// Ret and EnvID are the RFC 3461 RET and ENVID of the message, and
 	// RcptDSN (parallel to Rcpts, or nil) the recipients' NOTIFY and ORCPT:

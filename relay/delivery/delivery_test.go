@@ -151,8 +151,10 @@ func TestNoRecipientAcceptedSendsNoData(t *testing.T) {
 			t.Errorf("result %+v", r)
 		}
 	}
-	if opened != 0 || len(s.messages()) != 0 {
-		t.Errorf("body opened %d times, %d messages: DATA must not be sent", opened, len(s.messages()))
+	// The sink offers CHUNKING: the first chunk goes with the commands and
+	// is thrown away by the server; no message is taken.
+	if opened > 1 || len(s.messages()) != 0 {
+		t.Errorf("body opened %d times, %d messages: no message may be sent", opened, len(s.messages()))
 	}
 	// The session was reset and stays usable.
 	s.rcptReply = nil
@@ -161,6 +163,16 @@ func TestNoRecipientAcceptedSendsNoData(t *testing.T) {
 	}
 	if accepted, _ := s.connCount(); accepted != 1 {
 		t.Errorf("%d connections, want the first one reused", accepted)
+	}
+	// With DATA the message is not even opened.
+	plain := testClient(t, func(o *Options) { o.NoChunking = true })
+	opened = 0
+	s.rcptReply = func(string) error {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+	}
+	deliver(t, plain, plainTarget(s.addr), m)
+	if opened != 0 {
+		t.Errorf("DATA: body opened %d times with no recipient accepted", opened)
 	}
 }
 
@@ -433,8 +445,16 @@ type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk read error") }
 
+// The same wire bytes with go-smtp's DATA writer and with our own
+// pipelined DATA.
 func TestDotStuffingAndLineEnds(t *testing.T) {
-	r := newRawSink(t, "", "8BITMIME")
+	for _, ext := range [][]string{{"8BITMIME"}, {"8BITMIME", "PIPELINING"}} {
+		t.Run(strings.Join(ext, "+"), func(t *testing.T) { testDotStuffing(t, ext) })
+	}
+}
+
+func testDotStuffing(t *testing.T, ext []string) {
+	r := newRawSink(t, "", ext...)
 	c := testClient(t, nil)
 	body := "Subject: t\r\n\r\n.leading dot\r\nbare lf\n.\nsmuggle attempt\r.\rX\r\n..two\r\nno final newline"
 	res := deliver(t, c, plainTarget(r.addr), newMessage("a@example.jp", body, "b@example.jp"))

@@ -17,29 +17,7 @@ import (
 // and nothing is left unread between the two.
 func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []Result, pending []int, utf8 bool) bool {
 	remote := cn.addr
-	var cmd strings.Builder
-	fmt.Fprintf(&cmd, "MAIL FROM:<%s>", wireAddress(m.From))
-	if ok, _ := cn.sc.Extension("8BITMIME"); ok && m.EightBit {
-		cmd.WriteString(" BODY=8BITMIME")
-	}
-	if ok, _ := cn.sc.Extension("SIZE"); ok && m.Size > 0 {
-		fmt.Fprintf(&cmd, " SIZE=%d", m.Size)
-	}
-	if utf8 {
-		cmd.WriteString(" SMTPUTF8")
-	}
-	dsn, _ := cn.sc.Extension("DSN")
-	if dsn {
-		dsnMailParams(&cmd, m)
-	}
-	cmd.WriteString("\r\n")
-	for _, i := range pending {
-		fmt.Fprintf(&cmd, "RCPT TO:<%s>", wireAddress(m.Rcpts[i]))
-		if dsn {
-			dsnRcptParams(&cmd, m, i)
-		}
-		cmd.WriteString("\r\n")
-	}
+	cmd, dsn := envelopeCommands(cn, m, pending, utf8)
 	cmd.WriteString("DATA\r\n")
 
 	cn.raw.SetDeadline(time.Now().Add(c.opts.CommandTimeout))
@@ -51,50 +29,15 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 		}
 		return failed(ctx, results, pending, err, remote, "MAIL FROM")
 	}
-	if cn.tp == nil {
-		cn.tp = textproto.NewReader(bufio.NewReader(cn.session))
+	accepted, mailCode, done, reuse := envelopeReplies(ctx, cn, results, pending)
+	if done {
+		return reuse
 	}
-	read := func() (int, string, error) { return cn.tp.ReadResponse(0) }
-
-	code, msg, err := read()
-	if err != nil && code == 0 {
-		if cn.unprobed && ctx.Err() == nil {
-			cn.stale = true
-			return false
-		}
-		return failed(ctx, results, pending, err, remote, "MAIL FROM")
-	}
-	mailOK := code/100 == 2
-	if !mailOK {
-		setReply(results, pending, code, msg, remote)
-	}
-	var accepted []int
-	for n, i := range pending {
-		rc, rmsg, err := read()
-		if err != nil && rc == 0 {
-			// The session is gone. Recipients already refused keep their
-			// replies (a 5xx must bounce, not be retried); the accepted
-			// ones and those not answered yet are unsettled. After a
-			// refused MAIL its reply stands for every recipient.
-			var unsettled []int
-			if mailOK {
-				unsettled = append(accepted, pending[n:]...)
-			}
-			return failed(ctx, results, unsettled, err, remote, "RCPT TO")
-		}
-		switch {
-		case !mailOK: // the MAIL reply stands for every recipient
-		case rc/100 == 2:
-			accepted = append(accepted, i)
-		default:
-			setReply(results, []int{i}, rc, rmsg, remote)
-		}
-	}
-	dc, dmsg, err := read()
+	dc, dmsg, err := cn.readReply()
 	if err != nil && dc == 0 {
 		return failed(ctx, results, accepted, err, remote, "DATA")
 	}
-	if code == 421 || dc == 421 {
+	if mailCode == 421 || dc == 421 {
 		if len(accepted) > 0 {
 			setReply(results, accepted, dc, dmsg, remote)
 		}
@@ -110,7 +53,7 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 		// A server that says 354 with no recipient accepted (RFC 2920
 		// §3.1 says it must not) gets an empty message it will refuse.
 		cn.session.Write([]byte(".\r\n"))
-		read()
+		cn.readReply()
 		return cn.reset() == nil
 	}
 
@@ -124,15 +67,14 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 		cn.bw = bufio.NewWriterSize(cn.session, bodyBufSize)
 	}
 	bw := cn.bw
-	dw := textproto.NewWriter(bw).DotWriter()
-	readErr, writeErr := c.sendBody(cn, dw, body)
+	readErr, writeErr := c.sendBody(cn, bw, body, true)
 	if readErr != nil {
 		setAll(results, accepted, 0, "", fmt.Sprintf("reading the message: %v", readErr), true, "")
 		return false
 	}
 	if writeErr == nil {
 		cn.raw.SetWriteDeadline(time.Now().Add(c.opts.DataTimeout))
-		if writeErr = dw.Close(); writeErr == nil {
+		if _, writeErr = bw.WriteString(".\r\n"); writeErr == nil {
 			writeErr = bw.Flush()
 		}
 	}
@@ -141,7 +83,7 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 		return false
 	}
 	cn.raw.SetReadDeadline(time.Now().Add(c.opts.DataTimeout))
-	fc, fmsg, err := read()
+	fc, fmsg, err := cn.readReply()
 	if err != nil && fc == 0 {
 		return failed(ctx, results, accepted, err, remote, "end of data")
 	}
@@ -149,11 +91,96 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 		setReply(results, accepted, fc, fmsg, remote)
 		return fc != 421
 	}
-	enhanced, text := splitEnhanced(fmsg, "2.0.0")
-	for _, i := range accepted {
-		results[i] = Result{Rcpt: m.Rcpts[i], Code: fc, Enhanced: enhanced, Text: text, Delivered: true, Remote: remote, DSN: dsn}
-	}
+	delivered(m, results, accepted, fc, fmsg, remote, dsn)
 	return true
+}
+
+// envelopeCommands writes MAIL and one RCPT per pending recipient, with
+// the parameters the server offers. dsn says whether DSN's were added.
+func envelopeCommands(cn *conn, m Message, pending []int, utf8 bool) (cmd *strings.Builder, dsn bool) {
+	cmd = new(strings.Builder)
+	fmt.Fprintf(cmd, "MAIL FROM:<%s>", wireAddress(m.From))
+	if ok, _ := cn.sc.Extension("8BITMIME"); ok && m.EightBit {
+		cmd.WriteString(" BODY=8BITMIME")
+	}
+	if ok, _ := cn.sc.Extension("SIZE"); ok && m.Size > 0 {
+		fmt.Fprintf(cmd, " SIZE=%d", m.Size)
+	}
+	if utf8 {
+		cmd.WriteString(" SMTPUTF8")
+	}
+	dsn, _ = cn.sc.Extension("DSN")
+	if dsn {
+		dsnMailParams(cmd, m)
+	}
+	cmd.WriteString("\r\n")
+	for _, i := range pending {
+		fmt.Fprintf(cmd, "RCPT TO:<%s>", wireAddress(m.Rcpts[i]))
+		if dsn {
+			dsnRcptParams(cmd, m, i)
+		}
+		cmd.WriteString("\r\n")
+	}
+	return cmd, dsn
+}
+
+// envelopeReplies reads the replies to a pipelined MAIL and its RCPTs and
+// settles every recipient refused. It returns the accepted ones and the
+// MAIL reply code. done says the session failed meanwhile: the results
+// are settled (or the connection is stale, see transact) and reuse says
+// whether the connection can serve again.
+func envelopeReplies(ctx context.Context, cn *conn, results []Result, pending []int) (accepted []int, mailCode int, done, reuse bool) {
+	remote := cn.addr
+	code, msg, err := cn.readReply()
+	if err != nil && code == 0 {
+		if cn.unprobed && ctx.Err() == nil {
+			cn.stale = true
+			return nil, 0, true, false
+		}
+		return nil, 0, true, failed(ctx, results, pending, err, remote, "MAIL FROM")
+	}
+	mailOK := code/100 == 2
+	if !mailOK {
+		setReply(results, pending, code, msg, remote)
+	}
+	for n, i := range pending {
+		rc, rmsg, err := cn.readReply()
+		if err != nil && rc == 0 {
+			// The session is gone. Recipients already refused keep their
+			// replies (a 5xx must bounce, not be retried); the accepted
+			// ones and those not answered yet are unsettled. After a
+			// refused MAIL its reply stands for every recipient.
+			var unsettled []int
+			if mailOK {
+				unsettled = append(accepted, pending[n:]...)
+			}
+			return nil, code, true, failed(ctx, results, unsettled, err, remote, "RCPT TO")
+		}
+		switch {
+		case !mailOK: // the MAIL reply stands for every recipient
+		case rc/100 == 2:
+			accepted = append(accepted, i)
+		default:
+			setReply(results, []int{i}, rc, rmsg, remote)
+		}
+	}
+	return accepted, code, false, false
+}
+
+// readReply reads one reply on the session, past go-smtp.
+func (cn *conn) readReply() (int, string, error) {
+	if cn.tp == nil {
+		cn.tp = textproto.NewReader(bufio.NewReader(cn.session))
+	}
+	return cn.tp.ReadResponse(0)
+}
+
+// delivered settles the accepted recipients with the final reply.
+func delivered(m Message, results []Result, accepted []int, code int, msg, remote string, dsn bool) {
+	enhanced, text := splitEnhanced(msg, "2.0.0")
+	for _, i := range accepted {
+		results[i] = Result{Rcpt: m.Rcpts[i], Code: code, Enhanced: enhanced, Text: text, Delivered: true, Remote: remote, DSN: dsn}
+	}
 }
 
 // setReply settles idx with a server reply.

@@ -32,6 +32,8 @@ type conn struct {
 	tp        *textproto.Reader // replies read by pipelined (nil until used)
 	bw        *bufio.Writer     // body writer of pipelined, kept with the connection
 	bodyBuf   []byte            // read buffer of sendBody, kept with the connection
+	wireBuf   []byte            // sendBody's encoded bytes, kept likewise
+	cmdBuf    []byte            // chunked's commands and chunk, kept likewise
 	sc        *smtp.Client
 	addr      string
 	helo      string

@@ -10,11 +10,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -267,11 +269,12 @@ func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
 
 // rawSink is a scripted SMTP server that records the exact bytes it gets,
 // for what go-smtp's server would hide: command lines as sent, the DATA
-// payload before unstuffing, missing extensions, and stalls.
+// payload before unstuffing (a BDAT message's chunks joined), missing
+// extensions, and stalls.
 type rawSink struct {
 	addr  string
 	ext   []string // EHLO keywords after the first line
-	stall string   // "greeting", "body" (stop reading after 354), "dot" (no reply to the final dot), "rset" (close after RSET)
+	stall string   // "greeting", "body" (stop reading after 354), "dot" (no reply to the final dot), "rset" (close after RSET), "chunk" (refuse the first BDAT chunk)
 
 	mu       sync.Mutex
 	commands []string
@@ -321,6 +324,8 @@ func (r *rawSink) serve(c net.Conn) {
 	}
 	br := bufio.NewReader(c)
 	io.WriteString(c, "220 raw.test ESMTP\r\n")
+	var rcpts int           // accepted in this transaction
+	var chunks bytes.Buffer // BDAT chunks so far
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -366,7 +371,39 @@ func (r *rawSink) serve(c net.Conn) {
 				return
 			}
 			io.WriteString(c, "250 2.0.0 queued as RAW1\r\n")
+		case "BDAT":
+			f := strings.Fields(cmd)
+			size, err := strconv.Atoi(f[1])
+			if err != nil {
+				return
+			}
+			if _, err := io.CopyN(&chunks, br, int64(size)); err != nil {
+				return
+			}
+			last := len(f) == 3 && f[2] == "LAST"
+			switch {
+			case rcpts == 0:
+				io.WriteString(c, "554 5.5.1 no valid recipients\r\n")
+				chunks.Reset()
+			case r.stall == "chunk":
+				io.WriteString(c, "552 5.3.4 chunk refused\r\n")
+				chunks.Reset()
+			case !last:
+				fmt.Fprintf(c, "250 2.0.0 %d octets\r\n", size)
+			default:
+				r.mu.Lock()
+				r.payloads = append(r.payloads, bytes.Clone(chunks.Bytes()))
+				r.mu.Unlock()
+				chunks.Reset()
+				io.WriteString(c, "250 2.0.0 queued as RAW1\r\n")
+			}
+		case "MAIL":
+			rcpts = 0
+			chunks.Reset()
+			io.WriteString(c, "250 ok\r\n")
 		case "RSET":
+			rcpts = 0
+			chunks.Reset()
 			io.WriteString(c, "250 ok\r\n")
 			if r.stall == "rset" {
 				return // closes the session right after RSET
@@ -378,6 +415,7 @@ func (r *rawSink) serve(c net.Conn) {
 			if strings.Contains(strings.ToLower(cmd), "<bad") {
 				io.WriteString(c, "550 5.1.1 no such user\r\n")
 			} else {
+				rcpts++
 				io.WriteString(c, "250 ok\r\n")
 			}
 		case "QUIT":

@@ -53,6 +53,9 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 	}
 
 	if ok, _ := sc.Extension("PIPELINING"); ok {
+		if chunking, _ := sc.Extension("CHUNKING"); chunking && !c.opts.NoChunking {
+			return c.chunked(ctx, cn, m, results, pending, utf8)
+		}
 		return c.pipelined(ctx, cn, m, results, pending, utf8)
 	}
 	ret, envID := dsnMail(m)
@@ -97,7 +100,7 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 	if err != nil {
 		return failed(ctx, results, accepted, err, remote, "DATA") && cn.reset() == nil
 	}
-	readErr, writeErr := c.sendBody(cn, w, body)
+	readErr, writeErr := c.sendBody(cn, w, body, false)
 	if readErr != nil {
 		// Closing without the final dot is the only way to abort DATA: the
 		// next hop discards the partial message.
@@ -121,23 +124,32 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 	return true
 }
 
-// sendBody copies the message into the DATA writer. It tells a failure to
-// read the message apart from a failure to send it.
-func (c *Client) sendBody(cn *conn, w io.Writer, body io.Reader) (readErr, writeErr error) {
-	out := &crlfWriter{w: &deadlineWriter{conn: cn.raw, timeout: c.opts.DataTimeout, w: w}}
+// sendBody writes the message to w as wireBody encodes it (dots: stuffed
+// for our own DATA; go-smtp's DATA writer stuffs them itself), up to and
+// including its last line end. It tells a failure to read the message
+// apart from a failure to send it.
+func (c *Client) sendBody(cn *conn, w io.Writer, body io.Reader, dots bool) (readErr, writeErr error) {
+	out := &deadlineWriter{conn: cn.raw, timeout: c.opts.DataTimeout, w: w}
 	if cn.bodyBuf == nil {
 		cn.bodyBuf = make([]byte, bodyBufSize)
 	}
-	buf := cn.bodyBuf
+	enc := wireBody{dots: dots}
 	for {
-		n, err := body.Read(buf)
+		n, err := body.Read(cn.bodyBuf)
 		if n > 0 {
-			if _, werr := out.Write(buf[:n]); werr != nil {
+			cn.wireBuf = enc.append(cn.wireBuf[:0], cn.bodyBuf[:n])
+			if _, werr := out.Write(cn.wireBuf); werr != nil {
 				return nil, werr
 			}
 		}
 		if err == io.EOF {
-			return nil, out.Flush()
+			cn.wireBuf = enc.end(cn.wireBuf[:0])
+			if len(cn.wireBuf) > 0 {
+				if _, werr := out.Write(cn.wireBuf); werr != nil {
+					return nil, werr
+				}
+			}
+			return nil, nil
 		}
 		if err != nil {
 			return err, nil
@@ -196,41 +208,4 @@ type deadlineWriter struct {
 func (d *deadlineWriter) Write(p []byte) (int, error) {
 	d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
 	return d.w.Write(p)
-}
-
-// crlfWriter completes a bare CR to CRLF. go-smtp's dot writer already
-// turns bare LF into CRLF and stuffs dots at line starts, but passes a bare
-// CR through, so "\r.\r" would reach the wire as is; a receiver that takes
-// bare CR as a line end could then see an early end of data (SMTP
-// smuggling). After this writer every line ends in CRLF.
-type crlfWriter struct {
-	w   io.Writer
-	cr  bool // the last byte written was CR
-	buf []byte
-}
-
-func (n *crlfWriter) Write(p []byte) (int, error) {
-	out := n.buf[:0]
-	for _, b := range p {
-		if n.cr && b != '\n' {
-			out = append(out, '\n')
-		}
-		out = append(out, b)
-		n.cr = b == '\r'
-	}
-	n.buf = out
-	if _, err := n.w.Write(out); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// Flush completes a CR left at the very end of the body.
-func (n *crlfWriter) Flush() error {
-	if !n.cr {
-		return nil
-	}
-	n.cr = false
-	_, err := n.w.Write([]byte{'\n'})
-	return err
 }

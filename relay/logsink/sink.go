@@ -80,7 +80,7 @@ func New(o Options) (*Sink, error) {
 		if f, ok := byPath[path]; ok {
 			return f, nil
 		}
-		f := &file{path: path, report: o.Stderr}
+		f := newFile(path, o.Stderr)
 		if err := f.Reopen(); err != nil {
 			return nil, err
 		}
@@ -257,24 +257,80 @@ func (r *router) WithGroup(name string) slog.Handler {
 }
 
 // file is a log file that Reopen replaces under the writers' feet. A write
-// that fails (ENOSPC, EIO) loses that record, never the mail: the first
+// that fails (ENOSPC, EIO) loses those records, never the mail: the first
 // failure of a run is reported on standard error, and the next success
 // reports the recovery.
+//
+// Records that arrive while another goroutine is writing are appended to a
+// buffer and written by that goroutine as soon as its write returns, all
+// in one write(2): under load one system call carries many lines, and no
+// record waits for a timer. The buffer is bounded (maxPending): past it,
+// writers wait for the disk instead of growing memory.
 type file struct {
-	mu     sync.Mutex
-	path   string
-	f      *os.File
-	report io.Writer
-	failed atomic.Bool
+	mu      sync.Mutex
+	idle    sync.Cond // signalled when a write finishes
+	path    string
+	f       *os.File
+	report  io.Writer
+	failed  atomic.Bool
+	writing bool   // a goroutine is writing; others only append
+	pending []byte // records waiting for the writer
+	spare   []byte // the writer's previous buffer, reused
+}
+
+// maxPending bounds the records waiting behind a slow write.
+const maxPending = 1 << 20
+
+func newFile(path string, report io.Writer) *file {
+	f := &file{path: path, report: report}
+	f.idle.L = &f.mu
+	return f
 }
 
 func (f *file) Write(p []byte) (int, error) {
 	f.mu.Lock()
-	n, err := 0, os.ErrClosed
-	if f.f != nil {
-		n, err = f.f.Write(p)
+	for f.writing && len(f.pending)+len(p) > maxPending {
+		f.idle.Wait()
 	}
+	if f.f == nil {
+		f.mu.Unlock()
+		return 0, os.ErrClosed
+	}
+	f.pending = append(f.pending, p...)
+	if f.writing {
+		f.mu.Unlock()
+		return len(p), nil
+	}
+	f.writing = true
+	var err error
+	for len(f.pending) > 0 && f.f != nil {
+		buf, out := f.pending, f.f
+		f.pending = f.spare[:0]
+		f.mu.Unlock()
+		_, werr := out.Write(buf)
+		f.noteResult(werr)
+		if werr != nil {
+			err = werr
+		}
+		f.mu.Lock()
+		if cap(buf) <= 64<<10 {
+			f.spare = buf[:0]
+		} else {
+			f.spare = nil // a burst behind a slow disk: give its memory back
+		}
+		f.idle.Broadcast()
+	}
+	f.writing = false
+	f.idle.Broadcast()
 	f.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// noteResult reports the first failure of a run and the recovery.
+func (f *file) noteResult(err error) {
 	if err != nil {
 		if !f.failed.Swap(true) {
 			fmt.Fprintf(f.report, "log file %s: %v; records are lost until writes succeed again\n", f.path, err)
@@ -282,7 +338,13 @@ func (f *file) Write(p []byte) (int, error) {
 	} else if f.failed.Swap(false) {
 		fmt.Fprintf(f.report, "log file %s: writing again\n", f.path)
 	}
-	return n, err
+}
+
+// waitIdleLocked waits until the records waiting have been written.
+func (f *file) waitIdleLocked() {
+	for f.writing {
+		f.idle.Wait()
+	}
 }
 
 func (f *file) Reopen() error {
@@ -290,6 +352,9 @@ func (f *file) Reopen() error {
 	if err != nil {
 		return err
 	}
+	// A write in flight on the old descriptor finishes before the close
+	// takes effect (os.File counts its users); the writer's next round
+	// takes the new one.
 	f.mu.Lock()
 	old := f.f
 	f.f = nf
@@ -303,6 +368,7 @@ func (f *file) Reopen() error {
 func (f *file) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.waitIdleLocked()
 	if f.f == nil {
 		return nil
 	}

@@ -18,7 +18,18 @@ type commitReq struct {
 	resMsgs  int    // reservation released when the request is done
 	resBytes int64
 	done     chan error // nil for background records (copies, repairs)
+	// lazy: the record may be answered once written, before an fsync
+	// covers it (see lazySyncDelay).
+	lazy bool
 }
+
+// lazySyncDelay bounds how long a lazy record (a recipient delivered) can
+// stay written but not synced: the next batch that needs an fsync covers
+// it, and an idle committer syncs after this long. A power loss in that
+// window can only make the gateway deliver the message again (kill -9
+// loses nothing: the page cache survives the process). Postfix, likewise,
+// does not sync its "done" marks.
+const lazySyncDelay = time.Second
 
 // activeSeg is the segment being appended to.
 type activeSeg struct {
@@ -51,19 +62,34 @@ func (q *Spool) submitLocked(req *commitReq) {
 func (q *Spool) commitLoop() {
 	defer close(q.commitDone)
 	failed := false
+	var syncLater *time.Timer
 	for {
-		var retry <-chan time.Time
+		var retry, syncDue <-chan time.Time
 		if failed {
 			// After a storage error, repair records wait a little before
 			// the next try, so a dead disk is not hammered; new requests
 			// still try at once.
 			retry = time.After(time.Second)
 		}
+		if q.unsynced {
+			if syncLater == nil {
+				syncLater = time.NewTimer(q.lazySync)
+			}
+			syncDue = syncLater.C
+		} else if syncLater != nil {
+			syncLater.Stop()
+			syncLater = nil
+		}
 		select {
 		case <-q.kick:
 		case <-retry:
+		case <-syncDue:
+			syncLater = nil
+			q.syncLazy()
+			continue
 		case <-q.stopCommit:
 			q.drain()
+			q.syncLazy()
 			return
 		}
 		batch := q.take()
@@ -185,6 +211,10 @@ func (q *Spool) writeBatch(batch []*commitReq) (seq uint64, offs []int64, wrote 
 	if werr != nil {
 		return 0, nil, n > 0, q.poison("write", werr)
 	}
+	if allLazy(batch) {
+		q.unsynced = true
+		return a.seq, offs, true, nil
+	}
 	serr := q.storage.Sync(a.f)
 	if f := q.testFault.Load(); serr == nil && f != nil {
 		serr = (*f)("fsync")
@@ -192,7 +222,38 @@ func (q *Spool) writeBatch(batch []*commitReq) (seq uint64, offs []int64, wrote 
 	if serr != nil {
 		return 0, nil, true, q.poison("fsync", serr)
 	}
+	q.unsynced = false
 	return a.seq, offs, true, nil
+}
+
+// allLazy says whether no record of the batch needs an fsync before its
+// caller is answered.
+func allLazy(batch []*commitReq) bool {
+	for _, req := range batch {
+		if !req.lazy || req.blobPath != "" || req.dropPath != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// syncLazy makes the lazy records written since the last fsync durable. A
+// failure abandons the segment like a failed batch: what it held that was
+// synced stays valid, and the lazy records in doubt can only cost a
+// message delivered twice.
+func (q *Spool) syncLazy() {
+	if !q.unsynced || q.active == nil {
+		return
+	}
+	q.unsynced = false
+	err := q.storage.Sync(q.active.f)
+	if f := q.testFault.Load(); err == nil && f != nil {
+		err = (*f)("fsync")
+	}
+	if err != nil {
+		err = q.poison("fsync", err)
+	}
+	q.noteStorage(err)
 }
 
 // batchBuf returns the committer's write buffer, big enough for the
@@ -213,6 +274,10 @@ func (q *Spool) batchBuf(batch []*commitReq) []byte {
 // batch's fdatasync.
 func (q *Spool) roll() error {
 	if a := q.active; a != nil {
+		q.syncLazy() // a sealed segment is synced whole
+		if a = q.active; a == nil {
+			return q.roll() // the sync failed and abandoned it
+		}
 		a.f.Close()
 		q.active = nil
 		q.mu.Lock()
@@ -259,6 +324,7 @@ func (q *Spool) roll() error {
 func (q *Spool) poison(op string, err error) error {
 	a := q.active
 	q.active = nil
+	q.unsynced = false // in doubt: at worst a message delivered twice
 	a.f.Close()
 	q.mu.Lock()
 	q.segs[a.seq].sealedAt = q.now()

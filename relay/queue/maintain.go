@@ -104,6 +104,9 @@ func (q *Spool) removeSegments() {
 		q.mu.Lock()
 		if s := q.segs[seq]; s != nil {
 			q.diskBytes -= s.size
+			if s.rd != nil {
+				s.rd.releaseLocked() // its readers keep it open
+			}
 			delete(q.segs, seq)
 		}
 		q.mu.Unlock()

@@ -331,7 +331,8 @@ func (q *Spool) changeEach(ids []ID, build func(e *entry, now time.Time) (*recor
 			errs[i] = err
 			continue
 		}
-		reqs[i] = &commitReq{rec: r, body: appendSmall(nil, r), touch: []ID{id}, done: make(chan error, 1)}
+		reqs[i] = &commitReq{rec: r, body: appendSmall(nil, r), touch: []ID{id}, done: make(chan error, 1),
+			lazy: r.typ == recState && r.update.state.Status == Delivered && !e.blob}
 		q.submitLocked(reqs[i])
 	}
 	q.mu.Unlock()

@@ -24,6 +24,7 @@ type options struct {
 	now      func() time.Time
 	lockWait time.Duration
 	storage  Storage
+	lazySync time.Duration // lazySyncDelay, shorter in tests
 }
 
 // WithLogger sends the spool's log lines (recovery, storage errors,
@@ -39,7 +40,7 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 func WithLockWait(d time.Duration) Option { return func(o *options) { o.lockWait = d } }
 
 func buildOptions(opts []Option) options {
-	o := options{lockWait: 10 * time.Second}
+	o := options{lockWait: 10 * time.Second, lazySync: lazySyncDelay}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -87,8 +88,12 @@ type Spool struct {
 	pending []*commitReq
 	kick    chan struct{}
 	active  *activeSeg // owned by the committer goroutine
-	wbuf    []byte     // the committer's write buffer
-	bufPool sync.Pool
+	// unsynced: lazy records were written to active after its last fsync
+	// (owned by the committer goroutine); lazySync bounds how long.
+	unsynced bool
+	lazySync time.Duration
+	wbuf     []byte // the committer's write buffer
+	bufPool  sync.Pool
 	// testFault, set by tests, makes a write or fsync that succeeded
 	// report an error: the worst case, data on disk but not acknowledged.
 	testFault atomic.Pointer[func(op string) error]
@@ -122,6 +127,23 @@ type segInfo struct {
 	live      int   // live messages whose record in force is here
 	liveBytes int64 // their records' bytes
 	sealedAt  time.Time
+	rd        *segReader // opened by the first Open of a message in it
+}
+
+// segReader is a segment opened for reading, shared by every reader of a
+// message in it: opening a file costs more system calls (openat, four
+// fcntl, a failed epoll_ctl, close) than reading the message with one
+// pread. It is closed when the segment is gone and its last reader is.
+type segReader struct {
+	f    *os.File
+	refs int // open readers, plus one while the segment is in q.segs
+}
+
+// releaseLocked drops one reference. Called with q.mu held.
+func (r *segReader) releaseLocked() {
+	if r.refs--; r.refs == 0 {
+		r.f.Close()
+	}
 }
 
 type trashBlob struct {
@@ -195,6 +217,7 @@ func newSpool(cfg Config, o options) *Spool {
 		log:        o.log,
 		now:        o.now,
 		storage:    o.storage,
+		lazySync:   o.lazySync,
 		msgs:       map[ID]*entry{},
 		segs:       map[uint64]*segInfo{},
 		wake:       make(chan struct{}),
@@ -239,6 +262,14 @@ func (q *Spool) Close() error {
 	close(q.stopCommit)
 	<-q.commitDone
 	q.removeTrash()
+	q.mu.Lock()
+	for _, s := range q.segs {
+		if s.rd != nil {
+			s.rd.releaseLocked()
+			s.rd = nil
+		}
+	}
+	q.mu.Unlock()
 	var err error
 	if q.active != nil {
 		err = q.active.f.Close()
@@ -342,20 +373,45 @@ func (q *Spool) Open(id ID) (io.ReadCloser, error) {
 		}
 		return f, nil
 	}
-	path := segPath(q.cfg.Dir, e.seg)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, &StorageError{Op: "open", Path: path, Err: err}
+	seg := q.segs[e.seg]
+	if seg == nil || q.readOnly {
+		// A read-only view is never closed: its readers are its own.
+		path := segPath(q.cfg.Dir, e.seg)
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, &StorageError{Op: "open", Path: path, Err: err}
+		}
+		return &sectionFile{SectionReader: io.NewSectionReader(f, e.dataOff, e.env.Size), q: q, rd: &segReader{f: f, refs: 1}}, nil
 	}
-	return &sectionFile{SectionReader: io.NewSectionReader(f, e.dataOff, e.env.Size), f: f}, nil
+	if seg.rd == nil {
+		path := segPath(q.cfg.Dir, e.seg)
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, &StorageError{Op: "open", Path: path, Err: err}
+		}
+		seg.rd = &segReader{f: f, refs: 1}
+	}
+	seg.rd.refs++
+	return &sectionFile{SectionReader: io.NewSectionReader(seg.rd.f, e.dataOff, e.env.Size), q: q, rd: seg.rd}, nil
 }
 
+// sectionFile is one message's bytes in a shared segReader.
 type sectionFile struct {
 	*io.SectionReader
-	f *os.File
+	q      *Spool
+	rd     *segReader
+	closed bool
 }
 
-func (s *sectionFile) Close() error { return s.f.Close() }
+func (s *sectionFile) Close() error {
+	s.q.mu.Lock()
+	defer s.q.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.rd.releaseLocked()
+	}
+	return nil
+}
 
 // readInline reads an inline message's bytes (for copying it forward).
 func (q *Spool) readInline(seq uint64, off, n int64) ([]byte, error) {

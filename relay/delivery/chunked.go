@@ -1,0 +1,142 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// chunkSize is how much of the message one BDAT carries (at least; a
+// chunk ends at a read boundary).
+const chunkSize = 128 << 10
+
+// chunked runs a transaction with PIPELINING and CHUNKING (RFC 3030):
+// MAIL, every RCPT and the first BDAT with its chunk go out in one write,
+// so a message that fits in one chunk (BDAT n LAST) costs one write and
+// one round trip, against two of each with DATA; the body goes as it is,
+// without dot-stuffing, and no byte in it can end the message early. A
+// server that refuses every recipient still reads the chunk and answers
+// the BDAT with an error (RFC 3030 §4.2); the refusals already settled the
+// results, and RSET clears the transaction.
+//
+// The message is opened before the recipients are known: that costs a
+// read of a message that may go nowhere, never a second transaction.
+func (c *Client) chunked(ctx context.Context, cn *conn, m Message, results []Result, pending []int, utf8 bool) bool {
+	remote := cn.addr
+	body, err := m.Body()
+	if err != nil {
+		setAll(results, pending, 0, "", fmt.Sprintf("opening the message: %v", err), true, "")
+		return true // nothing was sent
+	}
+	defer body.Close()
+	enc := wireBody{}
+	chunk, last, err := c.nextChunk(cn, &enc, body)
+	if err != nil {
+		setAll(results, pending, 0, "", fmt.Sprintf("reading the message: %v", err), true, "")
+		return true
+	}
+	cmd, dsn := envelopeCommands(cn, m, pending, utf8)
+	out := append(cn.cmdBuf[:0], cmd.String()...)
+	out = appendChunk(out, chunk, last)
+	cn.keepCmdBuf(out)
+
+	cn.raw.SetDeadline(time.Now().Add(c.opts.CommandTimeout))
+	defer cn.raw.SetDeadline(time.Time{})
+	if _, err := cn.session.Write(out); err != nil {
+		if cn.unprobed && ctx.Err() == nil {
+			cn.stale = true // see transact
+			return false
+		}
+		return failed(ctx, results, pending, err, remote, "MAIL FROM")
+	}
+	accepted, mailCode, done, reuse := envelopeReplies(ctx, cn, results, pending)
+	if done {
+		return reuse
+	}
+	for {
+		if last {
+			// The reply to the last chunk comes once the server has
+			// taken the message, as after DATA's final dot.
+			cn.raw.SetReadDeadline(time.Now().Add(c.opts.DataTimeout))
+		}
+		bc, bmsg, err := cn.readReply()
+		if err != nil && bc == 0 {
+			return failed(ctx, results, accepted, err, remote, "BDAT")
+		}
+		if mailCode == 421 || bc == 421 {
+			if len(accepted) > 0 {
+				setReply(results, accepted, bc, bmsg, remote)
+			}
+			return false
+		}
+		if len(accepted) == 0 {
+			return cn.reset() == nil // the chunk was read and thrown away
+		}
+		if bc/100 != 2 {
+			setReply(results, accepted, bc, bmsg, remote)
+			return cn.reset() == nil
+		}
+		if last {
+			delivered(m, results, accepted, bc, bmsg, remote, dsn)
+			return true
+		}
+		if chunk, last, err = c.nextChunk(cn, &enc, body); err != nil {
+			// Closing without a last chunk is the only way to abort: the
+			// server discards the partial message.
+			setAll(results, accepted, 0, "", fmt.Sprintf("reading the message: %v", err), true, "")
+			return false
+		}
+		out = appendChunk(cn.cmdBuf[:0], chunk, last)
+		cn.keepCmdBuf(out)
+		cn.raw.SetWriteDeadline(time.Now().Add(c.opts.DataTimeout))
+		if _, err := cn.session.Write(out); err != nil {
+			failed(ctx, results, accepted, err, remote, "sending the message")
+			return false
+		}
+		cn.raw.SetReadDeadline(time.Now().Add(c.opts.CommandTimeout))
+	}
+}
+
+// nextChunk reads and encodes the next chunkSize bytes of the message, or
+// what is left of it (last).
+func (c *Client) nextChunk(cn *conn, enc *wireBody, body io.Reader) (chunk []byte, last bool, err error) {
+	if cn.bodyBuf == nil {
+		cn.bodyBuf = make([]byte, bodyBufSize)
+	}
+	chunk = cn.wireBuf[:0]
+	defer func() { cn.wireBuf = chunk[:0] }()
+	for len(chunk) < chunkSize {
+		n, err := body.Read(cn.bodyBuf)
+		chunk = enc.append(chunk, cn.bodyBuf[:n])
+		if err == io.EOF {
+			return enc.end(chunk), true, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	return chunk, false, nil
+}
+
+// appendChunk appends "BDAT n [LAST]" and the chunk.
+func appendChunk(dst, chunk []byte, last bool) []byte {
+	dst = append(dst, "BDAT "...)
+	dst = strconv.AppendInt(dst, int64(len(chunk)), 10)
+	if last {
+		dst = append(dst, " LAST"...)
+	}
+	dst = append(dst, "\r\n"...)
+	return append(dst, chunk...)
+}
+
+// keepCmdBuf keeps a write buffer with the connection for the next
+// message, unless one large message made it big.
+func (cn *conn) keepCmdBuf(b []byte) {
+	if cap(b) <= 2*chunkSize+64<<10 {
+		cn.cmdBuf = b[:0]
+	} else {
+		cn.cmdBuf = nil
+	}
+}

@@ -1,0 +1,114 @@
+package delivery
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestWireBody(t *testing.T) {
+	for _, c := range []struct {
+		name, in, data, bdat string
+	}{
+		{"clean", "a\r\nb\r\n", "a\r\nb\r\n", "a\r\nb\r\n"},
+		{"empty", "", "", ""},
+		{"no final line end", "a\r\nb", "a\r\nb\r\n", "a\r\nb\r\n"},
+		{"leading dots", ".a\r\n..b\r\n.\r\n", "..a\r\n...b\r\n..\r\n", ".a\r\n..b\r\n.\r\n"},
+		{"dot mid-line", "a.b\r\n", "a.b\r\n", "a.b\r\n"},
+		{"bare LF", "a\nb\n", "a\r\nb\r\n", "a\r\nb\r\n"},
+		{"bare CR", "a\rb\r", "a\r\nb\r\n", "a\r\nb\r\n"},
+		{"smuggling: CR dot CR", "x\r.\rMAIL FROM:<e@x>\r\n", "x\r\n..\r\nMAIL FROM:<e@x>\r\n", "x\r\n.\r\nMAIL FROM:<e@x>\r\n"},
+		{"smuggling: LF dot LF", "x\n.\nY", "x\r\n..\r\nY\r\n", "x\r\n.\r\nY\r\n"},
+		{"NUL before a dot", "x\r\n\x00.\r\nY", "x\r\n..\r\nY\r\n", "x\r\n.\r\nY\r\n"},
+		{"NUL inside a CRLF", "a\r\x00\nb\x00c\r\n", "a\r\nbc\r\n", "a\r\nbc\r\n"},
+		{"only NULs", "\x00\x00", "", ""},
+		{"CR CR LF", "a\r\r\n", "a\r\n\r\n", "a\r\n\r\n"},
+	} {
+		for _, dots := range []bool{true, false} {
+			want := c.bdat
+			if dots {
+				want = c.data
+			}
+			// Whole, and split at every offset: state carries across reads.
+			for split := 0; split <= len(c.in); split++ {
+				e := wireBody{dots: dots}
+				got := e.append(nil, []byte(c.in[:split]))
+				got = e.append(got, []byte(c.in[split:]))
+				got = e.end(got)
+				if string(got) != want {
+					t.Errorf("%s (dots %v, split at %d): got %q, want %q", c.name, dots, split, got, want)
+					break
+				}
+			}
+		}
+	}
+}
+
+// referenceWire is the plain model: drop NULs, then make every CR, LF and
+// CRLF one CRLF, end the last line, then stuff dots line by line.
+func referenceWire(in []byte, dots bool) []byte {
+	s := strings.ReplaceAll(string(in), "\x00", "")
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	s = strings.ReplaceAll(s, "\r", "\n")
+	if s != "" && !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(s, "\n") {
+		if line == "" {
+			continue
+		}
+		if dots && strings.HasPrefix(line, ".") {
+			b.WriteByte('.')
+		}
+		b.WriteString(strings.TrimSuffix(line, "\n"))
+		b.WriteString("\r\n")
+	}
+	return []byte(b.String())
+}
+
+// FuzzWireBody checks the encoder against the reference model, with the
+// input cut into reads at fuzzed places, and that DATA's end-of-data
+// sequence can occur only where we put it.
+func FuzzWireBody(f *testing.F) {
+	for _, s := range []string{"a\r\nb", ".\r\n", "x\r.\rY", "\n.\n", "\x00.\r\n", "\r\x00\n", "..\r\r\n"} {
+		f.Add([]byte(s), uint8(1), uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, cut1, cut2 uint8) {
+		for _, dots := range []bool{true, false} {
+			a, b := int(cut1), int(cut2)
+			a, b = min(a, len(in)), min(b, len(in))
+			if a > b {
+				a, b = b, a
+			}
+			e := wireBody{dots: dots}
+			got := e.append(nil, in[:a])
+			got = e.append(got, in[a:b])
+			got = e.append(got, in[b:])
+			got = e.end(got)
+			if want := referenceWire(in, dots); !bytes.Equal(got, want) {
+				t.Fatalf("dots %v, cuts %d %d: got %q, want %q", dots, a, b, got, want)
+			}
+			if bytes.IndexByte(got, 0) >= 0 {
+				t.Fatalf("NUL in %q", got)
+			}
+			if dots && bytes.Contains(append([]byte("\r\n"), got...), []byte("\r\n.\r\n")) {
+				t.Fatalf("an end of data inside the body: %q", got)
+			}
+		}
+	})
+}
+
+func BenchmarkWireBody(b *testing.B) {
+	var msg bytes.Buffer
+	for msg.Len() < 64<<10 {
+		msg.WriteString("This is a line of an ordinary message, about seventy characters long.\r\n")
+	}
+	in := msg.Bytes()
+	dst := make([]byte, 0, 2*len(in))
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		e := wireBody{dots: true}
+		dst = e.end(e.append(dst[:0], in))
+	}
+}
