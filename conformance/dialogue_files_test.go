@@ -44,8 +44,8 @@ func TestDialogueFiles(t *testing.T) {
 			}
 			w := newWorld(t)
 			w.start(df.config)
-			if err := w.runDialogue(t, df.script); err != nil {
-				t.Fatalf("%s: %v", file, err)
+			if err := w.runDialogue(t, file, df.script); err != nil {
+				t.Fatal(err)
 			}
 			for _, l := range df.logs {
 				if w.gw.countLog(l.parts...) == 0 {

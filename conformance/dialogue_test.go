@@ -66,8 +66,8 @@ type replySpec struct {
 
 var enhancedRE = regexp.MustCompile(`^[245]\.\d{1,3}(\.\d{1,3})?$`)
 
-// parseDialogue reads a script; errors name the line.
-func parseDialogue(script string) ([]step, error) {
+// parseDialogue reads a script; errors are name:LINE: reason.
+func parseDialogue(name, script string) ([]step, error) {
 	var steps []step
 	for i, raw := range strings.Split(script, "\n") {
 		n := i + 1
@@ -79,7 +79,7 @@ func parseDialogue(script string) ([]step, error) {
 		}
 		st, err := parseStep(line)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %q: %v", n, line, err)
+			return nil, fmt.Errorf("%s:%d: %q: %v", name, n, line, err)
 		}
 		st.line = n
 		steps = append(steps, st)
@@ -292,53 +292,70 @@ func (spec replySpec) check(r reply) error {
 	return nil
 }
 
-// dialogue runs a script against the world's gateway and fails t at the
-// first step that does not hold, with the transcript.
-func (w *world) dialogue(t *testing.T, script string) {
-	t.Helper()
-	if err := w.runDialogue(t, script); err != nil {
-		t.Fatal(err)
+// session is one run of dialogue steps against the world's gateway. Its
+// connection outlives a file, so a scenario can go on with one session
+// after Go-side steps (a reload) and check that the session survived.
+type session struct {
+	w          *world
+	c          *smtpConn
+	transcript strings.Builder
+	drained    bool
+}
+
+func (w *world) newSession() *session { return &session{w: w} }
+
+// close ends the session's connection, if any.
+func (s *session) close() {
+	if s.c != nil {
+		s.c.conn.Close()
+		s.c = nil
 	}
 }
 
-func (w *world) runDialogue(t *testing.T, script string) error {
+// runDialogue runs a script in a new session; errors start with name:LINE.
+func (w *world) runDialogue(t *testing.T, name, script string) error {
 	t.Helper()
-	steps, err := parseDialogue(script)
+	s := w.newSession()
+	defer s.close()
+	return s.run(t, name, script)
+}
+
+// run parses the script and runs its steps on the session, stopping at the
+// first that does not hold; the error is name:LINE, what failed and the
+// transcript.
+func (s *session) run(t *testing.T, name, script string) error {
+	t.Helper()
+	steps, err := parseDialogue(name, script)
 	if err != nil {
-		return fmt.Errorf("dialogue: %v", err)
+		return err
 	}
-	var c *smtpConn
-	transcript := &strings.Builder{}
-	defer func() {
-		if c != nil {
-			c.conn.Close()
-		}
-	}()
+	transcript := &s.transcript
 	fail := func(st step, format string, a ...any) error {
-		if c != nil {
-			transcript.WriteString(c.log.String())
+		if s.c != nil {
+			transcript.WriteString(s.c.log.String())
+			s.c.log.Reset()
 		}
-		return fmt.Errorf("dialogue line %d: %s\ntranscript:\n%s", st.line, fmt.Sprintf(format, a...), transcript.String())
+		return fmt.Errorf("%s:%d: %s\ntranscript:\n%s", name, st.line, fmt.Sprintf(format, a...), transcript.String())
 	}
-	drained := false
 	for _, st := range steps {
+		c := s.c
 		if c == nil && st.verb != "connect" && st.verb != "sink" && st.verb != "nosink" && st.verb != "sleep" {
 			return fail(st, "no connection: start with connect")
 		}
 		switch st.verb {
 		case "connect":
+			s.close()
 			if c != nil {
-				c.conn.Close()
 				transcript.WriteString(c.log.String())
 			}
-			name, src := st.args[0], st.args[1]
-			addr, ok := w.ports[name]
+			listener, src := st.args[0], st.args[1]
+			addr, ok := s.w.ports[listener]
 			if !ok {
-				return fail(st, "no listener %q in the configuration", name)
+				return fail(st, "no listener %q in the configuration", listener)
 			}
 			ip, _ := source(src)
-			fmt.Fprintf(transcript, "-- connect %s (%s) from %s (%s)\n", name, addr, src, ip)
-			if c, err = dialFrom(ip, addr, w.tlsPorts[name]); err != nil {
+			fmt.Fprintf(transcript, "-- connect %s (%s) from %s (%s)\n", listener, addr, src, ip)
+			if s.c, err = dialFrom(ip, addr, s.w.tlsPorts[listener]); err != nil {
 				return fail(st, "connect: %v", err)
 			}
 		case "send":
@@ -376,23 +393,29 @@ func (w *world) runDialogue(t *testing.T, script string) error {
 			d, _ := time.ParseDuration(st.args[0])
 			time.Sleep(d)
 		case "sink", "nosink":
-			if !drained {
+			if !s.drained {
 				if c != nil {
 					c.flushIfAny()
 				}
-				w.gw.waitQueueEmpty(t)
-				drained = true
+				s.w.gw.waitQueueEmpty(t)
+				s.drained = true
 			}
-			if err := w.checkSinks(st); err != nil {
+			if err := s.w.checkSinks(st); err != nil {
 				return fail(st, "%v", err)
 			}
 		}
+		if st.verb != "sink" && st.verb != "nosink" {
+			// Anything sent or received after an assertion may queue
+			// more mail: the next assertion waits for the queue again.
+			s.drained = false
+		}
 	}
 	if *showTranscripts {
-		if c != nil {
-			transcript.WriteString(c.log.String())
+		if s.c != nil {
+			transcript.WriteString(s.c.log.String())
+			s.c.log.Reset()
 		}
-		t.Logf("transcript:\n%s", transcript)
+		t.Logf("%s: transcript:\n%s", name, transcript)
 	}
 	return nil
 }
