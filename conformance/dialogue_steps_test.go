@@ -5,7 +5,8 @@ package conformance
 // the queue): testdata/dialogues/steps/NAME.txt, the dialogue format of
 // dialogue_test.go without a configuration, loaded by name. A file may
 // take parameters through text/template ({{.Subject}}; {{quote .Body}}
-// writes a Go string literal for R: lines). A parameter must not span
+// writes a Go string literal for R: lines, {{dashed .Subject}} puts dashes
+// for the spaces, for a Message-ID). A parameter must not span
 // lines, so that a failure's FILE:LINE is the line in the file.
 
 import (
@@ -57,7 +58,10 @@ func loadSteps(name string, params any) (file, script string, err error) {
 // expandSteps applies the template; the result keeps the file's lines.
 func expandSteps(file, text string, params any) (string, error) {
 	tmpl, err := template.New(file).Option("missingkey=error").
-		Funcs(template.FuncMap{"quote": strconv.Quote}).Parse(text)
+		Funcs(template.FuncMap{
+			"quote":  strconv.Quote,
+			"dashed": func(s string) string { return strings.ReplaceAll(s, " ", "-") },
+		}).Parse(text)
 	if err != nil {
 		return "", err
 	}

@@ -120,13 +120,12 @@ func parseStep(line string) (step, error) {
 	switch f[0] {
 	case "connect":
 		// connect NAME [from SOURCE]
-		st := step{verb: "connect", args: []string{f[1], "internet"}}
-		switch {
-		case len(f) == 2:
-		case len(f) == 4 && f[2] == "from":
-			st.args[1] = f[3]
-		default:
+		if len(f) != 2 && (len(f) != 4 || f[2] != "from") {
 			return step{}, errors.New("want: connect LISTENER [from inner|internet|staff|IP]")
+		}
+		st := step{verb: "connect", args: []string{f[1], "internet"}}
+		if len(f) == 4 {
+			st.args[1] = f[3]
 		}
 		if _, err := source(st.args[1]); err != nil {
 			return step{}, err
