@@ -23,9 +23,9 @@ package conformance
 //	                            next S: checks its final reply
 //	sleep 2s                    wait
 //
-// After the dialogue, assertions on the sinks; they first wait until the
-// gateway's queue is empty, so everything accepted has been delivered or
-// bounced:
+// Assertions on the sinks, usually after the dialogue; the first of a
+// group waits until the gateway's queue is empty, so everything accepted
+// has been delivered or bounced (a group after more dialogue waits again):
 //
 //	sink inner has 1 message for tanaka@test.jp
 //	sink inner has 1 message from <> for bucho@test.jp
