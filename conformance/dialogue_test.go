@@ -48,12 +48,14 @@ var showTranscripts = flag.Bool("conformance.transcripts", false, "log the trans
 
 // step is one parsed line of a dialogue.
 type step struct {
-	line int
-	verb string // connect, send, expect, closed, starttls, auth, sleep, sink, nosink
-	args []string
-	text string      // send: the bytes; expect: the raw spec
-	exp  []replySpec // alternatives
-	n    int         // sink: the expected count
+	line  int
+	verb  string // connect, send, expect, closed, starttls, auth, sleep, sink, nosink
+	args  []string
+	text  string      // send: the bytes; expect: the raw spec
+	exp   []replySpec // alternatives
+	n     int         // sink: the expected count
+	has   []string    // sink: texts a matching message holds
+	lacks []string    // sink: texts it does not hold
 }
 
 // replySpec is what an S: line expects.
@@ -157,25 +159,30 @@ func parseStep(line string) (step, error) {
 		}
 		return step{verb: "nosink"}, nil
 	case "sink":
-		return parseSinkStep(f)
+		return parseSinkStep(line)
 	}
 	return step{}, errors.New("unknown step")
 }
 
 // parseSinkStep reads "sink NAME has nothing" and
-// "sink NAME has N message(s) [from <ADDR>] [for ADDR] [containing "TEXT"]
-// [lacking "TEXT"]"; TEXT is a Go string literal without spaces (\x20).
-func parseSinkStep(f []string) (step, error) {
-	bad := errors.New(`want: sink NAME has nothing | sink NAME has N message(s) [from <ADDR>] [for ADDR] [containing "TEXT"] [lacking "TEXT"]`)
+// "sink NAME has N message(s) [from <ADDR>] [for ADDR] [containing "TEXT"]...
+// [lacking "TEXT"]..."; TEXT is a Go string literal, containing and
+// lacking may repeat.
+func parseSinkStep(line string) (step, error) {
+	bad := errors.New(`want: sink NAME has nothing | sink NAME has N message(s) [from <ADDR>] [for ADDR] [containing "TEXT"]... [lacking "TEXT"]...`)
+	f, err := quotedFields(line)
+	if err != nil {
+		return step{}, err
+	}
 	if len(f) < 4 || f[2] != "has" {
 		return step{}, bad
 	}
-	st := step{verb: "sink", args: []string{f[1], "", "", "", ""}} // name, from, for, containing, lacking
+	st := step{verb: "sink", args: []string{f[1], "", ""}} // name, from, for
 	if len(f) == 4 && f[3] == "nothing" {
 		return st, nil
 	}
 	n, err := strconv.Atoi(f[3])
-	if err != nil || len(f) < 5 || (f[4] != "message" && f[4] != "messages") {
+	if err != nil || n < 0 || len(f) < 5 || (f[4] != "message" && f[4] != "messages") {
 		return step{}, bad
 	}
 	st.n = n
@@ -192,15 +199,46 @@ func parseSinkStep(f []string) (step, error) {
 		case "containing", "lacking":
 			text, err := strconv.Unquote(rest[1])
 			if err != nil || text == "" {
-				return step{}, bad
+				return step{}, fmt.Errorf("%s wants a non-empty Go string literal, got %s", rest[0], rest[1])
 			}
-			st.args[map[string]int{"containing": 3, "lacking": 4}[rest[0]]] = text
+			if rest[0] == "containing" {
+				st.has = append(st.has, text)
+			} else {
+				st.lacks = append(st.lacks, text)
+			}
 		default:
 			return step{}, bad
 		}
 		rest = rest[2:]
 	}
 	return st, nil
+}
+
+// quotedFields splits a line at spaces, keeping a Go string literal
+// ("a b") one field, quotes and all.
+func quotedFields(line string) ([]string, error) {
+	var f []string
+	for line = strings.TrimSpace(line); line != ""; line = strings.TrimLeft(line, " \t") {
+		if line[0] == '"' {
+			q, err := strconv.QuotedPrefix(line)
+			if err != nil {
+				return nil, fmt.Errorf("unterminated or bad string literal: %s", line)
+			}
+			f = append(f, q)
+			line = line[len(q):]
+			if line != "" && line[0] != ' ' && line[0] != '\t' {
+				return nil, fmt.Errorf("want a space after %s", q)
+			}
+			continue
+		}
+		end := strings.IndexAny(line, " \t")
+		if end < 0 {
+			end = len(line)
+		}
+		f = append(f, line[:end])
+		line = line[end:]
+	}
+	return f, nil
 }
 
 func parseReplySpec(s string) (replySpec, error) {
@@ -454,10 +492,7 @@ func (w *world) checkSinks(st step) error {
 		if rcpt != "" && !containsFold(m.To, rcpt) {
 			continue
 		}
-		if has := st.args[3]; has != "" && !strings.Contains(string(m.Data), has) {
-			continue
-		}
-		if lacks := st.args[4]; lacks != "" && strings.Contains(string(m.Data), lacks) {
+		if !holdsAll(m.Data, st.has) || holdsAny(m.Data, st.lacks) {
 			continue
 		}
 		got = append(got, m)
@@ -466,6 +501,24 @@ func (w *world) checkSinks(st step) error {
 		return fmt.Errorf("sink %s: want %d matching message(s), got %d; everything it has:\n%s", name, st.n, len(got), describeMessages(all))
 	}
 	return nil
+}
+
+func holdsAll(data []byte, texts []string) bool {
+	for _, t := range texts {
+		if !strings.Contains(string(data), t) {
+			return false
+		}
+	}
+	return true
+}
+
+func holdsAny(data []byte, texts []string) bool {
+	for _, t := range texts {
+		if strings.Contains(string(data), t) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsFold(list []string, s string) bool {

@@ -221,28 +221,3 @@ func keygen(t *testing.T, w *world) {
 	w.dns.Remove("gw._domainkey.city.toyokawa.aichi.jp")
 	w.dns.Add(strings.TrimSpace(out.String()))
 }
-
-// Under auth.spf: reject a sender whose domain's SPF record does not list
-// the client is refused at DATA with 550 5.7.23 and nothing is queued; a
-// listed one passes with spf=pass in our Authentication-Results.
-func TestInspect_SPFRejectRefusesUnlistedClient(t *testing.T) {
-	t.Parallel()
-	w := newWorld(t)
-	w.dns.Add(`example.org. IN TXT "v=spf1 ip4:`+internetIP+` -all"`,
-		`elsewhere.example. IN TXT "v=spf1 ip4:192.0.2.0/24 -all"`)
-	g := w.start(configC(`
-inspect:
-  auth:
-    spf: reject
-    dns_servers: ["{{dns}}"]
-`))
-	w.dialogueFile(t, "spf-unlisted-client", nil)
-	w.dialogueFile(t, "spf-listed-client", nil)
-	if h := w.sinks["inner"].Messages()[0].header(); !strings.Contains(h, "spf=pass") {
-		t.Errorf("delivered header lacks spf=pass:\n%s", h)
-	}
-	if n := g.countLog("refused", "reason=inspect", "by=\"sender authentication\""); n != 1 {
-		t.Errorf("%d log lines for the SPF refusal, want 1", n)
-	}
-	g.waitQueueEmpty(t)
-}

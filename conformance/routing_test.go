@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 // mirrorTestJP is the accounts section of configuration C, for the
@@ -142,23 +140,6 @@ func TestSeedMX_PrioritiesAndFailoverToSecondMX(t *testing.T) {
 	// Failing over is part of one attempt, not a retry a minute later.
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("failover to the second MX took %v", d)
-	}
-}
-
-// Scenario 7: a domain publishing a null MX (RFC 7505) accepts no mail:
-// the message bounces at once with a DSN to the sender, and no host is
-// contacted.
-func TestSeedMX_NullMXEndsInDSN(t *testing.T) {
-	t.Parallel()
-	w := newWorld(t)
-	w.dns.NullMX("nullmx.example")
-	w.dns.A("nullmx.example", "127.0.1.99")
-	w.start(mxConfig)
-	w.dialogueFile(t, "null-mx", nil)
-	dsn := w.sinks["inner"].Messages()[0]
-	checkDSN(t, dsn, "someone@nullmx.example", "failed")
-	if n := w.dns.Count("nullmx.example", dns.TypeMX); n == 0 {
-		t.Error("the gateway never asked for the MX of nullmx.example")
 	}
 }
 
