@@ -95,6 +95,11 @@ no sink has anything
 		"sink inner has some messages",
 		"sink inner has 1 message to a@b",
 		"no sink has much",
+		`sink inner has 1 message containing "open`,
+		`sink inner has 1 message containing bare`,
+		`sink inner has 1 message containing ""`,
+		`sink inner has 1 message containing "a"b`,
+		"sink inner has -1 messages",
 		"dance",
 		"connect",
 		"connect mx from",
@@ -109,6 +114,28 @@ no sink has anything
 	}
 }
 
+// Texts in sink assertions are Go string literals, spaces and all, and
+// may repeat; a message must hold every "containing" and no "lacking".
+func TestDialogueFormat_SinkTexts(t *testing.T) {
+	st, err := parseStep(`sink inner has 1 message from <> containing "Action: failed" containing "5.1.10"  lacking "Action: delayed"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(st.has, "|") != "Action: failed|5.1.10" || strings.Join(st.lacks, "|") != "Action: delayed" || st.args[1] != "from:" {
+		t.Fatalf("parsed %+v", st)
+	}
+	for data, want := range map[string]bool{
+		"Action: failed\r\nStatus: 5.1.10\r\n":                    true,
+		"Action: failed\r\nStatus: 5.1.1\r\n":                     false,
+		"Action: failed\r\nStatus: 5.1.10\r\nAction: delayed\r\n": false,
+		"Action:  failed\r\nStatus: 5.1.10\r\n":                   false,
+	} {
+		if got := holdsAll([]byte(data), st.has) && !holdsAny([]byte(data), st.lacks); got != want {
+			t.Errorf("%q matches: %v, want %v", data, got, want)
+		}
+	}
+}
+
 // A file's errors name its line: the configuration part (numbers alone,
 // the runner prefixes the file) and the dialogue part.
 func TestDialogueFormat_FileErrors(t *testing.T) {
@@ -118,15 +145,29 @@ func TestDialogueFormat_FileErrors(t *testing.T) {
 		{"# only a comment\n---\nconnect mx\n", "2: no configuration"},
 		{"config C\n---\nconnect mx\nlog has kind=receive\n", "4: want quoted strings"},
 		{"config C\n---\nconnect mx\n\nlog has \"kind=x\" \"open\n", "5: want quoted strings"},
+		{"config C\n---\nlog has many lines \"x\"\n", "3: want: log has [N line(s)]"},
+		{"# x\ndns example.org. IN TXT \"v=spf1 -all\"\ndns example.org. IN MXX 0 .\nconfig C\n---\n", "3: dns: want a record"},
 	} {
 		_, err := parseDialogueFile(tc.text)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want one starting %q", tc.text, err, tc.want)
 		}
 	}
+	df, err := parseDialogueFile("dns example.org. IN TXT \"v=spf1 ip4:127.0.0.66 -all\"\nconfig C\n---\n" +
+		"log has \"a b\"\nlog has 1 line \"kind=x\" \"y\"\nlog has 0 lines \"panic\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(df.dns) != 1 || !strings.HasPrefix(df.dns[0], "example.org. IN TXT") {
+		t.Errorf("dns records %q", df.dns)
+	}
+	if len(df.logs) != 3 || df.logs[0].n != -1 || df.logs[0].parts[0] != "a b" || df.logs[1].n != 1 ||
+		strings.Join(df.logs[1].parts, "|") != "kind=x|y" || df.logs[2].n != 0 || df.logs[2].line != 6 {
+		t.Errorf("log assertions %+v", df.logs)
+	}
 	// The dialogue keeps the file's line numbers: the configuration
 	// lines are blank in the script.
-	df, err := parseDialogueFile("# x\nconfig C\nlimits:\n  error_limit: 3\n---\nconnect mx\nS: 22\n")
+	df, err = parseDialogueFile("# x\nconfig C\nlimits:\n  error_limit: 3\n---\nconnect mx\nS: 22\n")
 	if err != nil {
 		t.Fatal(err)
 	}
