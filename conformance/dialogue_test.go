@@ -29,6 +29,9 @@ package conformance
 //
 //	sink inner has 1 message for tanaka@test.jp
 //	sink inner has 1 message from <> for bucho@test.jp
+//	sink inner has 1 message containing "Action: failed" lacking "\x00"
+//	                            (texts are Go string literals; a message
+//	                            must hold every containing, no lacking)
 //	sink lgwan has 2 messages
 //	sink internet has nothing
 //	no sink has anything
