@@ -105,47 +105,12 @@ func TestAccountsSync_RegionalExportReachableAtBothAddresses(t *testing.T) {
 		{"internet", "partner@example.com"},
 		{"inner", "tanaka@city.toyokawa.lg.jp"},
 	} {
-		var script strings.Builder
-		fmt.Fprintf(&script, "connect mx from %s\nS: 220\nC: EHLO client.example\nS: 250\nC: MAIL FROM:<%s>\nS: 250\n", from.client, from.sender)
-		for _, u := range users {
-			fmt.Fprintf(&script, "C: RCPT TO:<%s@city.toyokawa.lg.jp>\nS: 250\nC: RCPT TO:<%s@city.toyokawa.aichi.jp>\nS: 250\n", u, u)
-		}
-		script.WriteString("C: RCPT TO:<nobody@city.toyokawa.aichi.jp>\nS: 550 5.1.1\n")
-		script.WriteString("C: RCPT TO:<nobody@city.toyokawa.lg.jp>\nS: 550 5.1.1\n")
-		script.WriteString("C: DATA\nS: 354\n" + message(from.sender, users[0]+"@city.toyokawa.aichi.jp", "from "+from.client) + "S: 250 2.0.0\nC: QUIT\nS: 221\n")
-		w.dialogue(t, script.String())
+		w.dialogueFile(t, "accounts-sync-every-account", map[string]string{"Client": from.client, "Sender": from.sender})
 	}
-	w.dialogue(t, `
-sink inner has 2 messages
-sink lgwan has nothing
-sink internet has nothing
-`)
+	w.dialogueFile(t, "accounts-sync-delivered-inside", nil)
 	// The block survived the export without flags, at both addresses; the
 	// sender.dat's partner is the exception.
-	w.dialogue(t, `
-connect mx from inner
-S: 220
-C: EHLO mail.city.toyokawa.lg.jp
-S: 250
-C: MAIL FROM:<user0003@city.toyokawa.aichi.jp>
-S: 250
-C: RCPT TO:<someone@example.com>
-S: 550 5.7.1
-C: RSET
-S: 250
-C: MAIL FROM:<user0003@city.toyokawa.lg.jp>
-S: 250
-C: RCPT TO:<someone@example.com>
-S: 550 5.7.1
-C: RCPT TO:<sato@partner.example>
-S: 250
-C: DATA
-S: 354
-`+message("user0003@city.toyokawa.lg.jp", "sato@partner.example", "to the partner")+`S: 250 2.0.0
-C: QUIT
-S: 221
-sink internet has 1 message from <user0003@city.toyokawa.aichi.jp> for sato@partner.example
-`)
+	w.dialogueFile(t, "accounts-sync-outbound-block", nil)
 	want := make([]string, len(users))
 	for i, u := range users {
 		want[i] = u + "@city.toyokawa.lg.jp"

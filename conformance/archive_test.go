@@ -40,36 +40,7 @@ func TestArchive_CopySurvivesKillAndArrives(t *testing.T) {
 	g := w.start(archiveConfig(w))
 	archive, inner := w.sinks["archive"], w.sinks["inner"]
 	archive.Down()
-	w.dialogue(t, `
-connect mx from internet
-S: 220
-C: EHLO mail.example.org
-S: 250
-C: MAIL FROM:<friend@example.org>
-S: 250
-C: RCPT TO:<bucho@test.jp>
-S: 250
-C: DATA
-S: 354
-`+message("friend@example.org", "bucho@test.jp", "inbound, archived")+`
-S: 250 2.0.0
-C: QUIT
-S: 221
-connect mx from inner
-S: 220
-C: EHLO mail.test.jp
-S: 250
-C: MAIL FROM:<bucho@test.jp>
-S: 250
-C: RCPT TO:<partner@example.org>
-S: 250
-C: DATA
-S: 354
-`+message("bucho@test.jp", "partner@example.org", "outbound, archived")+`
-S: 250 2.0.0
-C: QUIT
-S: 221
-`)
+	w.dialogueFile(t, "archive-inbound-and-outbound", nil)
 	inner.Wait(t, waitTimeout, "the inbound message", func(m []sinkMessage) bool { return len(m) == 1 })
 	w.sinks["internet"].Wait(t, waitTimeout, "the outbound message", func(m []sinkMessage) bool { return len(m) == 1 })
 	// The inbound copy waits in the queue for its next hop.
@@ -90,9 +61,7 @@ S: 221
 		t.Fatal(err)
 	}
 	archive.Up(t)
-	w.dialogue(t, `
-sink archive has 1 message from <friend@example.org> for archive@archive.invalid
-`)
+	w.dialogueFile(t, "archive-copy-arrived", nil)
 	g.waitQueueEmpty(t)
 	if n := len(archive.Messages()); n != 1 {
 		t.Errorf("the archive got %d copies, want 1", n)

@@ -90,10 +90,3 @@ func indent(s string) string {
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
-
-// message is a small well-formed message for DATA, as D: lines, ending
-// with the terminating dot line.
-func message(from, to, subject string) string {
-	return "D: From: <" + from + ">\nD: To: <" + to + ">\nD: Subject: " + subject +
-		"\nD: Message-ID: <" + strings.ReplaceAll(subject, " ", "-") + "@conformance.test>\nD:\nD: " + subject + "\nC: .\n"
-}

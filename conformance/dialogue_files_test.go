@@ -15,7 +15,13 @@ package conformance
 //	                                         holds every one of the strings
 //
 // "config" alone takes the whole configuration (with the template
-// functions of world.render) from the lines up to "---".
+// functions of world.render) from the lines up to "---". Before the
+// config line, records for the fake DNS, in zone file syntax:
+//
+//	dns example.org. IN TXT "v=spf1 ip4:127.0.0.66 -all"
+//	dns nullmx.example. IN MX 0 .
+//
+// "log has 1 line "a" "b"" asks for exactly that many such lines.
 
 import (
 	"fmt"
@@ -24,6 +30,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
 )
 
 func TestDialogueFiles(t *testing.T) {
@@ -43,13 +51,17 @@ func TestDialogueFiles(t *testing.T) {
 				t.Fatalf("%s:%v", file, err)
 			}
 			w := newWorld(t)
+			w.dns.Add(df.dns...)
 			w.start(df.config)
-			if err := w.runDialogue(t, df.script); err != nil {
-				t.Fatalf("%s: %v", file, err)
+			if err := w.runDialogue(t, file, df.script); err != nil {
+				t.Fatal(err)
 			}
 			for _, l := range df.logs {
-				if w.gw.countLog(l.parts...) == 0 {
+				switch n := w.gw.countLog(l.parts...); {
+				case l.n < 0 && n == 0:
 					t.Errorf("%s:%d: no log line holds all of %q", file, l.line, l.parts)
+				case l.n >= 0 && n != l.n:
+					t.Errorf("%s:%d: %d log lines hold all of %q, want %d", file, l.line, n, l.parts, l.n)
 				}
 			}
 		})
@@ -57,6 +69,7 @@ func TestDialogueFiles(t *testing.T) {
 }
 
 type dialogueFile struct {
+	dns    []string // records for the fake DNS
 	config string
 	script string // line numbers kept: the config lines are blank here
 	logs   []logAssertion
@@ -64,6 +77,7 @@ type dialogueFile struct {
 
 type logAssertion struct {
 	line  int
+	n     int // how many lines; -1: at least one
 	parts []string
 }
 
@@ -88,8 +102,18 @@ func parseDialogueFile(text string) (dialogueFile, error) {
 		case kind == "" && (t == "" || strings.HasPrefix(t, "#")):
 		case kind == "" && (t == "config C" || t == "config"):
 			kind = t
+		case kind == "" && strings.HasPrefix(t, "dns "):
+			rec := strings.TrimSpace(strings.TrimPrefix(t, "dns "))
+			rr, err := dns.NewRR(rec)
+			if err == nil && rr == nil {
+				err = fmt.Errorf("no record in %q", rec)
+			}
+			if err != nil {
+				return df, fmt.Errorf("%d: dns: want a record in zone file syntax (example.org. IN TXT \"v=spf1 -all\"): %v", i+1, err)
+			}
+			df.dns = append(df.dns, rec)
 		case kind == "":
-			return df, fmt.Errorf("%d: want \"config C\" or \"config\" before the configuration", i+1)
+			return df, fmt.Errorf("%d: want \"config C\" or \"config\" (after any dns lines) before the configuration", i+1)
 		default:
 			body = append(body, l)
 		}
@@ -106,11 +130,24 @@ func parseDialogueFile(text string) (dialogueFile, error) {
 	for i := sep + 1; i < len(lines); i++ {
 		l := strings.TrimSpace(lines[i])
 		if rest, ok := strings.CutPrefix(l, "log has "); ok {
+			la := logAssertion{line: i + 1, n: -1}
+			// log has N line(s) "a" "b"
+			if f := strings.Fields(rest); len(f) >= 2 && (f[1] == "line" || f[1] == "lines") {
+				n, err := strconv.Atoi(f[0])
+				if err != nil || n < 0 {
+					return df, fmt.Errorf("%d: want: log has [N line(s)] \"TEXT\"...", i+1)
+				}
+				la.n = n
+				rest = strings.TrimSpace(rest)
+				rest = strings.TrimSpace(rest[len(f[0]):])
+				rest = rest[len(f[1]):]
+			}
 			parts, err := quotedList(rest)
 			if err != nil {
 				return df, fmt.Errorf("%d: %v", i+1, err)
 			}
-			df.logs = append(df.logs, logAssertion{line: i + 1, parts: parts})
+			la.parts = parts
+			df.logs = append(df.logs, la)
 			continue
 		}
 		script[i] = lines[i]

@@ -23,12 +23,15 @@ package conformance
 //	                            next S: checks its final reply
 //	sleep 2s                    wait
 //
-// After the dialogue, assertions on the sinks; they first wait until the
-// gateway's queue is empty, so everything accepted has been delivered or
-// bounced:
+// Assertions on the sinks, usually after the dialogue; the first of a
+// group waits until the gateway's queue is empty, so everything accepted
+// has been delivered or bounced (a group after more dialogue waits again):
 //
 //	sink inner has 1 message for tanaka@test.jp
 //	sink inner has 1 message from <> for bucho@test.jp
+//	sink inner has 1 message containing "Action: failed" lacking "\x00"
+//	                            (texts are Go string literals; a message
+//	                            must hold every containing, no lacking)
 //	sink lgwan has 2 messages
 //	sink internet has nothing
 //	no sink has anything
@@ -48,12 +51,14 @@ var showTranscripts = flag.Bool("conformance.transcripts", false, "log the trans
 
 // step is one parsed line of a dialogue.
 type step struct {
-	line int
-	verb string // connect, send, expect, closed, starttls, auth, sleep, sink, nosink
-	args []string
-	text string      // send: the bytes; expect: the raw spec
-	exp  []replySpec // alternatives
-	n    int         // sink: the expected count
+	line  int
+	verb  string // connect, send, expect, closed, starttls, auth, sleep, sink, nosink
+	args  []string
+	text  string      // send: the bytes; expect: the raw spec
+	exp   []replySpec // alternatives
+	n     int         // sink: the expected count
+	has   []string    // sink: texts a matching message holds
+	lacks []string    // sink: texts it does not hold
 }
 
 // replySpec is what an S: line expects.
@@ -66,8 +71,8 @@ type replySpec struct {
 
 var enhancedRE = regexp.MustCompile(`^[245]\.\d{1,3}(\.\d{1,3})?$`)
 
-// parseDialogue reads a script; errors name the line.
-func parseDialogue(script string) ([]step, error) {
+// parseDialogue reads a script; errors are name:LINE: reason.
+func parseDialogue(name, script string) ([]step, error) {
 	var steps []step
 	for i, raw := range strings.Split(script, "\n") {
 		n := i + 1
@@ -79,7 +84,7 @@ func parseDialogue(script string) ([]step, error) {
 		}
 		st, err := parseStep(line)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: %q: %v", n, line, err)
+			return nil, fmt.Errorf("%s:%d: %q: %v", name, n, line, err)
 		}
 		st.line = n
 		steps = append(steps, st)
@@ -120,13 +125,12 @@ func parseStep(line string) (step, error) {
 	switch f[0] {
 	case "connect":
 		// connect NAME [from SOURCE]
-		st := step{verb: "connect", args: []string{f[1], "internet"}}
-		switch {
-		case len(f) == 2:
-		case len(f) == 4 && f[2] == "from":
-			st.args[1] = f[3]
-		default:
+		if len(f) != 2 && (len(f) != 4 || f[2] != "from") {
 			return step{}, errors.New("want: connect LISTENER [from inner|internet|staff|IP]")
+		}
+		st := step{verb: "connect", args: []string{f[1], "internet"}}
+		if len(f) == 4 {
+			st.args[1] = f[3]
 		}
 		if _, err := source(st.args[1]); err != nil {
 			return step{}, err
@@ -158,25 +162,30 @@ func parseStep(line string) (step, error) {
 		}
 		return step{verb: "nosink"}, nil
 	case "sink":
-		return parseSinkStep(f)
+		return parseSinkStep(line)
 	}
 	return step{}, errors.New("unknown step")
 }
 
 // parseSinkStep reads "sink NAME has nothing" and
-// "sink NAME has N message(s) [from <ADDR>] [for ADDR] [containing "TEXT"]
-// [lacking "TEXT"]"; TEXT is a Go string literal without spaces (\x20).
-func parseSinkStep(f []string) (step, error) {
-	bad := errors.New(`want: sink NAME has nothing | sink NAME has N message(s) [from <ADDR>] [for ADDR] [containing "TEXT"] [lacking "TEXT"]`)
+// "sink NAME has N message(s) [from <ADDR>] [for ADDR] [containing "TEXT"]...
+// [lacking "TEXT"]..."; TEXT is a Go string literal, containing and
+// lacking may repeat.
+func parseSinkStep(line string) (step, error) {
+	bad := errors.New(`want: sink NAME has nothing | sink NAME has N message(s) [from <ADDR>] [for ADDR] [containing "TEXT"]... [lacking "TEXT"]...`)
+	f, err := quotedFields(line)
+	if err != nil {
+		return step{}, err
+	}
 	if len(f) < 4 || f[2] != "has" {
 		return step{}, bad
 	}
-	st := step{verb: "sink", args: []string{f[1], "", "", "", ""}} // name, from, for, containing, lacking
+	st := step{verb: "sink", args: []string{f[1], "", ""}} // name, from, for
 	if len(f) == 4 && f[3] == "nothing" {
 		return st, nil
 	}
 	n, err := strconv.Atoi(f[3])
-	if err != nil || len(f) < 5 || (f[4] != "message" && f[4] != "messages") {
+	if err != nil || n < 0 || len(f) < 5 || (f[4] != "message" && f[4] != "messages") {
 		return step{}, bad
 	}
 	st.n = n
@@ -193,15 +202,46 @@ func parseSinkStep(f []string) (step, error) {
 		case "containing", "lacking":
 			text, err := strconv.Unquote(rest[1])
 			if err != nil || text == "" {
-				return step{}, bad
+				return step{}, fmt.Errorf("%s wants a non-empty Go string literal, got %s", rest[0], rest[1])
 			}
-			st.args[map[string]int{"containing": 3, "lacking": 4}[rest[0]]] = text
+			if rest[0] == "containing" {
+				st.has = append(st.has, text)
+			} else {
+				st.lacks = append(st.lacks, text)
+			}
 		default:
 			return step{}, bad
 		}
 		rest = rest[2:]
 	}
 	return st, nil
+}
+
+// quotedFields splits a line at spaces, keeping a Go string literal
+// ("a b") one field, quotes and all.
+func quotedFields(line string) ([]string, error) {
+	var f []string
+	for line = strings.TrimSpace(line); line != ""; line = strings.TrimLeft(line, " \t") {
+		if line[0] == '"' {
+			q, err := strconv.QuotedPrefix(line)
+			if err != nil {
+				return nil, fmt.Errorf("unterminated or bad string literal: %s", line)
+			}
+			f = append(f, q)
+			line = line[len(q):]
+			if line != "" && line[0] != ' ' && line[0] != '\t' {
+				return nil, fmt.Errorf("want a space after %s", q)
+			}
+			continue
+		}
+		end := strings.IndexAny(line, " \t")
+		if end < 0 {
+			end = len(line)
+		}
+		f = append(f, line[:end])
+		line = line[end:]
+	}
+	return f, nil
 }
 
 func parseReplySpec(s string) (replySpec, error) {
@@ -292,53 +332,70 @@ func (spec replySpec) check(r reply) error {
 	return nil
 }
 
-// dialogue runs a script against the world's gateway and fails t at the
-// first step that does not hold, with the transcript.
-func (w *world) dialogue(t *testing.T, script string) {
-	t.Helper()
-	if err := w.runDialogue(t, script); err != nil {
-		t.Fatal(err)
+// session is one run of dialogue steps against the world's gateway. Its
+// connection outlives a file, so a scenario can go on with one session
+// after Go-side steps (a reload) and check that the session survived.
+type session struct {
+	w          *world
+	c          *smtpConn
+	transcript strings.Builder
+	drained    bool
+}
+
+func (w *world) newSession() *session { return &session{w: w} }
+
+// close ends the session's connection, if any.
+func (s *session) close() {
+	if s.c != nil {
+		s.c.conn.Close()
+		s.c = nil
 	}
 }
 
-func (w *world) runDialogue(t *testing.T, script string) error {
+// runDialogue runs a script in a new session; errors start with name:LINE.
+func (w *world) runDialogue(t *testing.T, name, script string) error {
 	t.Helper()
-	steps, err := parseDialogue(script)
+	s := w.newSession()
+	defer s.close()
+	return s.run(t, name, script)
+}
+
+// run parses the script and runs its steps on the session, stopping at the
+// first that does not hold; the error is name:LINE, what failed and the
+// transcript.
+func (s *session) run(t *testing.T, name, script string) error {
+	t.Helper()
+	steps, err := parseDialogue(name, script)
 	if err != nil {
-		return fmt.Errorf("dialogue: %v", err)
+		return err
 	}
-	var c *smtpConn
-	transcript := &strings.Builder{}
-	defer func() {
-		if c != nil {
-			c.conn.Close()
-		}
-	}()
+	transcript := &s.transcript
 	fail := func(st step, format string, a ...any) error {
-		if c != nil {
-			transcript.WriteString(c.log.String())
+		if s.c != nil {
+			transcript.WriteString(s.c.log.String())
+			s.c.log.Reset()
 		}
-		return fmt.Errorf("dialogue line %d: %s\ntranscript:\n%s", st.line, fmt.Sprintf(format, a...), transcript.String())
+		return fmt.Errorf("%s:%d: %s\ntranscript:\n%s", name, st.line, fmt.Sprintf(format, a...), transcript.String())
 	}
-	drained := false
 	for _, st := range steps {
+		c := s.c
 		if c == nil && st.verb != "connect" && st.verb != "sink" && st.verb != "nosink" && st.verb != "sleep" {
 			return fail(st, "no connection: start with connect")
 		}
 		switch st.verb {
 		case "connect":
+			s.close()
 			if c != nil {
-				c.conn.Close()
 				transcript.WriteString(c.log.String())
 			}
-			name, src := st.args[0], st.args[1]
-			addr, ok := w.ports[name]
+			listener, src := st.args[0], st.args[1]
+			addr, ok := s.w.ports[listener]
 			if !ok {
-				return fail(st, "no listener %q in the configuration", name)
+				return fail(st, "no listener %q in the configuration", listener)
 			}
 			ip, _ := source(src)
-			fmt.Fprintf(transcript, "-- connect %s (%s) from %s (%s)\n", name, addr, src, ip)
-			if c, err = dialFrom(ip, addr, w.tlsPorts[name]); err != nil {
+			fmt.Fprintf(transcript, "-- connect %s (%s) from %s (%s)\n", listener, addr, src, ip)
+			if s.c, err = dialFrom(ip, addr, s.w.tlsPorts[listener]); err != nil {
 				return fail(st, "connect: %v", err)
 			}
 		case "send":
@@ -376,23 +433,29 @@ func (w *world) runDialogue(t *testing.T, script string) error {
 			d, _ := time.ParseDuration(st.args[0])
 			time.Sleep(d)
 		case "sink", "nosink":
-			if !drained {
+			if !s.drained {
 				if c != nil {
 					c.flushIfAny()
 				}
-				w.gw.waitQueueEmpty(t)
-				drained = true
+				s.w.gw.waitQueueEmpty(t)
+				s.drained = true
 			}
-			if err := w.checkSinks(st); err != nil {
+			if err := s.w.checkSinks(st); err != nil {
 				return fail(st, "%v", err)
 			}
 		}
+		if st.verb != "sink" && st.verb != "nosink" {
+			// Anything sent or received after an assertion may queue
+			// more mail: the next assertion waits for the queue again.
+			s.drained = false
+		}
 	}
 	if *showTranscripts {
-		if c != nil {
-			transcript.WriteString(c.log.String())
+		if s.c != nil {
+			transcript.WriteString(s.c.log.String())
+			s.c.log.Reset()
 		}
-		t.Logf("transcript:\n%s", transcript)
+		t.Logf("%s: transcript:\n%s", name, transcript)
 	}
 	return nil
 }
@@ -432,10 +495,7 @@ func (w *world) checkSinks(st step) error {
 		if rcpt != "" && !containsFold(m.To, rcpt) {
 			continue
 		}
-		if has := st.args[3]; has != "" && !strings.Contains(string(m.Data), has) {
-			continue
-		}
-		if lacks := st.args[4]; lacks != "" && strings.Contains(string(m.Data), lacks) {
+		if !holdsAll(m.Data, st.has) || holdsAny(m.Data, st.lacks) {
 			continue
 		}
 		got = append(got, m)
@@ -444,6 +504,24 @@ func (w *world) checkSinks(st step) error {
 		return fmt.Errorf("sink %s: want %d matching message(s), got %d; everything it has:\n%s", name, st.n, len(got), describeMessages(all))
 	}
 	return nil
+}
+
+func holdsAll(data []byte, texts []string) bool {
+	for _, t := range texts {
+		if !strings.Contains(string(data), t) {
+			return false
+		}
+	}
+	return true
+}
+
+func holdsAny(data []byte, texts []string) bool {
+	for _, t := range texts {
+		if strings.Contains(string(data), t) {
+			return true
+		}
+	}
+	return false
 }
 
 func containsFold(list []string, s string) bool {

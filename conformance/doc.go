@@ -7,7 +7,10 @@
 // dialogue_test.go for the format) plus assertions on what each sink
 // received. A scenario that needs no Go around it is a file of its own in
 // testdata/dialogues (dialogue_files_test.go: its configuration, "---",
-// the dialogue); the SMTP sinks run on relay/smtpd. Run them with
+// the dialogue); one that does something in Go between dialogues (a
+// reload, kill -9, a sink taken down) loads them by name from
+// testdata/dialogues/steps (dialogue_steps_test.go), so no dialogue is a
+// Go string literal. The SMTP sinks run on relay/smtpd. Run them with
 //
 //	go test ./conformance/
 //

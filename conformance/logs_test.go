@@ -68,44 +68,7 @@ func TestLogs_PerKindFilesInEpostLayoutReopenedOnSIGUSR1(t *testing.T) {
 	w := newWorld(t)
 	g := w.start(logsConfig)
 
-	session := func(listener string, lines ...string) {
-		t.Helper()
-		c, err := dialFrom(internetIP, w.port(listener), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.conn.Close()
-		for _, l := range append([]string{""}, lines...) {
-			send, want, _ := strings.Cut(l, " => ")
-			if send != "" {
-				c.send(send + "\r\n")
-			} else {
-				want = "220"
-			}
-			r, err := c.readReply()
-			if err != nil {
-				t.Fatalf("%s: %v\n%s", send, err, c.log)
-			}
-			if r.code != want {
-				t.Fatalf("%s: got %v, want %s\n%s", send, r, want, c.log)
-			}
-		}
-	}
-	session("outside",
-		"EHLO client.example.org => 250",
-		"MAIL FROM:<friend@example.org> => 250",
-		"RCPT TO:<someone@example.com> => 554",
-		"RCPT TO:<bucho@test.jp> => 250",
-		"DATA => 354",
-		"Subject: hello\r\n\r\nhi\r\n. => 250",
-		"QUIT => 221")
-	session("inside",
-		"EHLO pc01.test.jp => 250",
-		"MAIL FROM:<friend@example.org> => 250",
-		"RCPT TO:<someone@example.com> => 250",
-		"DATA => 354",
-		"Subject: relayed\r\n\r\nhi\r\n. => 250",
-		"QUIT => 221")
+	w.dialogueFile(t, "logs-outside-and-inside", nil)
 	g.waitQueueEmpty(t)
 
 	read := func(name string) []string {
@@ -187,13 +150,7 @@ func TestLogs_PerKindFilesInEpostLayoutReopenedOnSIGUSR1(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	session("outside",
-		"EHLO after.example.org => 250",
-		"MAIL FROM:<friend@example.org> => 250",
-		"RCPT TO:<bucho@test.jp> => 250",
-		"DATA => 354",
-		"Subject: after rotation\r\n\r\nhi\r\n. => 250",
-		"QUIT => 221")
+	w.dialogueFile(t, "logs-after-rotation", nil)
 	g.waitQueueEmpty(t)
 	if after := read("receivelog"); len(after) != 1 || find(after, internetIP, "*", "*", "after.example.org") != 1 {
 		t.Errorf("the new receivelog:\n%s", strings.Join(after, "\n"))

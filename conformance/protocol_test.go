@@ -3,7 +3,6 @@ package conformance
 import (
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +29,11 @@ var smugglingProbes = []struct{ name, end, internet string }{
 // from the internet the bare line ending is refused (550 5.6.0), from the
 // inner server it is normalized into the one message, whose dots are then
 // escaped on the way out.
+//
+// The probes stay a Go table, each end beside its expected reply: as
+// twelve files the table's point (one message, six ends, two sources)
+// would be lost. The dialogue, with the smuggled transaction, is
+// testdata/dialogues/steps/smuggling-probe.txt.
 func TestSeedProtocol_SMTPSmugglingNeverMakesASecondMessage(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -40,30 +44,9 @@ func TestSeedProtocol_SMTPSmugglingNeverMakesASecondMessage(t *testing.T) {
 			{"inner", "bucho@test.jp", "250 2.0.0"},
 		} {
 			t.Run(p.name+"_from_"+src.name, func(t *testing.T) {
-				body := fmt.Sprintf("From: <%s>\r\nTo: <user1@test.jp>\r\nSubject: smuggling %d %s\r\n\r\nfirst message",
-					src.sender, i, src.name) + p.end +
-					"MAIL FROM:<evil@example.net>\r\nRCPT TO:<victim@example.org>\r\nRCPT TO:<user2@test.jp>\r\nDATA\r\n" +
-					"From: <evil@example.net>\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n"
-				w.dialogue(t, `
-connect mx from `+src.name+`
-S: 220
-C: EHLO smuggler.example.net
-S: 250
-C: MAIL FROM:<`+src.sender+`>
-S: 250
-C: RCPT TO:<user1@test.jp>
-S: 250
-C: DATA
-S: 354
-R: `+strconv.Quote(body)+`
-S: `+src.want+`
-# One reply for one message: were a second transaction running, the
-# replies below would be its 250s.
-C: NOOP
-S: 250
-C: QUIT
-S: 221
-`)
+				w.dialogueFile(t, "smuggling-probe", map[string]any{
+					"Source": src.name, "Sender": src.sender, "N": i, "End": p.end, "Want": src.want,
+				})
 			})
 		}
 	}
@@ -117,11 +100,7 @@ limits:
 `))
 	t.Run("silent_client", func(t *testing.T) {
 		start := time.Now()
-		w.dialogue(t, `
-connect mx from internet
-S: 220
-S: closed
-`)
+		w.dialogueFile(t, "silent-client", nil)
 		if d := time.Since(start); d < 1500*time.Millisecond || d > 10*time.Second {
 			t.Errorf("a silent client was disconnected after %v, want about the 2 s idle timeout", d)
 		}
@@ -168,23 +147,7 @@ limits:
 	for err := range errs {
 		t.Fatalf("opening idle connections: %v", err)
 	}
-	w.dialogue(t, `
-connect mx from internet
-S: 220
-C: EHLO newcomer.example.net
-S: 250
-C: MAIL FROM:<a@example.net>
-S: 250
-C: RCPT TO:<bucho@test.jp>
-S: 250
-C: DATA
-S: 354
-`+message("a@example.net", "bucho@test.jp", "past the idle crowd")+`
-S: 250
-C: QUIT
-S: 221
-sink inner has 1 message
-`)
+	w.dialogueFile(t, "past-the-idle-crowd", nil)
 	// One client holding 20 connections gets 421 4.7.0 on the 21st.
 	for range 20 {
 		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.4.1")}}
@@ -194,9 +157,5 @@ sink inner has 1 message
 		}
 		idle = append(idle, c)
 	}
-	w.dialogue(t, `
-connect mx from 127.0.4.1
-S: 421 4.7.0
-S: closed
-`)
+	w.dialogueFile(t, "connection-limit-per-client", nil)
 }

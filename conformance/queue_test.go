@@ -17,22 +17,7 @@ func TestSeedQueue_NextHopDownThenUpRetriedAndDelivered(t *testing.T) {
 	g := w.start(configC(""))
 	inner := w.sinks["inner"]
 	inner.Down()
-	w.dialogue(t, `
-connect mx from internet
-S: 220
-C: EHLO mail.example.org
-S: 250
-C: MAIL FROM:<friend@example.org>
-S: 250
-C: RCPT TO:<bucho@test.jp>
-S: 250
-C: DATA
-S: 354
-`+message("friend@example.org", "bucho@test.jp", "while the inner server is down")+`
-S: 250 2.0.0
-C: QUIT
-S: 221
-`)
+	w.dialogueFile(t, "queue-while-inner-down", nil)
 	// At least two attempts failed: the first and one retry.
 	deadline := time.Now().Add(waitTimeout)
 	for {
@@ -49,10 +34,7 @@ S: 221
 		time.Sleep(200 * time.Millisecond)
 	}
 	inner.Up(t)
-	w.dialogue(t, `
-sink inner has 1 message from <friend@example.org> for bucho@test.jp
-sink inner has 1 message
-`)
+	w.dialogueFile(t, "queue-inner-back", nil)
 }
 
 // Scenario 9: a 5xx from the next hop. As E-Post's delivery agent does by
@@ -65,28 +47,7 @@ func TestSeedQueue_PermanentRefusalRetriedOnceThenDSNToSender(t *testing.T) {
 	w.start(configC(""))
 	internet := w.sinks["internet"]
 	internet.Refuse("nosuchuser@example.org", 550, "5.1.1")
-	w.dialogue(t, `
-connect mx from inner
-S: 220
-C: EHLO mail.test.jp
-S: 250
-C: MAIL FROM:<bucho@test.jp>
-S: 250
-C: RCPT TO:<nosuchuser@example.org>
-S: 250
-C: RCPT TO:<partner@example.org>
-S: 250
-C: DATA
-S: 354
-`+message("bucho@test.jp", "nosuchuser@example.org", "to someone who does not exist")+`
-S: 250 2.0.0
-C: QUIT
-S: 221
-sink internet has 1 message for partner@example.org
-sink internet has 1 message
-sink inner has 1 message from <> for bucho@test.jp
-sink inner has 1 message
-`)
+	w.dialogueFile(t, "queue-permanent-refusal", nil)
 	if r := internet.Refused(); len(r) != 2 {
 		t.Errorf("the refused recipient was tried %d time(s) (%v), want 2: the first attempt and E-Post's one refusal retry", len(r), r)
 	}

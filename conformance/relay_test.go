@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 )
@@ -59,7 +58,8 @@ var relayTricks = []relayTrick{
 // Scenario 3: relay tricks from an untrusted client. Each form is tried
 // in its own transaction together with a valid recipient: the trick is
 // refused, the valid recipient still gets the message, and nothing reaches
-// anyone else.
+// anyone else. The forms stay a Go table, each beside its reply; the
+// dialogue is testdata/dialogues/steps/relay-trick.txt.
 func TestSeedRelayTricks_AllRefusedValidRecipientsStillArrive(t *testing.T) {
 	t.Parallel()
 	if len(relayTricks) < 25 {
@@ -69,31 +69,7 @@ func TestSeedRelayTricks_AllRefusedValidRecipientsStillArrive(t *testing.T) {
 	w.start(configC(""))
 	for i, tr := range relayTricks {
 		t.Run(strings.ReplaceAll(tr.name, " ", "_"), func(t *testing.T) {
-			w.dialogue(t, fmt.Sprintf(`
-connect mx from internet
-S: 220
-C: EHLO relaytest.example.net
-S: 250
-C: MAIL FROM:<tester@example.net>
-S: 250
-C: RCPT TO:<bucho@test.jp>
-S: 250
-C: RCPT TO:%s
-S: %s
-C: RCPT TO:<User1@Test.JP>
-S: 250
-C: DATA
-S: 354
-D: From: <tester@example.net>
-D: To: <bucho@test.jp>
-D: Subject: relay trick %d
-D:
-D: %s
-C: .
-S: 250 2.0.0
-C: QUIT
-S: 221
-`, tr.rcpt, tr.want, i, tr.name))
+			w.dialogueFile(t, "relay-trick", map[string]any{"Rcpt": tr.rcpt, "Want": tr.want, "N": i, "Name": tr.name})
 		})
 	}
 	// The valid recipients got one message per form, and only they did.

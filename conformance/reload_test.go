@@ -50,30 +50,9 @@ func TestSeedReload_SIGHUPAppliesNewAccountsKeepsSessionsRefusesBrokenConfig(t *
 	cfg := w.path("config.yaml")
 
 	// A session in the middle of a transaction.
-	open, err := dialFrom(internetIP, w.port("mx"), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer open.conn.Close()
-	step := func(send, want string) {
-		t.Helper()
-		if send != "" {
-			open.send(send + "\r\n")
-		}
-		r, err := open.readReply()
-		if err != nil {
-			t.Fatalf("open session: %s: %v\n%s", send, err, open.log)
-		}
-		spec, _ := parseReplySpec(want)
-		if err := spec.check(r); err != nil {
-			t.Fatalf("open session: %s: %v; got %q\n%s", send, err, r, open.log)
-		}
-	}
-	step("", "220")
-	step("EHLO long-session.example.org", "250")
-	step("MAIL FROM:<friend@example.org>", "250")
-	step("RCPT TO:<bucho@test.jp>", "250")
-	step("RCPT TO:<newuser@test.jp>", "550 5.1.1")
+	open := w.newSession()
+	defer open.close()
+	open.runFile(t, "reload-open-session-start", nil)
 
 	// The inner server's export now lists a new account.
 	export := w.writeFile("export.txt", "bucho@test.jp\nuser1@test.jp\nnewuser@test.jp\n")
@@ -87,29 +66,9 @@ func TestSeedReload_SIGHUPAppliesNewAccountsKeepsSessionsRefusesBrokenConfig(t *
 	g.signal(t, syscall.SIGHUP)
 	waitCount(t, g, reloaded+1, "configuration reloaded")
 
-	w.dialogue(t, `
-connect mx from internet
-S: 220
-C: EHLO after-reload.example.org
-S: 250
-C: MAIL FROM:<friend@example.org>
-S: 250
-C: RCPT TO:<newuser@test.jp>
-S: 250
-C: QUIT
-S: 221
-`)
+	w.dialogueFile(t, "reload-new-account", nil)
 	// The open session was not dropped and finishes its message.
-	step("RCPT TO:<user1@test.jp>", "250")
-	step("DATA", "354")
-	open.send("From: <friend@example.org>\r\nSubject: across the reload\r\n\r\nhello\r\n.\r\n")
-	step("", "250 2.0.0")
-	step("QUIT", "221")
-	w.dialogue(t, `
-sink inner has 1 message for bucho@test.jp
-sink inner has 1 message for user1@test.jp
-sink inner has 1 message
-`)
+	open.runFile(t, "reload-open-session-end", nil)
 
 	// A broken configuration is refused; the running one stays.
 	good := readFile(cfg)
@@ -135,23 +94,7 @@ sink inner has 1 message
 	if !g.running() {
 		t.Fatalf("the gateway exited after a refused reload")
 	}
-	w.dialogue(t, `
-connect mx from internet
-S: 220
-C: EHLO still-serving.example.org
-S: 250
-C: MAIL FROM:<friend@example.org>
-S: 250
-C: RCPT TO:<newuser@test.jp>
-S: 250
-C: DATA
-S: 354
-`+message("friend@example.org", "newuser@test.jp", "after the refused reloads")+`
-S: 250 2.0.0
-C: QUIT
-S: 221
-sink inner has 1 message for newuser@test.jp
-`)
+	w.dialogueFile(t, "reload-still-serving", nil)
 }
 
 // waitCount waits until the gateway's output has n lines containing s.

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 // mirrorTestJP is the accounts section of configuration C, for the
@@ -63,43 +61,7 @@ relay:
   guard:
     inner_networks: [127.0.0.10/32]
 `)
-	w.dialogue(t, `
-# From the internet on "port 25" to the inner server on 20025.
-connect mx from internet
-S: 220
-C: HELO dc.epost.test
-S: 250
-C: MAIL From: <info@test-sample00.jp>
-S: 250
-C: RCPT To: <bucho@test.jp>
-S: 250
-C: DATA
-S: 354
-`+message("info@test-sample00.jp", "bucho@test.jp", "inbound to 20025")+`
-S: 250
-C: QUIT
-S: 221
-# The inner server sends out through the gateway's port 20025.
-connect mx20025 from inner
-S: 220
-C: helo
-S: 250
-C: HELO mail.test.jp
-S: 250
-C: mail from:<bucho@test.jp>
-S: 250
-C: rcpt to:<info@test-sample00.jp>
-S: 250
-C: data
-S: 354
-`+message("bucho@test.jp", "info@test-sample00.jp", "outbound from 20025")+`
-S: 250
-C: quit
-S: 221
-sink inner has 1 message for bucho@test.jp
-sink inner has 1 message
-sink internet has 1 message for info@test-sample00.jp
-`)
+	w.dialogueFile(t, "gateway-dat-20025", nil)
 }
 
 // Scenario 7: a smart host (the seeds' "SMTP ゲートウェイ" field, setting
@@ -127,31 +89,7 @@ relay:
   guard:
     inner_networks: [127.0.0.10/32]
 `)
-	w.dialogue(t, `
-connect mx from inner
-S: 220
-C: EHLO mail.test.jp
-S: 250
-C: MAIL FROM:<bucho@test.jp>
-S: 250
-C: RCPT TO:<a@example.org>
-S: 250
-C: RCPT TO:<b@example.com>
-S: 250
-C: RCPT TO:<user1@test.jp>
-S: 250
-C: DATA
-S: 354
-`+message("bucho@test.jp", "a@example.org", "via the smart host")+`
-S: 250
-C: QUIT
-S: 221
-# One copy for both: they share the next hop.
-sink isp has 1 message
-sink isp has 1 message for a@example.org
-sink isp has 1 message for b@example.com
-sink inner has 1 message for user1@test.jp
-`)
+	w.dialogueFile(t, "smart-host", nil)
 	if q := w.dns.Queries(); len(q) > 0 {
 		t.Errorf("with a smart host the gateway still asked DNS: %v", q)
 	}
@@ -193,72 +131,15 @@ func TestSeedMX_PrioritiesAndFailoverToSecondMX(t *testing.T) {
 	w.dns.A("mx2.example.org", "127.0.1.2")
 	w.start(mxConfig)
 
-	send := func(subject string) string {
-		return `
-connect mx from inner
-S: 220
-C: EHLO mail.test.jp
-S: 250
-C: MAIL FROM:<bucho@test.jp>
-S: 250
-C: RCPT TO:<partner@example.org>
-S: 250
-C: DATA
-S: 354
-` + message("bucho@test.jp", "partner@example.org", subject) + `
-S: 250
-C: QUIT
-S: 221
-`
-	}
-	w.dialogue(t, send("to the primary MX")+`
-sink mx1 has 1 message for partner@example.org
-sink mx2 has nothing
-`)
+	w.dialogueFile(t, "mx-send", map[string]string{"Which": "primary"})
+	w.dialogueFile(t, "mx-primary", nil)
 	mx1.Down()
 	start := time.Now()
-	w.dialogue(t, send("to the backup MX")+`
-sink mx2 has 1 message for partner@example.org
-sink mx1 has 1 message
-sink inner has nothing
-`)
+	w.dialogueFile(t, "mx-send", map[string]string{"Which": "backup"})
+	w.dialogueFile(t, "mx-backup", nil)
 	// Failing over is part of one attempt, not a retry a minute later.
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("failover to the second MX took %v", d)
-	}
-}
-
-// Scenario 7: a domain publishing a null MX (RFC 7505) accepts no mail:
-// the message bounces at once with a DSN to the sender, and no host is
-// contacted.
-func TestSeedMX_NullMXEndsInDSN(t *testing.T) {
-	t.Parallel()
-	w := newWorld(t)
-	w.dns.NullMX("nullmx.example")
-	w.dns.A("nullmx.example", "127.0.1.99")
-	w.start(mxConfig)
-	w.dialogue(t, `
-connect mx from inner
-S: 220
-C: EHLO mail.test.jp
-S: 250
-C: MAIL FROM:<bucho@test.jp>
-S: 250
-C: RCPT TO:<someone@nullmx.example>
-S: 250
-C: DATA
-S: 354
-`+message("bucho@test.jp", "someone@nullmx.example", "to a null MX")+`
-S: 250
-C: QUIT
-S: 221
-sink inner has 1 message from <> for bucho@test.jp
-sink inner has 1 message
-`)
-	dsn := w.sinks["inner"].Messages()[0]
-	checkDSN(t, dsn, "someone@nullmx.example", "failed")
-	if n := w.dns.Count("nullmx.example", dns.TypeMX); n == 0 {
-		t.Error("the gateway never asked for the MX of nullmx.example")
 	}
 }
 

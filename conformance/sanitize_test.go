@@ -34,34 +34,10 @@ sanitize:
 `
 
 // sendRaw sends one message from the client address src to rcpt, the
-// data as it is (CRLF lines), dot-stuffed, and expects 250 to DATA.
+// data as it is (CRLF lines), dot-stuffed, and expects 250 to DATA
+// (steps/send-message.txt).
 func sendRaw(t *testing.T, w *world, src, from, rcpt string, data []byte) {
 	t.Helper()
-	c, err := dialFrom(src, w.port("mx"), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.conn.Close()
-	expect := func(code string) {
-		t.Helper()
-		if err := c.flush(); err != nil {
-			t.Fatal(err)
-		}
-		c.conn.SetReadDeadline(time.Now().Add(replyTimeout))
-		r, err := c.readReply()
-		if err != nil || !strings.HasPrefix(r.String(), code) {
-			t.Fatalf("want %s, got %v (%v)\n%s", code, r, err, c.log)
-		}
-	}
-	expect("220")
-	c.send("EHLO sender.example\r\n")
-	expect("250")
-	c.send("MAIL FROM:<" + from + ">\r\n")
-	expect("250")
-	c.send("RCPT TO:<" + rcpt + ">\r\n")
-	expect("250")
-	c.send("DATA\r\n")
-	expect("354")
 	var b bytes.Buffer
 	for _, l := range strings.SplitAfter(string(data), "\r\n") {
 		if strings.HasPrefix(l, ".") {
@@ -69,10 +45,7 @@ func sendRaw(t *testing.T, w *world, src, from, rcpt string, data []byte) {
 		}
 		b.WriteString(l)
 	}
-	c.send(b.String() + ".\r\n")
-	expect("250")
-	c.send("QUIT\r\n")
-	expect("221")
+	w.dialogueFile(t, "send-message", map[string]string{"Source": src, "From": from, "Rcpt": rcpt, "Data": b.String()})
 }
 
 // quarantined lists the quarantine through `sekisho quarantine list --json`.

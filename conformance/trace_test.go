@@ -45,28 +45,7 @@ func TestTrace_LiveInboundAndOutboundSession(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	w.dialogue(t, `
-connect mx from 127.0.10.5
-S: 220
-C: EHLO pc.test.jp
-S: 250
-starttls
-C: EHLO pc.test.jp
-S: 250
-auth plain tanaka@test.jp tanaka-secret
-S: 235
-C: MAIL FROM:<tanaka@test.jp>
-S: 250
-C: RCPT TO:<partner@example.org>
-S: 250
-C: DATA
-S: 354
-`+message("tanaka@test.jp", "partner@example.org", "traced but never shown")+`
-S: 250 2.0.0
-C: QUIT
-S: 221
-sink internet has 1 message for partner@example.org
-`)
+	w.dialogueFile(t, "trace-authenticated-submission", nil)
 	internet := w.sinks["internet"].addr
 	wants := []string{
 		// inbound, inside TLS: the session's lines as the client sent them
