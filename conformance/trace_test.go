@@ -60,7 +60,9 @@ func TestTrace_LiveInboundAndOutboundSession(t *testing.T) {
 		"out D",
 		" " + internet + " SEND -> [MAIL FROM:<tanaka@test.jp>",
 		" " + internet + " SEND -> [RCPT TO:<partner@example.org>",
-		" " + internet + " RECV <- [354",
+		// The smart host offers CHUNKING: the message goes in one BDAT.
+		" " + internet + " SEND -> [BDAT ",
+		" " + internet + " RECV <- [250 2.0.0",
 	}
 	deadline = time.Now().Add(waitTimeout)
 	for {
