@@ -216,6 +216,7 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.Info("after", "kind", "start")
+	s.Close() // a record may wait for a millisecond: Close writes it
 	old, _ := os.ReadFile(path + ".1")
 	cur, _ := os.ReadFile(path)
 	if !strings.Contains(string(old), "before") || !strings.Contains(string(old), "between") || strings.Contains(string(old), "after") {
@@ -234,12 +235,15 @@ func TestWriteFailure(t *testing.T) {
 	if err := f.Reopen(); err != nil {
 		t.Skipf("no /dev/full: %v", err)
 	}
-	defer f.Close()
-	for range 3 {
-		if _, err := f.Write([]byte("x\n")); err == nil {
-			t.Fatal("writing /dev/full succeeded")
-		}
+	// The first record is written at once and fails; the next ones come
+	// within busyGap and are written later, reporting nothing new.
+	if _, err := f.Write([]byte("x\n")); err == nil {
+		t.Fatal("writing /dev/full succeeded")
 	}
+	for range 2 {
+		f.Write([]byte("x\n"))
+	}
+	f.Close()
 	if n := strings.Count(stderr.String(), "records are lost"); n != 1 {
 		t.Errorf("reported %d times: %q", n, stderr.String())
 	}
@@ -352,5 +356,41 @@ func TestConcurrentWritesAndRotation(t *testing.T) {
 	}
 	if len(seen) != writers*lines {
 		t.Errorf("%d lines in the files, want %d", len(seen), writers*lines)
+	}
+}
+
+// A record on a quiet file is written before Write returns; records in a
+// burst are collected and reach the file within a few milliseconds,
+// without Close.
+func TestQuietAndBusyWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "main.log")
+	f := newFile(path, io.Discard)
+	if err := f.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Write([]byte("first\n"))
+	if b, _ := os.ReadFile(path); string(b) != "first\n" {
+		t.Fatalf("a record on a quiet file was not written at once: %q", b)
+	}
+	for i := range 100 {
+		fmt.Fprintf(f, "burst %d\n", i)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Count(string(b), "\n") == 101 && strings.HasSuffix(string(b), "burst 99\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the burst did not reach the file: %d lines", strings.Count(string(b), "\n"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.mu.Lock()
+	writes := f.writes
+	f.mu.Unlock()
+	if writes > 50 {
+		t.Errorf("101 records took %d writes: a burst was not collected", writes)
 	}
 }
