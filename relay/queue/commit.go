@@ -62,7 +62,7 @@ func (q *Spool) submitLocked(req *commitReq) {
 func (q *Spool) commitLoop() {
 	defer close(q.commitDone)
 	failed := false
-	var syncLater, gatherTimer *time.Timer
+	var syncLater *time.Timer
 	for {
 		var retry, syncDue <-chan time.Time
 		if failed {
@@ -92,11 +92,6 @@ func (q *Spool) commitLoop() {
 			q.syncLazy()
 			return
 		}
-		if q.gather(&gatherTimer) {
-			q.drain()
-			q.syncLazy()
-			return
-		}
 		batch := q.take()
 		if len(batch) == 0 {
 			failed = false
@@ -104,41 +99,6 @@ func (q *Spool) commitLoop() {
 		}
 		failed = q.commit(batch) != nil
 	}
-}
-
-// gather waits CommitDelay before a batch that needs an fdatasync while
-// mail keeps arriving (the last one ended less than busyWindow ago), so
-// that the fdatasync covers the messages received meanwhile: at a few
-// thousand messages a second that is several per fdatasync instead of one
-// or two, for a fraction of a millisecond on each reply. It reports
-// whether the spool is closing.
-func (q *Spool) gather(t **time.Timer) (stop bool) {
-	d := q.gatherFor
-	if d <= 0 || q.lastSync.IsZero() || time.Since(q.lastSync) >= q.busyWindow || !q.pendingNeedsSync() {
-		return false
-	}
-	if *t == nil {
-		*t = time.NewTimer(d)
-	} else {
-		(*t).Reset(d)
-	}
-	select {
-	case <-(*t).C:
-		return false
-	case <-q.stopCommit:
-		return true
-	}
-}
-
-// busyWindow: an fdatasync that ended this recently means mail is
-// arriving, and the next one is worth gathering for.
-const busyWindow = time.Millisecond
-
-// pendingNeedsSync says whether a request waiting needs an fdatasync.
-func (q *Spool) pendingNeedsSync() bool {
-	q.cmu.Lock()
-	defer q.cmu.Unlock()
-	return !allLazy(q.pending)
 }
 
 func (q *Spool) take() []*commitReq {
@@ -263,7 +223,6 @@ func (q *Spool) writeBatch(batch []*commitReq) (seq uint64, offs []int64, wrote 
 		return 0, nil, true, q.poison("fsync", serr)
 	}
 	q.unsynced = false
-	q.lastSync = time.Now()
 	return a.seq, offs, true, nil
 }
 

@@ -34,11 +34,6 @@ type Config struct {
 	// result can always be written. 0 (the default) is the larger of 64 MiB
 	// and 2 % of the file system, at most a quarter of it.
 	Reserve ByteSize `koanf:"reserve"`
-	// CommitDelay: while mail keeps arriving (the last fdatasync ended
-	// under a millisecond ago), the committer waits this long before its
-	// next one, so that one fdatasync covers every message received
-	// meanwhile. An idle spool syncs at once. 0 turns it off.
-	CommitDelay time.Duration `koanf:"commit_delay"`
 }
 
 // DefaultConfig returns the section's defaults.
@@ -50,7 +45,6 @@ func DefaultConfig() Config {
 		SegmentSize:  64 << 20,
 		InlineMax:    1 << 20,
 		CompactAfter: 5 * time.Minute,
-		CommitDelay:  250 * time.Microsecond,
 	}
 }
 
@@ -68,8 +62,6 @@ const (
 	maxSegmentSize = 4 << 30
 	minInlineMax   = 1 << 10
 	maxInlineMax   = 64 << 20
-	// Past this the delay would show in every reply to DATA.
-	maxCommitDelay = 10 * time.Millisecond
 )
 
 // Validate reports every problem in the section; each error starts with the
@@ -101,9 +93,6 @@ func (c Config) Validate() error {
 	}
 	if c.CompactAfter <= 0 {
 		bad("compact_after", "must be positive, got %v", c.CompactAfter)
-	}
-	if c.CommitDelay < 0 || c.CommitDelay > maxCommitDelay {
-		bad("commit_delay", "must be between 0 and %v, got %v", maxCommitDelay, c.CommitDelay)
 	}
 	return errors.Join(errs...)
 }

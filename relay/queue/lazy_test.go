@@ -1,9 +1,7 @@
 package queue
 
 import (
-	"bytes"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,47 +89,5 @@ func TestRollSyncsLazyRecords(t *testing.T) {
 	enqueue(t, q, testEnvelope("b@x.jp"), msgData(100, 100))
 	if got := st.syncs.Load() - before; got != 2 {
 		t.Errorf("rolling after a lazy mark: %d fsyncs, want 2 (the old segment, then the batch)", got)
-	}
-}
-
-// While mail keeps arriving, one fdatasync covers the messages that
-// arrive within CommitDelay; an idle spool syncs at once.
-func TestCommitDelayGathersBusyBatches(t *testing.T) {
-	cfg := testConfig(t.TempDir())
-	st := &countingStorage{}
-	// Everything counts as busy here, and the delay is long, so the
-	// gathering does not depend on how fast this machine starts goroutines.
-	q := openTest(t, cfg, WithStorage(st), func(o *options) { o.busy, o.delay = time.Hour, 200*time.Millisecond })
-	enqueue(t, q, testEnvelope("a@x.jp"), msgData(0, 100)) // idle: synced at once
-	before := st.syncs.Load()
-	var wg sync.WaitGroup
-	for i := range 5 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// Spread out: without the delay each would find the
-			// committer idle and get an fdatasync of its own.
-			time.Sleep(time.Duration(i) * 10 * time.Millisecond)
-			if _, err := q.Enqueue(testEnvelope("b@x.jp"), bytes.NewReader(msgData(i+1, 100))); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-	if n := st.syncs.Load() - before; n < 1 || n > 2 {
-		t.Errorf("5 messages arriving within 40 ms took %d fdatasyncs, want 1 (2 with a straggler)", n)
-	}
-
-	idle := openTest(t, testConfig(t.TempDir()), func(o *options) { o.busy, o.delay = 0, time.Hour })
-	done := make(chan struct{})
-	go func() {
-		enqueue(t, idle, testEnvelope("a@x.jp"), msgData(0, 100))
-		enqueue(t, idle, testEnvelope("a@x.jp"), msgData(1, 100))
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("an idle spool waited for the commit delay")
 	}
 }

@@ -25,8 +25,6 @@ type options struct {
 	lockWait time.Duration
 	storage  Storage
 	lazySync time.Duration // lazySyncDelay, shorter in tests
-	busy     time.Duration // busyWindow, longer in tests
-	delay    time.Duration // tests: replaces Config.CommitDelay when set
 }
 
 // WithLogger sends the spool's log lines (recovery, storage errors,
@@ -42,7 +40,7 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 func WithLockWait(d time.Duration) Option { return func(o *options) { o.lockWait = d } }
 
 func buildOptions(opts []Option) options {
-	o := options{lockWait: 10 * time.Second, lazySync: lazySyncDelay, busy: busyWindow}
+	o := options{lockWait: 10 * time.Second, lazySync: lazySyncDelay}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -92,13 +90,10 @@ type Spool struct {
 	active  *activeSeg // owned by the committer goroutine
 	// unsynced: lazy records were written to active after its last fsync
 	// (owned by the committer goroutine); lazySync bounds how long.
-	unsynced   bool
-	lazySync   time.Duration
-	lastSync   time.Time // when the last batch's fdatasync ended (committer)
-	busyWindow time.Duration
-	gatherFor  time.Duration // Config.CommitDelay
-	wbuf       []byte        // the committer's write buffer
-	bufPool    sync.Pool
+	unsynced bool
+	lazySync time.Duration
+	wbuf     []byte // the committer's write buffer
+	bufPool  sync.Pool
 	// testFault, set by tests, makes a write or fsync that succeeded
 	// report an error: the worst case, data on disk but not acknowledged.
 	testFault atomic.Pointer[func(op string) error]
@@ -223,8 +218,6 @@ func newSpool(cfg Config, o options) *Spool {
 		now:        o.now,
 		storage:    o.storage,
 		lazySync:   o.lazySync,
-		busyWindow: o.busy,
-		gatherFor:  cfg.CommitDelay,
 		msgs:       map[ID]*entry{},
 		segs:       map[uint64]*segInfo{},
 		wake:       make(chan struct{}),
@@ -235,9 +228,6 @@ func newSpool(cfg Config, o options) *Spool {
 		stopMaint:  make(chan struct{}),
 		commitDone: make(chan struct{}),
 		maintDone:  make(chan struct{}),
-	}
-	if o.delay != 0 {
-		q.gatherFor = o.delay
 	}
 	q.bufPool.New = func() any { return new(bytes.Buffer) }
 	return q
