@@ -21,6 +21,7 @@ var postfixMailboxes = []string{"postmaster@test.jp", "bucho@test.jp", "tanaka@t
 // Postfix's own session summaries ("disconnect from ... bdat=1") show
 // which command carried each message.
 func TestPostfixInner_BDATInterop(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	mailstore := w.sink("mailstore")
 	pf := startPostfix(t, mailstore.addr, postfixMailboxes)
@@ -57,7 +58,7 @@ func TestPostfixInner_BDATInterop(t *testing.T) {
 	long := strings.Repeat("0123456789", 500) // 5,000 bytes: past RFC 5321's 998
 
 	t.Run("dots and a long line in one BDAT", func(t *testing.T) {
-		mark := pf.logSize()
+		mark, logMark := pf.logSize(), len(g.logs.String())
 		params := map[string]any{"Subject": "dots and a long line", "Long": long}
 		w.dialogueFile(t, "postfix-dots-long-line", params)
 		m := arrived(t, "dots and a long line")
@@ -67,8 +68,8 @@ func TestPostfixInner_BDATInterop(t *testing.T) {
 		}
 		// Postfix answers the last BDAT "Ok: N bytes queued as", DATA's
 		// final dot "Ok: queued as": the gateway's log shows which it got.
-		if n := waitLogMatches(t, g, bdatQueued); n != 1 {
-			t.Errorf("%d delivery log lines match %v (Postfix's reply to BDAT LAST), want 1", n, bdatQueued)
+		if r := deliveredReply(t, g, logMark, "user1@test.jp"); !bdatQueued.MatchString(r) {
+			t.Errorf("the gateway logged the delivery with Postfix's reply %q, want Postfix's reply to BDAT LAST (%v)", r, bdatQueued)
 		}
 		c := commands(t, mark)
 		if c["bdat"] != 1 || c["data"] != 0 {
@@ -77,13 +78,16 @@ func TestPostfixInner_BDATInterop(t *testing.T) {
 	})
 
 	t.Run("over 300 KiB in several chunks", func(t *testing.T) {
-		mark := pf.logSize()
+		mark, logMark := pf.logSize(), len(g.logs.String())
 		body := bigBody(310 << 10)
 		msg := "From: <partner@example.org>\r\nTo: <user1@test.jp>\r\nSubject: over 300 KiB\r\n" +
 			"Message-ID: <over-300-KiB@conformance.test>\r\nDate: Sun, 29 Nov 2026 16:00:00 +0900\r\n\r\n" + body
 		w.dialogueFile(t, "send-message", map[string]string{
 			"Source": "internet", "From": "partner@example.org", "Rcpt": "user1@test.jp", "Data": stuff(msg)})
 		checkBody(t, arrived(t, "over 300 KiB"), body)
+		if r := deliveredReply(t, g, logMark, "user1@test.jp"); !bdatQueued.MatchString(r) {
+			t.Errorf("the gateway logged the delivery with Postfix's reply %q, want Postfix's reply to BDAT LAST (%v)", r, bdatQueued)
+		}
 		c := commands(t, mark)
 		if c["bdat"] < 2 || c["data"] != 0 {
 			t.Errorf("Postfix received %d BDAT and %d DATA; want the %d-byte message in several BDAT chunks", c["bdat"], c["data"], len(msg))
@@ -130,12 +134,12 @@ func TestPostfixInner_BDATInterop(t *testing.T) {
 		reloaded := g.countLog("configuration reloaded")
 		g.signal(t, syscall.SIGHUP)
 		waitCount(t, g, reloaded+1, "configuration reloaded")
-		mark := pf.logSize()
+		mark, logMark := pf.logSize(), len(g.logs.String())
 		params := map[string]any{"Subject": "dots and a long line with DATA", "Long": long}
 		w.dialogueFile(t, "postfix-dots-long-line", params)
 		checkBody(t, arrived(t, "dots and a long line with DATA"), sentBody(t, "postfix-dots-long-line", params))
-		if n := waitLogMatches(t, g, dataQueued); n != 1 {
-			t.Errorf("%d delivery log lines match %v (Postfix's reply to DATA), want 1", n, dataQueued)
+		if r := deliveredReply(t, g, logMark, "user1@test.jp"); !dataQueued.MatchString(r) {
+			t.Errorf("the gateway logged the delivery with Postfix's reply %q, want Postfix's reply to DATA (%v)", r, dataQueued)
 		}
 		c := commands(t, mark)
 		if c["data"] != 1 || c["bdat"] != 0 {
@@ -144,28 +148,29 @@ func TestPostfixInner_BDATInterop(t *testing.T) {
 	})
 }
 
-// The gateway's delivery log lines for user1@test.jp with Postfix's reply
-// to the last BDAT, and to DATA.
+// Postfix's replies to the last BDAT and to DATA's final dot.
 var (
-	bdatQueued = regexp.MustCompile(`msg=delivery .* rcpt=user1@test\.jp .*result=delivered code=250 reply="250 2\.0\.0 Ok: \d+ bytes queued as [0-9A-Z]+"`)
-	dataQueued = regexp.MustCompile(`msg=delivery .* rcpt=user1@test\.jp .*result=delivered code=250 reply="250 2\.0\.0 Ok: queued as [0-9A-Z]+"`)
+	bdatQueued = regexp.MustCompile(`^250 2\.0\.0 Ok: \d+ bytes queued as [0-9A-Z]+$`)
+	dataQueued = regexp.MustCompile(`^250 2\.0\.0 Ok: queued as [0-9A-Z]+$`)
 )
 
-// waitLogMatches counts the gateway's output lines that re matches, once
-// there is one or waitTimeout has passed: the gateway logs a delivery
-// after recording it, which may be after Postfix has passed it on.
-func waitLogMatches(t *testing.T, g *gateway, re *regexp.Regexp) int {
+var deliveredRE = regexp.MustCompile(`msg=delivery .* rcpt=(\S+) .*result=delivered code=\d+ reply="((?:[^"\\]|\\.)*)"`)
+
+// deliveredReply waits for the gateway's log line of a delivery to rcpt
+// written after mark (a length of its output) and returns the next hop's
+// reply it shows. The gateway logs a delivery after recording it, which
+// may be after Postfix has passed the message on.
+func deliveredReply(t *testing.T, g *gateway, mark int, rcpt string) string {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		n := 0
-		for _, l := range strings.Split(g.logs.String(), "\n") {
-			if re.MatchString(l) {
-				n++
+		for _, l := range strings.Split(g.logs.String()[mark:], "\n") {
+			if m := deliveredRE.FindStringSubmatch(l); m != nil && m[1] == rcpt {
+				return m[2]
 			}
 		}
-		if n > 0 || time.Now().After(deadline) {
-			return n
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway logged no delivery to %s within %v", rcpt, waitTimeout)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
