@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -89,5 +90,45 @@ func TestRollSyncsLazyRecords(t *testing.T) {
 	enqueue(t, q, testEnvelope("b@x.jp"), msgData(100, 100))
 	if got := st.syncs.Load() - before; got != 2 {
 		t.Errorf("rolling after a lazy mark: %d fsyncs, want 2 (the old segment, then the batch)", got)
+	}
+}
+
+// An idle committer's fdatasync of lazy marks that fails is a storage
+// error like any other: Health reports it, the segment is abandoned (the
+// marks in doubt could only cause a second delivery), and the next message
+// goes into a new segment and clears the failure.
+func TestLazySyncFailure(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	q := openTest(t, cfg, func(o *options) { o.lazySync = 20 * time.Millisecond })
+	a := enqueue(t, q, testEnvelope("a@x.jp", "b@x.jp"), msgData(1, 500))
+	q.mu.Lock()
+	first := q.activeSeq
+	q.mu.Unlock()
+	boom := errors.New("injected fsync error")
+	fail := func(op string) error {
+		if op == "fsync" {
+			return boom
+		}
+		return nil
+	}
+	q.testFault.Store(&fail)
+	must(t, q.MarkDelivered(a, 0)) // written; its fsync comes later and fails
+	waitFor(t, func() bool { return q.Health().Failing })
+	if h := q.Health(); !errors.Is(h.Err, boom) {
+		t.Errorf("Health after the failed sync: %+v", h)
+	}
+	q.testFault.Store(nil)
+	enqueue(t, q, testEnvelope("c@x.jp"), msgData(2, 100))
+	q.mu.Lock()
+	next := q.activeSeq
+	q.mu.Unlock()
+	if next == first {
+		t.Errorf("still appending to segment %d after its fdatasync failed", first)
+	}
+	if h := q.Health(); h.Failing {
+		t.Errorf("Health still failing after a good commit: %+v", h)
+	}
+	if m, err := q.Get(a); err != nil || m.Rcpts[0].Status != Delivered {
+		t.Errorf("the delivered mark in memory: %+v, %v", m, err)
 	}
 }
