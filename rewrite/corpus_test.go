@@ -240,23 +240,3 @@ func TestDiffHeader(t *testing.T) {
 		t.Errorf("equal headers gave %q", got)
 	}
 }
-
-// FuzzFromAddresses: reading only the From fields gives exactly the From
-// addresses of a full scan.
-func FuzzFromAddresses(f *testing.F) {
-	f.Add([]byte("From: \"Taro\" <\"t y\"@pref.aichi.jp>\r\nTo: a@b.jp\r\n\r\n"))
-	f.Add([]byte("from: a@x.jp, b@y.jp\r\nFROM: (c) <c@z.jp>\r\nResent-From: r@x.jp\r\n\r\n"))
-	f.Add([]byte("From: \"unclosed\r\nFrom: ok@x.jp\r\n\r\n"))
-	f.Add([]byte("From: x@-bad-.jp\r\n\r\n"))
-	f.Fuzz(func(t *testing.T, h []byte) {
-		var want []string
-		for _, a := range ScanHeader(h) {
-			if strings.EqualFold(a.Field, "From") && a.Address != "" {
-				want = append(want, a.Address)
-			}
-		}
-		if got := FromAddresses(h); strings.Join(got, "\n") != strings.Join(want, "\n") || len(got) != len(want) {
-			t.Fatalf("FromAddresses %q, a full scan %q", got, want)
-		}
-	})
-}

@@ -15,14 +15,14 @@ var ErrHeaderTooLarge = errors.New("header block too large")
 // ReadHeader reads the raw header block of a message, up to and including
 // the empty line that ends it (CRLF or LF), or to EOF for a message without
 // a body. The reader is left at the first byte of the body, which the caller
-// streams on unchanged. A block over limit bytes is ErrHeaderTooLarge.
-func ReadHeader(r *bufio.Reader, limit int) ([]byte, error) {
-	buf := make([]byte, 0, max(0, min(limit, 2048))) // most headers fit: no regrowth
+// streams on unchanged. A block over max bytes is ErrHeaderTooLarge.
+func ReadHeader(r *bufio.Reader, max int) ([]byte, error) {
+	var buf []byte
 	lineStart := 0
 	for {
 		chunk, err := r.ReadSlice('\n')
-		if len(buf)+len(chunk) > limit {
-			return nil, fmt.Errorf("%w: more than %d bytes before the empty line", ErrHeaderTooLarge, limit)
+		if len(buf)+len(chunk) > max {
+			return nil, fmt.Errorf("%w: more than %d bytes before the empty line", ErrHeaderTooLarge, max)
 		}
 		buf = append(buf, chunk...)
 		switch {
@@ -75,9 +75,6 @@ func (f field) eol(s string) string {
 // kept as pseudo-fields with nameEnd -1, so that the block's bytes are all
 // accounted for and written back as they were.
 func splitFields(s string, out []field) []field {
-	if out == nil {
-		out = make([]field, 0, 16) // a typical header's fields
-	}
 	i := 0
 	for i < len(s) {
 		lineEnd := strings.IndexByte(s[i:], '\n')

@@ -1,10 +1,6 @@
 package rewrite
 
-import (
-	"strings"
-
-	"github.com/sekisho/sekisho/accounts/addr"
-)
+import "github.com/sekisho/sekisho/accounts/addr"
 
 // HeaderAddress is one address found in an address field of a header
 // block, as the rewriter sees it.
@@ -30,31 +26,10 @@ type HeaderAddress struct {
 // rewriting would leave alone. Dry runs use it to show every position;
 // the relay can use it to read the header From.
 func ScanHeader(header []byte) []HeaderAddress {
-	return scanHeader(header, false)
-}
-
-// FromAddresses lists the addresses (local@domain, quotes removed) of the
-// From fields, as ScanHeader reports them, without reading the other
-// address fields: the relay's sender check needs only these, on every
-// message.
-func FromAddresses(header []byte) []string {
-	var out []string
-	for _, a := range scanHeader(header, true) {
-		if a.Address != "" {
-			out = append(out, a.Address)
-		}
-	}
-	return out
-}
-
-func scanHeader(header []byte, fromOnly bool) []HeaderAddress {
 	hs := string(header)
 	var out []HeaderAddress
 	var mbs []mailbox
 	for fi, f := range splitFields(hs, nil) {
-		if fromOnly && !strings.EqualFold(f.name(hs), "From") {
-			continue
-		}
 		c := fieldClass(f.name(hs))
 		if c == 0 {
 			continue

@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"fmt"
+	"strings"
 
 	"github.com/sekisho/sekisho/accounts/addr"
 	"github.com/sekisho/sekisho/relay/guard"
@@ -223,7 +224,15 @@ func (p *Policy) Data(c Conn, from string, rcpts []Decision, header []byte) (Mes
 
 // HeaderFrom lists the addresses of the From fields, for the sender
 // trust check.
-func HeaderFrom(header []byte) []string { return rewrite.FromAddresses(header) }
+func HeaderFrom(header []byte) []string {
+	var out []string
+	for _, a := range rewrite.ScanHeader(header) {
+		if strings.EqualFold(a.Field, "From") && a.Address != "" {
+			out = append(out, a.Address)
+		}
+	}
+	return out
+}
 
 // CountReceived counts Received fields in a raw header block.
 func CountReceived(h []byte) int {
