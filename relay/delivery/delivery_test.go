@@ -136,7 +136,7 @@ func TestDeliverPerRecipientReplies(t *testing.T) {
 	}
 }
 
-func TestNoRecipientAcceptedSendsNoData(t *testing.T) {
+func TestNoRecipientAcceptedNoMessage(t *testing.T) {
 	s := newSink(t)
 	s.rcptReply = func(string) error {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
