@@ -26,7 +26,10 @@
 // the previous fdatasync ran, writes them with one write(2), syncs once and
 // then answers all their callers (group commit). Files are created only
 // when a segment fills up (SegmentSize, 64 MiB by default) and removed in
-// batches, a whole segment at a time.
+// batches, a whole segment at a time. An fdatasync that must also record a
+// longer file costs twice one that does not, so the committer writes zeros
+// a megabyte ahead of the records and the records overwrite them: most
+// batches leave the file's length unchanged.
 //
 // # On-disk format
 //
@@ -38,8 +41,8 @@
 //	ctl/<name>.cmd|.work|.reply  commands from `sekisho queue` to a running gateway
 //	ctl/<name>.enq|.enqwork      messages to queue (`sekisho quarantine release`)
 //
-// A segment starts with a 32-byte header, then records back to back
-// (integers little-endian):
+// A segment starts with a 32-byte header, then records back to back, then
+// possibly zeros up to the next megabyte (integers little-endian):
 //
 //	header:  "SKSQ" | u16 version=1 | u16 0 | u64 sequence | u64 ID floor | u32 CRC-32C of the previous 24 bytes | u32 0
 //	record:  u32 n | u32 CRC-32C(u64 sequence, u32 n, body) | body (n bytes)
@@ -84,7 +87,8 @@
 // time and a CRC-32C over this segment's number, so it cannot appear by
 // chance, and only matters when damage lies right before it. What follows
 // the last valid record (a torn tail) is discarded and reported, in the
-// same words at every start. A damaged header does not hide the records,
+// same words at every start; zeros to the end of the file are the space
+// written ahead and are not reported. A damaged header does not hide the records,
 // which are checked against the segment number in the file name; a file
 // with no valid record is renamed *.corrupt and reported. A segment of
 // another format version stops Open with an error instead, so a downgrade
@@ -136,6 +140,8 @@
 //	fsync of large/ (dir)          the batch fails: 452 to its clients           every batch waits
 //	create a segment, header,      the batch fails with *StorageError; the       -
 //	  fsync of the spool dir       next batch tries again
+//	zeros ahead of the records     ignored, no more zeros in this segment: the   -
+//	                               batch's own write tells the disk's state
 //	append a batch (write)         the batch fails; the segment is abandoned     -
 //	                               (see below); clients 452; results stay
 //	                               in the runner's memory

@@ -56,7 +56,10 @@ func (q *Spool) recover() error {
 		}
 		rec.Segments++
 		info.size = res.size
-		q.diskBytes += res.size
+		if res.zeroTail {
+			info.size = res.end // the zeros written ahead are free space
+		}
+		q.diskBytes += info.size
 		if res.header.idFloor > q.lastID {
 			q.lastID = res.header.idFloor
 		}
@@ -64,7 +67,7 @@ func (q *Spool) recover() error {
 			rec.Problems = append(rec.Problems, fmt.Sprintf("%s: skipped an unreadable record at %s", segName(seq), s))
 		}
 		if res.end == 0 || (res.headerBad != "" && res.records == 0) {
-			q.badSegment(seq, path, res, last)
+			q.badSegment(seq, path, res, info.size, last)
 			continue
 		}
 		if res.headerBad != "" {
@@ -78,7 +81,7 @@ func (q *Spool) recover() error {
 		// A read-only view of a running spool sees the tail being written.
 		// The wording depends only on the file, so the same tail is
 		// reported the same way at every start.
-		if res.end < res.size && !(q.readOnly && last) {
+		if res.end < res.size && !res.zeroTail && !(q.readOnly && last) {
 			rec.Problems = append(rec.Problems, fmt.Sprintf("%s: %d bytes from byte %d discarded (%s): written after the last acknowledged record of this segment (a crash or a write error), never acknowledged",
 				segName(seq), res.size-res.end, res.end, res.stop))
 		}
@@ -94,13 +97,13 @@ func (q *Spool) recover() error {
 }
 
 // badSegment deals with a segment whose header cannot be read. One that is
-// the newest and no longer than a header was being created at the crash:
-// it never held a record and is removed. Anything else is kept aside under
-// a .corrupt name for inspection and reported.
-func (q *Spool) badSegment(seq uint64, path string, res scanResult, last bool) {
-	q.diskBytes -= res.size
+// the newest and no longer than a header, or only zeros, was being created
+// at the crash: it never held a record and is removed. Anything else is
+// kept aside under a .corrupt name for inspection and reported.
+func (q *Spool) badSegment(seq uint64, path string, res scanResult, counted int64, last bool) {
+	q.diskBytes -= counted
 	delete(q.segs, seq)
-	if last && res.size <= segHeaderSize {
+	if last && (res.size <= segHeaderSize || res.blank) {
 		if !q.readOnly {
 			os.Remove(path)
 		}

@@ -94,7 +94,8 @@ func TestTruncatedTail(t *testing.T) {
 
 // TestGarbageTail: bytes after the last record that are not a valid frame
 // for this segment (random bytes, or a valid frame of another segment that
-// surfaced after a crash) are ignored.
+// surfaced after a crash) are ignored and reported; zeros are the space
+// written ahead of the records and are not a problem.
 func TestGarbageTail(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	q := openTest(t, cfg)
@@ -117,8 +118,12 @@ func TestGarbageTail(t *testing.T) {
 		f.Close()
 		v := recoverOnly(t, cfg)
 		sameMessages(t, v.List(), want)
-		if len(v.Recovery().Problems) != 1 {
-			t.Errorf("%s: problems %q", name, v.Recovery().Problems)
+		want := 1
+		if name == "zeros" {
+			want = 0
+		}
+		if len(v.Recovery().Problems) != want {
+			t.Errorf("%s: problems %q, want %d", name, v.Recovery().Problems, want)
 		}
 		must(t, os.Truncate(path, fi.Size()))
 	}

@@ -110,12 +110,18 @@ type scanResult struct {
 	// headerBad is why the header could not be read; the records were
 	// then checked against the file name's sequence number instead.
 	headerBad string
-	size      int64    // the file's size
-	records   int      // valid records
-	end       int64    // the end of the last valid record: the rest is discarded
-	stop      string   // why scanning stopped before size, if it did
-	damaged   []string // damaged stretches skipped before valid records
-	skips     []string
+	size      int64  // the file's size
+	records   int    // valid records
+	end       int64  // the end of the last valid record: the rest is discarded
+	stop      string // why scanning stopped before size, if it did
+	// zeroTail: everything from end to size is zeros, written ahead of
+	// the records (see zeroAhead): unused space, not a torn tail.
+	zeroTail bool
+	// blank: the whole file is zeros, the header too: a segment created
+	// just before a crash, before anything in it was synced.
+	blank   bool
+	damaged []string // damaged stretches skipped before valid records
+	skips   []string
 }
 
 // minRecordLen is the smallest record body: a type and a message ID.
@@ -173,6 +179,10 @@ func scanSegment(path string, seq uint64, fn func(r *record, off, n int64)) (sca
 		switch _, err := io.ReadFull(br, frame[:]); {
 		case err != nil:
 			bad = fmt.Sprintf("torn frame at byte %d", off)
+		case frame == [frameSize]byte{} && zerosFrom(f, off, res.size):
+			res.zeroTail = true
+			res.blank = res.headerBad != "" && off == segHeaderSize && zeros32(hb)
+			return res, nil
 		default:
 			n = int64(binary.LittleEndian.Uint32(frame[:]))
 			if n < minRecordLen || n > maxRecordLen || n > res.size-off-frameSize {
@@ -225,6 +235,27 @@ func scanSegment(path string, seq uint64, fn func(r *record, off, n int64)) (sca
 	}
 	return res, nil
 }
+
+// zerosFrom reports whether the file holds only zero bytes from p to size.
+func zerosFrom(f *os.File, p, size int64) bool {
+	buf := make([]byte, min(size-p, 1<<20))
+	for p < size {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-p)], p)
+		for _, c := range buf[:n] {
+			if c != 0 {
+				return false
+			}
+		}
+		if err != nil && n == 0 {
+			return false
+		}
+		p += int64(n)
+	}
+	return true
+}
+
+// zeros32 reports whether a header is all zeros.
+func zeros32(hb []byte) bool { return [segHeaderSize]byte(hb) == [segHeaderSize]byte{} }
 
 // validFrameAt reports whether a valid frame of segment seq starts at p,
 // and its body length.

@@ -12,8 +12,12 @@ import (
 // describes: ENOSPC or EIO on the Nth write, a short write, a failing
 // fsync. The default writes and syncs the file.
 type Storage interface {
-	// Write appends b to f and returns how many bytes reached the file.
+	// Write writes b at f's file position (the end of the records) and
+	// returns how many bytes reached the file.
 	Write(f *os.File, b []byte) (int, error)
+	// Zero writes n zero bytes at off, beyond the file position: the
+	// space the next records will overwrite (see zeroAhead).
+	Zero(f *os.File, off, n int64) error
 	// Sync makes everything written to f durable.
 	Sync(f *os.File) error
 }
@@ -21,7 +25,24 @@ type Storage interface {
 type osStorage struct{}
 
 func (osStorage) Write(f *os.File, b []byte) (int, error) { return f.Write(b) }
+func (osStorage) Zero(f *os.File, off, n int64) error     { return writeZeros(f, off, n) }
 func (osStorage) Sync(f *os.File) error                   { return fdatasync(f) }
+
+// zeros is the source of Zero's writes. Never written to, its pages stay
+// the kernel's shared zero page: it costs no memory.
+var zeros = make([]byte, zeroChunk)
+
+// writeZeros writes n zero bytes at off.
+func writeZeros(f *os.File, off, n int64) error {
+	for n > 0 {
+		k := min(n, int64(len(zeros)))
+		if _, err := f.WriteAt(zeros[:k], off); err != nil {
+			return err
+		}
+		off, n = off+k, n-k
+	}
+	return nil
+}
 
 // WithStorage replaces the segment writes and syncs, for fault-injection
 // tests.
