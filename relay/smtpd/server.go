@@ -78,7 +78,16 @@ type Server struct {
 	conns    map[*Conn]struct{}
 	closing  bool
 	sessions sync.WaitGroup
+
+	// Workers: the goroutines that ran a session wait for the next
+	// connection (see work).
+	handoff chan *Conn
+	idle    atomic.Int32
+	quit    chan struct{} // closed when the server stops listening
 }
+
+// maxIdleWorkers bounds the goroutines kept waiting for a connection.
+const maxIdleWorkers = 64
 
 // SetConfig changes the configuration of the connections accepted from
 // now on (a reload); a connection keeps the one it started with, so its
@@ -117,6 +126,8 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	if s.lns == nil {
 		s.lns = map[net.Listener]struct{}{}
+		s.handoff = make(chan *Conn)
+		s.quit = make(chan struct{})
 	}
 	s.lns[l] = struct{}{}
 	s.mu.Unlock()
@@ -144,7 +155,39 @@ func (s *Server) Serve(l net.Listener) error {
 			nc.Close()
 			return ErrServerClosed
 		}
-		go c.serve()
+		select {
+		case s.handoff <- c: // a worker was waiting
+		default:
+			go s.work(c)
+		}
+	}
+}
+
+// work runs sessions: the first, then whichever connections are handed
+// to it while it waits. A session deepens its goroutine's stack to about
+// 16 KiB (policy, rewrite, logging); a new goroutine per connection would
+// grow and copy it again every time, a few percent of the CPU of a
+// message at thousands of connections a second.
+func (s *Server) work(c *Conn) {
+	for c != nil {
+		c.serve()
+		c = s.nextConn()
+	}
+}
+
+// nextConn waits for a connection to serve, or returns nil when enough
+// workers wait already or the server stops listening.
+func (s *Server) nextConn() *Conn {
+	if s.idle.Add(1) > maxIdleWorkers {
+		s.idle.Add(-1)
+		return nil
+	}
+	defer s.idle.Add(-1)
+	select {
+	case c := <-s.handoff:
+		return c
+	case <-s.quit:
+		return nil
 	}
 }
 
@@ -180,6 +223,9 @@ func (s *Server) ServeConn(nc net.Conn) {
 
 func (s *Server) stopListening() {
 	s.mu.Lock()
+	if !s.closing && s.quit != nil {
+		close(s.quit)
+	}
 	s.closing = true
 	for l := range s.lns {
 		l.Close()
