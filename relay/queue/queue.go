@@ -70,7 +70,7 @@ type Spool struct {
 	mu        sync.Mutex
 	msgs      map[ID]*entry
 	sched     schedHeap
-	wake      chan struct{} // closed and replaced when the schedule's head may have moved
+	waiters   []chan struct{} // Claim callers waiting, newest last (see notify)
 	lastID    ID
 	segs      map[uint64]*segInfo
 	activeSeq uint64 // the segment being appended to, 0 if none yet
@@ -220,7 +220,6 @@ func newSpool(cfg Config, o options) *Spool {
 		lazySync:   o.lazySync,
 		msgs:       map[ID]*entry{},
 		segs:       map[uint64]*segInfo{},
-		wake:       make(chan struct{}),
 		nextSeq:    1,
 		kick:       make(chan struct{}, 1),
 		maintKick:  make(chan struct{}, 1),

@@ -79,10 +79,28 @@ func (q *Spool) unschedule(e *entry) {
 	}
 }
 
-// notify wakes Claim callers: the head of the schedule may be due sooner.
+// notify wakes one Claim caller: the head of the schedule may be due
+// sooner. One, not all: with dozens of idle delivery workers, waking every
+// one for each new message cost more than the delivery. The one woken
+// wakes the next when it leaves a due message behind (see Claim), so a
+// burst still fans out to as many workers as it needs. The newest waiter
+// goes first: its stack is the likeliest still in the CPU's cache.
 func (q *Spool) notify() {
-	close(q.wake)
-	q.wake = make(chan struct{})
+	if n := len(q.waiters); n > 0 {
+		w := q.waiters[n-1]
+		q.waiters = q.waiters[:n-1]
+		w <- struct{}{} // buffered, and a waiter is in the list once
+	}
+}
+
+// dropWaiter takes w out of the waiters, if notify has not already.
+func (q *Spool) dropWaiter(w chan struct{}) {
+	for i, x := range q.waiters {
+		if x == w {
+			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
+			return
+		}
+	}
 }
 
 // Due claims up to max messages that have a recipient due at now, earliest
@@ -107,6 +125,7 @@ func (q *Spool) Due(now time.Time, max int) []Message {
 // ErrClosed when the queue is closed.
 func (q *Spool) Claim(ctx context.Context) (Message, error) {
 	var timer *time.Timer
+	var wake chan struct{}
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -114,6 +133,13 @@ func (q *Spool) Claim(ctx context.Context) (Message, error) {
 	}()
 	for {
 		q.mu.Lock()
+		if wake != nil {
+			q.dropWaiter(wake)
+			select {
+			case <-wake: // notified: whatever is due now is ours to take
+			default:
+			}
+		}
 		if q.closed {
 			q.mu.Unlock()
 			return Message{}, ErrClosed
@@ -123,10 +149,16 @@ func (q *Spool) Claim(ctx context.Context) (Message, error) {
 			e := heap.Pop(&q.sched).(*entry)
 			e.claimed = true
 			m := e.snapshot()
+			if len(q.sched) > 0 && !q.sched[0].due.After(now) {
+				q.notify() // more is due: pass the wake on
+			}
 			q.mu.Unlock()
 			return m, nil
 		}
-		wake := q.wake
+		if wake == nil {
+			wake = make(chan struct{}, 1)
+		}
+		q.waiters = append(q.waiters, wake)
 		var timeout <-chan time.Time
 		if len(q.sched) > 0 {
 			d := q.sched[0].due.Sub(now)
@@ -140,6 +172,14 @@ func (q *Spool) Claim(ctx context.Context) (Message, error) {
 		q.mu.Unlock()
 		select {
 		case <-ctx.Done():
+			q.mu.Lock()
+			q.dropWaiter(wake)
+			select {
+			case <-wake: // notified as it left: wake another instead
+				q.notify()
+			default:
+			}
+			q.mu.Unlock()
 			return Message{}, ctx.Err()
 		case <-wake:
 		case <-timeout:
