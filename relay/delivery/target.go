@@ -153,18 +153,41 @@ func checkName(s string) error {
 // poolKey identifies the connections that can serve a target: everything
 // that shapes a session goes in, the password only as a hash.
 func (t Target) poolKey(helo string) string {
-	var b strings.Builder
+	// Built by hand, not with fmt: it is computed for every delivery.
+	b := make([]byte, 0, 128)
+	b = strconv.AppendQuote(b, t.Host)
+	b = append(b, '|')
 	// The addresses as a set: round-robin DNS reorders them per lookup,
 	// and one pool per order would defeat MaxConns.
-	addrs := slices.Clone(t.Addrs)
-	slices.Sort(addrs)
-	fmt.Fprintf(&b, "%q|%q|%q|%d|", t.Host, strings.Join(slices.Compact(addrs), ","), helo, t.MaxConns)
-	fmt.Fprintf(&b, "%s|%q|%q|%t|", t.TLS.Mode, t.TLS.CAFile, t.TLS.ServerName, t.TLS.InsecureSkipVerify)
+	addrs := t.Addrs
+	if len(addrs) > 1 {
+		addrs = slices.Compact(slices.Sorted(slices.Values(addrs)))
+	}
+	b = strconv.AppendQuote(b, strings.Join(addrs, ","))
+	b = append(b, '|')
+	b = strconv.AppendQuote(b, helo)
+	b = append(b, '|')
+	b = strconv.AppendInt(b, int64(t.MaxConns), 10)
+	b = append(b, '|')
+	b = append(b, t.TLS.Mode...)
+	b = append(b, '|')
+	b = strconv.AppendQuote(b, t.TLS.CAFile)
+	b = append(b, '|')
+	b = strconv.AppendQuote(b, t.TLS.ServerName)
+	b = append(b, '|')
+	b = strconv.AppendBool(b, t.TLS.InsecureSkipVerify)
+	b = append(b, '|')
 	if a := t.Auth; a != nil {
 		sum := sha256.Sum256([]byte(a.Password))
-		fmt.Fprintf(&b, "%s|%q|%s|%t", strings.ToUpper(string(a.Mechanism)), a.Username, hex.EncodeToString(sum[:]), a.AllowPlaintext)
+		b = append(b, strings.ToUpper(string(a.Mechanism))...)
+		b = append(b, '|')
+		b = strconv.AppendQuote(b, a.Username)
+		b = append(b, '|')
+		b = hex.AppendEncode(b, sum[:])
+		b = append(b, '|')
+		b = strconv.AppendBool(b, a.AllowPlaintext)
 	}
-	return b.String()
+	return string(b)
 }
 
 // tlsConfig builds the client TLS configuration for a target, reading

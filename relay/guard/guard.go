@@ -461,7 +461,8 @@ func (k *check) local(t envAddr, res accounts.Result, o outcome) Verdict {
 	if o.r != nil {
 		matched = "; rule " + o.r.name + " matched"
 	}
-	return accept(ruleLocalRcpt, fmt.Sprintf("local recipient %s (%s, delivered to %s)%s", t, res.Kind, res.Target, matched))
+	// Concatenated, not fmt.Sprintf: every accepted recipient pays for it.
+	return accept(ruleLocalRcpt, "local recipient "+t.String()+" ("+res.Kind.String()+", delivered to "+res.Target+")"+matched)
 }
 
 // outbound refuses mail to a foreign recipient from an outbound-blocked
