@@ -32,6 +32,9 @@ type command struct {
 type cmdEnv struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// process: this is the program itself, not a test calling dispatch,
+	// so serve may execute itself again (see withTimerSlack).
+	process bool
 }
 
 var commands = map[string]*command{}
@@ -45,7 +48,7 @@ func register(c *command) {
 }
 
 func main() {
-	env := &cmdEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	env := &cmdEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, process: true}
 	os.Exit(dispatch(env, os.Args[1:]))
 }
 

@@ -1,0 +1,28 @@
+package conformance
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// `sekisho serve` runs with half a millisecond of timer slack, set before
+// the Go runtime starts its threads (it executes itself again to get it):
+// the process keeps its PID, answers on its listeners (start waits for
+// their 220), and the slack is that of the running program.
+func TestServe_RunsWithTimerSlack(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	g := w.start(configC(""))
+	g.mu.Lock()
+	pid := g.cmd.Process.Pid
+	g.mu.Unlock()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/timerslack_ns", pid))
+	if err != nil {
+		t.Skipf("no timer slack to read here: %v", err)
+	}
+	if got := strings.TrimSpace(string(b)); got != "500000" {
+		t.Errorf("timer slack of the gateway: %s ns, want 500000", got)
+	}
+}
