@@ -20,7 +20,7 @@ const (
 // of times a second, each a wakeup and two context switches; with half a
 // millisecond of slack the kernel coalesces those wakeups with others. The
 // gateway's own timers are timeouts of seconds. Measured with
-// sekisho-bench: 9 % less CPU per message. A thread inherits its slack
+// sekisho-bench: 5 to 9 % less CPU per message. A thread inherits its slack
 // from the thread that starts it, and the runtime starts sysmon before any
 // Go code runs, so only a slack set before the program starts reaches it:
 // hence the second execution (systemd's TimerSlackNSec= does the same
@@ -45,5 +45,5 @@ func withTimerSlack(slack time.Duration, stderr io.Writer) {
 		return
 	}
 	err = syscall.Exec(exe, os.Args, os.Environ())
-	fmt.Fprintf(stderr, "sekisho: running without --timer-slack: %v\n", err)
+	fmt.Fprintf(stderr, "sekisho: could not execute %s again with --timer-slack %v (%v); running without it (--timer-slack 0 skips this)\n", exe, slack, err)
 }
