@@ -486,8 +486,10 @@ func (k *check) outbound(f, t envAddr) (Verdict, bool) {
 
 // CheckHeaderFrom decides the header From addresses (bare addr-specs) at
 // DATA, for sender_trust header: each must belong to the login. For other
-// trust levels and unauthenticated clients it accepts.
-func (g *Guard) CheckHeaderFrom(c Client, from string, headerFrom []string) Verdict {
+// trust levels and unauthenticated clients it accepts. headerFrom reads
+// the addresses; it is called only when the check needs them, so the
+// common case does not parse the header twice.
+func (g *Guard) CheckHeaderFrom(c Client, from string, headerFrom func() []string) Verdict {
 	k, v := g.newCheck(c)
 	if v != nil {
 		return *v
@@ -498,11 +500,12 @@ func (g *Guard) CheckHeaderFrom(c Client, from string, headerFrom []string) Verd
 	if !k.authed {
 		return accept(ruleHeaderFrom, "header From not checked: client not authenticated")
 	}
-	if len(headerFrom) == 0 {
+	addrs := headerFrom()
+	if len(addrs) == 0 {
 		return refuse(550, "5.7.1", "The message has no From address", ruleHeaderFrom,
 			"sender_trust header: no header From address (envelope sender <"+from+">)")
 	}
-	for _, h := range headerFrom {
+	for _, h := range addrs {
 		h = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(h), "<"), ">")
 		res, err := k.d.Lookup(h)
 		if err != nil || res.Account != k.login {

@@ -257,7 +257,7 @@ func TestCheckHeaderFrom(t *testing.T) {
 		{"no From", authTaro, nil, 550},
 		{"unauthenticated client is not checked", internet, []string{"boss@example.com"}, 0},
 	} {
-		v := g.CheckHeaderFrom(tc.c, from, tc.header)
+		v := g.CheckHeaderFrom(tc.c, from, func() []string { return tc.header })
 		if v.Code != tc.code {
 			t.Errorf("%s: got %d %s (%s), want %d", tc.name, v.Code, v.Enhanced, v.Reason, tc.code)
 		}
@@ -267,7 +267,11 @@ func TestCheckHeaderFrom(t *testing.T) {
 	}
 	// Envelope level leaves the header alone.
 	g2 := newTestGuard(t, testGuardConfig())
-	if v := g2.CheckHeaderFrom(authTaro, from, []string{"boss@example.com"}); !v.Accepted() {
+	read := func() []string {
+		t.Error("envelope level read the header From")
+		return []string{"boss@example.com"}
+	}
+	if v := g2.CheckHeaderFrom(authTaro, from, read); !v.Accepted() {
 		t.Errorf("envelope level checked the header: %+v", v)
 	}
 }

@@ -184,7 +184,7 @@ func (p *Policy) Data(c Conn, from string, rcpts []Decision, header []byte) (Mes
 			"builtin:hops", fmt.Sprintf("%d Received fields, the limit is %d", n, p.p.MaxReceived)), 0, "", "")
 	}
 	gc := c.guard()
-	if v := p.p.Guard.CheckHeaderFrom(gc, from, HeaderFrom(header)); !v.Accepted() {
+	if v := p.p.Guard.CheckHeaderFrom(gc, from, func() []string { return HeaderFrom(header) }); !v.Accepted() {
 		return Message{}, decided("data", "From:", v, 0, "", "")
 	}
 	targets := make([]string, len(rcpts))
