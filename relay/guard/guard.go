@@ -487,8 +487,8 @@ func (k *check) outbound(f, t envAddr) (Verdict, bool) {
 // CheckHeaderFrom decides the header From addresses (bare addr-specs) at
 // DATA, for sender_trust header: each must belong to the login. For other
 // trust levels and unauthenticated clients it accepts. headerFrom reads
-// the addresses; it is called only when the check needs them, so the
-// common case does not parse the header twice.
+// the addresses, which means parsing the header: it is called only when
+// the check needs them.
 func (g *Guard) CheckHeaderFrom(c Client, from string, headerFrom func() []string) Verdict {
 	k, v := g.newCheck(c)
 	if v != nil {
