@@ -23,7 +23,7 @@ var (
 
 // FuzzSession plays arbitrary client bytes against a whole session and
 // checks what the protocol edge promises whatever a client sends: the
-// session ends when the client goes away, every reply is well formed and
+// session ends when its input does, every reply is well formed and
 // carries its enhanced status, and no message handed to the handler holds
 // a NUL, a lone CR or a lone LF, or lacks its final CRLF. mode picks the
 // line-ending policy (bit 0: reject) and whether the handler's Data reads
