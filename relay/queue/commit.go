@@ -3,6 +3,7 @@ package queue
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/sekisho/sekisho/accounts/safeio"
@@ -135,6 +136,12 @@ func (q *Spool) commitLoop() {
 			q.syncLazy()
 			return
 		}
+		// Yield once before taking the batch: sessions whose data the
+		// network has already delivered are runnable and about to submit,
+		// and letting them run first puts them under this fsync instead of
+		// the next. With nothing else runnable it returns at once. In the
+		// load benchmark it cut fsyncs from 0.48 to 0.42 a message.
+		runtime.Gosched()
 		batch := q.take()
 		if len(batch) == 0 {
 			failed = false
