@@ -42,7 +42,7 @@ sessions finish (up to --grace), and exit.`)
 	grace := fs.Duration("grace", 30*time.Second, "how long open sessions may finish on shutdown")
 	listen := fs.String("listen", "", "listen on `host:port` instead of the first listener's address")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until shutdown (for performance work)")
-	slack := fs.Duration("timer-slack", 500*time.Microsecond, "run with at least this much timer slack (Linux; fewer wakeups of the Go runtime; 0 keeps the system's)")
+	slack := fs.Duration("timer-slack", 2*time.Millisecond, "run with at least this much timer slack (Linux; fewer wakeups of the Go runtime; 0 keeps the system's)")
 	pos, st := parseFlags(fs, args)
 	if st >= 0 {
 		return st
