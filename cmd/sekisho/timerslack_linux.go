@@ -24,8 +24,8 @@ const (
 // threads. The gateway's own timers are timeouts of seconds, and network
 // and disk events wake it as before. Measured with sekisho-bench (10
 // clients, a new connection per message): half a millisecond takes 5 to
-// 9 % off the CPU per message, 2 ms another 5 to 7 %, with the same
-// throughput and tail latency at 10 and 50 clients; 5 ms took a little
+// 9 % off the CPU per message, 2 ms another 5 to 8 %, with the same
+// throughput and the same p99 latency at 50 clients; 5 ms took a little
 // more but lets a thread sit out a steal for as long, so 2 ms it is.
 // A thread inherits its slack from the thread that starts it, and the
 // runtime starts sysmon before any Go code runs, so only a slack set
