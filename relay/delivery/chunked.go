@@ -44,14 +44,7 @@ func (c *Client) chunked(ctx context.Context, cn *conn, m Message, results []Res
 
 	cn.raw.SetDeadline(time.Now().Add(c.opts.CommandTimeout))
 	defer cn.raw.SetDeadline(time.Time{})
-	if _, err := cn.session.Write(out); err != nil {
-		if cn.unprobed && ctx.Err() == nil {
-			cn.stale = true // see transact
-			return false
-		}
-		return failed(ctx, results, pending, err, remote, "MAIL FROM")
-	}
-	accepted, mailCode, done, reuse := envelopeReplies(ctx, cn, results, pending)
+	accepted, mailCode, done, reuse := sendEnvelope(ctx, cn, out, results, pending)
 	if done {
 		return reuse
 	}

@@ -22,14 +22,7 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 
 	cn.raw.SetDeadline(time.Now().Add(c.opts.CommandTimeout))
 	defer cn.raw.SetDeadline(time.Time{})
-	if _, err := cn.session.Write([]byte(cmd.String())); err != nil {
-		if cn.unprobed && ctx.Err() == nil {
-			cn.stale = true // see transact
-			return false
-		}
-		return failed(ctx, results, pending, err, remote, "MAIL FROM")
-	}
-	accepted, mailCode, done, reuse := envelopeReplies(ctx, cn, results, pending)
+	accepted, mailCode, done, reuse := sendEnvelope(ctx, cn, []byte(cmd.String()), results, pending)
 	if done {
 		return reuse
 	}
@@ -124,14 +117,21 @@ func envelopeCommands(cn *conn, m Message, pending []int, utf8 bool) (cmd *strin
 	return cmd, dsn
 }
 
-// envelopeReplies reads the replies to a pipelined MAIL and its RCPTs and
-// settles every recipient refused. It returns the accepted ones and the
-// MAIL reply code. done says the session failed meanwhile: the results
-// are settled (or the connection is stale, see transact) and reuse says
-// whether the connection can serve again.
-func envelopeReplies(ctx context.Context, cn *conn, results []Result, pending []int) (accepted []int, mailCode int, done, reuse bool) {
+// sendEnvelope writes a pipelined group that opens with MAIL and its
+// RCPTs, reads the replies to them and settles every recipient refused.
+// It returns the accepted ones and the MAIL reply code. done says the
+// session failed meanwhile: the results are settled (or the connection is
+// stale, see transact) and reuse says whether the connection can serve
+// again. The replies to what the group holds after the RCPTs are the
+// caller's to read.
+func sendEnvelope(ctx context.Context, cn *conn, group []byte, results []Result, pending []int) (accepted []int, mailCode int, done, reuse bool) {
 	remote := cn.addr
-	code, msg, err := cn.readReply()
+	_, err := cn.session.Write(group)
+	var code int
+	var msg string
+	if err == nil {
+		code, msg, err = cn.readReply()
+	}
 	if err != nil && code == 0 {
 		if cn.unprobed && ctx.Err() == nil {
 			cn.stale = true
