@@ -13,7 +13,7 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 
-	"github.com/sekisho/sekisho/relay/milter/miltertest"
+	"github.com/sekisho/sekisho/relay/inspect/milter/miltertest"
 )
 
 // Content inspection (relay.inspect) against the real content filters:

@@ -12,7 +12,7 @@ import (
 	"github.com/sekisho/sekisho/accounts/addr"
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/guard"
-	"github.com/sekisho/sekisho/relay/logsink"
+	"github.com/sekisho/sekisho/relay/ops/logsink"
 	"github.com/sekisho/sekisho/relay/queue"
 )
 

@@ -6,9 +6,9 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/sekisho/sekisho/relay/dkimsign"
-	"github.com/sekisho/sekisho/relay/milter"
-	"github.com/sekisho/sekisho/relay/msgauth"
+	"github.com/sekisho/sekisho/relay/inspect/dkimsign"
+	"github.com/sekisho/sekisho/relay/inspect/milter"
+	"github.com/sekisho/sekisho/relay/inspect/msgauth"
 )
 
 // Inspection bundles the content stages of relay.inspect: the connect

@@ -22,8 +22,8 @@ import (
 	gomilter "github.com/emersion/go-milter"
 	"github.com/emersion/go-msgauth/dkim"
 
-	"github.com/sekisho/sekisho/relay/milter"
-	"github.com/sekisho/sekisho/relay/msgauth"
+	"github.com/sekisho/sekisho/relay/inspect/milter"
+	"github.com/sekisho/sekisho/relay/inspect/msgauth"
 	"github.com/sekisho/sekisho/routing/dnstest"
 )
 

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/sekisho/sekisho/relay/dkimsign"
-	"github.com/sekisho/sekisho/relay/milter"
-	"github.com/sekisho/sekisho/relay/msgauth"
+	"github.com/sekisho/sekisho/relay/inspect/dkimsign"
+	"github.com/sekisho/sekisho/relay/inspect/milter"
+	"github.com/sekisho/sekisho/relay/inspect/msgauth"
 )
 
 // InspectConfig is relay.inspect: content inspection of received mail

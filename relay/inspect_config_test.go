@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sekisho/sekisho/relay/dkimsign"
-	"github.com/sekisho/sekisho/relay/milter"
+	"github.com/sekisho/sekisho/relay/inspect/dkimsign"
+	"github.com/sekisho/sekisho/relay/inspect/milter"
 )
 
 func TestInspectConfigValidate(t *testing.T) {

@@ -14,9 +14,9 @@ import (
 	gomilter "github.com/emersion/go-milter"
 	"github.com/emersion/go-msgauth/dkim"
 
-	"github.com/sekisho/sekisho/relay/dkimsign"
-	"github.com/sekisho/sekisho/relay/milter"
-	"github.com/sekisho/sekisho/relay/msgauth"
+	"github.com/sekisho/sekisho/relay/inspect/dkimsign"
+	"github.com/sekisho/sekisho/relay/inspect/milter"
+	"github.com/sekisho/sekisho/relay/inspect/msgauth"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing/dnstest"
 )

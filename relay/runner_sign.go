@@ -4,7 +4,7 @@ import (
 	"errors"
 	"io"
 
-	"github.com/sekisho/sekisho/relay/dkimsign"
+	"github.com/sekisho/sekisho/relay/inspect/dkimsign"
 	"github.com/sekisho/sekisho/relay/queue"
 )
 

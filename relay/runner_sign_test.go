@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sekisho/sekisho/relay/dkimsign"
+	"github.com/sekisho/sekisho/relay/inspect/dkimsign"
 	"github.com/sekisho/sekisho/relay/queue"
 )
 

@@ -14,9 +14,9 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/sekisho/sekisho/accounts/safeio"
-	"github.com/sekisho/sekisho/relay/quarantine"
 	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/sanitize"
+	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
 	"github.com/sekisho/sekisho/relay/smtpd"
 	"github.com/sekisho/sekisho/routing"
 )

@@ -5,9 +5,9 @@ import (
 	"io"
 	"time"
 
-	"github.com/sekisho/sekisho/relay/quarantine"
 	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/sanitize"
+	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
 )
 
 // SanitizeStage makes a claimed message harmless for the recipients whose

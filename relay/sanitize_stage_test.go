@@ -13,8 +13,8 @@ import (
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset"
 
-	"github.com/sekisho/sekisho/relay/quarantine"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
 )
 
 func testSanitizeStage(t *testing.T) (*SanitizeStage, SanitizeConfig) {

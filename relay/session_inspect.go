@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/sekisho/sekisho/relay/milter"
+	"github.com/sekisho/sekisho/relay/inspect/milter"
 	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/smtpd"
 )

@@ -4,8 +4,8 @@ import (
 	"path/filepath"
 
 	"github.com/sekisho/sekisho/relay/delivery"
+	"github.com/sekisho/sekisho/relay/ops/trace"
 	"github.com/sekisho/sekisho/relay/smtpd"
-	"github.com/sekisho/sekisho/relay/trace"
 )
 
 // The live protocol trace (sekisho trace): one hub for the process, a unix

@@ -10,7 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/sekisho/sekisho/accounts/safeio"
-	"github.com/sekisho/sekisho/relay/dkimsign"
+	"github.com/sekisho/sekisho/relay/inspect/dkimsign"
 )
 
 func init() {

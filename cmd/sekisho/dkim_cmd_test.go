@@ -8,7 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/sekisho/sekisho/relay/dkimsign"
+	"github.com/sekisho/sekisho/relay/inspect/dkimsign"
 )
 
 func TestDKIMKeygen(t *testing.T) {

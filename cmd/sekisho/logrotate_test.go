@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sekisho/sekisho/relay/logsink"
+	"github.com/sekisho/sekisho/relay/ops/logsink"
 )
 
 // TestLogrotateFile runs the real logrotate with packaging/sekisho.logrotate

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sekisho/sekisho/relay/quarantine"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
 )
 
 func init() {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/relay"
-	"github.com/sekisho/sekisho/relay/logsink"
+	"github.com/sekisho/sekisho/relay/ops/logsink"
 )
 
 func init() {

@@ -9,7 +9,7 @@ import (
 	"syscall"
 
 	"github.com/sekisho/sekisho/relay"
-	"github.com/sekisho/sekisho/relay/trace"
+	"github.com/sekisho/sekisho/relay/ops/trace"
 )
 
 func init() {

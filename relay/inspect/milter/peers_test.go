@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sekisho/sekisho/relay/milter/miltertest"
+	"github.com/sekisho/sekisho/relay/inspect/milter/miltertest"
 )
 
 // These tests run the real content filters (relay/milter/miltertest);
