@@ -1,8 +1,20 @@
-// Package relay is the SMTP engine: the server session (go-smtp) with its
-// checks in order — connection limits, the relay guard at MAIL and RCPT,
-// the receive-time rewrite and a second guard check on its result, the
-// bare line-ending policy, the hop count — then the durable queue, and the
-// runner that routes, rewrites for delivery, delivers, retries and
-// bounces. Its subpackages own the pieces: guard (policy), auth (SASL),
-// queue (spool), delivery (SMTP client), dsn (bounces).
+// Package relay holds the SMTP engine's rooms; it has no code of its own.
+// A message goes through them in this order (ARCHITECTURE.md names the
+// files):
+//
+//   - gateway: the engine — listeners and their connection caps, the
+//     snapshot a reload swaps, the relay section's configuration and its
+//     check, the dry runs;
+//   - smtpd: the SMTP server protocol, which asks a Handler at each stage;
+//   - session: that Handler — each stage decided by policy (guard, the
+//     receive-time rewrite, routing), inspect at DATA, archive copies,
+//     then the queue;
+//   - queue: the durable spool;
+//   - runner: the delivery workers — routing, the delivery-time rewrite,
+//     sanitize, DKIM signing (inspect), delivery (the SMTP client), the
+//     retry schedule and DSNs (dsn);
+//   - ops: metrics, where log records go (logsink) and the live trace.
+//
+// auth (SMTP AUTH) and guard (the relay rules) serve policy; inspect holds
+// msgauth, milter and dkimsign; sanitize holds the quarantine.
 package relay

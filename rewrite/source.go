@@ -6,7 +6,9 @@ import (
 )
 
 // Source is where a message came from, as the relay classified the client.
-// The zero value is invalid on purpose: a caller that forgets to classify a
+// It is the one source type of the gateway: the rewrite rules, the policy,
+// the spool's envelope, the milters and the sanitize rules key on it. The
+// zero value is invalid on purpose: a caller that forgets to classify a
 // message gets an error instead of the rules for some default source.
 type Source uint8
 
@@ -27,6 +29,29 @@ func (s Source) String() string {
 }
 
 func (s Source) valid() bool { return s >= SourceInner && s <= SourceInternet }
+
+// MarshalText writes the source's name ("" for the zero value), so JSON
+// and the spool's records carry "inner", "authenticated" or "internet".
+func (s Source) MarshalText() ([]byte, error) {
+	if !s.valid() {
+		return nil, nil
+	}
+	return []byte(sourceNames[s]), nil
+}
+
+// UnmarshalText reads a name MarshalText wrote; "" is the zero value.
+func (s *Source) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*s = 0
+		return nil
+	}
+	v, err := ParseSource(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
 
 // ParseSource reads "inner", "authenticated" or "internet".
 func ParseSource(v string) (Source, error) {

@@ -472,3 +472,18 @@ func parseMechanism(s string) (string, error) {
 	}
 	return "", fmt.Errorf("%q is not a supported mechanism (plain, login)", s)
 }
+
+// RouteNames lists the names a decision's Rule can take under this
+// configuration: each route's name ("routes[N]" when unnamed) and
+// "smart_host". Other sections that refer to routes check against it.
+func (c Config) RouteNames() []string {
+	names := make([]string, 0, len(c.Routes)+1)
+	for i, r := range c.Routes {
+		if r.Name != "" {
+			names = append(names, r.Name)
+		} else {
+			names = append(names, fmt.Sprintf("routes[%d]", i))
+		}
+	}
+	return append(names, "smart_host")
+}

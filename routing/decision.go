@@ -141,3 +141,31 @@ func (d *Decision) computeKey(domain string) {
 	}
 	d.Key = b.String()
 }
+
+// Label names the decision's route in one word, as logs, metrics and the
+// sanitize rules name it: the route's name ("routes[N]" when unnamed),
+// "smart_host", or "mx" when no rule matched.
+func (d Decision) Label() string {
+	if d.Rule != "" {
+		return d.Rule
+	}
+	return "mx"
+}
+
+// Summary names the decision in one line: its label and the configured
+// hosts (or folder), as the delivery log and the dry runs show the next
+// hop.
+func (d Decision) Summary() string {
+	label := d.Label()
+	if d.Kind == KindDir {
+		return label + " dir " + d.Dir
+	}
+	if len(d.Hops) == 0 {
+		return label
+	}
+	hops := make([]string, len(d.Hops))
+	for i, h := range d.Hops {
+		hops[i] = h.String()
+	}
+	return label + " " + strings.Join(hops, ",")
+}

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/sekisho/sekisho/accounts"
-	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/relay/guard"
 	"github.com/sekisho/sekisho/relay/policy"
 )
@@ -30,7 +30,7 @@ func (env *cmdEnv) checkDirectory(cfgPath string) (*accounts.Directory, *recipie
 	if !ok {
 		return nil, nil, false
 	}
-	dr, err := relay.NewDryRunner(cfg.sections())
+	dr, err := gateway.NewDryRunner(cfg.sections())
 	if err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return nil, nil, false
@@ -94,7 +94,7 @@ func (f *recipientFate) asRecipient(r accounts.Result) string {
 	case d.RouteErr != nil:
 		s += ", but it cannot be routed: " + d.RouteErr.Error()
 	case d.Route != nil:
-		s += ", delivered to " + relay.NextHopLabel(d.Route)
+		s += ", delivered to " + d.Route.Summary()
 	}
 	return s
 }

@@ -20,7 +20,7 @@ import (
 
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/configs"
-	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -31,7 +31,7 @@ type Config struct {
 	Accounts accounts.Config `koanf:"accounts"`
 	Rewrite  rewrite.Config  `koanf:"rewrite"`
 	Routing  routing.Config  `koanf:"routing"`
-	Relay    relay.Config    `koanf:"relay"`
+	Relay    gateway.Config  `koanf:"relay"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `koanf:"-"`
@@ -144,7 +144,7 @@ func parseConfig(data []byte, source string) (*Config, error) {
 			Accounts: accounts.DefaultConfig(),
 			Rewrite:  rewrite.DefaultConfig(),
 			Routing:  routing.DefaultConfig(),
-			Relay:    relay.DefaultConfig(),
+			Relay:    gateway.DefaultConfig(),
 			Source:   source,
 		}
 		cfg.Relay.Limits.Unlimited = unlimited
@@ -191,11 +191,11 @@ func parseConfig(data []byte, source string) (*Config, error) {
 }
 
 // takeUnlimited turns "unlimited" (E-Post's word) into 0 for the limits
-// that allow it and returns their keys; relay.Config.Validate accepts 0
+// that allow it and returns their keys; gateway.Config.Validate accepts 0
 // only for those.
 func takeUnlimited(k *koanf.Koanf, source string) ([]string, error) {
 	var keys, problems []string
-	allowed := relay.UnlimitedKeys()
+	allowed := gateway.UnlimitedKeys()
 	for _, full := range k.Keys() {
 		key, ok := strings.CutPrefix(full, "relay.limits.")
 		if !ok {

@@ -8,7 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/gateway"
 )
 
 func init() {
@@ -66,7 +66,7 @@ environment merged) with secrets redacted, like postconf -n.`)
 		}
 		skip[section] = true
 	}
-	problems, warnings := relay.CheckAll(cfg.sections(), skip)
+	problems, warnings := gateway.CheckAll(cfg.sections(), skip)
 	for _, f := range problems {
 		p.problems = append(p.problems, f.String())
 	}

@@ -14,7 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sekisho/sekisho/accounts"
-	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -49,7 +49,7 @@ func defaultConfig() Config {
 		Accounts: accounts.DefaultConfig(),
 		Rewrite:  rewrite.DefaultConfig(),
 		Routing:  routing.DefaultConfig(),
-		Relay:    relay.DefaultConfig(),
+		Relay:    gateway.DefaultConfig(),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/sanitize"
 	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
 )
 
@@ -75,8 +76,10 @@ what was removed. --json prints one JSON array.`)
 		}
 		fmt.Fprintln(env.stdout)
 		fmt.Fprintf(env.stdout, "    to %s  %q\n", rcptList(e.Envelope.Rcpts), e.Subject)
-		if e.Report != nil {
-			fmt.Fprintf(env.stdout, "    %s\n", e.Report.Summary(""))
+		if rep, err := sanitize.EntryReport(e); err != nil {
+			fmt.Fprintf(env.stdout, "    %v\n", err)
+		} else if rep != nil {
+			fmt.Fprintf(env.stdout, "    %s\n", rep.Summary(""))
 		}
 	}
 	fmt.Fprintf(env.stdout, "-- %d original%s\n", len(list), plural(len(list)))
@@ -143,8 +146,10 @@ prints the entry as one JSON object.`)
 	for _, r := range e.Releases {
 		fmt.Fprintf(w, "released:   %s to %s as %s\n", r.At.Local().Format(timeLayout), strings.Join(r.To, ", "), r.QueueID)
 	}
-	if e.Report != nil {
-		printReport(w, e.Report)
+	if rep, err := sanitize.EntryReport(e); err != nil {
+		fmt.Fprintf(w, "report:     %v\n", err)
+	} else if rep != nil {
+		printReport(w, rep)
 	}
 	fmt.Fprintln(w, "header:")
 	br := bufio.NewReader(rc)

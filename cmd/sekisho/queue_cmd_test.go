@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/sekisho/sekisho/rewrite"
+
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -45,7 +47,7 @@ func queueWorld(t *testing.T) (dir, cfgPath string, q *queue.Spool, ids []queue.
 	}
 	t.Cleanup(func() { q.Close() })
 	env := queue.Envelope{
-		From: "taro@city.example.lg.jp", ReceivedAt: now, Source: queue.SourceInner,
+		From: "taro@city.example.lg.jp", ReceivedAt: now, Source: rewrite.SourceInner,
 		ClientIP: "192.168.0.103", Helo: "inner.city.example.lg.jp", BodyType: "8BITMIME",
 		Rcpts: []queue.Recipient{
 			{Addr: "hanako@town.example.lg.jp", OrigAddr: "hanako@town.example.jp", Notify: "FAILURE"},

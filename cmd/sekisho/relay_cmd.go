@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/gateway"
 )
 
 func init() {
@@ -76,7 +76,7 @@ Exit 1 when a step refuses (for --batch: when a step of any probe refuses).`)
 	if !ok {
 		return exitFinding
 	}
-	steps, err := relay.DryRun(cfg.sections(), probe)
+	steps, err := gateway.DryRun(cfg.sections(), probe)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
@@ -89,7 +89,7 @@ Exit 1 when a step refuses (for --batch: when a step of any probe refuses).`)
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(struct {
-			Steps []relay.Step `json:"steps"`
+			Steps []gateway.Step `json:"steps"`
 		}{steps})
 		return status
 	}
@@ -144,7 +144,7 @@ client inside implicit TLS.`)
 		logw = io.Discard
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := relay.Session(cfg.sections(), ip, *listener, env.stdin, env.stdout, log); err != nil {
+	if err := gateway.Session(cfg.sections(), ip, *listener, env.stdin, env.stdout, log); err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
 	}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/relay/policy"
 )
 
@@ -27,20 +27,20 @@ type probeInput struct {
 
 // probe checks the input and reads its addresses as the server's command
 // parser would; msg says what is wrong.
-func (in probeInput) probe() (relay.Probe, string) {
+func (in probeInput) probe() (gateway.Probe, string) {
 	ip, err := netip.ParseAddr(in.Client)
 	if err != nil {
-		return relay.Probe{}, fmt.Sprintf("--client: %q is not an IP address", in.Client)
+		return gateway.Probe{}, fmt.Sprintf("--client: %q is not an IP address", in.Client)
 	}
 	if len(in.Rcpts) == 0 {
-		return relay.Probe{}, "give at least one --rcpt"
+		return gateway.Probe{}, "give at least one --rcpt"
 	}
-	p := relay.Probe{Client: ip, Helo: in.Helo, AuthUser: in.Auth, TLS: in.TLS, Listener: in.Listener}
+	p := gateway.Probe{Client: ip, Helo: in.Helo, AuthUser: in.Auth, TLS: in.TLS, Listener: in.Listener}
 	if in.Header != "" {
 		p.Header = []byte(in.Header)
 	}
 	if p.From, err = policy.ParsePath(in.From); err != nil {
-		return relay.Probe{}, fmt.Sprintf("--from %q: %v", in.From, err)
+		return gateway.Probe{}, fmt.Sprintf("--from %q: %v", in.From, err)
 	}
 	for _, r := range in.Rcpts {
 		a, err := policy.ParsePath(r)
@@ -48,14 +48,14 @@ func (in probeInput) probe() (relay.Probe, string) {
 			err = fmt.Errorf("empty address")
 		}
 		if err != nil {
-			return relay.Probe{}, fmt.Sprintf("--rcpt %q: %v", r, err)
+			return gateway.Probe{}, fmt.Sprintf("--rcpt %q: %v", r, err)
 		}
 		p.Rcpts = append(p.Rcpts, a)
 	}
 	return p, ""
 }
 
-func refused(steps []relay.Step) bool {
+func refused(steps []gateway.Step) bool {
 	for _, s := range steps {
 		if s.Refused() {
 			return true
@@ -72,15 +72,15 @@ func relayTestBatch(env *cmdEnv, cfgPath string) int {
 	if !ok {
 		return exitFinding
 	}
-	r, err := relay.NewDryRunner(cfg.sections())
+	r, err := gateway.NewDryRunner(cfg.sections())
 	if err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
 	}
 	type result struct {
-		Line  int          `json:"line"`
-		Steps []relay.Step `json:"steps,omitempty"`
-		Error string       `json:"error,omitempty"`
+		Line  int            `json:"line"`
+		Steps []gateway.Step `json:"steps,omitempty"`
+		Error string         `json:"error,omitempty"`
 	}
 	status := exitOK
 	sc := bufio.NewScanner(env.stdin)

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/sekisho/sekisho/accounts/addr"
-	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/rewrite"
 )
@@ -224,7 +224,7 @@ type rewriteTest struct {
 	asJSON                  bool
 	out                     io.Writer
 	// policy decides the transaction with the relay policy (--client).
-	policy func(*rewriteTest) []relay.Step
+	policy func(*rewriteTest) []gateway.Step
 }
 
 // The JSON document: the fields the issue names (envelope, headers, trace)
@@ -271,7 +271,7 @@ type jsonResult struct {
 	Changed              bool           `json:"changed"`
 	Error                string         `json:"error,omitempty"`
 	// Policy is the relay policy's decision of the transaction (--client).
-	Policy []relay.Step `json:"policy,omitempty"`
+	Policy []gateway.Step `json:"policy,omitempty"`
 }
 
 func (t *rewriteTest) newResult(out rewrite.Output, err error) *jsonResult {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/gateway"
 )
 
 // usePolicy makes rewrite test decide the transaction with the relay
@@ -16,14 +16,14 @@ func (t *rewriteTest) usePolicy(env *cmdEnv, cfg *Config, client string) int {
 		fmt.Fprintf(env.stderr, "sekisho rewrite test: --client: %q is not an IP address\n", client)
 		return exitUsage
 	}
-	dr, err := relay.NewDryRunner(cfg.sections())
+	dr, err := gateway.NewDryRunner(cfg.sections())
 	if err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
 	}
-	t.source = dr.Policy().Source(relay.ProbeConn(cfg.Relay, relay.Probe{Client: ip}))
-	t.policy = func(t *rewriteTest) []relay.Step {
-		return dr.Run(relay.Probe{Client: ip, Helo: "client.example", From: t.from, Rcpts: t.rcpts, Header: t.header})
+	t.source = dr.Policy().Source(gateway.ProbeConn(cfg.Relay, gateway.Probe{Client: ip}))
+	t.policy = func(t *rewriteTest) []gateway.Step {
+		return dr.Run(gateway.Probe{Client: ip, Helo: "client.example", From: t.from, Rcpts: t.rcpts, Header: t.header})
 	}
 	return -1
 }

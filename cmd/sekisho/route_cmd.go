@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/routing"
 )
 
@@ -51,7 +51,7 @@ refused (for example a route back to this gateway).`)
 	if !ok {
 		return exitFinding
 	}
-	router, err := routing.New(cfg.Routing, relay.SelfFor(cfg.Relay))
+	router, err := routing.New(cfg.Routing, gateway.SelfFor(cfg.Relay))
 	if err != nil {
 		for _, e := range flatten(err) {
 			fmt.Fprintf(env.stderr, "%s: routing.%v\n", cfg.Source, e)

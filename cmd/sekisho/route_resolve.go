@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
@@ -20,7 +20,7 @@ type routeResolver struct {
 }
 
 func newRouteResolver(cfg *Config, client string) (*routeResolver, error) {
-	dr, err := relay.NewDryRunner(cfg.sections())
+	dr, err := gateway.NewDryRunner(cfg.sections())
 	if err != nil {
 		return nil, err
 	}
@@ -30,23 +30,19 @@ func newRouteResolver(cfg *Config, client string) (*routeResolver, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--client: %q is not an IP address", client)
 		}
-		c := relay.ProbeConn(cfg.Relay, relay.Probe{Client: ip})
+		c := gateway.ProbeConn(cfg.Relay, gateway.Probe{Client: ip})
 		r.conn = &c
 	}
 	return r, nil
 }
 
-// source is the message source for the rewrite: the client's when given;
-// otherwise internet for our addresses (mail arriving for the inner
-// server) and inner for others (mail the inner server sends out).
+// source is the message source for the rewrite: the client's when given,
+// otherwise the one mail for the address usually comes from.
 func (r *routeResolver) source(address string) rewrite.Source {
 	if r.conn != nil {
 		return r.pol.Source(*r.conn)
 	}
-	if res, err := r.pol.Dir().Lookup(address); err == nil && res.Ours() {
-		return rewrite.SourceInternet
-	}
-	return rewrite.SourceInner
+	return r.pol.UsualSource(address)
 }
 
 // explain routes one address as written by a client.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/sekisho/sekisho/rewrite"
+
 	"bytes"
 	"encoding/json"
 	"io"
@@ -9,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sekisho/sekisho/relay"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/sanitize"
 )
 
 const newsletter = "../../relay/sanitize/testdata/corpus/outlook_sjis_html_pdf_xlsm.eml"
@@ -85,7 +87,7 @@ func TestQuarantineCommands(t *testing.T) {
 	if !ok {
 		t.Fatal(errOut.String())
 	}
-	stage, err := relay.NewSanitizeStage(cfg.Relay.Sanitize)
+	stage, err := sanitize.NewStage(cfg.Relay.Sanitize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +95,7 @@ func TestQuarantineCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := queue.Envelope{From: "yamada@example.com", Rcpts: []queue.Recipient{{Addr: "soumu@city.example.lg.jp"}}, Source: queue.SourceInternet, ClientIP: "203.0.113.5"}
+	env := queue.Envelope{From: "yamada@example.com", Rcpts: []queue.Recipient{{Addr: "soumu@city.example.lg.jp"}}, Source: rewrite.SourceInternet, ClientIP: "203.0.113.5"}
 	res, err := stage.Apply(env, "inner", func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(orig)), nil }, nil, io.Discard)
 	if err != nil || res.ReleaseID == "" {
 		t.Fatalf("Apply: %+v, %v", res, err)

@@ -14,7 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/gateway"
+	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/ops/logsink"
 )
 
@@ -25,8 +26,8 @@ func init() {
 // minProcs is the least GOMAXPROCS serve runs with (see runServe).
 const minProcs = 4
 
-func (c *Config) sections() relay.Sections {
-	return relay.Sections{Accounts: c.Accounts, Rewrite: c.Rewrite, Routing: c.Routing, Relay: c.Relay}
+func (c *Config) sections() gateway.Sections {
+	return gateway.Sections{Accounts: c.Accounts, Rewrite: c.Rewrite, Routing: c.Routing, Relay: c.Relay}
 }
 
 func runServe(env *cmdEnv, args []string) int {
@@ -100,8 +101,8 @@ sessions finish (up to --grace), and exit.`)
 	defer sink.Close()
 	log := slog.New(sink.Handler())
 
-	metrics := relay.NewMetrics()
-	eng, err := relay.New(cfg.sections(), log, metrics)
+	metrics := ops.NewMetrics()
+	eng, err := gateway.New(cfg.sections(), log, metrics)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
@@ -114,7 +115,7 @@ sessions finish (up to --grace), and exit.`)
 		return exitFinding
 	}
 	if a := cfg.Relay.Metrics.Address; a != "" {
-		if err := relay.ServeMetrics(ctx, a, metrics, eng.Healthy); err != nil {
+		if err := ops.ServeMetrics(ctx, a, metrics, eng.Healthy); err != nil {
 			fmt.Fprintf(env.stderr, "relay.metrics.address: %v\n", err)
 			eng.Shutdown(ctx)
 			return exitFinding
@@ -164,7 +165,7 @@ sessions finish (up to --grace), and exit.`)
 
 // newLogSink opens the main log stream and the per-kind outputs of
 // relay.log.
-func newLogSink(c relay.LogConfig, stderr io.Writer) (*logsink.Sink, error) {
+func newLogSink(c logsink.Config, stderr io.Writer) (*logsink.Sink, error) {
 	return logsink.New(logsink.Options{File: c.File, Format: c.Format, Level: c.Level, Outputs: c.Outputs, Stderr: stderr})
 }
 
@@ -176,7 +177,7 @@ func overrideListen(cfg *Config, addr string) error {
 		return nil
 	}
 	if len(cfg.Relay.Listeners) == 0 {
-		cfg.Relay.Listeners = []relay.ListenerConfig{{Mode: "mx"}}
+		cfg.Relay.Listeners = []gateway.ListenerConfig{{Mode: "mx"}}
 	}
 	cfg.Relay.Listeners[0].Address = addr
 	if err := cfg.validate(); err != nil {
@@ -188,7 +189,7 @@ func overrideListen(cfg *Config, addr string) error {
 // checkAddresses binds every listener address and the metrics address
 // and lets them go again, so that a port in use or a privileged port is
 // refused before the queue folder is created.
-func checkAddresses(c relay.Config) error {
+func checkAddresses(c gateway.Config) error {
 	try := func(key, addr string) error {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/sekisho/sekisho/relay"
+	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/relay/ops/trace"
 )
 
@@ -68,7 +68,7 @@ one of them, the other side is not shown.`)
 			close(done)
 		}
 	}()
-	path := relay.TraceSocket(relay.Config{Queue: qc})
+	path := gateway.TraceSocket(gateway.Config{Queue: qc})
 	if err := trace.Attach(path, f, env.stdout, done); err != nil {
 		fmt.Fprintf(env.stderr, "sekisho trace: %v\n", err)
 		return exitFinding

@@ -41,9 +41,10 @@
 // Secrets that cannot be read (file:, env:) answer 454 4.7.0 and do not count
 // as failures.
 //
-// Mechanisms(tls) offers nothing without TLS unless AllowInsecure is set;
-// the protocol server (relay/smtpd) must be told the same, since it
-// refuses AUTH before STARTTLS itself (523 5.7.10).
+// Whether AUTH is offered on a connection at all (TLS, allow_insecure,
+// the listener's require_tls) is the policy's decision
+// (relay/policy.AuthOffered), made once per session from its snapshot;
+// this package only knows which mechanisms exist and how to run them.
 package auth
 
 import (
@@ -181,11 +182,9 @@ func challengeHost(h string) string {
 	return h
 }
 
-// Mechanisms lists the mechanisms to advertise on a connection.
-func (a *Authenticator) Mechanisms(tls bool) []string {
-	if !tls && !a.cfg.AllowInsecure {
-		return nil
-	}
+// Mechanisms lists the configured mechanisms, to advertise where the
+// policy offers AUTH.
+func (a *Authenticator) Mechanisms() []string {
 	return append([]string(nil), a.mechs...)
 }
 

@@ -278,11 +278,8 @@ func testDirectoryWith(t testing.TB, acct accounts.AccountConfig) *accounts.Dire
 
 func TestMechanisms(t *testing.T) {
 	a, _ := newTestAuth(t, DefaultConfig())
-	if m := a.Mechanisms(false); m != nil {
-		t.Errorf("offered without TLS: %v", m)
-	}
-	if m := a.Mechanisms(true); strings.Join(m, " ") != "PLAIN LOGIN" {
-		t.Errorf("under TLS: %v", m)
+	if m := a.Mechanisms(); strings.Join(m, " ") != "PLAIN LOGIN" {
+		t.Errorf("defaults: %v", m)
 	}
 	if _, err := a.Server("CRAM-MD5", ip1, nil); err != error(errUnknownMech) {
 		t.Errorf("disabled mechanism: %v", err)
@@ -290,11 +287,9 @@ func TestMechanisms(t *testing.T) {
 	if _, err := a.Server("XOAUTH2", ip1, nil); err != error(errUnknownMech) {
 		t.Errorf("unknown mechanism: %v", err)
 	}
-	c := allMechs()
-	c.AllowInsecure = true
-	a, _ = newTestAuth(t, c)
-	if m := a.Mechanisms(false); strings.Join(m, " ") != "PLAIN LOGIN CRAM-MD5" {
-		t.Errorf("allow_insecure: %v", m)
+	a, _ = newTestAuth(t, allMechs())
+	if m := a.Mechanisms(); strings.Join(m, " ") != "PLAIN LOGIN CRAM-MD5" {
+		t.Errorf("all: %v", m)
 	}
 }
 

@@ -23,7 +23,7 @@ type testHandler struct {
 
 func (h *testHandler) Connect() smtpd.Reply                      { return smtpd.R(220, "", "") }
 func (h *testHandler) Helo(string, bool) smtpd.Reply             { return smtpd.R(250, "", "") }
-func (h *testHandler) AuthMechanisms() []string                  { return h.a.Mechanisms(false) }
+func (h *testHandler) AuthMechanisms() []string                  { return h.a.Mechanisms() }
 func (h *testHandler) LinePolicy() smtpd.LinePolicy              { return smtpd.LineReject }
 func (h *testHandler) Rcpt(string, smtpd.RcptParams) smtpd.Reply { return smtpd.R(250, "2.1.5", "OK") }
 func (h *testHandler) Reset()                                    {}
@@ -48,7 +48,7 @@ func TestOverSMTP(t *testing.T) {
 	cfg.MaxFailures = 2
 	a, _ := newTestAuth(t, cfg)
 	srv := &smtpd.Server{
-		Config:     smtpd.Config{Hostname: "mx.example.jp", AllowInsecureAuth: cfg.AllowInsecure, WriteTimeout: 10 * time.Second},
+		Config:     smtpd.Config{Hostname: "mx.example.jp", WriteTimeout: 10 * time.Second},
 		NewHandler: func(c *smtpd.Conn) smtpd.Handler { return &testHandler{a: a, c: c} },
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

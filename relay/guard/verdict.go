@@ -1,5 +1,7 @@
 package guard
 
+import "github.com/sekisho/sekisho/relay/smtpd"
+
 // Action is what the server does with a command.
 type Action uint8
 
@@ -19,14 +21,13 @@ func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
 // Verdict is one decision of the guard. Rule names the configured rule or
 // the built-in check (prefixed "builtin:") that decided; Reason explains it
-// for logs and `relay test`. Text is what the client sees.
+// for logs and `relay test`. The reply is what the client sees (zero for
+// Accept: the stage's own success reply is given).
 type Verdict struct {
-	Action   Action
-	Code     int    // SMTP reply code; 0 for Accept
-	Enhanced string // RFC 3463 status, "5.7.1"; "" for Accept
-	Text     string
-	Rule     string
-	Reason   string
+	Action Action
+	smtpd.Reply
+	Rule   string
+	Reason string
 }
 
 // Accepted reports whether the command may go on.
@@ -41,5 +42,5 @@ func refuse(code int, enhanced, text, rule, reason string) Verdict {
 	if code < 500 {
 		a = TempFail
 	}
-	return Verdict{Action: a, Code: code, Enhanced: enhanced, Text: text, Rule: rule, Reason: reason}
+	return Verdict{Action: a, Reply: smtpd.R(code, enhanced, text), Rule: rule, Reason: reason}
 }

@@ -34,6 +34,7 @@ import (
 
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/smtpd"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -130,6 +131,17 @@ func (p *Policy) Source(c Conn) rewrite.Source {
 	return rewrite.SourceInternet
 }
 
+// UsualSource is the source mail for rcpt comes from when no client is
+// named (route test without --client): the internet for our addresses
+// (mail arriving for the inner server), the inner networks for others
+// (mail the inner server sends out).
+func (p *Policy) UsualSource(rcpt string) rewrite.Source {
+	if res, err := p.p.Dir.Lookup(rcpt); err == nil && res.Ours() {
+		return rewrite.SourceInternet
+	}
+	return rewrite.SourceInner
+}
+
 func decided(stage, arg string, v guard.Verdict, code int, enhanced, text string) Decision {
 	if v.Accepted() && v.Code == 0 {
 		v.Code, v.Enhanced, v.Text = code, enhanced, text
@@ -142,7 +154,7 @@ func refusal(code int, enhanced, text, rule, reason string) guard.Verdict {
 	if code < 500 {
 		a = guard.TempFail
 	}
-	return guard.Verdict{Action: a, Code: code, Enhanced: enhanced, Text: text, Rule: rule, Reason: reason}
+	return guard.Verdict{Action: a, Reply: smtpd.R(code, enhanced, text), Rule: rule, Reason: reason}
 }
 
 // Connect decides the greeting: a deny rule that names only networks

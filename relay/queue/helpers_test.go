@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"github.com/sekisho/sekisho/rewrite"
+
 	"bytes"
 	"fmt"
 	"io"
@@ -36,7 +38,7 @@ func testEnvelope(rcpts ...string) Envelope {
 	env := Envelope{
 		From:       "sender@city.example.lg.jp",
 		ReceivedAt: time.Date(2025, 4, 1, 9, 30, 0, 0, time.UTC),
-		Source:     SourceInner,
+		Source:     rewrite.SourceInner,
 		ClientIP:   "192.0.2.10",
 		Helo:       "mail.city.example.lg.jp",
 		BodyType:   "8BITMIME",

@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"github.com/sekisho/sekisho/rewrite"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -89,7 +91,8 @@ func appendState(b []byte, st RcptState) []byte {
 func appendEnvelope(b []byte, e *Envelope) []byte {
 	b = appendString(b, e.From)
 	b = appendTime(b, e.ReceivedAt)
-	for _, s := range []string{e.Source, e.ClientIP, e.Helo, e.AuthUser, e.EnvID, e.Ret, e.BodyType} {
+	b = appendString(b, e.Source.String())
+	for _, s := range []string{e.ClientIP, e.Helo, e.AuthUser, e.EnvID, e.Ret, e.BodyType} {
 		b = appendString(b, s)
 	}
 	utf8 := byte(0)
@@ -302,7 +305,10 @@ func (d *decoder) envelope() Envelope {
 	var e Envelope
 	e.From = d.string()
 	e.ReceivedAt = d.time()
-	for _, p := range []*string{&e.Source, &e.ClientIP, &e.Helo, &e.AuthUser, &e.EnvID, &e.Ret, &e.BodyType} {
+	// A name this build does not know decodes to the zero Source; the
+	// runner treats that as mail from the inner networks, as before.
+	e.Source, _ = rewrite.ParseSource(d.string())
+	for _, p := range []*string{&e.ClientIP, &e.Helo, &e.AuthUser, &e.EnvID, &e.Ret, &e.BodyType} {
 		*p = d.string()
 	}
 	e.SMTPUTF8 = d.flag()

@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"github.com/sekisho/sekisho/rewrite"
+
 	"bytes"
 	"encoding/hex"
 	"flag"
@@ -21,7 +23,7 @@ var (
 
 func sampleRecords() []*record {
 	env := Envelope{
-		From: "", ReceivedAt: t0, Source: SourceInternet, ClientIP: "2001:db8::25", Helo: "mx.example.jp",
+		From: "", ReceivedAt: t0, Source: rewrite.SourceInternet, ClientIP: "2001:db8::25", Helo: "mx.example.jp",
 		AuthUser: "taro", EnvID: "QQ314159", Ret: "HDRS", BodyType: "8BITMIME", SMTPUTF8: true,
 		Rcpts: []Recipient{
 			{Addr: "taro@city.example.lg.jp", OrigAddr: "taro@city.example.jp", Notify: "SUCCESS,FAILURE", ORcpt: "rfc822;taro@city.example.jp"},

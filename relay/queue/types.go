@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"github.com/sekisho/sekisho/rewrite"
 	"io/fs"
 	"strings"
 	"time"
@@ -48,13 +49,6 @@ func Temporary(err error) bool {
 	return errors.Is(err, ErrFull) || errors.As(err, &se)
 }
 
-// Source says where a message came from; policy differs per source.
-const (
-	SourceInner         = "inner"
-	SourceAuthenticated = "authenticated"
-	SourceInternet      = "internet"
-)
-
 // Recipient is one envelope recipient.
 type Recipient struct {
 	Addr     string `json:"addr"`                // the address delivered to (after rewrite)
@@ -65,18 +59,18 @@ type Recipient struct {
 
 // Envelope is everything about a message except its bytes.
 type Envelope struct {
-	From       string      `json:"from"` // "" is the null sender <>
-	Rcpts      []Recipient `json:"rcpts"`
-	ReceivedAt time.Time   `json:"received_at"`
-	Source     string      `json:"source"` // SourceInner, SourceAuthenticated or SourceInternet
-	ClientIP   string      `json:"client_ip,omitempty"`
-	Helo       string      `json:"helo,omitempty"`
-	AuthUser   string      `json:"auth_user,omitempty"`
-	EnvID      string      `json:"envid,omitempty"`     // RFC 3461 ENVID
-	Ret        string      `json:"ret,omitempty"`       // RFC 3461 RET: "", "FULL" or "HDRS"
-	Size       int64       `json:"size"`                // the message's size in bytes, set by Enqueue from the data
-	BodyType   string      `json:"body_type,omitempty"` // "7BIT" or "8BITMIME" ("" when not declared)
-	SMTPUTF8   bool        `json:"smtputf8,omitempty"`
+	From       string         `json:"from"` // "" is the null sender <>
+	Rcpts      []Recipient    `json:"rcpts"`
+	ReceivedAt time.Time      `json:"received_at"`
+	Source     rewrite.Source `json:"source"` // where the client was: inner, authenticated or internet
+	ClientIP   string         `json:"client_ip,omitempty"`
+	Helo       string         `json:"helo,omitempty"`
+	AuthUser   string         `json:"auth_user,omitempty"`
+	EnvID      string         `json:"envid,omitempty"`     // RFC 3461 ENVID
+	Ret        string         `json:"ret,omitempty"`       // RFC 3461 RET: "", "FULL" or "HDRS"
+	Size       int64          `json:"size"`                // the message's size in bytes, set by Enqueue from the data
+	BodyType   string         `json:"body_type,omitempty"` // "7BIT" or "8BITMIME" ("" when not declared)
+	SMTPUTF8   bool           `json:"smtputf8,omitempty"`
 }
 
 func (e Envelope) clone() Envelope {

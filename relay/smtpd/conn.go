@@ -290,7 +290,7 @@ func (c *Conn) hello(name string, extended bool) {
 	if c.cfg.TLS != nil && c.tlsState == nil {
 		ext = append(ext, "STARTTLS")
 	}
-	if c.authAllowed() && !c.authed {
+	if !c.authed {
 		if mechs := c.h.AuthMechanisms(); len(mechs) > 0 {
 			ext = append(ext, "AUTH "+strings.Join(mechs, " "))
 		}
@@ -311,8 +311,6 @@ func (c *Conn) hello(name string, extended bool) {
 	}
 	c.reply(R(250, "", strings.Join(ext, "\n")))
 }
-
-func (c *Conn) authAllowed() bool { return c.tlsState != nil || c.cfg.AllowInsecureAuth }
 
 func (c *Conn) mailCmd(arg string) {
 	switch {
@@ -404,7 +402,7 @@ func (c *Conn) deliver() bool {
 	case errors.Is(c.msg.err, ErrTooLarge):
 		r = replyTooLarge
 	case errors.Is(c.msg.err, ErrBareLineEnding) && !r.Failed():
-		r = R(550, "5.6.0", "Message refused: bare CR, bare LF or NUL found; lines must end with CRLF")
+		r = ReplyBareLineEnding
 	case c.msg.err != nil && !r.Failed():
 		r = replyLocalError
 	}

@@ -256,7 +256,7 @@ func TestErrorLimit(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
-	ts := startServer(t, Config{AllowInsecureAuth: true}, R(220, "", ""))
+	ts := startServer(t, Config{}, R(220, "", ""))
 	c := dial(t, ts.addr)
 	c.expect("220")
 	c.send("AUTH PLAIN\r\n")
@@ -281,9 +281,39 @@ func TestAuth(t *testing.T) {
 	c.expect("503 5.5.1")
 }
 
-func TestAuthNeedsTLS(t *testing.T) {
-	ts := startServer(t, Config{}, R(220, "", ""))
-	c := dial(t, ts.addr)
+// tlsOnlyAuth offers AUTH only under TLS, as the gateway's policy does by
+// default, and refuses it otherwise with the policy's reply.
+type tlsOnlyAuth struct{ *testHandler }
+
+func (h tlsOnlyAuth) AuthMechanisms() []string {
+	if h.c.IsTLS() {
+		return h.testHandler.AuthMechanisms()
+	}
+	return nil
+}
+
+func (h tlsOnlyAuth) Auth(mech string) (sasl.Server, error) {
+	if !h.c.IsTLS() {
+		return nil, &Reply{523, "5.7.10", "TLS is required"}
+	}
+	return h.testHandler.Auth(mech)
+}
+
+// The handler decides whether AUTH is offered: the server advertises what
+// it offers and answers AUTH with its refusal.
+func TestAuthNotOffered(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var messages []string
+	srv := &Server{Config: Config{Hostname: "gw.test"}, NewHandler: func(c *Conn) Handler {
+		return tlsOnlyAuth{&testHandler{c: c, connect: R(220, "", ""), policy: LineNormalize, mu: &mu, messages: &messages}}
+	}}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	c := dial(t, l.Addr().String())
 	c.expect("220")
 	c.send("EHLO x\r\n")
 	if got := c.expect("250-"); strings.Contains(got, "AUTH") {

@@ -65,6 +65,10 @@ func R(code int, enhanced, text string) Reply {
 	return Reply{Code: code, Enhanced: enhanced, Text: text}
 }
 
+// ReplyBareLineEnding refuses a message with a bare CR, a bare LF or a NUL
+// under LineReject; a handler that gets ErrBareLineEnding answers it too.
+var ReplyBareLineEnding = R(550, "5.6.0", "Message refused: bare CR, bare LF or NUL found; lines must end with CRLF")
+
 // The protocol's own replies; policy replies come from the Handler.
 var (
 	replyBadSequenceHelo = R(503, "5.5.1", "Bad sequence of commands: send HELO or EHLO first")
@@ -79,7 +83,6 @@ var (
 	replyBadChars        = R(500, "5.5.2", "Command line contains a NUL or a bare CR")
 	replyNoTLS           = R(454, "4.7.0", "TLS not available")
 	replyAlreadyTLS      = R(503, "5.5.1", "Bad sequence of commands: TLS already active")
-	replyTLSFirst        = R(523, "5.7.10", "Encryption required for requested authentication mechanism")
 	replyAlreadyAuth     = R(503, "5.5.1", "Bad sequence of commands: already authenticated")
 	replyNoAuth          = R(502, "5.5.1", "AUTH not available")
 	replyBadMech         = R(504, "5.5.4", "Unrecognized authentication mechanism")

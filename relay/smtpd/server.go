@@ -43,15 +43,14 @@ type Handler interface {
 
 // Config is the protocol's configuration; policy lives in the Handler.
 type Config struct {
-	Hostname          string
-	MaxMessageBytes   int64
-	MaxRecipients     int
-	MaxLineLength     int // longest command line, CRLF included
-	ErrorLimit        int // close after this many 4xx/5xx replies; 0: never
-	TLS               *tls.Config
-	ImplicitTLS       bool // SMTPS: TLS before the greeting
-	AllowInsecureAuth bool
-	WriteTimeout      time.Duration
+	Hostname        string
+	MaxMessageBytes int64
+	MaxRecipients   int
+	MaxLineLength   int // longest command line, CRLF included
+	ErrorLimit      int // close after this many 4xx/5xx replies; 0: never
+	TLS             *tls.Config
+	ImplicitTLS     bool // SMTPS: TLS before the greeting
+	WriteTimeout    time.Duration
 	// Extensions advertised besides the built-in ones.
 	SMTPUTF8, DSN bool
 }

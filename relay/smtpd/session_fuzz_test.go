@@ -49,8 +49,7 @@ func FuzzSession(f *testing.F) {
 		}
 		var mu sync.Mutex
 		var messages []string
-		s := &Server{Config: Config{Hostname: "gw.test", MaxMessageBytes: 2048, MaxRecipients: 5, ErrorLimit: 20,
-			AllowInsecureAuth: true}}
+		s := &Server{Config: Config{Hostname: "gw.test", MaxMessageBytes: 2048, MaxRecipients: 5, ErrorLimit: 20}}
 		s.NewHandler = func(c *Conn) Handler {
 			h := &testHandler{c: c, connect: R(220, "", ""), policy: policy, mu: &mu, messages: &messages}
 			if mode&2 != 0 {

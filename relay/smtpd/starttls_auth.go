@@ -59,29 +59,29 @@ func (c *Conn) auth(arg string) bool {
 	case c.mail:
 		c.reply(replyInTransaction)
 		return true
-	case !c.authAllowed():
-		c.reply(replyTLSFirst)
-		return true
 	case mech == "":
 		c.reply(R(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]"))
 		return true
 	}
+	// The handler decides whether AUTH is offered on this connection
+	// (TLS, the listener, the configuration): with no mechanism offered,
+	// Auth gives its refusal (523 5.7.10 before STARTTLS, say).
 	mechs := c.h.AuthMechanisms()
-	if len(mechs) == 0 {
-		c.reply(replyNoAuth)
-		return true
-	}
 	offered := false
 	for _, m := range mechs {
 		offered = offered || strings.EqualFold(m, mech)
 	}
-	if !offered {
+	if len(mechs) > 0 && !offered {
 		c.reply(replyBadMech)
 		return true
 	}
 	srv, err := c.h.Auth(mech)
 	if err != nil {
 		c.reply(replyOf(err))
+		return true
+	}
+	if len(mechs) == 0 {
+		c.reply(replyNoAuth)
 		return true
 	}
 	var resp []byte

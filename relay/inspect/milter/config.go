@@ -3,6 +3,7 @@ package milter
 import (
 	"errors"
 	"fmt"
+	"github.com/sekisho/sekisho/rewrite"
 	"net"
 	"strings"
 	"time"
@@ -40,13 +41,6 @@ type Config struct {
 	Sources []string `koanf:"sources"`
 }
 
-// The kinds of client a milter can be limited to.
-const (
-	SourceInternet      = "internet"
-	SourceInner         = "inner"
-	SourceAuthenticated = "authenticated"
-)
-
 // DefaultConfig returns the defaults for one milter entry.
 func DefaultConfig() Config {
 	return Config{
@@ -55,6 +49,30 @@ func DefaultConfig() Config {
 		TotalTimeout:   2 * time.Minute,
 		OnFailure:      OnFailureTempfail,
 	}
+}
+
+// takes reports whether the milter is asked about mail from src (a
+// validated configuration).
+func (c Config) takes(src rewrite.Source) bool {
+	if len(c.Sources) == 0 {
+		return true
+	}
+	for _, name := range c.Sources {
+		if s, _ := rewrite.ParseSource(name); s == src {
+			return true
+		}
+	}
+	return false
+}
+
+// Takes reports whether any of the milters is asked about mail from src.
+func Takes(list []Config, src rewrite.Source) bool {
+	for _, c := range list {
+		if c.takes(src) {
+			return true
+		}
+	}
+	return false
 }
 
 // withDefaults fills the zero fields of c from DefaultConfig, so a list
@@ -97,10 +115,8 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("max_message_bytes: negative"))
 	}
 	for i, src := range c.Sources {
-		switch src {
-		case SourceInternet, SourceInner, SourceAuthenticated:
-		default:
-			errs = append(errs, fmt.Errorf("sources[%d]: %q is not internet, inner or authenticated", i, src))
+		if _, err := rewrite.ParseSource(src); err != nil {
+			errs = append(errs, fmt.Errorf("sources[%d]: %v", i, err))
 		}
 	}
 	switch c.OnFailure {

@@ -2,6 +2,7 @@ package milter
 
 import (
 	"fmt"
+	"github.com/sekisho/sekisho/relay/smtpd"
 	"testing"
 )
 
@@ -43,16 +44,16 @@ func TestReplyCode(t *testing.T) {
 	tests := []struct {
 		code int
 		text string
-		want Reply
+		want smtpd.Reply
 		act  Action
 		err  bool
 	}{
-		{554, "5.7.1 Virus", Reply{554, "5.7.1", "Virus"}, Reject, false},
-		{451, "4.7.1 Try later", Reply{451, "4.7.1", "Try later"}, TempFail, false},
-		{550, "4.7.1 wrong class", Reply{550, "5.7.1", "4.7.1 wrong class"}, Reject, false},
-		{550, "5.7.1 one\r\n550 5.7.1 two", Reply{550, "5.7.1", "one 5.7.1 two"}, Reject, false},
-		{250, "ok", Reply{}, Accept, true},
-		{550, "5.7.1 bad\x00\tbyte", Reply{550, "5.7.1", "bad  byte"}, Reject, false},
+		{554, "5.7.1 Virus", smtpd.R(554, "5.7.1", "Virus"), Reject, false},
+		{451, "4.7.1 Try later", smtpd.R(451, "4.7.1", "Try later"), TempFail, false},
+		{550, "4.7.1 wrong class", smtpd.R(550, "5.7.1", "4.7.1 wrong class"), Reject, false},
+		{550, "5.7.1 one\r\n550 5.7.1 two", smtpd.R(550, "5.7.1", "one 5.7.1 two"), Reject, false},
+		{250, "ok", smtpd.Reply{}, Accept, true},
+		{550, "5.7.1 bad\x00\tbyte", smtpd.R(550, "5.7.1", "bad  byte"), Reject, false},
 	}
 	for _, tc := range tests {
 		r, err := replyCode(tc.code, tc.text)
@@ -72,7 +73,7 @@ func TestValidate(t *testing.T) {
 		{Config{Name: "a", Address: "unix:/run/clamav/milter.sock"}, ""},
 		{Config{Name: "a", Address: "unix:rel.sock"}, `address: "unix:rel.sock": a unix socket needs an absolute path`},
 		{Config{Address: "inet:127.0.0.1"}, "name: empty\naddress: \"127.0.0.1\": address 127.0.0.1: missing port in address"},
-		{Config{Name: "a", Address: "inet:h:1", OnFailure: "drop", Timeout: -1, Sources: []string{"inner", "lgwan"}}, "timeout: negative\nsources[1]: \"lgwan\" is not internet, inner or authenticated\non_failure: \"drop\" is neither tempfail nor accept"},
+		{Config{Name: "a", Address: "inet:h:1", OnFailure: "drop", Timeout: -1, Sources: []string{"inner", "lgwan"}}, "timeout: negative\nsources[1]: \"lgwan\" is not a source (inner, authenticated, internet)\non_failure: \"drop\" is neither tempfail nor accept"},
 	}
 	for _, tc := range tests {
 		err := tc.c.Validate()

@@ -7,10 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sekisho/sekisho/relay/smtpd"
+	"github.com/sekisho/sekisho/rewrite"
 	"io"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,13 +49,6 @@ func (a Action) String() string {
 	return fmt.Sprintf("action(%d)", int(a))
 }
 
-// Reply is the SMTP answer for TempFail and Reject.
-type Reply struct {
-	Code     int    // 451, 550, ...
-	Enhanced string // "4.7.1"
-	Text     string
-}
-
 // EditOp says what a HeaderEdit does.
 type EditOp int
 
@@ -85,9 +79,9 @@ type Transaction struct {
 	// AuthUser is the SMTP AUTH login, "" when unauthenticated; sent as
 	// the {auth_authen} macro, which rspamd uses to skip its spam checks.
 	AuthUser string
-	// Source is the kind of client (SourceInternet, SourceInner,
-	// SourceAuthenticated); milters limited to other sources are skipped.
-	Source string
+	// Source is the kind of client; milters limited to other sources
+	// are skipped.
+	Source rewrite.Source
 	// Header is the header block as received (CRLF line ends, with or
 	// without the empty line that ends it); Body, the rest, is read from
 	// its start for every milter.
@@ -98,9 +92,9 @@ type Transaction struct {
 // Result is the combined verdict of all milters.
 type Result struct {
 	Action Action
-	Reply  Reply  // for TempFail and Reject
-	Reason string // quarantine reason
-	Milter string // the milter that decided a non-accept verdict
+	Reply  smtpd.Reply // for TempFail and Reject
+	Reason string      // quarantine reason
+	Milter string      // the milter that decided a non-accept verdict
 	Edits  []HeaderEdit
 	// Failed names milters that failed and were passed over under
 	// on_failure: accept, with the error, for the log.
@@ -138,7 +132,7 @@ func (c *Client) Check(ctx context.Context, t Transaction) Result {
 	}
 	size := int64(-1)
 	for i, m := range c.milters {
-		if len(m.Sources) > 0 && !slices.Contains(m.Sources, t.Source) {
+		if !m.takes(t.Source) {
 			continue
 		}
 		if m.MaxMessageBytes > 0 {
@@ -160,7 +154,7 @@ func (c *Client) Check(ctx context.Context, t Transaction) Result {
 				continue
 			}
 			res.Action = TempFail
-			res.Reply = Reply{451, "4.7.0", "Content filter unavailable, try again later"}
+			res.Reply = smtpd.R(451, "4.7.0", "Content filter unavailable, try again later")
 			res.Milter = m.Name
 			res.Edits = nil
 			return res
@@ -351,9 +345,9 @@ func verdict(act *gomilter.Action, err error) (Result, error) {
 	case gomilter.ActDiscard:
 		return Result{Action: Discard}, nil
 	case gomilter.ActReject:
-		return Result{Action: Reject, Reply: Reply{550, "5.7.1", "Message rejected by content filter"}}, nil
+		return Result{Action: Reject, Reply: smtpd.R(550, "5.7.1", "Message rejected by content filter")}, nil
 	case gomilter.ActTempFail:
-		return Result{Action: TempFail, Reply: Reply{451, "4.7.1", "Message deferred by content filter, try again later"}}, nil
+		return Result{Action: TempFail, Reply: smtpd.R(451, "4.7.1", "Message deferred by content filter, try again later")}, nil
 	case gomilter.ActReplyCode:
 		return replyCode(act.SMTPCode, act.SMTPText)
 	}

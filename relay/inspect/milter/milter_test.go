@@ -1,6 +1,9 @@
 package milter
 
 import (
+	"github.com/sekisho/sekisho/relay/smtpd"
+	"github.com/sekisho/sekisho/rewrite"
+
 	"bytes"
 	"context"
 	"errors"
@@ -103,7 +106,7 @@ func testTxn() Transaction {
 		Helo:       "mx.example.com",
 		From:       "alice@example.com",
 		Rcpts:      []string{"bob@city.lg.jp", "carol@city.lg.jp"},
-		Source:     SourceInternet,
+		Source:     rewrite.SourceInternet,
 		QueueID:    "Q1",
 		Header:     []byte("From: alice@example.com\r\nSubject: hello\r\n world\r\n"),
 		Body:       bytes.NewReader([]byte("line one\r\nline two\r\n")),
@@ -115,18 +118,18 @@ func TestVerdicts(t *testing.T) {
 		name  string
 		fake  fakeMilter
 		want  Action
-		reply Reply
+		reply smtpd.Reply
 		edits []HeaderEdit
 		why   string
 	}{
 		{name: "continue", fake: fakeMilter{}, want: Accept},
 		{name: "accept early", fake: fakeMilter{stage: "helo", resp: gomilter.RespAccept}, want: Accept},
-		{name: "reject", fake: fakeMilter{stage: "eom", resp: gomilter.RespReject}, want: Reject, reply: Reply{550, "5.7.1", "Message rejected by content filter"}},
-		{name: "reject at rcpt", fake: fakeMilter{stage: "rcpt", resp: gomilter.RespReject}, want: Reject, reply: Reply{550, "5.7.1", "Message rejected by content filter"}},
-		{name: "tempfail", fake: fakeMilter{stage: "body", resp: gomilter.RespTempFail}, want: TempFail, reply: Reply{451, "4.7.1", "Message deferred by content filter, try again later"}},
+		{name: "reject", fake: fakeMilter{stage: "eom", resp: gomilter.RespReject}, want: Reject, reply: smtpd.R(550, "5.7.1", "Message rejected by content filter")},
+		{name: "reject at rcpt", fake: fakeMilter{stage: "rcpt", resp: gomilter.RespReject}, want: Reject, reply: smtpd.R(550, "5.7.1", "Message rejected by content filter")},
+		{name: "tempfail", fake: fakeMilter{stage: "body", resp: gomilter.RespTempFail}, want: TempFail, reply: smtpd.R(451, "4.7.1", "Message deferred by content filter, try again later")},
 		{name: "discard", fake: fakeMilter{stage: "eom", resp: gomilter.RespDiscard}, want: Discard},
-		{name: "own reply", fake: fakeMilter{stage: "eom", resp: gomilter.NewResponseStr('y', "554 5.7.0 Virus found: Eicar")}, want: Reject, reply: Reply{554, "5.7.0", "Virus found: Eicar"}},
-		{name: "own 4xx without enhanced", fake: fakeMilter{stage: "eom", resp: gomilter.NewResponseStr('y', "452 busy")}, want: TempFail, reply: Reply{452, "4.7.1", "busy"}},
+		{name: "own reply", fake: fakeMilter{stage: "eom", resp: gomilter.NewResponseStr('y', "554 5.7.0 Virus found: Eicar")}, want: Reject, reply: smtpd.R(554, "5.7.0", "Virus found: Eicar")},
+		{name: "own 4xx without enhanced", fake: fakeMilter{stage: "eom", resp: gomilter.NewResponseStr('y', "452 busy")}, want: TempFail, reply: smtpd.R(452, "4.7.1", "busy")},
 		{name: "headers", fake: fakeMilter{mods: func(m *gomilter.Modifier) {
 			m.AddHeader("X-Spam", "no")
 			m.ChangeHeader(1, "Subject", "[ok] hello")
@@ -221,8 +224,8 @@ func TestChain(t *testing.T) {
 	}
 	// A milter limited to internet mail does not see inner mail.
 	txn := testTxn()
-	txn.Source = SourceInner
-	r = New("gw", []Config{{Name: "a", Address: tag}, {Name: "r", Address: rej, Sources: []string{SourceInternet}}}).Check(context.Background(), txn)
+	txn.Source = rewrite.SourceInner
+	r = New("gw", []Config{{Name: "a", Address: tag}, {Name: "r", Address: rej, Sources: []string{"internet"}}}).Check(context.Background(), txn)
 	if r.Action != Accept || len(r.Edits) != 1 {
 		t.Errorf("internet-only milter on inner mail: %+v", r)
 	}

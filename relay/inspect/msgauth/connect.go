@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sekisho/sekisho/relay/smtpd"
 	"net"
 	"net/netip"
 	"strings"
@@ -18,7 +19,7 @@ type ConnectResult struct {
 	// Listed is the block list zone that lists the client, if any.
 	Listed string
 	Refuse bool
-	Reply  Reply
+	Reply  smtpd.Reply
 }
 
 // CheckConnect runs the DNS allow/block lists and the reverse-DNS
@@ -38,7 +39,7 @@ func (v *Verifier) CheckConnect(ctx context.Context, ip netip.Addr) ConnectResul
 		allowed, blocked := v.lists(ctx, ip)
 		if !allowed && blocked != "" {
 			res.Listed, res.Refuse = blocked, true
-			res.Reply = Reply{554, "5.7.1", fmt.Sprintf("Service unavailable; client [%s] blocked using %s", ip, blocked)}
+			res.Reply = smtpd.R(554, "5.7.1", fmt.Sprintf("Service unavailable; client [%s] blocked using %s", ip, blocked))
 			return res
 		}
 	}
@@ -50,9 +51,9 @@ func (v *Verifier) CheckConnect(ctx context.Context, ip netip.Addr) ConnectResul
 	case err == nil:
 		res.Name = name
 	case isTemporary(err):
-		res.Refuse, res.Reply = true, Reply{450, "4.7.25", fmt.Sprintf("Client host [%s] reverse DNS lookup failed, try again later", ip)}
+		res.Refuse, res.Reply = true, smtpd.R(450, "4.7.25", fmt.Sprintf("Client host [%s] reverse DNS lookup failed, try again later", ip))
 	default:
-		res.Refuse, res.Reply = true, Reply{550, "5.7.25", fmt.Sprintf("Client host [%s] has no valid reverse DNS name", ip)}
+		res.Refuse, res.Reply = true, smtpd.R(550, "5.7.25", fmt.Sprintf("Client host [%s] has no valid reverse DNS name", ip))
 	}
 	return res
 }

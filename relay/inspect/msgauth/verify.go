@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sekisho/sekisho/relay/smtpd"
 	"io"
 	"mime"
 	"net"
@@ -54,13 +55,6 @@ type Message struct {
 	Body   io.Reader
 }
 
-// Reply is an SMTP refusal.
-type Reply struct {
-	Code     int
-	Enhanced string
-	Text     string
-}
-
 // Result is the outcome of the message checks.
 type Result struct {
 	SPF   spf.Result           // "" when off
@@ -75,7 +69,7 @@ type Result struct {
 	// Refuse is set when a check under the reject policy refuses the
 	// message; Reply is then the answer.
 	Refuse bool
-	Reply  Reply
+	Reply  smtpd.Reply
 }
 
 // Enabled reports whether any message check is on; when none is, callers
@@ -109,9 +103,9 @@ func (v *Verifier) Verify(ctx context.Context, m Message) Result {
 		if v.cfg.SPF == Reject && !res.Refuse {
 			switch r {
 			case spf.Fail:
-				res.Refuse, res.Reply = true, Reply{550, "5.7.23", fmt.Sprintf("SPF of %s does not permit %s to send its mail", mailDomain, m.ClientIP)}
+				res.Refuse, res.Reply = true, smtpd.R(550, "5.7.23", fmt.Sprintf("SPF of %s does not permit %s to send its mail", mailDomain, m.ClientIP))
 			case spf.TempError:
-				res.Refuse, res.Reply = true, Reply{451, "4.7.24", "SPF of " + mailDomain + " could not be checked, try again later"}
+				res.Refuse, res.Reply = true, smtpd.R(451, "4.7.24", "SPF of "+mailDomain+" could not be checked, try again later")
 			}
 		}
 	}
@@ -146,9 +140,9 @@ func (v *Verifier) Verify(ctx context.Context, m Message) Result {
 		// still unsigned, and DMARC is the check that says a domain signs.
 		if v.cfg.DKIM == Reject && !res.Refuse && len(vs) > 0 && !pass {
 			if temp {
-				res.Refuse, res.Reply = true, Reply{451, "4.7.5", "DKIM signature could not be checked, try again later"}
+				res.Refuse, res.Reply = true, smtpd.R(451, "4.7.5", "DKIM signature could not be checked, try again later")
 			} else {
-				res.Refuse, res.Reply = true, Reply{550, "5.7.20", "No valid DKIM signature"}
+				res.Refuse, res.Reply = true, smtpd.R(550, "5.7.20", "No valid DKIM signature")
 			}
 		}
 	}
@@ -165,9 +159,9 @@ func (v *Verifier) Verify(ctx context.Context, m Message) Result {
 		if v.cfg.DMARC == Reject && !res.Refuse {
 			switch {
 			case ar.Value == authres.ResultFail && res.DMARCPolicy == dmarc.PolicyReject:
-				res.Refuse, res.Reply = true, Reply{550, "5.7.1", "DMARC policy of " + fromDomain + " rejects this message"}
+				res.Refuse, res.Reply = true, smtpd.R(550, "5.7.1", "DMARC policy of "+fromDomain+" rejects this message")
 			case ar.Value == authres.ResultTempError:
-				res.Refuse, res.Reply = true, Reply{451, "4.7.1", "DMARC policy of " + fromDomain + " could not be read, try again later"}
+				res.Refuse, res.Reply = true, smtpd.R(451, "4.7.1", "DMARC policy of "+fromDomain+" could not be read, try again later")
 			}
 		}
 	}

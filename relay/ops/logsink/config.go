@@ -84,3 +84,44 @@ func ValidateOutputs(outs []Output) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Config is relay.log: the main stream's format, destination and level,
+// and the outputs that take some kinds to files of their own.
+type Config struct {
+	Format string `koanf:"format"` // text, json or epost
+	File   string `koanf:"file"`   // "" = standard error; reopened on SIGUSR1
+	Level  string `koanf:"level"`  // debug, info, warn, error
+	// Outputs send some kinds to their own files (E-Post's acceptlog,
+	// receivelog, senderlog, faillog) instead of the main stream.
+	Outputs []Output `koanf:"outputs"`
+}
+
+// DefaultConfig is text at level info on standard error.
+func DefaultConfig() Config { return Config{Format: "text", Level: "info"} }
+
+// Resolve makes the file paths relative to base.
+func (c *Config) Resolve(base string) {
+	if c.File != "" && !filepath.IsAbs(c.File) {
+		c.File = filepath.Join(base, c.File)
+	}
+	ResolveOutputs(c.Outputs, base)
+}
+
+// Validate reports every problem, keyed relative to relay.log.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Format {
+	case "text", "json", "epost":
+	default:
+		errs = append(errs, fmt.Errorf("format: %q is not a log format (text, json, epost)", c.Format))
+	}
+	switch c.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("level: %q is not a level (debug, info, warn, error)", c.Level))
+	}
+	if err := ValidateOutputs(c.Outputs); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -25,20 +25,21 @@ import (
 
 	"github.com/sekisho/sekisho/accounts/safeio"
 	"github.com/sekisho/sekisho/relay/queue"
-	"github.com/sekisho/sekisho/relay/sanitize"
 )
 
 // Entry is what the store knows about one original.
 type Entry struct {
-	ID       string           `json:"id"`
-	Stored   time.Time        `json:"stored"`
-	Expires  time.Time        `json:"expires"`
-	Envelope queue.Envelope   `json:"envelope"`
-	Size     int64            `json:"size"`
-	Subject  string           `json:"subject,omitempty"` // decoded, for listing
-	Route    string           `json:"route,omitempty"`   // the route whose rule sanitized it
-	Report   *sanitize.Report `json:"report,omitempty"`
-	Releases []Release        `json:"releases,omitempty"`
+	ID       string         `json:"id"`
+	Stored   time.Time      `json:"stored"`
+	Expires  time.Time      `json:"expires"`
+	Envelope queue.Envelope `json:"envelope"`
+	Size     int64          `json:"size"`
+	Subject  string         `json:"subject,omitempty"` // decoded, for listing
+	Route    string         `json:"route,omitempty"`   // the route whose rule sanitized it
+	// Report is what the sanitize stage did, as it wrote it
+	// (sanitize.Report in JSON); the store keeps it and does not read it.
+	Report   json.RawMessage `json:"report,omitempty"`
+	Releases []Release       `json:"releases,omitempty"`
 }
 
 // Release records one delivery of the original.

@@ -1,6 +1,8 @@
 package quarantine
 
 import (
+	"github.com/sekisho/sekisho/rewrite"
+
 	"bytes"
 	"errors"
 	"io"
@@ -29,7 +31,7 @@ func testStore(t *testing.T) (*Store, *time.Time) {
 
 func TestPutGetListOpen(t *testing.T) {
 	s, _ := testStore(t)
-	env := queue.Envelope{From: "a@example.com", Rcpts: []queue.Recipient{{Addr: "b@city.example.lg.jp"}}, Source: queue.SourceInternet}
+	env := queue.Envelope{From: "a@example.com", Rcpts: []queue.Recipient{{Addr: "b@city.example.lg.jp"}}, Source: rewrite.SourceInternet}
 	id := s.NewID()
 	if !ValidID(id) || !strings.HasPrefix(id, "20260406-") {
 		t.Fatalf("NewID = %q", id)
@@ -66,7 +68,7 @@ func TestPutGetListOpen(t *testing.T) {
 
 func TestReleaseMarkBindsContent(t *testing.T) {
 	s, _ := testStore(t)
-	env := queue.Envelope{From: "a@example.com", Rcpts: []queue.Recipient{{Addr: "b@city.example.lg.jp"}}, Source: queue.SourceInternet}
+	env := queue.Envelope{From: "a@example.com", Rcpts: []queue.Recipient{{Addr: "b@city.example.lg.jp"}}, Source: rewrite.SourceInternet}
 	id := s.NewID()
 	if _, err := s.Put(id, env, Entry{}, strings.NewReader(original)); err != nil {
 		t.Fatal(err)

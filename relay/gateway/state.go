@@ -1,0 +1,135 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/sekisho/sekisho/accounts"
+	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/inspect"
+	"github.com/sekisho/sekisho/relay/policy"
+	"github.com/sekisho/sekisho/relay/runner"
+	"github.com/sekisho/sekisho/relay/sanitize"
+	"github.com/sekisho/sekisho/relay/session"
+	"github.com/sekisho/sekisho/relay/smtpd"
+	"github.com/sekisho/sekisho/rewrite"
+	"github.com/sekisho/sekisho/routing"
+)
+
+// Sections is the whole configuration the gateway needs; the command
+// assembles it from the file.
+type Sections struct {
+	Accounts accounts.Config
+	Rewrite  rewrite.Config
+	Routing  routing.Config
+	Relay    Config
+}
+
+// snapshot is everything a reload replaces at once: what the sessions
+// decide with and what the runner delivers with, built from one
+// configuration. Sessions and deliveries take the snapshot of the moment
+// they start and keep it for their whole transaction.
+type snapshot struct {
+	cfg     Config
+	dir     *accounts.Directory
+	pol     *policy.Policy
+	session *session.Snapshot
+	runner  *runner.Snapshot
+}
+
+// SelfFor lists this gateway's names and listen addresses for the
+// routing layer's self-route check.
+func SelfFor(c Config) routing.Self {
+	self := routing.Self{Hostnames: []string{c.Hostname}}
+	for _, l := range c.Listeners {
+		if ap, err := netip.ParseAddrPort(l.Address); err == nil {
+			self.Addrs = append(self.Addrs, ap)
+		} else if host, port, err := net.SplitHostPort(l.Address); err == nil {
+			p, _ := strconv.Atoi(port)
+			if host == "" {
+				self.Addrs = append(self.Addrs, netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(p)))
+			} else {
+				self.Hostnames = append(self.Hostnames, host)
+			}
+		}
+	}
+	return self
+}
+
+// buildState loads and checks everything a reload may change. The
+// sanitize stage opens its quarantine folder, so only a gateway that
+// delivers builds it (withSanitize); dry runs leave it off.
+func buildState(sec Sections, withSanitize bool) (*snapshot, error) {
+	dir, err := accounts.Open(sec.Accounts)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	rw, err := rewrite.New(sec.Rewrite)
+	if err != nil {
+		return nil, fmt.Errorf("rewrite: %w", err)
+	}
+	router, err := routing.New(sec.Routing, SelfFor(sec.Relay))
+	if err != nil {
+		return nil, fmt.Errorf("routing: %w", err)
+	}
+	for _, r := range sec.Routing.Routes {
+		if r.Rewrite != "" {
+			if _, ok := rw.Set(r.Rewrite); !ok {
+				return nil, fmt.Errorf("routing: route %q names rewrite set %q, which rewrite.sets does not define", r.Name, r.Rewrite)
+			}
+		}
+	}
+	if err := sec.Relay.Sanitize.CheckRoutes(sec.Routing); err != nil {
+		return nil, prefixed("relay.sanitize", err)
+	}
+	g, err := guard.New(sec.Relay.Guard, func() *accounts.Directory { return dir })
+	if err != nil {
+		return nil, fmt.Errorf("relay.guard: %w", err)
+	}
+	in, err := inspect.New(sec.Relay.Inspect, sec.Relay.Hostname, nil)
+	if err != nil {
+		return nil, fmt.Errorf("relay.inspect: %w", err)
+	}
+	var stage *sanitize.Stage
+	if withSanitize {
+		if stage, err = sanitize.NewStage(sec.Relay.Sanitize); err != nil {
+			return nil, fmt.Errorf("relay.sanitize: %w", err)
+		}
+	}
+	c := sec.Relay
+	pol := policy.New(policy.Parts{Dir: dir, Rewriter: rw, Router: router, Guard: g,
+		MaxReceived: c.Limits.MaxReceivedFields, AllowInsecureAuth: c.Auth.AllowInsecure,
+		Postmaster: c.PostmasterAddress()})
+	st := &snapshot{cfg: c, dir: dir, pol: pol}
+	st.session = &session.Snapshot{Hostname: c.Hostname, MaxHeaderBytes: c.Limits.MaxHeaderBytes, Policy: pol,
+		Lines: linePolicies(c.BareLineEndings), Inspect: in, Archive: c.Archive}
+	st.runner = &runner.Snapshot{Hostname: c.Hostname, Postmaster: c.PostmasterAddress(), MaxHeaderBytes: c.Limits.MaxHeaderBytes,
+		Delivery: c.Delivery, Router: router, Rewriter: rw, Sanitize: stage, Inspect: in}
+	return st, nil
+}
+
+// linePolicies reads relay.bare_line_endings (validated).
+func linePolicies(c BareLineConfig) session.LinePolicies {
+	var p session.LinePolicies
+	for src, v := range map[rewrite.Source]string{
+		rewrite.SourceInternet:      c.Internet,
+		rewrite.SourceInner:         c.Inner,
+		rewrite.SourceAuthenticated: c.Authenticated,
+	} {
+		p[src], _ = smtpd.ParseLinePolicy(v)
+	}
+	return p
+}
+
+// prefixed puts a section's key in front of each of a package's
+// "key: reason" errors.
+func prefixed(section string, err error) error {
+	var errs []error
+	for _, e := range unjoin(err) {
+		errs = append(errs, fmt.Errorf("%s.%w", section, e))
+	}
+	return errors.Join(errs...)
+}

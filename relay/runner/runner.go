@@ -1,0 +1,505 @@
+// Package runner delivers what the queue holds: workers claim due
+// messages, route each recipient (relay's routing), group recipients by
+// next hop, apply the route's delivery-time rewrite, sanitize (relay/sanitize)
+// and DKIM-sign (relay/inspect) the copy, deliver it (relay/delivery), and
+// record every recipient's outcome with the retry schedule; final failures
+// and delays are reported by DSN (relay/dsn). It owns relay.delivery.
+//
+// The mail path through it, file by file: workers.go (the worker loop and
+// the delivery client a reload replaces), runner.go (one message: route,
+// group, rewrite, deliver, record), sign.go, dsn.go (bounces, delay
+// warnings, relayed receipts, the postmaster's copies) and faults.go (what
+// happens when the spool cannot record a result).
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sekisho/sekisho/accounts/safeio"
+	"github.com/sekisho/sekisho/relay/delivery"
+	"github.com/sekisho/sekisho/relay/dsn"
+	"github.com/sekisho/sekisho/relay/inspect"
+	"github.com/sekisho/sekisho/relay/ops"
+	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/sanitize"
+	"github.com/sekisho/sekisho/rewrite"
+	"github.com/sekisho/sekisho/routing"
+)
+
+// Shared is what the runner uses for the life of the process.
+type Shared struct {
+	Queue   *queue.Spool
+	Metrics *ops.Metrics
+	Log     *slog.Logger
+	// Trace is the live protocol trace's hook; nil for none.
+	Trace delivery.Tracer
+}
+
+// Snapshot is the configuration a delivery attempt works with; a reload
+// builds a new one, and an attempt keeps the one it started with.
+type Snapshot struct {
+	Hostname       string // HELO, DSNs
+	Postmaster     string // the From of our DSNs
+	MaxHeaderBytes int    // relay.limits.max_header_bytes
+	Delivery       Config
+	Router         *routing.Router
+	Rewriter       *rewrite.Rewriter
+	Sanitize       *sanitize.Stage    // nil: nothing is sanitized
+	Inspect        *inspect.Inspector // nil: nothing is signed
+}
+
+// Runner delivers queued messages.
+type Runner struct {
+	sh     *Shared
+	snap   func() *Snapshot
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu guards the delivery client and the workers, which a reload
+	// replaces and resizes (workers.go).
+	mu     sync.Mutex
+	client *clientRef
+	ctx    context.Context
+	quits  []chan struct{} // one a worker
+
+	// Results the spool could not record, and the pause while it cannot
+	// (see faults.go).
+	faultMu sync.Mutex
+	kept    map[queue.ID]*keptResult
+	pause   pauseState
+	unit    time.Duration // of the back-offs in faults.go
+}
+
+// New makes a runner; snap returns the snapshot of the moment.
+func New(sh *Shared, snap func() *Snapshot) *Runner {
+	opts := sh.deliveryOptions(snap())
+	return &Runner{sh: sh, snap: snap, client: &clientRef{c: delivery.NewClient(opts), opts: opts},
+		kept: map[queue.ID]*keptResult{}, unit: time.Second}
+}
+
+// Run starts the workers; they deliver until ctx ends or Stop.
+func (r *Runner) Run(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	r.cancel = cancel
+	r.mu.Lock()
+	r.ctx = ctx
+	r.resize(r.snap().Delivery.Workers)
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.gauges(ctx)
+	}()
+}
+
+// Stop stops the workers, waiting for the attempts under way.
+func (r *Runner) Stop() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	r.mu.Lock()
+	r.client.c.Close()
+	r.mu.Unlock()
+	r.dropKept()
+}
+
+// gauges keeps the queue metrics current.
+func (r *Runner) gauges(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		st := r.sh.Queue.Stats()
+		r.sh.Metrics.QueueSize.Set(float64(st.Messages))
+		oldest := 0.0
+		if !st.Oldest.IsZero() {
+			oldest = time.Since(st.Oldest).Seconds()
+		}
+		r.sh.Metrics.QueueOldest.Set(oldest)
+		r.pruneKept()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// outcome is one recipient's result of one attempt.
+type outcome struct {
+	rcpt      int
+	code      int
+	enhanced  string
+	text      string
+	temporary bool
+	delivered bool
+	hop       string // the rule or host that was tried, for logs and metrics
+	remote    string
+	dsnPassed bool // the next hop took NOTIFY and ORCPT: its notifications from now on
+}
+
+func (o outcome) reason() string {
+	switch {
+	case o.code > 0 && o.enhanced != "":
+		return fmt.Sprintf("%d %s %s", o.code, o.enhanced, o.text)
+	case o.code > 0:
+		return fmt.Sprintf("%d %s", o.code, o.text)
+	}
+	return o.text
+}
+
+// group is the recipients of one message that share a next hop.
+type group struct {
+	dec   routing.Decision
+	rcpts []int
+}
+
+// deliver attempts the message's due recipients and records the outcomes.
+// It returns the time before which the message must not be claimed again
+// (zero when every outcome was recorded).
+func (r *Runner) deliver(ctx context.Context, m queue.Message) time.Time {
+	st := r.snap()
+	due := m.Due(time.Now())
+	if len(due) == 0 {
+		return time.Time{}
+	}
+	var results []outcome
+	groups := map[string]*group{}
+	var order []string
+	for _, i := range due {
+		rc := m.Envelope.Rcpts[i].Addr
+		dec, err := st.Router.Route(ctx, rc, m.Envelope.From)
+		if err != nil {
+			var re *routing.Error
+			o := outcome{rcpt: i, code: 451, enhanced: "4.4.3", text: err.Error(), temporary: true, hop: dec.Label()}
+			if errors.As(err, &re) {
+				o.code, o.enhanced, o.text, o.temporary = re.Code, re.Enhanced, re.Msg, re.Temporary
+			}
+			results = append(results, o)
+			continue
+		}
+		g := groups[dec.Key]
+		if g == nil {
+			g = &group{dec: dec}
+			groups[dec.Key] = g
+			order = append(order, dec.Key)
+		}
+		g.rcpts = append(g.rcpts, i)
+	}
+	for _, k := range order {
+		results = append(results, r.deliverGroup(ctx, st, m, groups[k])...)
+	}
+	if ctx.Err() != nil {
+		// Shutting down: an interrupted attempt is not a failure of the
+		// next hop. Nothing is recorded; the next start tries again.
+		return time.Time{}
+	}
+	// The retry schedule counts from the end of the attempt: a next hop
+	// that stalls for minutes still gets the whole interval of rest.
+	now := time.Now()
+	return r.keep(m, r.record(st, m, results, now, true), now)
+}
+
+// deliverGroup sends one message to the recipients that share a next hop,
+// after the route's delivery-time rewrite.
+func (r *Runner) deliverGroup(ctx context.Context, st *Snapshot, m queue.Message, g *group) []outcome {
+	hop := g.dec.Label()
+	fail := func(code int, enh, text string, temp bool) []outcome {
+		out := make([]outcome, len(g.rcpts))
+		for j, i := range g.rcpts {
+			out[j] = outcome{rcpt: i, code: code, enhanced: enh, text: text, temporary: temp, hop: hop}
+		}
+		return out
+	}
+	from := m.Envelope.From
+	to := make([]string, len(g.rcpts))
+	for j, i := range g.rcpts {
+		to[j] = m.Envelope.Rcpts[i].Addr
+	}
+	var newHeader []byte // nil: send the stored bytes as they are
+	if g.dec.Rewrite != "" {
+		rs, ok := st.Rewriter.Set(g.dec.Rewrite)
+		if !ok {
+			return fail(451, "4.3.5", fmt.Sprintf("route %s names rewrite set %q, which does not exist", hop, g.dec.Rewrite), true)
+		}
+		header, err := r.readHeader(m.ID, st.MaxHeaderBytes*2)
+		if err != nil {
+			return fail(451, "4.3.0", "reading the queued message: "+err.Error(), true)
+		}
+		src := m.Envelope.Source
+		if src == 0 {
+			src = rewrite.SourceInner // a record from a build that wrote no source
+		}
+		out, err := rs.Rewrite(rewrite.Input{From: from, To: to, Header: header, Source: src})
+		if err != nil {
+			return fail(451, "4.3.5", "delivery-time rewrite "+g.dec.Rewrite+" failed: "+err.Error(), true)
+		}
+		from, to, newHeader = out.From, out.To, out.Header
+		for _, s := range out.Trace {
+			if s.Rule != "" && s.Before != s.After {
+				r.sh.Metrics.Rewrites.WithLabelValues(s.Rule).Inc()
+			}
+		}
+	}
+	body := func() (io.ReadCloser, error) { return r.body(m.ID, newHeader, st.MaxHeaderBytes*2) }
+	if st.Sanitize.Applies(m.Envelope.Source, m.Envelope.ClientIP, g.dec.Rule) { // 無害化
+		var err error
+		if body, m.Envelope.Size, err = r.sanitize(st, m, g.dec.Rule, body); err != nil {
+			return fail(451, "4.3.0", "sanitizing the message: "+err.Error(), true)
+		}
+	}
+	body, signed, err := r.dkimSign(st, m, body) // after the rewrite and 無害化, before anything is sent
+	if err != nil {
+		return fail(451, "4.3.0", "reading the queued message to sign it: "+err.Error(), true)
+	}
+
+	if g.dec.Kind == routing.KindDir {
+		if err := r.writeDir(g.dec.Dir, m, from, to, body); err != nil {
+			return fail(451, "4.3.0", "writing into "+g.dec.Dir+": "+err.Error(), true)
+		}
+		out := fail(250, "2.0.0", "written into "+g.dec.Dir, false)
+		for j := range out {
+			out[j].delivered = true
+		}
+		return out
+	}
+
+	msg := delivery.Message{From: from, Rcpts: to, Size: m.Envelope.Size + signed,
+		EightBit: strings.EqualFold(m.Envelope.BodyType, "8BITMIME"), SMTPUTF8: m.Envelope.SMTPUTF8, Body: body,
+		Ret: m.Envelope.Ret, EnvID: m.Envelope.EnvID, RcptDSN: make([]delivery.RcptDSN, len(g.rcpts))}
+	for j, i := range g.rcpts {
+		rc := m.Envelope.Rcpts[i]
+		msg.RcptDSN[j] = delivery.RcptDSN{Notify: rc.Notify, ORcpt: rc.ORcpt}
+	}
+	var last []delivery.Result
+	for _, h := range g.dec.Hops {
+		if len(h.Addrs) == 0 {
+			continue
+		}
+		t := delivery.Target{Host: h.Host, HeloName: st.Hostname, MaxConns: g.dec.MaxConnections,
+			TLS: delivery.TLSPolicy{Mode: delivery.TLSMode(g.dec.TLS.Mode), CAFile: g.dec.TLS.CAFile, ServerName: g.dec.TLS.ServerName}}
+		if t.TLS.Mode == delivery.TLSOpportunistic || t.TLS.Mode == "" {
+			t.TLS.InsecureSkipVerify = true // opportunistic TLS protects against passive reading only
+		}
+		for _, a := range h.Addrs {
+			t.Addrs = append(t.Addrs, netip.AddrPortFrom(a, uint16(h.Port)).String())
+		}
+		if a := g.dec.Auth; a != nil {
+			t.Auth = &delivery.Auth{Mechanism: delivery.Mechanism(strings.ToUpper(a.Mechanism)), Username: a.Username,
+				Password: a.Password, AllowPlaintext: a.AllowPlaintext}
+		}
+		cl := r.acquire()
+		res, err := cl.c.Deliver(ctx, t, msg)
+		r.release(cl)
+		if err != nil {
+			return fail(451, "4.3.0", "delivery to "+h.Host+": "+err.Error(), true)
+		}
+		last = res
+		if !allUnreached(res) {
+			break // the hop answered: its replies stand (MX failover only on no answer)
+		}
+	}
+	if last == nil {
+		return fail(451, "4.4.3", "no next hop has an address", true)
+	}
+	out := make([]outcome, len(g.rcpts))
+	for j, res := range last {
+		out[j] = outcome{rcpt: g.rcpts[j], code: res.Code, enhanced: res.Enhanced, text: res.Text,
+			temporary: res.Temporary, delivered: res.Delivered, hop: hop, remote: res.Remote, dsnPassed: res.DSN}
+	}
+	return out
+}
+
+func allUnreached(res []delivery.Result) bool {
+	for _, r := range res {
+		if r.Code != 0 || r.Delivered {
+			return false
+		}
+	}
+	return true
+}
+
+// readHeader returns the stored header block of a message.
+func (r *Runner) readHeader(id queue.ID, max int) ([]byte, error) {
+	rc, err := r.sh.Queue.Open(id)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return rewrite.ReadHeader(bufio.NewReader(rc), max)
+}
+
+// body returns the message to send: the stored bytes, or a new header in
+// front of the stored body.
+func (r *Runner) body(id queue.ID, header []byte, max int) (io.ReadCloser, error) {
+	rc, err := r.sh.Queue.Open(id)
+	if err != nil || header == nil {
+		return rc, err
+	}
+	br := bufio.NewReader(rc)
+	if _, err := rewrite.ReadHeader(br, max); err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(header), br), rc}, nil
+}
+
+// writeDir delivers into a local folder (capture and testing): one file
+// per message and next hop, the envelope in X-Sekisho- fields on top.
+func (r *Runner) writeDir(dir string, m queue.Message, from string, to []string, body func() (io.ReadCloser, error)) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	rc, err := body()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	name := filepath.Join(dir, fmt.Sprintf("%s-%s.eml", m.ID, shortHash(strings.Join(to, ","))))
+	return safeio.WriteFileFunc(name, 0o640, func(w io.Writer) error {
+		fmt.Fprintf(w, "X-Sekisho-Queue-ID: %s\r\nX-Sekisho-Envelope-From: <%s>\r\n", m.ID, from)
+		for _, t := range to {
+			fmt.Fprintf(w, "X-Sekisho-Envelope-To: <%s>\r\n", t)
+		}
+		_, err := io.Copy(w, rc)
+		return err
+	})
+}
+
+func shortHash(s string) string {
+	var h uint32 = 2166136261
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return fmt.Sprintf("%08x", h)
+}
+
+// record applies the retry schedule to each outcome and stores it; the
+// recipients that failed for good are bounced in the same commit. It
+// returns the outcomes the spool could not record and the first such
+// error: the caller keeps them in memory (see keep). logIt is false when
+// outcomes kept earlier are recorded again: their attempt was logged.
+func (r *Runner) record(st *Snapshot, m queue.Message, results []outcome, now time.Time, logIt bool) unrecorded {
+	d := st.Delivery
+	var failed, delayed, relayed []outcome
+	var lost unrecorded
+	for _, o := range results {
+		rs := m.Rcpts[o.rcpt]
+		rcpt := m.Envelope.Rcpts[o.rcpt].Addr
+		attempt := rs.Attempts + 1
+		result := "delivered"
+		var err error
+		switch {
+		case o.delivered && !o.dsnPassed && notifyWants(m.Envelope.Rcpts[o.rcpt].Notify, "SUCCESS"):
+			// RFC 3461 §4.2: the next hop cannot report the success, so
+			// the receipt says "relayed", committed with the delivery.
+			relayed = append(relayed, o)
+		case o.delivered:
+			err = r.sh.Queue.MarkDelivered(m.ID, o.rcpt)
+		case r.giveUp(d, m, rs, o, now):
+			result = "failed"
+			failed = append(failed, o)
+		default:
+			result = "deferred"
+			next := now.Add(retryDelay(d, attempt))
+			err = r.sh.Queue.MarkDeferred(m.ID, o.rcpt, next, o.reason())
+			if err == nil && d.DelayWarning > 0 && now.Sub(m.Envelope.ReceivedAt) >= d.DelayWarning && !rs.DelayNotified &&
+				notifyWants(m.Envelope.Rcpts[o.rcpt].Notify, "DELAY") {
+				delayed = append(delayed, o)
+			}
+		}
+		lost.add(o, err)
+		if !logIt {
+			continue
+		}
+		kind := "send"
+		if result != "delivered" {
+			kind = "fail"
+		}
+		r.sh.Log.Info("delivery", "kind", kind, "id", m.ID.String(), "rcpt", rcpt, "from", m.Envelope.From,
+			"hop", o.hop, "remote", o.remote, "result", result, "code", o.code, "reply", o.reason(),
+			"attempt", attempt, "delay_s", int(now.Sub(m.Envelope.ReceivedAt).Seconds()))
+		r.sh.Metrics.Attempts.WithLabelValues(o.hop, result).Inc()
+	}
+	if len(failed) > 0 {
+		if err := r.bounce(st, m, failed, now, dsn.Failed); err != nil {
+			for _, o := range failed {
+				lost.add(o, err)
+			}
+		}
+	}
+	if len(relayed) > 0 {
+		if err := r.bounce(st, m, relayed, now, dsn.Relayed); err != nil {
+			for _, o := range relayed {
+				lost.add(o, err)
+			}
+		}
+	}
+	if len(delayed) > 0 {
+		// A warning that cannot be queued is simply due again at the
+		// next attempt: DelayNotified is still unset.
+		r.bounce(st, m, delayed, now, dsn.Delayed)
+	}
+	return lost
+}
+
+// giveUp applies E-Post's schedule: a 5xx is retried refusal_retries
+// times; a 4xx until tempfail_lifetime; no answer at all until
+// no_response_lifetime.
+func (r *Runner) giveUp(d Config, m queue.Message, rs queue.RcptState, o outcome, now time.Time) bool {
+	age := now.Sub(m.Envelope.ReceivedAt)
+	switch {
+	case !o.temporary && o.code >= 500:
+		return rs.Refusals >= d.RefusalRetries
+	case !o.temporary:
+		return true
+	case o.code == 0:
+		return age >= d.NoResponseLifetime
+	}
+	return age >= d.TempFailLifetime
+}
+
+// retryDelay is the wait before attempt n+1: the interval, grown by the
+// backoff factor, capped, with ±10% jitter so retries do not march in step.
+func retryDelay(d Config, attempt int) time.Duration {
+	delay := float64(d.RetryInterval) * math.Pow(d.Backoff, float64(attempt-1))
+	if d.MaxInterval > 0 && delay > float64(d.MaxInterval) {
+		delay = float64(d.MaxInterval)
+	}
+	delay *= 0.9 + 0.2*rand.Float64()
+	return time.Duration(delay)
+}
+
+// sanitize is the 無害化 step for a group of recipients whose route and
+// source relay.sanitize selects: it returns what to send instead of view
+// (relay/sanitize keeps the copy for the retries and the original in the
+// quarantine) and its size.
+func (r *Runner) sanitize(st *Snapshot, m queue.Message, route string, view func() (io.ReadCloser, error)) (func() (io.ReadCloser, error), int64, error) {
+	stored := func() (io.ReadCloser, error) { return r.sh.Queue.Open(m.ID) }
+	c, err := st.Sanitize.Outgoing(m, route, stored, view)
+	if err != nil {
+		return nil, 0, err
+	}
+	if c.Made || c.Released {
+		r.sh.Log.Info("sanitize", "kind", "sanitize", "id", m.ID.String(), "route", route, "release_id", c.ReleaseID,
+			"result", c.Result, "size", c.Size)
+	}
+	return c.Open, c.Size, nil
+}

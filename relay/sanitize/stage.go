@@ -1,0 +1,129 @@
+package sanitize
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
+	"github.com/sekisho/sekisho/rewrite"
+)
+
+// Stage makes a claimed message harmless for the recipients whose route
+// and source the rules select, keeping the original in the quarantine.
+// The runner calls it after Claim and routing, before delivery, once per
+// message and group of recipients it applies to. A nil Stage (no rules)
+// applies to nothing.
+type Stage struct {
+	cfg   Config
+	store *quarantine.Store
+	now   func() time.Time
+}
+
+// NewStage opens the quarantine folder. With no rules it returns nil: the
+// stage is off.
+func NewStage(cfg Config) (*Stage, error) {
+	if len(cfg.Rules) == 0 {
+		return nil, nil
+	}
+	st, err := quarantine.Open(cfg.Quarantine.Dir, cfg.Quarantine.Retention)
+	if err != nil {
+		return nil, err
+	}
+	return &Stage{cfg: cfg, store: st, now: time.Now}, nil
+}
+
+// Applies reports whether a recipient's copy must be sanitized.
+func (s *Stage) Applies(source rewrite.Source, client, route string) bool {
+	return s != nil && s.cfg.Applies(source, client, route)
+}
+
+// Outcome says what Apply did.
+type Outcome struct {
+	// Released: the message is an original released from the quarantine
+	// (its mark verified); deliver it as it is, out was not written.
+	Released  bool
+	ReleaseID string // where the original is kept ("" when nothing was lost)
+	Report    *Report
+}
+
+// Apply writes the sanitized message to out. stored must return the
+// queued bytes as they are in the spool, from the start, on each call: the
+// release check and the copy into the quarantine read them (the release
+// mark covers those bytes, so a route's delivery-time rewrite must not be
+// applied to them). view returns what would be delivered unsanitized (the
+// stored bytes with the route's rewritten header), which is what gets
+// sanitized; nil means stored. When Apply returns an error nothing may be
+// delivered and the message should be deferred: the original could not be
+// read, the output could not be written, or the original could not be
+// kept — a message is never delivered sanitized without its original kept.
+func (s *Stage) Apply(env queue.Envelope, route string, stored, view func() (io.ReadCloser, error), out io.Writer) (Outcome, error) {
+	if view == nil {
+		view = stored
+	}
+	rc, err := stored()
+	if err != nil {
+		return Outcome{}, err
+	}
+	released, err := s.store.IsRelease(rc)
+	rc.Close()
+	if err != nil {
+		return Outcome{}, err
+	}
+	if released {
+		return Outcome{Released: true}, nil
+	}
+	id := s.store.NewID()
+	now := s.now()
+	rc, err = view()
+	if err != nil {
+		return Outcome{}, err
+	}
+	rep, err := Message(rc, out, s.cfg.Options(id, now.Add(s.cfg.Quarantine.Retention)))
+	rc.Close()
+	if err != nil {
+		return Outcome{}, err
+	}
+	res := Outcome{Report: rep}
+	if !rep.Changed() {
+		return res, nil
+	}
+	report, err := json.Marshal(rep)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("recording what was removed: %w", err)
+	}
+	rc, err = stored()
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer rc.Close()
+	if _, err := s.store.Put(id, env, quarantine.Entry{Subject: rep.Subject, Route: route, Report: report}, rc); err != nil {
+		return Outcome{}, fmt.Errorf("keeping the original: %w", err)
+	}
+	res.ReleaseID = id
+	return res, nil
+}
+
+// Purge removes the originals past their retention; the gateway's daily
+// maintenance calls it (or an administrator, `sekisho quarantine purge`).
+func (s *Stage) Purge() ([]string, error) {
+	if s == nil {
+		return nil, nil
+	}
+	return s.store.Purge()
+}
+
+// EntryReport reads the report a quarantine entry keeps; nil when it has
+// none.
+func EntryReport(e quarantine.Entry) (*Report, error) {
+	if len(e.Report) == 0 {
+		return nil, nil
+	}
+	var r Report
+	if err := json.Unmarshal(e.Report, &r); err != nil {
+		return nil, fmt.Errorf("quarantine entry %s: its report: %w", e.ID, err)
+	}
+	return &r, nil
+}
