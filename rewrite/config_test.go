@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sekisho/sekisho/accounts/keyerr"
 )
 
 var inner = []string{"inner"}
@@ -114,7 +116,7 @@ func TestValidate(t *testing.T) {
 					t.Errorf("error lacks %q:\n%s", e, got)
 				}
 			}
-			if n := len(flattenErr(err)); n != len(tt.errs) {
+			if n := len(keyerr.Flatten(err)); n != len(tt.errs) {
 				t.Errorf("%d problems, want %d:\n%s", n, len(tt.errs), got)
 			}
 		})

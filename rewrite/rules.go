@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sekisho/sekisho/accounts/keyerr"
+
 	"github.com/sekisho/sekisho/accounts/addr"
 )
 
@@ -193,7 +195,7 @@ func (c *compiler) rule(key string, rc RuleConfig) (*rule, error) {
 		if !seen {
 			ld.t, ld.err = LoadTable(rc.Table)
 			c.tables[rc.Table] = ld
-			for _, e := range flattenErr(ld.err) {
+			for _, e := range keyerr.Flatten(ld.err) {
 				c.errs = append(c.errs, fmt.Errorf("%s.table: %w", key, e))
 			}
 		}
@@ -219,16 +221,6 @@ func patterns(list []string) []domainPattern {
 		}
 	}
 	return out
-}
-
-func flattenErr(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // errRewrite describes a rewrite that produced something unusable.

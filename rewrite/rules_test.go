@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sekisho/sekisho/accounts/keyerr"
 )
 
 const testTable = "testdata/lgwan.tsv"
@@ -99,7 +101,7 @@ func TestNewErrors(t *testing.T) {
 					t.Errorf("error lacks %q:\n%v", e, err)
 				}
 			}
-			if n := len(flattenErr(err)); n != len(tt.errs) {
+			if n := len(keyerr.Flatten(err)); n != len(tt.errs) {
 				t.Errorf("%d problems, want %d:\n%v", n, len(tt.errs), err)
 			}
 		})

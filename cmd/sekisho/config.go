@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/accounts/keyerr"
+
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/env/v2"
@@ -233,7 +235,7 @@ func (c *Config) validate() error {
 		{"routing", c.Routing.Validate()},
 		{"relay", c.Relay.Validate()},
 	} {
-		for _, e := range flatten(s.err) {
+		for _, e := range keyerr.Flatten(s.err) {
 			p.problems = append(p.problems, s.name+"."+e.Error())
 		}
 	}
@@ -241,21 +243,6 @@ func (c *Config) validate() error {
 		return p
 	}
 	return nil
-}
-
-// flatten unpacks errors.Join trees into their leaves.
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 var yamlLine = regexp.MustCompile(`yaml: line (\d+): (.*)`)
@@ -271,7 +258,7 @@ func yamlProblem(err error) string {
 // typo") into one line per problem with a dotted key path.
 func decodeProblems(err error) []string {
 	var out []string
-	for _, e := range flatten(err) {
+	for _, e := range keyerr.Flatten(err) {
 		for _, line := range strings.Split(e.Error(), "\n") {
 			line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "* "))
 			if line == "" || strings.HasPrefix(line, "decoding failed") || strings.HasSuffix(line, "error(s) decoding:") {

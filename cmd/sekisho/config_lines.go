@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/knadh/koanf/v2"
+	"github.com/sekisho/sekisho/accounts/keyerr"
 	yamlv3 "go.yaml.in/yaml/v3"
 )
 
@@ -83,7 +84,7 @@ var (
 // returns nil when no message names a key it could remove.
 func typeProblems(k *koanf.Koanf, err error) []string {
 	var out []string
-	for _, e := range flatten(err) {
+	for _, e := range keyerr.Flatten(err) {
 		for _, line := range strings.Split(e.Error(), "\n") {
 			line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "* "))
 			if strings.Contains(line, "has invalid keys") {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/accounts/keyerr"
 	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -53,7 +54,7 @@ refused (for example a route back to this gateway).`)
 	}
 	router, err := routing.New(cfg.Routing, gateway.SelfFor(cfg.Relay))
 	if err != nil {
-		for _, e := range flatten(err) {
+		for _, e := range keyerr.Flatten(err) {
 			fmt.Fprintf(env.stderr, "%s: routing.%v\n", cfg.Source, e)
 		}
 		return exitFinding

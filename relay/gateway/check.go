@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/sekisho/sekisho/accounts/keyerr"
+
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/guard"
@@ -31,7 +33,7 @@ func (f Finding) String() string {
 // findings under the section's key.
 func findings(section string, err error) []Finding {
 	var out []Finding
-	for _, e := range flattenErr(err) {
+	for _, e := range keyerr.Flatten(err) {
 		for _, line := range strings.Split(e.Error(), "\n") {
 			if line == "" {
 				continue
@@ -45,20 +47,6 @@ func findings(section string, err error) []Finding {
 		}
 	}
 	return out
-}
-
-func flattenErr(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flattenErr(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 // CheckAll loads every section a configuration refers to on its own, so

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/accounts/keyerr"
+
 	"github.com/sekisho/sekisho/accounts/addr"
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/guard"
@@ -228,8 +230,8 @@ func (c Config) Validate() error {
 	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()},
 		{"delivery", c.Delivery.Validate()}, {"log", c.Log.Validate()}, {"metrics", c.Metrics.Validate()},
 		{"inspect", c.Inspect.Validate()}, {"sanitize", c.Sanitize.Validate()}} {
-		for _, e := range unjoin(sub.err) {
-			errs = append(errs, fmt.Errorf("%s.%w", sub.key, e))
+		if err := keyerr.Prefix(sub.key+".", sub.err); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -242,18 +244,4 @@ func (c Config) PostmasterAddress() string {
 		return c.Postmaster
 	}
 	return "postmaster@" + c.Hostname
-}
-
-func unjoin(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, unjoin(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }

@@ -1,11 +1,12 @@
 package gateway
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
+
+	"github.com/sekisho/sekisho/accounts/keyerr"
 
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/relay/guard"
@@ -83,7 +84,7 @@ func buildState(sec Sections, withSanitize bool) (*snapshot, error) {
 		}
 	}
 	if err := sec.Relay.Sanitize.CheckRoutes(sec.Routing); err != nil {
-		return nil, prefixed("relay.sanitize", err)
+		return nil, keyerr.Prefix("relay.sanitize.", err)
 	}
 	g, err := guard.New(sec.Relay.Guard, func() *accounts.Directory { return dir })
 	if err != nil {
@@ -122,14 +123,4 @@ func linePolicies(c BareLineConfig) session.LinePolicies {
 		p[src], _ = smtpd.ParseLinePolicy(v)
 	}
 	return p
-}
-
-// prefixed puts a section's key in front of each of a package's
-// "key: reason" errors.
-func prefixed(section string, err error) error {
-	var errs []error
-	for _, e := range unjoin(err) {
-		errs = append(errs, fmt.Errorf("%s.%w", section, e))
-	}
-	return errors.Join(errs...)
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/sekisho/sekisho/accounts/keyerr"
+
 	"github.com/sekisho/sekisho/relay/inspect/dkimsign"
 	"github.com/sekisho/sekisho/relay/inspect/milter"
 	"github.com/sekisho/sekisho/relay/inspect/msgauth"
@@ -37,8 +39,8 @@ func (c *Config) Resolve(base string) {
 func (c Config) Validate() error {
 	var errs []error
 	prefix := func(p string, err error) {
-		for _, e := range unjoin(err) {
-			errs = append(errs, fmt.Errorf("%s%v", p, e))
+		if err := keyerr.Prefix(p, err); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	names := map[string]int{}
@@ -53,19 +55,4 @@ func (c Config) Validate() error {
 	prefix("auth.", c.Auth.Validate())
 	prefix("dkim_sign.", c.DKIMSign.Validate())
 	return errors.Join(errs...)
-}
-
-// unjoin lists the errors an errors.Join holds, nested ones too.
-func unjoin(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, unjoin(e)...)
-		}
-		return out
-	}
-	return []error{err}
 }

@@ -8,11 +8,12 @@ package inspect
 
 import (
 	"context"
-	"github.com/sekisho/sekisho/relay/smtpd"
-	"github.com/sekisho/sekisho/rewrite"
 	"io"
 	"net/netip"
 	"strings"
+
+	"github.com/sekisho/sekisho/relay/smtpd"
+	"github.com/sekisho/sekisho/rewrite"
 
 	"github.com/sekisho/sekisho/relay/inspect/dkimsign"
 	"github.com/sekisho/sekisho/relay/inspect/milter"

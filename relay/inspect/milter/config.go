@@ -3,10 +3,11 @@ package milter
 import (
 	"errors"
 	"fmt"
-	"github.com/sekisho/sekisho/rewrite"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/sekisho/sekisho/rewrite"
 )
 
 // Failure policies: what a milter that cannot be reached, times out or

@@ -2,8 +2,9 @@ package milter
 
 import (
 	"fmt"
-	"github.com/sekisho/sekisho/relay/smtpd"
 	"testing"
+
+	"github.com/sekisho/sekisho/relay/smtpd"
 )
 
 var sprintf = fmt.Sprintf

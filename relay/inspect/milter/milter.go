@@ -7,14 +7,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sekisho/sekisho/relay/smtpd"
-	"github.com/sekisho/sekisho/rewrite"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/sekisho/sekisho/relay/smtpd"
+	"github.com/sekisho/sekisho/rewrite"
 
 	"github.com/emersion/go-message/textproto"
 	gomilter "github.com/emersion/go-milter"

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sekisho/sekisho/relay/smtpd"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
+
+	"github.com/sekisho/sekisho/relay/smtpd"
 )
 
 // ConnectResult is the outcome of the connect-time checks.

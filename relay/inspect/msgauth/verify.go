@@ -7,13 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sekisho/sekisho/relay/smtpd"
 	"io"
 	"mime"
 	"net"
 	"net/mail"
 	"net/netip"
 	"strings"
+
+	"github.com/sekisho/sekisho/relay/smtpd"
 
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-message/textproto"
