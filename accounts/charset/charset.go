@@ -10,13 +10,15 @@
 // with the NEC and IBM extensions (①, ㈱, 髙) and the user-defined area
 // that mobile carriers fill with pictograms.
 //
-// Three entry points, by how much the caller knows:
+// The entry points, by how much the caller knows:
 //   - Decode guesses and never fails: mail, where a wrong byte must not
 //     lose a message.
 //   - DecodeAs reads a named encoding and never fails: a MIME charset label.
 //   - DecodeStrict reads a named encoding, or with Auto "UTF-8, else
 //     Shift_JIS", and refuses the first byte that does not belong: files,
 //     where a wrong guess would corrupt every name in them.
+//   - DecodeLines reads like DecodeStrict but refuses line by line: tables
+//     whose other lines still convert.
 package charset
 
 import (

@@ -237,10 +237,15 @@ func (d *decoder) utf16(b []byte) (rune, int, bool) {
 // the call). emit returns false to stop.
 func scan(raw []byte, enc Encoding, off int, emit func(r rune, bad *InvalidError) bool) {
 	d := decoder{enc: enc}
+	// ASCII is itself in every encoding but these.
+	asciiSafe := enc != ISO2022JP && enc != UTF16LE && enc != UTF16BE
 	line, lineStart := 1, off
 	var e InvalidError
 	for off < len(raw) {
-		r, n, ok := d.next(raw[off:])
+		r, n, ok := rune(raw[off]), 1, true
+		if r >= utf8.RuneSelf || !asciiSafe {
+			r, n, ok = d.next(raw[off:])
+		}
 		var bad *InvalidError
 		if !ok {
 			e = InvalidError{Encoding: enc, Offset: off, Line: line, Column: off - lineStart + 1, Byte: raw[off]}
