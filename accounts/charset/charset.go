@@ -110,17 +110,21 @@ func SniffBOM(raw []byte) (Encoding, int) {
 	return Auto, 0
 }
 
-// stripBOM removes a byte order mark of enc.
-func stripBOM(raw []byte, enc Encoding) []byte {
-	if b, n := SniffBOM(raw); n > 0 && b == enc {
-		return raw[n:]
+// bomLen is the length of the byte order mark that reading raw as enc
+// drops: enc's own, or a UTF-8 one whatever enc is (it is never text, and
+// a Shift_JIS file can gain one in an editor), except for UTF-16, where
+// those bytes would be a character.
+func bomLen(raw []byte, enc Encoding) int {
+	b, n := SniffBOM(raw)
+	if b == enc || b == UTF8 && enc != UTF16LE && enc != UTF16BE {
+		return n
 	}
-	return raw
+	return 0
 }
 
-// Decode returns raw as UTF-8 and the encoding it was read in. A byte
-// order mark decides (and is dropped); ISO-2022-JP escapes mean
-// ISO-2022-JP; bytes that are ASCII or valid UTF-8 are UTF-8. Anything else
+// Decode returns raw as UTF-8 and the encoding it was read in. A UTF-16
+// byte order mark means UTF-16, a UTF-8 one is dropped; ISO-2022-JP escapes
+// mean ISO-2022-JP; bytes that are ASCII or valid UTF-8 are UTF-8. Anything else
 // is guessed, and guessed is true: Shift_JIS, EUC-JP or Latin-1, whichever
 // reads as the more plausible text (see Detect). Decode never fails:
 // bytes that are not valid in the chosen encoding become U+FFFD.
@@ -131,12 +135,12 @@ func Decode(raw []byte) (text string, enc Encoding, guessed bool) {
 
 // DecodeAs returns raw read as enc (Auto reads as Decode does), with
 // U+FFFD for every sequence that is not valid in it and a leading byte
-// order mark of enc dropped. The result is always valid UTF-8.
+// order mark dropped (see DecodeStrict). The result is always valid UTF-8.
 func DecodeAs(raw []byte, enc Encoding) string {
 	if enc == Auto {
 		enc, _ = Detect(raw)
 	}
-	raw = stripBOM(raw, enc)
+	raw = raw[bomLen(raw, enc):]
 	switch enc {
 	case UTF8:
 		// A run of bad bytes is one U+FFFD, as everywhere in Go.
@@ -150,20 +154,20 @@ func DecodeAs(raw []byte, enc Encoding) string {
 
 // DecodeStrict returns raw read as want, or an *InvalidError naming the
 // first byte sequence that is not valid in it. A leading byte order mark
-// of want is dropped. With Auto, a UTF-16 byte order mark means UTF-16;
-// otherwise raw is UTF-8 when valid, else Shift_JIS (CP932): the two
-// encodings Japanese Windows tools write files in. A UTF-8 byte order mark
-// is dropped first without deciding anything (UTF-8 is known by its
-// bytes, and a Shift_JIS file can gain one in an editor). Auto never picks
-// Latin-1, which accepts any bytes and so could never refuse a wrong
-// guess. enc is the encoding read (or tried, with an error).
+// is dropped: want's own, or a UTF-8 one whatever want is (it is never
+// text, and a Shift_JIS file can gain one in an editor). With Auto, a
+// UTF-16 byte order mark means UTF-16; otherwise raw is UTF-8 when valid,
+// else Shift_JIS (CP932): the two encodings Japanese Windows tools write
+// files in. Auto never picks Latin-1, which accepts any bytes and so could
+// never refuse a wrong guess. enc is the encoding read (or tried, with an
+// error).
 func DecodeStrict(raw []byte, want Encoding) (text string, enc Encoding, err error) {
 	enc, off := choose(raw, want)
 	if enc == UTF8 && utf8.Valid(raw[off:]) {
 		return string(raw[off:]), UTF8, nil // the common case, without a copy per character
 	}
 	if enc == Latin1 {
-		return latin1(raw), Latin1, nil
+		return latin1(raw[off:]), Latin1, nil
 	}
 	text, bad := walk(raw, enc, off, true)
 	if bad != nil {
@@ -186,8 +190,8 @@ type Line struct {
 // DecodeLines reads a text file as DecodeStrict chooses its encoding, but
 // line by line: a line that is not valid in that encoding carries an
 // *InvalidError instead of failing the file, so that one bad byte costs one
-// line of a table. There is one Line more than raw has '\n' (as
-// strings.Split gives them); a byte order mark is dropped.
+// line of a table. There is one Line more than the text has line breaks
+// (as strings.Split gives them); a byte order mark is dropped.
 func DecodeLines(raw []byte, want Encoding) (lines []Line, enc Encoding) {
 	enc, off := choose(raw, want)
 	if enc == UTF8 && utf8.Valid(raw[off:]) {
@@ -216,20 +220,19 @@ func DecodeLines(raw []byte, want Encoding) (lines []Line, enc Encoding) {
 }
 
 // choose resolves Auto as DecodeStrict says, and returns where the text
-// starts: after a byte order mark of the encoding.
+// starts: after the byte order mark it drops.
 func choose(raw []byte, want Encoding) (enc Encoding, off int) {
-	bom, n := SniffBOM(raw)
-	switch {
-	case want != Auto && bom == want:
-		return want, n
-	case want != Auto:
-		return want, 0
+	if want != Auto {
+		return want, bomLen(raw, want)
+	}
+	switch bom, n := SniffBOM(raw); {
 	case bom == UTF16LE || bom == UTF16BE:
 		return bom, n
 	case utf8.Valid(raw[n:]):
 		return UTF8, n
+	default:
+		return ShiftJIS, n
 	}
-	return ShiftJIS, n
 }
 
 // InvalidError is the first byte sequence of raw that is not valid in an

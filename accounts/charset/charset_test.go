@@ -26,6 +26,8 @@ func TestDecode(t *testing.T) {
 		{"empty", "", "", UTF8, false},
 		{"utf-8", "見積書", "見積書", UTF8, false},
 		{"utf-8 bom dropped", "\xef\xbb\xbf見積書", "見積書", UTF8, false},
+		{"utf-8 bom, then shift_jis", "\xef\xbb\xbf\x8c\xa9\x90\xcf\x8f\x91", "見積書", ShiftJIS, true},
+		{"utf-16 bom decides", "\xff\xfe\x8b\x89\x4d\x7a", "見積", UTF16LE, false},
 		{"utf-8 latin", "J\xc3\xbcrgen", "Jürgen", UTF8, false},
 		{"shift_jis header value", "\x8c\xa9\x90\xcf\x8f\x91", "見積書", ShiftJIS, true},
 		{"shift_jis name", "\x93c\x92\x86 \x91\xbe\x98Y", "田中 太郎", ShiftJIS, true},
@@ -76,7 +78,8 @@ func TestDecodeAs(t *testing.T) {
 		{"J\xfcrgen", Latin1, "Jürgen"},                            // as labelled
 		{"a\xff\xfeb", UTF8, "a\ufffdb"},                           // one U+FFFD a run, as Go does
 		{"\xef\xbb\xbfx", UTF8, "x"},                               // its own BOM dropped
-		{"\xef\xbb\xbfx", ShiftJIS, "\ufffd\uff7fx"},               // not its BOM: EFBB is unassigned, BF a katakana
+		{"\xef\xbb\xbfx", ShiftJIS, "x"},                           // a UTF-8 BOM is never text
+		{"\xef\xbb\xbfx", UTF16LE, "\ubbef\u78bf"},                 // but in UTF-16 those bytes are
 		{"\xff\xfe\x30\x75\x2d\x4e", UTF16LE, "田中"},                // Excel's "Unicode text"
 		{"\xfe\xff\x75\x30\x4e\x2d\x00\n", UTF16BE, "田中\n"},        // big-endian
 		{"\xff\xfe\x3d\xd8\x00\xde", UTF16LE, "\U0001F600"},        // a surrogate pair
@@ -135,10 +138,7 @@ func TestDecodeStrict(t *testing.T) {
 			err: "line 2: not valid UTF-8 (byte 0x93 at byte 19 of the line)",
 		},
 		{name: "forced utf-8 drops its bom", raw: "\xef\xbb\xbfx", want: UTF8, text: "x", enc: UTF8},
-		{
-			name: "forced shift_jis keeps a utf-8 bom as bytes", raw: "\xef\xbb\xbfx", want: ShiftJIS, enc: ShiftJIS,
-			err: "line 1: not valid Shift_JIS (CP932) (byte 0xef at byte 1 of the line)",
-		},
+		{name: "forced shift_jis drops a utf-8 bom", raw: "\xef\xbb\xbf\x93c", want: ShiftJIS, text: "田", enc: ShiftJIS},
 		{name: "euc-jp", raw: "\xc5\xc4\xc3\xe6", want: EUCJP, text: "田中", enc: EUCJP},
 		{
 			name: "euc-jp truncated", raw: "\xc5\xc4\xc3", want: EUCJP, enc: EUCJP,

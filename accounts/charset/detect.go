@@ -23,8 +23,11 @@ var candidates = []Encoding{ShiftJIS, EUCJP, Latin1}
 // Jürgen), while what a misread produces (C1 controls, a lone kanji inside
 // a Latin word, Latin-1 symbols) costs or earns nothing.
 func Detect(raw []byte) (enc Encoding, guessed bool) {
-	if b, n := SniffBOM(raw); n > 0 {
+	switch b, n := SniffBOM(raw); b {
+	case UTF16LE, UTF16BE:
 		return b, false
+	case UTF8:
+		raw = raw[n:] // dropped: the bytes after it decide
 	}
 	// ISO-2022-JP is 7-bit: its escapes are the only mark it has.
 	if bytes.Contains(raw, []byte("\x1b$B")) || bytes.Contains(raw, []byte("\x1b$@")) ||
