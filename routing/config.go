@@ -112,7 +112,9 @@ type DNSConfig struct {
 	// over the server list a lookup makes before failing temporarily.
 	Timeout  time.Duration `koanf:"timeout"`
 	Attempts int           `koanf:"attempts"`
-	// CacheSize is the number of answers kept (each for its TTL).
+	// CacheSize is the most answers kept, each for its TTL (at most an
+	// hour; a negative answer for its SOA minimum, at most 15 minutes),
+	// the least recently used dropped first; 0 keeps none.
 	CacheSize int `koanf:"cache_size"`
 }
 

@@ -8,9 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
-	"golang.org/x/text/encoding/japanese"
+	"github.com/sekisho/sekisho/accounts/charset"
 )
 
 // maxGatewayDat bounds the file read: real tables have tens of lines.
@@ -53,19 +52,18 @@ func ParseGatewayDat(r io.Reader, file string) (*GatewayDat, error) {
 	if len(data) > maxGatewayDat {
 		return nil, fmt.Errorf("%s: larger than %d MiB: not a gateway.dat", file, maxGatewayDat>>20)
 	}
-	data = bytes.TrimPrefix(data, []byte("\uFEFF"))
-	if !utf8.Valid(data) {
-		// Windows tools of the E-Post era write Shift_JIS.
-		if data, err = japanese.ShiftJIS.NewDecoder().Bytes(data); err != nil {
-			return nil, fmt.Errorf("%s: neither UTF-8 nor Shift_JIS: %v", file, err)
-		}
-	}
+	// Windows tools of the E-Post era write Shift_JIS.
+	lines, _ := charset.DecodeLines(data, charset.Auto)
 	g := &GatewayDat{File: file}
 	seen := map[string]int{}
-	for i, line := range strings.Split(string(data), "\n") {
+	for i, l := range lines {
 		n := i + 1
-		line = strings.TrimFunc(line, unicode.IsSpace)
+		line := strings.TrimFunc(l.Text, unicode.IsSpace)
 		if line == "" || line[0] == ';' || line[0] == '\'' {
+			continue
+		}
+		if bad := l.Err; bad != nil {
+			g.Problems = append(g.Problems, fmt.Sprintf("%s:%d: neither UTF-8 nor Shift_JIS (byte 0x%02x at byte %d of the line)", file, n, bad.Byte, bad.Column))
 			continue
 		}
 		e, note, err := parseGatewayLine(line)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,6 +100,12 @@ func TestGatewayDatEmpty(t *testing.T) {
 	g, err = ParseGatewayDat(bytes.NewReader([]byte("x\x82\xff.jp, h.jp\n")), "g.dat")
 	if err != nil || len(g.Problems) != 1 || len(g.Routes) != 0 {
 		t.Errorf("undecodable domain: %+v, %v", g, err)
+	}
+	// Only that line is lost; a comment may hold any bytes.
+	g, err = ParseGatewayDat(bytes.NewReader([]byte("; \x82\xb1\x82\xf1 \xff\nx.jp, h.jp\ny.jp, \x82\xff.jp\r\nz.jp, h.jp\r\n")), "g.dat")
+	want := []string{"g.dat:3: neither UTF-8 nor Shift_JIS (byte 0x82 at byte 7 of the line)"}
+	if err != nil || !slices.Equal(g.Problems, want) || len(g.Routes) != 2 {
+		t.Errorf("one undecodable line: %q, %+v, %v", g.Problems, g.Routes, err)
 	}
 }
 

@@ -6,21 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/sekisho/sekisho/accounts/addr"
+	"github.com/sekisho/sekisho/routing/dnsclient"
 )
-
-// ednsSize is the UDP payload size we advertise (the DNS flag day 2020
-// value, which avoids IP fragmentation).
-const ednsSize = 1232
 
 // maxCNAMEs bounds how many aliases a lookup follows.
 const maxCNAMEs = 8
@@ -31,122 +26,41 @@ type MX struct {
 	Pref uint16
 }
 
-// Resolver looks up MX and address records over DNS (UDP, TCP when the
-// answer is truncated), with a hosts override consulted first and a cache
-// that keeps answers for their TTL. It is safe for concurrent use.
+// Resolver looks up MX and address records over DNS (dnsclient: UDP, TCP
+// when the answer is truncated, answers cached for their TTL), with a
+// hosts override consulted first. It is safe for concurrent use.
 type Resolver struct {
-	fixed      []string // configured "ip:port" servers
-	resolvConf string
-	timeout    time.Duration
-	attempts   int
-	hosts      hostsTable
-	cache      *answerCache
-	now        func() time.Time
-	shuffle    func(n int, swap func(i, j int))
-
-	loadOnce sync.Once
-	servers  []string
-	loadErr  error
+	dns     *dnsclient.Client
+	hosts   hostsTable
+	shuffle func(n int, swap func(i, j int))
 }
 
 func newResolver(cfg DNSConfig, hosts hostsTable) (*Resolver, error) {
-	r := &Resolver{
-		resolvConf: cfg.ResolvConf,
-		timeout:    cfg.Timeout,
-		attempts:   cfg.Attempts,
-		hosts:      hosts,
-		cache:      newAnswerCache(cfg.CacheSize),
-		now:        time.Now,
-		shuffle:    rand.Shuffle,
+	opt := dnsclient.Options{
+		ResolvConf: cfg.ResolvConf,
+		Timeout:    cfg.Timeout,
+		Attempts:   cfg.Attempts,
+		CacheSize:  cfg.CacheSize,
 	}
 	for i, s := range cfg.Servers {
 		ap, err := parseServer(s)
 		if err != nil {
 			return nil, fmt.Errorf("dns.servers[%d]: %v", i, err)
 		}
-		r.fixed = append(r.fixed, ap)
+		opt.Servers = append(opt.Servers, ap)
 	}
-	return r, nil
-}
-
-// serverList returns the configured servers, or those of resolv.conf, read
-// once on first use so that commands that never query DNS do not need it.
-func (r *Resolver) serverList() ([]string, error) {
-	if len(r.fixed) > 0 {
-		return r.fixed, nil
-	}
-	r.loadOnce.Do(func() {
-		cc, err := dns.ClientConfigFromFile(r.resolvConf)
-		if err != nil {
-			r.loadErr = fmt.Errorf("reading nameservers: %v", err)
-			return
-		}
-		for _, s := range cc.Servers {
-			r.servers = append(r.servers, net.JoinHostPort(s, cc.Port))
-		}
-		if len(r.servers) == 0 {
-			r.loadErr = fmt.Errorf("%s lists no nameserver", r.resolvConf)
-		}
-	})
-	return r.servers, r.loadErr
+	return &Resolver{dns: dnsclient.New(opt), hosts: hosts, shuffle: rand.Shuffle}, nil
 }
 
 // query asks for name/qtype and returns a NOERROR or NXDOMAIN answer. Any
 // other outcome (SERVFAIL, REFUSED, timeouts, no server) is a temporary
-// *Error once every server has been tried Attempts times.
+// *Error.
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
-	fqdn := dns.Fqdn(strings.ToLower(name))
-	name = strings.TrimSuffix(fqdn, ".")
-	key := cacheKey{fqdn, qtype}
-	if msg := r.cache.get(key, r.now()); msg != nil {
-		return msg, nil
-	}
-	servers, err := r.serverList()
+	m, err := r.dns.Query(ctx, name, qtype)
 	if err != nil {
-		return nil, tempError("DNS lookup of %s %s: %v", name, dns.TypeToString[qtype], err)
+		return nil, tempError("%v", err)
 	}
-	m := new(dns.Msg)
-	m.SetQuestion(fqdn, qtype)
-	m.SetEdns0(ednsSize, false)
-	var last error
-	for range r.attempts {
-		for _, s := range servers {
-			if err := ctx.Err(); err != nil {
-				return nil, tempError("DNS lookup of %s %s: %v", name, dns.TypeToString[qtype], err)
-			}
-			in, err := r.exchange(ctx, m, s)
-			if err != nil {
-				last = err
-				continue
-			}
-			switch in.Rcode {
-			case dns.RcodeSuccess, dns.RcodeNameError:
-				r.cache.put(key, in, r.now())
-				return in, nil
-			}
-			last = fmt.Errorf("%s answered %s", s, dns.RcodeToString[in.Rcode])
-		}
-	}
-	return nil, tempError("DNS lookup of %s %s failed: %v", name, dns.TypeToString[qtype], last)
-}
-
-// exchange sends m to one server over UDP, and again over TCP when the
-// answer comes back truncated.
-func (r *Resolver) exchange(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, error) {
-	c := &dns.Client{Net: "udp", Timeout: r.timeout, UDPSize: ednsSize}
-	in, _, err := c.ExchangeContext(ctx, m, server)
-	if err == nil && in.Truncated {
-		c.Net = "tcp"
-		in, _, err = c.ExchangeContext(ctx, m, server)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", server, err)
-	}
-	q := m.Question[0]
-	if len(in.Question) != 1 || !strings.EqualFold(in.Question[0].Name, q.Name) || in.Question[0].Qtype != q.Qtype {
-		return nil, fmt.Errorf("%s answered another question", server)
-	}
-	return in, nil
+	return m, nil
 }
 
 // lookup returns the records of qtype for name, following CNAMEs, and

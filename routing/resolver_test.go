@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/sekisho/sekisho/routing/dnsclient"
 	"github.com/sekisho/sekisho/routing/dnstest"
 )
 
@@ -209,7 +210,8 @@ func TestCache(t *testing.T) {
 	s.ServFail("broken.example")
 	r := testResolver(t, nil, s)
 	now := time.Date(2025, 4, 1, 9, 0, 0, 0, time.UTC)
-	r.now = func() time.Time { return now }
+	r.dns = dnsclient.New(dnsclient.Options{Servers: []string{s.Addr}, Timeout: 300 * time.Millisecond,
+		CacheSize: DefaultConfig().DNS.CacheSize, Now: func() time.Time { return now }})
 	ctx := context.Background()
 	ask := func(name string) { r.LookupMX(ctx, name) }
 	count := func(name string) int { return s.Count(name, dns.TypeMX) }
@@ -244,25 +246,6 @@ func TestCache(t *testing.T) {
 	}
 }
 
-func TestCacheEviction(t *testing.T) {
-	c := newAnswerCache(10)
-	now := time.Now()
-	msg := new(dns.Msg)
-	rr, _ := dns.NewRR("a. 60 IN A 192.0.2.1")
-	msg.Answer = []dns.RR{rr}
-	for i := range 100 {
-		c.put(cacheKey{name: strings.Repeat("a", i+1) + ".", qtype: dns.TypeA}, msg, now)
-		if len(c.m) > 10 {
-			t.Fatalf("cache grew to %d entries", len(c.m))
-		}
-	}
-	off := newAnswerCache(0)
-	off.put(cacheKey{"a.", dns.TypeA}, msg, now)
-	if off.get(cacheKey{"a.", dns.TypeA}, now) != nil {
-		t.Error("cache_size 0 still caches")
-	}
-}
-
 func TestCNAMENotChased(t *testing.T) {
 	s := dnstest.New(t)
 	s.SetCNAMEChasing(false)
@@ -286,7 +269,7 @@ func TestResolvConf(t *testing.T) {
 	cfg := DefaultConfig().DNS
 	cfg.ResolvConf = conf
 	r, _ := newResolver(cfg, nil)
-	servers, err := r.serverList()
+	servers, err := r.dns.Servers()
 	if err != nil || !slices.Equal(servers, []string{"192.0.2.53:53", "[2001:db8::53]:53"}) {
 		t.Errorf("servers = %v, %v", servers, err)
 	}

@@ -13,9 +13,11 @@
 // With the encoding auto: a UTF-8 byte order mark means UTF-8; a UTF-16
 // byte order mark means UTF-16 (Excel's "Unicode text"); a file that is
 // valid UTF-8 is UTF-8; anything else is Shift_JIS, read as CP932
-// (Windows-31J, with the NEC and IBM extensions such as ① and 髙). A file
-// that does not decode cleanly is refused as a whole, naming its first bad
-// line. CR LF and LF line ends are both accepted.
+// (Windows-31J, with the NEC and IBM extensions such as ① and 髙, and
+// user-defined characters as Windows maps them, into the Private Use Area).
+// Decoding is accounts/charset's DecodeStrict. A file that does not decode
+// cleanly is refused as a whole, naming its first bad line. CR LF and LF
+// line ends are both accepted.
 //
 // # Format
 //

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/accounts/addr"
+	"github.com/sekisho/sekisho/accounts/charset"
 )
 
 // Format names, as accepted in Options.Format and reported in Result.Format.
@@ -154,7 +155,7 @@ type parser struct {
 	name     string
 	opt      Options
 	format   string
-	encoding string
+	encoding charset.Encoding
 	domain   string // canonical Options.Domain
 	fold     func(string) bool
 	lay      *layout

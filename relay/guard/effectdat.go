@@ -13,9 +13,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/encoding/japanese"
-
 	"github.com/sekisho/sekisho/accounts/addr"
+	"github.com/sekisho/sekisho/accounts/charset"
 )
 
 // ImportProblem is an effect.dat line that was not converted.
@@ -44,19 +43,15 @@ type importEntry struct {
 
 // ImportEffectDat converts an effect.dat; name is the file's path, for rule
 // names. Bad lines become Problems. A file that is not UTF-8 is read as
-// Shift_JIS, the encoding E-Post's Windows tools write.
+// Shift_JIS, the encoding E-Post's Windows tools write; a line that is
+// neither is a Problem too.
 func ImportEffectDat(data []byte, name string) *Imported {
 	im := &Imported{Source: filepath.Base(name)}
-	if !utf8.Valid(data) {
-		if dec, err := japanese.ShiftJIS.NewDecoder().Bytes(data); err == nil {
-			data = dec
-		}
-	}
-	text := strings.TrimPrefix(string(data), "\ufeff")
+	lines, _ := charset.DecodeLines(data, charset.Auto)
 	onlyLine := 0
-	for i, raw := range strings.Split(text, "\n") {
+	for i, l := range lines {
 		n := i + 1
-		line := strings.TrimSpace(raw)
+		line := strings.TrimSpace(l.Text)
 		if line == "" {
 			continue
 		}
@@ -64,7 +59,7 @@ func ImportEffectDat(data []byte, name string) *Imported {
 			im.problem(n, line, fmt.Sprintf("never reached: E-Post stops at \"only\" on line %d", onlyLine))
 			continue
 		}
-		if im.convertLine(n, line) {
+		if im.convertLine(n, line, l.Err) {
 			onlyLine = n
 		}
 	}
@@ -88,11 +83,17 @@ const (
 )
 
 // convertLine converts one non-empty line and reports whether it was an
-// "only" line, after which E-Post reads no further.
-func (im *Imported) convertLine(n int, text string) (only bool) {
+// "only" line, after which E-Post reads no further. bad is the line's
+// first byte that is neither UTF-8 nor Shift_JIS: only a comment may
+// hold one.
+func (im *Imported) convertLine(n int, text string, bad *charset.InvalidError) (only bool) {
 	kind, value, note, err := parseEffectPattern(text)
 	if kind == patComment {
 		im.entries = append(im.entries, importEntry{line: n, text: text})
+		return false
+	}
+	if bad != nil {
+		im.problem(n, text, fmt.Sprintf("neither UTF-8 nor Shift_JIS (byte 0x%02x at byte %d of the line)", bad.Byte, bad.Column))
 		return false
 	}
 	if err != nil {

@@ -124,6 +124,31 @@ func TestImportedSemantics(t *testing.T) {
 	}
 }
 
+// A line in neither UTF-8 nor Shift_JIS is refused on its own; a comment
+// may hold any bytes.
+func TestImportEffectDatEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		name, data string
+		rules      int
+		problems   string
+	}{
+		{"utf-8", "# コメント\n192.168.0.1 true\n", 1, ""},
+		{"utf-8 bom", "\ufeff192.168.0.1 true\n", 1, ""},
+		{"shift_jis comment", "# \x83R\x83\x81\x83\x93\x83g\r\n192.168.0.1 true\r\n", 1, ""},
+		{
+			"bad bytes in a pattern", "# \xff comment\r\n192.168.0.1 true\r\nta\x82\xffro@x.jp false\r\n", 1,
+			"effect.dat:3: neither UTF-8 nor Shift_JIS (byte 0x82 at byte 3 of the line) (ta\ufffd\ufffdro@x.jp false)\n",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			im := ImportEffectDat([]byte(tc.data), "effect.dat")
+			if len(im.Rules) != tc.rules || formatProblems(im) != tc.problems {
+				t.Errorf("%d rules, problems %q; want %d, %q", len(im.Rules), formatProblems(im), tc.rules, tc.problems)
+			}
+		})
+	}
+}
+
 func TestEffectNetwork(t *testing.T) {
 	for in, want := range map[string]string{
 		"192.168.0.10":   "192.168.0.10/32",

@@ -3,7 +3,6 @@ package policy
 import (
 	"bytes"
 	"fmt"
-	"strings"
 
 	"github.com/sekisho/sekisho/accounts/addr"
 	"github.com/sekisho/sekisho/relay/guard"
@@ -222,13 +221,15 @@ func (p *Policy) Data(c Conn, from string, rcpts []Decision, header []byte) (Mes
 		Reason: fmt.Sprintf("queued for %d recipient(s) (source %s)", len(m.Rcpts), p.Source(c))}, 250, "2.0.0", "OK")
 }
 
-// HeaderFrom lists the addresses of the From fields, for the sender
+// HeaderFrom lists the addresses of every From field, for the sender
 // trust check.
 func HeaderFrom(header []byte) []string {
 	var out []string
-	for _, a := range rewrite.ScanHeader(header) {
-		if strings.EqualFold(a.Field, "From") && a.Address != "" {
-			out = append(out, a.Address)
+	for _, f := range rewrite.HeaderFrom(header) {
+		for _, a := range f.Mailboxes {
+			if a.Address != "" {
+				out = append(out, a.Address)
+			}
 		}
 	}
 	return out

@@ -6,14 +6,14 @@ import (
 	"io"
 	"mime"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
-	"github.com/emersion/go-message/charset"
-	"golang.org/x/text/encoding"
+	mimecharset "github.com/emersion/go-message/charset"
 	"golang.org/x/text/encoding/japanese"
 	"golang.org/x/text/transform"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/sekisho/sekisho/accounts/charset"
 )
 
 // Output charsets.
@@ -23,16 +23,17 @@ const (
 )
 
 // japaneseAliases maps the names Japanese mailers actually put in charset=
-// to the decoder that reads them. Windows-31J (CP932) is what "Shift_JIS"
-// means in practice: x/text's ShiftJIS decodes the NEC and IBM extensions
-// (①, ㈱, 髙) too, so every alias goes to it.
-var japaneseAliases = map[string]encoding.Encoding{
-	"shift_jis": japanese.ShiftJIS, "shift-jis": japanese.ShiftJIS, "sjis": japanese.ShiftJIS,
-	"x-sjis": japanese.ShiftJIS, "ms_kanji": japanese.ShiftJIS, "cp932": japanese.ShiftJIS,
-	"windows-31j": japanese.ShiftJIS, "x-ms-cp932": japanese.ShiftJIS, "csshiftjis": japanese.ShiftJIS,
-	"euc-jp": japanese.EUCJP, "x-euc-jp": japanese.EUCJP, "eucjp": japanese.EUCJP, "cseucpkdfmtjapanese": japanese.EUCJP,
-	"iso-2022-jp": japanese.ISO2022JP, "csiso2022jp": japanese.ISO2022JP, "iso-2022-jp-ms": japanese.ISO2022JP,
-	"iso-2022-jp-1": japanese.ISO2022JP, "iso-2022-jp-2": japanese.ISO2022JP, "iso-2022-jp-3": japanese.ISO2022JP,
+// to the encoding that reads them. Windows-31J (CP932) is what "Shift_JIS"
+// means in practice: charset.ShiftJIS decodes the NEC and IBM extensions
+// (①, ㈱, 髙) and the carriers' pictograms too, so every alias goes to it.
+var japaneseAliases = map[string]charset.Encoding{
+	"shift_jis": charset.ShiftJIS, "shift-jis": charset.ShiftJIS, "sjis": charset.ShiftJIS,
+	"x-sjis": charset.ShiftJIS, "ms_kanji": charset.ShiftJIS, "cp932": charset.ShiftJIS,
+	"windows-31j": charset.ShiftJIS, "x-ms-cp932": charset.ShiftJIS, "csshiftjis": charset.ShiftJIS,
+	"euc-jp": charset.EUCJP, "x-euc-jp": charset.EUCJP, "eucjp": charset.EUCJP, "cseucpkdfmtjapanese": charset.EUCJP,
+	"iso-2022-jp": charset.ISO2022JP, "csiso2022jp": charset.ISO2022JP, "iso-2022-jp-ms": charset.ISO2022JP,
+	"iso-2022-jp-1": charset.ISO2022JP, "iso-2022-jp-2": charset.ISO2022JP, "iso-2022-jp-3": charset.ISO2022JP,
+	"utf-8": charset.UTF8, "utf8": charset.UTF8,
 }
 
 // decodeText turns raw bytes in the declared charset into UTF-8. An empty,
@@ -42,7 +43,8 @@ var japaneseAliases = map[string]encoding.Encoding{
 func decodeText(raw []byte, declared string) string {
 	cs := strings.ToLower(strings.Trim(strings.TrimSpace(declared), `"'`))
 	if cs == "" || cs == "us-ascii" || cs == "ascii" || cs == "unknown-8bit" || cs == "x-unknown" {
-		cs = guessCharset(raw)
+		text, _, _ := charset.Decode(raw)
+		return text
 	}
 	out, ok := decodeAs(raw, cs)
 	if ok && !strings.ContainsRune(out, utf8.RuneError) {
@@ -51,8 +53,8 @@ func decodeText(raw []byte, declared string) string {
 	// A wrong label (Shift_JIS sent as ISO-2022-JP or UTF-8 by an old
 	// mailer) shows as replacement characters: the bytes' own verdict
 	// wins when it reads with fewer of them.
-	if g := guessCharset(raw); g != cs {
-		if alt, ok2 := decodeAs(raw, g); ok2 && (!ok || strings.Count(alt, "\uFFFD") < strings.Count(out, "\uFFFD")) {
+	if g, _ := charset.Detect(raw); japaneseAliases[cs] != g {
+		if alt := charset.DecodeAs(raw, g); !ok || strings.Count(alt, "\uFFFD") < strings.Count(out, "\uFFFD") {
 			return alt
 		}
 	}
@@ -65,110 +67,15 @@ func decodeText(raw []byte, declared string) string {
 // decodeAs decodes raw in one charset; ok is false for a charset we do
 // not know.
 func decodeAs(raw []byte, cs string) (string, bool) {
-	if cs == "utf-8" || cs == "utf8" {
-		return strings.ToValidUTF8(string(raw), "\uFFFD"), true
-	}
 	if enc, ok := japaneseAliases[cs]; ok {
-		if enc == japanese.ShiftJIS {
-			return decodeShiftJIS(raw), true
-		}
-		out, _, err := transform.Bytes(enc.NewDecoder(), raw)
-		return string(out), err == nil
+		return charset.DecodeAs(raw, enc), true
 	}
-	r, err := charset.Reader(cs, bytes.NewReader(raw))
+	r, err := mimecharset.Reader(cs, bytes.NewReader(raw))
 	if err != nil {
 		return "", false
 	}
 	out, err := io.ReadAll(r)
 	return string(out), err == nil
-}
-
-// decodeShiftJIS is x/text's Shift_JIS (Windows-31J) plus the
-// user-defined area, lead bytes F0-F9, which mobile carriers fill with
-// pictograms (docomo's sun is F89F): x/text turns those into U+FFFD, the
-// WHATWG mapping into the Private Use Area (F89F -> U+E63E, the code the
-// carriers' own Unicode mappings use), which keeps them distinct.
-func decodeShiftJIS(raw []byte) string {
-	var b strings.Builder
-	start := 0
-	flush := func(end int) {
-		if end > start {
-			out, _, _ := transform.Bytes(japanese.ShiftJIS.NewDecoder(), raw[start:end])
-			b.Write(out)
-		}
-	}
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		switch {
-		case c >= 0xF0 && c <= 0xF9 && i+1 < len(raw) && sjisTrail(raw[i+1]):
-			flush(i)
-			t := raw[i+1]
-			off := 0x40
-			if t >= 0x80 {
-				off = 0x41
-			}
-			pointer := int(c-0xC1)*188 + int(t) - off
-			b.WriteRune(rune(0xE000 - 8836 + pointer))
-			i += 2
-			start = i
-		case (c >= 0x81 && c <= 0x9F || c >= 0xE0 && c <= 0xFC) && i+1 < len(raw):
-			i += 2
-		default:
-			i++
-		}
-	}
-	flush(len(raw))
-	return b.String()
-}
-
-func sjisTrail(t byte) bool { return t >= 0x40 && t <= 0x7E || t >= 0x80 && t <= 0xFC }
-
-// guessCharset picks among the Japanese encodings by their bytes: an
-// escape sequence means ISO-2022-JP; valid UTF-8 with 8-bit bytes means
-// UTF-8; otherwise whichever of Shift_JIS and EUC-JP reads with fewer
-// errors and more kana/kanji wins.
-func guessCharset(b []byte) string {
-	if bytes.Contains(b, []byte("\x1b$B")) || bytes.Contains(b, []byte("\x1b$@")) || bytes.Contains(b, []byte("\x1b(J")) {
-		return "iso-2022-jp"
-	}
-	high := false
-	for _, c := range b {
-		if c >= 0x80 {
-			high = true
-			break
-		}
-	}
-	if !high || utf8.Valid(b) {
-		return "utf-8"
-	}
-	if scoreJapanese(b, japanese.EUCJP) > scoreJapanese(b, japanese.ShiftJIS) {
-		return "euc-jp"
-	}
-	return "shift_jis"
-}
-
-// scoreJapanese decodes a sample and counts Japanese letters against
-// replacement characters and half-width kana (which a wrong guess between
-// EUC-JP and Shift_JIS produces in bulk).
-func scoreJapanese(b []byte, enc encoding.Encoding) int {
-	if len(b) > 8192 {
-		b = b[:8192]
-	}
-	out, _, _ := transform.Bytes(enc.NewDecoder(), b)
-	score := 0
-	for _, r := range string(out) {
-		switch {
-		case r == utf8.RuneError:
-			score -= 8
-		case r >= 0xFF61 && r <= 0xFF9F:
-			score -= 2
-		case unicode.In(r, unicode.Hiragana, unicode.Katakana, unicode.Han):
-			score += 2
-		case r >= 0x3000 && r <= 0x303F, r >= 0xFF01 && r <= 0xFF5E:
-			score++
-		}
-	}
-	return score
 }
 
 // wordDecoder decodes RFC 2047 encoded words in any charset we read.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sekisho/sekisho/accounts/charset"
 )
 
 // Media types the sniffer reports beyond the usual ones. A macro-enabled
@@ -146,7 +148,7 @@ func (s *sniffer) detected() string {
 	for i := 0; i < 3 && len(h) > 0 && !utf8.Valid(h); i++ {
 		h = h[:len(h)-1]
 	}
-	if utf8.Valid(h) || guessCharset(s.head) != "utf-8" {
+	if enc, _ := charset.Detect(s.head); utf8.Valid(h) || enc != charset.UTF8 {
 		lower := strings.ToLower(string(h[:min(len(h), 256)]))
 		if strings.Contains(lower, "<html") || strings.Contains(lower, "<!doctype html") || strings.Contains(lower, "<script") {
 			return "text/html"

@@ -229,20 +229,6 @@ func TestHoldFailure(t *testing.T) {
 	}
 }
 
-func TestGuessCharset(t *testing.T) {
-	for _, c := range []struct{ in, want string }{
-		{"plain ascii", "utf-8"},
-		{"日本語のテキスト", "utf-8"},
-		{sjis("日本語のテキストです。カタカナ"), "shift_jis"},
-		{eucjp("日本語のテキストです。カタカナ"), "euc-jp"},
-		{jis("日本語"), "iso-2022-jp"},
-	} {
-		if got := guessCharset([]byte(c.in)); got != c.want {
-			t.Errorf("guessCharset(%q) = %s, want %s", c.in, got, c.want)
-		}
-	}
-}
-
 func TestDefang(t *testing.T) {
 	wk := &walker{o: Options{Links: LinksDefang}}
 	for in, want := range map[string]string{
@@ -253,6 +239,20 @@ func TestDefang(t *testing.T) {
 	} {
 		if got := wk.defang(in); got != want {
 			t.Errorf("defang(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Raw 8-bit header values (against RFC 5322, but common) are read in
+// the encoding their bytes suggest.
+func TestDecodeHeaderRaw(t *testing.T) {
+	for _, c := range []struct{ raw, want string }{
+		{"J\xfcrgen <j@example.de>", "Jürgen <j@example.de>"},
+		{"\x8c\xa9\x90\xcf\x8f\x91", "見積書"},
+		{"Re: =?ISO-2022-JP?B?GyRCOCtAUT1xGyhC?=", "Re: 見積書"},
+	} {
+		if got := decodeHeader(c.raw); got != c.want {
+			t.Errorf("decodeHeader(%q) = %q, want %q", c.raw, got, c.want)
 		}
 	}
 }

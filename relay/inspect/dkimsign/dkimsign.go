@@ -4,6 +4,7 @@ package dkimsign
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -14,8 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +23,8 @@ import (
 	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/miekg/dns"
+
+	"github.com/sekisho/sekisho/rewrite"
 )
 
 // KeyConfig is one signing key.
@@ -272,11 +273,12 @@ var ErrUnsignable = errors.New("dkim: message cannot be signed")
 func (s *Signer) sign(msg io.Reader) (string, error) {
 	var head bytes.Buffer
 	br := bufio.NewReader(io.TeeReader(msg, &head))
-	h, err := textproto.ReadHeader(br)
-	if err != nil {
+	if _, err := textproto.ReadHeader(br); err != nil {
 		return "", fmt.Errorf("reading the header: %w", err)
 	}
-	d, err := fromDomain(h)
+	// The header block is what bufio pulled from msg less what it has not
+	// handed out yet.
+	d, err := fromDomain(head.Bytes()[:head.Len()-br.Buffered()])
 	if err != nil {
 		return "", err
 	}
@@ -323,28 +325,23 @@ func (t *trackingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// addrParser reads addresses whatever the charset of their display names
-// (Japanese mail often has ISO-2022-JP names, which net/mail refuses by
-// default): only the address matters here.
-var addrParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
-	CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
-}}
-
-// fromDomain is the domain of the header From; a message with no From or
-// several addresses cannot be signed meaningfully.
-func fromDomain(h textproto.Header) (string, error) {
-	froms := h.Values("From")
+// fromDomain is the domain of the header From's first address; a message
+// with no From field or several cannot be signed meaningfully.
+func fromDomain(header []byte) (string, error) {
+	froms := rewrite.HeaderFrom(header)
 	if len(froms) != 1 {
 		return "", fmt.Errorf("%d From fields", len(froms))
 	}
-	list, err := addrParser.ParseList(froms[0])
-	if err != nil || len(list) == 0 {
-		return "", fmt.Errorf("header from: unparsable (%v)", err)
+	f := froms[0]
+	if f.Problem != "" || len(f.Mailboxes) == 0 {
+		return "", fmt.Errorf("header from: unparsable (%s)", cmp.Or(f.Problem, "no address"))
 	}
-	a := list[0].Address
-	i := strings.LastIndexByte(a, '@')
-	if i < 0 {
-		return "", fmt.Errorf("header from %q has no domain", a)
+	a := f.Mailboxes[0]
+	switch {
+	case a.Problem == "no domain":
+		return "", fmt.Errorf("header from %q has no domain", a.AddrSpec)
+	case a.Address == "":
+		return "", fmt.Errorf("header from: unparsable (%s)", a.Problem)
 	}
-	return a[i+1:], nil
+	return a.Address[strings.LastIndexByte(a.Address, '@')+1:], nil
 }

@@ -180,6 +180,25 @@ func TestSignErrors(t *testing.T) {
 	}
 }
 
+func TestFromDomain(t *testing.T) {
+	for _, tc := range []struct{ header, want, err string }{
+		{"From: =?ISO-2022-JP?B?GyRCOzBCPBsoQg==?= <taro@City.Example.JP>\r\n\r\n", "City.Example.JP", ""},
+		{"From: \x95\\\x81\x40 <hyo@example.jp>\r\n", "example.jp", ""}, // a raw Shift_JIS name
+		{"From: a@b.example, c@d.example\r\n", "b.example", ""},         // the first address signs
+		{"Subject: x\r\n", "", "0 From fields"},
+		{"From: a@b.example\r\nFrom: c@d.example\r\n", "", "2 From fields"},
+		{"From: \r\n", "", "header from: unparsable (no address)"},
+		{"From: broken <\r\n", "", "header from: unparsable (field cannot be read: '<' without '>')"},
+		{"From: postmaster\r\n", "", `header from "postmaster" has no domain`},
+		{"From: a@@b.jp\r\n", "", "header from: unparsable (more than one '@')"},
+	} {
+		d, err := fromDomain([]byte(tc.header))
+		if d != tc.want || (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
+			t.Errorf("%q: %q %v, want %q %q", tc.header, d, err, tc.want, tc.err)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	c := Config{
 		Keys: []KeyConfig{

@@ -2,26 +2,24 @@
 package msgauth
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net"
-	"net/mail"
 	"net/netip"
 	"strings"
 
 	"github.com/sekisho/sekisho/relay/smtpd"
 
 	"blitiri.com.ar/go/spf"
-	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-msgauth/authres"
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-msgauth/dmarc"
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/sekisho/sekisho/rewrite"
 )
 
 // Verifier runs the checks of one Config. It is safe for concurrent use.
@@ -253,34 +251,26 @@ func orgDomain(d string) string {
 // headerFromDomain is the domain of the one From address (RFC 7489 6.6.1:
 // a message with none or several has no DMARC identity).
 func headerFromDomain(header []byte) (string, error) {
-	h, err := textproto.ReadHeader(bufio.NewReader(io.MultiReader(bytes.NewReader(header), strings.NewReader("\r\n"))))
-	if err != nil {
-		return "", fmt.Errorf("reading the header: %v", err)
-	}
-	froms := h.Values("From")
+	froms := rewrite.HeaderFrom(header)
 	if len(froms) != 1 {
 		return "", fmt.Errorf("%d From fields", len(froms))
 	}
-	list, err := addrParser.ParseList(froms[0])
-	if err != nil {
-		return "", fmt.Errorf("header from: %v", err)
+	f := froms[0]
+	switch {
+	case f.Problem != "":
+		return "", fmt.Errorf("header from: %s", f.Problem)
+	case len(f.Mailboxes) != 1:
+		return "", fmt.Errorf("header from holds %d addresses", len(f.Mailboxes))
 	}
-	if len(list) != 1 {
-		return "", fmt.Errorf("header from holds %d addresses", len(list))
-	}
-	d := domainOf(list[0].Address)
-	if d == "" {
+	switch a := f.Mailboxes[0]; {
+	case a.Problem == "no domain":
 		return "", errors.New("header from has no domain")
+	case a.Problem != "":
+		return "", fmt.Errorf("header from: %s", a.Problem)
+	default:
+		return domainOf(a.Address), nil
 	}
-	return d, nil
 }
-
-// addrParser reads addresses whatever the charset of their display names
-// (Japanese mail often has ISO-2022-JP names, which net/mail refuses by
-// default): only the address matters here.
-var addrParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
-	CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
-}}
 
 func domainOf(a string) string {
 	i := strings.LastIndexByte(a, '@')

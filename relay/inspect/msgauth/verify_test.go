@@ -275,6 +275,11 @@ func TestHeaderFromDomain(t *testing.T) {
 		{"From: =?ISO-2022-JP?B?GyRCOzBCPBsoQg==?= <taro@City.Example.JP>\r\n", "city.example.jp", ""},
 		{"Subject: x\r\n", "", "0 From fields"},
 		{"From: a@b.example, c@d.example\r\n", "", "header from holds 2 addresses"},
+		{"From: a@b.example\r\nFrom: c@d.example\r\n", "", "2 From fields"},
+		{"From: \x95\\\x81\x40 <hyo@Example.JP.>\r\n", "example.jp", ""}, // a raw Shift_JIS name
+		{"From: taro..yamada@docomo.ne.jp\r\n", "docomo.ne.jp", ""},      // a carrier's local part
+		{"From: postmaster\r\n", "", "header from has no domain"},
+		{"From: \"unclosed <a@b.jp>\r\n", "", "header from: field cannot be read: unclosed quoted string"},
 	} {
 		d, err := headerFromDomain([]byte(tc.h))
 		if d != tc.want || (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {

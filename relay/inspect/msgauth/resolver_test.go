@@ -22,12 +22,11 @@ func TestCachingResolver(t *testing.T) {
 		`big.example.com. IN TXT "`+strings.Repeat("a", 200)+`"`)
 	s.ServFail("fail.example.com.")
 	s.Truncate("big.example.com.")
-	r, err := NewCachingResolver([]string{s.Addr}, time.Second)
+	now := time.Unix(1_800_000_000, 0)
+	r, err := newCachingResolver([]string{s.Addr}, time.Second, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Unix(1_800_000_000, 0)
-	r.now = func() time.Time { return now }
 	ctx := context.Background()
 
 	for range 2 {
