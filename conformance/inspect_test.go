@@ -18,7 +18,7 @@ import (
 
 // Content inspection (relay.inspect) against the real content filters:
 // clamav-milter with clamd and rspamd, started on loopback by
-// relay/milter/miltertest, and the sender checks against the fake DNS.
+// relay/inspect/milter/miltertest, and the sender checks against the fake DNS.
 
 // attachment is the parameters of steps/inspect-attachment.txt.
 func attachment(subject string, content []byte, want string, delivered int) map[string]any {

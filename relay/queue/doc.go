@@ -176,7 +176,7 @@
 // both. Storage errors are logged at a bounded rate: the first at once,
 // then one line a minute with a count, and one when the disk works again.
 //
-// The delivery runner (relay/runner_faults.go) builds on this: a result
+// The delivery runner (relay/runner/faults.go) builds on this: a result
 // that cannot be recorded is kept in its memory and the message is handed
 // back with UnclaimAfter, so it is not claimed again before a back-off;
 // when it is, the kept result is recorded first and no recipient the next

@@ -31,7 +31,7 @@ func record(level slog.Level, msg string, args ...any) slog.Record {
 }
 
 // The records below are the shapes the gateway's call sites log
-// (relay/session.go, engine.go, runner.go); session loggers carry session
+// (relay/session, relay/gateway, relay/runner); session loggers carry session
 // and client bound with With.
 var goldenCases = []struct {
 	kind  string

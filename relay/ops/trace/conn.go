@@ -14,10 +14,10 @@ import (
 // whether the client is sending commands, a SASL response or a body, so
 // it shows no client line until the server's next reply says where the
 // session is (354: a body follows; 334: a SASL response follows).
-type state uint8
+type readPhase uint8
 
 const (
-	stUnknown state = iota
+	stUnknown readPhase = iota
 	stCommand
 	stAuth // the client's next lines are SASL responses
 	stData // the client's lines are the message body
@@ -43,7 +43,7 @@ type session struct {
 	gen      uint64 // the hub generation watchers were chosen in
 	epoch    uint64 // the hub epoch the state was kept in
 	watchers []*Subscriber
-	st       state
+	phase    readPhase
 	hidden   int // client lines not shown while the state was unknown
 	bdat     int64
 	body     struct{ lines, bytes int64 }
@@ -56,7 +56,7 @@ func newSession(h *Hub, side Side, id string, peer netip.Addr, label, host strin
 	// A new session starts at the greeting: its state is known in the
 	// epoch it began in.
 	return &session{hub: h, side: side, id: id, peer: peer, label: label, host: host,
-		epoch: h.epoch.Load(), st: stCommand}
+		epoch: h.epoch.Load(), phase: stCommand}
 }
 
 // conn is a traced connection. fromClient says which direction Read is:
@@ -101,7 +101,7 @@ func (s *session) refresh() {
 		s.watchers, s.gen = s.hub.watchers(s.side, s.peer, s.host)
 	}
 	if e := s.hub.epoch.Load(); e != s.epoch {
-		s.epoch, s.st, s.hidden, s.bdat = e, stUnknown, 0, 0
+		s.epoch, s.phase, s.hidden, s.bdat = e, stUnknown, 0, 0
 		s.part, s.partN = [2][]byte{}, [2]int{}
 	}
 	if s.id == "" {
@@ -183,7 +183,7 @@ func (s *session) clientLine(line []byte, size int) {
 	if s.side == Outbound {
 		dir = sent
 	}
-	switch s.st {
+	switch s.phase {
 	case stUnknown:
 		s.hidden++
 		return
@@ -213,7 +213,7 @@ func (s *session) clientLine(line []byte, size int) {
 		if ok && initial != "" {
 			text = verb + " " + mech + " ****"
 		}
-		s.st = stAuth
+		s.phase = stAuth
 	case "BDAT":
 		f := strings.Fields(arg)
 		if len(f) > 0 {
@@ -236,20 +236,20 @@ func (s *session) serverLine(line []byte) {
 		dir = recv
 	}
 	final := len(line) < 4 || line[3] != '-'
-	if s.st == stUnknown && final {
+	if s.phase == stUnknown && final {
 		if s.hidden > 0 {
 			s.note(strconv.Itoa(s.hidden) + " client line(s) not shown: the trace joined mid-session")
 		}
-		s.st, s.hidden = stCommand, 0
+		s.phase, s.hidden = stCommand, 0
 	}
 	if final && len(line) >= 3 {
 		switch code := string(line[:3]); {
 		case code == "354":
-			s.st = stData
+			s.phase = stData
 		case code == "334":
-			s.st = stAuth
-		case s.st == stAuth && (code == "235" || code[0] == '4' || code[0] == '5'):
-			s.st = stCommand
+			s.phase = stAuth
+		case s.phase == stAuth && (code == "235" || code[0] == '4' || code[0] == '5'):
+			s.phase = stCommand
 		}
 	}
 	s.emit(dir, string(line))
@@ -257,8 +257,8 @@ func (s *session) serverLine(line []byte) {
 
 // bodyEnd ends a body: watchers without --bodies get its size instead.
 func (s *session) bodyEnd(what string) {
-	if s.st == stData {
-		s.st = stCommand
+	if s.phase == stData {
+		s.phase = stCommand
 	}
 	text := "(message body: " + strconv.FormatInt(s.body.lines, 10) + " lines, " +
 		strconv.FormatInt(s.body.bytes, 10) + " bytes, not shown; --bodies shows it)"
