@@ -73,4 +73,3 @@ func freshPostgres(t *testing.T) string {
 	}
 	return dsn
 }
-

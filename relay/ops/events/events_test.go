@@ -110,7 +110,10 @@ func TestNoStoreDropsWithoutBlocking(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); rec.Run(ctx, func() *store.Store { return nil }, store.DefaultConfig(), inner) }()
+	go func() {
+		defer wg.Done()
+		rec.Run(ctx, func() *store.Store { return nil }, store.DefaultConfig(), inner)
+	}()
 	defer func() { cancel(); wg.Wait() }()
 	done := make(chan struct{})
 	go func() {
