@@ -41,6 +41,8 @@ type Engine struct {
 
 	trace   *trace.Hub // the live protocol trace; nil in dry runs
 	traceLn *net.UnixListener
+
+	back *backend // the store's part (store.go); nil without relay.store
 }
 
 // New builds the engine and opens the queue (recovering it). It does not
@@ -50,18 +52,19 @@ func New(sec Sections, log *slog.Logger, m *ops.Metrics) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{startCfg: sec.Relay, metrics: m, log: log}
+	e := &Engine{startCfg: sec.Relay, metrics: m}
+	e.log = e.newBackend(sec.Relay, log)
 	e.st.Store(st)
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
 		return nil, err
 	}
-	q, err := queue.Open(sec.Relay.Queue, queue.WithLogger(log))
+	q, err := queue.Open(sec.Relay.Queue, queue.WithLogger(e.log))
 	if err != nil {
 		return nil, fmt.Errorf("relay.queue: %w", err)
 	}
 	e.queue = q
 	e.trace = trace.NewHub()
-	e.sessions = &session.Shared{Queue: q, Metrics: m, Log: log, Auth: e.newAuthenticator(sec.Relay)}
+	e.sessions = &session.Shared{Queue: q, Metrics: m, Log: e.log, Auth: e.newAuthenticator(sec.Relay)}
 	return e, nil
 }
 
@@ -118,6 +121,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		func() *runner.Snapshot { return e.st.Load().runner })
 	e.runner.Run(ctx)
 	go e.maintenance(ctx)
+	e.startBackend(ctx)
 	return nil
 }
 
@@ -187,6 +191,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	if e.runner != nil {
 		e.runner.Stop()
 	}
+	e.stopBackend()
 	if e.queue != nil {
 		if err := e.queue.Close(); err != nil {
 			errs = append(errs, err)

@@ -67,11 +67,12 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
 	}
 	switch c.Driver {
-	case "", DriverSQLite:
+	case "":
+	case DriverSQLite:
 		if c.Path == "" {
 			bad("path", "required for the sqlite driver")
 		}
-		if c.DSN != "" && c.Driver == DriverSQLite {
+		if c.DSN != "" {
 			bad("dsn", "is for the postgres driver; sqlite uses path")
 		}
 	case DriverPostgres:
@@ -98,9 +99,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// On reports whether a store is used: a driver is named, or the console
-// (consoleOn) needs one.
-func (c Config) On(consoleOn bool) bool { return c.Driver != "" || consoleOn }
+// On reports whether a store is used: a driver is named (the command
+// names sqlite for a console that names none).
+func (c Config) On() bool { return c.Driver != "" }
 
 // checkDSN accepts the URL form and the key=value form of libpq, and
 // refuses a password written into either: the file is readable by every

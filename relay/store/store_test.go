@@ -39,6 +39,7 @@ func TestConfigValidate(t *testing.T) {
 		{"password in kv", func(c *Config) { c.Driver, c.DSN = DriverPostgres, "host=h password=x" }, "dsn: holds a password"},
 		{"kv ok", func(c *Config) { c.Driver, c.DSN = DriverPostgres, "host=h dbname=sekisho" }, ""},
 		{"sqlite with dsn", func(c *Config) { c.Driver, c.DSN = DriverSQLite, "postgres://h/db" }, "dsn: is for the postgres driver"},
+		{"sqlite without path", func(c *Config) { c.Driver, c.Path = DriverSQLite, "" }, "path: required"},
 		{"small buffer", func(c *Config) { c.Buffer = 1 }, "buffer: must be at least 64"},
 		{"retention", func(c *Config) { c.TraceRetention = time.Minute }, "trace_retention: must be at least 1h"},
 		{"instance", func(c *Config) { c.Instance = "a b" }, "instance:"},
