@@ -144,7 +144,7 @@ Exit 0 when the input was processed, whether or not anything changed;
 			return fail("--message: %v", err)
 		}
 		t.message, t.header = *message, hdr
-		hFrom, hRcpts := envelopeFromHeader(hdr)
+		hFrom, hRcpts := rewrite.EnvelopeFromHeader(hdr)
 		if !given["from"] {
 			t.from, t.fromHeader = hFrom, true
 		}
@@ -175,39 +175,6 @@ func readMessageHeader(path string) ([]byte, error) {
 	}
 	defer f.Close()
 	return rewrite.ReadHeader(bufio.NewReader(f), maxTestHeader)
-}
-
-// envelopeFromHeader guesses the envelope of a saved message: the sender
-// from Return-Path (else the first From), the recipients from To, Cc, Bcc.
-func envelopeFromHeader(hdr []byte) (from string, rcpts []string) {
-	seen := map[string]bool{}
-	var firstFrom, returnPath string
-	returnPathSeen := false
-	for _, a := range rewrite.ScanHeader(hdr) {
-		switch strings.ToLower(a.Field) {
-		case "from":
-			if firstFrom == "" {
-				firstFrom = a.Address
-			}
-		case "to", "cc", "bcc":
-			if a.Address != "" && !seen[strings.ToLower(a.Address)] {
-				seen[strings.ToLower(a.Address)] = true
-				rcpts = append(rcpts, a.Address)
-			}
-		}
-	}
-	// Return-Path is not an address field for rewriting, so read it here.
-	for _, line := range strings.Split(string(hdr), "\n") {
-		if name, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(name), "Return-Path") {
-			returnPathSeen = true
-			returnPath = strings.Trim(strings.TrimSpace(v), "<>")
-			break
-		}
-	}
-	if returnPathSeen {
-		return returnPath, rcpts
-	}
-	return firstFrom, rcpts
 }
 
 // rewriteTest holds one run of the command.
