@@ -35,4 +35,3 @@ func EnvelopeFromHeader(hdr []byte) (from string, rcpts []string) {
 	}
 	return firstFrom, rcpts
 }
-
