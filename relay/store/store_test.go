@@ -312,3 +312,52 @@ func TestAuditAndSessions(t *testing.T) {
 		}
 	})
 }
+
+func TestTraceSearchAndMessage(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		at := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+		evs := []Event{
+			{At: at(0), Kind: "receive", QueueID: "Q1", Session: "s1", Client: "192.0.2.7", Sender: "yamada@example.com", Rcpt: "tanaka@x", MessageID: "<m1@e>", Result: "accepted"},
+			{At: at(1), Kind: "sanitize", QueueID: "Q1", Ref: "20261129-0123456789", Result: "sanitized"},
+			{At: at(2), Kind: "send", QueueID: "Q1", Rcpt: "tanaka@x", Result: "delivered", Code: 250},
+			{At: at(3), Kind: "release", QueueID: "Q3", Ref: "20261129-0123456789", Rcpt: "tanaka@x", Result: "released"},
+			{At: at(4), Kind: "send", QueueID: "Q3", Rcpt: "tanaka@x", Result: "delivered", Code: 250},
+			{At: at(5), Kind: "receive", QueueID: "Q2", Session: "s2", Sender: "yamada@example.com", Rcpt: "gone@x", Result: "accepted"},
+			{At: at(6), Kind: "fail", QueueID: "Q2", Rcpt: "gone@x", Result: "failed", Code: 550},
+			{At: at(7), Kind: "dsn", QueueID: "Q2", Ref: "Q4", Rcpt: "yamada@example.com", Result: "failed"},
+			{At: at(8), Kind: "send", QueueID: "Q4", Rcpt: "yamada@example.com", Result: "delivered"},
+			{At: at(9), Kind: "reject", Session: "s3", Sender: "yamada@example.com", Rcpt: "nobody@x", Result: "refused", Rule: "norelay"},
+		}
+		if err := s.AddEvents(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := s.TraceSearch(ctx, EventQuery{Sender: "yamada@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range msgs {
+			got = append(got, m.QueueID+m.Session+":"+m.LastKind+"/"+m.LastResult)
+		}
+		if strings.Join(got, " ") != "s3:reject/refused Q2:dsn/failed Q1:send/delivered" {
+			t.Errorf("search: %v", got)
+		}
+		one, _ := s.TraceMessage(ctx, "Q1")
+		var kinds []string
+		for _, e := range one {
+			kinds = append(kinds, e.Kind+":"+e.QueueID)
+		}
+		if strings.Join(kinds, " ") != "receive:Q1 sanitize:Q1 send:Q1 release:Q3 send:Q3" {
+			t.Errorf("Q1's story: %v", kinds)
+		}
+		two, _ := s.TraceMessage(ctx, "Q2")
+		if len(two) != 4 || two[3].QueueID != "Q4" {
+			t.Errorf("Q2's story with its DSN's delivery: %+v", two)
+		}
+		sess, _ := s.SessionEvents(ctx, "s3")
+		if len(sess) != 1 || sess[0].Rule != "norelay" {
+			t.Errorf("session: %+v", sess)
+		}
+	})
+}
