@@ -109,6 +109,7 @@ var messages = map[string][2]string{
 	"item.kept_until":         {"%s まで保管", "kept until %s"},
 	"item.what_was_done":      {"無害化で行ったこと", "What sanitizing did"},
 	"item.text":               {"届いた本文（無害化後のテキスト）", "The text you received (after sanitizing)"},
+	"item.envelope_from":      {"エンベロープ差出人", "envelope sender"},
 	"item.requests":           {"申請", "Requests"},
 	"item.ask":                {"原本を申請する", "Ask for the original"},
 	"item.reason":             {"理由", "Reason"},

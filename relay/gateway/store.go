@@ -1,9 +1,13 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"log/slog"
+	"mime"
+	"net/mail"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +17,9 @@ import (
 	"github.com/sekisho/sekisho/relay/sanitize"
 	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
 	"github.com/sekisho/sekisho/relay/store"
+	"github.com/sekisho/sekisho/rewrite"
+
+	"github.com/emersion/go-message/charset"
 )
 
 // What every gateway with a store (relay.store) does, console or not:
@@ -243,8 +250,37 @@ func (e *Engine) reconcileIndex(ctx context.Context, st *store.Store) error {
 	return nil
 }
 
-// maxIndexText bounds the sanitized text kept in the index per original.
-const maxIndexText = 64 << 10
+// maxIndexText bounds the sanitized text kept in the index per original;
+// maxIndexHeader the header read for its From.
+const (
+	maxIndexText   = 64 << 10
+	maxIndexHeader = 256 << 10
+)
+
+// headerFrom is the first From field, display names decoded, as the
+// recipient's mail client shows it; the raw value when it cannot be read.
+func headerFrom(h []byte) string {
+	m, err := mail.ReadMessage(bytes.NewReader(append(h, '\r', '\n')))
+	if err != nil {
+		return ""
+	}
+	v := m.Header.Get("From")
+	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader}}
+	if list, err := p.ParseList(v); err == nil {
+		parts := make([]string, len(list))
+		for i, a := range list {
+			parts[i] = a.Address
+			if a.Name != "" {
+				parts[i] = a.Name + " <" + a.Address + ">"
+			}
+		}
+		return strings.Join(parts, ", ")
+	}
+	if d, err := p.WordDecoder.DecodeHeader(v); err == nil {
+		return d
+	}
+	return v
+}
 
 // indexOne indexes one original with the text its recipients got (the
 // sanitize stage run again on it, as it was configured at start).
@@ -259,6 +295,13 @@ func (e *Engine) indexOne(ctx context.Context, st *store.Store, id string) error
 		Released: len(ent.Releases)}
 	for _, r := range ent.Envelope.Rcpts {
 		it.Rcpts = append(it.Rcpts, r.Addr)
+	}
+	if rc, err := b.quar.Open(id); err == nil {
+		br := bufio.NewReader(rc)
+		if h, err := rewrite.ReadHeader(br, maxIndexHeader); err == nil {
+			it.HeaderFrom = headerFrom(h)
+		}
+		rc.Close()
 	}
 	if rc, err := b.quar.Open(id); err == nil {
 		opts := e.startCfg.Sanitize.Options(id, ent.Expires)

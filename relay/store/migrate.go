@@ -43,6 +43,7 @@ var migrations = []string{
 		stored BIGINT NOT NULL,
 		expires BIGINT NOT NULL,
 		sender TEXT NOT NULL,
+		header_from TEXT NOT NULL DEFAULT '',
 		rcpts TEXT NOT NULL,
 		subject TEXT NOT NULL DEFAULT '',
 		route TEXT NOT NULL DEFAULT '',

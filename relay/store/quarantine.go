@@ -17,11 +17,14 @@ type QuarantineItem struct {
 	Stored   time.Time `json:"stored"`
 	Expires  time.Time `json:"expires"`
 	Sender   string    `json:"sender"`
-	Rcpts    []string  `json:"rcpts"` // lower case
-	Subject  string    `json:"subject,omitempty"`
-	Route    string    `json:"route,omitempty"`
-	Client   string    `json:"client,omitempty"`
-	Size     int64     `json:"size"`
+	// HeaderFrom is the header's From as its recipients saw it, display
+	// name decoded (text from the internet: show it as text).
+	HeaderFrom string   `json:"header_from,omitempty"`
+	Rcpts      []string `json:"rcpts"` // lower case
+	Subject    string   `json:"subject,omitempty"`
+	Route      string   `json:"route,omitempty"`
+	Client     string   `json:"client,omitempty"`
+	Size       int64    `json:"size"`
 	// Report is what the sanitize stage did (its JSON, as kept with the
 	// original); Text the sanitized body the recipient got.
 	Report   string `json:"report,omitempty"`
@@ -68,11 +71,11 @@ func (s *Store) PutQuarantine(ctx context.Context, it QuarantineItem) error {
 		return err
 	}
 	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO quarantine (instance, id, stored, expires, sender, rcpts, subject,
-		route, client, size, report, text, released) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO quarantine (instance, id, stored, expires, sender, header_from, rcpts, subject,
+		route, client, size, report, text, released) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (instance, id) DO UPDATE SET expires = excluded.expires, subject = excluded.subject,
 		report = excluded.report, text = excluded.text, released = excluded.released`),
-		it.Instance, it.ID, micros(it.Stored), micros(it.Expires), clip(lower(it.Sender)), strings.Join(rcpts, "\n"),
+		it.Instance, it.ID, micros(it.Stored), micros(it.Expires), clip(lower(it.Sender)), clip(it.HeaderFrom), strings.Join(rcpts, "\n"),
 		clip(it.Subject), it.Route, it.Client, it.Size, it.Report, text, it.Released)
 	if err != nil {
 		return err
@@ -126,14 +129,14 @@ func (s *Store) QuarantineIDs(ctx context.Context, instance string) (map[string]
 	return out, rows.Err()
 }
 
-const quarantineColumns = `q.instance, q.id, q.stored, q.expires, q.sender, q.rcpts, q.subject, q.route, q.client,
+const quarantineColumns = `q.instance, q.id, q.stored, q.expires, q.sender, q.header_from, q.rcpts, q.subject, q.route, q.client,
 	q.size, q.report, q.text, q.released`
 
 func scanItem(sc interface{ Scan(...any) error }) (QuarantineItem, error) {
 	var it QuarantineItem
 	var stored, expires int64
 	var rcpts string
-	err := sc.Scan(&it.Instance, &it.ID, &stored, &expires, &it.Sender, &rcpts, &it.Subject, &it.Route, &it.Client,
+	err := sc.Scan(&it.Instance, &it.ID, &stored, &expires, &it.Sender, &it.HeaderFrom, &rcpts, &it.Subject, &it.Route, &it.Client,
 		&it.Size, &it.Report, &it.Text, &it.Released)
 	it.Stored, it.Expires = fromMicros(stored), fromMicros(expires)
 	if rcpts != "" {
