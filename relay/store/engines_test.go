@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -20,13 +19,6 @@ var (
 	pgSeq    atomic.Int64
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if pgServer != nil {
-		pgServer.Stop()
-	}
-	os.Exit(code)
-}
 
 // engines runs f against a new SQLite file and a new PostgreSQL database.
 func engines(t *testing.T, f func(t *testing.T, s *Store)) {
