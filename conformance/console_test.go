@@ -85,7 +85,9 @@ func mailWith(from, to, subject, filenameParam, ctype string, content []byte, ex
 		"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + b64Lines(content) + "--b1--\r\n")
 }
 
-func encodedSubject(s string) string { return "=?UTF-8?B?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?=" }
+func encodedSubject(s string) string {
+	return "=?UTF-8?B?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?="
+}
 
 func rfc2231(name string) string { return "filename*=UTF-8''" + url.PathEscape(name) }
 

@@ -79,7 +79,9 @@ func BenchmarkTraceSearch1M(b *testing.B) {
 		"sender": func() EventQuery {
 			return EventQuery{Sender: fmt.Sprintf("user%d@example%d.com", r.IntN(10000), r.IntN(100)), Limit: 500}
 		},
-		"rcpt":     func() EventQuery { return EventQuery{Rcpt: fmt.Sprintf("staff%d@city.example.lg.jp", r.IntN(10000)), Limit: 500} },
+		"rcpt": func() EventQuery {
+			return EventQuery{Rcpt: fmt.Sprintf("staff%d@city.example.lg.jp", r.IntN(10000)), Limit: 500}
+		},
 		"queue_id": func() EventQuery { return EventQuery{QueueID: fmt.Sprintf("Q%08d", r.IntN(benchEvents/4)), Limit: 500} },
 		"client+day": func() EventQuery {
 			day := time.Date(2026, 11, 1+r.IntN(28), 0, 0, 0, 0, time.UTC)

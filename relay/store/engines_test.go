@@ -19,7 +19,6 @@ var (
 	pgSeq    atomic.Int64
 )
 
-
 // engines runs f against a new SQLite file and a new PostgreSQL database.
 func engines(t *testing.T, f func(t *testing.T, s *Store)) {
 	t.Run("sqlite", func(t *testing.T) {
