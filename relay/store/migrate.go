@@ -29,12 +29,12 @@ var migrations = []string{
 		detail TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX events_at ON events (at);
-	CREATE INDEX events_queue_id ON events (queue_id) WHERE queue_id <> '';
-	CREATE INDEX events_ref ON events (ref) WHERE ref <> '';
-	CREATE INDEX events_session ON events (session, at) WHERE session <> '';
+	CREATE INDEX events_queue_id ON events (queue_id);
+	CREATE INDEX events_ref ON events (ref);
+	CREATE INDEX events_session ON events (session, at);
 	CREATE INDEX events_sender ON events (sender, at);
 	CREATE INDEX events_rcpt ON events (rcpt, at);
-	CREATE INDEX events_message_id ON events (message_id) WHERE message_id <> '';
+	CREATE INDEX events_message_id ON events (message_id);
 	CREATE INDEX events_client ON events (client, at);
 
 	CREATE TABLE quarantine (
@@ -98,7 +98,7 @@ var migrations = []string{
 		ok INTEGER NOT NULL DEFAULT 1
 	);
 	CREATE INDEX audit_at ON audit (at);
-	CREATE INDEX audit_object ON audit (object) WHERE object <> '';
+	CREATE INDEX audit_object ON audit (object);
 	CREATE INDEX audit_actor ON audit (actor, at);
 
 	CREATE TABLE sessions (
