@@ -108,6 +108,9 @@ Exit 1 when a step refuses (for --batch: when a step of any probe refuses).`)
 		if s.NextHop != "" {
 			fmt.Fprintf(env.stdout, "        next hop %s\n", s.NextHop)
 		}
+		if s.Limits != "" {
+			fmt.Fprintf(env.stdout, "        %s\n", s.Limits)
+		}
 		fmt.Fprintf(env.stdout, "        rule %s: %s\n", s.Rule, s.Reason)
 	}
 	return status

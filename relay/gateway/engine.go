@@ -16,6 +16,7 @@ import (
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/ops/trace"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/runner"
 	"github.com/sekisho/sekisho/relay/session"
 	"github.com/sekisho/sekisho/relay/smtpd"
@@ -33,7 +34,10 @@ type Engine struct {
 	// the AUTH checker, which lives as long as the process so lockouts
 	// survive a reload (it reads the current directory at each attempt).
 	sessions *session.Shared
-	cert     atomic.Pointer[tls.Certificate]
+	// rates counts relay.rate_limits for the life of the process; a
+	// reload gives it new limits.
+	rates *ratelimit.Limiter
+	cert  atomic.Pointer[tls.Certificate]
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -50,7 +54,7 @@ func New(sec Sections, log *slog.Logger, m *ops.Metrics) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{startCfg: sec.Relay, metrics: m, log: log}
+	e := &Engine{startCfg: sec.Relay, metrics: m, log: log, rates: ratelimit.New(sec.Relay.RateLimits, nil)}
 	e.st.Store(st)
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
 		return nil, err
@@ -61,7 +65,7 @@ func New(sec Sections, log *slog.Logger, m *ops.Metrics) (*Engine, error) {
 	}
 	e.queue = q
 	e.trace = trace.NewHub()
-	e.sessions = &session.Shared{Queue: q, Metrics: m, Log: log, Auth: e.newAuthenticator(sec.Relay)}
+	e.sessions = &session.Shared{Queue: q, Metrics: m, Log: log, Auth: e.newAuthenticator(sec.Relay), Rates: e.rates}
 	return e, nil
 }
 

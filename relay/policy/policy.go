@@ -34,6 +34,7 @@ import (
 
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/smtpd"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
@@ -88,6 +89,9 @@ type Conn struct {
 	// At is when the transaction happens, for rules with time windows;
 	// zero means now.
 	At time.Time
+	// Rates is the session's part in relay.rate_limits; nil counts
+	// nothing (the explaining commands: route test, accounts check).
+	Rates *ratelimit.Session
 }
 
 func (c Conn) guard() guard.Client {

@@ -31,6 +31,7 @@ import (
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/smtpd"
 	"github.com/sekisho/sekisho/rewrite"
 )
@@ -46,6 +47,9 @@ type Shared struct {
 	// Auth checks SMTP AUTH; it lives as long as the process, so
 	// lockouts survive a reload.
 	Auth *auth.Authenticator
+	// Rates counts relay.rate_limits for the life of the process; nil
+	// counts nothing.
+	Rates *ratelimit.Limiter
 }
 
 // Snapshot is the configuration a session decides with. A reload builds a
@@ -92,6 +96,8 @@ type Session struct {
 	id   string
 	ip   netip.Addr
 	log  *slog.Logger
+	// rates is this session's part in the rate limits (nil: none).
+	rates *ratelimit.Session
 
 	authUser string
 	// clientName is the verified reverse-DNS name from the connect
@@ -117,6 +123,9 @@ type rcpt struct {
 func New(sh *Shared, st *Snapshot, l *Listener, c *smtpd.Conn) *Session {
 	ip := c.RemoteAddr().Addr()
 	s := &Session{sh: sh, st: st, lis: l, conn: c, id: newID(), ip: ip}
+	if sh.Rates != nil {
+		s.rates = sh.Rates.Session()
+	}
 	s.log = sh.Log.With("session", s.id, "client", ip.String())
 	return s
 }
@@ -140,7 +149,7 @@ func (s *Session) tls() bool { return s.lis.ImplicitTLS || s.conn.IsTLS() }
 // pconn is what the policy knows about this connection.
 func (s *Session) pconn() policy.Conn {
 	return policy.Conn{IP: s.ip, Helo: s.conn.Hostname(), AuthUser: s.authUser, TLS: s.tls(),
-		Mode: s.lis.Mode, RequireTLS: s.lis.RequireTLS, Listener: s.lis.Name}
+		Mode: s.lis.Mode, RequireTLS: s.lis.RequireTLS, Listener: s.lis.Name, Rates: s.rates}
 }
 
 // source is what the rewrite rules and line-ending policy key on.
@@ -487,5 +496,8 @@ func (s *Session) Reset() {
 }
 
 func (s *Session) Close() {
+	if s.rates != nil {
+		s.rates.Release()
+	}
 	s.log.Info("connection closed", "kind", "accept", "messages", s.msgs)
 }
