@@ -311,7 +311,7 @@ func TestAuthorDomains(t *testing.T) {
 		{"From: a@b.example, c@B.example\r\n", "b.example", ""},
 		{"From: a@b.example\r\nFrom: c@d.example\r\n", "b.example d.example", ""},
 		{"From: \x95\\\x81\x40 <hyo@Example.JP.>\r\n", "example.jp", ""}, // a raw Shift_JIS name
-		{"From: taro..yamada@docomo.ne.jp\r\n", "docomo.ne.jp", ""},        // a carrier's local part
+		{"From: taro..yamada@docomo.ne.jp\r\n", "docomo.ne.jp", ""},      // a carrier's local part
 		{"From: postmaster\r\n", "", "header from has no domain"},
 		{"From: postmaster, a@b.example\r\n", "b.example", ""},
 		{"From: \"unclosed <a@b.jp>\r\n", "", "header from: field cannot be read: unclosed quoted string"},
