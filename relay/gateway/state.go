@@ -76,15 +76,8 @@ func buildState(sec Sections, withSanitize bool) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
-	for _, r := range sec.Routing.Routes {
-		if r.Rewrite != "" {
-			if _, ok := rw.Set(r.Rewrite); !ok {
-				return nil, fmt.Errorf("routing: route %q names rewrite set %q, which rewrite.sets does not define", r.Name, r.Rewrite)
-			}
-		}
-	}
-	if err := sec.Relay.Sanitize.CheckRoutes(sec.Routing); err != nil {
-		return nil, keyerr.Prefix("relay.sanitize.", err)
+	if err := referenceError(references(sec, rw, dir)); err != nil {
+		return nil, err
 	}
 	g, err := guard.New(sec.Relay.Guard, func() *accounts.Directory { return dir })
 	if err != nil {
@@ -92,7 +85,7 @@ func buildState(sec Sections, withSanitize bool) (*snapshot, error) {
 	}
 	in, err := inspect.New(sec.Relay.Inspect, sec.Relay.Hostname, nil)
 	if err != nil {
-		return nil, fmt.Errorf("relay.inspect: %w", err)
+		return nil, keyerr.Prefix("relay.inspect.", err)
 	}
 	var stage *sanitize.Stage
 	if withSanitize {

@@ -8,10 +8,12 @@ package inspect
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/netip"
 	"strings"
 
+	"github.com/sekisho/sekisho/accounts/keyerr"
 	"github.com/sekisho/sekisho/relay/smtpd"
 	"github.com/sekisho/sekisho/rewrite"
 
@@ -37,11 +39,12 @@ type Inspector struct {
 func New(cfg Config, hostname string, r msgauth.Resolver) (*Inspector, error) {
 	v, err := msgauth.New(cfg.Auth, hostname, r)
 	if err != nil {
-		return nil, err
+		// Only its resolver can fail, on the servers it is given.
+		return nil, fmt.Errorf("auth.dns_servers: %w", err)
 	}
 	s, err := dkimsign.New(cfg.DKIMSign)
 	if err != nil {
-		return nil, err
+		return nil, keyerr.Prefix("dkim_sign.", err)
 	}
 	return &Inspector{milters: milter.New(hostname, cfg.Milters), auth: v, signer: s, cfg: cfg}, nil
 }
