@@ -108,10 +108,16 @@ func TestReloadRefusesDanglingReferences(t *testing.T) {
 	for name, change := range map[string]func(*Sections){
 		"smart host rewrite set": func(s *Sections) { s.Routing.SmartHost.Rewrite = "to-internt" },
 		"route rewrite set":      func(s *Sections) { s.Routing.Routes[0].Rewrite = "nowhere" },
-		"sanitize route":         func(s *Sections) { s.Relay.Sanitize.Rules = append(s.Relay.Sanitize.Rules, sanitize.Rule{Source: "internet", Routes: []string{"innr"}}) },
-		"postmaster mailbox":     func(s *Sections) { s.Relay.Postmaster = "nobody@city.toyokawa.lg.jp" },
-		"archive mailbox":        func(s *Sections) { s.Relay.Archive = append(s.Relay.Archive, session.ArchiveConfig{Direction: "all", Address: "archive@city.toyokawa.lg.jp"}) },
-		"dkim key file":          func(s *Sections) { s.Relay.Inspect.DKIMSign.Keys = append(s.Relay.Inspect.DKIMSign.Keys, dkimsign.KeyConfig{Domain: "city.toyokawa.lg.jp", Selector: "s1", KeyFile: "/nonexistent.pem"}) },
+		"sanitize route": func(s *Sections) {
+			s.Relay.Sanitize.Rules = append(s.Relay.Sanitize.Rules, sanitize.Rule{Source: "internet", Routes: []string{"innr"}})
+		},
+		"postmaster mailbox": func(s *Sections) { s.Relay.Postmaster = "nobody@city.toyokawa.lg.jp" },
+		"archive mailbox": func(s *Sections) {
+			s.Relay.Archive = append(s.Relay.Archive, session.ArchiveConfig{Direction: "all", Address: "archive@city.toyokawa.lg.jp"})
+		},
+		"dkim key file": func(s *Sections) {
+			s.Relay.Inspect.DKIMSign.Keys = append(s.Relay.Inspect.DKIMSign.Keys, dkimsign.KeyConfig{Domain: "city.toyokawa.lg.jp", Selector: "s1", KeyFile: "/nonexistent.pem"})
+		},
 	} {
 		next, _ := testSections(t)
 		change(&next)
