@@ -66,6 +66,18 @@ sessions finish (up to --grace), and exit.`)
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
 	}
+	// Everything that can refuse the configuration before anything is
+	// created: the log files, the queue folder.
+	if err := gateway.Preflight(cfg.sections()); err != nil {
+		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
+		return exitFinding
+	}
+	// Signals before the first connection is accepted: a SIGHUP or
+	// SIGTERM sent as soon as the listeners answer waits in the channel
+	// instead of killing the process (their default action).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -128,8 +140,6 @@ sessions finish (up to --grace), and exit.`)
 		log.Info("listening", "kind", "start", "address", a.String(), "mode", cfg.Relay.Listeners[i].Mode, "config", cfg.Source)
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:

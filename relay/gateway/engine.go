@@ -50,6 +50,9 @@ type Engine struct {
 // New builds the engine and opens the queue (recovering it). It does not
 // listen yet.
 func New(sec Sections, log *slog.Logger, m *ops.Metrics) (*Engine, error) {
+	if err := checkListeners(sec.Relay); err != nil {
+		return nil, err
+	}
 	st, err := buildState(sec, true)
 	if err != nil {
 		return nil, err
@@ -101,12 +104,29 @@ func (e *Engine) newAuthenticator(c Config) *auth.Authenticator {
 	return a
 }
 
+// Preflight checks everything New checks, creating nothing: serve asks it
+// before it opens its log files, so that a configuration that cannot
+// serve leaves no file or folder behind.
+func Preflight(sec Sections) error {
+	if err := checkListeners(sec.Relay); err != nil {
+		return err
+	}
+	if _, err := buildState(sec, false); err != nil {
+		return err
+	}
+	return (&Engine{}).loadCert(sec.Relay.TLS)
+}
+
+func checkListeners(c Config) error {
+	if len(c.Listeners) == 0 {
+		return errors.New("relay.listeners: at least one listener is needed to serve")
+	}
+	return nil
+}
+
 // Start binds every listener and starts serving and delivering.
 func (e *Engine) Start(ctx context.Context) error {
 	st := e.st.Load()
-	if len(st.cfg.Listeners) == 0 {
-		return errors.New("relay.listeners: at least one listener is needed to serve")
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i, lc := range st.cfg.Listeners {
