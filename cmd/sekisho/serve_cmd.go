@@ -133,8 +133,13 @@ sessions finish (up to --grace), and exit.`)
 			return exitFinding
 		}
 	}
+	// What config check would warn of, said where the operator looks
+	// when mail goes wrong.
 	for _, w := range cfg.Relay.Warnings() {
 		log.Warn("relay."+w, "kind", "start", "config", cfg.Source)
+	}
+	for _, w := range eng.Warnings() {
+		log.Warn(w.String(), "kind", "start", "config", cfg.Source)
 	}
 	for i, a := range eng.Addrs() {
 		log.Info("listening", "kind", "start", "address", a.String(), "mode", cfg.Relay.Listeners[i].Mode, "config", cfg.Source)

@@ -102,6 +102,14 @@ func CheckAll(sec Sections, skip map[string]bool) (problems, warnings []Finding)
 			problems = append(problems, Finding{"relay.tls", strings.TrimPrefix(err.Error(), "relay.tls: ")})
 		}
 	}
+	return problems, loadedWarnings(sec, dir, router, g)
+}
+
+// loadedWarnings are the warnings of the parts that loaded (a nil one is
+// skipped): config check prints them, serve logs them at start and after
+// each reload (Engine.Warnings).
+func loadedWarnings(sec Sections, dir *accounts.Directory, router *routing.Router, g *guard.Guard) []Finding {
+	var warnings []Finding
 	if dir != nil {
 		warnings = append(warnings, secretWarnings(sec.Accounts, dir)...)
 	}
@@ -111,7 +119,14 @@ func CheckAll(sec Sections, skip map[string]bool) (problems, warnings []Finding)
 	if g != nil && router != nil && dir != nil {
 		warnings = append(warnings, routeWarnings(sec, dir, router, g)...)
 	}
-	return problems, warnings
+	return warnings
+}
+
+// Warnings are config check's warnings about the configuration in force
+// (a ping-pong route, an unusable secret...).
+func (e *Engine) Warnings() []Finding {
+	st := e.st.Load()
+	return loadedWarnings(st.sec, st.dir, st.router, st.guard)
 }
 
 // secretWarnings: a secret that cannot be used fails only at AUTH time.

@@ -40,6 +40,9 @@ func (e *Engine) Reload(sec Sections) error {
 	e.log.Info("configuration reloaded", "kind", "reload", "accounts", st.dir.Len(),
 		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname, relay.tls, relay.limits, relay.rate_limits, relay.delivery (for new connections and messages), relay.sanitize, relay.inspect (DKIM keys reread)",
 		"needs_restart", restartNote(restart))
+	for _, w := range e.Warnings() {
+		e.log.Warn(w.String(), "kind", "reload")
+	}
 	return nil
 }
 

@@ -34,8 +34,11 @@ type Sections struct {
 // configuration. Sessions and deliveries take the snapshot of the moment
 // they start and keep it for their whole transaction.
 type snapshot struct {
+	sec     Sections // what it was built from, for Engine.Warnings
 	cfg     Config
 	dir     *accounts.Directory
+	router  *routing.Router
+	guard   *guard.Guard
 	pol     *policy.Policy
 	session *session.Snapshot
 	runner  *runner.Snapshot
@@ -96,8 +99,8 @@ func buildState(sec Sections, withSanitize bool) (*snapshot, error) {
 	c := sec.Relay
 	pol := policy.New(policy.Parts{Dir: dir, Rewriter: rw, Router: router, Guard: g,
 		MaxReceived: c.Limits.MaxReceivedFields, AllowInsecureAuth: c.Auth.AllowInsecure,
-		Postmaster: c.PostmasterAddress()})
-	st := &snapshot{cfg: c, dir: dir, pol: pol}
+		Postmaster: c.PostmasterAddress(), Hostname: c.Hostname})
+	st := &snapshot{sec: sec, cfg: c, dir: dir, router: router, guard: g, pol: pol}
 	st.session = &session.Snapshot{Hostname: c.Hostname, MaxHeaderBytes: c.Limits.MaxHeaderBytes, Policy: pol,
 		Lines: linePolicies(c.BareLineEndings), Inspect: in, Archive: c.Archive}
 	st.runner = &runner.Snapshot{Hostname: c.Hostname, Postmaster: c.PostmasterAddress(), MaxHeaderBytes: c.Limits.MaxHeaderBytes,

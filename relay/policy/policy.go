@@ -54,6 +54,9 @@ type Parts struct {
 	// Postmaster is relay.postmaster: where postmaster mail goes for a
 	// domain without such an account (RFC 5321 §4.5.1).
 	Postmaster string
+	// Hostname is relay.hostname, which our Received fields name: a
+	// message that holds one has been through this gateway.
+	Hostname string
 }
 
 // Policy decides with one snapshot. It is safe for concurrent use.

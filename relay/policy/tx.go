@@ -214,6 +214,10 @@ func (p *Policy) Data(c Conn, from string, rcpts []Decision, header []byte) (Mes
 			continue // two addresses that resolve to one mailbox get one copy
 		}
 		seen[k] = true
+		if why, ok := p.loop(c, header, a, out.From); ok {
+			return Message{}, decided("data", a, refusal(554, "5.4.6", "Mail loop: this message has been here before",
+				"builtin:loop", why), 0, "", "")
+		}
 		if a != r.Rewritten || out.From != r.From {
 			// The full rewrite (with the header) differs from the RCPT
 			// preview: decide the result again.

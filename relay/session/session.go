@@ -422,8 +422,8 @@ func (s *Session) receivedField(rcpts []queue.Recipient, at time.Time) string {
 		with += "A"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (sekisho) with %s id %s.%d",
-		sanitizeHelo(s.conn.Hostname(), s.ip), s.ip, s.st.Hostname, with, s.id, s.msgs)
+	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\t%s with %s id %s.%d",
+		sanitizeHelo(s.conn.Hostname(), s.ip), s.ip, policy.TraceBy(s.st.Hostname), with, s.id, s.msgs)
 	if len(rcpts) == 1 {
 		fmt.Fprintf(&b, "\r\n\tfor <%s>", rcpts[0].Addr)
 	}
