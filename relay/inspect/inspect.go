@@ -69,8 +69,9 @@ type Verdict struct {
 	Action milter.Action
 	Reply  smtpd.Reply
 	Reason string // quarantine reason, or which stage refused
-	// Failed lists milters passed over under on_failure: accept.
-	Failed []error
+	// Failed lists the milters that failed: passed over (on_failure:
+	// accept) or the cause of a 451 (on_failure: tempfail).
+	Failed []milter.Failure
 
 	authHeader string
 	edits      []milter.HeaderEdit

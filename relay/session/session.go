@@ -100,6 +100,7 @@ type Session struct {
 	rates *ratelimit.Session
 
 	authUser string
+	authMech string // the SASL mechanism of the login, for the milters
 	// clientName is the verified reverse-DNS name from the connect
 	// checks (relay.inspect.auth.reverse_dns), for the milters.
 	clientName string
@@ -194,7 +195,7 @@ func (s *Session) Auth(mech string) (sasl.Server, error) {
 		return nil, &r
 	}
 	srv, err := s.sh.Auth.Server(mech, s.ip, func(user string) {
-		s.authUser = user
+		s.authUser, s.authMech = user, mech
 		s.log.Info("auth", "kind", "auth", "user", user, "mechanism", mech)
 		s.sh.Metrics.AuthResults.WithLabelValues(mech, "ok").Inc()
 	})
@@ -346,12 +347,13 @@ func (s *Session) Data(m *smtpd.MessageReader) smtpd.Reply {
 	}
 	hdr, body, enqueue, held := msg.Header, io.Reader(br), s.sh.Queue.Enqueue, ""
 	if s.st.Inspect.Applies(src) {
-		in, r := s.inspectData(br, header, msg.Header, s.txnInfo(env))
+		in, r := s.inspectData(br, received, header, msg.Header, s.txnInfo(env))
 		if r != nil {
 			return *r
 		}
 		defer in.done()
-		hdr, body, held = in.header, in.body, in.held
+		// The inspected header holds our Received field already.
+		hdr, body, held, received = in.header, in.body, in.held, ""
 		if held != "" {
 			enqueue = s.sh.Queue.EnqueueHeld
 		}
