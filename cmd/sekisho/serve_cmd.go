@@ -161,7 +161,7 @@ sessions finish (up to --grace), and exit.`)
 			}
 		case syscall.SIGUSR1:
 			if err := sink.Reopen(); err != nil {
-				log.Error("reopening the log files", "error", err)
+				log.Error("reopening the log files", "kind", "reload", "error", err)
 			}
 		default:
 			log.Info("shutting down", "kind", "stop", "signal", sig.String(), "grace", grace.String())
@@ -169,7 +169,7 @@ sessions finish (up to --grace), and exit.`)
 			err := eng.Shutdown(sctx)
 			scancel()
 			if err != nil {
-				log.Error("shutdown", "error", err)
+				log.Error("shutdown", "kind", "stop", "error", err)
 				return exitFinding
 			}
 			return exitOK

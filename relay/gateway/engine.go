@@ -62,7 +62,7 @@ func New(sec Sections, log *slog.Logger, m *ops.Metrics) (*Engine, error) {
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
 		return nil, err
 	}
-	q, err := queue.Open(sec.Relay.Queue, queue.WithLogger(log))
+	q, err := queue.Open(sec.Relay.Queue, queue.WithLogger(log.With("kind", "queue")))
 	if err != nil {
 		return nil, fmt.Errorf("relay.queue: %w", err)
 	}

@@ -35,7 +35,7 @@ func (s *Session) inspectConnect() (r smtpd.Reply, ok bool) {
 		return res.Reply, false
 	}
 	if res.Name != "" {
-		s.log.Debug("client name verified", "name", res.Name)
+		s.log.Debug("client name verified", "kind", "session", "name", res.Name)
 	}
 	return r, true
 }

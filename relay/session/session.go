@@ -177,7 +177,7 @@ func (s *Session) Helo(name string, extended bool) smtpd.Reply {
 	if name == "" {
 		s.log.Info("bare HELO", "kind", "accept", "extended", extended)
 	} else {
-		s.log.Debug("helo", "helo", name, "extended", extended, "tls", s.tls(), "listener", s.lis.Label)
+		s.log.Debug("helo", "kind", "session", "helo", name, "extended", extended, "tls", s.tls(), "listener", s.lis.Label)
 	}
 	return smtpd.R(250, "", "Hello "+sanitizeHelo(name, s.ip))
 }
@@ -260,7 +260,7 @@ func (s *Session) Rcpt(to string, p smtpd.RcptParams) smtpd.Reply {
 		return s.refuse("rcpt", to, d.Verdict)
 	}
 	s.rcpts = append(s.rcpts, rcpt{dec: d, params: p})
-	s.log.Debug("rcpt accepted", "rcpt", to, "rewritten", d.Rewritten, "rule", d.Rule)
+	s.log.Debug("rcpt accepted", "kind", "session", "rcpt", to, "rewritten", d.Rewritten, "rule", d.Rule)
 	s.sh.Metrics.Commands.WithLabelValues("rcpt", "accept", "").Inc()
 	return smtpd.R(250, "2.1.5", "Recipient <"+to+"> OK")
 }
@@ -364,7 +364,7 @@ func (s *Session) Data(m *smtpd.MessageReader) smtpd.Reply {
 		return s.dataError(err, "queueing")
 	}
 	if m.Normalized > 0 {
-		s.log.Info("bare line endings normalized", "id", id, "count", m.Normalized)
+		s.log.Info("bare line endings normalized", "kind", "session", "id", id, "count", m.Normalized)
 	}
 	s.logTransaction(id.String(), env, data.n, time.Since(start))
 	if held != "" {
