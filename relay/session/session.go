@@ -501,5 +501,5 @@ func (s *Session) Close() {
 	if s.rates != nil {
 		s.rates.Release()
 	}
-	s.log.Info("connection closed", "kind", "accept", "messages", s.msgs)
+	s.log.Info("connection closed", "kind", "accept", "listener", s.lis.Label, "messages", s.msgs)
 }
