@@ -114,7 +114,9 @@ func (p *Policy) Resolve(src rewrite.Source, from, to string) Resolved {
 	if out, err := p.p.Rewriter.Default().Rewrite(rewrite.Input{From: from, To: []string{target}, Source: src}); err == nil && len(out.To) == 1 {
 		res.Rewritten, res.From = out.To[0], out.From
 	}
-	res.Route, res.RouteErr = p.Route(res.Rewritten, res.From)
+	// The queue keeps the sender as received (each copy's sender is
+	// rewritten for its route at delivery): the runner routes with it.
+	res.Route, res.RouteErr = p.Route(res.Rewritten, from)
 	return res
 }
 
@@ -154,12 +156,18 @@ func (p *Policy) Key(a string) string {
 	return addr.Key(l, d, fold)
 }
 
-// Message is what DATA makes of an accepted transaction.
+// Message is what DATA makes of an accepted transaction. The queue keeps
+// the sender and the header as received: the receive-time rewrite decides
+// the recipients (where each copy goes), and each copy's sender and header
+// are rewritten for its route at delivery (rewrite.Rewriter.Copy).
 type Message struct {
-	From   string // the envelope sender after the rewrite
-	Header []byte // the rewritten header block
+	From string // the envelope sender to queue: as received
+	// Rewritten is the sender as the receive-time rules make it for the
+	// whole message, which the checks saw.
+	Rewritten string
 	// Rcpts are the recipients to queue, duplicates removed, in order.
 	Rcpts []Queued
+	// Trace is the receive-time rewrite of the recipients.
 	Trace []rewrite.Step
 }
 
@@ -195,7 +203,12 @@ func (p *Policy) Data(c Conn, from string, rcpts []Decision, header []byte) (Mes
 		return Message{}, decided("data", "", refusal(451, "4.3.0", "Address rewriting failed; try again later",
 			"builtin:rewrite", err.Error()), 0, "", "")
 	}
-	m := Message{From: out.From, Header: out.Header, Trace: out.Trace}
+	m := Message{From: from, Rewritten: out.From}
+	for _, st := range out.Trace {
+		if st.Position == rewrite.PosEnvTo && st.Field < 0 {
+			m.Trace = append(m.Trace, st)
+		}
+	}
 	seen := make(map[string]bool, len(rcpts))
 	for i, r := range rcpts {
 		a := out.To[i]
