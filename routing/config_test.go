@@ -139,7 +139,10 @@ func TestValidate(t *testing.T) {
 		{"required with ca", func(c *Config) {
 			c.Routes[0].TLS, c.Routes[0].TLSCAFile, c.Routes[0].TLSServerName = "required", "/ca.pem", "inner.example.lg.jp"
 		}, nil},
-		{"received policy", func(c *Config) { c.Routes[0].Received = "mask-inner"; c.SmartHost = TargetConfig{Targets: []string{"mx"}, Received: "remove-inner"} }, nil},
+		{"received policy", func(c *Config) {
+			c.Routes[0].Received = "mask-inner"
+			c.SmartHost = TargetConfig{Targets: []string{"mx"}, Received: "remove-inner"}
+		}, nil},
 		{"bad received policy", func(c *Config) { c.Routes[0].Received = "strip" },
 			[]string{`routes[0].received: "strip" is not a Received policy (keep, mask-inner, remove-inner)`}},
 		{"negative max", func(c *Config) { c.Routes[0].MaxConnections = -1 },

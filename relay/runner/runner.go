@@ -64,7 +64,7 @@ type Snapshot struct {
 	// none is.
 	Inner    func(netip.Addr) bool
 	Sanitize *sanitize.Stage    // nil: nothing is sanitized
-	Inspect        *inspect.Inspector // nil: nothing is signed
+	Inspect  *inspect.Inspector // nil: nothing is signed
 }
 
 // Runner delivers queued messages.
