@@ -195,13 +195,52 @@ func (p *Policy) Data(c Conn, from string, rcpts []Decision, header []byte) (Mes
 		return Message{}, decided("data", "From:", v, 0, "", "")
 	}
 	targets := make([]string, len(rcpts))
+	fixed := make([]bool, len(rcpts))
 	for i, r := range rcpts {
 		targets[i] = r.Target
+		fixed[i] = r.Rule == guard.RulePostmaster && r.Target == p.p.Postmaster
 	}
-	out, err := p.p.Rewriter.Default().Rewrite(rewrite.Input{From: from, To: targets, Header: header, Source: p.Source(c)})
+	m, err := p.queue(p.Source(c), from, targets, fixed, header)
 	if err != nil {
 		return Message{}, decided("data", "", refusal(451, "4.3.0", "Address rewriting failed; try again later",
 			"builtin:rewrite", err.Error()), 0, "", "")
+	}
+	for _, q := range m.Rcpts {
+		if r := rcpts[q.Index]; q.Addr != r.Rewritten || m.Rewritten != r.From {
+			// The full rewrite (with the header) differs from the RCPT
+			// preview: decide the result again.
+			if v := p.p.Guard.CheckRcpt(gc, m.Rewritten, q.Addr); !v.Accepted() {
+				v.Reason = fmt.Sprintf("rewritten to %s (sender %s): %s", q.Addr, orNull(m.Rewritten), v.Reason)
+				return Message{}, decided("data", q.Addr, v, 0, "", "")
+			}
+		}
+	}
+	return m, decided("data", "", guard.Verdict{Action: guard.Accept, Rule: "builtin:data",
+		Reason: fmt.Sprintf("queued for %d recipient(s) (source %s)", len(m.Rcpts), p.Source(c))}, 250, "2.0.0", "OK")
+}
+
+// Queue is what DATA would queue of a message from source src for the
+// recipients rcpts (as given at RCPT), without deciding anything: each
+// recipient's alias target (Resolve), the receive-time rewrite, and the
+// recipients that resolve to one mailbox merged. rewrite test shows the
+// copies of it.
+func (p *Policy) Queue(src rewrite.Source, from string, rcpts []string, header []byte) (Message, error) {
+	targets := make([]string, len(rcpts))
+	fixed := make([]bool, len(rcpts))
+	for i, r := range rcpts {
+		targets[i] = p.Resolve(src, from, r).Target
+		fixed[i] = p.p.Postmaster != "" && targets[i] == p.p.Postmaster && p.p.Guard.IsPostmaster(r)
+	}
+	return p.queue(src, from, targets, fixed, header)
+}
+
+// queue rewrites the recipients' alias targets (fixed ones, relay.postmaster,
+// never) with the sender and the header, and merges those that resolve to
+// one mailbox.
+func (p *Policy) queue(src rewrite.Source, from string, targets []string, fixed []bool, header []byte) (Message, error) {
+	out, err := p.p.Rewriter.Default().Rewrite(rewrite.Input{From: from, To: targets, Header: header, Source: src})
+	if err != nil {
+		return Message{}, err
 	}
 	m := Message{From: from, Rewritten: out.From}
 	for _, st := range out.Trace {
@@ -209,29 +248,20 @@ func (p *Policy) Data(c Conn, from string, rcpts []Decision, header []byte) (Mes
 			m.Trace = append(m.Trace, st)
 		}
 	}
-	seen := make(map[string]bool, len(rcpts))
-	for i, r := range rcpts {
+	seen := make(map[string]bool, len(targets))
+	for i := range targets {
 		a := out.To[i]
-		if r.Rule == guard.RulePostmaster && r.Target == p.p.Postmaster {
-			a = r.Target // relay.postmaster is never rewritten
+		if fixed[i] {
+			a = targets[i]
 		}
 		k := p.Key(a)
 		if seen[k] {
 			continue // two addresses that resolve to one mailbox get one copy
 		}
 		seen[k] = true
-		if a != r.Rewritten || out.From != r.From {
-			// The full rewrite (with the header) differs from the RCPT
-			// preview: decide the result again.
-			if v := p.p.Guard.CheckRcpt(gc, out.From, a); !v.Accepted() {
-				v.Reason = fmt.Sprintf("rewritten to %s (sender %s): %s", a, orNull(out.From), v.Reason)
-				return Message{}, decided("data", a, v, 0, "", "")
-			}
-		}
 		m.Rcpts = append(m.Rcpts, Queued{Index: i, Addr: a})
 	}
-	return m, decided("data", "", guard.Verdict{Action: guard.Accept, Rule: "builtin:data",
-		Reason: fmt.Sprintf("queued for %d recipient(s) (source %s)", len(m.Rcpts), p.Source(c))}, 250, "2.0.0", "OK")
+	return m, nil
 }
 
 // HeaderFrom lists the addresses of every From field, for the sender
