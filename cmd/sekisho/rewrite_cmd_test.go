@@ -46,6 +46,10 @@ func TestRewriteTestGolden(t *testing.T) {
 		{"message-internet.txt", append([]string{"rewrite", "test", "-c", cfg, "--message", msg, "--source", "internet"}, env...), exitOK},
 		{"message-set-to-inner.txt", append([]string{"rewrite", "test", "-c", cfg, "--message", msg, "--set", "to-inner"}, env...), exitOK},
 		{"message-no-dns.txt", append([]string{"rewrite", "test", "-c", cfg, "--message", msg, "--no-dns"}, env...), exitOK},
+		// The shipped example and message README.ja shows.
+		{"municipal-mixed.txt", []string{"rewrite", "test", "-c", "../../configs/municipal-gateway.yaml",
+			"--message", "../../configs/mixed-recipients.eml", "--no-dns", "--from", "tanaka@city.toyokawa.aichi.jp",
+			"--rcpt", "kikaku@city.nagoya.jp", "--rcpt", "partner@example.com", "--rcpt", "bucho@city.toyokawa.aichi.jp"}, exitOK},
 		{"addresses.txt", []string{"rewrite", "test", "-c", cfg, "--from", "user@city.toyokawa.aichi.jp",
 			"--rcpt", "kikaku@pref.aichi.jp", "--rcpt", "soumu@pref.aichi.jp", "--rcpt", "friend@example.com"}, exitOK},
 		{"addresses.json", []string{"rewrite", "test", "--json", "-c", cfg, "--from", "user@city.toyokawa.aichi.jp", "--rcpt", "Kikaku@Pref.Aichi.JP"}, exitOK},
@@ -228,8 +232,14 @@ func TestRewriteFormatExample(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Envelope.From != "user@city.toyokawa.lg.jp" || strings.Join(res.Envelope.Rcpt, ",") != "soumu@pref.aichi.jp,kikaku@city.nagoya.lg.jp" {
+	// The receive-time rules decide the recipients only; the sender is
+	// each copy's set's business.
+	if res.Envelope.From != "user@city.toyokawa.aichi.jp" || strings.Join(res.Envelope.Rcpt, ",") != "soumu@pref.aichi.jp,kikaku@city.nagoya.lg.jp" {
 		t.Errorf("envelope %+v", res.Envelope)
+	}
+	code, stdout, stderr = runRewriteCmd(t, "rewrite", "test", "-c", cfg, "--set", "to-lgwan", "--from", "user@city.toyokawa.aichi.jp", "--rcpt", "kikaku@city.nagoya.lg.jp")
+	if code != exitOK || !strings.Contains(stdout, "env-from   user@city.toyokawa.aichi.jp -> user@city.toyokawa.lg.jp  [lgwan-addresses]") {
+		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
 	}
 	code, stdout, stderr = runRewriteCmd(t, "rewrite", "test", "-c", cfg, "--set", "to-inner", "--source", "internet", "--rcpt", "user@city.toyokawa.lg.jp")
 	if code != exitOK || !strings.Contains(stdout, "env-to     user@city.toyokawa.lg.jp -> user@city.toyokawa.aichi.jp  [lg-to-regional]") {
