@@ -359,6 +359,8 @@ func receivedTokens(v string) []rtoken {
 			}
 			out = append(out, rtoken{kind, v[i+1 : i+1+j]})
 			i += j + 2
+		case c == ')' || c == ']' || c == '>':
+			i++ // a stray closer: nothing to read
 		default:
 			j := i
 			for j < len(v) && !strings.ContainsRune(" \t\r\n;()[]<>\"", rune(v[j])) {
