@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,7 +111,7 @@ func TestCopy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if out.From != tt.from || strings.Join(out.To, ",") != tt.to || !equalInts(out.Of, tt.of) {
+			if out.From != tt.from || strings.Join(out.To, ",") != tt.to || !slices.Equal(out.Of, tt.of) {
 				t.Errorf("envelope %q %q %v, want %q %q %v", out.From, out.To, out.Of, tt.from, tt.to, tt.of)
 			}
 			want := tt.header
@@ -157,18 +158,6 @@ func firedRules(trace []Step) string {
 		out = append(out, name+" "+pos)
 	}
 	return strings.Join(out, "; ")
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestCopyReadsHeader(t *testing.T) {
