@@ -42,7 +42,7 @@ func (s *Session) inspectConnect() (r smtpd.Reply, ok bool) {
 
 // inspected is what the after-DATA stages leave to queue.
 type inspected struct {
-	header []byte    // the header to queue (our Received, rewritten, edited, our Authentication-Results)
+	header []byte    // the header to queue (our Received, as received, edited, our Authentication-Results)
 	body   io.Reader // the body, from its start
 	held   string    // quarantined (the reason): queue it held
 	done   func()    // releases the spooled body
@@ -57,7 +57,7 @@ type inspected struct {
 // only verifies over the original header. reply non-nil ends the
 // transaction with it (refused, deferred, discarded or an internal
 // failure, which is always 4xx).
-func (s *Session) inspectData(br io.Reader, trace string, received, rewritten []byte, env rcptsFrom) (out inspected, reply *smtpd.Reply) {
+func (s *Session) inspectData(br io.Reader, trace string, received []byte, env rcptsFrom) (out inspected, reply *smtpd.Reply) {
 	body, done, err := spoolBody(br, spoolMemMax)
 	if err != nil {
 		r := s.dataError(err, "reading the message for inspection")
@@ -108,7 +108,7 @@ func (s *Session) inspectData(br io.Reader, trace string, received, rewritten []
 		return out, &r
 	}
 	// The milters' edits count our Received field, which they saw first.
-	out.header, out.body = v.Header(append([]byte(trace), rewritten...)), body
+	out.header, out.body = v.Header(append([]byte(trace), received...)), body
 	return out, nil
 }
 
