@@ -87,8 +87,11 @@ func parseNetwork(s string) (netip.Prefix, error) {
 		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 	}
 	p, err := netip.ParsePrefix(s)
-	if err != nil || p.Masked() != p {
+	switch {
+	case err != nil || p.Masked() != p:
 		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR block with its host bits clear", s)
+	case p.Addr().Is4In6():
+		return netip.Prefix{}, fmt.Errorf("%q: write IPv4 networks in dotted form", s)
 	}
 	return p, nil
 }

@@ -149,3 +149,18 @@ exempt[1]: "nowhere" is neither an IP address nor a CIDR block`
 		t.Errorf("defaults: %v", err)
 	}
 }
+
+func FuzzParseNetwork(f *testing.F) {
+	for _, s := range []string{"192.0.2.0/24", "2001:db8::1", "10.0.0.1/8", "::ffff:1.2.3.4", "::ffff:1.2.3.4/128", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parseNetwork(s)
+		if err != nil {
+			return
+		}
+		if !p.IsValid() || p.Masked() != p || p.Addr().Is4In6() {
+			t.Fatalf("%q gave %v", s, p)
+		}
+	})
+}
