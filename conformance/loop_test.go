@@ -9,12 +9,7 @@ import (
 
 // pingPongConfig puts a foreign domain's route on the inner server (the
 // seeds' ping-pong: the inner server sends such mail back to its gateway).
-const pingPongConfig = `
-accounts:
-  domains: [{name: test.jp, mode: mirror}]
-  accounts:
-    - address: postmaster@test.jp
-    - address: tanaka@test.jp
+const pingPongConfig = mirrorTestJP + `
 routing:
   routes:
     - name: inner-server
@@ -29,7 +24,6 @@ routing:
     servers: ["{{dns}}"]
 relay:
   hostname: gw.test.jp
-  postmaster: postmaster@test.jp
   listeners:
     - address: "{{listen "mx"}}"
       mode: mx
@@ -54,6 +48,9 @@ func TestSeedPingPong_RefusedOnFirstReturn(t *testing.T) {
 	}
 	w.addSink(inner)
 	g := w.start(pingPongConfig)
+	// Logged once the listeners are up, which start waits for: wait for
+	// the line too.
+	waitCount(t, g, 1, "routing.routes[1].targets")
 	if g.countLog("kind=start", "routing.routes[1].targets", "a loop") == 0 {
 		t.Errorf("serve did not warn of the ping-pong at start:\n%s", g.logs.String())
 	}
@@ -67,7 +64,7 @@ func TestSeedPingPong_RefusedOnFirstReturn(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.conn.Close()
-		for _, cmd := range []string{"", "EHLO inner.test.jp\r\n", "MAIL FROM:<tanaka@test.jp>\r\n", "RCPT TO:<x@partner.example>\r\n", "DATA\r\n"} {
+		for _, cmd := range []string{"", "EHLO inner.test.jp\r\n", "MAIL FROM:<bucho@test.jp>\r\n", "RCPT TO:<x@partner.example>\r\n", "DATA\r\n"} {
 			c.send(cmd)
 			if r, err := c.readReply(); err != nil || (r.code[0] != '2' && r.code[0] != '3') {
 				t.Fatalf("%q: %v %v\n%s", cmd, r, err, c.log)
@@ -81,7 +78,7 @@ func TestSeedPingPong_RefusedOnFirstReturn(t *testing.T) {
 		return r
 	}
 	// The first pass: the inner server's user writes to the partner.
-	if r := send("From: tanaka@test.jp\r\nSubject: hello\r\n\r\nhi\r\n"); r.code != "250" {
+	if r := send("From: bucho@test.jp\r\nSubject: hello\r\n\r\nhi\r\n"); r.code != "250" {
 		t.Fatalf("first pass: %v", r)
 	}
 	msgs := inner.Wait(t, waitTimeout, "the message at the inner server", func(m []sinkMessage) bool { return len(m) >= 1 })
@@ -94,6 +91,8 @@ func TestSeedPingPong_RefusedOnFirstReturn(t *testing.T) {
 	if r := send(back); r.code != "554" || r.enhanced != "5.4.6" {
 		t.Errorf("the message back from the inner server: %v, want 554 5.4.6", r)
 	}
+	// The log reaches us through a pipe, after the reply: wait for it.
+	waitCount(t, g, 1, "rule=builtin:loop")
 	if n := g.countLog("kind=reject", "rule=builtin:loop"); n != 1 {
 		t.Errorf("%d refusals logged with rule builtin:loop, want 1", n)
 	}

@@ -8,35 +8,13 @@ import (
 	"testing"
 )
 
-// serveConfig is a small gateway for the start and stop scenarios.
-const serveConfig = `
-accounts:
-  domains: [{name: test.jp, mode: mirror}]
-  accounts:
-    - address: postmaster@test.jp
-routing:
-  routes:
-    - name: inner-server
-      domain: test.jp
-      targets: ["{{sink "inner"}}"]
-      tls: none
-  dns:
-    servers: ["{{dns}}"]
-relay:
-  hostname: gw.test.jp
-  listeners:
-    - address: "{{listen "mx"}}"
-      mode: mx
-{{runtime}}
-`
-
 // A SIGHUP as soon as the gateway answers is a reload, not the end of the
 // process (the signal's default action): the handlers are in place before
 // the first connection is accepted.
 func TestServe_SignalRightAfterStart(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	g := w.start(serveConfig)
+	g := w.start(configC(""))
 	g.signal(t, syscall.SIGHUP)
 	waitCount(t, g, 1, "configuration reloaded")
 	if !g.running() {
@@ -52,10 +30,14 @@ func TestServe_SignalRightAfterStart(t *testing.T) {
 func TestServe_RefusedConfigurationCreatesNothing(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
-	noListener := strings.Replace(serveConfig, `  listeners:
+	full := configC("")
+	noListener := strings.Replace(full, `  listeners:
     - address: "{{listen "mx"}}"
       mode: mx
 `, "", 1)
+	if noListener == full {
+		t.Fatal("configC has no listeners section to take out")
+	}
 	cmd := sekisho(context.Background(), "serve", "-c", w.configure(noListener))
 	cmd.Dir = w.dir
 	outb, err := cmd.CombinedOutput()

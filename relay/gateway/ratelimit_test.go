@@ -3,7 +3,6 @@ package gateway
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"log/slog"
 	"net"
 	"strings"
@@ -44,18 +43,7 @@ func TestRateLimitsLive(t *testing.T) {
 	sec.Relay.RateLimits.Client.MessagesPerMinute = 1
 	var logs lockedBuffer
 	m := ops.NewMetrics()
-	e, err := New(sec, slog.New(slog.NewTextHandler(&logs, nil)), m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Shutdown(ctx)
-	})
+	e := startEngineWith(t, sec, slog.New(slog.NewTextHandler(&logs, nil)), m)
 	addr := e.Addrs()[0].String()
 
 	first := dial(t, "127.0.0.1", addr)

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -239,18 +238,7 @@ func TestSessionMilterSeesTheTransactionAsGiven(t *testing.T) {
 		{Name: "envelope", Address: "inet:" + l.Addr().String()},
 	}
 	var logs lockedBuffer
-	e, err := New(sec, slog.New(slog.NewTextHandler(&logs, nil)), ops.NewMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Shutdown(ctx)
-	})
+	e := startEngineWith(t, sec, slog.New(slog.NewTextHandler(&logs, nil)), ops.NewMetrics())
 	d := dial(t, "127.0.0.1", e.Addrs()[0].String())
 	d.do("EHLO client.example", 250)
 	d.do("MAIL FROM:<someone@example.com>", 250)
