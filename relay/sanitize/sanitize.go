@@ -45,9 +45,9 @@ const (
 
 // Attachment is one part that was removed or kept, and why.
 type Attachment struct {
-	Path     string `json:"path"` // MIME part number: "2", "1.3"
-	Name     string `json:"name"` // decoded, made safe (safeName): what the recipient sees
-	Size     int64  `json:"size"` // decoded bytes
+	Path     string `json:"path"`     // MIME part number: "2", "1.3"
+	Name     string `json:"name"`     // decoded, made safe (safeName): what the recipient sees
+	Size     int64  `json:"size"`     // decoded bytes
 	Declared string `json:"declared"` // the Content-Type the sender gave
 	Detected string `json:"detected"` // the type its content has
 	// Reason says why it was removed, Code the same for a program
