@@ -93,7 +93,7 @@ func capText(s string, n int) string {
 }
 
 // nameParams are the parameters a kept attachment is written with: an
-// ASCII name quoted; any other in RFC 2231 form (filename*0*=UTF-8”…,
+// ASCII name quoted; any other in RFC 2231 form (filename*0*= in UTF-8,
 // cut into continuations so that no line grows long), which every
 // current client reads, with an RFC 2047 name= on Content-Type for the
 // old ones.
