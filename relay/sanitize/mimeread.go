@@ -3,6 +3,7 @@ package sanitize
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 )
 
@@ -289,6 +290,8 @@ func fieldName(line []byte) (string, bool) {
 // before the first field is skipped.
 func readHeader(s *source, caps headerCaps, top bool) *header {
 	h := &header{}
+	var overCap []string // names of fields over the caps, in order, counted
+	overCount := map[string]int{}
 	var cur []byte // the field being read
 	var curName string
 	size, kept, mime := 0, 0, 0
@@ -299,7 +302,7 @@ func readHeader(s *source, caps headerCaps, top bool) *header {
 		}
 		switch {
 		case over:
-			h.dropped = append(h.dropped, curName+": longer than one field may be")
+			h.dropped = append(h.dropped, fmt.Sprintf("%s: longer than %d bytes", curName, caps.fieldSize))
 		case kept < caps.fields && size+len(cur) <= caps.bytes:
 			h.fields = append(h.fields, field{name: curName, raw: cur})
 			size += len(cur)
@@ -309,7 +312,10 @@ func readHeader(s *source, caps headerCaps, top bool) *header {
 			h.fields = append(h.fields, field{name: curName, raw: cur})
 			mime++
 		default:
-			h.dropped = append(h.dropped, curName+": over the cap on header fields")
+			if overCount[curName] == 0 {
+				overCap = append(overCap, curName)
+			}
+			overCount[curName]++
 		}
 		cur, over = nil, false
 	}
@@ -353,7 +359,7 @@ func readHeader(s *source, caps headerCaps, top bool) *header {
 		if !isField {
 			finish()
 			s.pushBack(text, nl)
-			return h
+			break
 		}
 		finish()
 		curName = name
@@ -364,6 +370,9 @@ func readHeader(s *source, caps headerCaps, top bool) *header {
 		cur = append(append(make([]byte, 0, len(text)+2), text...), '\r', '\n')
 	}
 	finish()
+	for _, name := range overCap {
+		h.dropped = append(h.dropped, fmt.Sprintf("%s: %d past the cap of %d fields or %d bytes", name, overCount[name], caps.fields, caps.bytes))
+	}
 	return h
 }
 
