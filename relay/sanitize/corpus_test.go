@@ -4,10 +4,10 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/zlib"
-	"slices"
 	"encoding/base64"
 	"fmt"
 	"mime/quotedprintable"
+	"slices"
 	"strings"
 
 	"golang.org/x/text/encoding"

@@ -43,7 +43,7 @@ type Copy struct {
 	// Made is true when this call sanitized the message (false when an
 	// earlier attempt's copy is sent again, or for a released original);
 	// Result and ReleaseID are then worth a log line.
-	Made      bool
+	Made     bool
 	Released bool
 	// Result says what was done, first in one word (Report.Result, or
 	// "released"), then the report's summary.

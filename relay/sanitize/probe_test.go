@@ -169,13 +169,13 @@ func probes() []probe {
 
 		// Alternatives.
 		{name: "attachments of the alternative not chosen", opts: allowPDFPNGCSV,
-			msg: "From: a@example.com\nContent-Type: multipart/alternative; boundary=\"a\"\n\n--a\nContent-Type: text/plain\n\nplain version\n--a\nContent-Type: multipart/related; boundary=\"r\"\n\n--r\nContent-Type: text/html\n\n<p>html version</p>\n--r\nContent-Type: image/png\nContent-Disposition: inline; filename=\"logo.png\"\nContent-Transfer-Encoding: base64\n\n" + b64(png) + "\n--r--\n--a--\n",
+			msg:      "From: a@example.com\nContent-Type: multipart/alternative; boundary=\"a\"\n\n--a\nContent-Type: text/plain\n\nplain version\n--a\nContent-Type: multipart/related; boundary=\"r\"\n\n--r\nContent-Type: text/html\n\n<p>html version</p>\n--r\nContent-Type: image/png\nContent-Disposition: inline; filename=\"logo.png\"\nContent-Transfer-Encoding: base64\n\n" + b64(png) + "\n--r--\n--a--\n",
 			contains: []string{"plain version"}, check: func(t *testing.T, rep *Report, raw string) {
 				kept()(t, rep, raw)
 				removedCode("logo.png", CodeUnusedAlternative)(t, rep, raw)
 			}},
 		{name: "attachments of the alternative chosen", opts: withPrefer(allowPDFPNGCSV, "html"),
-			msg: "From: a@example.com\nContent-Type: multipart/alternative; boundary=\"a\"\n\n--a\nContent-Type: text/plain\n\nplain version\n--a\nContent-Type: multipart/related; boundary=\"r\"\n\n--r\nContent-Type: text/html\n\n<p>html version</p>\n--r\nContent-Type: image/png\nContent-Disposition: inline; filename=\"logo.png\"\nContent-Transfer-Encoding: base64\n\n" + b64(png) + "\n--r--\n--a--\n",
+			msg:      "From: a@example.com\nContent-Type: multipart/alternative; boundary=\"a\"\n\n--a\nContent-Type: text/plain\n\nplain version\n--a\nContent-Type: multipart/related; boundary=\"r\"\n\n--r\nContent-Type: text/html\n\n<p>html version</p>\n--r\nContent-Type: image/png\nContent-Disposition: inline; filename=\"logo.png\"\nContent-Transfer-Encoding: base64\n\n" + b64(png) + "\n--r--\n--a--\n",
 			contains: []string{"html version"}, check: kept("logo.png")},
 
 		// Header links.
