@@ -42,6 +42,13 @@ func (s *Stage) Applies(source rewrite.Source, client, route string) bool {
 	return s != nil && s.cfg.Applies(source, client, route)
 }
 
+// Selects reports whether the rules sanitize mail from source and client
+// on any route: such mail is not to reach the inside whole by another
+// way (the runner's fail reports carry only its header).
+func (s *Stage) Selects(source rewrite.Source, client string) bool {
+	return s != nil && s.cfg.Selects(source, client)
+}
+
 // Outcome says what Apply did.
 type Outcome struct {
 	// Released: the message is an original released from the quarantine
