@@ -175,7 +175,9 @@ func (s *source) Read(p []byte) (int, error) {
 		if !ok {
 			break
 		}
-		s.outNL, s.out, s.held = s.held, text, nl
+		// The line break is held past the next read, which reuses the
+		// buffer it sits in: a constant stands for it.
+		s.outNL, s.out, s.held = s.held, text, lineBreak(nl)
 	}
 	if n == 0 {
 		if s.err != nil {
@@ -186,6 +188,18 @@ func (s *source) Read(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+var crlfBytes, lfBytes = []byte("\r\n"), []byte("\n")
+
+func lineBreak(nl []byte) []byte {
+	switch len(nl) {
+	case 2:
+		return crlfBytes
+	case 1:
+		return lfBytes
+	}
+	return nil
 }
 
 // field is one header field: its name as written and its raw bytes

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 	"unicode/utf8"
 
@@ -271,6 +272,40 @@ func TestDecodeTextMislabelled(t *testing.T) {
 	} {
 		if got := decodeText([]byte(c.raw), c.label); got != want {
 			t.Errorf("decodeText(%q labelled %q) = %q", c.raw, c.label, got)
+		}
+	}
+}
+
+// A body read in small pieces across many refills of the read buffer
+// comes out whole, in every transfer encoding: the line reader hands out
+// slices of a buffer the next read reuses.
+func TestLargeBodyIntact(t *testing.T) {
+	var want strings.Builder
+	for i := 0; want.Len() < 300<<10; i++ {
+		fmt.Fprintf(&want, "%d行目：市役所からのお知らせです。説明会は本庁舎3階で開催します。%s\n", i, strings.Repeat("x", i%200))
+	}
+	body := want.String()
+	for _, c := range []struct{ cte, data string }{
+		{"8bit", body}, {"quoted-printable", qp(body)}, {"base64", b64(body)},
+	} {
+		for name, wrap := range map[string]func(io.Reader) io.Reader{"one byte": iotest.OneByteReader, "half": iotest.HalfReader, "whole": func(r io.Reader) io.Reader { return r }} {
+			msg := crlfs("From: a@example.com\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: " + c.cte + "\n\n" + c.data + "\n--b--\n")
+			var out bytes.Buffer
+			if _, err := Message(wrap(strings.NewReader(msg)), &out, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			m, err := message.Read(&out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(m.Body)
+			if g := strings.ReplaceAll(string(got), "\r\n", "\n"); g != body {
+				i := 0
+				for i < len(g) && i < len(body) && g[i] == body[i] {
+					i++
+				}
+				t.Errorf("%s, %s: the text differs at byte %d: %q", c.cte, name, i, g[i:min(len(g), i+40)])
+			}
 		}
 	}
 }
