@@ -112,6 +112,13 @@ func (e *encoder) text(s string) []byte {
 	if !e.iso {
 		return []byte(s)
 	}
+	// The encoder returns to ASCII before every ASCII byte, so before each
+	// line break: the whole text at once, when every character has a JIS
+	// code; else line by line, each with its replacements.
+	s = widenKana(s)
+	if out, _, err := transform.Bytes(japanese.ISO2022JP.NewEncoder(), []byte(s)); err == nil {
+		return out
+	}
 	var out []byte
 	for line := range strings.SplitAfterSeq(s, "\n") {
 		out = append(out, e.iso2022(line)...)
@@ -157,6 +164,10 @@ func (e *encoder) iso2022(s string) []byte {
 // encoder would write them as JIS X 0201 katakana, ESC ( I, which many
 // readers show as garbage), and CP50220 converts them the same way.
 func widenKana(s string) string {
+	// U+FF61..U+FF9F are EF BD A1..EF BE 9F in UTF-8.
+	if !strings.Contains(s, "\xef\xbd") && !strings.Contains(s, "\xef\xbe") {
+		return s
+	}
 	i := strings.IndexFunc(s, isHalfKana)
 	if i < 0 {
 		return s

@@ -2,6 +2,7 @@ package sanitize
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"io"
 	"strings"
@@ -53,16 +54,19 @@ func (d *base64Reader) Read(p []byte) (int, error) {
 			return 0, d.err
 		}
 		n, err := d.r.Read(d.raw)
-		for _, c := range d.raw[:n] {
-			if d.ended {
-				break
-			}
+		raw := d.raw[:n]
+		if i := bytes.IndexByte(raw, '='); i >= 0 {
+			raw, d.ended = raw[:i], true
+		}
+		q := d.quad[:len(d.quad)+len(raw)]
+		j := len(d.quad)
+		for _, c := range raw {
+			q[j] = c
 			if b64Valid[c] {
-				d.quad = append(d.quad, c)
-			} else if c == '=' {
-				d.ended = true
+				j++
 			}
 		}
+		d.quad = q[:j]
 		if err != nil || d.ended {
 			// The end: the last group decodes as far as it goes.
 			if len(d.quad)%4 == 1 {
@@ -105,12 +109,13 @@ func (d *base64Reader) countRest() (int64, error) {
 	d.quad = d.quad[:0]
 	for d.err == nil && !d.ended {
 		m, err := d.r.Read(d.raw)
-		for _, c := range d.raw[:m] {
+		raw := d.raw[:m]
+		if i := bytes.IndexByte(raw, '='); i >= 0 {
+			raw, d.ended = raw[:i], true
+		}
+		for _, c := range raw {
 			if b64Valid[c] {
 				chars++
-			} else if c == '=' {
-				d.ended = true
-				break
 			}
 		}
 		if err != nil {
@@ -178,7 +183,7 @@ func qpLine(dst, line []byte, whole bool) []byte {
 	}
 	for i := 0; i < len(line); i++ {
 		c := line[i]
-		if c == '=' && i+2 < len(line)+0 && i+2 <= len(line)-1 {
+		if c == '=' && i+2 < len(line) {
 			if h, ok := unhex(line[i+1]); ok {
 				if l, ok := unhex(line[i+2]); ok {
 					dst = append(dst, h<<4|l)

@@ -57,30 +57,63 @@ func (o *textOut) raw(s string, prefix string) {
 }
 
 // words writes text with runs of white space collapsed to one space.
+// HTML white space is ASCII only (an ideographic space, U+3000, is text
+// and stays); a no-break space counts as a space here.
 func (o *textOut) words(s, prefix string) {
-	s = strings.ReplaceAll(s, "\u00a0", " ")
 	if s == "" {
 		return
 	}
-	if strings.TrimLeft(s, htmlSpace) != s {
+	if n := htmlSpaceAt(s, 0); n > 0 {
 		o.space = true
 	}
-	// HTML white space is ASCII only: an ideographic space (U+3000) is
-	// text and stays.
-	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(htmlSpace, r) }) {
+	for i := 0; i < len(s); {
+		if n := htmlSpaceAt(s, i); n > 0 {
+			i += n
+			continue
+		}
+		j := i
+		for j < len(s) && htmlSpaceAt(s, j) == 0 {
+			j++
+		}
 		switch {
 		case o.nl > 0 || o.empty():
 			o.b.WriteString(prefix)
 		case o.space:
 			o.b.WriteByte(' ')
 		}
-		o.b.WriteString(w)
+		o.b.WriteString(s[i:j])
 		o.nl = 0
 		o.space = true
+		i = j
 	}
-	if strings.TrimRight(s, htmlSpace) == s {
+	if !endsInHTMLSpace(s) {
 		o.space = false
 	}
+}
+
+// htmlSpaceAt is the length of the white space at s[i]: an ASCII space,
+// tab, line break or form feed, or a no-break space; 0 for none.
+func htmlSpaceAt(s string, i int) int {
+	switch s[i] {
+	case ' ', '\t', '\r', '\n', '\f':
+		return 1
+	case 0xc2:
+		if i+1 < len(s) && s[i+1] == 0xa0 {
+			return 2
+		}
+	}
+	return 0
+}
+
+func endsInHTMLSpace(s string) bool {
+	n := len(s)
+	switch {
+	case n >= 1 && htmlSpaceAt(s, n-1) == 1:
+		return true
+	case n >= 2 && s[n-2] == 0xc2 && s[n-1] == 0xa0:
+		return true
+	}
+	return false
 }
 
 const htmlSpace = " \t\r\n\f"
@@ -180,14 +213,20 @@ type htmlRenderer struct {
 	lists  []listState
 	tables []*tableState
 	anchor []linkState
+
+	prefixFor  [2]int
+	prefixText string
 }
 
+// prefix is what starts each line at the current depth of quotes and
+// lists; it is made again only when the depth changes.
 func (r *htmlRenderer) prefix() string {
-	p := strings.Repeat("> ", r.quote)
-	if len(r.lists) > 1 {
-		p += strings.Repeat("  ", len(r.lists)-1)
+	depth := [2]int{r.quote, max(len(r.lists)-1, 0)}
+	if depth != r.prefixFor {
+		r.prefixFor = depth
+		r.prefixText = strings.Repeat("> ", depth[0]) + strings.Repeat("  ", depth[1])
 	}
-	return p
+	return r.prefixText
 }
 
 // walk renders the document depth first without recursion: a mail's
@@ -475,6 +514,10 @@ func renderTable(out *textOut, rows [][]*textOut, prefix string) {
 func displayWidth(s string) int {
 	n := 0
 	for _, r := range s {
+		if r < 0x1100 { // nothing wide comes before Hangul Jamo
+			n++
+			continue
+		}
 		switch width.LookupRune(r).Kind() {
 		case width.EastAsianWide, width.EastAsianFullwidth:
 			n += 2
@@ -487,20 +530,23 @@ func displayWidth(s string) int {
 
 // tidy trims trailing spaces and keeps at most one blank line in a row.
 func tidy(s string) string {
-	lines := strings.Split(s, "\n")
-	out := lines[:0]
-	blank := 0
-	for _, l := range lines {
-		l = strings.TrimRight(l, " \t")
+	var b strings.Builder
+	b.Grow(len(s))
+	blank, started := 0, false
+	for line := range strings.SplitSeq(s, "\n") {
+		l := strings.TrimRight(line, " \t")
 		if l == "" {
 			blank++
-			if blank > 1 {
-				continue
-			}
-		} else {
-			blank = 0
+			continue
 		}
-		out = append(out, l)
+		if started {
+			b.WriteByte('\n')
+			if blank > 0 {
+				b.WriteByte('\n')
+			}
+		}
+		b.WriteString(l)
+		started, blank = true, 0
 	}
-	return strings.Trim(strings.Join(out, "\n"), "\n")
+	return b.String()
 }

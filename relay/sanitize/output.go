@@ -338,25 +338,75 @@ func writeBase64(w *bufio.Writer, r io.Reader) error {
 
 // crlf turns LF line ends into CRLF.
 func crlf(b []byte) []byte {
-	return []byte(strings.ReplaceAll(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n", "\r\n"))
+	out := make([]byte, 0, len(b)+bytes.Count(b, lfBytes))
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return append(out, b...)
+		}
+		line := b[:i]
+		if i > 0 && line[i-1] == '\r' {
+			line = line[:i-1]
+		}
+		out = append(append(out, line...), '\r', '\n')
+		b = b[i+1:]
+	}
+	return out
 }
 
-// foldLong cuts lines that ISO-2022-JP's 7-bit form could not carry (a
-// line must stay under 998 octets; a kanji takes two plus escapes).
+// foldLong cuts lines that ISO-2022-JP's 7-bit form could not carry
+// within RFC 5322's 998 octets: a kanji takes two, and every switch
+// between ASCII and JIS X 0208 three more for the escape.
 func foldLong(s string, iso bool) string {
-	if !iso {
+	// A line of up to 370 bytes encodes to at most 998: three bytes of
+	// UTF-8 become at most two plus two escapes.
+	const safe = 370
+	if !iso || !hasLongLine(s, safe) {
 		return s
 	}
 	var b strings.Builder
+	b.Grow(len(s) + len(s)/safe)
 	for line := range strings.SplitAfterSeq(s, "\n") {
-		r := []rune(line)
-		for len(r) > 300 {
-			b.WriteString(string(r[:300]) + "\n")
-			r = r[300:]
+		if len(line) <= safe {
+			b.WriteString(line)
+			continue
 		}
-		b.WriteString(string(r))
+		n, ascii, start := 0, true, 0
+		for i, r := range line {
+			w := 1
+			if r >= 0x80 {
+				w = 2
+			}
+			if (r >= 0x80) == ascii {
+				w += 3 // the escape into or out of JIS X 0208
+			}
+			if n+w+3 > maxLine-8 {
+				b.WriteString(line[start:i])
+				b.WriteByte('\n')
+				start, n, ascii = i, 0, true
+				if r >= 0x80 {
+					w = 5
+				} else {
+					w = 1
+				}
+			}
+			n += w
+			ascii = r < 0x80
+		}
+		b.WriteString(line[start:])
 	}
 	return b.String()
+}
+
+func hasLongLine(s string, n int) bool {
+	for len(s) > n {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 || i > n {
+			return true
+		}
+		s = s[i+1:]
+	}
+	return false
 }
 
 // newBoundary is a variable so golden tests get a fixed boundary.
@@ -384,6 +434,9 @@ func (wk *walker) defang(s string) string {
 
 // defangText is defang whatever the link style.
 func defangText(s string) string {
+	if !strings.Contains(s, "://") {
+		return defangWWW(s)
+	}
 	var b strings.Builder
 	rest := s
 	for {
@@ -414,7 +467,11 @@ func defangText(s string) string {
 		rest = rest[end:]
 	}
 	b.WriteString(rest)
-	out := b.String()
+	return defangWWW(b.String())
+}
+
+// defangWWW makes a bare www.example.jp unclickable.
+func defangWWW(out string) string {
 	if !strings.Contains(out, "www.") && !strings.Contains(out, "WWW.") && !strings.Contains(out, "Www.") {
 		return out
 	}

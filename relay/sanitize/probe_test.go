@@ -211,6 +211,9 @@ func probes() []probe {
 			"word/_rels/document.xml.rels": `<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink" Target="https://example.jp/" TargetMode="External"/></Relationships>`}))+"--b--\n"),
 			check: kept("h.docx")},
 
+		{name: "ISO-2022-JP lines that switch at every character", opts: Options{Charset: CharsetISO2022J}, msg: "Content-Type: text/plain; charset=utf-8\n\n" + strings.Repeat("a漢", 700) + "\n",
+			contains: []string{"a漢a漢"}},
+
 		// RFC 1468.
 		{name: "half-width katakana in ISO-2022-JP", opts: Options{Charset: CharsetISO2022J}, msg: "Content-Type: text/plain; charset=utf-8\n\nﾊﾝｶｸｶﾀｶﾅﾃﾞｽ｡\n",
 			contains: []string{"ハンカクカタカナデス。"}, check: func(t *testing.T, rep *Report, raw string) {

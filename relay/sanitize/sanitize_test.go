@@ -157,6 +157,11 @@ func TestCorpusProperties(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			for line := range strings.SplitSeq(out.String(), "\r\n") {
+				if len(line) > maxLine {
+					t.Errorf("a line of %d octets", len(line))
+				}
+			}
 			text := render(t, out.Bytes())
 			for _, s := range w.contains {
 				if !strings.Contains(text, s) {
