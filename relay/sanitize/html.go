@@ -116,8 +116,6 @@ func endsInHTMLSpace(s string) bool {
 	return false
 }
 
-const htmlSpace = " \t\r\n\f"
-
 type tableState struct {
 	rows  [][]*textOut
 	outer *textOut

@@ -239,15 +239,6 @@ func (h *header) get(name string) string {
 	return ""
 }
 
-func (h *header) has(name string) bool {
-	for _, f := range h.fields {
-		if equalFold(f.name, name) {
-			return true
-		}
-	}
-	return false
-}
-
 // equalFold is strings.EqualFold for ASCII field names, without its
 // Unicode tables.
 func equalFold(a, b string) bool {
