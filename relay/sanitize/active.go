@@ -135,20 +135,7 @@ func (p *pdfScanner) endName() {
 	p.inName = false
 	name := p.name
 	if bytes.IndexByte(name, '#') >= 0 {
-		var d []byte
-		for i := 0; i < len(name); i++ {
-			if name[i] == '#' && i+2 < len(name) {
-				if h, ok := unhex(name[i+1]); ok {
-					if l, ok := unhex(name[i+2]); ok {
-						d = append(d, h<<4|l)
-						i += 2
-						continue
-					}
-				}
-			}
-			d = append(d, name[i])
-		}
-		name = d
+		name = appendUnescaped(nil, name, '#')
 	}
 	if what, ok := pdfNames[string(name)]; ok {
 		p.found[what] = true

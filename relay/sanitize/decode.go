@@ -181,19 +181,7 @@ func qpLine(dst, line []byte, whole bool) []byte {
 	if len(line) > 0 && line[len(line)-1] == '=' {
 		line, soft = line[:len(line)-1], true
 	}
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		if c == '=' && i+2 < len(line) {
-			if h, ok := unhex(line[i+1]); ok {
-				if l, ok := unhex(line[i+2]); ok {
-					dst = append(dst, h<<4|l)
-					i += 2
-					continue
-				}
-			}
-		}
-		dst = append(dst, c)
-	}
+	dst = appendUnescaped(dst, line, '=')
 	if nl && !soft {
 		dst = append(dst, '\r', '\n')
 	}

@@ -142,23 +142,26 @@ func stripComment(v string) string {
 	return v
 }
 
-// percentDecode undoes RFC 2231's %XX; a % not followed by two hex
-// digits stays as it is.
-func percentDecode(s string) []byte {
-	out := make([]byte, 0, len(s))
+// percentDecode undoes RFC 2231's %XX.
+func percentDecode(s string) []byte { return appendUnescaped(make([]byte, 0, len(s)), s, '%') }
+
+// appendUnescaped appends s to dst with every esc followed by two hex
+// digits decoded (RFC 2231's %XX, quoted-printable's =XX, a PDF name's
+// #XX); an esc that starts no such escape stays as it is.
+func appendUnescaped[T string | []byte](dst []byte, s T, esc byte) []byte {
 	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) {
+		if s[i] == esc && i+2 < len(s) {
 			if h, ok := unhex(s[i+1]); ok {
 				if l, ok := unhex(s[i+2]); ok {
-					out = append(out, h<<4|l)
+					dst = append(dst, h<<4|l)
 					i += 2
 					continue
 				}
 			}
 		}
-		out = append(out, s[i])
+		dst = append(dst, s[i])
 	}
-	return out
+	return dst
 }
 
 func unhex(c byte) (byte, bool) {
@@ -261,25 +264,7 @@ func encodedWord(s string) (cs string, data []byte, n int, ok bool) {
 		}
 		return cs, d, n, true
 	case 'q':
-		out := make([]byte, 0, len(text))
-		for i := 0; i < len(text); i++ {
-			c := text[i]
-			if c == '_' {
-				out = append(out, ' ')
-				continue
-			}
-			if c == '=' && i+2 < len(text) {
-				h, ok1 := unhex(text[i+1])
-				l, ok2 := unhex(text[i+2])
-				if ok1 && ok2 {
-					out = append(out, h<<4|l)
-					i += 2
-					continue
-				}
-			}
-			out = append(out, c)
-		}
-		return cs, out, n, true
+		return cs, appendUnescaped(nil, strings.ReplaceAll(text, "_", " "), '='), n, true
 	}
 	return "", nil, 0, false
 }

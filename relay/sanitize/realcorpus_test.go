@@ -2,7 +2,6 @@ package sanitize
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,23 +49,7 @@ func TestRealCorpus(t *testing.T) {
 					t.Errorf("a line of %d octets", len(line))
 				}
 			}
-			js, _ := json.MarshalIndent(rep, "", "  ")
-			got := "== report ==\n" + string(js) + "\n== message ==\n" + render(t, out.Bytes())
-			golden := filepath.Join("testdata", "real-golden", strings.ReplaceAll(name, "/", "__")+".txt")
-			if *update {
-				os.MkdirAll(filepath.Dir(golden), 0o755)
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s (go test -update to accept):\n%s", golden, got)
-			}
+			checkGolden(t, filepath.Join("testdata", "real-golden", strings.ReplaceAll(name, "/", "__")+".txt"), rep, out.Bytes())
 		})
 	}
 	t.Logf("%d messages, %d withheld", len(files), withheld)

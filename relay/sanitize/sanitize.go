@@ -105,7 +105,7 @@ func (r *Report) Result() string {
 func (r *Report) Summary(releaseID string) string {
 	var parts []string
 	if r.Unparseable {
-		parts = append(parts, "unparseable; body withheld")
+		parts = append(parts, "withheld: "+r.ParseError)
 	}
 	if r.HTMLConverted {
 		parts = append(parts, "html converted to text")

@@ -78,6 +78,28 @@ func render(t *testing.T, out []byte) string {
 	return b.String()
 }
 
+// checkGolden compares the report and the rendered output with a golden
+// file, or writes it with -update.
+func checkGolden(t *testing.T, golden string, rep *Report, out []byte) {
+	t.Helper()
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	got := "== report ==\n" + string(js) + "\n== message ==\n" + render(t, out)
+	if *update {
+		os.MkdirAll(filepath.Dir(golden), 0o755)
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update to accept):\n%s", golden, got)
+	}
+}
+
 func TestCorpusGolden(t *testing.T) {
 	for _, c := range corpus() {
 		t.Run(c.name, func(t *testing.T) {
@@ -95,21 +117,7 @@ func TestCorpusGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			js, _ := json.MarshalIndent(rep, "", "  ")
-			got := "== report ==\n" + string(js) + "\n== message ==\n" + render(t, out.Bytes())
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s (go test -update to accept):\n%s", golden, got)
-			}
+			checkGolden(t, golden, rep, out.Bytes())
 			if file, err := os.ReadFile(in); err != nil || string(file) != c.msg {
 				t.Errorf("%s is not the message the test builds (go test -update)", in)
 			}
