@@ -119,6 +119,9 @@ func loadedWarnings(sec Sections, dir *accounts.Directory, router *routing.Route
 	if g != nil && router != nil && dir != nil {
 		warnings = append(warnings, routeWarnings(sec, dir, router, g)...)
 	}
+	if router != nil {
+		warnings = append(warnings, archiveWarnings(sec, router)...)
+	}
 	return warnings
 }
 
@@ -127,6 +130,29 @@ func loadedWarnings(sec Sections, dir *accounts.Directory, router *routing.Route
 func (e *Engine) Warnings() []Finding {
 	st := e.st.Load()
 	return loadedWarnings(st.sec, st.dir, st.router, st.guard)
+}
+
+// archiveWarnings: an archive copy of internet mail is the message as it
+// came; sent by a route the sanitize rules do not cover, it carries the
+// internet original past them (a dir: folder on the gateway stays here).
+func archiveWarnings(sec Sections, router *routing.Router) []Finding {
+	sc := sec.Relay.Sanitize
+	if !sc.Selects(rewrite.SourceInternet, "") {
+		return nil
+	}
+	var out []Finding
+	for i, a := range sec.Relay.Archive {
+		if a.Direction != "inbound" && a.Direction != "all" {
+			continue
+		}
+		d, err := router.Match(a.Address, "")
+		if err != nil || d.Kind == routing.KindDir || sc.Applies(rewrite.SourceInternet, "", d.Rule) {
+			continue
+		}
+		out = append(out, Finding{fmt.Sprintf("relay.archive[%d].address", i), fmt.Sprintf(
+			"the archive copy of internet mail to %s goes by %s, which no relay.sanitize rule covers: it carries the original, unsanitized; add the route to a rule, or archive into a dir: folder", a.Address, d.Label())})
+	}
+	return out
 }
 
 // secretWarnings: a secret that cannot be used fails only at AUTH time.

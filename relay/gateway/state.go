@@ -92,7 +92,7 @@ func buildState(sec Sections, withSanitize bool) (*snapshot, error) {
 	}
 	var stage *sanitize.Stage
 	if withSanitize {
-		if stage, err = sanitize.NewStage(sec.Relay.Sanitize); err != nil {
+		if stage, err = sanitize.NewStage(sec.Relay.Sanitize, archiveAddresses(sec.Relay.Archive)); err != nil {
 			return nil, fmt.Errorf("relay.sanitize: %w", err)
 		}
 	}
@@ -119,4 +119,14 @@ func linePolicies(c BareLineConfig) session.LinePolicies {
 		p[src], _ = smtpd.ParseLinePolicy(v)
 	}
 	return p
+}
+
+// archiveAddresses are relay.archive's addresses: a release from the
+// quarantine does not send the original to them again.
+func archiveAddresses(list []session.ArchiveConfig) []string {
+	out := make([]string, len(list))
+	for i, a := range list {
+		out[i] = a.Address
+	}
+	return out
 }
