@@ -96,7 +96,7 @@ var logKinds = sync.OnceValue(func() map[string]bool {
 	doc := readFile(filepath.Join("..", "docs", "logging.md"))
 	_, table, _ := strings.Cut(doc, "## Kinds")
 	table, _, _ = strings.Cut(table, "\n## ")
-	for _, m := range regexp.MustCompile("(?m)^\\| ([^|]*)\\|").FindAllStringSubmatch(table, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^\| ([^|]*)\|`).FindAllStringSubmatch(table, -1) {
 		for _, k := range regexp.MustCompile("`([a-z_]+)`").FindAllStringSubmatch(m[1], -1) {
 			kinds[k[1]] = true
 		}
