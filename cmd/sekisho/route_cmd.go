@@ -152,6 +152,9 @@ func writeRouteText(w io.Writer, res *gateway.RouteResult, noDNS bool) {
 	} else {
 		line("rewrite", "%s (at delivery)", res.Rewrite)
 	}
+	if res.Received != "" && res.Received != routing.ReceivedKeep {
+		line("received", "%s (the inner Received fields of this route's copy)", res.Received)
+	}
 	if res.MaxConnections > 0 {
 		line("limit", "%d connections", res.MaxConnections)
 	}

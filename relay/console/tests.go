@@ -3,6 +3,7 @@ package console
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -120,19 +121,29 @@ func headerBlock(h string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(h, "\r\n", "\n"), "\n", "\r\n") + "\r\n\r\n"
 }
 
-// rewriteResult is rewrite test --message's answer.
+// rewriteResult is rewrite test --message's answer: with no rule set
+// named, one block per copy (per next hop) as the delivery runner makes
+// it (gateway.DryRunner.Copies, what the command prints); with a set, that
+// set's rewrite of the whole header.
 type rewriteResult struct {
 	FileName    string
 	Source      string
-	RuleSet     string
-	From, To    string
-	OrigFrom    string
-	OrigTo      string
+	RuleSet     string // "" for the copies
+	From        string
+	To          string
 	FromHeader  bool
 	RcptsHeader bool
-	Diff        string
-	Trace       []rewrite.Step
+	Queued      string // the recipients as DATA queues them
+	Copies      []rewriteCopy
 	Error       string
+}
+
+type rewriteCopy struct {
+	Route, NextHop string
+	From, To       string
+	Diff           string
+	Trace          []rewrite.Step
+	Error          string
 }
 
 // maxTestHeader bounds the header read from an uploaded message (the
@@ -153,16 +164,7 @@ func (s *Server) rewriteTest(r *http.Request, dr *gateway.DryRunner, form map[st
 	if err != nil {
 		return nil, "the message: " + err.Error()
 	}
-	rw := dr.Rewriter()
-	rs, label := rw.Default(), "rewrite.rules"
-	if name := strings.TrimSpace(form["set"]); name != "" {
-		set, ok := rw.Set(name)
-		if !ok {
-			return nil, "set: no rule set " + name + " in rewrite.sets"
-		}
-		rs, label = set, "rewrite.sets "+name
-	}
-	res := &rewriteResult{FileName: fh.Filename, Source: src.String(), RuleSet: label}
+	res := &rewriteResult{FileName: fh.Filename, Source: src.String()}
 	from, rcpts := strings.TrimSpace(form["from"]), lines(form["rcpts"])
 	hFrom, hRcpts := rewrite.EnvelopeFromHeader(hdr)
 	if from == "" {
@@ -181,13 +183,44 @@ func (s *Server) rewriteTest(r *http.Request, dr *gateway.DryRunner, form map[st
 			}
 		}
 	}
-	out, err := rs.Rewrite(rewrite.Input{From: from, To: rcpts, Header: hdr, Source: src})
-	if err != nil {
-		res.Error = err.Error()
+	res.From, res.To = from, strings.Join(rcpts, ", ")
+	if name := strings.TrimSpace(form["set"]); name != "" {
+		set, ok := dr.Rewriter().Set(name)
+		if !ok {
+			return nil, "set: no rule set " + name + " in rewrite.sets"
+		}
+		res.RuleSet = "rewrite.sets " + name
+		out, err := set.Rewrite(rewrite.Input{From: from, To: rcpts, Header: hdr, Source: src})
+		c := rewriteCopy{Route: res.RuleSet, From: out.From, To: strings.Join(out.To, ", "), Trace: out.Trace,
+			Diff: rewrite.DiffHeader(hdr, out.Header, "received", "rewritten")}
+		if err != nil {
+			c.Error = err.Error()
+		}
+		res.Copies = []rewriteCopy{c}
+		return res, ""
 	}
-	res.From, res.To, res.OrigFrom, res.OrigTo = out.From, strings.Join(out.To, ", "), out.OrigFrom, strings.Join(out.OrigTo, ", ")
-	res.Diff = rewrite.DiffHeader(hdr, out.Header, "received", "rewritten")
-	res.Trace = out.Trace
+	ctx, cancel := context.WithTimeout(r.Context(), routeTestTimeout)
+	defer cancel()
+	dc, err := dr.Copies(ctx, gateway.CopyProbe{Source: src, From: from, Rcpts: rcpts, Header: hdr, NoDNS: form["no_dns"] != ""})
+	if err != nil {
+		res.Error = "the receive-time rewrite fails (DATA answers 451): " + err.Error()
+	}
+	var queued []string
+	for _, q := range dc.Queued.Rcpts {
+		queued = append(queued, q.Addr)
+	}
+	res.Queued = strings.Join(queued, ", ")
+	for k, c := range dc.Copies {
+		rc := rewriteCopy{Route: c.Decision.Label(), NextHop: c.Decision.Summary(), From: c.Out.From,
+			To: strings.Join(c.Out.To, ", "), Trace: c.Out.Trace}
+		if c.Err != nil {
+			rc.Error = c.Err.Error()
+		}
+		if c.Out.Header != nil {
+			rc.Diff = rewrite.DiffHeader(hdr, c.Out.Header, "queued", fmt.Sprintf("copy %d: %s", k+1, rc.Route))
+		}
+		res.Copies = append(res.Copies, rc)
+	}
 	return res, ""
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/ops/logsink"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/runner"
 	"github.com/sekisho/sekisho/relay/sanitize"
 	"github.com/sekisho/sekisho/relay/session"
@@ -46,6 +47,7 @@ type Config struct {
 	Log             logsink.Config    `koanf:"log"`
 	Metrics         ops.MetricsConfig `koanf:"metrics"`
 	Inspect         inspect.Config    `koanf:"inspect"`
+	RateLimits      ratelimit.Config  `koanf:"rate_limits"`
 	// Store keeps the message trace and the console's records.
 	Store store.Config `koanf:"store"`
 	// Archive lists the archive copies (relay/session/archive.go).
@@ -129,6 +131,7 @@ func DefaultConfig() Config {
 		Log:             logsink.DefaultConfig(),
 		Inspect:         inspect.DefaultConfig(),
 		Sanitize:        sanitize.DefaultConfig(),
+		RateLimits:      ratelimit.DefaultConfig(),
 		Store:           store.DefaultConfig(),
 	}
 }
@@ -234,7 +237,8 @@ func (c Config) Validate() error {
 		err error
 	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()},
 		{"delivery", c.Delivery.Validate()}, {"log", c.Log.Validate()}, {"metrics", c.Metrics.Validate()},
-		{"inspect", c.Inspect.Validate()}, {"sanitize", c.Sanitize.Validate()}, {"store", c.Store.Validate()}} {
+		{"inspect", c.Inspect.Validate()}, {"sanitize", c.Sanitize.Validate()}, {"rate_limits", c.RateLimits.Validate()},
+		{"store", c.Store.Validate()}} {
 		if err := keyerr.Prefix(sub.key+".", sub.err); err != nil {
 			errs = append(errs, err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/policy"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/session"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
@@ -55,6 +56,9 @@ type Step struct {
 	// its hosts (table match, no DNS); Route is the whole decision.
 	NextHop string            `json:"next_hop,omitempty"`
 	Route   *routing.Decision `json:"route,omitempty"`
+	// Limits, on the connect step, are the rate and connection limits
+	// the session would meet (relay.rate_limits, relay.limits).
+	Limits string `json:"limits,omitempty"`
 }
 
 // ProbeInput is one probe as relay test's flags, a --batch line or the
@@ -143,7 +147,7 @@ func DryRun(sec Sections, p Probe) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dryRun(st.pol, ProbeConn(sec.Relay, p), p), nil
+	return dryRun(st.pol, sec.Relay, p), nil
 }
 
 // DryRunner decides many probes with one loaded configuration (relay test
@@ -163,10 +167,20 @@ func NewDryRunner(sec Sections) (*DryRunner, error) {
 }
 
 // Run decides one probe.
-func (r *DryRunner) Run(p Probe) []Step { return dryRun(r.st.pol, ProbeConn(r.cfg, p), p) }
+func (r *DryRunner) Run(p Probe) []Step { return dryRun(r.st.pol, r.cfg, p) }
 
-func dryRun(pol *policy.Policy, conn policy.Conn, p Probe) []Step {
+// dryRun decides one probe. Its rate limits count in a limiter of its
+// own: a probe is one session of a client that has not been seen this
+// minute, and probes of a batch do not count against each other.
+func dryRun(pol *policy.Policy, cfg Config, p Probe) (out []Step) {
+	conn := ProbeConn(cfg, p)
+	conn.Rates = ratelimit.New(cfg.RateLimits, nil).Session()
+	if a := pol.Admit(conn); !a.Accepted() {
+		return []Step{stepOf(a)}
+	}
 	steps := []Step{stepOf(pol.Connect(conn))}
+	// Said on the connect step once AUTH has named the user they count.
+	defer func() { out[0].Limits = limitsOf(pol, cfg, conn) }()
 	if steps[0].Refused() {
 		return steps
 	}
@@ -216,12 +230,22 @@ func dryRun(pol *policy.Policy, conn policy.Conn, p Probe) []Step {
 			to[i] = q.Addr
 		}
 		s.Arg = strings.Join(to, ",")
-		if msg.From != p.From {
-			s.Rewritten = msg.From
+		if msg.Rewritten != p.From {
+			s.Rewritten = msg.Rewritten
 		}
 		s.Reason = fmt.Sprintf("would be queued from <%s> for %s (source %s)", msg.From, s.Arg, pol.Source(conn))
 	}
 	return append(steps, s)
+}
+
+// limitsOf says which limits a session of conn meets: the rate limits as
+// the policy counts them and the connection cap per client address.
+func limitsOf(pol *policy.Policy, cfg Config, conn policy.Conn) string {
+	s := "rate limits: " + pol.RateLimits(conn)
+	if n := cfg.Limits.MaxConnectionsIP; n > 0 {
+		s += fmt.Sprintf("; at most %d connections at once per client address (relay.limits.max_connections_per_ip)", n)
+	}
+	return s
 }
 
 // dryRunListener is the listener a dry run pretends the client came in
@@ -269,9 +293,9 @@ func Session(sec Sections, clientIP netip.Addr, mode string, in io.Reader, out i
 	if err != nil {
 		return err
 	}
-	e := &Engine{startCfg: sec.Relay, metrics: ops.NewMetrics(), log: log}
+	e := &Engine{startCfg: sec.Relay, metrics: ops.NewMetrics(), log: log, rates: ratelimit.New(sec.Relay.RateLimits, nil)}
 	e.st.Store(st)
-	e.sessions = &session.Shared{Metrics: e.metrics, Log: log, Auth: e.newAuthenticator(sec.Relay)}
+	e.sessions = &session.Shared{Metrics: e.metrics, Log: log, Auth: e.newAuthenticator(sec.Relay), Rates: e.rates}
 	// There is no TLS on standard input: AUTH is offered as the policy
 	// decides for a client without TLS; smtps stands for a client inside
 	// implicit TLS.

@@ -25,6 +25,7 @@ type RouteResult struct {
 	TLS            *routing.TLSPolicy `json:"tls"`
 	Auth           *RouteAuth         `json:"auth"`
 	Rewrite        string             `json:"rewrite"`
+	Received       routing.ReceivedMode `json:"received,omitempty"`
 	MaxConnections int                `json:"max_connections,omitempty"`
 	Key            string             `json:"key,omitempty"`
 	Reason         string             `json:"reason"`
@@ -70,7 +71,7 @@ func (res *RouteResult) fill(d routing.Decision) {
 	if d.Kind != routing.KindDir {
 		res.TLS = &d.TLS
 	}
-	res.Rewrite, res.MaxConnections, res.Key, res.Reason = d.Rewrite, d.MaxConnections, d.Key, d.Reason
+	res.Rewrite, res.Received, res.MaxConnections, res.Key, res.Reason = d.Rewrite, d.Received, d.MaxConnections, d.Key, d.Reason
 	res.Hops = []routing.Hop{}
 	for _, h := range d.Hops {
 		if h.Addrs == nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"io"
-	"mime"
 	"strings"
 	"unicode/utf8"
 
@@ -78,15 +77,6 @@ func decodeAs(raw []byte, cs string) (string, bool) {
 	return string(out), err == nil
 }
 
-// wordDecoder decodes RFC 2047 encoded words in any charset we read.
-var wordDecoder = &mime.WordDecoder{CharsetReader: func(cs string, in io.Reader) (io.Reader, error) {
-	raw, err := io.ReadAll(in)
-	if err != nil {
-		return nil, err
-	}
-	return strings.NewReader(decodeText(raw, cs)), nil
-}}
-
 // decodeHeader returns a header value as UTF-8: encoded words decoded, and
 // raw 8-bit bytes (which some Japanese mailers send against RFC 5322)
 // guessed like a body.
@@ -94,13 +84,7 @@ func decodeHeader(v string) string {
 	if !utf8.ValidString(v) || hasHigh(v) {
 		v = decodeText([]byte(v), "")
 	}
-	if !strings.Contains(v, "=?") {
-		return v
-	}
-	if d, err := wordDecoder.DecodeHeader(v); err == nil {
-		return d
-	}
-	return v
+	return decodeWords(v)
 }
 
 func hasHigh(s string) bool {
@@ -128,6 +112,13 @@ func (e *encoder) text(s string) []byte {
 	if !e.iso {
 		return []byte(s)
 	}
+	// The encoder returns to ASCII before every ASCII byte, so before each
+	// line break: the whole text at once, when every character has a JIS
+	// code; else line by line, each with its replacements.
+	s = widenKana(s)
+	if out, _, err := transform.Bytes(japanese.ISO2022JP.NewEncoder(), []byte(s)); err == nil {
+		return out
+	}
 	var out []byte
 	for line := range strings.SplitAfterSeq(s, "\n") {
 		out = append(out, e.iso2022(line)...)
@@ -140,6 +131,7 @@ func (e *encoder) text(s string) []byte {
 // Japanese mail client reads), replacing what it lacks: the JIS variant
 // of a character, its compatibility decomposition, or else 〓.
 func (e *encoder) iso2022(s string) []byte {
+	s = widenKana(s)
 	if out, _, err := transform.Bytes(japanese.ISO2022JP.NewEncoder(), []byte(s)); err == nil {
 		return out
 	}
@@ -167,6 +159,41 @@ func (e *encoder) iso2022(s string) []byte {
 	return out
 }
 
+// widenKana turns half-width katakana into full width, composing the
+// voiced marks (ｶﾞ → ガ): RFC 1468 has no half-width katakana (the
+// encoder would write them as JIS X 0201 katakana, ESC ( I, which many
+// readers show as garbage), and CP50220 converts them the same way.
+func widenKana(s string) string {
+	// U+FF61..U+FF9F are EF BD A1..EF BE 9F in UTF-8.
+	if !strings.Contains(s, "\xef\xbd") && !strings.Contains(s, "\xef\xbe") {
+		return s
+	}
+	i := strings.IndexFunc(s, isHalfKana)
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.WriteString(s[:i])
+	s = s[i:]
+	for s != "" {
+		j := strings.IndexFunc(s, func(r rune) bool { return !isHalfKana(r) })
+		if j < 0 {
+			j = len(s)
+		}
+		b.WriteString(norm.NFKC.String(s[:j]))
+		s = s[j:]
+		k := strings.IndexFunc(s, isHalfKana)
+		if k < 0 {
+			k = len(s)
+		}
+		b.WriteString(s[:k])
+		s = s[k:]
+	}
+	return b.String()
+}
+
+func isHalfKana(r rune) bool { return r >= '\uFF61' && r <= '\uFF9F' }
+
 // jisVariants are the characters that decoders disagree on between JIS
 // and Windows mappings (the "wave dash problem"): text decoded elsewhere
 // holds the JIS form, which the Windows-compatible encoder lacks.
@@ -185,12 +212,30 @@ func representable(s string) bool {
 
 // header encodes a header value as RFC 2047 encoded words when it is not
 // plain ASCII.
-func (e *encoder) header(v string) string {
-	if !hasHigh(v) {
+func (e *encoder) header(v string) string { return e.headerForce(v, false) }
+
+// maxWord is the longest word headerForce leaves as it is: a longer one
+// (a URL) could not be folded within a line.
+const maxWord = 900
+
+// headerForce encodes a value as encoded words when it is not plain
+// ASCII, when force is set, or when it has a word too long to fold; the
+// words are short, so writeField can fold between them.
+func (e *encoder) headerForce(v string, force bool) string {
+	if !force && !hasHigh(v) && !longWord(v) {
 		return v
 	}
 	if !e.iso {
-		return mime.BEncoding.Encode("UTF-8", v)
+		var words []string
+		for len(v) > 0 {
+			n := min(len(v), 45)
+			for n < len(v) && !utf8.RuneStart(v[n]) {
+				n--
+			}
+			words = append(words, "=?UTF-8?B?"+base64.StdEncoding.EncodeToString([]byte(v[:n]))+"?=")
+			v = v[n:]
+		}
+		return strings.Join(words, " ")
 	}
 	// Each encoded word must hold whole characters and end in ASCII mode
 	// (RFC 1468), so the value is cut into short runs encoded on their own.
@@ -202,4 +247,13 @@ func (e *encoder) header(v string) string {
 		runes = runes[n:]
 	}
 	return strings.Join(words, " ")
+}
+
+func longWord(v string) bool {
+	for w := range strings.FieldsSeq(v) {
+		if len(w) > maxWord {
+			return true
+		}
+	}
+	return false
 }

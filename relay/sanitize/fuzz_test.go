@@ -3,6 +3,9 @@ package sanitize
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -17,6 +20,12 @@ func FuzzMessage(f *testing.F) {
 		f.Add([]byte(c.msg), c.opts.Charset == CharsetISO2022J)
 	}
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: message/rfc822\r\n\r\n--a--"), false)
+	real, _ := filepath.Glob(filepath.Join("testdata", "real", "*", "*"))
+	for _, p := range real {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b, strings.Contains(p, "jpmobile"))
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte, iso bool) {
 		o := Options{AllowTypes: []string{"application/pdf"}, AllowExtensions: []string{"pdf"}, ReleaseID: "x", TempDir: t.TempDir()}
 		if iso {
