@@ -9,7 +9,7 @@ import (
 	"github.com/sekisho/sekisho/relay/store"
 )
 
-// The message trace: `sekisho trace search` as a form, and every event of
+// The message trace: `sekisho log search` as a form, and every event of
 // one message on one page.
 
 // ParseTraceTime reads a time as the form and the command take it: a

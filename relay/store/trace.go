@@ -26,7 +26,7 @@ type TracedMessage struct {
 }
 
 // TraceSearch finds the messages whose events match q, newest first
-// (`sekisho trace search` and the console's message trace).
+// (`sekisho log search` and the console's message trace).
 func (s *Store) TraceSearch(ctx context.Context, q EventQuery) ([]TracedMessage, error) {
 	evs, err := s.SearchEvents(ctx, q)
 	if err != nil {

@@ -11,14 +11,14 @@ import (
 )
 
 func init() {
-	register(&command{name: "trace search", summary: "find messages in the message trace: every step, by sender, recipient, Message-ID, queue ID, client, time", run: runTraceSearch})
+	register(&command{name: "log search", summary: "find messages in the message trace the logs make: every step, by sender, recipient, Message-ID, queue ID, client, time", run: runLogSearch})
 }
 
-// traceSearchTimeout bounds one search.
-const traceSearchTimeout = time.Minute
+// logSearchTimeout bounds one search.
+const logSearchTimeout = time.Minute
 
-func runTraceSearch(env *cmdEnv, args []string) int {
-	fs := newFlags(env, "trace search", "[-c FILE] [--from A] [--to B] [--message-id ID] [--queue-id Q] [--client IP] [--since T] [--until T] [--events] [--json]", `
+func runLogSearch(env *cmdEnv, args []string) int {
+	fs := newFlags(env, "log search", "[-c FILE] [--from A] [--to B] [--message-id ID] [--queue-id Q] [--client IP] [--since T] [--until T] [--events] [--json]", `
 Answers "did the mail from X arrive, and where is it?" from the message
 trace the gateway writes to relay.store (the console's "message trace"
 page runs the same query). Each criterion given must match; times are
@@ -44,21 +44,21 @@ found.`)
 		return st
 	}
 	if len(pos) > 0 {
-		fmt.Fprintf(env.stderr, "sekisho trace search: unexpected argument %q\n", pos[0])
+		fmt.Fprintf(env.stderr, "sekisho log search: unexpected argument %q\n", pos[0])
 		return exitUsage
 	}
 	q := store.EventQuery{Sender: *from, Rcpt: *to, MessageID: *msgID, QueueID: *qid, Client: *client, Limit: *limit}
 	var ok bool
 	if q.Since, ok = console.ParseTraceTime(*since); !ok {
-		fmt.Fprintf(env.stderr, "sekisho trace search: --since %q is not \"YYYY-MM-DD HH:MM\" or a day\n", *since)
+		fmt.Fprintf(env.stderr, "sekisho log search: --since %q is not \"YYYY-MM-DD HH:MM\" or a day\n", *since)
 		return exitUsage
 	}
 	if q.Until, ok = console.ParseTraceTime(*until); !ok {
-		fmt.Fprintf(env.stderr, "sekisho trace search: --until %q is not \"YYYY-MM-DD HH:MM\" or a day\n", *until)
+		fmt.Fprintf(env.stderr, "sekisho log search: --until %q is not \"YYYY-MM-DD HH:MM\" or a day\n", *until)
 		return exitUsage
 	}
 	if q.Empty() && q.Since.IsZero() {
-		fmt.Fprintln(env.stderr, "sekisho trace search: give at least one of --from, --to, --message-id, --queue-id, --client, --since")
+		fmt.Fprintln(env.stderr, "sekisho log search: give at least one of --from, --to, --message-id, --queue-id, --client, --since")
 		return exitUsage
 	}
 	cfg, ok := env.config(*cfgPath)
@@ -69,7 +69,7 @@ found.`)
 		fmt.Fprintf(env.stderr, "%s: no message trace: relay.store is off (set relay.store.driver, or turn the console on)\n", cfg.Source)
 		return exitFinding
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), traceSearchTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), logSearchTimeout)
 	defer cancel()
 	s, err := store.Open(ctx, cfg.Relay.Store, cfg.Relay.Instance())
 	if err != nil {
@@ -79,7 +79,7 @@ found.`)
 	defer s.Close()
 	msgs, err := s.TraceSearch(ctx, q)
 	if err != nil {
-		fmt.Fprintln(env.stderr, "sekisho trace search:", err)
+		fmt.Fprintln(env.stderr, "sekisho log search:", err)
 		return exitFinding
 	}
 	status := exitOK
@@ -100,7 +100,7 @@ found.`)
 				out[i].Events, err = s.SessionEvents(ctx, m.Session)
 			}
 			if err != nil {
-				fmt.Fprintln(env.stderr, "sekisho trace search:", err)
+				fmt.Fprintln(env.stderr, "sekisho log search:", err)
 				return exitFinding
 			}
 		}
