@@ -126,8 +126,11 @@ func (p *person) do(steps ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, waitTimeout)
 	defer cancel()
+	start := time.Now()
 	if err := chromedp.Do(ctx, steps...); err != nil {
-		p.t.Fatalf("browser: %v (at %s)", err, p.location())
+		code, herr := httpGet(p.base + "/signin")
+		p.t.Fatalf("browser: %v after %v (at %s; the console answers GET /signin with %d %v)", err, time.Since(start).Round(time.Millisecond),
+			p.location(), code, herr)
 	}
 }
 
@@ -138,10 +141,34 @@ func (p *person) location() string {
 	return loc
 }
 
-// open loads a console path and waits for its heading.
+// open loads a console path and waits until the new document has loaded
+// and shows its heading. It asks for the navigation and then looks at the
+// document, rather than waiting for the load event, which a busy machine
+// can deliver before anyone listens.
 func (p *person) open(path string) {
 	p.t.Helper()
-	p.do(chromedp.Navigate(p.base+path), chromedp.WaitVisible("h1"))
+	eval[bool](p, `(window.sekishoOld = true)`)
+	p.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		res, err := cdp.Call(ctx, t, page.Navigate, page.NavigateParams{URL: p.base + path})
+		if err == nil && res.ErrorText != "" {
+			err = fmt.Errorf("navigating to %s: %s", path, res.ErrorText)
+		}
+		return err
+	}))
+	p.waitNewDocument("opening " + path)
+}
+
+// waitNewDocument waits until the document marked by window.sekishoOld is
+// replaced by a loaded one with a heading.
+func (p *person) waitNewDocument(what string) {
+	p.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for eval[bool](p, `window.sekishoOld === true || document.readyState !== "complete" || !document.querySelector("h1")`) {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: no new page within %v (at %s)", what, waitTimeout, p.location())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // text returns the visible text of the first element matching sel.
@@ -187,14 +214,7 @@ func (p *person) submit(sel string) {
 	// A mark on this document: gone once the answer's document is loaded.
 	eval[bool](p, `(window.sekishoOld = true)`)
 	p.do(chromedp.Click(sel))
-	deadline := time.Now().Add(waitTimeout)
-	for eval[bool](p, `window.sekishoOld === true || document.readyState !== "complete"`) {
-		if time.Now().After(deadline) {
-			p.t.Fatalf("clicking %s loaded no new page (at %s)", sel, p.location())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	p.do(chromedp.WaitVisible("h1"))
+	p.waitNewDocument("clicking " + sel)
 }
 
 // waitText reloads path until its main text contains want.

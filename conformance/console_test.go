@@ -252,11 +252,14 @@ func runConsole(t *testing.T, storeYAML func(*world) string, driver string) {
 			"application/octet-stream", xlsmBytes,
 			"<a href=\"javascript:alert('link')\">click</a> <script>alert('body')</script>\r\n")
 		sendRaw(t, w, internetIP, "evil@example.com", "tanaka@test.jp", hostile)
-		bidi := mailWith("evil2@example.com", "tanaka@test.jp", encodedSubject("請求書 \u202Eexe.pdf"), rfc2231("請求書\u202Efdp.exe"),
-			"application/octet-stream", []byte("MZ\x90\x00not really"), "")
+		// A display name that turns itself around; in a file name and a
+		// subject the sanitize stage already drops such characters.
+		bidi := mailWith("=?UTF-8?B?"+base64.StdEncoding.EncodeToString([]byte("経理部 \u202Egpj.exe"))+"?= <evil2@example.com>", "tanaka@test.jp",
+			encodedSubject("請求書 \u202Eexe.pdf"), rfc2231("請求書\u202Efdp.exe"), "application/octet-stream", []byte("MZ\x90\x00not really"), "")
 		sendRaw(t, w, internetIP, "evil2@example.com", "tanaka@test.jp", bidi)
 		list := tanaka.waitText("/my/quarantine", "<script>alert('subject')</script>")
-		if !strings.Contains(list, "[U+202E]") {
+		list = tanaka.waitText("/my/quarantine", "evil2@example.com")
+		if !strings.Contains(list, "経理部 [U+202E]gpj.exe") || strings.Contains(list, "\u202e") {
 			t.Errorf("the bidi override is not shown as a code:\n%s", list)
 		}
 		tanaka.open(linkInRow(tanaka, "alert('subject')"))
@@ -275,6 +278,9 @@ func runConsole(t *testing.T, storeYAML func(*world) string, driver string) {
 		}
 		tanaka.open("/my/quarantine")
 		tanaka.open(linkInRow(tanaka, "[U+202E]"))
+		if got := tanaka.text("main"); strings.Contains(got, "\u202e") {
+			t.Errorf("a raw bidi override reached the page:\n%s", got)
+		}
 		tanaka.noDialogs()
 	})
 
