@@ -547,3 +547,43 @@ func httpGet(u string) (int, error) {
 
 // decodeWords decodes RFC 2047 encoded words.
 func decodeWords(v string) (string, error) { return new(mime.WordDecoder).DecodeHeader(v) }
+
+// Two gateways share one PostgreSQL store; only the first serves the
+// console. Mail sanitized by the second is listed on the first's console,
+// and the release a recipient asks for there is carried out by the second,
+// which holds the original.
+func TestConsole_SharedStoreReleaseByTheHolder(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.Start(t)
+	wb := newWorld(t)
+	gb := wb.start(configC(sanitizeRelay + "store:\n  driver: postgres\n  dsn: \"" + pg.DSN + "\"\n  instance: gw-b\n"))
+	wa := newWorld(t)
+	consoleAddr := freePort(t)
+	ga := wa.start(consoleConfig(wa, "store:\n  driver: postgres\n  dsn: \""+pg.DSN+"\"\n  instance: gw-a\n", consoleAddr))
+	base := "http://" + consoleAddr
+	waitConsole(t, base, ga)
+
+	sendRaw(t, wb, internetIP, "sato@example.com", "tanaka@test.jp",
+		mailWith("sato@example.com", "tanaka@test.jp", encodedSubject("別の関所から"), rfc2231("案内.pdf"), "application/pdf", pdfBytes, ""))
+	wb.sinks["inner"].Wait(t, waitTimeout, "the sanitized message at B", func(m []sinkMessage) bool { return len(m) >= 1 })
+
+	tanaka := newPerson(t, base)
+	tanaka.signIn("tanaka@test.jp", "tanaka-secret")
+	tanaka.waitText("/my/quarantine", "別の関所から")
+	item := linkInRow(tanaka, "別の関所から")
+	if !strings.Contains(item, "/gw-b/") {
+		t.Errorf("the item's path %s does not name its gateway", item)
+	}
+	tanaka.open(item)
+	tanaka.submit(`form.ask button`)
+	wb.sinks["inner"].Wait(t, waitTimeout, "the original, released by B", func(m []sinkMessage) bool { return countReleased(m, "別の関所から") >= 1 })
+	gb.waitQueueEmpty(t)
+	if n := countReleased(wa.sinks["inner"].Messages(), "別の関所から"); n != 0 {
+		t.Errorf("gateway A released an original it does not hold (%d)", n)
+	}
+	if n := countReleased(wb.sinks["inner"].Messages(), "別の関所から"); n != 1 {
+		t.Errorf("the original arrived %d times", n)
+	}
+	tanaka.waitText("/my/requests", "送信済み")
+	tanaka.noDialogs()
+}
