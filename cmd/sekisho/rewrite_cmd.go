@@ -137,12 +137,12 @@ Exit 0 when the input was processed, whether or not anything changed;
 		t.from = ""
 	}
 	if t.from != "" {
-		if t.from, err = checkAddress(t.from); err != nil {
+		if t.from, err = policy.ParseAddress(t.from); err != nil {
 			return fail("--from: %v", err)
 		}
 	}
 	for i, r := range rcpts {
-		if rcpts[i], err = checkAddress(r); err != nil {
+		if rcpts[i], err = policy.ParseAddress(r); err != nil {
 			return fail("--rcpt %q: %v", r, err)
 		}
 	}
@@ -167,18 +167,6 @@ Exit 0 when the input was processed, whether or not anything changed;
 		return t.runMessage(env)
 	}
 	return t.runAddresses(env)
-}
-
-// checkAddress reads an address as a client writes it ("user 1"@d,
-// <a@b>) into what the server hands to the rules, local@domain with the
-// local part unquoted, and checks it.
-func checkAddress(a string) (string, error) {
-	a, err := policy.ParsePath(a)
-	if err != nil {
-		return "", err
-	}
-	_, _, err = addr.Parse(a)
-	return a, err
 }
 
 func readMessageHeader(path string) ([]byte, error) {

@@ -192,9 +192,8 @@ func errText(err error) string {
 }
 
 func (s *Server) quarantineList(w http.ResponseWriter, r *http.Request, u *user) {
-	st := s.eng.Store()
-	if st == nil {
-		s.notFound(w, r, u, errUnavailable)
+	st, ok := s.storeFor(w, r, u)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -305,9 +304,8 @@ func (s *Server) configPage(w http.ResponseWriter, r *http.Request, u *user) {
 }
 
 func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, u *user) {
-	st := s.eng.Store()
-	if st == nil {
-		s.notFound(w, r, u, errUnavailable)
+	st, ok := s.storeFor(w, r, u)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()

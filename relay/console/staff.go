@@ -11,6 +11,15 @@ import (
 	"github.com/sekisho/sekisho/relay/store"
 )
 
+// storeFor returns the store, or answers that it is unavailable.
+func (s *Server) storeFor(w http.ResponseWriter, r *http.Request, u *user) (*store.Store, bool) {
+	st := s.eng.Store()
+	if st == nil {
+		s.notFound(w, r, u, errUnavailable)
+	}
+	return st, st != nil
+}
+
 // notFound answers for an object that does not exist or is not the
 // user's (the same answer: nobody learns what others have), and records
 // the attempt.
@@ -29,9 +38,8 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request, u *user, err e
 }
 
 func (s *Server) myQuarantine(w http.ResponseWriter, r *http.Request, u *user) {
-	st := s.eng.Store()
-	if st == nil {
-		s.notFound(w, r, u, errUnavailable)
+	st, ok := s.storeFor(w, r, u)
+	if !ok {
 		return
 	}
 	list, err := st.ListQuarantine(r.Context(), store.QuarantineQuery{Rcpt: u.Principal, Limit: 200})
@@ -127,9 +135,8 @@ func (s *Server) withItems(r *http.Request, reqs []store.Request) []request {
 }
 
 func (s *Server) myRequests(w http.ResponseWriter, r *http.Request, u *user) {
-	st := s.eng.Store()
-	if st == nil {
-		s.notFound(w, r, u, errUnavailable)
+	st, ok := s.storeFor(w, r, u)
+	if !ok {
 		return
 	}
 	reqs, err := st.Requests(r.Context(), store.RequestQuery{Requester: u.Principal, Limit: 200})
@@ -158,9 +165,8 @@ func (s *Server) cancelRequest(w http.ResponseWriter, r *http.Request, u *user) 
 }
 
 func (s *Server) approvals(w http.ResponseWriter, r *http.Request, u *user) {
-	st := s.eng.Store()
-	if st == nil {
-		s.notFound(w, r, u, errUnavailable)
+	st, ok := s.storeFor(w, r, u)
+	if !ok {
 		return
 	}
 	pending, err := st.Requests(r.Context(), store.RequestQuery{Kind: store.KindRelease, States: []string{store.StatePending}})

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sekisho/sekisho/accounts/addr"
 	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/rewrite"
@@ -171,14 +170,14 @@ func (s *Server) rewriteTest(r *http.Request, dr *gateway.DryRunner, form map[st
 		from, res.FromHeader = hFrom, true
 	} else if from == "<>" {
 		from = ""
-	} else if from, err = checkAddress(from); err != nil {
+	} else if from, err = policy.ParseAddress(from); err != nil {
 		return nil, "from: " + err.Error()
 	}
 	if len(rcpts) == 0 {
 		rcpts, res.RcptsHeader = hRcpts, true
 	} else {
 		for i, a := range rcpts {
-			if rcpts[i], err = checkAddress(a); err != nil {
+			if rcpts[i], err = policy.ParseAddress(a); err != nil {
 				return nil, "rcpts: " + a + ": " + err.Error()
 			}
 		}
@@ -222,15 +221,4 @@ func (s *Server) rewriteTest(r *http.Request, dr *gateway.DryRunner, form map[st
 		res.Copies = append(res.Copies, rc)
 	}
 	return res, ""
-}
-
-// checkAddress reads an address as a client writes it, as rewrite test
-// does.
-func checkAddress(a string) (string, error) {
-	a, err := policy.ParsePath(a)
-	if err != nil {
-		return "", err
-	}
-	_, _, err = addr.Parse(a)
-	return a, err
 }

@@ -29,9 +29,8 @@ func ParseTraceTime(s string) (time.Time, bool) {
 }
 
 func (s *Server) traceSearch(w http.ResponseWriter, r *http.Request, u *user) {
-	st := s.eng.Store()
-	if st == nil {
-		s.notFound(w, r, u, errUnavailable)
+	st, ok := s.storeFor(w, r, u)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -58,9 +57,8 @@ func (s *Server) traceSearch(w http.ResponseWriter, r *http.Request, u *user) {
 }
 
 func (s *Server) traceMessage(w http.ResponseWriter, r *http.Request, u *user) {
-	st := s.eng.Store()
-	if st == nil {
-		s.notFound(w, r, u, errUnavailable)
+	st, ok := s.storeFor(w, r, u)
+	if !ok {
 		return
 	}
 	qid := r.PathValue("qid")
@@ -84,9 +82,8 @@ func mustID(s string) queue.ID {
 }
 
 func (s *Server) traceSession(w http.ResponseWriter, r *http.Request, u *user) {
-	st := s.eng.Store()
-	if st == nil {
-		s.notFound(w, r, u, errUnavailable)
+	st, ok := s.storeFor(w, r, u)
+	if !ok {
 		return
 	}
 	sid := r.PathValue("sid")

@@ -75,23 +75,14 @@ func (s *Store) Audit(ctx context.Context, q AuditQuery) ([]AuditRecord, error) 
 	}
 	query += ` ORDER BY at DESC, id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []AuditRecord
-	for rows.Next() {
+	return queryAll(ctx, s, query, args, func(sc scanner) (AuditRecord, error) {
 		var r AuditRecord
 		var at int64
 		var ok int
-		if err := rows.Scan(&r.ID, &at, &r.Instance, &r.Actor, &r.Action, &r.Object, &r.Detail, &r.Client, &ok); err != nil {
-			return nil, err
-		}
+		err := sc.Scan(&r.ID, &at, &r.Instance, &r.Actor, &r.Action, &r.Object, &r.Detail, &r.Client, &ok)
 		r.At, r.OK = fromMicros(at), ok != 0
-		out = append(out, r)
-	}
-	return out, rows.Err()
+		return r, err
+	})
 }
 
 // PruneAudit removes audit records older than before.

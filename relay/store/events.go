@@ -176,23 +176,14 @@ func (s *Store) MessageEvents(ctx context.Context, queueIDs, sessions []string) 
 }
 
 func (s *Store) events(ctx context.Context, query string, args ...any) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
+	return queryAll(ctx, s, query, args, func(sc scanner) (Event, error) {
 		var e Event
 		var at int64
-		if err := rows.Scan(&e.ID, &e.Instance, &at, &e.Kind, &e.QueueID, &e.Ref, &e.Session, &e.Client,
-			&e.Sender, &e.Rcpt, &e.MessageID, &e.Result, &e.Rule, &e.Code, &e.Detail); err != nil {
-			return nil, err
-		}
+		err := sc.Scan(&e.ID, &e.Instance, &at, &e.Kind, &e.QueueID, &e.Ref, &e.Session, &e.Client,
+			&e.Sender, &e.Rcpt, &e.MessageID, &e.Result, &e.Rule, &e.Code, &e.Detail)
 		e.At = fromMicros(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		return e, err
+	})
 }
 
 // EventCount is the number of events of one kind and result in a period.
@@ -205,21 +196,11 @@ type EventCount struct {
 // CountEvents counts events by kind and result since a time (the
 // dashboard's rates), over every instance.
 func (s *Store) CountEvents(ctx context.Context, since time.Time) ([]EventCount, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT kind, result, COUNT(*) FROM events WHERE at >= ?
-		GROUP BY kind, result ORDER BY kind, result`), micros(since))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []EventCount
-	for rows.Next() {
+	return queryAll(ctx, s, `SELECT kind, result, COUNT(*) FROM events WHERE at >= ?
+		GROUP BY kind, result ORDER BY kind, result`, []any{micros(since)}, func(sc scanner) (EventCount, error) {
 		var c EventCount
-		if err := rows.Scan(&c.Kind, &c.Result, &c.Count); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+		return c, sc.Scan(&c.Kind, &c.Result, &c.Count)
+	})
 }
 
 // RuleCount is how often something (a rule) refused.
@@ -232,23 +213,15 @@ type RuleCount struct {
 // RefusalsByRule counts the refusals since a time by the rule that
 // decided, most frequent first.
 func (s *Store) RefusalsByRule(ctx context.Context, since time.Time, limit int) ([]RuleCount, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT rule, COUNT(*), MAX(at) FROM events
-		WHERE kind = 'reject' AND at >= ? GROUP BY rule ORDER BY COUNT(*) DESC, rule LIMIT ?`), micros(since), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []RuleCount
-	for rows.Next() {
-		var c RuleCount
-		var last int64
-		if err := rows.Scan(&c.Rule, &c.Count, &last); err != nil {
-			return nil, err
-		}
-		c.Last = fromMicros(last)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s, `SELECT rule, COUNT(*), MAX(at) FROM events
+		WHERE kind = 'reject' AND at >= ? GROUP BY rule ORDER BY COUNT(*) DESC, rule LIMIT ?`, []any{micros(since), limit},
+		func(sc scanner) (RuleCount, error) {
+			var c RuleCount
+			var last int64
+			err := sc.Scan(&c.Rule, &c.Count, &last)
+			c.Last = fromMicros(last)
+			return c, err
+		})
 }
 
 // pruneBatch bounds one DELETE, so that the writer is never held up long.

@@ -132,7 +132,7 @@ func (s *Store) QuarantineIDs(ctx context.Context, instance string) (map[string]
 const quarantineColumns = `q.instance, q.id, q.stored, q.expires, q.sender, q.header_from, q.rcpts, q.subject, q.route, q.client,
 	q.size, q.report, q.text, q.released`
 
-func scanItem(sc interface{ Scan(...any) error }) (QuarantineItem, error) {
+func scanItem(sc scanner) (QuarantineItem, error) {
 	var it QuarantineItem
 	var stored, expires int64
 	var rcpts string
@@ -193,20 +193,7 @@ func (s *Store) ListQuarantine(ctx context.Context, q QuarantineQuery) ([]Quaran
 	}
 	query += ` ORDER BY q.stored DESC, q.id DESC LIMIT ? OFFSET ?`
 	args = append(args, limit, q.Offset)
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []QuarantineItem
-	for rows.Next() {
-		it, err := scanItem(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, it)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s, query, args, scanItem)
 }
 
 // CountQuarantine counts the entries of every instance.

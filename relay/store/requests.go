@@ -64,7 +64,7 @@ func (r Request) Open() bool {
 const requestColumns = `id, kind, instance, item, requester, recipients, reason, policy, state, created,
 	decided_by, decided_at, comment, started_at, done_at, result`
 
-func scanRequest(sc interface{ Scan(...any) error }) (Request, error) {
+func scanRequest(sc scanner) (Request, error) {
 	var r Request
 	var rcpts string
 	var created, decided, started, done int64
@@ -137,20 +137,7 @@ func (s *Store) Requests(ctx context.Context, q RequestQuery) ([]Request, error)
 	}
 	query += ` ORDER BY created DESC, id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Request
-	for rows.Next() {
-		r, err := scanRequest(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s, query, args, scanRequest)
 }
 
 // Decide records an approver's decision on a pending request. It returns

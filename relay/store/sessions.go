@@ -74,27 +74,18 @@ func (s *Store) RevokeSessions(ctx context.Context, principal string) (int64, er
 
 // Sessions lists the sessions not yet expired, newest first.
 func (s *Store) Sessions(ctx context.Context, now time.Time) ([]Session, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT principal, name, roles, method, client, created, last_seen, expires
-		FROM sessions WHERE expires > ? ORDER BY last_seen DESC LIMIT 500`), micros(now))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Session
-	for rows.Next() {
+	return queryAll(ctx, s, `SELECT principal, name, roles, method, client, created, last_seen, expires
+		FROM sessions WHERE expires > ? ORDER BY last_seen DESC LIMIT 500`, []any{micros(now)}, func(sc scanner) (Session, error) {
 		var se Session
 		var roles string
 		var created, seen, expires int64
-		if err := rows.Scan(&se.Principal, &se.Name, &roles, &se.Method, &se.Client, &created, &seen, &expires); err != nil {
-			return nil, err
-		}
+		err := sc.Scan(&se.Principal, &se.Name, &roles, &se.Method, &se.Client, &created, &seen, &expires)
 		if roles != "" {
 			se.Roles = strings.Split(roles, ",")
 		}
 		se.Created, se.LastSeen, se.Expires = fromMicros(created), fromMicros(seen), fromMicros(expires)
-		out = append(out, se)
-	}
-	return out, rows.Err()
+		return se, err
+	})
 }
 
 // PruneSessions removes sessions past their expiry.

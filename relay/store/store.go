@@ -162,3 +162,24 @@ func fromMicros(v int64) time.Time {
 // lower folds an address for storage and comparison. Only ASCII is
 // folded, as the gateway folds domains and most servers local parts.
 func lower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// scanner is a row to scan (sql.Row or sql.Rows).
+type scanner interface{ Scan(...any) error }
+
+// queryAll runs a query (with ? placeholders) and scans every row.
+func queryAll[T any](ctx context.Context, s *Store, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
