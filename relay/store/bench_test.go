@@ -141,3 +141,33 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// BenchmarkAddEvents is the writer's cost per event (batches of 512, as
+// relay/ops/events writes them), on SQLite.
+func BenchmarkAddEvents(b *testing.B) {
+	s, err := Open(context.Background(), Config{Path: filepath.Join(b.TempDir(), "w.db")}, "gw1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	at := time.Now()
+	batch := make([]Event, 512)
+	n := 0
+	for b.Loop() {
+		for i := 0; i < len(batch); i += 2 {
+			n += 2
+			// A message's receive line and its delivery, as the log
+			// writes them.
+			qid := fmt.Sprintf("Q%08d", n)
+			batch[i] = Event{At: at.Add(time.Duration(n)), Kind: "receive", QueueID: qid, Session: fmt.Sprintf("s%d", n),
+				Client: "192.0.2.7", Sender: fmt.Sprintf("user%d@example.com", n%2000), Rcpt: fmt.Sprintf("staff%d@city.example.lg.jp", n%10000),
+				MessageID: fmt.Sprintf("<%d@example.com>", n), Result: "accepted", Detail: "2048 bytes from 192.0.2.7"}
+			batch[i+1] = Event{At: at.Add(time.Duration(n + 1)), Kind: "send", QueueID: qid, Sender: batch[i].Sender, Rcpt: batch[i].Rcpt,
+				Result: "delivered", Code: 250, Detail: "attempt 1 via sink 127.0.0.1:25: 250 ok"}
+		}
+		if err := s.AddEvents(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(n), "µs/event")
+}

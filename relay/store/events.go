@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -52,6 +53,10 @@ func clip(s string) string {
 	return s[:cut]
 }
 
+// insertRows is how many events one INSERT carries: one statement per
+// event spends most of its time setting the statement up.
+const insertRows = 64
+
 // AddEvents writes a batch of events in one transaction. Events without
 // an instance get the store's.
 func (s *Store) AddEvents(ctx context.Context, evs []Event) error {
@@ -63,27 +68,54 @@ func (s *Store) AddEvents(ctx context.Context, evs []Event) error {
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO events (instance, at, kind, queue_id, ref, session, client,
-		sender, rcpt, message_id, result, rule, code, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-	if err != nil {
-		return err
+	const cols = 14
+	row := "(" + placeholders(cols) + ")"
+	insert := func(n int) string {
+		return s.q(`INSERT INTO events (instance, at, kind, queue_id, ref, session, client, sender, rcpt, message_id, result,
+			rule, code, detail) VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", n), ", "))
 	}
-	defer stmt.Close()
-	for _, e := range evs {
-		inst := e.Instance
-		if inst == "" {
-			inst = s.instance
+	// Full chunks share one prepared statement: parsing a long INSERT
+	// costs as much as running it.
+	var full *sql.Stmt
+	if len(evs) >= insertRows {
+		if full, err = tx.PrepareContext(ctx, insert(insertRows)); err != nil {
+			return err
 		}
-		_, err := stmt.ExecContext(ctx, inst, micros(e.At), e.Kind, clip(e.QueueID), clip(e.Ref), clip(e.Session),
-			clip(e.Client), clip(lower(e.Sender)), clip(lower(e.Rcpt)), clip(e.MessageID), clip(e.Result), clip(e.Rule), e.Code, clip(e.Detail))
+		defer full.Close()
+	}
+	args := make([]any, 0, insertRows*cols)
+	for len(evs) > 0 {
+		n := min(len(evs), insertRows)
+		args = args[:0]
+		for _, e := range evs[:n] {
+			inst := e.Instance
+			if inst == "" {
+				inst = s.instance
+			}
+			args = append(args, inst, micros(e.At), e.Kind, clip(e.QueueID), clip(e.Ref), clip(e.Session), clip(e.Client),
+				clip(lower(e.Sender)), clip(lower(e.Rcpt)), clip(e.MessageID), clip(e.Result), clip(e.Rule), e.Code, clip(e.Detail))
+		}
+		if n == insertRows {
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insert(n), args...)
+		}
 		if err != nil {
 			return err
 		}
+		evs = evs[n:]
 	}
 	return tx.Commit()
 }
 
-// EventQuery selects events; every field given must match.
+// entryKinds are the steps that bring a message in (or refuse it): the
+// only events indexed by sender and recipient. It repeats the indexes'
+// condition word for word (see migrations).
+const entryKinds = "kind IN ('receive', 'reject', 'dsn', 'release')"
+
+// EventQuery selects events; every field given must match. Addresses
+// match the steps that bring a message in (received, refused, a DSN, a
+// release); the rest of a message's story is found by its queue ID.
 type EventQuery struct {
 	Sender    string // an address, case-insensitive
 	Rcpt      string
@@ -111,24 +143,24 @@ func (s *Store) SearchEvents(ctx context.Context, q EventQuery) ([]Event, error)
 		args = append(args, v)
 	}
 	if q.Sender != "" {
-		add("sender = ?", lower(strings.Trim(q.Sender, "<> ")))
+		add("sender = ? AND "+entryKinds, lower(strings.Trim(q.Sender, "<> ")))
 	}
 	if q.Rcpt != "" {
-		add("rcpt = ?", lower(strings.Trim(q.Rcpt, "<> ")))
+		add("rcpt = ? AND "+entryKinds, lower(strings.Trim(q.Rcpt, "<> ")))
 	}
 	if q.MessageID != "" {
 		id := strings.TrimSpace(q.MessageID)
 		if !strings.HasPrefix(id, "<") {
 			id = "<" + id + ">"
 		}
-		add("message_id = ?", id)
+		add("message_id = ? AND message_id <> ''", id)
 	}
 	if q.QueueID != "" {
-		where = append(where, "(queue_id = ? OR ref = ?)")
+		where = append(where, "((queue_id = ? AND queue_id <> '') OR (ref = ? AND ref <> ''))")
 		args = append(args, strings.TrimSpace(q.QueueID), strings.TrimSpace(q.QueueID))
 	}
 	if q.Client != "" {
-		add("client = ?", strings.TrimSpace(q.Client))
+		add("client = ? AND client <> ''", strings.TrimSpace(q.Client))
 	}
 	if !q.Since.IsZero() {
 		add("at >= ?", micros(q.Since))
@@ -158,7 +190,8 @@ func (s *Store) MessageEvents(ctx context.Context, queueIDs, sessions []string) 
 	var conds []string
 	var args []any
 	if len(queueIDs) > 0 {
-		conds = append(conds, `queue_id IN (`+placeholders(len(queueIDs))+`)`, `ref IN (`+placeholders(len(queueIDs))+`)`)
+		conds = append(conds, `(queue_id IN (`+placeholders(len(queueIDs))+`) AND queue_id <> '')`,
+			`(ref IN (`+placeholders(len(queueIDs))+`) AND ref <> '')`)
 		for range 2 {
 			for _, id := range queueIDs {
 				args = append(args, id)
@@ -166,7 +199,7 @@ func (s *Store) MessageEvents(ctx context.Context, queueIDs, sessions []string) 
 		}
 	}
 	if len(sessions) > 0 {
-		conds = append(conds, `(session IN (`+placeholders(len(sessions))+`) AND queue_id = '')`)
+		conds = append(conds, `(session IN (`+placeholders(len(sessions))+`) AND session <> '' AND queue_id = '')`)
 		for _, id := range sessions {
 			args = append(args, id)
 		}

@@ -151,5 +151,5 @@ func (s *Store) TraceMessage(ctx context.Context, queueID string) ([]Event, erro
 
 // SessionEvents returns the events of one session, oldest first.
 func (s *Store) SessionEvents(ctx context.Context, session string) ([]Event, error) {
-	return s.events(ctx, `SELECT `+eventColumns+` FROM events WHERE session = ? ORDER BY at, id LIMIT 5000`, session)
+	return s.events(ctx, `SELECT `+eventColumns+` FROM events WHERE session = ? AND session <> '' ORDER BY at, id LIMIT 5000`, session)
 }

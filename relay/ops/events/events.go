@@ -79,8 +79,8 @@ func (r *Recorder) Handler(next slog.Handler) slog.Handler {
 // batchMax and batchWait shape the writes: up to batchMax events in one
 // transaction, written at most batchWait after the first arrived.
 const (
-	batchMax  = 512
-	batchWait = 100 * time.Millisecond
+	batchMax  = 2048
+	batchWait = 250 * time.Millisecond
 )
 
 // Run writes queued events to the store until ctx ends, in batches, and

@@ -2,8 +2,8 @@ package events
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/sekisho/sekisho/relay/store"
@@ -77,11 +77,21 @@ func (t *tap) WithGroup(name string) slog.Handler {
 // traced are the kinds whose records become events.
 var traced = map[string]bool{"receive": true, "reject": true, "send": true, "fail": true, "sanitize": true, "audit": true}
 
-// fields are the attributes of one record, by key (the last wins).
-type fields map[string]slog.Value
+// fields are the attributes of one record: a record carries a dozen, so
+// a slice searched from the end (the last wins) beats a map.
+type fields []slog.Attr
+
+func (f fields) value(k string) (slog.Value, bool) {
+	for i := len(f) - 1; i >= 0; i-- {
+		if f[i].Key == k {
+			return f[i].Value, true
+		}
+	}
+	return slog.Value{}, false
+}
 
 func (f fields) str(k string) string {
-	v, ok := f[k]
+	v, ok := f.value(k)
 	if !ok {
 		return ""
 	}
@@ -89,7 +99,7 @@ func (f fields) str(k string) string {
 }
 
 func (f fields) int(k string) int {
-	v, ok := f[k]
+	v, ok := f.value(k)
 	if !ok {
 		return 0
 	}
@@ -99,8 +109,7 @@ func (f fields) int(k string) int {
 	case slog.KindUint64:
 		return int(v.Uint64())
 	}
-	var n int
-	fmt.Sscan(v.String(), &n)
+	n, _ := strconv.Atoi(v.String())
 	return n
 }
 
@@ -108,12 +117,10 @@ func (f fields) int(k string) int {
 // recipient: it becomes one event per recipient, so that a search by
 // recipient uses an index.
 func convert(kind, instance string, rec slog.Record, bound []slog.Attr) []store.Event {
-	f := fields{}
-	for _, a := range bound {
-		f[a.Key] = a.Value
-	}
+	f := make(fields, 0, len(bound)+rec.NumAttrs())
+	f = append(f, bound...)
 	rec.Attrs(func(a slog.Attr) bool {
-		f[a.Key] = a.Value
+		f = append(f, a)
 		return true
 	})
 	base := store.Event{Instance: instance, At: rec.Time, Kind: kind, QueueID: f.str("id"), Session: f.str("session"),
@@ -126,7 +133,7 @@ func convert(kind, instance string, rec slog.Record, bound []slog.Attr) []store.
 			return []store.Event{base}
 		}
 		base.Result, base.MessageID, base.Rule = "accepted", f.str("message_id"), f.str("rules")
-		base.Detail = fmt.Sprintf("%d bytes from %s (HELO %s), source %s", f.int("size"), base.Client, f.str("helo"), f.str("source"))
+		base.Detail = strconv.Itoa(f.int("size")) + " bytes from " + base.Client + " (HELO " + f.str("helo") + "), source " + f.str("source")
 		if u := f.str("auth"); u != "" {
 			base.Detail += ", AUTH " + u
 		}
@@ -145,7 +152,7 @@ func convert(kind, instance string, rec slog.Record, bound []slog.Attr) []store.
 		if f.str("stage") == "rcpt" {
 			base.Rcpt = f.str("arg")
 		}
-		base.Detail = strings.TrimSpace(fmt.Sprintf("%s: %s %s", f.str("stage"), f.str("enhanced"), f.str("reason")))
+		base.Detail = strings.TrimSpace(f.str("stage") + ": " + f.str("enhanced") + " " + f.str("reason"))
 		if by := f.str("by"); by != "" {
 			base.Detail += " (" + by + ")"
 		}
@@ -156,7 +163,7 @@ func convert(kind, instance string, rec slog.Record, bound []slog.Attr) []store.
 		switch rec.Message {
 		case "delivery":
 			base.Rcpt, base.Result, base.Code, base.Rule = f.str("rcpt"), f.str("result"), f.int("code"), f.str("hop")
-			base.Detail = fmt.Sprintf("attempt %d via %s %s: %s", f.int("attempt"), f.str("hop"), f.str("remote"), f.str("reply"))
+			base.Detail = "attempt " + strconv.Itoa(f.int("attempt")) + " via " + f.str("hop") + " " + f.str("remote") + ": " + f.str("reply")
 		case "dsn queued", "fail report queued":
 			base.Kind, base.Ref, base.Rcpt = "dsn", f.str("dsn"), f.str("to")
 			base.Result = f.str("action")
