@@ -28,7 +28,7 @@ func init() {
 const minProcs = 4
 
 func (c *Config) sections() gateway.Sections {
-	return gateway.Sections{Accounts: c.Accounts, Rewrite: c.Rewrite, Routing: c.Routing, Relay: c.Relay}
+	return gateway.Sections{Accounts: c.Accounts, Rewrite: c.Rewrite, Routing: c.Routing, Relay: c.Relay, ConsoleURL: c.Console.URL}
 }
 
 func runServe(env *cmdEnv, args []string) int {

@@ -13,26 +13,26 @@ import (
 // RouteResult explains where mail for one address goes (route test,
 // the console's route dry run; the JSON of route test --json).
 type RouteResult struct {
-	Address        string             `json:"address"`
-	Sender         string             `json:"sender,omitempty"`
-	Target         string             `json:"target,omitempty"`    // alias target
-	Rewritten      string             `json:"rewritten,omitempty"` // after the receive-time rewrite
-	RoutedSender   string             `json:"routed_sender,omitempty"`
-	Rule           string             `json:"rule"`
-	Kind           routing.Kind       `json:"kind,omitempty"`
-	Dir            string             `json:"dir,omitempty"`
-	Hops           []routing.Hop      `json:"hops"`
-	TLS            *routing.TLSPolicy `json:"tls"`
-	Auth           *RouteAuth         `json:"auth"`
-	Rewrite        string             `json:"rewrite"`
+	Address        string               `json:"address"`
+	Sender         string               `json:"sender,omitempty"`
+	Target         string               `json:"target,omitempty"`    // alias target
+	Rewritten      string               `json:"rewritten,omitempty"` // after the receive-time rewrite
+	RoutedSender   string               `json:"routed_sender,omitempty"`
+	Rule           string               `json:"rule"`
+	Kind           routing.Kind         `json:"kind,omitempty"`
+	Dir            string               `json:"dir,omitempty"`
+	Hops           []routing.Hop        `json:"hops"`
+	TLS            *routing.TLSPolicy   `json:"tls"`
+	Auth           *RouteAuth           `json:"auth"`
+	Rewrite        string               `json:"rewrite"`
 	Received       routing.ReceivedMode `json:"received,omitempty"`
-	MaxConnections int                `json:"max_connections,omitempty"`
-	Key            string             `json:"key,omitempty"`
-	Reason         string             `json:"reason"`
-	Error          string             `json:"error"`
-	Code           int                `json:"code,omitempty"`
-	Enhanced       string             `json:"enhanced,omitempty"`
-	Temporary      bool               `json:"temporary,omitempty"`
+	MaxConnections int                  `json:"max_connections,omitempty"`
+	Key            string               `json:"key,omitempty"`
+	Reason         string               `json:"reason"`
+	Error          string               `json:"error"`
+	Code           int                  `json:"code,omitempty"`
+	Enhanced       string               `json:"enhanced,omitempty"`
+	Temporary      bool                 `json:"temporary,omitempty"`
 }
 
 // RouteAuth is a route's AUTH without its password.

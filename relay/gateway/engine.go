@@ -46,7 +46,8 @@ type Engine struct {
 	trace   *trace.Hub // the live protocol trace; nil in dry runs
 	traceLn *net.UnixListener
 
-	back *backend // the store's part (store.go); nil without relay.store
+	back       *backend // the store's part (store.go); nil without relay.store
+	consoleURL string   // for the notices to requesters
 }
 
 // New builds the engine and opens the queue (recovering it). It does not
@@ -59,7 +60,7 @@ func New(sec Sections, log *slog.Logger, m *ops.Metrics) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{startCfg: sec.Relay, metrics: m, rates: ratelimit.New(sec.Relay.RateLimits, nil)}
+	e := &Engine{startCfg: sec.Relay, consoleURL: sec.ConsoleURL, metrics: m, rates: ratelimit.New(sec.Relay.RateLimits, nil)}
 	e.log = e.newBackend(sec.Relay, log)
 	e.st.Store(st)
 	if err := e.loadCert(sec.Relay.TLS); err != nil {

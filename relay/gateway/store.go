@@ -116,7 +116,8 @@ func (e *Engine) startBackend(ctx context.Context) {
 		return e.queue.Enqueue(env, bytes.NewReader(data))
 	}
 	b.approval = &approval.Service{Store: get, Instance: b.instance, Log: e.log, Executors: map[string]approval.Executor{},
-		Notifier: &approval.MailNotifier{Hostname: e.startCfg.Hostname, Postmaster: e.startCfg.PostmasterAddress(), Enqueue: enqueue}}
+		Notifier: &approval.MailNotifier{Hostname: e.startCfg.Hostname, Postmaster: e.startCfg.PostmasterAddress(),
+			ConsoleURL: e.consoleURL, Enqueue: enqueue}}
 	if b.quar != nil {
 		b.approval.Executors[store.KindRelease] = &approval.ReleaseExecutor{Quarantine: b.quar, Enqueue: enqueue,
 			Store: get, Instance: b.instance, Log: e.log}

@@ -16,7 +16,7 @@ import (
 // indexed by address, and empty columns not at all. Each insert then
 // updates a few indexes, not nine. SQLite uses a partial index only when
 // the query repeats its condition word for word: the queries below do
-// (see entryKinds and the "<> ''" terms).
+// (see entryKinds and the "<> ”" terms).
 var migrations = []string{
 	// 1: the first schema.
 	`CREATE TABLE events (
