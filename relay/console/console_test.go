@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/accounts"
+	"github.com/sekisho/sekisho/accounts/export/slapdtest"
 	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/queue"
@@ -36,7 +37,7 @@ type fixture struct {
 	id  string // tanaka's quarantined original
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, edit ...func(*Config)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	sec := gateway.Sections{Accounts: accounts.DefaultConfig(), Rewrite: rewrite.DefaultConfig(), Routing: routing.DefaultConfig(),
@@ -68,6 +69,9 @@ func newFixture(t *testing.T) *fixture {
 	cfg := DefaultConfig()
 	cfg.Listeners = []ListenerConfig{{Address: "127.0.0.1:0", HTTP: true}}
 	cfg.Administrators = []string{"admin@test.jp"}
+	for _, e := range edit {
+		e(&cfg)
+	}
 	con, err := New(cfg, eng, Options{Config: func() ConfigReport { return ConfigReport{Source: "test.yaml", YAML: "x: 1\n"} }})
 	if err != nil {
 		t.Fatal(err)
@@ -365,4 +369,77 @@ func TestMessagesComplete(t *testing.T) {
 			t.Errorf("kind.%s is missing", k)
 		}
 	}
+}
+
+const ldapLDIF = `dn: dc=toyokawa,dc=example
+objectClass: dcObject
+objectClass: organization
+o: Toyokawa
+dc: toyokawa
+
+dn: ou=people,dc=toyokawa,dc=example
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,dc=toyokawa,dc=example
+objectClass: organizationalUnit
+ou: groups
+
+dn: uid=kacho,ou=people,dc=toyokawa,dc=example
+objectClass: inetOrgPerson
+uid: kacho
+cn: kacho
+sn: kacho
+mail: kacho@test.jp
+userPassword: kacho-pw
+
+dn: cn=approvers,ou=groups,dc=toyokawa,dc=example
+objectClass: groupOfNames
+cn: approvers
+member: uid=kacho,ou=people,dc=toyokawa,dc=example
+`
+
+// A person without a secret in the directory signs in with an LDAP bind;
+// their group makes them an approver; wrong passwords count towards the
+// same lockout as SMTP AUTH.
+func TestLDAPSignIn(t *testing.T) {
+	url := slapdtest.Start(t, ldapLDIF)
+	f := newFixture(t, func(c *Config) {
+		c.LDAP.URL = url + "/ou=people,dc=toyokawa,dc=example??sub?(objectClass=inetOrgPerson)"
+		c.LDAP.GroupBase = "ou=groups,dc=toyokawa,dc=example"
+		c.Approvers = []string{"ldap-group:cn=approvers,ou=groups,dc=toyokawa,dc=example"}
+	})
+	c := f.client(t)
+	c.signIn("kacho", "kacho-pw")
+	if resp, _ := c.get("/approvals"); resp.StatusCode != http.StatusOK {
+		t.Errorf("the LDAP group's member is not an approver: %d", resp.StatusCode)
+	}
+	if resp, _ := c.get("/my/quarantine"); resp.StatusCode != http.StatusOK {
+		t.Errorf("staff pages for the LDAP user: %d", resp.StatusCode)
+	}
+	// An account with a secret still signs in with it, not LDAP.
+	c2 := f.client(t)
+	c2.signIn("tanaka@test.jp", "tanaka-pw")
+	bad := f.client(t)
+	for range 5 {
+		bad.get("/signin")
+		bad.post("/signin", url2("csrf", bad.csrf, "user", "kacho", "password", "wrong"))
+	}
+	bad.get("/signin")
+	_, body := bad.post("/signin", url2("csrf", bad.csrf, "user", "kacho", "password", "kacho-pw"))
+	if !strings.Contains(body, "しばらくサインインできません") {
+		t.Errorf("LDAP failures did not lock the sign-in:\n%s", body)
+	}
+	if a, _ := f.st.Audit(context.Background(), store.AuditQuery{Actor: "kacho@test.jp", Action: "signin"}); len(a) != 1 || !a[0].OK ||
+		!strings.Contains(a[0].Detail, "ldap") {
+		t.Errorf("the LDAP sign-in's audit record: %+v", a)
+	}
+}
+
+func url2(kv ...string) url.Values {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Set(kv[i], kv[i+1])
+	}
+	return v
 }
