@@ -36,6 +36,9 @@ func FuzzMessage(f *testing.F) {
 		if err != nil {
 			t.Fatalf("error on input alone: %v", err)
 		}
+		if probs := wireProblems(out.Bytes()); len(probs) > 0 {
+			t.Fatalf("output not RFC 5322/2045-clean: %q\n%q", probs, out.String())
+		}
 		m, err := message.Read(bytes.NewReader(out.Bytes()))
 		if err != nil {
 			t.Fatalf("output does not parse: %v\n%q", err, out.String())

@@ -99,6 +99,33 @@ func probes() []probe {
 				}
 			}},
 
+		// Found on the third-party corpus (mail-parser, mikel/mail,
+		// mime4j): obsolete syntax and old charsets mail clients read.
+		{name: "an obsolete From field first is no mbox line", msg: "From  : John Doe <jdoe@example.com>\nTo: b@example.jp\nSubject: obs\n\nhello\n",
+			contains: []string{"From: John Doe <jdoe@example.com>", "hello"}},
+		{name: "an mbox line first is skipped", msg: "From jdoe@example.com Fri Nov 21 09:55:06 1997\nFrom: a@example.com\nSubject: mbox\n\nhello\n",
+			contains: []string{"From: a@example.com", "hello"}, absent: []string{"1997"}},
+		{name: "a fold of white space only", msg: "From: a@example.com\nSubject: Re: TEST\n \n\t=?ISO-2022-JP?B?GyRCJUYlOSVIGyhC?=\nTo: b@example.jp\nContent-Type: text/plain; charset=iso-2022-jp\n\nHello\n",
+			contains: []string{"To: b@example.jp", "Hello"}, absent: []string{"Content-Type: text/plain; charset=iso-2022-jp"},
+			check: func(t *testing.T, rep *Report, _ string) {
+				if rep.Subject != "Re: TEST テスト" {
+					t.Errorf("Subject %q", rep.Subject)
+				}
+			}},
+		{name: "a line of white space only before the body", msg: "From: a@example.com\nSubject: s\n  \nNote: the body's first line\n",
+			contains: []string{"Note: the body's first line"}, absent: []string{"Note: the body's first line\nX-Sekisho"}},
+		{name: "field names written without white space before the colon", msg: "From : a@example.com\nSubject\t : obsolete\n\nbody\n",
+			contains: []string{"From: a@example.com\n", "Subject: obsolete\n"}},
+		{name: "UTF-7 (Outlook 2000)", msg: "From: a@example.com\nSubject: =?utf-7?Q?Die_Hasen_und_die_Fr+APY-sche?=\nContent-Type: text/plain; charset=\"utf-7\"\n\nDie Hasen klagten einst +APw-ber ihre mi+AN8-liche Lage+ADs- 1 +- 1 +ZeVnLIqe- +2D3eAA-!\n",
+			contains: []string{"Die Hasen klagten einst über ihre mißliche Lage; 1 + 1 日本語 😀!"}, check: func(t *testing.T, rep *Report, _ string) {
+				if rep.Subject != "Die Hasen und die Frösche" {
+					t.Errorf("Subject %q", rep.Subject)
+				}
+			}},
+		{name: "a digest's parts are messages", msg: "From: list@example.com\nContent-Type: multipart/digest; boundary=d\n\n--d\n\nFrom: x@example.com\nSubject: first\n\nfirst message\n--d\n\nFrom: y@example.com\nSubject: second\nContent-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nsecond message\n--m\nContent-Type: application/octet-stream; name=\"x.exe\"\n\nMZ binary\n--m--\n--d--\n",
+			contains: []string{"Subject: first\n\nfirst message", "Subject: second\n\nsecond message"}, absent: []string{"MZ binary", "Content-Type: application/octet-stream"},
+			check: removedCode("x.exe", CodeNotAllowed)},
+
 		// File names.
 		{name: "RFC 2231 Shift_JIS name", opts: allowPDFPNGCSV, msg: mixed("b", text("b", "x")+att("b", "filename*=shift_jis''%8C%A9%90%CF%8F%91.pdf", "application/pdf", pdf)+"--b--\n"),
 			contains: []string{"見積書.pdf"}, check: kept("見積書.pdf")},

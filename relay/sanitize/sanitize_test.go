@@ -42,6 +42,9 @@ func render(t *testing.T, out []byte) string {
 	if i < 0 {
 		t.Fatalf("no header end in output")
 	}
+	for _, p := range wireProblems(out) {
+		t.Errorf("output not RFC 5322/2045-clean: %s", p)
+	}
 	b.WriteString(strings.ReplaceAll(string(out[:i+2]), "\r\n", "\n"))
 	m, err := message.Read(bytes.NewReader(out))
 	if err != nil {

@@ -298,6 +298,11 @@ func (wk *walker) unkeep(from, to int) {
 // child walks a part of a multipart; signatures of multipart/signed are
 // dropped (any change to the text breaks them anyway) and noted.
 func (wk *walker) child(h *header, s *source, depth int, path, parent string) piece {
+	if parent == "multipart/digest" && h.get("Content-Type") == "" {
+		// RFC 2046 §5.1.5: a digest's parts are messages unless they
+		// say otherwise.
+		return wk.embedded(inner(s, h.get("Content-Transfer-Encoding")), depth, path)
+	}
 	mt, _ := contentType(h.get("Content-Type"))
 	switch mt {
 	case "application/pkcs7-signature", "application/x-pkcs7-signature", "application/pgp-signature":
