@@ -84,12 +84,18 @@ func decodeAs(raw []byte, cs string) (string, bool) {
 
 // decodeHeader returns a header value as UTF-8: encoded words decoded, and
 // raw 8-bit bytes (which some Japanese mailers send against RFC 5322)
-// guessed like a body.
+// guessed like a body, from all of the value at once. Raw bytes inside an
+// encoded word are in the word's charset: Netscape 4 wrote Q words that
+// hold raw Latin-1 ("=?iso-8859-1?Q?Fr\xf6sche?="), as clients read them.
 func decodeHeader(v string) string {
-	if !utf8.ValidString(v) || hasHigh(v) {
-		v = decodeText([]byte(v), "")
+	if !hasHigh(v) {
+		return decodeWords(v, nil)
 	}
-	return decodeWords(v)
+	if !strings.Contains(v, "=?") {
+		return decodeText([]byte(v), "")
+	}
+	enc, _ := charset.Detect([]byte(v))
+	return decodeWords(v, func(s string) string { return charset.DecodeAs([]byte(s), enc) })
 }
 
 func hasHigh(s string) bool {

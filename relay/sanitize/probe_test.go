@@ -122,6 +122,12 @@ func probes() []probe {
 					t.Errorf("Subject %q", rep.Subject)
 				}
 			}},
+		{name: "raw Latin-1 inside Q encoded words (Netscape 4.7)", msg: "From: a@example.com\nTo: =?iso-8859-1?Q?J\xfcrgen?= <j@example.de>\nSubject: =?iso-8859-1?Q?Die_Hasen_und_die_Fr\xf6sche?=\n\nhallo\n",
+			check: func(t *testing.T, rep *Report, raw string) {
+				if rep.Subject != "Die Hasen und die Frösche" || !strings.Contains(raw, "To: "+(&encoder{}).header("Jürgen")+" <j@example.de>") {
+					t.Errorf("Subject %q, header:\n%s", rep.Subject, raw)
+				}
+			}},
 		{name: "a digest's parts are messages", msg: "From: list@example.com\nContent-Type: multipart/digest; boundary=d\n\n--d\n\nFrom: x@example.com\nSubject: first\n\nfirst message\n--d\n\nFrom: y@example.com\nSubject: second\nContent-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nsecond message\n--m\nContent-Type: application/octet-stream; name=\"x.exe\"\n\nMZ binary\n--m--\n--d--\n",
 			contains: []string{"Subject: first\n\nfirst message", "Subject: second\n\nsecond message"}, absent: []string{"MZ binary", "Content-Type: application/octet-stream"},
 			check: removedCode("x.exe", CodeNotAllowed)},
