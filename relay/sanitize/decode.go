@@ -20,6 +20,9 @@ func transferDecoder(cte string, body io.Reader) io.Reader {
 		return newBase64Reader(body)
 	case "quoted-printable":
 		return &qpReader{br: bufio.NewReaderSize(body, 4096)}
+	case "x-uuencode", "uuencode", "x-uue", "uue":
+		// Eudora's and old Unix mailers'; clients decode it.
+		return &uuReader{br: bufio.NewReaderSize(body, 4096)}
 	}
 	return body
 }
@@ -184,6 +187,74 @@ func qpLine(dst, line []byte, whole bool) []byte {
 	dst = appendUnescaped(dst, line, '=')
 	if nl && !soft {
 		dst = append(dst, '\r', '\n')
+	}
+	return dst
+}
+
+// uuReader decodes uuencode: the lines after "begin MODE NAME" up to a
+// line of length zero or "end", each a length character and groups of
+// four characters for three bytes. A short line gives the bytes it
+// holds; anything before "begin" is skipped.
+type uuReader struct {
+	br      *bufio.Reader
+	begun   bool
+	out     []byte
+	buf     []byte
+	err     error
+	discard bool // the rest of a line longer than the buffer
+}
+
+func (u *uuReader) Read(p []byte) (int, error) {
+	for len(u.out) == 0 {
+		if u.err != nil {
+			return 0, u.err
+		}
+		line, err := u.br.ReadSlice('\n')
+		long := err == bufio.ErrBufferFull
+		if long {
+			err = nil
+		}
+		skip := u.discard
+		u.discard = long
+		u.err = err
+		if skip {
+			continue
+		}
+		line = bytes.TrimRight(line, " \t\r\n")
+		switch {
+		case !u.begun:
+			u.begun = bytes.HasPrefix(line, []byte("begin "))
+		case len(line) == 0:
+		case bytes.Equal(line, []byte("end")) || line[0] == '`' || line[0] == ' ':
+			// The end, or a line of zero bytes before it.
+			u.err = io.EOF
+		default:
+			u.buf = uuLine(u.buf[:0], line)
+			u.out = u.buf
+		}
+	}
+	c := copy(p, u.out)
+	u.out = u.out[c:]
+	return c, nil
+}
+
+// uuLine decodes one uuencoded line: its first character says how many
+// bytes follow (at most 63). Missing characters are zeros: the spaces
+// that encode them are trimmed by mailers and by our line reading.
+func uuLine(dst, line []byte) []byte {
+	n := int(line[0]-' ') & 63
+	chars := line[1:]
+	for i := 0; n > 0; i += 4 {
+		var q [4]byte
+		for j := range q {
+			if i+j < len(chars) {
+				q[j] = (chars[i+j] - ' ') & 63
+			}
+		}
+		b := [3]byte{q[0]<<2 | q[1]>>4, q[1]<<4 | q[2]>>2, q[2]<<6 | q[3]}
+		k := min(n, 3)
+		dst = append(dst, b[:k]...)
+		n -= k
 	}
 	return dst
 }

@@ -227,7 +227,11 @@ func (wk *walker) write(w io.Writer, h *header, text string) error {
 	for _, k := range wk.kept {
 		bw.WriteString("\r\n--" + boundary + "\r\n")
 		ctName, disp := nameParams(enc, k.att.Name)
-		writeField(bw, "Content-Type", k.att.Detected+"; "+ctName)
+		ct := k.att.Detected
+		if strings.HasPrefix(ct, "text/") && k.charset != "" {
+			ct += "; charset=" + k.charset
+		}
+		writeField(bw, "Content-Type", ct+"; "+ctName)
 		writeField(bw, "Content-Disposition", disp)
 		writeField(bw, "Content-Transfer-Encoding", "base64")
 		bw.WriteString("\r\n")

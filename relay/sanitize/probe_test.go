@@ -128,6 +128,20 @@ func probes() []probe {
 					t.Errorf("Subject %q, header:\n%s", rep.Subject, raw)
 				}
 			}},
+		{name: "x-uuencode (Eudora) decoded, a text file's charset kept", opts: Options{AllowTypes: []string{"text/plain", "image/png"}, AllowExtensions: []string{"txt", "png"}},
+			msg: mixed("b", text("b", "x")+
+				"--b\nContent-Type: text/plain; charset=iso-8859-1; name=\"hasen.txt\"\nContent-Transfer-Encoding: x-uuencode\nContent-Disposition: attachment; filename=\"hasen.txt\"\n\n"+uu("hasen.txt", "Die Hasen und die Fr\xf6sche\r\n")+
+				"--b\nContent-Type: image/png; name=\"ball.png\"\nContent-Transfer-Encoding: x-uuencode\n\n"+uu("ball.png", png+"\x00\x00\x00\x00\x00\x00")+"--b--\n"),
+			contains: []string{"Die Hasen und die Frösche"},
+			check: func(t *testing.T, rep *Report, raw string) {
+				kept("hasen.txt", "ball.png")(t, rep, raw)
+				if !strings.Contains(raw, "Content-Type: text/plain; charset=iso-8859-1; name=\"hasen.txt\"") {
+					t.Errorf("the text file's charset is lost:\n%s", raw)
+				}
+				if len(rep.Kept) == 2 && (rep.Kept[0].Size != 27 || rep.Kept[1].Size != int64(len(png)+6)) {
+					t.Errorf("sizes %d and %d", rep.Kept[0].Size, rep.Kept[1].Size)
+				}
+			}},
 		{name: "a digest's parts are messages", msg: "From: list@example.com\nContent-Type: multipart/digest; boundary=d\n\n--d\n\nFrom: x@example.com\nSubject: first\n\nfirst message\n--d\n\nFrom: y@example.com\nSubject: second\nContent-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nsecond message\n--m\nContent-Type: application/octet-stream; name=\"x.exe\"\n\nMZ binary\n--m--\n--d--\n",
 			contains: []string{"Subject: first\n\nfirst message", "Subject: second\n\nsecond message"}, absent: []string{"MZ binary", "Content-Type: application/octet-stream"},
 			check: removedCode("x.exe", CodeNotAllowed)},
@@ -259,6 +273,27 @@ func probes() []probe {
 				}
 			}},
 	}
+}
+
+// uu uuencodes data as old mailers did: zeros as spaces, which the
+// lines lose at their end.
+func uu(name, data string) string {
+	var b strings.Builder
+	b.WriteString("begin 644 " + name + "\n")
+	for len(data) > 0 {
+		n := min(len(data), 45)
+		chunk := data[:n] + "\x00\x00"
+		data = data[n:]
+		line := []byte{byte(' ' + n)}
+		for i := 0; i < n; i += 3 {
+			c := chunk[i : i+3]
+			for _, q := range []byte{c[0] >> 2, c[0]<<4&63 | c[1]>>4, c[1]<<2&63 | c[2]>>6, c[2] & 63} {
+				line = append(line, ' '+q)
+			}
+		}
+		b.WriteString(strings.TrimRight(string(line), " ") + "\n")
+	}
+	return b.String() + "`\nend\n"
 }
 
 func withPrefer(o Options, p string) Options { o.Prefer = p; return o }

@@ -68,7 +68,7 @@ func (wk *walker) entity(h *header, s *source, depth int, path string) piece {
 		s.drain()
 		return piece{}
 	case depth > maxDepth:
-		wk.attachment(mt, name, cte, s, path, limitReason(CodeTooDeep, fmt.Sprintf("nested more than %d levels deep", maxDepth)))
+		wk.attachment(mt, name, cte, "", s, path, limitReason(CodeTooDeep, fmt.Sprintf("nested more than %d levels deep", maxDepth)))
 		return piece{}
 	case strings.HasPrefix(mt, "multipart/"):
 		return wk.multipart(mt, params, inner(s, cte), depth, path)
@@ -82,7 +82,7 @@ func (wk *walker) entity(h *header, s *source, depth int, path string) piece {
 		}
 		return piece{kind: kind, raw: raw, cs: params["charset"], lazy: true}
 	}
-	wk.attachment(mt, name, cte, s, path, nil)
+	wk.attachment(mt, name, cte, params["charset"], s, path, nil)
 	return piece{}
 }
 
@@ -307,7 +307,7 @@ func (wk *walker) child(h *header, s *source, depth int, path, parent string) pi
 	switch mt {
 	case "application/pkcs7-signature", "application/x-pkcs7-signature", "application/pgp-signature":
 		if parent == "multipart/signed" {
-			n, _ := io.Copy(io.Discard, s)
+			n, _ := io.Copy(io.Discard, transferDecoder(h.get("Content-Transfer-Encoding"), s))
 			wk.rep.SignatureRemoved = true
 			wk.rep.Removed = append(wk.rep.Removed, Attachment{Path: path, Name: "smime.p7s", Size: n, Declared: mt,
 				Detected: mt, Reason: "signature (no longer valid once the message is sanitized)", Code: CodeSignature})
@@ -324,7 +324,7 @@ func (wk *walker) child(h *header, s *source, depth int, path, parent string) pi
 func (wk *walker) embedded(s *source, depth int, path string) piece {
 	ih := readHeader(s, embeddedCaps, true)
 	if len(ih.fields) == 0 {
-		wk.attachment("message/rfc822", "", "", s, partName(path), &reason{"embedded message without a header", CodeBroken})
+		wk.attachment("message/rfc822", "", "", "", s, partName(path), &reason{"embedded message without a header", CodeBroken})
 		return piece{}
 	}
 	p := wk.entity(ih, s, depth+1, path)
