@@ -26,6 +26,9 @@ func FuzzMessage(f *testing.F) {
 			f.Add(b, strings.Contains(p, "jpmobile"))
 		}
 	}
+	for _, b := range thirdPartySeeds() {
+		f.Add(b, bytes.Contains(b, []byte("iso-2022-jp")))
+	}
 	f.Fuzz(func(t *testing.T, data []byte, iso bool) {
 		o := Options{AllowTypes: []string{"application/pdf"}, AllowExtensions: []string{"pdf"}, ReleaseID: "x", TempDir: t.TempDir()}
 		if iso {
