@@ -58,6 +58,9 @@ func FuzzMessage(f *testing.F) {
 				if !utf8.Valid(b) {
 					t.Errorf("text part is not valid UTF-8 after decoding")
 				}
+				if e.Header.Get("Content-Disposition") == "" && bytes.Count(b, []byte("\r")) != bytes.Count(b, []byte("\r\n")) {
+					t.Errorf("text part has a CR alone")
+				}
 			}
 			return nil
 		})

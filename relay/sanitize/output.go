@@ -340,19 +340,20 @@ func writeBase64(w *bufio.Writer, r io.Reader) error {
 	}
 }
 
-// crlf turns LF line ends into CRLF.
+// crlf writes every line break as CRLF, as RFC 2045 wants text in its
+// canonical form: LF, CRLF, and a CR alone (which a quoted-printable =0D
+// or an old Mac mailer leaves) each end a line.
 func crlf(b []byte) []byte {
 	out := make([]byte, 0, len(b)+bytes.Count(b, lfBytes))
 	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
+		i := bytes.IndexAny(b, "\r\n")
 		if i < 0 {
 			return append(out, b...)
 		}
-		line := b[:i]
-		if i > 0 && line[i-1] == '\r' {
-			line = line[:i-1]
+		out = append(append(out, b[:i]...), '\r', '\n')
+		if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
+			i++
 		}
-		out = append(append(out, line...), '\r', '\n')
 		b = b[i+1:]
 	}
 	return out

@@ -142,6 +142,8 @@ func probes() []probe {
 					t.Errorf("sizes %d and %d", rep.Kept[0].Size, rep.Kept[1].Size)
 				}
 			}},
+		{name: "a CR alone ends a line", msg: "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\nline one=0Dline two=0D=0Aline three=0A\n",
+			contains: []string{"line one\nline two\nline three\n"}},
 		{name: "a digest's parts are messages", msg: "From: list@example.com\nContent-Type: multipart/digest; boundary=d\n\n--d\n\nFrom: x@example.com\nSubject: first\n\nfirst message\n--d\n\nFrom: y@example.com\nSubject: second\nContent-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nsecond message\n--m\nContent-Type: application/octet-stream; name=\"x.exe\"\n\nMZ binary\n--m--\n--d--\n",
 			contains: []string{"Subject: first\n\nfirst message", "Subject: second\n\nsecond message"}, absent: []string{"MZ binary", "Content-Type: application/octet-stream"},
 			check: removedCode("x.exe", CodeNotAllowed)},

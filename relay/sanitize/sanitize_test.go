@@ -68,8 +68,13 @@ func render(t *testing.T, out []byte) string {
 		if mt == "text/plain" {
 			// Our text must decode to UTF-8; a kept text file is as it
 			// came, in the charset it declared, if any.
-			if !utf8.Valid(body) && e.Header.Get("Content-Disposition") == "" {
-				t.Errorf("part %d does not decode to valid UTF-8", n)
+			if e.Header.Get("Content-Disposition") == "" {
+				if !utf8.Valid(body) {
+					t.Errorf("part %d does not decode to valid UTF-8", n)
+				}
+				if nl := bytes.Count(body, []byte("\n")); nl != bytes.Count(body, []byte("\r")) || nl != bytes.Count(body, []byte("\r\n")) {
+					t.Errorf("part %d has line breaks other than CRLF", n)
+				}
 			}
 			b.WriteString(strings.ReplaceAll(strings.ToValidUTF8(string(body), "\uFFFD"), "\r\n", "\n"))
 		} else {
