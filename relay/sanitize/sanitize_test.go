@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -343,5 +344,30 @@ func TestLargeBodyIntact(t *testing.T) {
 				t.Errorf("%s, %s: the text differs at byte %d: %q", c.cte, name, i, g[i:min(len(g), i+40)])
 			}
 		}
+	}
+}
+
+// Memory is bounded by the walker's limits, not by how many parts a
+// message has: past maxParts, parts are counted and skipped without
+// reading their headers or keeping anything per part. Allocation is
+// counted, not timed; before the limit held in the multipart loop, 200,000
+// small parts allocated about 190 MB.
+func TestManyPartsMemory(t *testing.T) {
+	const n = 200000
+	msg := []byte("From: a@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		strings.Repeat("--b\r\nContent-Type: text/plain\r\n\r\nxx\r\n", n) + "--b--\r\n")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	rep, err := Message(bytes.NewReader(msg), io.Discard, Options{TempDir: t.TempDir()})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Unread != n-maxParts+1 {
+		t.Errorf("%d parts not read, want %d", rep.Unread, n-maxParts+1)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
+		t.Errorf("%d MB allocated for %d parts", alloc>>20, n)
 	}
 }

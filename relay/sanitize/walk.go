@@ -153,6 +153,17 @@ func (wk *walker) multipart(mt string, params map[string]string, s *source, dept
 		}
 		s.startPart()
 		n++
+		if wk.parts >= maxParts {
+			// Past the walker's limit the parts are counted and
+			// skipped, their headers unread: memory stays what the
+			// limit allows, however many parts a message has.
+			wk.rep.Unread++
+			s.drain()
+			if s.stop != level || s.closing || s.eof {
+				break
+			}
+			continue
+		}
 		cpath := strconv.Itoa(n)
 		if path != "" {
 			cpath = path + "." + cpath
