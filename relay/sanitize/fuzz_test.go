@@ -20,6 +20,9 @@ func FuzzMessage(f *testing.F) {
 		f.Add([]byte(c.msg), c.opts.Charset == CharsetISO2022J)
 	}
 	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: message/rfc822\r\n\r\n--a--"), false)
+	// Encodings and formats the corpus above lacks: x-uuencode, UTF-7,
+	// text/enriched, a digest.
+	f.Add([]byte("Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: =?utf-7?Q?Fr+APY-sche?=\r\nContent-Type: text/enriched; charset=utf-7\r\n\r\n<bold>x</bold><<\r\n<param>p</param>+AOQ-\r\n--d\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 a.pdf\r\n#)5!$\r\n`\r\nend\r\n--d--\r\n"), false)
 	real, _ := filepath.Glob(filepath.Join("testdata", "real", "*", "*"))
 	for _, p := range real {
 		if b, err := os.ReadFile(p); err == nil {

@@ -144,6 +144,14 @@ func probes() []probe {
 			}},
 		{name: "a CR alone ends a line", msg: "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\nline one=0Dline two=0D=0Aline three=0A\n",
 			contains: []string{"line one\nline two\nline three\n"}},
+		{name: "text/enriched (Apple Mail) shown as text", msg: "From: a@example.com\nContent-Type: multipart/alternative; boundary=a\n\n--a\nContent-Type: text/enriched; charset=us-ascii\n\n<bold>Bold</bold> <<not a command>\nsame line\n\n\nnew <param>Times</param>para<nofill>graph\n kept\n</nofill>\n--a--\n",
+			contains: []string{"Bold <not a command> same line\n\nnew paragraph\n kept"}, absent: []string{"<bold>", "Times"}, check: func(t *testing.T, rep *Report, _ string) {
+				if len(rep.Removed) != 0 {
+					t.Errorf("removed %+v", rep.Removed)
+				}
+			}},
+		{name: "text/richtext shown as text", msg: "From: a@example.com\nContent-Type: text/richtext\n\nA <bold>line</bold><nl>\nB <lt>c> and\nthe same line\n",
+			contains: []string{"A line\nB <c> and the same line"}},
 		{name: "a digest's parts are messages", msg: "From: list@example.com\nContent-Type: multipart/digest; boundary=d\n\n--d\n\nFrom: x@example.com\nSubject: first\n\nfirst message\n--d\n\nFrom: y@example.com\nSubject: second\nContent-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nsecond message\n--m\nContent-Type: application/octet-stream; name=\"x.exe\"\n\nMZ binary\n--m--\n--d--\n",
 			contains: []string{"Subject: first\n\nfirst message", "Subject: second\n\nsecond message"}, absent: []string{"MZ binary", "Content-Type: application/octet-stream"},
 			check: removedCode("x.exe", CodeNotAllowed)},

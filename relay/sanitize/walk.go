@@ -34,7 +34,8 @@ type piece struct {
 	raw  []byte // a text part not rendered yet
 	cs   string // its declared charset
 	lazy bool
-	html bool // the text holds converted HTML
+	html bool   // the text holds converted HTML
+	rich string // "text/enriched" or "text/richtext": formatting to take out
 }
 
 func (p *piece) render(links string) string {
@@ -42,9 +43,13 @@ func (p *piece) render(links string) string {
 		p.lazy = false
 		t := decodeText(p.raw, p.cs)
 		p.raw = nil
-		if p.kind == kindHTML {
+		switch {
+		case p.kind == kindHTML:
 			p.text, p.html = htmlToText(t, links), true
-		} else {
+		case p.rich != "":
+			t = enrichedToText(t, p.rich == "text/richtext")
+			p.text = strings.TrimRight(t, "\n")
+		default:
 			p.text = strings.TrimRight(strings.ReplaceAll(t, "\r\n", "\n"), "\n")
 		}
 	}
@@ -76,11 +81,14 @@ func (wk *walker) entity(h *header, s *source, depth int, path string) piece {
 		return wk.embedded(inner(s, cte), depth, path)
 	case isText(mt) && disp != "attachment":
 		raw := wk.readText(transferDecoder(cte, s))
-		kind := kindPlain
-		if mt == "text/html" {
-			kind = kindHTML
+		p := piece{kind: kindPlain, raw: raw, cs: params["charset"], lazy: true}
+		switch mt {
+		case "text/html":
+			p.kind = kindHTML
+		case "text/enriched", "text/richtext":
+			p.rich = mt
 		}
-		return piece{kind: kind, raw: raw, cs: params["charset"], lazy: true}
+		return p
 	}
 	wk.attachment(mt, name, cte, params["charset"], s, path, nil)
 	return piece{}
@@ -105,7 +113,7 @@ func isMessage(mt string) bool { return mt == "message/rfc822" || mt == "message
 // isText: the types shown as the message's text.
 func isText(mt string) bool {
 	switch mt {
-	case "text/plain", "text/html", "message/delivery-status", "message/global-delivery-status",
+	case "text/plain", "text/html", "text/enriched", "text/richtext", "message/delivery-status", "message/global-delivery-status",
 		"text/rfc822-headers", "message/disposition-notification":
 		return true
 	}
