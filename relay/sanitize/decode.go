@@ -258,3 +258,88 @@ func uuLine(dst, line []byte) []byte {
 	}
 	return dst
 }
+
+// uuBlock is a uuencoded file written inside a plain text: its name and
+// its lines, "begin" to "end".
+type uuBlock struct {
+	name string
+	data []byte
+}
+
+// inlineUU takes the uuencoded files out of a plain text, as mail
+// clients show them as attachments (Outlook 2000 and old Unix mailers
+// wrote attachments so): each line "begin MODE NAME" whose next line is
+// uuencode, with the lines up to "end" or the end of the text. It
+// returns the text without them, and the files.
+func inlineUU(text []byte) ([]byte, []uuBlock) {
+	if !bytes.Contains(text, []byte("begin ")) {
+		return text, nil
+	}
+	var rest []byte
+	var blocks []uuBlock
+	for len(text) > 0 {
+		line, after := cutLine(text)
+		name, ok := uuBegin(line)
+		if next, _ := cutLine(after); !ok || !uuLineShape(next) {
+			rest = append(rest, text[:len(text)-len(after)]...)
+			text = after
+			continue
+		}
+		end := after
+		for len(end) > 0 {
+			l, a := cutLine(end)
+			end = a
+			if string(bytes.TrimRight(l, " \t\r\n")) == "end" {
+				break
+			}
+		}
+		blocks = append(blocks, uuBlock{name: name, data: text[:len(text)-len(end)]})
+		text = end
+	}
+	return rest, blocks
+}
+
+// cutLine splits off the first line of text, its line break included.
+func cutLine(text []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(text, '\n'); i >= 0 {
+		return text[:i+1], text[i+1:]
+	}
+	return text, nil
+}
+
+// uuBegin reads "begin MODE NAME": three or four octal digits, and the
+// name, which may be missing.
+func uuBegin(line []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(bytes.TrimRight(line, " \t\r\n"), []byte("begin "))
+	if !ok {
+		return "", false
+	}
+	mode, name, _ := bytes.Cut(rest, []byte(" "))
+	if len(mode) < 3 || len(mode) > 4 {
+		return "", false
+	}
+	for _, c := range mode {
+		if c < '0' || c > '7' {
+			return "", false
+		}
+	}
+	return string(bytes.TrimSpace(name)), true
+}
+
+// uuLineShape: a line of uuencode, its length character saying about as
+// many characters as follow (trailing spaces may be lost; some encoders
+// add a check character).
+func uuLineShape(line []byte) bool {
+	line = bytes.TrimRight(line, "\r\n")
+	if len(line) < 2 {
+		return false
+	}
+	for _, c := range line {
+		if c < ' ' || c > '`' {
+			return false
+		}
+	}
+	n := int(line[0]-' ') & 63
+	want := (n + 2) / 3 * 4
+	return n > 0 && len(line)-1 <= want+1 && len(line)-1 >= want/2
+}

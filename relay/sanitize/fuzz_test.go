@@ -23,6 +23,7 @@ func FuzzMessage(f *testing.F) {
 	// Encodings and formats the corpus above lacks: x-uuencode, UTF-7,
 	// text/enriched, a digest.
 	f.Add([]byte("Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: =?utf-7?Q?Fr+APY-sche?=\r\nContent-Type: text/enriched; charset=utf-7\r\n\r\n<bold>x</bold><<\r\n<param>p</param>+AOQ-\r\n--d\r\nContent-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 a.pdf\r\n#)5!$\r\n`\r\nend\r\n--d--\r\n"), false)
+	f.Add([]byte("Content-Type: text/plain\r\n\r\ntext\r\nbegin 644 a.png\r\n#)5!$\r\n`\r\nend\r\nbegin 600\r\nM"), false)
 	real, _ := filepath.Glob(filepath.Join("testdata", "real", "*", "*"))
 	for _, p := range real {
 		if b, err := os.ReadFile(p); err == nil {

@@ -152,6 +152,13 @@ func probes() []probe {
 			}},
 		{name: "text/richtext shown as text", msg: "From: a@example.com\nContent-Type: text/richtext\n\nA <bold>line</bold><nl>\nB <lt>c> and\nthe same line\n",
 			contains: []string{"A line\nB <c> and the same line"}},
+		{name: "uuencoded files inside a plain text (Outlook 2000)", opts: allowPDFPNGCSV,
+			msg:      "From: a@example.com\nContent-Type: text/plain\n\nHello,\n\n" + uu("ball.png", png) + "\nbetween\n" + uu("setup.exe", "MZ\x90\x00 not a picture") + "after\nbegin 2024 plans\nWe start soon.\n",
+			contains: []string{"Hello,", "between", "after\nbegin 2024 plans\nWe start soon."}, absent: []string{"begin 644"},
+			check: func(t *testing.T, rep *Report, raw string) {
+				kept("ball.png")(t, rep, raw)
+				removedCode("setup.exe", CodeNotAllowed)(t, rep, raw)
+			}},
 		{name: "a digest's parts are messages", msg: "From: list@example.com\nContent-Type: multipart/digest; boundary=d\n\n--d\n\nFrom: x@example.com\nSubject: first\n\nfirst message\n--d\n\nFrom: y@example.com\nSubject: second\nContent-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nsecond message\n--m\nContent-Type: application/octet-stream; name=\"x.exe\"\n\nMZ binary\n--m--\n--d--\n",
 			contains: []string{"Subject: first\n\nfirst message", "Subject: second\n\nsecond message"}, absent: []string{"MZ binary", "Content-Type: application/octet-stream"},
 			check: removedCode("x.exe", CodeNotAllowed)},

@@ -81,6 +81,9 @@ func (wk *walker) entity(h *header, s *source, depth int, path string) piece {
 		return wk.embedded(inner(s, cte), depth, path)
 	case isText(mt) && disp != "attachment":
 		raw := wk.readText(transferDecoder(cte, s))
+		if mt == "text/plain" {
+			raw = wk.inlineFiles(raw, path)
+		}
 		p := piece{kind: kindPlain, raw: raw, cs: params["charset"], lazy: true}
 		switch mt {
 		case "text/html":
@@ -92,6 +95,18 @@ func (wk *walker) entity(h *header, s *source, depth int, path string) piece {
 	}
 	wk.attachment(mt, name, cte, params["charset"], s, path, nil)
 	return piece{}
+}
+
+// inlineFiles takes the uuencoded files out of a plain text and handles
+// them as the attachments mail clients make of them: removed, or kept by
+// the allow list; they never reach the recipient as text a client would
+// decode again.
+func (wk *walker) inlineFiles(raw []byte, path string) []byte {
+	text, blocks := inlineUU(raw)
+	for _, b := range blocks {
+		wk.attachment("", safeName(decodeText([]byte(b.name), "")), "x-uuencode", "", bytes.NewReader(b.data), partName(path), nil)
+	}
+	return text
 }
 
 // contentType reads Content-Type; RFC 2045 §5.2: a missing or invalid one
