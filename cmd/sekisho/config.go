@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -69,6 +70,18 @@ func loadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
+// configFileError says what to do about a configuration file that
+// cannot be read, besides what the system said.
+func configFileError(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w\nGive the path of your configuration (packaging/install.sh installs /etc/sekisho/sekisho.yaml; configs/ holds commented examples), or run `sekisho serve` without one to try the embedded example", err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w\nRun the command as root or a member of the sekisho group (packaging/install.sh makes the configuration readable by it), or fix the file's permissions", err)
+	}
+	return err
+}
+
 // loadConfigLenient is loadConfig that also returns what could be read of
 // a configuration with problems (nil only when the file cannot be read or
 // parsed), so that config check can go on and load the sections that are
@@ -81,7 +94,7 @@ func loadConfigLenient(path string) (*Config, error) {
 	} else {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, err
+			return nil, configFileError(path, err)
 		}
 		abs, _ := filepath.Abs(path)
 		data, base, source = b, filepath.Dir(abs), path

@@ -112,6 +112,9 @@ Exit 1 when a step refuses (for --batch: when a step of any probe refuses).`)
 		if s.Route != nil {
 			fmt.Fprintf(env.stdout, "        its copy: %s\n", copyRewrite(*s.Route))
 		}
+		if s.Limits != "" {
+			fmt.Fprintf(env.stdout, "        %s\n", s.Limits)
+		}
 		fmt.Fprintf(env.stdout, "        rule %s: %s\n", s.Rule, s.Reason)
 	}
 	return status

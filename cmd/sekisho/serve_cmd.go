@@ -66,6 +66,18 @@ sessions finish (up to --grace), and exit.`)
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
 	}
+	// Everything that can refuse the configuration before anything is
+	// created: the log files, the queue folder.
+	if err := gateway.Preflight(cfg.sections()); err != nil {
+		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
+		return exitFinding
+	}
+	// Signals before the first connection is accepted: a SIGHUP or
+	// SIGTERM sent as soon as the listeners answer waits in the channel
+	// instead of killing the process (their default action).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -121,15 +133,18 @@ sessions finish (up to --grace), and exit.`)
 			return exitFinding
 		}
 	}
+	// What config check would warn of, said where the operator looks
+	// when mail goes wrong.
 	for _, w := range cfg.Relay.Warnings() {
 		log.Warn("relay."+w, "kind", "start", "config", cfg.Source)
+	}
+	for _, w := range eng.Warnings() {
+		log.Warn(w.String(), "kind", "start", "config", cfg.Source)
 	}
 	for i, a := range eng.Addrs() {
 		log.Info("listening", "kind", "start", "address", a.String(), "mode", cfg.Relay.Listeners[i].Mode, "config", cfg.Source)
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:
@@ -146,7 +161,7 @@ sessions finish (up to --grace), and exit.`)
 			}
 		case syscall.SIGUSR1:
 			if err := sink.Reopen(); err != nil {
-				log.Error("reopening the log files", "error", err)
+				log.Error("reopening the log files", "kind", "reload", "error", err)
 			}
 		default:
 			log.Info("shutting down", "kind", "stop", "signal", sig.String(), "grace", grace.String())
@@ -154,7 +169,7 @@ sessions finish (up to --grace), and exit.`)
 			err := eng.Shutdown(sctx)
 			scancel()
 			if err != nil {
-				log.Error("shutdown", "error", err)
+				log.Error("shutdown", "kind", "stop", "error", err)
 				return exitFinding
 			}
 			return exitOK

@@ -18,6 +18,7 @@ import (
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/ops/logsink"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/runner"
 	"github.com/sekisho/sekisho/relay/sanitize"
 	"github.com/sekisho/sekisho/relay/session"
@@ -45,6 +46,7 @@ type Config struct {
 	Log             logsink.Config    `koanf:"log"`
 	Metrics         ops.MetricsConfig `koanf:"metrics"`
 	Inspect         inspect.Config    `koanf:"inspect"`
+	RateLimits      ratelimit.Config  `koanf:"rate_limits"`
 	// Archive lists the archive copies (relay/session/archive.go).
 	Archive []session.ArchiveConfig `koanf:"archive"`
 
@@ -126,6 +128,7 @@ func DefaultConfig() Config {
 		Log:             logsink.DefaultConfig(),
 		Inspect:         inspect.DefaultConfig(),
 		Sanitize:        sanitize.DefaultConfig(),
+		RateLimits:      ratelimit.DefaultConfig(),
 	}
 }
 
@@ -229,7 +232,7 @@ func (c Config) Validate() error {
 		err error
 	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()},
 		{"delivery", c.Delivery.Validate()}, {"log", c.Log.Validate()}, {"metrics", c.Metrics.Validate()},
-		{"inspect", c.Inspect.Validate()}, {"sanitize", c.Sanitize.Validate()}} {
+		{"inspect", c.Inspect.Validate()}, {"sanitize", c.Sanitize.Validate()}, {"rate_limits", c.RateLimits.Validate()}} {
 		if err := keyerr.Prefix(sub.key+".", sub.err); err != nil {
 			errs = append(errs, err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/policy"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/session"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -54,6 +55,9 @@ type Step struct {
 	// its hosts (table match, no DNS); Route is the whole decision.
 	NextHop string            `json:"next_hop,omitempty"`
 	Route   *routing.Decision `json:"route,omitempty"`
+	// Limits, on the connect step, are the rate and connection limits
+	// the session would meet (relay.rate_limits, relay.limits).
+	Limits string `json:"limits,omitempty"`
 }
 
 // Refused reports whether the step refuses.
@@ -97,7 +101,7 @@ func DryRun(sec Sections, p Probe) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dryRun(st.pol, ProbeConn(sec.Relay, p), p), nil
+	return dryRun(st.pol, sec.Relay, p), nil
 }
 
 // DryRunner decides many probes with one loaded configuration (relay test
@@ -117,10 +121,20 @@ func NewDryRunner(sec Sections) (*DryRunner, error) {
 }
 
 // Run decides one probe.
-func (r *DryRunner) Run(p Probe) []Step { return dryRun(r.st.pol, ProbeConn(r.cfg, p), p) }
+func (r *DryRunner) Run(p Probe) []Step { return dryRun(r.st.pol, r.cfg, p) }
 
-func dryRun(pol *policy.Policy, conn policy.Conn, p Probe) []Step {
+// dryRun decides one probe. Its rate limits count in a limiter of its
+// own: a probe is one session of a client that has not been seen this
+// minute, and probes of a batch do not count against each other.
+func dryRun(pol *policy.Policy, cfg Config, p Probe) (out []Step) {
+	conn := ProbeConn(cfg, p)
+	conn.Rates = ratelimit.New(cfg.RateLimits, nil).Session()
+	if a := pol.Admit(conn); !a.Accepted() {
+		return []Step{stepOf(a)}
+	}
 	steps := []Step{stepOf(pol.Connect(conn))}
+	// Said on the connect step once AUTH has named the user they count.
+	defer func() { out[0].Limits = limitsOf(pol, cfg, conn) }()
 	if steps[0].Refused() {
 		return steps
 	}
@@ -178,6 +192,16 @@ func dryRun(pol *policy.Policy, conn policy.Conn, p Probe) []Step {
 	return append(steps, s)
 }
 
+// limitsOf says which limits a session of conn meets: the rate limits as
+// the policy counts them and the connection cap per client address.
+func limitsOf(pol *policy.Policy, cfg Config, conn policy.Conn) string {
+	s := "rate limits: " + pol.RateLimits(conn)
+	if n := cfg.Limits.MaxConnectionsIP; n > 0 {
+		s += fmt.Sprintf("; at most %d connections at once per client address (relay.limits.max_connections_per_ip)", n)
+	}
+	return s
+}
+
 // dryRunListener is the listener a dry run pretends the client came in
 // on: the configured one named nameOrMode (its mode and name, for rules by
 // listener), or an unnamed one of that mode (mx when empty).
@@ -223,9 +247,9 @@ func Session(sec Sections, clientIP netip.Addr, mode string, in io.Reader, out i
 	if err != nil {
 		return err
 	}
-	e := &Engine{startCfg: sec.Relay, metrics: ops.NewMetrics(), log: log}
+	e := &Engine{startCfg: sec.Relay, metrics: ops.NewMetrics(), log: log, rates: ratelimit.New(sec.Relay.RateLimits, nil)}
 	e.st.Store(st)
-	e.sessions = &session.Shared{Metrics: e.metrics, Log: log, Auth: e.newAuthenticator(sec.Relay)}
+	e.sessions = &session.Shared{Metrics: e.metrics, Log: log, Auth: e.newAuthenticator(sec.Relay), Rates: e.rates}
 	// There is no TLS on standard input: AUTH is offered as the policy
 	// decides for a client without TLS; smtps stands for a client inside
 	// implicit TLS.
