@@ -345,18 +345,23 @@ func writeBase64(w *bufio.Writer, r io.Reader) error {
 // or an old Mac mailer leaves) each end a line.
 func crlf(b []byte) []byte {
 	out := make([]byte, 0, len(b)+bytes.Count(b, lfBytes))
-	for len(b) > 0 {
-		i := bytes.IndexAny(b, "\r\n")
+	for {
+		i := bytes.IndexByte(b, '\n')
+		line := b
+		if i >= 0 {
+			line = bytes.TrimSuffix(b[:i], []byte("\r"))
+		}
+		for j := bytes.IndexByte(line, '\r'); j >= 0; j = bytes.IndexByte(line, '\r') {
+			out = append(append(out, line[:j]...), '\r', '\n')
+			line = line[j+1:]
+		}
+		out = append(out, line...)
 		if i < 0 {
-			return append(out, b...)
+			return out
 		}
-		out = append(append(out, b[:i]...), '\r', '\n')
-		if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
-			i++
-		}
+		out = append(out, '\r', '\n')
 		b = b[i+1:]
 	}
-	return out
 }
 
 // foldLong cuts lines that ISO-2022-JP's 7-bit form could not carry

@@ -371,3 +371,18 @@ func TestManyPartsMemory(t *testing.T) {
 		t.Errorf("%d MB allocated for %d parts", alloc>>20, n)
 	}
 }
+
+func TestCRLF(t *testing.T) {
+	for in, want := range map[string]string{
+		"":               "",
+		"a":              "a",
+		"a\nb\n":         "a\r\nb\r\n",
+		"a\r\nb":         "a\r\nb",
+		"a\rb\r":         "a\r\nb\r\n",
+		"a\r\r\nb\n\n\r": "a\r\n\r\nb\r\n\r\n\r\n",
+	} {
+		if got := string(crlf([]byte(in))); got != want {
+			t.Errorf("crlf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
