@@ -33,8 +33,9 @@ func limitReason(code, text string) *reason { return &reason{text, code} }
 // attachment streams a part through the sniffer; a candidate for the
 // allow list is copied to a temporary file meanwhile and, if its type
 // may be kept, checked for active content. A part that is removed anyway
-// is decoded only as far as its type needs.
-func (wk *walker) attachment(declared, name, cte string, body io.Reader, path string, pre *reason) {
+// is decoded only as far as its type needs. charset is the one the
+// sender declared, written again with a kept text file.
+func (wk *walker) attachment(declared, name, cte, charset string, body io.Reader, path string, pre *reason) {
 	ext := extension(name)
 	candidate := pre == nil && len(wk.o.AllowTypes) > 0 && slices.Contains(wk.o.AllowExtensions, ext)
 	var s sniffer
@@ -107,7 +108,7 @@ func (wk *walker) attachment(declared, name, cte string, body io.Reader, path st
 		why = &reason{"password-protected archive: content cannot be checked", CodeEncrypted}
 	}
 	if why == nil {
-		wk.kept = append(wk.kept, keptFile{att: att, file: tmp})
+		wk.kept = append(wk.kept, keptFile{att: att, file: tmp, charset: charsetToken(charset)})
 		wk.rep.Kept = append(wk.rep.Kept, att)
 		return
 	}
@@ -139,3 +140,18 @@ func (t *teeWriter) Write(p []byte) (int, error) {
 // removeFile removes a held copy; one that cannot be removed is a stray
 // the quarantine's Purge sweeps.
 func removeFile(f *os.File) { os.Remove(f.Name()) }
+
+// charsetToken is a declared charset fit to write again: a short token
+// of the characters charset names use, "" for anything else.
+func charsetToken(cs string) string {
+	cs = strings.Trim(strings.TrimSpace(cs), `"'`)
+	if len(cs) > 40 {
+		return ""
+	}
+	for _, c := range cs {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.:", c)) {
+			return ""
+		}
+	}
+	return cs
+}

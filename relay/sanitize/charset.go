@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"io"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	mimecharset "github.com/emersion/go-message/charset"
@@ -69,6 +70,10 @@ func decodeAs(raw []byte, cs string) (string, bool) {
 	if enc, ok := japaneseAliases[cs]; ok {
 		return charset.DecodeAs(raw, enc), true
 	}
+	switch cs {
+	case "utf-7", "unicode-1-1-utf-7", "csunicode11utf7", "x-unicode-2-0-utf-7":
+		return decodeUTF7(raw), true
+	}
 	r, err := mimecharset.Reader(cs, bytes.NewReader(raw))
 	if err != nil {
 		return "", false
@@ -79,12 +84,18 @@ func decodeAs(raw []byte, cs string) (string, bool) {
 
 // decodeHeader returns a header value as UTF-8: encoded words decoded, and
 // raw 8-bit bytes (which some Japanese mailers send against RFC 5322)
-// guessed like a body.
+// guessed like a body, from all of the value at once. Raw bytes inside an
+// encoded word are in the word's charset: Netscape 4 wrote Q words that
+// hold raw Latin-1 ("=?iso-8859-1?Q?Fr\xf6sche?="), as clients read them.
 func decodeHeader(v string) string {
-	if !utf8.ValidString(v) || hasHigh(v) {
-		v = decodeText([]byte(v), "")
+	if !hasHigh(v) {
+		return decodeWords(v, nil)
 	}
-	return decodeWords(v)
+	if !strings.Contains(v, "=?") {
+		return decodeText([]byte(v), "")
+	}
+	enc, _ := charset.Detect([]byte(v))
+	return decodeWords(v, func(s string) string { return charset.DecodeAs([]byte(s), enc) })
 }
 
 func hasHigh(s string) bool {
@@ -256,4 +267,68 @@ func longWord(v string) bool {
 		}
 	}
 	return false
+}
+
+// decodeUTF7 reads RFC 2152 UTF-7, which Outlook 2000 and Outlook Express
+// sent as charset=utf-7 and mail clients still read; neither x/text nor
+// go-message has a decoder for it. "+" starts base64 of UTF-16 code units,
+// the first byte outside the base64 alphabet ends it ("-" is absorbed),
+// "+-" is a plus sign. Bytes that are not 7-bit become U+FFFD.
+func decodeUTF7(raw []byte) string {
+	var b strings.Builder
+	var units []uint16
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '+' {
+			if c >= 0x80 {
+				b.WriteRune(utf8.RuneError)
+			} else {
+				b.WriteByte(c)
+			}
+			continue
+		}
+		i++
+		if i < len(raw) && raw[i] == '-' {
+			b.WriteByte('+')
+			continue
+		}
+		var acc uint32
+		bits := 0
+		units = units[:0]
+		for ; i < len(raw); i++ {
+			v := base64Value(raw[i])
+			if v < 0 {
+				break
+			}
+			acc, bits = acc<<6|uint32(v), bits+6
+			if bits >= 16 {
+				bits -= 16
+				units = append(units, uint16(acc>>bits))
+				acc &= 1<<bits - 1
+			}
+		}
+		b.WriteString(string(utf16.Decode(units)))
+		if i < len(raw) && raw[i] != '-' {
+			i-- // the byte that ended the base64 is text
+		}
+	}
+	return b.String()
+}
+
+// base64Value is the value of a byte of the base64 alphabet, -1 for
+// any other byte.
+func base64Value(c byte) int {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return int(c - 'A')
+	case c >= 'a' && c <= 'z':
+		return int(c-'a') + 26
+	case c >= '0' && c <= '9':
+		return int(c-'0') + 52
+	case c == '+':
+		return 62
+	case c == '/':
+		return 63
+	}
+	return -1
 }

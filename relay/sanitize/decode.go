@@ -20,6 +20,9 @@ func transferDecoder(cte string, body io.Reader) io.Reader {
 		return newBase64Reader(body)
 	case "quoted-printable":
 		return &qpReader{br: bufio.NewReaderSize(body, 4096)}
+	case "x-uuencode", "uuencode", "x-uue", "uue":
+		// Eudora's and old Unix mailers'; clients decode it.
+		return &uuReader{br: bufio.NewReaderSize(body, 4096)}
 	}
 	return body
 }
@@ -186,4 +189,157 @@ func qpLine(dst, line []byte, whole bool) []byte {
 		dst = append(dst, '\r', '\n')
 	}
 	return dst
+}
+
+// uuReader decodes uuencode: the lines after "begin MODE NAME" up to a
+// line of length zero or "end", each a length character and groups of
+// four characters for three bytes. A short line gives the bytes it
+// holds; anything before "begin" is skipped.
+type uuReader struct {
+	br      *bufio.Reader
+	begun   bool
+	out     []byte
+	buf     []byte
+	err     error
+	discard bool // the rest of a line longer than the buffer
+}
+
+func (u *uuReader) Read(p []byte) (int, error) {
+	for len(u.out) == 0 {
+		if u.err != nil {
+			return 0, u.err
+		}
+		line, err := u.br.ReadSlice('\n')
+		long := err == bufio.ErrBufferFull
+		if long {
+			err = nil
+		}
+		skip := u.discard
+		u.discard = long
+		u.err = err
+		if skip {
+			continue
+		}
+		line = bytes.TrimRight(line, " \t\r\n")
+		switch {
+		case !u.begun:
+			u.begun = bytes.HasPrefix(line, []byte("begin "))
+		case len(line) == 0:
+		case bytes.Equal(line, []byte("end")) || line[0] == '`' || line[0] == ' ':
+			// The end, or a line of zero bytes before it.
+			u.err = io.EOF
+		default:
+			u.buf = uuLine(u.buf[:0], line)
+			u.out = u.buf
+		}
+	}
+	c := copy(p, u.out)
+	u.out = u.out[c:]
+	return c, nil
+}
+
+// uuLine decodes one uuencoded line: its first character says how many
+// bytes follow (at most 63). Missing characters are zeros: the spaces
+// that encode them are trimmed by mailers and by our line reading.
+func uuLine(dst, line []byte) []byte {
+	n := int(line[0]-' ') & 63
+	chars := line[1:]
+	for i := 0; n > 0; i += 4 {
+		var q [4]byte
+		for j := range q {
+			if i+j < len(chars) {
+				q[j] = (chars[i+j] - ' ') & 63
+			}
+		}
+		b := [3]byte{q[0]<<2 | q[1]>>4, q[1]<<4 | q[2]>>2, q[2]<<6 | q[3]}
+		k := min(n, 3)
+		dst = append(dst, b[:k]...)
+		n -= k
+	}
+	return dst
+}
+
+// uuBlock is a uuencoded file written inside a plain text: its name and
+// its lines, "begin" to "end".
+type uuBlock struct {
+	name string
+	data []byte
+}
+
+// inlineUU takes the uuencoded files out of a plain text, as mail
+// clients show them as attachments (Outlook 2000 and old Unix mailers
+// wrote attachments so): each line "begin MODE NAME" whose next line is
+// uuencode, with the lines up to "end" or the end of the text. It
+// returns the text without them, and the files.
+func inlineUU(text []byte) ([]byte, []uuBlock) {
+	if !bytes.Contains(text, []byte("begin ")) {
+		return text, nil
+	}
+	var rest []byte
+	var blocks []uuBlock
+	for len(text) > 0 {
+		line, after := cutLine(text)
+		name, ok := uuBegin(line)
+		if next, _ := cutLine(after); !ok || !uuLineShape(next) {
+			rest = append(rest, text[:len(text)-len(after)]...)
+			text = after
+			continue
+		}
+		end := after
+		for len(end) > 0 {
+			l, a := cutLine(end)
+			end = a
+			if string(bytes.TrimRight(l, " \t\r\n")) == "end" {
+				break
+			}
+		}
+		blocks = append(blocks, uuBlock{name: name, data: text[:len(text)-len(end)]})
+		text = end
+	}
+	return rest, blocks
+}
+
+// cutLine splits off the first line of text, its line break included.
+func cutLine(text []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(text, '\n'); i >= 0 {
+		return text[:i+1], text[i+1:]
+	}
+	return text, nil
+}
+
+// uuBegin reads "begin MODE NAME": three or four octal digits, and the
+// name, which may be missing.
+func uuBegin(line []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(bytes.TrimRight(line, " \t\r\n"), []byte("begin "))
+	if !ok {
+		return "", false
+	}
+	mode, name, _ := bytes.Cut(rest, []byte(" "))
+	if len(mode) < 3 || len(mode) > 4 {
+		return "", false
+	}
+	for _, c := range mode {
+		if c < '0' || c > '7' {
+			return "", false
+		}
+	}
+	return string(bytes.TrimSpace(name)), true
+}
+
+// uuLineShape: a line of uuencode, its length character saying about as
+// many characters as follow (trailing spaces may be lost; some encoders
+// add a check character).
+func uuLineShape(line []byte) bool {
+	line = bytes.TrimRight(line, "\r\n")
+	if len(line) < 2 {
+		return false
+	}
+	for _, c := range line {
+		if c < ' ' || c > '`' {
+			return false
+		}
+	}
+	n := int(line[0]-' ') & 63
+	want := (n + 2) / 3 * 4
+	return n > 0 && len(line)-1 <= want+1 && len(line)-1 >= want/2
 }

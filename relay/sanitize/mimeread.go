@@ -339,14 +339,31 @@ func readHeader(s *source, caps headerCaps, top bool) *header {
 		lineCont = long
 		if first && top {
 			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf"))
-			if bytes.HasPrefix(text, []byte("From ")) {
+			if _, isField := fieldName(text); bytes.HasPrefix(text, []byte("From ")) && !isField {
+				// mbox's separator; "From  : a@b" is the obsolete
+				// syntax of a From field (RFC 5322 §4.5.3).
 				first = false
 				continue
 			}
 		}
 		first = false
 		if !long && len(bytes.TrimRight(text, " \t")) == 0 {
-			break // the blank line that ends the header
+			// A blank line ends the header; one of white space only
+			// inside a fold is obsolete folding (RFC 5322 §4.2), read
+			// as clients read it: the field goes on when the next line
+			// continues it. The white space line itself is left out.
+			if len(text) == 0 || cur == nil {
+				break
+			}
+			next, nextNL, ok := s.next()
+			if !ok {
+				break
+			}
+			s.pushBack(next, nextNL)
+			if len(next) > 0 && (next[0] == ' ' || next[0] == '\t') {
+				continue
+			}
+			break
 		}
 		if text[0] == ' ' || text[0] == '\t' {
 			if cur == nil {
@@ -372,7 +389,10 @@ func readHeader(s *source, caps headerCaps, top bool) *header {
 			cur, over = []byte{}, true
 			continue
 		}
-		cur = append(append(make([]byte, 0, len(text)+2), text...), '\r', '\n')
+		// The name is written as RFC 5322 writes it, with no white
+		// space before the colon.
+		colon := bytes.IndexByte(text, ':')
+		cur = append(append(append(make([]byte, 0, len(text)+2), name...), text[colon:]...), '\r', '\n')
 	}
 	finish()
 	for _, name := range overCap {

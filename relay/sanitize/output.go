@@ -227,7 +227,11 @@ func (wk *walker) write(w io.Writer, h *header, text string) error {
 	for _, k := range wk.kept {
 		bw.WriteString("\r\n--" + boundary + "\r\n")
 		ctName, disp := nameParams(enc, k.att.Name)
-		writeField(bw, "Content-Type", k.att.Detected+"; "+ctName)
+		ct := k.att.Detected
+		if strings.HasPrefix(ct, "text/") && k.charset != "" {
+			ct += "; charset=" + k.charset
+		}
+		writeField(bw, "Content-Type", ct+"; "+ctName)
 		writeField(bw, "Content-Disposition", disp)
 		writeField(bw, "Content-Transfer-Encoding", "base64")
 		bw.WriteString("\r\n")
@@ -336,22 +340,28 @@ func writeBase64(w *bufio.Writer, r io.Reader) error {
 	}
 }
 
-// crlf turns LF line ends into CRLF.
+// crlf writes every line break as CRLF, as RFC 2045 wants text in its
+// canonical form: LF, CRLF, and a CR alone (which a quoted-printable =0D
+// or an old Mac mailer leaves) each end a line.
 func crlf(b []byte) []byte {
 	out := make([]byte, 0, len(b)+bytes.Count(b, lfBytes))
-	for len(b) > 0 {
+	for {
 		i := bytes.IndexByte(b, '\n')
+		line := b
+		if i >= 0 {
+			line = bytes.TrimSuffix(b[:i], []byte("\r"))
+		}
+		for j := bytes.IndexByte(line, '\r'); j >= 0; j = bytes.IndexByte(line, '\r') {
+			out = append(append(out, line[:j]...), '\r', '\n')
+			line = line[j+1:]
+		}
+		out = append(out, line...)
 		if i < 0 {
-			return append(out, b...)
+			return out
 		}
-		line := b[:i]
-		if i > 0 && line[i-1] == '\r' {
-			line = line[:i-1]
-		}
-		out = append(append(out, line...), '\r', '\n')
+		out = append(out, '\r', '\n')
 		b = b[i+1:]
 	}
-	return out
 }
 
 // foldLong cuts lines that ISO-2022-JP's 7-bit form could not carry

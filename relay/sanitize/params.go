@@ -182,10 +182,14 @@ func unhex(c byte) (byte, bool) {
 // and Shift_JIS) reads whole; white space between encoded words goes, as
 // RFC 2047 says. A word that does not parse stays as it is. Words inside
 // quoted strings and parameter values are decoded too: mailers put them
-// there and every mail client reads them.
-func decodeWords(s string) string {
+// there and every mail client reads them. raw, when not nil, decodes the
+// text outside the words (which then holds raw 8-bit bytes).
+func decodeWords(s string, raw func(string) string) string {
 	if !strings.Contains(s, "=?") {
 		return s
+	}
+	if raw == nil {
+		raw = func(s string) string { return s }
 	}
 	var b strings.Builder
 	var pend []byte // the bytes of a run of words in pendCS
@@ -201,13 +205,13 @@ func decodeWords(s string) string {
 		i := strings.Index(s, "=?")
 		if i < 0 {
 			flush()
-			b.WriteString(s)
+			b.WriteString(raw(s))
 			break
 		}
 		cs, data, n, ok := encodedWord(s[i:])
 		if !ok {
 			flush()
-			b.WriteString(s[:i+2])
+			b.WriteString(raw(s[:i+2]))
 			s = s[i+2:]
 			afterWord = false
 			continue
@@ -222,7 +226,7 @@ func decodeWords(s string) string {
 			between = ""
 		}
 		flush()
-		b.WriteString(between)
+		b.WriteString(raw(between))
 		pend, pendCS, hasPend, afterWord = append(pend[:0], data...), cs, true, true
 	}
 	flush()

@@ -99,6 +99,70 @@ func probes() []probe {
 				}
 			}},
 
+		// Found on the third-party corpus (mail-parser, mikel/mail,
+		// mime4j): obsolete syntax and old charsets mail clients read.
+		{name: "an obsolete From field first is no mbox line", msg: "From  : John Doe <jdoe@example.com>\nTo: b@example.jp\nSubject: obs\n\nhello\n",
+			contains: []string{"From: John Doe <jdoe@example.com>", "hello"}},
+		{name: "an mbox line first is skipped", msg: "From jdoe@example.com Fri Nov 21 09:55:06 1997\nFrom: a@example.com\nSubject: mbox\n\nhello\n",
+			contains: []string{"From: a@example.com", "hello"}, absent: []string{"1997"}},
+		{name: "a fold of white space only", msg: "From: a@example.com\nSubject: Re: TEST\n \n\t=?ISO-2022-JP?B?GyRCJUYlOSVIGyhC?=\nTo: b@example.jp\nContent-Type: text/plain; charset=iso-2022-jp\n\nHello\n",
+			contains: []string{"To: b@example.jp", "Hello"}, absent: []string{"Content-Type: text/plain; charset=iso-2022-jp"},
+			check: func(t *testing.T, rep *Report, _ string) {
+				if rep.Subject != "Re: TEST テスト" {
+					t.Errorf("Subject %q", rep.Subject)
+				}
+			}},
+		{name: "a line of white space only before the body", msg: "From: a@example.com\nSubject: s\n  \nNote: the body's first line\n",
+			contains: []string{"Note: the body's first line"}, absent: []string{"Note: the body's first line\nX-Sekisho"}},
+		{name: "field names written without white space before the colon", msg: "From : a@example.com\nSubject\t : obsolete\n\nbody\n",
+			contains: []string{"From: a@example.com\n", "Subject: obsolete\n"}},
+		{name: "UTF-7 (Outlook 2000)", msg: "From: a@example.com\nSubject: =?utf-7?Q?Die_Hasen_und_die_Fr+APY-sche?=\nContent-Type: text/plain; charset=\"utf-7\"\n\nDie Hasen klagten einst +APw-ber ihre mi+AN8-liche Lage+ADs- 1 +- 1 +ZeVnLIqe- +2D3eAA-!\n",
+			contains: []string{"Die Hasen klagten einst über ihre mißliche Lage; 1 + 1 日本語 😀!"}, check: func(t *testing.T, rep *Report, _ string) {
+				if rep.Subject != "Die Hasen und die Frösche" {
+					t.Errorf("Subject %q", rep.Subject)
+				}
+			}},
+		{name: "raw Latin-1 inside Q encoded words (Netscape 4.7)", msg: "From: a@example.com\nTo: =?iso-8859-1?Q?J\xfcrgen?= <j@example.de>\nSubject: =?iso-8859-1?Q?Die_Hasen_und_die_Fr\xf6sche?=\n\nhallo\n",
+			check: func(t *testing.T, rep *Report, raw string) {
+				if rep.Subject != "Die Hasen und die Frösche" || !strings.Contains(raw, "To: "+(&encoder{}).header("Jürgen")+" <j@example.de>") {
+					t.Errorf("Subject %q, header:\n%s", rep.Subject, raw)
+				}
+			}},
+		{name: "x-uuencode (Eudora) decoded, a text file's charset kept", opts: Options{AllowTypes: []string{"text/plain", "image/png"}, AllowExtensions: []string{"txt", "png"}},
+			msg: mixed("b", text("b", "x")+
+				"--b\nContent-Type: text/plain; charset=iso-8859-1; name=\"hasen.txt\"\nContent-Transfer-Encoding: x-uuencode\nContent-Disposition: attachment; filename=\"hasen.txt\"\n\n"+uu("hasen.txt", "Die Hasen und die Fr\xf6sche\r\n")+
+				"--b\nContent-Type: image/png; name=\"ball.png\"\nContent-Transfer-Encoding: x-uuencode\n\n"+uu("ball.png", png+"\x00\x00\x00\x00\x00\x00")+"--b--\n"),
+			contains: []string{"Die Hasen und die Frösche"},
+			check: func(t *testing.T, rep *Report, raw string) {
+				kept("hasen.txt", "ball.png")(t, rep, raw)
+				if !strings.Contains(raw, "Content-Type: text/plain; charset=iso-8859-1; name=\"hasen.txt\"") {
+					t.Errorf("the text file's charset is lost:\n%s", raw)
+				}
+				if len(rep.Kept) == 2 && (rep.Kept[0].Size != 27 || rep.Kept[1].Size != int64(len(png)+6)) {
+					t.Errorf("sizes %d and %d", rep.Kept[0].Size, rep.Kept[1].Size)
+				}
+			}},
+		{name: "a CR alone ends a line", msg: "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\nline one=0Dline two=0D=0Aline three=0A\n",
+			contains: []string{"line one\nline two\nline three\n"}},
+		{name: "text/enriched (Apple Mail) shown as text", msg: "From: a@example.com\nContent-Type: multipart/alternative; boundary=a\n\n--a\nContent-Type: text/enriched; charset=us-ascii\n\n<bold>Bold</bold> <<not a command>\nsame line\n\n\nnew <param>Times</param>para<nofill>graph\n kept\n</nofill>\n--a--\n",
+			contains: []string{"Bold <not a command> same line\n\nnew paragraph\n kept"}, absent: []string{"<bold>", "Times"}, check: func(t *testing.T, rep *Report, _ string) {
+				if len(rep.Removed) != 0 {
+					t.Errorf("removed %+v", rep.Removed)
+				}
+			}},
+		{name: "text/richtext shown as text", msg: "From: a@example.com\nContent-Type: text/richtext\n\nA <bold>line</bold><nl>\nB <lt>c> and\nthe same line\n",
+			contains: []string{"A line\nB <c> and the same line"}},
+		{name: "uuencoded files inside a plain text (Outlook 2000)", opts: allowPDFPNGCSV,
+			msg:      "From: a@example.com\nContent-Type: text/plain\n\nHello,\n\n" + uu("ball.png", png) + "\nbetween\n" + uu("setup.exe", "MZ\x90\x00 not a picture") + "after\nbegin 2024 plans\nWe start soon.\n",
+			contains: []string{"Hello,", "between", "after\nbegin 2024 plans\nWe start soon."}, absent: []string{"begin 644"},
+			check: func(t *testing.T, rep *Report, raw string) {
+				kept("ball.png")(t, rep, raw)
+				removedCode("setup.exe", CodeNotAllowed)(t, rep, raw)
+			}},
+		{name: "a digest's parts are messages", msg: "From: list@example.com\nContent-Type: multipart/digest; boundary=d\n\n--d\n\nFrom: x@example.com\nSubject: first\n\nfirst message\n--d\n\nFrom: y@example.com\nSubject: second\nContent-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nsecond message\n--m\nContent-Type: application/octet-stream; name=\"x.exe\"\n\nMZ binary\n--m--\n--d--\n",
+			contains: []string{"Subject: first\n\nfirst message", "Subject: second\n\nsecond message"}, absent: []string{"MZ binary", "Content-Type: application/octet-stream"},
+			check: removedCode("x.exe", CodeNotAllowed)},
+
 		// File names.
 		{name: "RFC 2231 Shift_JIS name", opts: allowPDFPNGCSV, msg: mixed("b", text("b", "x")+att("b", "filename*=shift_jis''%8C%A9%90%CF%8F%91.pdf", "application/pdf", pdf)+"--b--\n"),
 			contains: []string{"見積書.pdf"}, check: kept("見積書.pdf")},
@@ -226,6 +290,27 @@ func probes() []probe {
 				}
 			}},
 	}
+}
+
+// uu uuencodes data as old mailers did: zeros as spaces, which the
+// lines lose at their end.
+func uu(name, data string) string {
+	var b strings.Builder
+	b.WriteString("begin 644 " + name + "\n")
+	for len(data) > 0 {
+		n := min(len(data), 45)
+		chunk := data[:n] + "\x00\x00"
+		data = data[n:]
+		line := []byte{byte(' ' + n)}
+		for i := 0; i < n; i += 3 {
+			c := chunk[i : i+3]
+			for _, q := range []byte{c[0] >> 2, c[0]<<4&63 | c[1]>>4, c[1]<<2&63 | c[2]>>6, c[2] & 63} {
+				line = append(line, ' '+q)
+			}
+		}
+		b.WriteString(strings.TrimRight(string(line), " ") + "\n")
+	}
+	return b.String() + "`\nend\n"
 }
 
 func withPrefer(o Options, p string) Options { o.Prefer = p; return o }

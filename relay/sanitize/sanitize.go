@@ -221,8 +221,9 @@ func (o Options) withDefaults() Options {
 // keptFile is an allowed attachment, held in a temporary file until the
 // output is written.
 type keptFile struct {
-	att  Attachment
-	file *os.File
+	att     Attachment
+	file    *os.File
+	charset string // a text file's declared charset: its bytes are as they came
 }
 
 func (wk *walker) discardKept() {

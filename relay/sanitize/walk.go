@@ -34,7 +34,8 @@ type piece struct {
 	raw  []byte // a text part not rendered yet
 	cs   string // its declared charset
 	lazy bool
-	html bool // the text holds converted HTML
+	html bool   // the text holds converted HTML
+	rich string // "text/enriched" or "text/richtext": formatting to take out
 }
 
 func (p *piece) render(links string) string {
@@ -42,9 +43,13 @@ func (p *piece) render(links string) string {
 		p.lazy = false
 		t := decodeText(p.raw, p.cs)
 		p.raw = nil
-		if p.kind == kindHTML {
+		switch {
+		case p.kind == kindHTML:
 			p.text, p.html = htmlToText(t, links), true
-		} else {
+		case p.rich != "":
+			t = enrichedToText(t, p.rich == "text/richtext")
+			p.text = strings.TrimRight(t, "\n")
+		default:
 			p.text = strings.TrimRight(strings.ReplaceAll(t, "\r\n", "\n"), "\n")
 		}
 	}
@@ -68,7 +73,7 @@ func (wk *walker) entity(h *header, s *source, depth int, path string) piece {
 		s.drain()
 		return piece{}
 	case depth > maxDepth:
-		wk.attachment(mt, name, cte, s, path, limitReason(CodeTooDeep, fmt.Sprintf("nested more than %d levels deep", maxDepth)))
+		wk.attachment(mt, name, cte, "", s, path, limitReason(CodeTooDeep, fmt.Sprintf("nested more than %d levels deep", maxDepth)))
 		return piece{}
 	case strings.HasPrefix(mt, "multipart/"):
 		return wk.multipart(mt, params, inner(s, cte), depth, path)
@@ -76,14 +81,32 @@ func (wk *walker) entity(h *header, s *source, depth int, path string) piece {
 		return wk.embedded(inner(s, cte), depth, path)
 	case isText(mt) && disp != "attachment":
 		raw := wk.readText(transferDecoder(cte, s))
-		kind := kindPlain
-		if mt == "text/html" {
-			kind = kindHTML
+		if mt == "text/plain" {
+			raw = wk.inlineFiles(raw, path)
 		}
-		return piece{kind: kind, raw: raw, cs: params["charset"], lazy: true}
+		p := piece{kind: kindPlain, raw: raw, cs: params["charset"], lazy: true}
+		switch mt {
+		case "text/html":
+			p.kind = kindHTML
+		case "text/enriched", "text/richtext":
+			p.rich = mt
+		}
+		return p
 	}
-	wk.attachment(mt, name, cte, s, path, nil)
+	wk.attachment(mt, name, cte, params["charset"], s, path, nil)
 	return piece{}
+}
+
+// inlineFiles takes the uuencoded files out of a plain text and handles
+// them as the attachments mail clients make of them: removed, or kept by
+// the allow list; they never reach the recipient as text a client would
+// decode again.
+func (wk *walker) inlineFiles(raw []byte, path string) []byte {
+	text, blocks := inlineUU(raw)
+	for _, b := range blocks {
+		wk.attachment("", safeName(decodeText([]byte(b.name), "")), "x-uuencode", "", bytes.NewReader(b.data), partName(path), nil)
+	}
+	return text
 }
 
 // contentType reads Content-Type; RFC 2045 §5.2: a missing or invalid one
@@ -105,7 +128,7 @@ func isMessage(mt string) bool { return mt == "message/rfc822" || mt == "message
 // isText: the types shown as the message's text.
 func isText(mt string) bool {
 	switch mt {
-	case "text/plain", "text/html", "message/delivery-status", "message/global-delivery-status",
+	case "text/plain", "text/html", "text/enriched", "text/richtext", "message/delivery-status", "message/global-delivery-status",
 		"text/rfc822-headers", "message/disposition-notification":
 		return true
 	}
@@ -153,6 +176,17 @@ func (wk *walker) multipart(mt string, params map[string]string, s *source, dept
 		}
 		s.startPart()
 		n++
+		if wk.parts >= maxParts {
+			// Past the walker's limit the parts are counted and
+			// skipped, their headers unread: memory stays what the
+			// limit allows, however many parts a message has.
+			wk.rep.Unread++
+			s.drain()
+			if s.stop != level || s.closing || s.eof {
+				break
+			}
+			continue
+		}
 		cpath := strconv.Itoa(n)
 		if path != "" {
 			cpath = path + "." + cpath
@@ -298,11 +332,16 @@ func (wk *walker) unkeep(from, to int) {
 // child walks a part of a multipart; signatures of multipart/signed are
 // dropped (any change to the text breaks them anyway) and noted.
 func (wk *walker) child(h *header, s *source, depth int, path, parent string) piece {
+	if parent == "multipart/digest" && h.get("Content-Type") == "" {
+		// RFC 2046 §5.1.5: a digest's parts are messages unless they
+		// say otherwise.
+		return wk.embedded(inner(s, h.get("Content-Transfer-Encoding")), depth, path)
+	}
 	mt, _ := contentType(h.get("Content-Type"))
 	switch mt {
 	case "application/pkcs7-signature", "application/x-pkcs7-signature", "application/pgp-signature":
 		if parent == "multipart/signed" {
-			n, _ := io.Copy(io.Discard, s)
+			n, _ := io.Copy(io.Discard, transferDecoder(h.get("Content-Transfer-Encoding"), s))
 			wk.rep.SignatureRemoved = true
 			wk.rep.Removed = append(wk.rep.Removed, Attachment{Path: path, Name: "smime.p7s", Size: n, Declared: mt,
 				Detected: mt, Reason: "signature (no longer valid once the message is sanitized)", Code: CodeSignature})
@@ -319,7 +358,7 @@ func (wk *walker) child(h *header, s *source, depth int, path, parent string) pi
 func (wk *walker) embedded(s *source, depth int, path string) piece {
 	ih := readHeader(s, embeddedCaps, true)
 	if len(ih.fields) == 0 {
-		wk.attachment("message/rfc822", "", "", s, partName(path), &reason{"embedded message without a header", CodeBroken})
+		wk.attachment("message/rfc822", "", "", "", s, partName(path), &reason{"embedded message without a header", CodeBroken})
 		return piece{}
 	}
 	p := wk.entity(ih, s, depth+1, path)
