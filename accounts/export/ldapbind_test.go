@@ -4,53 +4,12 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/sekisho/sekisho/accounts/export/slapdtest"
 )
 
-const bindLDIF = `dn: dc=toyokawa,dc=example
-objectClass: dcObject
-objectClass: organization
-o: Toyokawa
-dc: toyokawa
-
-dn: ou=people,dc=toyokawa,dc=example
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=groups,dc=toyokawa,dc=example
-objectClass: organizationalUnit
-ou: groups
-
-dn: uid=kacho,ou=people,dc=toyokawa,dc=example
-objectClass: inetOrgPerson
-uid: kacho
-cn: kacho
-sn: kacho
-displayName:: 6Kqy6ZW3
-mail: kacho@city.toyokawa.aichi.jp
-userPassword: kacho-pw
-
-dn: uid=twin,ou=people,dc=toyokawa,dc=example
-objectClass: inetOrgPerson
-uid: twin
-cn: twin
-sn: twin
-userPassword: twin-pw
-
-dn: cn=twin2,ou=people,dc=toyokawa,dc=example
-objectClass: inetOrgPerson
-uid: twin
-cn: twin2
-sn: twin
-userPassword: twin-pw
-
-dn: cn=approvers,ou=groups,dc=toyokawa,dc=example
-objectClass: groupOfNames
-cn: approvers
-member: uid=kacho,ou=people,dc=toyokawa,dc=example
-`
-
 func TestLDAPAuthenticate(t *testing.T) {
-	url := startSlapd(t, bindLDIF)
+	url := startSlapd(t, slapdtest.SignInLDIF)
 	opt := LDAPBindOptions{LDAPOptions: LDAPOptions{URL: url + "/ou=people,dc=toyokawa,dc=example??sub?(objectClass=inetOrgPerson)"},
 		GroupBase: "ou=groups,dc=toyokawa,dc=example"}
 	ctx := context.Background()

@@ -371,39 +371,11 @@ func TestMessagesComplete(t *testing.T) {
 	}
 }
 
-const ldapLDIF = `dn: dc=toyokawa,dc=example
-objectClass: dcObject
-objectClass: organization
-o: Toyokawa
-dc: toyokawa
-
-dn: ou=people,dc=toyokawa,dc=example
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=groups,dc=toyokawa,dc=example
-objectClass: organizationalUnit
-ou: groups
-
-dn: uid=kacho,ou=people,dc=toyokawa,dc=example
-objectClass: inetOrgPerson
-uid: kacho
-cn: kacho
-sn: kacho
-mail: kacho@test.jp
-userPassword: kacho-pw
-
-dn: cn=approvers,ou=groups,dc=toyokawa,dc=example
-objectClass: groupOfNames
-cn: approvers
-member: uid=kacho,ou=people,dc=toyokawa,dc=example
-`
-
 // A person without a secret in the directory signs in with an LDAP bind;
 // their group makes them an approver; wrong passwords count towards the
 // same lockout as SMTP AUTH.
 func TestLDAPSignIn(t *testing.T) {
-	url := slapdtest.Start(t, ldapLDIF)
+	url := slapdtest.Start(t, slapdtest.SignInLDIF)
 	f := newFixture(t, func(c *Config) {
 		c.LDAP.URL = url + "/ou=people,dc=toyokawa,dc=example??sub?(objectClass=inetOrgPerson)"
 		c.LDAP.GroupBase = "ou=groups,dc=toyokawa,dc=example"
@@ -430,7 +402,7 @@ func TestLDAPSignIn(t *testing.T) {
 	if !strings.Contains(body, "しばらくサインインできません") {
 		t.Errorf("LDAP failures did not lock the sign-in:\n%s", body)
 	}
-	if a, _ := f.st.Audit(context.Background(), store.AuditQuery{Actor: "kacho@test.jp", Action: "signin"}); len(a) != 1 || !a[0].OK ||
+	if a, _ := f.st.Audit(context.Background(), store.AuditQuery{Actor: "kacho@city.toyokawa.aichi.jp", Action: "signin"}); len(a) != 1 || !a[0].OK ||
 		!strings.Contains(a[0].Detail, "ldap") {
 		t.Errorf("the LDAP sign-in's audit record: %+v", a)
 	}
