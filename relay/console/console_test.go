@@ -2,8 +2,17 @@ package console
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -32,12 +41,18 @@ import (
 // console's handler over it.
 type fixture struct {
 	eng *gateway.Engine
+	con *Server
 	srv *httptest.Server
 	st  *store.Store
 	id  string // tanaka's quarantined original
 }
 
 func newFixture(t *testing.T, edit ...func(*Config)) *fixture {
+	return newFixtureTLS(t, "", "", edit...)
+}
+
+// newFixtureTLS is newFixture with relay.tls set (certFile, keyFile).
+func newFixtureTLS(t *testing.T, certFile, keyFile string, edit ...func(*Config)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	sec := gateway.Sections{Accounts: accounts.DefaultConfig(), Rewrite: rewrite.DefaultConfig(), Routing: routing.DefaultConfig(),
@@ -48,6 +63,7 @@ func newFixture(t *testing.T, edit ...func(*Config)) *fixture {
 		{Address: "admin@test.jp", Secret: "{PLAIN}admin-pw"},
 	}
 	sec.Relay.Hostname = "gw.test.jp"
+	sec.Relay.TLS = gateway.TLSConfig{CertFile: certFile, KeyFile: keyFile}
 	sec.Relay.Listeners = []gateway.ListenerConfig{{Address: "127.0.0.1:0", Mode: "mx"}}
 	sec.Relay.Queue.Dir = filepath.Join(dir, "queue")
 	sec.Relay.Store = store.Config{Driver: store.DriverSQLite, Path: filepath.Join(dir, "s.db"), Buffer: 1024,
@@ -76,7 +92,7 @@ func newFixture(t *testing.T, edit ...func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{eng: eng, srv: httptest.NewServer(con.Handler())}
+	f := &fixture{eng: eng, con: con, srv: httptest.NewServer(con.Handler())}
 	t.Cleanup(f.srv.Close)
 	deadline := time.Now().Add(20 * time.Second)
 	for f.st = eng.Store(); f.st == nil; f.st = eng.Store() {
@@ -414,4 +430,68 @@ func url2(kv ...string) url.Values {
 		v.Set(kv[i], kv[i+1])
 	}
 	return v
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1.
+func selfSigned(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gw.test.jp"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"gw.test.jp"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
+}
+
+// A listener without http: true serves HTTPS with the gateway's
+// certificate; its cookies are __Host- cookies, and HSTS is set.
+func TestHTTPSListener(t *testing.T) {
+	cert, key := selfSigned(t)
+	f := newFixtureTLS(t, cert, key, func(c *Config) { c.Listeners = []ListenerConfig{{Address: "127.0.0.1:0"}} })
+	if err := f.con.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer f.con.Shutdown(context.Background())
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(cert)
+	pool.AppendCertsFromPEM(pem)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Get("https://" + f.con.Addrs()[0].String() + "/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.TLS == nil || resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Fatalf("HTTPS: %d %v %v", resp.StatusCode, resp.TLS != nil, resp.Header)
+	}
+	var pre *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-sekisho-signin" {
+			pre = c
+		}
+	}
+	if pre == nil || !pre.Secure || !pre.HttpOnly || pre.Path != "/" {
+		t.Errorf("the sign-in cookie on HTTPS: %+v", resp.Cookies())
+	}
+	// Plain HTTP is refused off loopback by the configuration.
+	bad := DefaultConfig()
+	bad.Administrators = []string{"admin@test.jp"}
+	bad.Listeners = []ListenerConfig{{Address: "192.0.2.1:8080", HTTP: true}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "listeners[0].http: plain HTTP only on a loopback address") {
+		t.Errorf("plain HTTP off loopback: %v", err)
+	}
+	if err := (Config{Listeners: []ListenerConfig{{Address: "127.0.0.1:8443"}}}).CheckTLS(false); err == nil {
+		t.Errorf("HTTPS without relay.tls was accepted")
+	}
 }
