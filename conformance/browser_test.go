@@ -163,7 +163,15 @@ func (p *person) open(path string) {
 func (p *person) waitNewDocument(what string) {
 	p.t.Helper()
 	deadline := time.Now().Add(waitTimeout)
-	for eval[bool](p, `window.sekishoOld === true || document.readyState !== "complete" || !document.querySelector("h1")`) {
+	// While the document changes, DevTools may answer that the target
+	// navigated: that is "not yet", like the old document still there.
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+		old, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.sekishoOld === true || document.readyState !== "complete" || !document.querySelector("h1")`))
+		cancel()
+		if err == nil && !old {
+			return
+		}
 		if time.Now().After(deadline) {
 			p.t.Fatalf("%s: no new page within %v (at %s)", what, waitTimeout, p.location())
 		}
