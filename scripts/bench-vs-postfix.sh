@@ -23,6 +23,9 @@
 # CPU 0 and the load tool with its sink on CPU 1, so that the figures
 # compare the servers on equal footing and not their share of the load
 # tool's CPU; PIN=0 lets everything share every CPU.
+# CONSOLE=1 also measures sekisho with the console, its store and the
+# message trace on (the same runs, right after the plain ones), and prints
+# each run's ratio against sekisho without them.
 # Postfix runs as a separate instance in a temporary folder (its own
 # main.cf, queue and ports on 127.0.0.1); the system's Postfix, if any, is
 # not touched. Running Postfix needs root; without root, or without
@@ -160,11 +163,22 @@ if have_postfix; then
 	start_postfix || PF=""
 fi
 
+console_run() { # name flags...: the same run with the console and the trace on
+	[ "${CONSOLE:-}" = "1" ] || return 0
+	name=$1
+	shift
+	echo
+	$BENCH --name sekisho+console --sekisho "$SEKISHO" $COMMON "$@" --console --json "$OUT/console-$name.json" || true
+}
+
 run_sekisho c10-new --concurrency 10
+console_run c10-new --concurrency 10
 run_postfix c10-new --concurrency 10
 run_sekisho c10-reuse --concurrency 10 --reuse
+console_run c10-reuse --concurrency 10 --reuse
 run_postfix c10-reuse --concurrency 10 --reuse
 run_sekisho c50-new --concurrency 50
+console_run c50-new --concurrency 50
 run_postfix c50-new --concurrency 50
 run_sekisho idle --messages 0 --idle "$IDLE" --hold 5s
 
@@ -172,13 +186,20 @@ echo
 echo "== results (JSON in $OUT)"
 echo
 files=""
-for f in sekisho-c10-new postfix-c10-new sekisho-c10-reuse postfix-c10-reuse \
-	sekisho-c50-new postfix-c50-new sekisho-idle; do
+for f in sekisho-c10-new console-c10-new postfix-c10-new sekisho-c10-reuse console-c10-reuse postfix-c10-reuse \
+	sekisho-c50-new console-c50-new postfix-c50-new sekisho-idle; do
 	[ -f "$OUT/$f.json" ] && files="$files $OUT/$f.json"
 done
 # $files is a list of paths without spaces (mktemp names).
 # shellcheck disable=SC2086
 $BENCH report $files
+for run in c10-new c10-reuse c50-new; do
+	if [ -f "$OUT/console-$run.json" ] && [ -f "$OUT/sekisho-$run.json" ]; then
+		echo
+		echo "-- $run: with the console and the message trace against without (same run)"
+		$BENCH compare "$OUT/console-$run.json" "$OUT/sekisho-$run.json"
+	fi
+done
 if [ -n "$PF" ]; then
 	for run in c10-new c10-reuse c50-new; do
 		if [ -f "$OUT/sekisho-$run.json" ] && [ -f "$OUT/postfix-$run.json" ]; then

@@ -103,6 +103,7 @@ options:
 	timeout := fs.Duration("timeout", time.Minute, "per-command timeout of the clients")
 	workdir := fs.String("workdir", "", "folder for the generated configuration, accounts, queue and log (default: a temporary folder, removed)")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this `file`")
+	withConsole := fs.Bool("console", false, "start sekisho with the console, the store and the message trace on (to measure what they cost)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this tool (clients and sink) to `file`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -155,7 +156,7 @@ options:
 			fmt.Fprintln(stderr, "sekisho-bench:", err)
 			return 1
 		}
-		gw, err = startGateway(path, dir, sk.Addr(), j, max(1000, *idle+2**concurrency+100))
+		gw, err = startGateway(path, dir, sk.Addr(), j, max(1000, *idle+2**concurrency+100), *withConsole)
 		if err != nil {
 			fmt.Fprintln(stderr, "sekisho-bench:", err)
 			return 1

@@ -23,7 +23,9 @@ import (
 
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/configs"
+	"github.com/sekisho/sekisho/relay/console"
 	"github.com/sekisho/sekisho/relay/gateway"
+	"github.com/sekisho/sekisho/relay/store"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -35,6 +37,7 @@ type Config struct {
 	Rewrite  rewrite.Config  `koanf:"rewrite"`
 	Routing  routing.Config  `koanf:"routing"`
 	Relay    gateway.Config  `koanf:"relay"`
+	Console  console.Config  `koanf:"console"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `koanf:"-"`
@@ -107,6 +110,12 @@ func loadConfigLenient(path string) (*Config, error) {
 	cfg.Rewrite.Resolve(base)
 	cfg.Routing.Resolve(base)
 	cfg.Relay.Resolve(base)
+	cfg.Console.Resolve(base)
+	if cfg.Console.On() && cfg.Relay.Store.Driver == "" {
+		// The console keeps its records in the gateway's folder unless
+		// relay.store names a database.
+		cfg.Relay.Store.Driver = store.DriverSQLite
+	}
 	p, _ := err.(*configProblems)
 	if verr := cfg.validate(); verr != nil {
 		if p == nil {
@@ -155,13 +164,8 @@ func parseConfig(data []byte, source string) (*Config, error) {
 		return nil, err
 	}
 	decode := func(strict bool) (*Config, error) {
-		cfg := &Config{
-			Accounts: accounts.DefaultConfig(),
-			Rewrite:  rewrite.DefaultConfig(),
-			Routing:  routing.DefaultConfig(),
-			Relay:    gateway.DefaultConfig(),
-			Source:   source,
-		}
+		cfg := defaultConfig()
+		cfg.Source = source
 		cfg.Relay.Limits.Unlimited = unlimited
 		err := k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{
 			Tag: "koanf",
@@ -203,6 +207,17 @@ func parseConfig(data []byte, source string) (*Config, error) {
 		return cfg, p
 	}
 	return cfg, nil
+}
+
+// defaultConfig is every section's defaults, what a file changes.
+func defaultConfig() *Config {
+	return &Config{
+		Accounts: accounts.DefaultConfig(),
+		Rewrite:  rewrite.DefaultConfig(),
+		Routing:  routing.DefaultConfig(),
+		Relay:    gateway.DefaultConfig(),
+		Console:  console.DefaultConfig(),
+	}
 }
 
 // takeUnlimited turns "unlimited" (E-Post's word) into 0 for the limits
@@ -247,6 +262,9 @@ func (c *Config) validate() error {
 		{"rewrite", c.Rewrite.Validate()},
 		{"routing", c.Routing.Validate()},
 		{"relay", c.Relay.Validate()},
+		{"console", c.Console.Validate()},
+		{"console", c.Console.CheckTLS(c.Relay.TLS.CertFile != "")},
+		{"console", c.Console.CheckRoutes(routeNames(c.Routing))},
 	} {
 		for _, e := range keyerr.Flatten(s.err) {
 			p.problems = append(p.problems, s.name+"."+e.Error())
@@ -256,6 +274,17 @@ func (c *Config) validate() error {
 		return p
 	}
 	return nil
+}
+
+// routeNames are the names of routing.routes, for references to them.
+func routeNames(c routing.Config) map[string]bool {
+	m := map[string]bool{}
+	for _, r := range c.Routes {
+		if r.Name != "" {
+			m[r.Name] = true
+		}
+	}
+	return m
 }
 
 var yamlLine = regexp.MustCompile(`yaml: line (\d+): (.*)`)

@@ -239,6 +239,10 @@ func runReadme(t *testing.T, repo, bin, name string) {
 			} else {
 				cmdline += " --listen " + testAddr
 			}
+			// The quickstart's console, on a free port too.
+			if !strings.Contains(cmdline, " -c ") {
+				cmdline += " --console " + freeLoopback(t)
+			}
 			server = exec.Command("bash", "-c", "exec "+cmdline)
 			server.Dir, server.Env = work, env
 			server.Stdout, server.Stderr = serverOut, serverOut

@@ -51,8 +51,8 @@ Exit 1 when a step refuses (for --batch: when a step of any probe refuses).`)
 	if *batch {
 		return relayTestBatch(env, *cfgPath)
 	}
-	probe, msg := probeInput{Client: *client, Helo: *helo, Auth: *authUser, TLS: *tls, Listener: *listener,
-		From: *from, Rcpts: rcpts}.probe()
+	probe, msg := gateway.ProbeInput{Client: *client, Helo: *helo, Auth: *authUser, TLS: *tls, Listener: *listener,
+		From: *from, Rcpts: rcpts}.Probe()
 	if msg != "" {
 		fmt.Fprintf(env.stderr, "relay test: %s\n", msg)
 		return exitUsage

@@ -14,6 +14,7 @@ import (
 	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/session"
+	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
 
@@ -58,6 +59,51 @@ type Step struct {
 	// Limits, on the connect step, are the rate and connection limits
 	// the session would meet (relay.rate_limits, relay.limits).
 	Limits string `json:"limits,omitempty"`
+}
+
+// ProbeInput is one probe as relay test's flags, a --batch line or the
+// console's form give it: addresses as a client writes them.
+type ProbeInput struct {
+	Client   string   `json:"client"`
+	Helo     string   `json:"helo"`
+	Auth     string   `json:"auth"`
+	TLS      bool     `json:"tls"`
+	Listener string   `json:"listener"`
+	From     string   `json:"from"`
+	Rcpts    []string `json:"rcpts"`
+	// Header is the message's header block, with its empty line (--batch
+	// only; default: a header with only From).
+	Header string `json:"header"`
+}
+
+// Probe checks the input and reads its addresses as the server's command
+// parser would; msg says what is wrong.
+func (in ProbeInput) Probe() (Probe, string) {
+	ip, err := netip.ParseAddr(in.Client)
+	if err != nil {
+		return Probe{}, fmt.Sprintf("--client: %q is not an IP address", in.Client)
+	}
+	if len(in.Rcpts) == 0 {
+		return Probe{}, "give at least one --rcpt"
+	}
+	p := Probe{Client: ip, Helo: in.Helo, AuthUser: in.Auth, TLS: in.TLS, Listener: in.Listener}
+	if in.Header != "" {
+		p.Header = []byte(in.Header)
+	}
+	if p.From, err = policy.ParsePath(in.From); err != nil {
+		return Probe{}, fmt.Sprintf("--from %q: %v", in.From, err)
+	}
+	for _, r := range in.Rcpts {
+		a, err := policy.ParsePath(r)
+		if err == nil && a == "" {
+			err = fmt.Errorf("empty address")
+		}
+		if err != nil {
+			return Probe{}, fmt.Sprintf("--rcpt %q: %v", r, err)
+		}
+		p.Rcpts = append(p.Rcpts, a)
+	}
+	return p, ""
 }
 
 // Refused reports whether the step refuses.
@@ -292,3 +338,15 @@ func (c *stdioConn) SetWriteDeadline(time.Time) error { return nil }
 
 // Policy is the loaded configuration's decision core.
 func (r *DryRunner) Policy() *policy.Policy { return r.st.pol }
+
+// Decide decides one probe after checking that its listener exists (the
+// console's relay test; relay test checks it in DryRun).
+func (r *DryRunner) Decide(p Probe) ([]Step, error) {
+	if err := checkProbeListener(r.cfg, p.Listener); err != nil {
+		return nil, err
+	}
+	return r.Run(p), nil
+}
+
+// Rewriter is the rewrite rules of the dry runner's configuration.
+func (r *DryRunner) Rewriter() *rewrite.Rewriter { return r.st.runner.Rewriter }

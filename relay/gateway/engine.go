@@ -45,6 +45,9 @@ type Engine struct {
 
 	trace   *trace.Hub // the live protocol trace; nil in dry runs
 	traceLn *net.UnixListener
+
+	back       *backend // the store's part (store.go); nil without relay.store
+	consoleURL string   // for the notices to requesters
 }
 
 // New builds the engine and opens the queue (recovering it). It does not
@@ -57,18 +60,19 @@ func New(sec Sections, log *slog.Logger, m *ops.Metrics) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{startCfg: sec.Relay, metrics: m, log: log, rates: ratelimit.New(sec.Relay.RateLimits, nil)}
+	e := &Engine{startCfg: sec.Relay, consoleURL: sec.ConsoleURL, metrics: m, rates: ratelimit.New(sec.Relay.RateLimits, nil)}
+	e.log = e.newBackend(sec.Relay, log)
 	e.st.Store(st)
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
 		return nil, err
 	}
-	q, err := queue.Open(sec.Relay.Queue, queue.WithLogger(log.With("kind", "queue")))
+	q, err := queue.Open(sec.Relay.Queue, queue.WithLogger(e.log.With("kind", "queue")))
 	if err != nil {
 		return nil, fmt.Errorf("relay.queue: %w", err)
 	}
 	e.queue = q
 	e.trace = trace.NewHub()
-	e.sessions = &session.Shared{Queue: q, Metrics: m, Log: log, Auth: e.newAuthenticator(sec.Relay), Rates: e.rates}
+	e.sessions = &session.Shared{Queue: q, Metrics: m, Log: e.log, Auth: e.newAuthenticator(sec.Relay), Rates: e.rates}
 	return e, nil
 }
 
@@ -142,6 +146,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		func() *runner.Snapshot { return e.st.Load().runner })
 	e.runner.Run(ctx)
 	go e.maintenance(ctx)
+	e.startBackend(ctx)
 	return nil
 }
 
@@ -211,6 +216,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	if e.runner != nil {
 		e.runner.Stop()
 	}
+	e.stopBackend()
 	if e.queue != nil {
 		if err := e.queue.Close(); err != nil {
 			errs = append(errs, err)

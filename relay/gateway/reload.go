@@ -60,6 +60,7 @@ func restartOnly(running, next Config) []string {
 	diff("relay.auth", running.Auth, next.Auth)
 	diff("relay.log", running.Log, next.Log)
 	diff("relay.metrics", running.Metrics, next.Metrics)
+	diff("relay.store", running.Store, next.Store)
 	return out
 }
 

@@ -27,6 +27,9 @@ type Sections struct {
 	Rewrite  rewrite.Config
 	Routing  routing.Config
 	Relay    Config
+	// ConsoleURL is where staff reach the console (console.url), linked
+	// in the notices the gateway sends requesters; "" for none.
+	ConsoleURL string
 }
 
 // snapshot is everything a reload replaces at once: what the sessions

@@ -368,7 +368,7 @@ func (s *Session) Data(m *smtpd.MessageReader) smtpd.Reply {
 	if m.Normalized > 0 {
 		s.log.Info("bare line endings normalized", "kind", "session", "id", id, "count", m.Normalized)
 	}
-	s.logTransaction(id.String(), env, data.n, time.Since(start))
+	s.logTransaction(id.String(), rewrite.MessageID(header), env, data.n, time.Since(start))
 	if held != "" {
 		s.log.Warn("quarantined: queued held until `sekisho queue release`", "kind", "receive", "id", id.String(), "reason", held)
 	}
@@ -459,7 +459,7 @@ func sanitizeHelo(h string, ip netip.Addr) string {
 // logTransaction writes the one line per accepted message (the seeds'
 // receivelog): who, what, how big, and which rules let it through. Every
 // recipient the client gave is listed, two that went to one mailbox too.
-func (s *Session) logTransaction(id string, env queue.Envelope, size int64, took time.Duration) {
+func (s *Session) logTransaction(id, messageID string, env queue.Envelope, size int64, took time.Duration) {
 	rcpts := make([]string, len(env.Rcpts))
 	for i, r := range env.Rcpts {
 		rcpts[i] = r.Addr
@@ -480,7 +480,7 @@ func (s *Session) logTransaction(id string, env queue.Envelope, size int64, took
 	s.log.Info("accepted", "kind", "receive", "id", id, "helo", env.Helo, "auth", env.AuthUser,
 		"from", env.From, "orig_from", s.from, "rcpts", strings.Join(rcpts, ","), "orig_rcpts", strings.Join(orig, ","),
 		"size", size, "source", env.Source, "tls", s.tls(), "verdict", "accept", "rules", strings.Join(rules, ","),
-		"took_ms", took.Milliseconds())
+		"message_id", messageID, "took_ms", took.Milliseconds())
 }
 
 // countingReader counts the bytes that pass, for the log.
