@@ -13,6 +13,7 @@ type walker struct {
 	o         Options
 	rep       *Report
 	kept      []keptFile // parallel to rep.Kept
+	pending   int        // of kept, those waiting for a conversion
 	parts     int
 	textBytes int64
 	ioErr     error // a temporary file could not be written

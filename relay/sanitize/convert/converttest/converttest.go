@@ -14,6 +14,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"image"
@@ -330,4 +331,50 @@ func Zip(t testing.TB, path, method string, files map[string][]byte) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("7zz: %v: %s", err, out)
 	}
+}
+
+// File is an attachment for Message.
+type File struct {
+	Name, Type string
+	Data       []byte
+}
+
+// Message writes an internet message with a short text and the files
+// attached (base64), as a mail client sends them.
+func Message(from, to, subject string, files ...File) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nDate: Mon, 06 Apr 2026 10:00:00 +0900\r\n", from, to, subject)
+	fmt.Fprintf(&b, "Message-ID: <%x@test.example>\r\nMIME-Version: 1.0\r\n", sha256.Sum256([]byte(subject+to)))
+	b.WriteString("Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
+	b.WriteString("Please find the documents attached.\r\n")
+	for _, f := range files {
+		fmt.Fprintf(&b, "--b1\r\nContent-Type: %s; name=\"%s\"\r\nContent-Disposition: attachment; filename=\"%s\"\r\n", f.Type, f.Name, f.Name)
+		b.WriteString("Content-Transfer-Encoding: base64\r\n\r\n")
+		enc := base64.StdEncoding.EncodeToString(f.Data)
+		for len(enc) > 76 {
+			b.WriteString(enc[:76] + "\r\n")
+			enc = enc[76:]
+		}
+		b.WriteString(enc + "\r\n")
+	}
+	b.WriteString("--b1--\r\n")
+	return b.Bytes()
+}
+
+// Four is the message of the first scenario: a docx with a
+// macro, a spreadsheet, a PDF with JavaScript and a JPEG with EXIF.
+func Four(t testing.TB, d Docs, from, to string) []byte {
+	t.Helper()
+	read := func(p string) []byte {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	return Message(from, to, "four attachments",
+		File{"報告書.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", read(d.Macro)},
+		File{"budget.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", read(d.Sheet)},
+		File{"notice.pdf", "application/pdf", read(d.Script)},
+		File{"photo.jpg", "image/jpeg", read(d.Photo)})
 }
