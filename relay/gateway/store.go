@@ -306,7 +306,7 @@ func (e *Engine) indexOne(ctx context.Context, st *store.Store, id string) error
 	}
 	if rc, err := b.quar.Open(id); err == nil {
 		opts := e.startCfg.Sanitize.Options(id, ent.Expires)
-		opts.TempDir = ""
+		opts.TempDir, opts.PlanOnly = "", true // the converted files are not needed for the text
 		it.Text, _, _ = sanitize.Text(rc, opts, maxIndexText)
 		rc.Close()
 	}
