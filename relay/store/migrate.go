@@ -128,6 +128,15 @@ var migrations = []string{
 		name TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);`,
+	// 2: the attempts at opening a held password archive.
+	`CREATE TABLE unlocks (
+		instance TEXT NOT NULL,
+		id TEXT NOT NULL,
+		part TEXT NOT NULL,
+		failures INTEGER NOT NULL DEFAULT 0,
+		opened BIGINT NOT NULL DEFAULT 0,
+		PRIMARY KEY (instance, id, part)
+	);`,
 }
 
 // migrate brings the schema up to date. On PostgreSQL an advisory lock

@@ -27,6 +27,9 @@ const (
 // quarantined original (Item: its release ID).
 const (
 	KindRelease = "release"
+	// KindUnlock: a held password archive to open and send on (Item: the
+	// original's release ID, Reason: the archive's MIME part).
+	KindUnlock = "unlock"
 )
 
 // Request is one person's request for something that may need an
