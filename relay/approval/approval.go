@@ -230,9 +230,9 @@ func (s *Service) execute(ctx context.Context, st *store.Store, r store.Request)
 		s.Log.Error("recording a request's outcome", "kind", "audit", "request", r.ID, "error", ferr)
 		return
 	}
-	action := "release"
+	action := r.Kind // release, unlock
 	if !ok {
-		action = "release-failed"
+		action += "-failed"
 	}
 	s.Log.Info("request carried out", "kind", "audit", "actor", done.DecidedBy, "action", action,
 		"object", r.Item, "request", r.ID, "to", strings.Join(r.Recipients, ","), "result", result)

@@ -45,17 +45,21 @@ func (n *MailNotifier) Notify(r store.Request) error {
 func (n *MailNotifier) Build(r store.Request, now time.Time) []byte {
 	var ja, en, subjJA, subjEN string
 	decided := r.DecidedAt.Local().Format("2006-01-02 15:04")
-	switch r.State {
-	case store.StateDenied:
+	switch {
+	case r.State == store.StateDenied:
 		subjJA, subjEN = "原本の受け取り申請は却下されました", "Your request for the original was denied"
 		ja = fmt.Sprintf("隔離ID %s の原本の受け取り申請（申請番号 %d）は、%s に %s により却下されました。", r.Item, r.ID, decided, r.DecidedBy)
 		en = fmt.Sprintf("Your request %d for the original of release ID %s was denied by %s at %s.", r.ID, r.Item, r.DecidedBy, decided)
-	case store.StateDone:
+	case r.State == store.StateDone:
 		subjJA, subjEN = "原本の受け取り申請は承認されました", "Your request for the original was approved"
 		ja = fmt.Sprintf("隔離ID %s の原本の受け取り申請（申請番号 %d）は、%s に %s により承認され、原本を %s 宛てに送りました（キューID %s）。",
 			r.Item, r.ID, decided, r.DecidedBy, strings.Join(r.Recipients, ", "), r.Result)
 		en = fmt.Sprintf("Your request %d for the original of release ID %s was approved by %s at %s; the original was sent to %s (queue ID %s).",
 			r.ID, r.Item, r.DecidedBy, decided, strings.Join(r.Recipients, ", "), r.Result)
+	case r.Kind == store.KindUnlock:
+		subjJA, subjEN = "パスワード付きファイルを送れませんでした", "The files of the archive could not be sent"
+		ja = fmt.Sprintf("隔離ID %s のパスワード付きファイルは開けましたが、中のファイルを送れませんでした（%s）。管理者に連絡してください。", r.Item, r.Result)
+		en = fmt.Sprintf("The password-protected archive of release ID %s was opened, but its files could not be sent (%s): please tell the administrator.", r.Item, r.Result)
 	default:
 		subjJA, subjEN = "原本の受け取りに失敗しました", "The original could not be sent"
 		ja = fmt.Sprintf("隔離ID %s の原本の受け取り申請（申請番号 %d）は承認されましたが、送信できませんでした。管理者に連絡してください。", r.Item, r.ID)

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"mime"
 	"net/mail"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -35,8 +37,9 @@ type backend struct {
 	instance string
 	recorder *events.Recorder
 	approval *approval.Service
-	quar     *quarantine.Store // nil when relay.sanitize keeps no originals
-	index    chan string       // release IDs to index, bounded
+	quar     *quarantine.Store        // nil when relay.sanitize keeps no originals
+	unlock   *approval.UnlockExecutor // nil without quar
+	index    chan string              // release IDs to index, bounded
 
 	mu     sync.Mutex
 	st     *store.Store
@@ -67,6 +70,15 @@ func (e *Engine) Store() *store.Store {
 	e.back.mu.Lock()
 	defer e.back.mu.Unlock()
 	return e.back.st
+}
+
+// Unlocker opens the password archives this gateway holds (nil without a
+// store or a quarantine).
+func (e *Engine) Unlocker() *approval.UnlockExecutor {
+	if e.back == nil {
+		return nil
+	}
+	return e.back.unlock
 }
 
 // Approvals is the request service (nil without a store).
@@ -121,6 +133,12 @@ func (e *Engine) startBackend(ctx context.Context) {
 	if b.quar != nil {
 		b.approval.Executors[store.KindRelease] = &approval.ReleaseExecutor{Quarantine: b.quar, Enqueue: enqueue,
 			Store: get, Instance: b.instance, Log: e.log}
+		b.unlock = &approval.UnlockExecutor{Quarantine: b.quar,
+			Enqueue: func(env queue.Envelope, r io.Reader) (queue.ID, error) { return e.queue.Enqueue(env, r) },
+			Stage:   func() *sanitize.Stage { return e.st.Load().runner.Sanitize },
+			Dir:     filepath.Join(sc.Quarantine.Dir, "unlocked"), Hostname: e.startCfg.Hostname,
+			Postmaster: e.startCfg.PostmasterAddress(), Log: e.log}
+		b.approval.Executors[store.KindUnlock] = b.unlock
 	}
 	b.recorder.AfterWrite(func(ev store.Event) {
 		if ev.Kind == "sanitize" && ev.Ref != "" && ev.Instance == b.instance {

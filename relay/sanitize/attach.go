@@ -53,12 +53,16 @@ func (wk *walker) attachment(declared, name, cte, charset string, body io.Reader
 		tmp = f
 		dst = &teeWriter{s: &s, f: f}
 	}
+	extracting := wk.extract != nil && path == wk.extractPath
+	if extracting {
+		dst = io.MultiWriter(dst, wk.extract)
+	}
 	dec := transferDecoder(cte, body)
 	var werr error
 	if _, err := io.CopyN(dst, dec, sniffHead); err == nil {
 		b64, isB64 := dec.(*base64Reader)
 		switch {
-		case !candidate && isB64 && !s.isZip():
+		case !candidate && !extracting && isB64 && !s.isZip():
 			n, _ := b64.countRest()
 			s.size += n
 		default:
@@ -69,6 +73,10 @@ func (wk *walker) attachment(declared, name, cte, charset string, body io.Reader
 		werr = err
 	}
 	att := Attachment{Path: path, Name: name, Size: s.size, Declared: declared, Detected: s.detected()}
+	if extracting {
+		a := att
+		wk.extracted = &a
+	}
 	if att.Detected == TypeEncrypted && ext == "zip" {
 		class, action = ClassEncrypted, wk.o.Reconstruct.action(ClassEncrypted)
 	}

@@ -264,3 +264,21 @@ func (wk *walker) convertOne(ctx context.Context, k keptFile) (*os.File, int, er
 	}
 	return out, res.Pages, nil
 }
+
+// ExtractPart writes the decoded content of the attachment at MIME part
+// path of the message (as the Report numbers parts) to w and returns it
+// as the walk saw it: how a held archive is taken out of its original.
+func ExtractPart(msg io.Reader, path string, w io.Writer) (Attachment, error) {
+	wk := &walker{o: Options{}.withDefaults(), rep: &Report{}, extract: w, extractPath: path}
+	defer wk.cleanup()
+	s := newSource(&readErr{r: msg})
+	h := readHeader(s, topCaps, true)
+	wk.entity(h, s, 0, "")
+	if wk.ioErr != nil {
+		return Attachment{}, wk.ioErr
+	}
+	if wk.extracted == nil {
+		return Attachment{}, fmt.Errorf("the message has no attachment at part %s", path)
+	}
+	return *wk.extracted, nil
+}

@@ -17,6 +17,11 @@ type walker struct {
 	parts     int
 	textBytes int64
 	ioErr     error // a temporary file could not be written
+	// extract, when set, receives the decoded bytes of the part at
+	// extractPath (ExtractPart).
+	extract     io.Writer
+	extractPath string
+	extracted   *Attachment
 }
 
 // text kinds, for choosing among alternatives
