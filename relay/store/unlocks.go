@@ -66,9 +66,15 @@ func (s *Store) UnlockTry(ctx context.Context, inst, id, part string, max int) (
 	return u.Failures, nil
 }
 
-// UnlockDone records that the password tried was right: the attempt
-// UnlockTry counted is taken back and the archive is marked opened.
-func (s *Store) UnlockDone(ctx context.Context, inst, id, part string) error {
+// UnlockDone takes back the attempt UnlockTry counted: the password was
+// right (opened: the archive is marked opened), or the attempt failed
+// for a reason of ours, not the password's.
+func (s *Store) UnlockDone(ctx context.Context, inst, id, part string, opened bool) error {
+	if !opened {
+		_, err := s.db.ExecContext(ctx, s.q(`UPDATE unlocks SET failures = failures - 1 WHERE instance = ? AND id = ? AND part = ? AND failures > 0`),
+			inst, id, part)
+		return err
+	}
 	_, err := s.db.ExecContext(ctx, s.q(`UPDATE unlocks SET failures = failures - 1, opened = ? WHERE instance = ? AND id = ? AND part = ? AND failures > 0`),
 		micros(s.now()), inst, id, part)
 	return err

@@ -41,7 +41,7 @@ func TestUnlockLimit(t *testing.T) {
 		if n, err := s.UnlockTry(ctx, "gw1", "20260406-0123456789", "2", 5); err != nil || n != 1 {
 			t.Errorf("after a reset: %d, %v", n, err)
 		}
-		if err := s.UnlockDone(ctx, "gw1", "20260406-0123456789", "2"); err != nil {
+		if err := s.UnlockDone(ctx, "gw1", "20260406-0123456789", "2", true); err != nil {
 			t.Fatal(err)
 		}
 		u, err := s.UnlockState(ctx, "gw1", "20260406-0123456789", "2")
