@@ -181,6 +181,11 @@ func sysProcAttr(isolate bool) *syscall.SysProcAttr {
 
 // jobDir makes a fresh folder for one conversion.
 func (c *Converter) jobDir() (string, func(), error) {
+	if c.cfg.TempDir != "" {
+		if err := os.MkdirAll(c.cfg.TempDir, 0o700); err != nil {
+			return "", nil, fmt.Errorf("a folder for the conversion: %w", err)
+		}
+	}
 	d, err := os.MkdirTemp(c.cfg.TempDir, "sekisho-convert-*")
 	if err != nil {
 		return "", nil, fmt.Errorf("a folder for the conversion: %w", err)
