@@ -8,9 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"fmt"
 	"net"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,47 +149,5 @@ func noopMilter(b *testing.B) string {
 
 // sendN sends n messages over one connection.
 func sendN(addr string, n int, data string) error {
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		return err
-	}
-	c := textproto.NewConn(nc)
-	defer c.Close()
-	step := func(line string, code int) error {
-		if line != "" {
-			if err := c.PrintfLine("%s", line); err != nil {
-				return err
-			}
-		}
-		if _, msg, err := c.ReadResponse(code); err != nil {
-			return fmt.Errorf("%s: %v %s", line, err, msg)
-		}
-		return nil
-	}
-	if err := step("", 220); err != nil {
-		return err
-	}
-	if err := step("EHLO mx.example.com", 250); err != nil {
-		return err
-	}
-	for range n {
-		for _, s := range []struct {
-			line string
-			code int
-		}{{"MAIL FROM:<alice@example.com>", 250}, {"RCPT TO:<tanaka@city.toyokawa.lg.jp>", 250}, {"DATA", 354}} {
-			if err := step(s.line, s.code); err != nil {
-				return err
-			}
-		}
-		if _, err := c.W.WriteString(data); err != nil {
-			return err
-		}
-		if err := c.W.Flush(); err != nil {
-			return err
-		}
-		if err := step("", 250); err != nil {
-			return err
-		}
-	}
-	return step("QUIT", 221)
+	return sendTo(addr, "tanaka@city.toyokawa.lg.jp", n, data)
 }

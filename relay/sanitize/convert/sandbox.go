@@ -15,7 +15,7 @@ import (
 // Every converter runs as a process of its own: in a process group of its
 // own (killed whole when it overruns: LibreOffice's launcher starts
 // soffice.bin as a child), under prlimit's RLIMIT_AS, RLIMIT_FSIZE and no
-// core files, in a network namespace with nothing but a loopback that is
+// core files, at the lowest CPU priority, in a network namespace with nothing but a loopback that is
 // down (so a document cannot fetch anything), with a folder of its own as
 // its home and working folder, and an environment of our choosing.
 
@@ -65,7 +65,14 @@ func (c *Converter) run(ctx context.Context, j job) ([]byte, error) {
 		return nil, failed(CodeFailed, "prlimit is not installed (%s): converters cannot be bounded", c.cfg.Prlimit)
 	}
 	args := []string{fmt.Sprintf("--as=%d", int64(c.cfg.MaxMemory)), fmt.Sprintf("--fsize=%d", int64(c.cfg.MaxOutput)),
-		"--core=0", "--", prog}
+		"--core=0", "--"}
+	// Converters run at the lowest CPU priority, so that mail needing no
+	// conversion keeps its pace on a busy machine; nice (coreutils) sets
+	// it before the converter starts, so every process it forks has it.
+	if nice, err := exec.LookPath("nice"); err == nil {
+		args = append(args, nice, "-n", "19")
+	}
+	args = append(args, prog)
 	args = append(args, j.args...)
 	isolate := c.cfg.Network == NetworkIsolate || c.cfg.Network == NetworkAuto && !c.noNamespace.Load()
 	out, err := c.start(ctx, prl, args, j, isolate)
