@@ -131,6 +131,7 @@ var messages = map[string][2]string{
 	"report.removed":          {"取り除いた添付ファイル", "Removed attachment"},
 	"report.kept":             {"残した添付ファイル", "Kept attachment"},
 	"report.converted":        {"作り直した添付ファイル", "Rebuilt attachment"},
+	"report.held":             {"保管したパスワード付きファイル（下で開けます）", "Held password-protected archive (open it below)"},
 	"report.pages":            {"%d ページ", "%d pages"},
 	"action.image-pdf":        {"画像のみのPDF", "image-only PDF"},
 	"action.text":             {"テキストのみ", "text only"},
