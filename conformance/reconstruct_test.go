@@ -87,6 +87,7 @@ func checkSafe(t *testing.T, name string, b []byte) {
 func TestReconstruct_FourAttachmentsArriveSafe(t *testing.T) {
 	t.Parallel()
 	d := converttest.Documents(t)
+	converttest.Need(t, "7zz")
 	w := newWorld(t)
 	g := w.start(configC(reconstructRelay("")))
 	inner := w.sinks["inner"]
@@ -182,8 +183,8 @@ func keysOf(m map[string][]byte) []string {
 // arrives.
 func TestReconstruct_ConversionKilledAtItsLimitCostsOnlyItsFile(t *testing.T) {
 	t.Parallel()
-	converttest.Need(t, "prlimit")
 	d := converttest.Documents(t)
+	converttest.Need(t, "7zz")
 	report, _ := os.ReadFile(d.Report)
 	w := newWorld(t)
 	hang := w.path("soffice-hangs")

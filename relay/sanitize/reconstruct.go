@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -281,4 +282,50 @@ func ExtractPart(msg io.Reader, path string, w io.Writer) (Attachment, error) {
 		return Attachment{}, fmt.Errorf("the message has no attachment at part %s", path)
 	}
 	return *wk.extracted, nil
+}
+
+// CheckPrograms checks that the programs the configured actions run are
+// installed (found as configured, in PATH or by path): a missing one
+// would remove every such attachment, saying only that its converter
+// failed. Keys are relative to relay.sanitize.
+func (c Config) CheckPrograms() error {
+	if len(c.Rules) == 0 {
+		return nil
+	}
+	r, cc := c.Reconstruct, c.Convert
+	need := map[string]string{}
+	add := func(why string, progs ...[2]string) {
+		for _, p := range progs {
+			if _, ok := need[p[0]]; !ok {
+				need[p[0]] = p[1] + "|" + why
+			}
+		}
+	}
+	poppler := [][2]string{{"convert.pdfinfo", cc.Pdfinfo}, {"convert.prlimit", cc.Prlimit}}
+	for _, a := range []struct{ class, action string }{{ClassOffice, r.Office}, {ClassPDF, r.PDF}} {
+		why := "reconstruct." + a.class + ": " + a.action
+		switch a.action {
+		case ActionImagePDF:
+			add(why, append(poppler, [2]string{"convert.pdftoppm", cc.Pdftoppm})...)
+		case ActionText:
+			add(why, append(poppler, [2]string{"convert.pdftotext", cc.Pdftotext})...)
+		default:
+			continue
+		}
+		if a.class == ClassOffice {
+			add(why, [2]string{"convert.soffice", cc.Soffice})
+		}
+	}
+	if r.Encrypted == ActionUnlock {
+		add("reconstruct.encrypted: unlock", [2]string{"convert.seven_zip", cc.SevenZip}, [2]string{"convert.prlimit", cc.Prlimit})
+	}
+	var errs []error
+	for key, v := range need {
+		prog, why, _ := strings.Cut(v, "|")
+		if _, err := exec.LookPath(prog); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not installed, and %s needs it", key, prog, why))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
 }

@@ -159,3 +159,19 @@ func TestHeldArchive(t *testing.T) {
 		t.Errorf("without reconstruction: %+v", rep)
 	}
 }
+
+func TestCheckPrograms(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Rules = []Rule{{Source: "internet"}}
+	cfg.Reconstruct = Reconstruct{Office: ActionImagePDF, PDF: ActionText, Image: ActionReencode, Encrypted: ActionUnlock}
+	cfg.Convert.Soffice, cfg.Convert.SevenZip = "/nonexistent/soffice", "no-such-7zip"
+	err := cfg.CheckPrograms()
+	if err == nil || !strings.Contains(err.Error(), `convert.soffice: "/nonexistent/soffice" is not installed, and reconstruct.office: image-pdf needs it`) ||
+		!strings.Contains(err.Error(), `convert.seven_zip: "no-such-7zip" is not installed, and reconstruct.encrypted: unlock needs it`) {
+		t.Errorf("err = %v", err)
+	}
+	cfg.Reconstruct = DefaultReconstruct()
+	if err := cfg.CheckPrograms(); err != nil {
+		t.Errorf("nothing converted, yet: %v", err)
+	}
+}
