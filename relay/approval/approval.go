@@ -114,7 +114,8 @@ func (s *Service) Ask(ctx context.Context, r store.Request) (store.Request, erro
 
 // Decide records an approver's decision on a pending request and tells
 // the requester of a denial at once (an approval is told with its
-// outcome, by the gateway that carries it out).
+// outcome, by the gateway that carries it out; so is the denial of a kind
+// whose item that gateway must dispose of).
 func (s *Service) Decide(ctx context.Context, id int64, approve bool, by, comment string) (store.Request, error) {
 	st, err := s.st()
 	if err != nil {
@@ -124,12 +125,26 @@ func (s *Service) Decide(ctx context.Context, id int64, approve bool, by, commen
 	if err != nil {
 		return r, err
 	}
-	if approve {
+	if _, holderTells := s.Executors[r.Kind].(Discarder); approve || holderTells {
 		s.Wake()
 	} else {
 		s.notify(r)
 	}
 	return r, nil
+}
+
+// Cancel withdraws a pending request for its requester; the gateway
+// holding the item disposes of it where the kind needs that.
+func (s *Service) Cancel(ctx context.Context, id int64, by string) (store.Request, error) {
+	st, err := s.st()
+	if err != nil {
+		return store.Request{}, err
+	}
+	r, err := st.Cancel(ctx, id, by)
+	if err == nil {
+		s.Wake()
+	}
+	return r, err
 }
 
 func (s *Service) notify(r store.Request) {
@@ -158,6 +173,8 @@ func (s *Service) Run(ctx context.Context) {
 			if !recovered {
 				recovered = s.resume(ctx, st)
 			}
+			s.runExpired(ctx, st)
+			s.runClosed(ctx, st)
 			s.runApproved(ctx, st)
 		}
 		select {
@@ -231,8 +248,11 @@ func (s *Service) execute(ctx context.Context, st *store.Store, r store.Request)
 		return
 	}
 	action := "release"
+	if r.Kind == store.KindOutbound {
+		action = "send"
+	}
 	if !ok {
-		action = "release-failed"
+		action += "-failed"
 	}
 	s.Log.Info("request carried out", "kind", "audit", "actor", done.DecidedBy, "action", action,
 		"object", r.Item, "request", r.ID, "to", strings.Join(r.Recipients, ","), "result", result)

@@ -40,11 +40,11 @@ type GroupConfig struct {
 	// known when they sign in to the console).
 	Members []string `koanf:"members"`
 	// Delegates may decide the group's requests too; the approval mail
-	// goes to them when every member it would go to is away.
+	// goes to them when everyone it would go to is away.
 	Delegates []string `koanf:"delegates"`
 	// Notify are the addresses the approval mail goes to; default: the
-	// members' and delegates' plain addresses (a mailing list of an LDAP
-	// group goes here).
+	// members' plain addresses (a mailing list of an LDAP group goes
+	// here).
 	Notify []string `koanf:"notify"`
 	// Timeout is how long a request waits for a decision (default 24h);
 	// OnTimeout is what then happens: reject (default) or send.
@@ -138,8 +138,10 @@ type Group struct {
 	Members   []string // as configured
 	Delegates []string
 	// Notify is where the approval mail goes (Notify, or the plain
-	// addresses among members and delegates).
-	Notify    []string
+	// addresses among the members); DelegateNotify the delegates' plain
+	// addresses, for when everyone in Notify is away.
+	Notify         []string
+	DelegateNotify []string
 	Timeout   time.Duration
 	OnTimeout string
 
@@ -243,10 +245,11 @@ func compileGroup(key string, gc GroupConfig) (*Group, []error) {
 	}
 	var plain []string
 	for _, list := range []struct {
-		key string
-		in  []string
-		out *[]principal
-	}{{"members", gc.Members, &g.members}, {"delegates", gc.Delegates, &g.delegates}} {
+		key   string
+		in    []string
+		out   *[]principal
+		plain *[]string
+	}{{"members", gc.Members, &g.members, &plain}, {"delegates", gc.Delegates, &g.delegates, &g.DelegateNotify}} {
 		for j, m := range list.in {
 			p, err := compilePrincipal(m)
 			if err != nil {
@@ -255,7 +258,7 @@ func compileGroup(key string, gc GroupConfig) (*Group, []error) {
 			}
 			*list.out = append(*list.out, p)
 			if p.dn == "" && !p.pat.anyLocal && !p.pat.prefix && !p.pat.subdomains {
-				plain = append(plain, strings.ToLower(m))
+				*list.plain = append(*list.plain, strings.ToLower(m))
 			}
 		}
 	}
@@ -268,6 +271,7 @@ func compileGroup(key string, gc GroupConfig) (*Group, []error) {
 	if len(g.Notify) == 0 {
 		g.Notify = dedupe(plain)
 	}
+	g.DelegateNotify = dedupe(g.DelegateNotify)
 	return g, errs
 }
 

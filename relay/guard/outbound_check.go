@@ -70,7 +70,7 @@ func (o *Outbound) Warnings(lim OutboundLimits) []OutboundWarning {
 		}
 		if g.Empty() {
 			warn(fmt.Sprintf("groups[%d]", i), "approval group %q has no member and no delegate: its requests can only time out (%s after %v)", g.Name, g.OnTimeout, g.Timeout)
-		} else if len(g.Notify) == 0 {
+		} else if len(g.Notify) == 0 && len(g.DelegateNotify) == 0 {
 			warn(fmt.Sprintf("groups[%d].notify", i), "approval group %q names no plain address: nobody gets the approval mail (list a mailing list in notify)", g.Name)
 		}
 	}

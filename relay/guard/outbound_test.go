@@ -97,8 +97,8 @@ func TestOutboundInsideAndGroups(t *testing.T) {
 			t.Errorf("%s: member %v delegate %v", c.who, m, d)
 		}
 	}
-	if strings.Join(g.Notify, ",") != "bucho@city.lg.jp,kakari@city.lg.jp" {
-		t.Errorf("notify: %v", g.Notify)
+	if strings.Join(g.Notify, ",") != "bucho@city.lg.jp" || strings.Join(g.DelegateNotify, ",") != "kakari@city.lg.jp" {
+		t.Errorf("notify: %v, delegates %v", g.Notify, g.DelegateNotify)
 	}
 }
 

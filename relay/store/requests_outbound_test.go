@@ -88,3 +88,31 @@ func TestOutboundRequests(t *testing.T) {
 		}
 	})
 }
+
+func TestAbsence(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		now := t0
+		s.SetClock(func() time.Time { return now })
+		if u, err := s.AbsentUntil(ctx, "bucho@city.lg.jp"); err != nil || !u.IsZero() {
+			t.Fatalf("never set: %v %v", u, err)
+		}
+		for _, until := range []time.Time{t0.Add(48 * time.Hour), t0.Add(24 * time.Hour)} {
+			if err := s.SetAbsence(ctx, "Bucho@City.lg.jp", until); err != nil {
+				t.Fatal(err)
+			}
+			if u, _ := s.AbsentUntil(ctx, "bucho@city.lg.jp"); !u.Equal(until) {
+				t.Errorf("absent until %v, want %v", u, until)
+			}
+		}
+		now = t0.Add(25 * time.Hour)
+		if u, _ := s.AbsentUntil(ctx, "bucho@city.lg.jp"); !u.IsZero() {
+			t.Errorf("still away after the end: %v", u)
+		}
+		now = t0
+		s.SetAbsence(ctx, "bucho@city.lg.jp", time.Time{})
+		if u, _ := s.AbsentUntil(ctx, "bucho@city.lg.jp"); !u.IsZero() {
+			t.Errorf("back, but %v", u)
+		}
+	})
+}
