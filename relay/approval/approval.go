@@ -249,7 +249,7 @@ func (s *Service) execute(ctx context.Context, st *store.Store, r store.Request)
 	}
 	action := "release"
 	if r.Kind == store.KindOutbound {
-		action = "send"
+		action = "queue-release" // a step of the message's trace
 	}
 	if !ok {
 		action += "-failed"

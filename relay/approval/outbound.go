@@ -211,9 +211,10 @@ func (s *Service) runExpired(ctx context.Context, st *store.Store) {
 				s.Log.Warn("deciding a request at its deadline", "kind", "store", "request", r.ID, "error", err)
 				continue
 			}
-			s.Log.Info("request decided at its deadline", "kind", "audit", "actor", store.ExpiredBy, "action", d.State,
-				"object", r.Item, "request", r.ID)
-			st.AddAudit(ctx, store.AuditRecord{Actor: store.ExpiredBy, Action: d.State, Object: r.Item,
+			action := "timeout-" + r.OnExpiry
+			s.Log.Info("request decided at its deadline", "kind", "audit", "actor", store.ExpiredBy, "action", action,
+				"object", r.Item, "request", r.ID, "state", d.State)
+			st.AddAudit(ctx, store.AuditRecord{Actor: store.ExpiredBy, Action: action, Object: r.Item,
 				Detail: fmt.Sprintf("request %d (%s): the deadline %s passed", r.ID, r.Policy, r.Expires.Format(time.RFC3339)), OK: true})
 		}
 	}
@@ -253,9 +254,9 @@ func (s *Service) runClosed(ctx context.Context, st *store.Store) {
 				s.Log.Error("recording a denied message's removal", "kind", "audit", "request", r.ID, "error", err)
 				continue
 			}
-			s.Log.Info("request carried out", "kind", "audit", "actor", r.DecidedBy, "action", "remove", "object", r.Item,
+			s.Log.Info("request carried out", "kind", "audit", "actor", r.DecidedBy, "action", "queue-remove", "object", r.Item,
 				"request", r.ID, "result", result)
-			st.AddAudit(ctx, store.AuditRecord{Actor: r.DecidedBy, Action: "remove", Object: r.Item,
+			st.AddAudit(ctx, store.AuditRecord{Actor: r.DecidedBy, Action: "queue-remove", Object: r.Item,
 				Detail: fmt.Sprintf("request %d (%s): %s", r.ID, r.State, result), OK: true})
 		}
 	}

@@ -63,11 +63,14 @@ func (d OutboundDecision) Summary() string {
 	return s
 }
 
+// HasOutbound reports whether there are outbound rules.
+func (p *Policy) HasOutbound() bool { return p.p.Outbound != nil && !p.p.Outbound.Empty() }
+
 // OutboundApplies reports whether the outbound rules look at mail from
 // this client: mail our users send (the inner server, SMTP AUTH), when
 // there are rules.
 func (p *Policy) OutboundApplies(c Conn) bool {
-	if p.p.Outbound == nil || p.p.Outbound.Empty() {
+	if !p.HasOutbound() {
 		return false
 	}
 	src := p.Source(c)
@@ -93,7 +96,7 @@ func (p *Policy) Inside(address string) bool {
 func (p *Policy) Outbound(c Conn, in OutboundInput) OutboundDecision {
 	if !p.OutboundApplies(c) {
 		d := OutboundDecision{OutboundVerdict: guard.OutboundVerdict{BccOutside: -1, Reason: "no outbound rules"}}
-		if p.p.Outbound != nil && !p.p.Outbound.Empty() {
+		if p.HasOutbound() {
 			d.Reason = fmt.Sprintf("mail from the %s: the outbound rules do not apply", p.Source(c))
 		}
 		return d
