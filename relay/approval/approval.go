@@ -125,7 +125,7 @@ func (s *Service) Decide(ctx context.Context, id int64, approve bool, by, commen
 	if err != nil {
 		return r, err
 	}
-	if _, holderTells := s.Executors[r.Kind].(Discarder); approve || holderTells {
+	if approve || holderDisposes[r.Kind] {
 		s.Wake()
 	} else {
 		s.notify(r)

@@ -187,6 +187,11 @@ func (e *OutboundExecutor) Discard(_ context.Context, r store.Request) (string, 
 	return "removed from the queue", nil
 }
 
+// holderDisposes lists the kinds whose denied and cancelled requests the
+// holding gateway carries out too (and tells the requester of then),
+// whichever gateway or command decided them.
+var holderDisposes = map[string]bool{store.KindOutbound: true}
+
 // Discarder is an Executor whose kind's denied and cancelled requests
 // also need the holding gateway: their item is disposed of there.
 type Discarder interface {
