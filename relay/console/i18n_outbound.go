@@ -36,6 +36,8 @@ var outboundMessages = map[string][2]string{
 	"held.envelope_to":    {"宛先（エンベロープ、BCC を含む）", "Recipients (envelope, Bcc included)"},
 	"held.then_send":      {"判断がなければ送信", "then sent without a decision"},
 	"held.then_reject":    {"判断がなければ送信しない", "then not sent without a decision"},
+	"held.by_deadline":    {"%s に期限が来ました", "the deadline came at %s"},
+	"held.by_sender":      {"%s に送信者が操作", "by the sender at %s"},
 	"held.bcc_moved":      {"BCC に移した宛先", "Moved to Bcc"},
 	"held.copy_to":        {"写しの送り先", "Copy to"},
 

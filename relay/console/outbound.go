@@ -201,9 +201,6 @@ func (s *Server) carryOut(w http.ResponseWriter, r *http.Request, u *user, by st
 	var err error
 	switch decision {
 	case "approve", "send":
-		if decision == "send" && comment == "" {
-			comment = "sent at once by the sender"
-		}
 		_, err = svc.Decide(r.Context(), h.ID, true, by, comment)
 	case "reject":
 		_, err = svc.Decide(r.Context(), h.ID, false, by, comment)
