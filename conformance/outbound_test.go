@@ -167,7 +167,6 @@ func TestOutboundHoldAndApproval(t *testing.T) {
 			"application/pdf", pdfBytes, ""))
 	}
 	tanaka, bucho, kakari := newPerson(t, base), newPerson(t, base), newPerson(t, base)
-	shots := true
 
 	t.Run("a held message goes after its delay, once", func(t *testing.T) {
 		start := time.Now()
@@ -193,9 +192,7 @@ func TestOutboundHoldAndApproval(t *testing.T) {
 		if !strings.Contains(list, "b@example.net") || !strings.Contains(list, "hold-out") {
 			t.Errorf("my held mail:\n%s", list)
 		}
-		if shots {
-			tanaka.screenshot("console-my-held")
-		}
+		tanaka.screenshot("console-my-held")
 		tanaka.open(linkInRow(tanaka, "宛先を間違えた"))
 		tanaka.submit(`form.cancel button`)
 		if got := tanaka.text("main"); !strings.Contains(got, "取り消しました") {
@@ -230,20 +227,8 @@ func TestOutboundHoldAndApproval(t *testing.T) {
 		}
 		// Not signed in: the link is the approver's.
 		bucho.open(link)
-		page := bucho.text("main")
-		for _, want := range []string{"tanaka@test.jp", "partner@example.com", "見積書.pdf", "お世話になっております", "files-out"} {
-			if !strings.Contains(page, want) {
-				t.Errorf("the link's page lacks %q:\n%s", want, page)
-			}
-		}
-		if shots {
-			bucho.screenshot("console-outbound-link")
-		}
-		bucho.do(chromedp.SendKeys(`form.decide input[name=comment]`, "確認しました"))
-		bucho.submit(`form.decide button[value=approve]`)
-		if got := bucho.text("main"); !strings.Contains(got, "承認しました") {
-			t.Errorf("after approving:\n%s", got)
-		}
+		decideOnPage(t, bucho, []string{"tanaka@test.jp", "partner@example.com", "見積書.pdf", "お世話になっております", "files-out"},
+			"console-outbound-link", "確認しました", "approve", "承認しました")
 		internet.Wait(t, waitTimeout, "the approved message", func(m []sinkMessage) bool { return countSubject(m, "見積書の送付") >= 1 })
 		inner.Wait(t, waitTimeout, "the approval notice", func(m []sinkMessage) bool {
 			return noticeWith(m, "tanaka@test.jp", "見積書の送付", "承認され", "bucho@test.jp")
@@ -263,20 +248,8 @@ func TestOutboundHoldAndApproval(t *testing.T) {
 			t.Errorf("to approve:\n%s", list)
 		}
 		bucho.open(linkInRow(bucho, "住民データ"))
-		page := bucho.text("main")
-		for _, want := range []string{"Subject:", "partner@example.com", "見積書.pdf", "お世話になっております"} {
-			if !strings.Contains(page, want) {
-				t.Errorf("the message's page lacks %q:\n%s", want, page)
-			}
-		}
-		if shots {
-			bucho.screenshot("console-outbound")
-		}
-		bucho.do(chromedp.SendKeys(`form.decide input[name=comment]`, "個人情報は送れません"))
-		bucho.submit(`form.decide button[value=reject]`)
-		if got := bucho.text("main"); !strings.Contains(got, "却下しました") {
-			t.Errorf("after rejecting:\n%s", got)
-		}
+		decideOnPage(t, bucho, []string{"Subject:", "partner@example.com", "見積書.pdf", "お世話になっております"},
+			"console-outbound", "個人情報は送れません", "reject", "却下しました")
 		inner.Wait(t, waitTimeout, "the rejection notice", func(m []sinkMessage) bool {
 			return noticeWith(m, "tanaka@test.jp", "住民データ", "却下", "個人情報は送れません")
 		})
@@ -308,9 +281,7 @@ func TestOutboundHoldAndApproval(t *testing.T) {
 		}
 		kakari.signIn("kakari@test.jp", "kakari-secret")
 		kakari.waitText("/outbound/approve", "出張中の決裁")
-		if shots {
-			kakari.screenshot("console-outbound-approve")
-		}
+		kakari.screenshot("console-outbound-approve")
 		kakari.open(linkInRow(kakari, "出張中の決裁"))
 		kakari.submit(`form.decide button[value=approve]`)
 		internet.Wait(t, waitTimeout, "the message the delegate approved", func(m []sinkMessage) bool { return countSubject(m, "出張中の決裁") >= 1 })
@@ -405,9 +376,7 @@ func TestOutboundHoldAndApproval(t *testing.T) {
 				t.Errorf("the history lacks %q:\n%s", want, hist)
 			}
 		}
-		if shots {
-			admin.screenshot("console-outbound-history")
-		}
+		admin.screenshot("console-outbound-history")
 		audit := admin.waitText("/admin/audit", "outbound-approve")
 		for _, want := range []string{"outbound-reject", "outbound-cancel", "absence", "queue-remove", "queue-release"} {
 			if !strings.Contains(audit, want) {
@@ -418,6 +387,24 @@ func TestOutboundHoldAndApproval(t *testing.T) {
 			p.noDialogs()
 		}
 	})
+}
+
+// decideOnPage checks that a held message's page shows wants, takes its
+// screenshot, and decides (button: approve or reject) with a comment.
+func decideOnPage(t *testing.T, p *person, wants []string, shot, comment, button, done string) {
+	t.Helper()
+	page := p.text("main")
+	for _, want := range wants {
+		if !strings.Contains(page, want) {
+			t.Errorf("the message's page lacks %q:\n%s", want, page)
+		}
+	}
+	p.screenshot(shot)
+	p.do(chromedp.SendKeys(`form.decide input[name=comment]`, comment))
+	p.submit(`form.decide button[value=` + button + `]`)
+	if got := p.text("main"); !strings.Contains(got, done) {
+		t.Errorf("after deciding (%s):\n%s", button, got)
+	}
 }
 
 // waitGone waits until a queue ID has left the queue.

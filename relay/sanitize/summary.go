@@ -39,18 +39,13 @@ func (s Summary) Files() int {
 // Summarize reads a message from r and says what it shows. It returns an
 // error only when reading r failed.
 func Summarize(r io.Reader, maxText int) (Summary, error) {
-	o := Options{Links: LinksPlain, MaxTextBytes: int64(maxText)}.withDefaults()
-	src := &readErr{r: r}
-	s := newSource(src)
-	rep := &Report{}
 	// No type is allowed: every attachment is read, its type detected and
 	// its content dropped, so nothing is kept on disk.
-	wk := &walker{o: o, rep: rep}
+	wk, src, s, _, p := walkMessage(r, Options{Links: LinksPlain, MaxTextBytes: int64(maxText)})
 	defer wk.cleanup()
-	h := readHeader(s, topCaps, true)
-	sum := Summary{Subject: cleanText(decodeHeader(h.get("Subject")))}
-	p := wk.entity(h, s, 0, "")
-	text := p.render(o.Links)
+	rep := wk.rep
+	sum := Summary{Subject: rep.Subject}
+	text := p.render(wk.o.Links)
 	if _, err := io.Copy(io.Discard, s.br); err != nil && src.err == nil {
 		src.err = err
 	}
