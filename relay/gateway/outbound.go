@@ -129,7 +129,9 @@ func (e *Engine) MovedToBcc(id queue.ID, env queue.Envelope, header []byte, d po
 // senders, queued here from the postmaster.
 func (e *Engine) newNotices() *approval.MailNotifier {
 	return &approval.MailNotifier{Hostname: e.startCfg.Hostname, Postmaster: e.startCfg.PostmasterAddress(), ConsoleURL: e.consoleURL,
-		Enqueue: func(env queue.Envelope, data []byte) (queue.ID, error) { return e.queue.Enqueue(env, bytes.NewReader(data)) },
+		Enqueue: func(env queue.Envelope, data []byte) (queue.ID, error) {
+			return e.queue.Enqueue(env, bytes.NewReader(data))
+		},
 		LinkKey: func(ctx context.Context) ([]byte, error) {
 			st := e.Store()
 			if st == nil {

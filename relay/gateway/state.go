@@ -37,16 +37,16 @@ type Sections struct {
 // configuration. Sessions and deliveries take the snapshot of the moment
 // they start and keep it for their whole transaction.
 type snapshot struct {
-	sec     Sections // what it was built from, for Engine.Warnings
-	cfg     Config
-	dir     *accounts.Directory
-	router  *routing.Router
-	guard   *guard.Guard
+	sec    Sections // what it was built from, for Engine.Warnings
+	cfg    Config
+	dir    *accounts.Directory
+	router *routing.Router
+	guard  *guard.Guard
 	// outbound are the outbound rules, which pol decides with.
 	outbound *guard.Outbound
 	pol      *policy.Policy
-	session *session.Snapshot
-	runner  *runner.Snapshot
+	session  *session.Snapshot
+	runner   *runner.Snapshot
 }
 
 // SelfFor lists this gateway's names and listen addresses for the

@@ -142,8 +142,8 @@ type Group struct {
 	// addresses, for when everyone in Notify is away.
 	Notify         []string
 	DelegateNotify []string
-	Timeout   time.Duration
-	OnTimeout string
+	Timeout        time.Duration
+	OnTimeout      string
 
 	members, delegates []principal
 }
