@@ -104,6 +104,7 @@ options:
 	workdir := fs.String("workdir", "", "folder for the generated configuration, accounts, queue and log (default: a temporary folder, removed)")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this `file`")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this tool (clients and sink) to `file`")
+	serverProfile := fs.String("server-cpuprofile", "", "without --target: have sekisho write a CPU profile of the run to `file`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -155,7 +156,7 @@ options:
 			fmt.Fprintln(stderr, "sekisho-bench:", err)
 			return 1
 		}
-		gw, err = startGateway(path, dir, sk.Addr(), j, max(1000, *idle+2**concurrency+100))
+		gw, err = startGateway(path, dir, sk.Addr(), j, max(1000, *idle+2**concurrency+100), *serverProfile)
 		if err != nil {
 			fmt.Fprintln(stderr, "sekisho-bench:", err)
 			return 1

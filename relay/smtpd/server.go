@@ -19,8 +19,8 @@ import (
 // state (whether MAIL was accepted, how many recipients) from the replies.
 type Handler interface {
 	// Connect decides at the greeting: 220 greets (an empty Text gives
-	// the standard greeting); anything else is said instead, and every
-	// command but QUIT then gets 503 (RFC 5321 §3.1).
+	// the standard greeting); a refusal is said instead and the
+	// connection closed, as 421 if it is temporary and 554 otherwise.
 	Connect() Reply
 	// Helo decides on HELO or EHLO; name may be empty (a bare HELO).
 	Helo(name string, extended bool) Reply
@@ -69,8 +69,8 @@ type Server struct {
 
 	// readers pools the command readers: at thousands of connections a
 	// second a new 4 KiB buffer each is a measurable share of the
-	// garbage collector's work.
-	readers sync.Pool
+	// garbage collector's work. bigReaders pools the message readers.
+	readers, bigReaders sync.Pool
 
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
@@ -111,6 +111,19 @@ func (s *Server) getReader(r io.Reader, size int) *bufio.Reader {
 func (s *Server) putReader(br *bufio.Reader) {
 	br.Reset(nil)
 	s.readers.Put(br)
+}
+
+func (s *Server) getBigReader(r io.Reader) *bufio.Reader {
+	if br, ok := s.bigReaders.Get().(*bufio.Reader); ok {
+		br.Reset(r)
+		return br
+	}
+	return bufio.NewReaderSize(r, msgBufSize)
+}
+
+func (s *Server) putBigReader(br *bufio.Reader) {
+	br.Reset(nil)
+	s.bigReaders.Put(br)
 }
 
 // ErrServerClosed is returned by Serve after Close or Shutdown.
