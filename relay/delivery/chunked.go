@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/sekisho/sekisho/relay/smtpd"
 )
 
 // chunkSize is how much of the message one BDAT carries (at least; a
@@ -31,7 +33,7 @@ func (c *Client) chunked(ctx context.Context, cn *conn, m Message, results []Res
 		return true // nothing was sent
 	}
 	defer body.Close()
-	enc := wireBody{}
+	enc := smtpd.TextEncoder{}
 	chunk, last, err := c.nextChunk(cn, &enc, body)
 	if err != nil {
 		setAll(results, pending, 0, "", fmt.Sprintf("reading the message: %v", err), true, "")
@@ -94,7 +96,7 @@ func (c *Client) chunked(ctx context.Context, cn *conn, m Message, results []Res
 
 // nextChunk reads and encodes the next chunkSize bytes of the message, or
 // what is left of it (last).
-func (c *Client) nextChunk(cn *conn, enc *wireBody, body io.Reader) (chunk []byte, last bool, err error) {
+func (c *Client) nextChunk(cn *conn, enc *smtpd.TextEncoder, body io.Reader) (chunk []byte, last bool, err error) {
 	if cn.bodyBuf == nil {
 		cn.bodyBuf = make([]byte, bodyBufSize)
 	}
@@ -102,9 +104,9 @@ func (c *Client) nextChunk(cn *conn, enc *wireBody, body io.Reader) (chunk []byt
 	defer func() { cn.wireBuf = chunk[:0] }()
 	for len(chunk) < chunkSize {
 		n, err := body.Read(cn.bodyBuf)
-		chunk = enc.append(chunk, cn.bodyBuf[:n])
+		chunk = enc.Append(chunk, cn.bodyBuf[:n])
 		if err == io.EOF {
-			return enc.end(chunk), true, nil
+			return enc.End(chunk), true, nil
 		}
 		if err != nil {
 			return nil, false, err
