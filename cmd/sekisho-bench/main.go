@@ -52,6 +52,9 @@ type result struct {
 	ServerCPU float64     `json:"server_cpu_seconds"`
 	BenchCPU  float64     `json:"bench_cpu_seconds"`
 	Idle      *idleResult `json:"idle,omitempty"`
+	// Ceiling is this tool's own limit for the same load, measured in the
+	// same run: every figure above is read against it.
+	Ceiling *ceiling `json:"bench_ceiling,omitempty"`
 }
 
 func main() {
@@ -104,6 +107,7 @@ options:
 	workdir := fs.String("workdir", "", "folder for the generated configuration, accounts, queue and log (default: a temporary folder, removed)")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this `file`")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this tool (clients and sink) to `file`")
+	ceilingMessages := fs.Int("ceiling", 2000, "first send this many messages (at most --messages) straight to a sink of this tool's own, and report that one-hop rate as the tool's ceiling; 0: skip")
 	serverProfile := fs.String("server-cpuprofile", "", "without --target: have sekisho write a CPU profile of the run to `file`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -164,9 +168,15 @@ options:
 		addr, pid = gw.addr, gw.PID()
 	}
 
-	r := measure(loadOptions{target: addr, messages: *messages, concurrency: *concurrency, size: *size,
-		reuse: *reuse, timeout: *timeout}, j, sk, pid, *drain)
-	r.Name, r.Target = *name, addr
+	opts := loadOptions{target: addr, messages: *messages, concurrency: *concurrency, size: *size,
+		reuse: *reuse, timeout: *timeout}
+	var ceil *ceiling
+	if *messages > 0 && *ceilingMessages > 0 {
+		c := measureCeiling(opts, j, *ceilingMessages)
+		ceil = &c
+	}
+	r := measure(opts, j, sk, pid, *drain)
+	r.Name, r.Target, r.Ceiling = *name, addr, ceil
 	if *idle > 0 {
 		ir := holdIdle(addr, *idle, *hold, pid)
 		r.Idle = &ir

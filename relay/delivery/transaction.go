@@ -14,7 +14,7 @@ import (
 )
 
 // bodyBufSize is the chunk read from Message.Body per write.
-const bodyBufSize = 32 << 10
+const bodyBufSize = 64 << 10
 
 // transact runs one mail transaction on cn and settles results[i] for every
 // i in pending. It reports whether cn can be reused.
