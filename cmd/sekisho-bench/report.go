@@ -168,6 +168,33 @@ func runReport(stdout, stderr io.Writer, args []string) int {
 }
 
 func printReport(w io.Writer, runs []result) {
+	loads := 0
+	for _, r := range runs {
+		if r.Messages > 0 {
+			loads++
+		}
+	}
+	if loads > 0 {
+		printLoadTable(w, runs)
+	}
+	var idle []string
+	for _, r := range runs {
+		if i := r.Idle; i != nil {
+			idle = append(idle, fmt.Sprintf("| %s | %d of %d | %.1f | %.1f | %.1f |",
+				r.Name, i.Held, i.Requested, mib(i.Holding.RSSKiB), mib(i.Holding.PSSKiB), i.PerConnKiB))
+		}
+	}
+	if len(idle) > 0 {
+		if loads > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w, "| server | idle connections held | RSS MiB | PSS MiB | KiB per connection |")
+		fmt.Fprintln(w, "|---|--:|--:|--:|--:|")
+		fmt.Fprintln(w, strings.Join(idle, "\n"))
+	}
+}
+
+func printLoadTable(w io.Writer, runs []result) {
 	fmt.Fprintln(w, "| server | size | conc. | connections | messages | end-to-end msg/s | ingest msg/s | p50 ms | p99 ms | peak PSS MiB | peak RSS MiB | server CPU ms/msg | errors | bench ceiling msg/s |")
 	fmt.Fprintln(w, "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range runs {
@@ -186,19 +213,6 @@ func printReport(w io.Writer, runs []result) {
 			r.Name, sizeCell(r.Size), r.Concurrency, mode, r.Messages, r.E2ERate, r.IngestRate, r.P50Ms, r.P99Ms,
 			memCell(r.Memory.PSSKiB, r.Memory.Processes), memCell(r.Memory.RSSKiB, r.Memory.Processes),
 			perMessageMs(r.ServerCPU, r.Delivered), r.Failed+r.Missing+r.Duplicates+r.Unrewritten, ceil)
-	}
-	var idle []string
-	for _, r := range runs {
-		if i := r.Idle; i != nil {
-			idle = append(idle, fmt.Sprintf("| %s | %d of %d | %.1f | %.1f | %.1f |",
-				r.Name, i.Held, i.Requested, mib(i.Holding.RSSKiB), mib(i.Holding.PSSKiB), i.PerConnKiB))
-		}
-	}
-	if len(idle) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| server | idle connections held | RSS MiB | PSS MiB | KiB per connection |")
-		fmt.Fprintln(w, "|---|--:|--:|--:|--:|")
-		fmt.Fprintln(w, strings.Join(idle, "\n"))
 	}
 }
 
