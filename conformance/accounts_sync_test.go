@@ -44,7 +44,7 @@ func municipalExample(t *testing.T, w *world) string {
 		if !strings.Contains(cfg, r[0]) {
 			t.Fatalf("configs/municipal-gateway.yaml no longer contains %q: update this scenario", r[0])
 		}
-		cfg = strings.Replace(cfg, r[0], r[1], 1)
+		cfg = strings.ReplaceAll(cfg, r[0], r[1]) // both routes to the inner server
 	}
 	return cfg
 }

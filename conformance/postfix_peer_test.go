@@ -47,6 +47,19 @@ func postfixPaths() (postfix, postconf string, err error) {
 	return
 }
 
+// postfixInner is what a Postfix started as the inner mail server knows.
+type postfixInner struct {
+	hostname string // myhostname, its HELO name and the name in its Received fields
+	domain   string // the domain of its mailboxes
+	// mailboxes are the recipients of domain it accepts; mail for them is
+	// relayed to mailstore (a sink's host:port).
+	mailboxes []string
+	mailstore string
+	// relayhost, when set, takes everything else (its users' mail out:
+	// the gateway); bindAddr is the address it sends from.
+	relayhost, bindAddr string
+}
+
 // startPostfix starts Postfix as an inner mail server for the domain
 // test.jp: it accepts RCPT only for the given recipients (550 5.1.1 "User
 // unknown in relay recipient table" for the others) and relays what it
@@ -56,12 +69,30 @@ func postfixPaths() (postfix, postconf string, err error) {
 // shown if the test failed.
 func startPostfix(t *testing.T, relayTo string, recipients []string) *postfixPeer {
 	t.Helper()
-	postfix, postconf, err := postfixPaths()
-	if err != nil {
-		t.Skipf("Postfix as the inner server: %v; install the postfix package (.ci/run does)", err)
+	return startPostfixInner(t, postfixInner{hostname: "inner.test.jp", domain: "test.jp", mailboxes: recipients, mailstore: relayTo})
+}
+
+// postfixMissing says why Postfix cannot be the inner server here, or "".
+func postfixMissing() string {
+	if _, _, err := postfixPaths(); err != nil {
+		return fmt.Sprintf("%v; install the postfix package (.ci/run does)", err)
 	}
 	if os.Geteuid() != 0 {
-		t.Skipf("Postfix as the inner server: Postfix's master must run as root and this test runs as uid %d", os.Geteuid())
+		return fmt.Sprintf("Postfix's master must run as root and this test runs as uid %d", os.Geteuid())
+	}
+	return ""
+}
+
+// startPostfixInner starts Postfix as the inner server o describes (see
+// startPostfix).
+func startPostfixInner(t *testing.T, o postfixInner) *postfixPeer {
+	t.Helper()
+	if why := postfixMissing(); why != "" {
+		t.Skipf("Postfix as the inner server: %s", why)
+	}
+	postfix, postconf, err := postfixPaths()
+	if err != nil {
+		t.Fatal(err)
 	}
 	// Not t.TempDir: its folders are mode 0700, and Postfix's daemons run
 	// as the postfix user.
@@ -94,21 +125,31 @@ func startPostfix(t *testing.T, relayTo string, recipients []string) *postfixPee
 		t.Fatal(err)
 	}
 	p.addr = freePort(t)
-	_, relayPort, _ := strings.Cut(relayTo, "127.0.0.1:")
-	if relayPort == "" {
-		t.Fatalf("postfix: relay target %q is not on 127.0.0.1", relayTo)
+	port := func(addr string) string {
+		_, p, _ := strings.Cut(addr, "127.0.0.1:")
+		if p == "" {
+			t.Fatalf("postfix: %q is not on 127.0.0.1", addr)
+		}
+		return p
 	}
 	var rcpts []string
-	for _, r := range recipients {
+	for _, r := range o.mailboxes {
 		rcpts = append(rcpts, r+"=OK")
 	}
-	mainCF := fmt.Sprintf(`# sekisho conformance: Postfix as the inner mail server of test.jp.
+	var out string
+	if o.relayhost != "" {
+		out += fmt.Sprintf("# Everything else leaves through the gateway.\nrelayhost = [127.0.0.1]:%s\n", port(o.relayhost))
+	}
+	if o.bindAddr != "" {
+		out += "smtp_bind_address = " + o.bindAddr + "\n"
+	}
+	mainCF := fmt.Sprintf(`# sekisho conformance: Postfix as the inner mail server of %[7]s.
 compatibility_level = 3.6
 queue_directory = %[1]s
 data_directory = %[2]s
 mail_owner = postfix
 setgid_group = postdrop
-myhostname = inner.test.jp
+myhostname = %[8]s
 mydestination =
 local_recipient_maps =
 alias_maps =
@@ -117,11 +158,16 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-# The mailboxes of test.jp: unknown ones get 550 5.1.1 at RCPT.
-relay_domains = test.jp
+# The mailboxes of %[7]s: unknown ones get 550 5.1.1 at RCPT.
+relay_domains = %[7]s
 relay_recipient_maps = inline:{ %[3]s }
 # What Postfix accepts goes on to a sink, so the test sees it.
-transport_maps = inline:{ test.jp=smtp:[127.0.0.1]:%[4]s }
+transport_maps = inline:{ %[7]s=smtp:[127.0.0.1]:%[4]s }
+# Header addresses as the clients wrote them (no canonical rewriting), and
+# no reverse DNS of loopback clients.
+local_header_rewrite_clients =
+smtpd_peername_lookup = no
+%[9]s
 # Postfix's own client folds lines over 998 bytes on the way to the sink;
 # the test is about what reached Postfix, so it passes them as they came.
 smtp_line_length_limit = 0
@@ -130,7 +176,7 @@ smtpd_tls_security_level = none
 maillog_file_prefixes = %[5]s
 maillog_file = %[6]s
 biff = no
-`, spool, data, strings.Join(rcpts, ", "), relayPort, dir, p.log)
+`, spool, data, strings.Join(rcpts, ", "), port(o.mailstore), dir, p.log, o.domain, o.hostname, out)
 	if err := os.WriteFile(filepath.Join(p.etc, "main.cf"), []byte(mainCF), 0o644); err != nil {
 		t.Fatal(err)
 	}

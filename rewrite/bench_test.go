@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -117,4 +119,33 @@ func readCorpusHeader(b *testing.B, name string) []byte {
 		b.Fatal(err)
 	}
 	return h
+}
+
+// BenchmarkCopy is one route's copy as the municipal example makes it:
+// the receive-time rule (envelope recipients only, nothing to do here),
+// the LGWAN set on the sender and the header addresses, and the internet
+// route's Received policy on a message with the inner server's trace.
+func BenchmarkCopy(b *testing.B) {
+	w := mustNew(b, copyConfig())
+	inner := func(a netip.Addr) bool { return a.IsPrivate() }
+	header := []byte(strings.TrimSuffix(tracedHeader, "\r\n") + copyHeader)
+	for _, bc := range []struct {
+		name string
+		in   CopyInput
+	}{
+		{"lgwan", CopyInput{From: "tanaka@city.toyokawa.aichi.jp", To: []string{"kikaku@city.nagoya.lg.jp"}, Set: "to-lgwan", Source: SourceInner,
+			Header: header}},
+		{"internet-remove-inner", CopyInput{From: "tanaka@city.toyokawa.aichi.jp", To: []string{"friend@example.com"}, Set: "to-internet",
+			Source: SourceInner, Header: header,
+			Received: ReceivedPolicy{Remove: true, Inner: inner, Self: "gw.city.toyokawa.lg.jp"}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := w.Copy(bc.in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

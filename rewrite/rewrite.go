@@ -61,6 +61,9 @@ type Step struct {
 	Index int `json:"index"`
 	// Rule is the rule that fired; empty for a note.
 	Rule string `json:"rule,omitempty"`
+	// Set is the rule set the step comes from: a name from rewrite.sets,
+	// "" for the receive-time rules (rewrite.rules).
+	Set string `json:"set,omitempty"`
 	// Before and After are addresses (local@domain, quotes removed).
 	Before string `json:"before,omitempty"`
 	After  string `json:"after,omitempty"`
@@ -120,15 +123,30 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // address back to an earlier value; Output then holds the envelope and
 // header as they came in, and the trace up to the failing step.
 func (s *RuleSet) Rewrite(in Input) (Output, error) {
-	out := Output{From: in.From, OrigFrom: in.From, OrigTo: in.To, Header: in.Header}
+	return s.rewrite(in, false)
+}
+
+// rewrite is Rewrite; with fixedRcpts the envelope recipients are read
+// (for the rules' conditions) but never rewritten: a copy's recipients
+// were decided when the message was received (see Rewriter.Copy).
+func (s *RuleSet) rewrite(in Input, fixedRcpts bool) (out Output, err error) {
+	out = Output{From: in.From, OrigFrom: in.From, OrigTo: in.To, Header: in.Header}
 	out.To = append(make([]string, 0, len(in.To)), in.To...)
 	if !in.Source.valid() {
 		return out, fmt.Errorf("rewrite: message source not set (%v)", in.Source)
 	}
 	active := s.active[in.Source]
+	if fixedRcpts {
+		active &^= 1 << EnvelopeRecipient
+	}
 	if active == 0 {
 		return out, nil
 	}
+	defer func() {
+		for i := range out.Trace {
+			out.Trace[i].Set = s.name
+		}
+	}()
 	sc := scratchPool.Get().(*scratch)
 	defer func() {
 		clear(sc.slots)
@@ -139,7 +157,9 @@ func (s *RuleSet) Rewrite(in Input) (Output, error) {
 	slots := sc.slots
 	slots = append(slots, envSlot(EnvelopeSender, 0, in.From))
 	for i, to := range in.To {
-		slots = append(slots, envSlot(EnvelopeRecipient, i, to))
+		sl := envSlot(EnvelopeRecipient, i, to)
+		sl.stopped = fixedRcpts // still seen by the recipient conditions
+		slots = append(slots, sl)
 	}
 	var hs string
 	if in.Header != nil && (active.has(HeaderSender) || active.has(HeaderRecipient)) {

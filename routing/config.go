@@ -83,8 +83,14 @@ type TargetConfig struct {
 	// hops; 0 leaves the delivery default.
 	MaxConnections int `koanf:"max_connections"`
 	// Rewrite names the rewrite rule set applied at delivery time (the
-	// reverse rewrite, like Postfix's smtp_generic_maps).
+	// reverse rewrite, like Postfix's smtp_generic_maps) to this route's
+	// copy of a message.
 	Rewrite string `koanf:"rewrite"`
+	// Received is what this route's copy keeps of the Received fields
+	// written inside the inner networks: "keep" (the default),
+	// "mask-inner" (inner addresses and their host names replaced) or
+	// "remove-inner" (the fields added inside removed, the rest masked).
+	Received string `koanf:"received"`
 }
 
 // AuthConfig is SMTP AUTH to the next hop. The password is read from a
@@ -281,7 +287,7 @@ func (r RouteConfig) conditions() (rcpt, sender matcher, errs []keyError) {
 
 func (t TargetConfig) isZero() bool {
 	return len(t.Targets) == 0 && t.TLS == "" && t.TLSCAFile == "" && t.TLSServerName == "" &&
-		t.Auth == AuthConfig{} && t.MaxConnections == 0 && t.Rewrite == ""
+		t.Auth == AuthConfig{} && t.MaxConnections == 0 && t.Rewrite == "" && t.Received == ""
 }
 
 // targetSpec is the parsed form of Targets.
@@ -363,6 +369,9 @@ func (t TargetConfig) check() []keyError {
 	}
 	if strings.TrimSpace(t.Rewrite) != t.Rewrite {
 		add("rewrite", "%q has surrounding spaces", t.Rewrite)
+	}
+	if _, err := parseReceivedMode(t.Received); err != nil {
+		add("received", "%v", err)
 	}
 	errs = append(errs, t.Auth.check(mode)...)
 	return errs
@@ -463,6 +472,16 @@ func parseTLSMode(s string) (TLSMode, error) {
 		return TLSRequired, nil
 	}
 	return "", fmt.Errorf("%q is not a TLS policy (none, opportunistic, required)", s)
+}
+
+func parseReceivedMode(s string) (ReceivedMode, error) {
+	switch m := ReceivedMode(s); m {
+	case "":
+		return ReceivedKeep, nil
+	case ReceivedKeep, ReceivedMaskInner, ReceivedRemoveInner:
+		return m, nil
+	}
+	return "", fmt.Errorf("%q is not a Received policy (keep, mask-inner, remove-inner)", s)
 }
 
 func parseMechanism(s string) (string, error) {

@@ -139,6 +139,12 @@ func TestValidate(t *testing.T) {
 		{"required with ca", func(c *Config) {
 			c.Routes[0].TLS, c.Routes[0].TLSCAFile, c.Routes[0].TLSServerName = "required", "/ca.pem", "inner.example.lg.jp"
 		}, nil},
+		{"received policy", func(c *Config) {
+			c.Routes[0].Received = "mask-inner"
+			c.SmartHost = TargetConfig{Targets: []string{"mx"}, Received: "remove-inner"}
+		}, nil},
+		{"bad received policy", func(c *Config) { c.Routes[0].Received = "strip" },
+			[]string{`routes[0].received: "strip" is not a Received policy (keep, mask-inner, remove-inner)`}},
 		{"negative max", func(c *Config) { c.Routes[0].MaxConnections = -1 },
 			[]string{"routes[0].max_connections: must not be negative"}},
 		{"auth incomplete", func(c *Config) {

@@ -27,6 +27,16 @@ const (
 	TLSRequired      TLSMode = "required"      // STARTTLS with a verified certificate, or no delivery
 )
 
+// ReceivedMode is what a route's copy keeps of the Received fields written
+// inside the inner networks (the relay does the masking).
+type ReceivedMode string
+
+const (
+	ReceivedKeep        ReceivedMode = "keep"         // every Received field as queued
+	ReceivedMaskInner   ReceivedMode = "mask-inner"   // inner addresses and their names replaced
+	ReceivedRemoveInner ReceivedMode = "remove-inner" // the fields added inside removed, the rest masked
+)
+
 // TLSPolicy is how to protect the connection to a next hop.
 type TLSPolicy struct {
 	Mode TLSMode `json:"mode"`
@@ -95,10 +105,13 @@ type Decision struct {
 	MaxConnections int   `json:"max_connections,omitempty"`
 	// Rewrite names the rewrite set to apply at delivery time; "" for none.
 	Rewrite string `json:"rewrite,omitempty"`
+	// Received is what the copy keeps of the inner Received fields.
+	Received ReceivedMode `json:"received"`
 	// Reason explains the decision in one line, for people.
 	Reason string `json:"reason"`
 	// Key is equal for recipients that may share a connection and a
-	// transaction: same hops, TLS policy, login, rewrite and limit.
+	// transaction: same hops, TLS policy, login, rewrite, Received policy
+	// and limit.
 	Key string `json:"key"`
 }
 
@@ -135,6 +148,9 @@ func (d *Decision) computeKey(domain string) {
 	}
 	if d.Rewrite != "" {
 		b.WriteString(" rewrite=" + d.Rewrite)
+	}
+	if d.Received != ReceivedKeep && d.Received != "" {
+		b.WriteString(" received=" + string(d.Received))
 	}
 	if d.MaxConnections > 0 {
 		fmt.Fprintf(&b, " max=%d", d.MaxConnections)

@@ -25,6 +25,9 @@ type route struct {
 	auth   *Auth
 	max    int
 	rw     string
+	// received is what the route's copy keeps of the inner Received
+	// fields.
+	received ReceivedMode
 }
 
 // Router picks the next hop for each recipient. It is immutable once
@@ -91,7 +94,7 @@ func New(cfg Config, self Self) (*Router, error) {
 		}
 	}
 	if cfg.SmartHost.isZero() {
-		r.fallback = &route{spec: targetSpec{kind: KindMX}, tls: TLSPolicy{Mode: TLSOpportunistic}}
+		r.fallback = &route{spec: targetSpec{kind: KindMX}, tls: TLSPolicy{Mode: TLSOpportunistic}, received: ReceivedKeep}
 	} else {
 		rt, problems := r.compile("smart_host", "the smart host", cfg.SmartHost)
 		errs = append(errs, problems...)
@@ -109,7 +112,8 @@ func New(cfg Config, self Self) (*Router, error) {
 func (r *Router) compile(key, label string, tc TargetConfig) (*route, []error) {
 	spec, _ := parseTargets(tc.Targets)
 	mode, _ := parseTLSMode(tc.TLS)
-	rt := &route{spec: spec, max: tc.MaxConnections, rw: tc.Rewrite}
+	recv, _ := parseReceivedMode(tc.Received)
+	rt := &route{spec: spec, max: tc.MaxConnections, rw: tc.Rewrite, received: recv}
 	if spec.kind != KindDir {
 		rt.tls = TLSPolicy{Mode: mode, CAFile: tc.TLSCAFile, ServerName: tc.TLSServerName}
 	}
@@ -242,6 +246,7 @@ func (r *Router) match(rcpt, sender string) (Decision, string, error) {
 		TLS:            rt.tls,
 		MaxConnections: rt.max,
 		Rewrite:        rt.rw,
+		Received:       rt.received,
 		Reason:         reason,
 	}
 	if rt.auth != nil {

@@ -25,7 +25,7 @@ func precedenceConfig() Config {
 		{Name: "from-alert", Domain: "city.example.lg.jp", Sender: "alert@security.example.lg.jp", TargetConfig: hosts("alert-gw.example.lg.jp")},
 		{Name: "from-m365", Domain: "*", Sender: "*.m365.example.jp", TargetConfig: hosts("relay.m365.example.jp:587")},
 		{Domain: "capture.example.jp", TargetConfig: TargetConfig{Targets: []string{"dir:/var/spool/capture"}}},
-		{Name: "by-mx", Domain: "mx.example.lg.jp", TargetConfig: TargetConfig{Targets: []string{"mx"}, Rewrite: "to-lgwan"}},
+		{Name: "by-mx", Domain: "mx.example.lg.jp", TargetConfig: TargetConfig{Targets: []string{"mx"}, Rewrite: "to-lgwan", Received: "remove-inner"}},
 		{Name: "idn", Domain: "*.例え.jp", TargetConfig: hosts("idn-relay.example.jp")},
 	}
 	return c
@@ -102,8 +102,11 @@ func TestMatchDetails(t *testing.T) {
 		t.Errorf("MX decision = %+v", d)
 	}
 	d, _ = r.Match("a@mx.example.lg.jp", "")
-	if d.Rewrite != "to-lgwan" {
-		t.Errorf("rewrite = %q", d.Rewrite)
+	if d.Rewrite != "to-lgwan" || d.Received != ReceivedRemoveInner || !strings.Contains(d.Key, " rewrite=to-lgwan received=remove-inner") {
+		t.Errorf("rewrite = %q, received = %q, key %q", d.Rewrite, d.Received, d.Key)
+	}
+	if d, _ = r.Match("a@example.com", ""); d.Received != ReceivedKeep || strings.Contains(d.Key, "received") {
+		t.Errorf("the default Received policy: %q, key %q", d.Received, d.Key)
 	}
 	_, err = r.Match("postmaster", "")
 	if e, ok := err.(*Error); !ok || e.Code != 501 || e.Enhanced != "5.1.3" || e.Temporary {

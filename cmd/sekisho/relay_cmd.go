@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/relay/gateway"
+	"github.com/sekisho/sekisho/routing"
 )
 
 func init() {
@@ -108,6 +109,9 @@ Exit 1 when a step refuses (for --batch: when a step of any probe refuses).`)
 		if s.NextHop != "" {
 			fmt.Fprintf(env.stdout, "        next hop %s\n", s.NextHop)
 		}
+		if s.Route != nil {
+			fmt.Fprintf(env.stdout, "        its copy: %s\n", copyRewrite(*s.Route))
+		}
 		fmt.Fprintf(env.stdout, "        rule %s: %s\n", s.Rule, s.Reason)
 	}
 	return status
@@ -149,4 +153,19 @@ client inside implicit TLS.`)
 		return exitFinding
 	}
 	return exitOK
+}
+
+// copyRewrite says how a route rewrites its copy of a message, after the
+// sender and header rules of rewrite.rules (`rewrite test --message` shows
+// the copy itself).
+func copyRewrite(d routing.Decision) string {
+	set := "no rewrite set"
+	if d.Rewrite != "" {
+		set = "rewrite set " + d.Rewrite
+	}
+	recv := d.Received
+	if recv == "" {
+		recv = routing.ReceivedKeep
+	}
+	return fmt.Sprintf("%s, Received fields %s", set, recv)
 }

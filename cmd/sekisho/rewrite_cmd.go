@@ -34,22 +34,31 @@ var addressPositions = []string{"From", "Sender", "Reply-To", "To", "Cc", "Bcc"}
 
 func runRewriteTest(env *cmdEnv, args []string) int {
 	fs := newFlags(env, "rewrite test",
-		"-c FILE [--source inner|authenticated|internet] [--set NAME] [--from A] [--rcpt B]... [--message FILE.eml] [--json]", `
+		"-c FILE [--source inner|authenticated|internet] [--set NAME] [--from A] [--rcpt B]... [--message FILE.eml] [--no-dns] [--json]", `
 Runs the rewrite rules of the configuration exactly as the gateway would,
 and shows the result. Nothing is sent.
 
 With addresses only (--from, --rcpt), prints what each address becomes in
 each position (env-from, env-to, From:, Sender:, Reply-To:, To:, Cc:, Bcc:)
-and which rules fired, like exim -brw. The other positions of the envelope
-are the ones given, so conditions on the sender or recipient domains apply.
+under the receive-time rules and which rules fired, like exim -brw. The
+other positions of the envelope are the ones given, so conditions on the
+sender or recipient domains apply.
 
-With --message, rewrites the message's envelope and header block (the body
-is never read) and prints the new envelope, a unified diff of the header
-and the trace. Without --from/--rcpt the envelope is taken from the
-header: Return-Path (or From) and To, Cc, Bcc.
+With --message, shows what each next hop gets: the recipients as the
+receive-time rules (rewrite.rules) and the aliases decide them, then one
+block per copy (one per next hop: a message to LGWAN and to the internet
+has two): its route, its envelope, a unified diff of its header against
+the message as queued, the rules that fired and the Received fields its
+route removed or masked. Each copy is made by the code the delivery runner
+runs, so what is printed is what is sent (before a DKIM signature). The
+body is never read. Give the message as the gateway queues it, with its
+Received field on top (the local copy of a sent message, or sekisho queue
+show): that field tells which trace fields were written inside. Without
+--from/--rcpt the envelope is taken from the header: Return-Path (or From)
+and To, Cc, Bcc. Next hops are looked up in DNS as the gateway does unless
+--no-dns is given (recipients are then grouped by the routing table alone).
 
---set tests a named rule set (rewrite.sets, applied at delivery) instead
-of the receive-time rules (rewrite.rules).
+--set tests one named rule set (rewrite.sets) on its own instead.
 
 Exit 0 when the input was processed, whether or not anything changed;
 1 on bad input (configuration, address, message) or a failing rule.`)
@@ -62,6 +71,7 @@ Exit 0 when the input was processed, whether or not anything changed;
 	message := fs.String("message", "", "message `file` (.eml) whose header is rewritten")
 	asJSON := fs.Bool("json", false, "print one JSON document")
 	client := fs.String("client", "", "also decide the rewritten envelope with the relay policy for a client at this IP `address` (it sets the source)")
+	noDNS := fs.Bool("no-dns", false, "with --message: group the recipients by the routing table alone, without DNS lookups")
 	pos, st := parseFlags(fs, args)
 	if st >= 0 {
 		return st
@@ -151,6 +161,9 @@ Exit 0 when the input was processed, whether or not anything changed;
 		if len(rcpts) == 0 {
 			t.rcpts, t.rcptsHeader = hRcpts, true
 		}
+		if *setName == "" {
+			return t.runCopies(env, cfg, *noDNS)
+		}
 		return t.runMessage(env)
 	}
 	return t.runAddresses(env)
@@ -225,6 +238,7 @@ type rewriteTest struct {
 	out                     io.Writer
 	// policy decides the transaction with the relay policy (--client).
 	policy func(*rewriteTest) []gateway.Step
+	dr     *gateway.DryRunner // --client or --message: the configuration loaded as the gateway loads it
 }
 
 // The JSON document: the fields the issue names (envelope, headers, trace)
@@ -311,7 +325,7 @@ func nonNilSteps(s []rewrite.Step) []rewrite.Step {
 func (t *rewriteTest) runMessage(env *cmdEnv) int {
 	out, err := t.rs.Rewrite(rewrite.Input{From: t.from, To: t.rcpts, Header: t.header, Source: t.source})
 	res := t.newResult(out, err)
-	res.Headers = headerChanges(t.header, out)
+	res.Headers = headerChanges(t.header, out.Header, out.Trace, nil)
 	res.Diff = rewrite.DiffHeader(t.header, out.Header, t.message+" (received)", t.message+" (rewritten)")
 	if t.asJSON {
 		return t.emitJSON(env, res, err)
@@ -319,14 +333,7 @@ func (t *rewriteTest) runMessage(env *cmdEnv) int {
 	w := t.out
 	fmt.Fprintf(w, "source: %s; rules: %s (%d)\n", t.source, t.setLabel, t.rs.Len())
 	fmt.Fprintf(w, "message: %s\n", t.message)
-	switch {
-	case t.fromHeader && t.rcptsHeader:
-		fmt.Fprintln(w, "envelope: taken from the header (Return-Path or From; To, Cc, Bcc); set it with --from and --rcpt")
-	case t.fromHeader:
-		fmt.Fprintln(w, "envelope: sender taken from the header (Return-Path or From); set it with --from")
-	case t.rcptsHeader:
-		fmt.Fprintln(w, "envelope: recipients taken from the header (To, Cc, Bcc); set them with --rcpt")
-	}
+	t.printEnvelopeOrigin()
 	fmt.Fprintln(w, "\nenvelope")
 	t.printEnvelope(out)
 	fmt.Fprintln(w, "\nheader")
@@ -393,16 +400,23 @@ func rulesAt(trace []rewrite.Step, field int, pos string, index int) (rules, not
 }
 
 // headerChanges pairs every address of the address fields before and
-// after, with the rules that fired on it.
-func headerChanges(before []byte, out rewrite.Output) []jsonHeader {
+// after, with the rules that fired on it; removed are Received fields the
+// copy dropped (their absence shifts the fields after them).
+func headerChanges(before, afterHeader []byte, trace []rewrite.Step, removed []rewrite.ReceivedChange) []jsonHeader {
 	after := map[[2]int]rewrite.HeaderAddress{}
-	for _, a := range rewrite.ScanHeader(out.Header) {
-		after[[2]int{a.FieldIndex, a.Index}] = a
+	for _, a := range rewrite.ScanHeader(afterHeader) {
+		f := a.FieldIndex
+		for _, r := range removed { // in header order
+			if r.Removed && r.Field <= f {
+				f++
+			}
+		}
+		after[[2]int{f, a.Index}] = a
 	}
 	res := []jsonHeader{}
 	for _, a := range rewrite.ScanHeader(before) {
 		h := jsonHeader{Field: a.Field, FieldIndex: a.FieldIndex, Index: a.Index, Before: a.AddrSpec, After: after[[2]int{a.FieldIndex, a.Index}].AddrSpec}
-		h.Rule, h.Note = rulesAt(out.Trace, a.FieldIndex, "", a.Index)
+		h.Rule, h.Note = rulesAt(trace, a.FieldIndex, "", a.Index)
 		if h.Note == "" && a.Problem != "" {
 			h.Note = "not rewritten: " + a.Problem
 		}
@@ -473,7 +487,7 @@ func (t *rewriteTest) runAddresses(env *cmdEnv) int {
 	header := []byte(hdr.String())
 	out, err := t.rs.Rewrite(rewrite.Input{From: t.from, To: t.rcpts, Header: header, Source: t.source})
 	res := t.newResult(out, err)
-	res.Headers = headerChanges(header, out)
+	res.Headers = headerChanges(header, out.Header, out.Trace, nil)
 	if err != nil {
 		if t.asJSON {
 			return t.emitJSON(env, res, err)
@@ -542,7 +556,7 @@ func orNone(a []string) string {
 	return strings.Join(a, ", ")
 }
 
-func (t *rewriteTest) emitJSON(env *cmdEnv, res *jsonResult, err error) int {
+func (t *rewriteTest) emitJSON(env *cmdEnv, res any, err error) int {
 	enc := json.NewEncoder(t.out)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)

@@ -44,6 +44,12 @@ func TestRewriteTestGolden(t *testing.T) {
 		{"message-envelope-from-header.txt", []string{"rewrite", "test", "-c", cfg, "--message", msg}, exitOK},
 		{"message-broken.txt", []string{"rewrite", "test", "-c", cfg, "--message", rwDir + "broken.eml", "--from", "user@city.toyokawa.aichi.jp"}, exitOK},
 		{"message-internet.txt", append([]string{"rewrite", "test", "-c", cfg, "--message", msg, "--source", "internet"}, env...), exitOK},
+		{"message-set-to-inner.txt", append([]string{"rewrite", "test", "-c", cfg, "--message", msg, "--set", "to-inner"}, env...), exitOK},
+		{"message-no-dns.txt", append([]string{"rewrite", "test", "-c", cfg, "--message", msg, "--no-dns"}, env...), exitOK},
+		// The shipped example and message README.ja shows.
+		{"municipal-mixed.txt", []string{"rewrite", "test", "-c", "../../configs/municipal-gateway.yaml",
+			"--message", "../../configs/mixed-recipients.eml", "--no-dns", "--from", "tanaka@city.toyokawa.aichi.jp",
+			"--rcpt", "kikaku@city.nagoya.jp", "--rcpt", "partner@example.com", "--rcpt", "bucho@city.toyokawa.aichi.jp"}, exitOK},
 		{"addresses.txt", []string{"rewrite", "test", "-c", cfg, "--from", "user@city.toyokawa.aichi.jp",
 			"--rcpt", "kikaku@pref.aichi.jp", "--rcpt", "soumu@pref.aichi.jp", "--rcpt", "friend@example.com"}, exitOK},
 		{"addresses.json", []string{"rewrite", "test", "--json", "-c", cfg, "--from", "user@city.toyokawa.aichi.jp", "--rcpt", "Kikaku@Pref.Aichi.JP"}, exitOK},
@@ -89,8 +95,9 @@ func TestRewriteTestGolden(t *testing.T) {
 // TestRewriteTestDoneWhen is the issue's acceptance check, asserted
 // directly rather than only through a golden file: an ISO-2022-JP message
 // from the inner server has its Toyokawa sender and its pref.aichi.jp
-// recipients rewritten to LG domains in envelope and header, every byte
-// but the addr-specs stays as it was, and the JSON has the named fields.
+// recipients rewritten to LG domains in envelope and header of the copy
+// that goes to them, every byte but the addr-specs stays as it was, and
+// the JSON has the named fields.
 func TestRewriteTestDoneWhen(t *testing.T) {
 	code, stdout, stderr := runRewriteCmd(t, "rewrite", "test", "-c", rwDir+"config.yaml", "--source", "inner",
 		"--message", rwDir+"toyokawa.eml", "--json",
@@ -98,7 +105,8 @@ func TestRewriteTestDoneWhen(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var res struct {
+	type copyDoc struct {
+		Route    string `json:"route"`
 		Envelope struct {
 			From string   `json:"from"`
 			Rcpt []string `json:"rcpt"`
@@ -112,11 +120,14 @@ func TestRewriteTestDoneWhen(t *testing.T) {
 		Trace []json.RawMessage `json:"trace"`
 		Diff  string            `json:"diff"`
 	}
+	var res struct {
+		Copies []copyDoc `json:"copies"`
+	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(stdout), &raw); err != nil {
 		t.Fatalf("not one JSON document: %v", err)
 	}
-	for _, k := range []string{"envelope", "headers", "trace"} {
+	for _, k := range []string{"queued", "trace", "copies"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
 		}
@@ -124,9 +135,13 @@ func TestRewriteTestDoneWhen(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Envelope.From != "user@city.toyokawa.lg.jp" ||
-		strings.Join(res.Envelope.Rcpt, ",") != "kikaku@pref.aichi.lg.jp,yamada-h@pref.aichi.lg.jp" {
-		t.Errorf("envelope %+v", res.Envelope)
+	if len(res.Copies) != 1 {
+		t.Fatalf("%d copies, want the one to LGWAN:\n%s", len(res.Copies), stdout)
+	}
+	c := res.Copies[0]
+	if c.Route != "lgwan" || c.Envelope.From != "user@city.toyokawa.lg.jp" ||
+		strings.Join(c.Envelope.Rcpt, ",") != "kikaku@pref.aichi.lg.jp,yamada-h@pref.aichi.lg.jp" {
+		t.Errorf("copy %s, envelope %+v", c.Route, c.Envelope)
 	}
 	want := map[string]string{
 		"user@city.toyokawa.aichi.jp": "user@city.toyokawa.lg.jp",
@@ -135,7 +150,7 @@ func TestRewriteTestDoneWhen(t *testing.T) {
 		"jinji@pref.aichi.jp":         "jinji@pref.aichi.lg.jp",
 		"info@example.com":            "info@example.com",
 	}
-	for _, h := range res.Headers {
+	for _, h := range c.Headers {
 		if w, ok := want[h.Before]; ok {
 			if h.After != w {
 				t.Errorf("%s: %s -> %s, want %s", h.Field, h.Before, h.After, w)
@@ -149,14 +164,14 @@ func TestRewriteTestDoneWhen(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("header addresses not reported: %v", want)
 	}
-	if len(res.Trace) < 5 {
-		t.Errorf("trace has %d steps", len(res.Trace))
+	if len(c.Trace) < 5 {
+		t.Errorf("trace has %d steps", len(c.Trace))
 	}
 	// Every removed line, with the addresses rewritten, is the added line:
 	// display names (ISO-2022-JP encoded words), quotes and comments are
 	// byte-identical.
 	var minus, plus []string
-	for _, l := range strings.Split(res.Diff, "\n") {
+	for _, l := range strings.Split(c.Diff, "\n") {
 		switch {
 		case strings.HasPrefix(l, "---"), strings.HasPrefix(l, "+++"):
 		case strings.HasPrefix(l, "-"):
@@ -166,7 +181,7 @@ func TestRewriteTestDoneWhen(t *testing.T) {
 		}
 	}
 	if len(minus) != 4 || len(minus) != len(plus) {
-		t.Fatalf("diff changes %d lines into %d:\n%s", len(minus), len(plus), res.Diff)
+		t.Fatalf("diff changes %d lines into %d:\n%s", len(minus), len(plus), c.Diff)
 	}
 	toLG := strings.NewReplacer("city.toyokawa.aichi.jp", "city.toyokawa.lg.jp", "pref.aichi.jp", "pref.aichi.lg.jp")
 	for i := range minus {
@@ -217,8 +232,14 @@ func TestRewriteFormatExample(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Envelope.From != "user@city.toyokawa.lg.jp" || strings.Join(res.Envelope.Rcpt, ",") != "soumu@pref.aichi.jp,kikaku@city.nagoya.lg.jp" {
+	// The receive-time rules decide the recipients only; the sender is
+	// each copy's set's business.
+	if res.Envelope.From != "user@city.toyokawa.aichi.jp" || strings.Join(res.Envelope.Rcpt, ",") != "soumu@pref.aichi.jp,kikaku@city.nagoya.lg.jp" {
 		t.Errorf("envelope %+v", res.Envelope)
+	}
+	code, stdout, stderr = runRewriteCmd(t, "rewrite", "test", "-c", cfg, "--set", "to-lgwan", "--from", "user@city.toyokawa.aichi.jp", "--rcpt", "kikaku@city.nagoya.lg.jp")
+	if code != exitOK || !strings.Contains(stdout, "env-from   user@city.toyokawa.aichi.jp -> user@city.toyokawa.lg.jp  [lgwan-addresses]") {
+		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
 	}
 	code, stdout, stderr = runRewriteCmd(t, "rewrite", "test", "-c", cfg, "--set", "to-inner", "--source", "internet", "--rcpt", "user@city.toyokawa.lg.jp")
 	if code != exitOK || !strings.Contains(stdout, "env-to     user@city.toyokawa.lg.jp -> user@city.toyokawa.aichi.jp  [lg-to-regional]") {

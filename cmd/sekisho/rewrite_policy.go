@@ -21,6 +21,7 @@ func (t *rewriteTest) usePolicy(env *cmdEnv, cfg *Config, client string) int {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
 	}
+	t.dr = dr
 	t.source = dr.Policy().Source(gateway.ProbeConn(cfg.Relay, gateway.Probe{Client: ip}))
 	t.policy = func(t *rewriteTest) []gateway.Step {
 		return dr.Run(gateway.Probe{Client: ip, Helo: "client.example", From: t.from, Rcpts: t.rcpts, Header: t.header})

@@ -97,25 +97,26 @@ refused (for example a route back to this gateway).`)
 
 // routeResult is one address's explanation, as printed with --json.
 type routeResult struct {
-	Address        string             `json:"address"`
-	Sender         string             `json:"sender,omitempty"`
-	Target         string             `json:"target,omitempty"`    // alias target
-	Rewritten      string             `json:"rewritten,omitempty"` // after the receive-time rewrite
-	RoutedSender   string             `json:"routed_sender,omitempty"`
-	Rule           string             `json:"rule"`
-	Kind           routing.Kind       `json:"kind,omitempty"`
-	Dir            string             `json:"dir,omitempty"`
-	Hops           []routing.Hop      `json:"hops"`
-	TLS            *routing.TLSPolicy `json:"tls"`
-	Auth           *routeAuth         `json:"auth"`
-	Rewrite        string             `json:"rewrite"`
-	MaxConnections int                `json:"max_connections,omitempty"`
-	Key            string             `json:"key,omitempty"`
-	Reason         string             `json:"reason"`
-	Error          string             `json:"error"`
-	Code           int                `json:"code,omitempty"`
-	Enhanced       string             `json:"enhanced,omitempty"`
-	Temporary      bool               `json:"temporary,omitempty"`
+	Address        string               `json:"address"`
+	Sender         string               `json:"sender,omitempty"`
+	Target         string               `json:"target,omitempty"`    // alias target
+	Rewritten      string               `json:"rewritten,omitempty"` // after the receive-time rewrite
+	RoutedSender   string               `json:"routed_sender,omitempty"`
+	Rule           string               `json:"rule"`
+	Kind           routing.Kind         `json:"kind,omitempty"`
+	Dir            string               `json:"dir,omitempty"`
+	Hops           []routing.Hop        `json:"hops"`
+	TLS            *routing.TLSPolicy   `json:"tls"`
+	Auth           *routeAuth           `json:"auth"`
+	Rewrite        string               `json:"rewrite"`
+	Received       routing.ReceivedMode `json:"received,omitempty"`
+	MaxConnections int                  `json:"max_connections,omitempty"`
+	Key            string               `json:"key,omitempty"`
+	Reason         string               `json:"reason"`
+	Error          string               `json:"error"`
+	Code           int                  `json:"code,omitempty"`
+	Enhanced       string               `json:"enhanced,omitempty"`
+	Temporary      bool                 `json:"temporary,omitempty"`
 }
 
 // routeAuth is AUTH without its password.
@@ -154,7 +155,7 @@ func (res *routeResult) fill(d routing.Decision) {
 	if d.Kind != routing.KindDir {
 		res.TLS = &d.TLS
 	}
-	res.Rewrite, res.MaxConnections, res.Key, res.Reason = d.Rewrite, d.MaxConnections, d.Key, d.Reason
+	res.Rewrite, res.Received, res.MaxConnections, res.Key, res.Reason = d.Rewrite, d.Received, d.MaxConnections, d.Key, d.Reason
 	res.Hops = []routing.Hop{}
 	for _, h := range d.Hops {
 		if h.Addrs == nil {
@@ -216,6 +217,9 @@ func (res *routeResult) writeText(w io.Writer, noDNS bool) {
 		line("rewrite", "-")
 	} else {
 		line("rewrite", "%s (at delivery)", res.Rewrite)
+	}
+	if res.Received != "" && res.Received != routing.ReceivedKeep {
+		line("received", "%s (the inner Received fields of this route's copy)", res.Received)
 	}
 	if res.MaxConnections > 0 {
 		line("limit", "%d connections", res.MaxConnections)

@@ -170,8 +170,8 @@ func dryRun(pol *policy.Policy, conn policy.Conn, p Probe) []Step {
 			to[i] = q.Addr
 		}
 		s.Arg = strings.Join(to, ",")
-		if msg.From != p.From {
-			s.Rewritten = msg.From
+		if msg.Rewritten != p.From {
+			s.Rewritten = msg.Rewritten
 		}
 		s.Reason = fmt.Sprintf("would be queued from <%s> for %s (source %s)", msg.From, s.Arg, pol.Source(conn))
 	}

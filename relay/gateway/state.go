@@ -108,7 +108,7 @@ func buildState(sec Sections, withSanitize bool) (*snapshot, error) {
 	st.session = &session.Snapshot{Hostname: c.Hostname, MaxHeaderBytes: c.Limits.MaxHeaderBytes, Policy: pol,
 		Lines: linePolicies(c.BareLineEndings), Inspect: in, Archive: c.Archive}
 	st.runner = &runner.Snapshot{Hostname: c.Hostname, Postmaster: c.PostmasterAddress(), MaxHeaderBytes: c.Limits.MaxHeaderBytes,
-		Delivery: c.Delivery, Router: router, Rewriter: rw, Sanitize: stage, Inspect: in}
+		Delivery: c.Delivery, Router: router, Rewriter: rw, Inner: g.Inner, Sanitize: stage, Inspect: in}
 	return st, nil
 }
 

@@ -114,7 +114,9 @@ func (p *Policy) Resolve(src rewrite.Source, from, to string) Resolved {
 	if out, err := p.p.Rewriter.Default().Rewrite(rewrite.Input{From: from, To: []string{target}, Source: src}); err == nil && len(out.To) == 1 {
 		res.Rewritten, res.From = out.To[0], out.From
 	}
-	res.Route, res.RouteErr = p.Route(res.Rewritten, res.From)
+	// The queue keeps the sender as received (each copy's sender is
+	// rewritten for its route at delivery): the runner routes with it.
+	res.Route, res.RouteErr = p.Route(res.Rewritten, from)
 	return res
 }
 
@@ -154,12 +156,18 @@ func (p *Policy) Key(a string) string {
 	return addr.Key(l, d, fold)
 }
 
-// Message is what DATA makes of an accepted transaction.
+// Message is what DATA makes of an accepted transaction. The queue keeps
+// the sender and the header as received: the receive-time rewrite decides
+// the recipients (where each copy goes), and each copy's sender and header
+// are rewritten for its route at delivery (rewrite.Rewriter.Copy).
 type Message struct {
-	From   string // the envelope sender after the rewrite
-	Header []byte // the rewritten header block
+	From string // the envelope sender to queue: as received
+	// Rewritten is the sender as the receive-time rules make it for the
+	// whole message, which the checks saw.
+	Rewritten string
 	// Rcpts are the recipients to queue, duplicates removed, in order.
 	Rcpts []Queued
+	// Trace is the receive-time rewrite of the recipients.
 	Trace []rewrite.Step
 }
 
@@ -187,38 +195,73 @@ func (p *Policy) Data(c Conn, from string, rcpts []Decision, header []byte) (Mes
 		return Message{}, decided("data", "From:", v, 0, "", "")
 	}
 	targets := make([]string, len(rcpts))
+	fixed := make([]bool, len(rcpts))
 	for i, r := range rcpts {
 		targets[i] = r.Target
+		fixed[i] = r.Rule == guard.RulePostmaster && r.Target == p.p.Postmaster
 	}
-	out, err := p.p.Rewriter.Default().Rewrite(rewrite.Input{From: from, To: targets, Header: header, Source: p.Source(c)})
+	m, err := p.queue(p.Source(c), from, targets, fixed, header)
 	if err != nil {
 		return Message{}, decided("data", "", refusal(451, "4.3.0", "Address rewriting failed; try again later",
 			"builtin:rewrite", err.Error()), 0, "", "")
 	}
-	m := Message{From: out.From, Header: out.Header, Trace: out.Trace}
-	seen := make(map[string]bool, len(rcpts))
+	for _, q := range m.Rcpts {
+		if r := rcpts[q.Index]; q.Addr != r.Rewritten || m.Rewritten != r.From {
+			// The full rewrite (with the header) differs from the RCPT
+			// preview: decide the result again.
+			if v := p.p.Guard.CheckRcpt(gc, m.Rewritten, q.Addr); !v.Accepted() {
+				v.Reason = fmt.Sprintf("rewritten to %s (sender %s): %s", q.Addr, orNull(m.Rewritten), v.Reason)
+				return Message{}, decided("data", q.Addr, v, 0, "", "")
+			}
+		}
+	}
+	return m, decided("data", "", guard.Verdict{Action: guard.Accept, Rule: "builtin:data",
+		Reason: fmt.Sprintf("queued for %d recipient(s) (source %s)", len(m.Rcpts), p.Source(c))}, 250, "2.0.0", "OK")
+}
+
+// Queue is what DATA would queue of a message from source src for the
+// recipients rcpts (as given at RCPT), without deciding anything: each
+// recipient's alias target (Resolve), the receive-time rewrite, and the
+// recipients that resolve to one mailbox merged. rewrite test shows the
+// copies of it.
+func (p *Policy) Queue(src rewrite.Source, from string, rcpts []string, header []byte) (Message, error) {
+	targets := make([]string, len(rcpts))
+	fixed := make([]bool, len(rcpts))
 	for i, r := range rcpts {
+		targets[i] = p.Resolve(src, from, r).Target
+		fixed[i] = p.p.Postmaster != "" && targets[i] == p.p.Postmaster && p.p.Guard.IsPostmaster(r)
+	}
+	return p.queue(src, from, targets, fixed, header)
+}
+
+// queue rewrites the recipients' alias targets (fixed ones, relay.postmaster,
+// never) with the sender and the header, and merges those that resolve to
+// one mailbox.
+func (p *Policy) queue(src rewrite.Source, from string, targets []string, fixed []bool, header []byte) (Message, error) {
+	out, err := p.p.Rewriter.Default().Rewrite(rewrite.Input{From: from, To: targets, Header: header, Source: src})
+	if err != nil {
+		return Message{}, err
+	}
+	m := Message{From: from, Rewritten: out.From}
+	for _, st := range out.Trace {
+		if st.Position == rewrite.PosEnvTo && st.Field < 0 {
+			m.Trace = append(m.Trace, st)
+		}
+	}
+	seen := make(map[string]bool, len(targets))
+	for i := range targets {
 		a := out.To[i]
-		if r.Rule == guard.RulePostmaster && r.Target == p.p.Postmaster {
-			a = r.Target // relay.postmaster is never rewritten
+		if fixed[i] {
+			a = targets[i]
 		}
 		k := p.Key(a)
 		if seen[k] {
 			continue // two addresses that resolve to one mailbox get one copy
 		}
 		seen[k] = true
-		if a != r.Rewritten || out.From != r.From {
-			// The full rewrite (with the header) differs from the RCPT
-			// preview: decide the result again.
-			if v := p.p.Guard.CheckRcpt(gc, out.From, a); !v.Accepted() {
-				v.Reason = fmt.Sprintf("rewritten to %s (sender %s): %s", a, orNull(out.From), v.Reason)
-				return Message{}, decided("data", a, v, 0, "", "")
-			}
-		}
 		m.Rcpts = append(m.Rcpts, Queued{Index: i, Addr: a})
 	}
-	return m, decided("data", "", guard.Verdict{Action: guard.Accept, Rule: "builtin:data",
-		Reason: fmt.Sprintf("queued for %d recipient(s) (source %s)", len(m.Rcpts), p.Source(c))}, 250, "2.0.0", "OK")
+	return m, nil
 }
 
 // HeaderFrom lists the addresses of every From field, for the sender

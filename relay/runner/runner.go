@@ -1,6 +1,7 @@
 // Package runner delivers what the queue holds: workers claim due
 // messages, route each recipient (relay's routing), group recipients by
-// next hop, apply the route's delivery-time rewrite, sanitize (relay/sanitize)
+// next hop, rewrite each group's copy for its route (rewrite.Copy: the
+// queue keeps the message as received), sanitize (relay/sanitize)
 // and DKIM-sign (relay/inspect) the copy, deliver it (relay/delivery), and
 // record every recipient's outcome with the retry schedule; final failures
 // and delays are reported by DSN (relay/dsn). It owns relay.delivery.
@@ -58,8 +59,12 @@ type Snapshot struct {
 	Delivery       Config
 	Router         *routing.Router
 	Rewriter       *rewrite.Rewriter
-	Sanitize       *sanitize.Stage    // nil: nothing is sanitized
-	Inspect        *inspect.Inspector // nil: nothing is signed
+	// Inner reports whether an address is in relay.guard.inner_networks,
+	// for the routes that mask the Received fields written inside; nil:
+	// none is.
+	Inner    func(netip.Addr) bool
+	Sanitize *sanitize.Stage    // nil: nothing is sanitized
+	Inspect  *inspect.Inspector // nil: nothing is signed
 }
 
 // Runner delivers queued messages.
@@ -150,6 +155,10 @@ type outcome struct {
 	hop       string // the rule or host that was tried, for logs and metrics
 	remote    string
 	dsnPassed bool // the next hop took NOTIFY and ORCPT: its notifications from now on
+	// sentFrom and sentTo are the envelope of the copy as sent (after its
+	// route's rewrite); "" when no copy was made.
+	sentFrom, sentTo string
+	sent             bool
 }
 
 func (o outcome) reason() string {
@@ -162,10 +171,62 @@ func (o outcome) reason() string {
 	return o.text
 }
 
-// group is the recipients of one message that share a next hop.
-type group struct {
-	dec   routing.Decision
-	rcpts []int
+// Group is the recipients of one message that share a next hop: one copy,
+// one transaction.
+type Group struct {
+	Decision routing.Decision
+	// Rcpts are indexes into the envelope's recipients.
+	Rcpts []int
+}
+
+// Unrouted is a recipient that could not be routed: Decision is what
+// routing decided before it failed (its route's name, for the log).
+type Unrouted struct {
+	Rcpt     int
+	Decision routing.Decision
+	Err      error
+}
+
+// Groups routes each of rcpts (indexes into env.Rcpts) and groups them by
+// next hop, in the order of their first recipient; the recipients that
+// cannot be routed come back in failed.
+func (st *Snapshot) Groups(ctx context.Context, env queue.Envelope, rcpts []int) (groups []Group, failed []Unrouted) {
+	byKey := map[string]int{}
+	for _, i := range rcpts {
+		dec, err := st.Router.Route(ctx, env.Rcpts[i].Addr, env.From)
+		if err != nil {
+			failed = append(failed, Unrouted{Rcpt: i, Decision: dec, Err: err})
+			continue
+		}
+		g, ok := byKey[dec.Key]
+		if !ok {
+			g = len(groups)
+			byKey[dec.Key] = g
+			groups = append(groups, Group{Decision: dec})
+		}
+		groups[g].Rcpts = append(groups[g].Rcpts, i)
+	}
+	return groups, failed
+}
+
+// CopyInput is what decides a group's copy, for rewrite.Rewriter.Copy:
+// the envelope sender as queued (as received), the group's recipients as
+// queued, the message source, the route's rewrite set and its Received
+// policy. The header is the caller's to add (only when
+// Rewriter.CopyReadsHeader says it is needed). The delivery runner and
+// the dry runs build the copy with it, so both show the same copy.
+func (st *Snapshot) CopyInput(env queue.Envelope, dec routing.Decision, rcpts []int) rewrite.CopyInput {
+	src := env.Source
+	if src == 0 {
+		src = rewrite.SourceInner // a record from a build that wrote no source
+	}
+	to := make([]string, len(rcpts))
+	for j, i := range rcpts {
+		to[j] = env.Rcpts[i].Addr
+	}
+	return rewrite.CopyInput{From: env.From, To: to, Source: src, Set: dec.Rewrite,
+		Received: rewrite.ReceivedPolicy{Inner: st.Inner, Self: st.Hostname,
+			Mask: dec.Received == routing.ReceivedMaskInner, Remove: dec.Received == routing.ReceivedRemoveInner}}
 }
 
 // deliver attempts the message's due recipients and records the outcomes.
@@ -178,30 +239,17 @@ func (r *Runner) deliver(ctx context.Context, m queue.Message) time.Time {
 		return time.Time{}
 	}
 	var results []outcome
-	groups := map[string]*group{}
-	var order []string
-	for _, i := range due {
-		rc := m.Envelope.Rcpts[i].Addr
-		dec, err := st.Router.Route(ctx, rc, m.Envelope.From)
-		if err != nil {
-			var re *routing.Error
-			o := outcome{rcpt: i, code: 451, enhanced: "4.4.3", text: err.Error(), temporary: true, hop: dec.Label()}
-			if errors.As(err, &re) {
-				o.code, o.enhanced, o.text, o.temporary = re.Code, re.Enhanced, re.Msg, re.Temporary
-			}
-			results = append(results, o)
-			continue
+	groups, failed := st.Groups(ctx, m.Envelope, due)
+	for _, f := range failed {
+		var re *routing.Error
+		o := outcome{rcpt: f.Rcpt, code: 451, enhanced: "4.4.3", text: f.Err.Error(), temporary: true, hop: f.Decision.Label()}
+		if errors.As(f.Err, &re) {
+			o.code, o.enhanced, o.text, o.temporary = re.Code, re.Enhanced, re.Msg, re.Temporary
 		}
-		g := groups[dec.Key]
-		if g == nil {
-			g = &group{dec: dec}
-			groups[dec.Key] = g
-			order = append(order, dec.Key)
-		}
-		g.rcpts = append(g.rcpts, i)
+		results = append(results, o)
 	}
-	for _, k := range order {
-		results = append(results, r.deliverGroup(ctx, st, m, groups[k])...)
+	for _, g := range groups {
+		results = append(results, r.deliverGroup(ctx, st, m, g)...)
 	}
 	if ctx.Err() != nil {
 		// Shutting down: an interrupted attempt is not a failure of the
@@ -214,51 +262,46 @@ func (r *Runner) deliver(ctx context.Context, m queue.Message) time.Time {
 	return r.keep(m, r.record(st, m, results, now, true), now)
 }
 
-// deliverGroup sends one message to the recipients that share a next hop,
-// after the route's delivery-time rewrite.
-func (r *Runner) deliverGroup(ctx context.Context, st *Snapshot, m queue.Message, g *group) []outcome {
-	hop := g.dec.Label()
+// deliverGroup sends one message to the recipients that share a next hop:
+// the copy rewritten for its route (Snapshot.CopyInput, rewrite.Copy),
+// then sanitized and signed.
+func (r *Runner) deliverGroup(ctx context.Context, st *Snapshot, m queue.Message, g Group) []outcome {
+	hop := g.Decision.Label()
 	fail := func(code int, enh, text string, temp bool) []outcome {
-		out := make([]outcome, len(g.rcpts))
-		for j, i := range g.rcpts {
+		out := make([]outcome, len(g.Rcpts))
+		for j, i := range g.Rcpts {
 			out[j] = outcome{rcpt: i, code: code, enhanced: enh, text: text, temporary: temp, hop: hop}
 		}
 		return out
 	}
-	from := m.Envelope.From
-	to := make([]string, len(g.rcpts))
-	for j, i := range g.rcpts {
-		to[j] = m.Envelope.Rcpts[i].Addr
-	}
-	var newHeader []byte // nil: send the stored bytes as they are
-	if g.dec.Rewrite != "" {
-		rs, ok := st.Rewriter.Set(g.dec.Rewrite)
-		if !ok {
-			return fail(451, "4.3.5", fmt.Sprintf("route %s names rewrite set %q, which does not exist", hop, g.dec.Rewrite), true)
-		}
+	in := st.CopyInput(m.Envelope, g.Decision, g.Rcpts)
+	if st.Rewriter.CopyReadsHeader(in) {
 		header, err := r.readHeader(m.ID, st.MaxHeaderBytes*2)
 		if err != nil {
 			return fail(451, "4.3.0", "reading the queued message: "+err.Error(), true)
 		}
-		src := m.Envelope.Source
-		if src == 0 {
-			src = rewrite.SourceInner // a record from a build that wrote no source
-		}
-		out, err := rs.Rewrite(rewrite.Input{From: from, To: to, Header: header, Source: src})
-		if err != nil {
-			return fail(451, "4.3.5", "delivery-time rewrite "+g.dec.Rewrite+" failed: "+err.Error(), true)
-		}
-		from, to, newHeader = out.From, out.To, out.Header
-		for _, s := range out.Trace {
-			if s.Rule != "" && s.Before != s.After {
-				r.sh.Metrics.Rewrites.WithLabelValues(s.Rule).Inc()
-			}
+		in.Header = header
+	}
+	cp, err := st.Rewriter.Copy(in)
+	if err != nil {
+		return fail(451, "4.3.5", "rewriting the copy for route "+hop+": "+err.Error(), true)
+	}
+	for _, s := range cp.Trace {
+		if s.Rule != "" && s.Before != s.After {
+			r.sh.Metrics.Rewrites.WithLabelValues(s.Rule).Inc()
 		}
 	}
+	var newHeader []byte // nil: send the stored bytes as they are
+	size := m.Envelope.Size
+	if cp.HeaderChanged {
+		newHeader = cp.Header
+		size += int64(len(cp.Header) - len(in.Header))
+	}
+	from, to := cp.From, cp.To
 	body := func() (io.ReadCloser, error) { return r.body(m.ID, newHeader, st.MaxHeaderBytes*2) }
-	if st.Sanitize.Applies(m.Envelope.Source, m.Envelope.ClientIP, g.dec.Rule) { // 無害化
+	if st.Sanitize.Applies(m.Envelope.Source, m.Envelope.ClientIP, g.Decision.Rule) { // 無害化
 		var err error
-		if body, m.Envelope.Size, err = r.sanitize(st, m, g.dec.Rule, body); err != nil {
+		if body, size, err = r.sanitize(st, m, g.Decision.Rule, body); err != nil {
 			return fail(451, "4.3.0", "sanitizing the message: "+err.Error(), true)
 		}
 	}
@@ -266,39 +309,48 @@ func (r *Runner) deliverGroup(ctx context.Context, st *Snapshot, m queue.Message
 	if err != nil {
 		return fail(451, "4.3.0", "reading the queued message to sign it: "+err.Error(), true)
 	}
-
-	if g.dec.Kind == routing.KindDir {
-		if err := r.writeDir(g.dec.Dir, m, from, to, body); err != nil {
-			return fail(451, "4.3.0", "writing into "+g.dec.Dir+": "+err.Error(), true)
-		}
-		out := fail(250, "2.0.0", "written into "+g.dec.Dir, false)
-		for j := range out {
-			out[j].delivered = true
+	// sent gives every recipient of the group the result of the RCPT
+	// its copy's address got: two recipients the rewrite merged share one.
+	sent := func(res func(j int) outcome) []outcome {
+		out := make([]outcome, len(g.Rcpts))
+		for k, i := range g.Rcpts {
+			o := res(cp.Of[k])
+			o.rcpt, o.hop, o.sentFrom, o.sentTo, o.sent = i, hop, from, to[cp.Of[k]], true
+			out[k] = o
 		}
 		return out
 	}
 
-	msg := delivery.Message{From: from, Rcpts: to, Size: m.Envelope.Size + signed,
+	if g.Decision.Kind == routing.KindDir {
+		if err := r.writeDir(g.Decision.Dir, m, from, to, body); err != nil {
+			return fail(451, "4.3.0", "writing into "+g.Decision.Dir+": "+err.Error(), true)
+		}
+		return sent(func(int) outcome {
+			return outcome{code: 250, enhanced: "2.0.0", text: "written into " + g.Decision.Dir, delivered: true}
+		})
+	}
+
+	msg := delivery.Message{From: from, Rcpts: to, Size: size + signed,
 		EightBit: strings.EqualFold(m.Envelope.BodyType, "8BITMIME"), SMTPUTF8: m.Envelope.SMTPUTF8, Body: body,
-		Ret: m.Envelope.Ret, EnvID: m.Envelope.EnvID, RcptDSN: make([]delivery.RcptDSN, len(g.rcpts))}
-	for j, i := range g.rcpts {
-		rc := m.Envelope.Rcpts[i]
-		msg.RcptDSN[j] = delivery.RcptDSN{Notify: rc.Notify, ORcpt: rc.ORcpt}
+		Ret: m.Envelope.Ret, EnvID: m.Envelope.EnvID, RcptDSN: make([]delivery.RcptDSN, len(to))}
+	for k := len(g.Rcpts) - 1; k >= 0; k-- { // the first recipient of a merged address gives its DSN request
+		rc := m.Envelope.Rcpts[g.Rcpts[k]]
+		msg.RcptDSN[cp.Of[k]] = delivery.RcptDSN{Notify: rc.Notify, ORcpt: rc.ORcpt}
 	}
 	var last []delivery.Result
-	for _, h := range g.dec.Hops {
+	for _, h := range g.Decision.Hops {
 		if len(h.Addrs) == 0 {
 			continue
 		}
-		t := delivery.Target{Host: h.Host, HeloName: st.Hostname, MaxConns: g.dec.MaxConnections,
-			TLS: delivery.TLSPolicy{Mode: delivery.TLSMode(g.dec.TLS.Mode), CAFile: g.dec.TLS.CAFile, ServerName: g.dec.TLS.ServerName}}
+		t := delivery.Target{Host: h.Host, HeloName: st.Hostname, MaxConns: g.Decision.MaxConnections,
+			TLS: delivery.TLSPolicy{Mode: delivery.TLSMode(g.Decision.TLS.Mode), CAFile: g.Decision.TLS.CAFile, ServerName: g.Decision.TLS.ServerName}}
 		if t.TLS.Mode == delivery.TLSOpportunistic || t.TLS.Mode == "" {
 			t.TLS.InsecureSkipVerify = true // opportunistic TLS protects against passive reading only
 		}
 		for _, a := range h.Addrs {
 			t.Addrs = append(t.Addrs, netip.AddrPortFrom(a, uint16(h.Port)).String())
 		}
-		if a := g.dec.Auth; a != nil {
+		if a := g.Decision.Auth; a != nil {
 			t.Auth = &delivery.Auth{Mechanism: delivery.Mechanism(strings.ToUpper(a.Mechanism)), Username: a.Username,
 				Password: a.Password, AllowPlaintext: a.AllowPlaintext}
 		}
@@ -316,12 +368,11 @@ func (r *Runner) deliverGroup(ctx context.Context, st *Snapshot, m queue.Message
 	if last == nil {
 		return fail(451, "4.4.3", "no next hop has an address", true)
 	}
-	out := make([]outcome, len(g.rcpts))
-	for j, res := range last {
-		out[j] = outcome{rcpt: g.rcpts[j], code: res.Code, enhanced: res.Enhanced, text: res.Text,
-			temporary: res.Temporary, delivered: res.Delivered, hop: hop, remote: res.Remote, dsnPassed: res.DSN}
-	}
-	return out
+	return sent(func(j int) outcome {
+		res := last[j]
+		return outcome{code: res.Code, enhanced: res.Enhanced, text: res.Text, temporary: res.Temporary,
+			delivered: res.Delivered, remote: res.Remote, dsnPassed: res.DSN}
+	})
 }
 
 func allUnreached(res []delivery.Result) bool {
@@ -433,9 +484,21 @@ func (r *Runner) record(st *Snapshot, m queue.Message, results []outcome, now ti
 		if result != "delivered" {
 			kind = "fail"
 		}
-		r.sh.Log.Info("delivery", "kind", kind, "id", m.ID.String(), "rcpt", rcpt, "from", m.Envelope.From,
+		// The envelope of the copy as sent; the queued one too where the
+		// copy's rewrite changed it.
+		from, to, queued := m.Envelope.From, rcpt, []any(nil)
+		if o.sent {
+			from, to = o.sentFrom, o.sentTo
+			if from != m.Envelope.From {
+				queued = append(queued, "queued_from", m.Envelope.From)
+			}
+			if to != rcpt {
+				queued = append(queued, "queued_rcpt", rcpt)
+			}
+		}
+		r.sh.Log.Info("delivery", append([]any{"kind", kind, "id", m.ID.String(), "rcpt", to, "from", from,
 			"hop", o.hop, "remote", o.remote, "result", result, "code", o.code, "reply", o.reason(),
-			"attempt", attempt, "delay_s", int(now.Sub(m.Envelope.ReceivedAt).Seconds()))
+			"attempt", attempt, "delay_s", int(now.Sub(m.Envelope.ReceivedAt).Seconds())}, queued...)...)
 		r.sh.Metrics.Attempts.WithLabelValues(o.hop, result).Inc()
 	}
 	if len(failed) > 0 {

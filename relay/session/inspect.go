@@ -42,7 +42,7 @@ func (s *Session) inspectConnect() (r smtpd.Reply, ok bool) {
 
 // inspected is what the after-DATA stages leave to queue.
 type inspected struct {
-	header []byte    // the header to queue (rewritten, edited, our Authentication-Results)
+	header []byte    // the header to queue (as received, edited, our Authentication-Results)
 	body   io.Reader // the body, from its start
 	held   string    // quarantined (the reason): queue it held
 	done   func()    // releases the spooled body
@@ -56,7 +56,7 @@ type inspected struct {
 // only verifies over the original header. reply non-nil ends the
 // transaction with it (refused, deferred, discarded or an internal
 // failure, which is always 4xx).
-func (s *Session) inspectData(br io.Reader, received, rewritten []byte, env rcptsFrom) (out inspected, reply *smtpd.Reply) {
+func (s *Session) inspectData(br io.Reader, received []byte, env rcptsFrom) (out inspected, reply *smtpd.Reply) {
 	body, done, err := spoolBody(br, spoolMemMax)
 	if err != nil {
 		r := s.dataError(err, "reading the message for inspection")
@@ -97,7 +97,7 @@ func (s *Session) inspectData(br io.Reader, received, rewritten []byte, env rcpt
 		r := s.dataError(err, "rewinding the inspected message")
 		return out, &r
 	}
-	out.header, out.body = v.Header(rewritten), body
+	out.header, out.body = v.Header(received), body
 	return out, nil
 }
 

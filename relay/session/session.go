@@ -335,9 +335,11 @@ func (s *Session) Data(m *smtpd.MessageReader) smtpd.Reply {
 		}
 		return smtpd.R(250, "2.0.0", "OK: would be queued (dry run: nothing is kept)")
 	}
-	hdr, body, enqueue, held := msg.Header, io.Reader(br), s.sh.Queue.Enqueue, ""
+	// The header is queued as received: each copy is rewritten for its
+	// route at delivery.
+	hdr, body, enqueue, held := header, io.Reader(br), s.sh.Queue.Enqueue, ""
 	if s.st.Inspect.Applies(src) {
-		in, r := s.inspectData(br, header, msg.Header, s.txnInfo(env))
+		in, r := s.inspectData(br, header, s.txnInfo(env))
 		if r != nil {
 			return *r
 		}
