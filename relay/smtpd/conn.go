@@ -111,7 +111,7 @@ func (c *Conn) serve() {
 			c.tlsState = &st
 		}
 	}
-	c.small = c.srv.getReader(c.nc, c.lineSize())
+	c.small = c.srv.readers.get(c.nc, c.lineSize())
 	c.br = c.small
 	defer c.releaseReaders()
 	c.h = c.srv.NewHandler(c)
@@ -384,7 +384,7 @@ func (c *Conn) growReader() {
 	c.carry.pre = bytes.Clone(c.carry.pre)
 	c.small.Discard(len(c.carry.pre))
 	c.carry.r = c.nc
-	c.big = c.srv.getBigReader(&c.carry)
+	c.big = c.srv.bigReaders.get(&c.carry, msgBufSize)
 	c.br = c.big
 }
 
@@ -393,17 +393,17 @@ func (c *Conn) shrinkReader() {
 	if c.big == nil || c.big.Buffered() > 0 || len(c.carry.pre) > 0 {
 		return
 	}
-	c.srv.putBigReader(c.big)
+	c.srv.bigReaders.put(c.big)
 	c.big, c.br = nil, c.small
 	c.carry = carryReader{}
 }
 
 func (c *Conn) releaseReaders() {
 	if c.big != nil {
-		c.srv.putBigReader(c.big)
+		c.srv.bigReaders.put(c.big)
 		c.big = nil
 	}
-	c.srv.putReader(c.small)
+	c.srv.readers.put(c.small)
 	c.small, c.br = nil, nil
 }
 

@@ -41,7 +41,7 @@ func (c *Conn) startTLS(arg string) bool {
 	st := tc.ConnectionState()
 	c.raw, c.nc, c.tlsState = tc, c.traced(tc), &st
 	if c.big != nil {
-		c.srv.putBigReader(c.big)
+		c.srv.bigReaders.put(c.big)
 		c.big, c.carry = nil, carryReader{}
 	}
 	c.small.Reset(c.nc)
