@@ -26,7 +26,6 @@ type Conn struct {
 	br, small, big *bufio.Reader
 	carry          carryReader // what small held when big took over
 	out            []byte      // replies not yet written: a PIPELINING group goes out at once
-	long           []byte      // a command line longer than the reader's buffer, being read
 	h              Handler
 
 	remote   netip.AddrPort
@@ -269,17 +268,14 @@ func (c *Conn) readLineBuffered(limit int) (string, error) {
 	b, err := c.br.ReadSlice('\n')
 	if err == bufio.ErrBufferFull {
 		// Longer than the buffer: gathered up to limit, then skipped.
-		c.long = append(c.long[:0], b...)
+		long := append([]byte(nil), b...)
 		for err == bufio.ErrBufferFull {
 			b, err = c.br.ReadSlice('\n')
-			if len(c.long) <= limit {
-				c.long = append(c.long, b...)
+			if len(long) <= limit {
+				long = append(long, b...)
 			}
 		}
-		b = c.long
-		if len(c.long) > 64<<10 {
-			c.long = nil // a rare long line does not stay with the connection
-		}
+		b = long
 	}
 	if err != nil {
 		return "", err

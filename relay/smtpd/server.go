@@ -31,9 +31,11 @@ type Handler interface {
 	Auth(mech string) (sasl.Server, error)
 	Mail(from string, p MailParams) Reply
 	Rcpt(to string, p RcptParams) Reply
-	// LinePolicy is asked at DATA and at the last BDAT.
+	// LinePolicy is asked at DATA and at the first BDAT.
 	LinePolicy() LinePolicy
-	// Data reads the message and decides; it may stop reading early.
+	// Data reads the message and decides; it may stop reading early. It
+	// is called at DATA, or at the first BDAT with the chunks read as it
+	// reads: a refusal before the last one answers the chunk being read.
 	Data(m *MessageReader) Reply
 	// Reset ends the transaction (RSET, HELO, STARTTLS, after DATA).
 	Reset()
