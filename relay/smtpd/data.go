@@ -92,7 +92,11 @@ type MessageReader struct {
 }
 
 func (m *MessageReader) reset(src *bufio.Reader, dotted bool, p LinePolicy, max int64) {
-	*m = MessageReader{src: src, dotted: dotted, policy: p, max: max, out: m.out[:0],
+	out := m.out[:0]
+	if cap(out) > 4<<10 {
+		out = nil // a long line that broke the rule does not stay with the connection
+	}
+	*m = MessageReader{src: src, dotted: dotted, policy: p, max: max, out: out,
 		lineStart: true, afterCRLF: true}
 }
 
