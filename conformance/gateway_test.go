@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +66,12 @@ func (w *world) newGateway(cfg string) *gateway {
 		if strings.Contains(g.logs.String(), "WARNING: DATA RACE") {
 			w.t.Errorf("the gateway reported a data race (see its output)")
 		}
+		for _, line := range strings.Split(g.logs.String(), "\n") {
+			// Every log line has a kind that docs/logging.md lists.
+			if strings.HasPrefix(line, "time=") && !documentedKind(line) {
+				w.t.Errorf("a log line without a documented kind: %s", line)
+			}
+		}
 		if w.t.Failed() {
 			w.t.Logf("configuration %s:\n%s", cfg, readFile(cfg))
 			w.t.Logf("gateway output:\n%s", g.logs.String())
@@ -71,6 +79,30 @@ func (w *world) newGateway(cfg string) *gateway {
 	})
 	return g
 }
+
+// documentedKind reports whether a text log line carries kind=K for a K
+// in docs/logging.md's table of kinds.
+func documentedKind(line string) bool {
+	i := strings.Index(line, " kind=")
+	if i < 0 {
+		return false
+	}
+	k, _, _ := strings.Cut(line[i+len(" kind="):], " ")
+	return logKinds()[k]
+}
+
+var logKinds = sync.OnceValue(func() map[string]bool {
+	kinds := map[string]bool{}
+	doc := readFile(filepath.Join("..", "docs", "logging.md"))
+	_, table, _ := strings.Cut(doc, "## Kinds")
+	table, _, _ = strings.Cut(table, "\n## ")
+	for _, m := range regexp.MustCompile(`(?m)^\| ([^|]*)\|`).FindAllStringSubmatch(table, -1) {
+		for _, k := range regexp.MustCompile("`([a-z_]+)`").FindAllStringSubmatch(m[1], -1) {
+			kinds[k[1]] = true
+		}
+	}
+	return kinds
+})
 
 func readFile(p string) string {
 	b, _ := os.ReadFile(p)

@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 	}
 	sekishoBin, binProblem = prepareBinary(tmp)
 	code := m.Run()
+	stopBrowser()
 	os.RemoveAll(tmp)
 	os.Exit(code)
 }

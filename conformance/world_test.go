@@ -3,9 +3,11 @@ package conformance
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"text/template"
@@ -107,14 +109,38 @@ func (w *world) port(name string) string {
 	return a
 }
 
+// freePort returns a loopback address for the gateway to listen on once
+// it starts. The port comes from below the kernel's ephemeral range: a
+// port the kernel handed out and took back would be the next outgoing
+// connection's source port as soon as any, and the gateway's bind would
+// then fail. Ports free now are tried in random order.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	lo := ephemeralLow()
+	for range 200 {
+		port := 10000 + rand.IntN(max(lo-10000, 1))
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("free port: no port below the ephemeral range is free")
+	return ""
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux;
+// the IANA range's 49152 elsewhere).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if f := strings.Fields(string(b)); err == nil && len(f) == 2 {
+		if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+			return n
+		}
+	}
+	return 49152
 }
 
 // path returns a path inside the scenario's folder.

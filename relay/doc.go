@@ -13,7 +13,14 @@
 //   - runner: the delivery workers — routing, the delivery-time rewrite,
 //     sanitize, DKIM signing (inspect), delivery (the SMTP client), the
 //     retry schedule and DSNs (dsn);
-//   - ops: metrics, where log records go (logsink) and the live trace.
+//   - ops: metrics, where log records go (logsink), the live trace, and
+//     the message trace derived from the log (events).
+//
+// Beside the path: store keeps the message trace and the console's records
+// (SQLite, or PostgreSQL shared by several gateways); approval carries out
+// the requests staff and administrators make (a quarantined original's
+// release) on the gateway that holds the item; console is the web console,
+// a client of the running engine as the command line is.
 //
 // auth (SMTP AUTH) and guard (the relay rules) serve policy; inspect holds
 // msgauth, milter and dkimsign; sanitize holds the quarantine.

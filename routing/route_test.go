@@ -153,7 +153,10 @@ func TestRouteHonoursContext(t *testing.T) {
 	start := time.Now()
 	_, err := r.Route(ctx, "a@slow.example", "")
 	wantError(t, "cancelled lookup", err, 451, "4.4.3", "slow.example")
-	if time.Since(start) > 400*time.Millisecond {
+	// Without the context the dropped query would wait the resolver's
+	// own timeout (5 s) and more: anything well under it is the context's
+	// doing, however busy the machine.
+	if time.Since(start) > 4*time.Second {
 		t.Errorf("lookup ran %v past its context deadline", time.Since(start))
 	}
 	if n := s.Count("slow.example", dns.TypeMX); n != 1 {

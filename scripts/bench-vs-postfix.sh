@@ -26,6 +26,9 @@
 # CPU 0 and the load tool with its sink on CPU 1, so that the figures
 # compare the servers on equal footing and not their share of the load
 # tool's CPU; PIN=0 lets everything share every CPU.
+# CONSOLE=1 also measures sekisho with the console, its store and the
+# message trace on (the same runs, right after the plain ones), and prints
+# each run's ratio against sekisho without them.
 # Postfix runs as a separate instance in a temporary folder (its own
 # main.cf, queue and ports on 127.0.0.1); the system's Postfix, if any, is
 # not touched. Running Postfix needs root; without root, or without
@@ -163,14 +166,25 @@ if have_postfix; then
 	start_postfix || PF=""
 fi
 
+console_run() { # name flags...: the same run with the console and the trace on
+	[ "${CONSOLE:-}" = "1" ] || return 0
+	name=$1
+	shift
+	echo
+	$BENCH --name sekisho+console --sekisho "$SEKISHO" $COMMON "$@" --console --json "$OUT/console-$name.json" || true
+}
+
 for size in $SIZES; do
 	echo
 	echo "== $size-byte messages"
 	run_sekisho "$size-c10-new" --size "$size" --concurrency 10
+	console_run "$size-c10-new" --size "$size" --concurrency 10
 	run_postfix "$size-c10-new" --size "$size" --concurrency 10
 	run_sekisho "$size-c10-reuse" --size "$size" --concurrency 10 --reuse
+	console_run "$size-c10-reuse" --size "$size" --concurrency 10 --reuse
 	run_postfix "$size-c10-reuse" --size "$size" --concurrency 10 --reuse
 	run_sekisho "$size-c50-new" --size "$size" --concurrency 50
+	console_run "$size-c50-new" --size "$size" --concurrency 50
 	run_postfix "$size-c50-new" --size "$size" --concurrency 50
 done
 run_sekisho idle --messages 0 --idle "$IDLE" --hold 5s
@@ -182,13 +196,21 @@ for size in $SIZES; do
 	echo "=== $size-byte messages"
 	echo
 	files=""
-	for f in sekisho-$size-c10-new postfix-$size-c10-new sekisho-$size-c10-reuse postfix-$size-c10-reuse \
-		sekisho-$size-c50-new postfix-$size-c50-new; do
+	for f in sekisho-$size-c10-new console-$size-c10-new postfix-$size-c10-new \
+		sekisho-$size-c10-reuse console-$size-c10-reuse postfix-$size-c10-reuse \
+		sekisho-$size-c50-new console-$size-c50-new postfix-$size-c50-new; do
 		[ -f "$OUT/$f.json" ] && files="$files $OUT/$f.json"
 	done
 	# $files is a list of paths without spaces (mktemp names).
 	# shellcheck disable=SC2086
 	[ -n "$files" ] && $BENCH report $files
+	for run in c10-new c10-reuse c50-new; do
+		if [ -f "$OUT/console-$size-$run.json" ] && [ -f "$OUT/sekisho-$size-$run.json" ]; then
+			echo
+			echo "-- $run: with the console and the message trace against without (same run)"
+			$BENCH compare "$OUT/console-$size-$run.json" "$OUT/sekisho-$size-$run.json"
+		fi
+	done
 	if [ -n "$PF" ]; then
 		for run in c10-new c10-reuse c50-new; do
 			if [ -f "$OUT/sekisho-$size-$run.json" ] && [ -f "$OUT/postfix-$size-$run.json" ]; then

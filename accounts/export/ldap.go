@@ -268,24 +268,11 @@ func uacFlags(v string) string {
 }
 
 func ldapSearch(ctx context.Context, t ldapTarget, opt LDAPOptions, m LDAPMapping, timeout time.Duration) ([]*ldap.Entry, error) {
-	tlsCfg := opt.TLS
-	if tlsCfg == nil {
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	conn, err := ldap.DialURL(t.server, ldap.DialWithTLSConfig(tlsCfg), ldap.DialWithDialer(&net.Dialer{Timeout: timeout}))
+	conn, err := ldapDial(ctx, t, opt, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", t.safe, err)
+		return nil, err
 	}
 	defer conn.Close()
-	// go-ldap's calls take no context: closing the connection ends them.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	conn.SetTimeout(timeout)
-	if opt.StartTLS {
-		if err := conn.StartTLS(tlsCfg); err != nil {
-			return nil, fmt.Errorf("%s: StartTLS: %v", t.safe, err)
-		}
-	}
 	if opt.BindDN != "" {
 		if err := conn.Bind(opt.BindDN, opt.Password); err != nil {
 			return nil, fmt.Errorf("%s: bind as %s: %v", t.safe, opt.BindDN, err)
@@ -314,4 +301,27 @@ func ldapSearch(ctx context.Context, t ldapTarget, opt LDAPOptions, m LDAPMappin
 	}
 	sort.Slice(sr.Entries, func(i, j int) bool { return sr.Entries[i].DN < sr.Entries[j].DN })
 	return sr.Entries, nil
+}
+
+// ldapDial connects to the directory of t (TLS for ldaps://, StartTLS when
+// asked); the connection is closed when ctx ends, which ends any call on
+// it (go-ldap's calls take no context).
+func ldapDial(ctx context.Context, t ldapTarget, opt LDAPOptions, timeout time.Duration) (*ldap.Conn, error) {
+	tlsCfg := opt.TLS
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	conn, err := ldap.DialURL(t.server, ldap.DialWithTLSConfig(tlsCfg), ldap.DialWithDialer(&net.Dialer{Timeout: timeout}))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", t.safe, err)
+	}
+	context.AfterFunc(ctx, func() { conn.Close() })
+	conn.SetTimeout(timeout)
+	if opt.StartTLS {
+		if err := conn.StartTLS(tlsCfg); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%s: StartTLS: %v", t.safe, err)
+		}
+	}
+	return conn, nil
 }

@@ -106,6 +106,7 @@ options:
 	timeout := fs.Duration("timeout", time.Minute, "per-command timeout of the clients")
 	workdir := fs.String("workdir", "", "folder for the generated configuration, accounts, queue and log (default: a temporary folder, removed)")
 	jsonOut := fs.String("json", "", "also write the result as JSON to this `file`")
+	withConsole := fs.Bool("console", false, "start sekisho with the console, the store and the message trace on (to measure what they cost)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this tool (clients and sink) to `file`")
 	ceilingMessages := fs.Int("ceiling", 2000, "first send this many messages (at most --messages) straight to a sink of this tool's own, and report that one-hop rate as the tool's ceiling; 0: skip")
 	serverProfile := fs.String("server-cpuprofile", "", "without --target: have sekisho write a CPU profile of the run to `file`")
@@ -160,7 +161,7 @@ options:
 			fmt.Fprintln(stderr, "sekisho-bench:", err)
 			return 1
 		}
-		gw, err = startGateway(path, dir, sk.Addr(), j, max(1000, *idle+2**concurrency+100), *serverProfile)
+		gw, err = startGateway(path, dir, sk.Addr(), j, max(1000, *idle+2**concurrency+100), *withConsole, *serverProfile)
 		if err != nil {
 			fmt.Fprintln(stderr, "sekisho-bench:", err)
 			return 1

@@ -27,7 +27,20 @@ type gateway struct {
 }
 
 // gatewayConfig writes the configuration the bench runs sekisho with.
-func gatewayConfig(listen, sinkAddr string, j job, maxConns int) string {
+// consoleAddr, when set, also turns on the console there and with it the
+// store and the message trace (what --console measures).
+func gatewayConfig(listen, sinkAddr string, j job, maxConns int, consoleAddr string) string {
+	console := ""
+	if consoleAddr != "" {
+		console = fmt.Sprintf(`  store:
+    path: sekisho.db
+console:
+  listeners:
+    - address: %q
+      http: true
+  administrators: [user00001@%s]
+`, consoleAddr, j.lgDomain)
+	}
 	return fmt.Sprintf(`# Written by sekisho-bench: the benchmark job, everything to the sink.
 accounts:
   directory: accounts.tsv
@@ -65,7 +78,7 @@ relay:
     file: sekisho.log
     format: text
     level: info
-`, listen, sinkAddr, j.lgDomain, j.regional, maxConns)
+%[6]s`, listen, sinkAddr, j.lgDomain, j.regional, maxConns, console)
 }
 
 // writeAccounts writes the directory file with the job's valid recipients.
@@ -102,7 +115,7 @@ func freePort() (string, error) {
 
 // startGateway writes the configuration and the accounts into dir, starts
 // `bin serve -c dir/sekisho.yaml` and waits until it greets.
-func startGateway(bin, dir, sinkAddr string, j job, maxConns int, cpuProfile string) (*gateway, error) {
+func startGateway(bin, dir, sinkAddr string, j job, maxConns int, withConsole bool, cpuProfile string) (*gateway, error) {
 	if err := writeAccounts(filepath.Join(dir, "accounts.tsv"), j); err != nil {
 		return nil, err
 	}
@@ -110,8 +123,14 @@ func startGateway(bin, dir, sinkAddr string, j job, maxConns int, cpuProfile str
 	if err != nil {
 		return nil, err
 	}
+	consoleAddr := ""
+	if withConsole {
+		if consoleAddr, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
 	cfgPath := filepath.Join(dir, "sekisho.yaml")
-	if err := os.WriteFile(cfgPath, []byte(gatewayConfig(addr, sinkAddr, j, maxConns)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(gatewayConfig(addr, sinkAddr, j, maxConns, consoleAddr)), 0o644); err != nil {
 		return nil, err
 	}
 	out, err := os.Create(filepath.Join(dir, "sekisho.out"))

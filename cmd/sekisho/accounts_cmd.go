@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/sekisho/sekisho/relay/gateway"
+
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/accounts/addr"
 )
@@ -12,22 +14,6 @@ import (
 func init() {
 	register(&command{name: "accounts check", summary: "tell what the gateway does with addresses as recipient and sender", run: runAccountsCheck})
 	register(&command{name: "accounts list", summary: "list mirrored accounts and aliases", run: runAccountsList})
-}
-
-// checkJSON is one address in the --json output of accounts check.
-type checkJSON struct {
-	Address   string   `json:"address"`
-	Error     string   `json:"error,omitempty"`
-	Ours      bool     `json:"ours"`
-	Kind      string   `json:"kind,omitempty"`
-	Target    string   `json:"target,omitempty"`
-	Account   string   `json:"account,omitempty"`
-	Flags     string   `json:"flags,omitempty"`
-	Chain     []string `json:"chain,omitempty"`
-	Protected bool     `json:"protected"`
-	Allow     []string `json:"outbound_allow,omitempty"`
-	Recipient string   `json:"as_recipient,omitempty"`
-	Sender    string   `json:"as_sender,omitempty"`
 }
 
 func runAccountsCheck(env *cmdEnv, args []string) int {
@@ -45,33 +31,21 @@ sender. Exit 1 if an address cannot be parsed.`)
 		fs.Usage()
 		return exitUsage
 	}
-	dir, fate, ok := env.checkDirectory(*cfgPath)
+	cfg, ok := env.config(*cfgPath)
 	if !ok {
 		return exitFinding
 	}
+	dr, err := gateway.NewDryRunner(cfg.sections())
+	if err != nil {
+		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
+		return exitFinding
+	}
 	status := exitOK
-	results := make([]checkJSON, 0, len(addrs))
+	results := make([]gateway.AddressCheck, 0, len(addrs))
 	for _, a := range addrs {
-		c := checkJSON{Address: a}
-		r, err := dir.Lookup(a)
-		if err != nil {
-			c.Error = err.Error()
+		c := dr.CheckAddress(a)
+		if c.Error != "" {
 			status = exitFinding
-			results = append(results, c)
-			continue
-		}
-		c.Ours, c.Kind, c.Target, c.Chain, c.Protected = r.Ours(), r.Kind.String(), r.Target, r.Chain, r.Protected
-		if r.Account != nil {
-			c.Account = r.Account.Address()
-			if f := r.Flags(); f != 0 {
-				c.Flags = f.String()
-			}
-		}
-		c.Recipient, c.Sender = fate.asRecipient(r), fate.asSender(r)
-		if r.Flags()&accounts.OutboundBlocked != 0 {
-			if c.Allow = dir.AllowList(r.Account); len(c.Allow) > 0 {
-				c.Sender += "; also to " + strings.Join(c.Allow, ", ")
-			}
 		}
 		results = append(results, c)
 	}
@@ -116,21 +90,6 @@ func (env *cmdEnv) directory(cfgPath string) (*accounts.Directory, bool) {
 		return nil, false
 	}
 	return dir, true
-}
-
-func asRecipient(r accounts.Result) string {
-	switch {
-	case !r.Ours():
-		return "not ours: relayed only for trusted clients (inner networks, authenticated users)"
-	case r.Exists() && r.Target != r.Input && !strings.EqualFold(r.Target, r.Input):
-		return "accepted, forwarded to " + r.Target
-	case r.Exists():
-		return "accepted, forwarded to the inner server"
-	case r.Flags()&accounts.Disabled != 0:
-		return "rejected: 550 5.2.1 mailbox disabled"
-	default:
-		return "rejected: 550 5.1.1 no such account"
-	}
 }
 
 func runAccountsList(env *cmdEnv, args []string) int {

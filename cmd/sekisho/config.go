@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -22,7 +23,9 @@ import (
 
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/configs"
+	"github.com/sekisho/sekisho/relay/console"
 	"github.com/sekisho/sekisho/relay/gateway"
+	"github.com/sekisho/sekisho/relay/store"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -34,6 +37,7 @@ type Config struct {
 	Rewrite  rewrite.Config  `koanf:"rewrite"`
 	Routing  routing.Config  `koanf:"routing"`
 	Relay    gateway.Config  `koanf:"relay"`
+	Console  console.Config  `koanf:"console"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `koanf:"-"`
@@ -69,6 +73,18 @@ func loadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
+// configFileError says what to do about a configuration file that
+// cannot be read, besides what the system said.
+func configFileError(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w\nGive the path of your configuration (packaging/install.sh installs /etc/sekisho/sekisho.yaml; configs/ holds commented examples), or run `sekisho serve` without one to try the embedded example", err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w\nRun the command as root or a member of the sekisho group (packaging/install.sh makes the configuration readable by it), or fix the file's permissions", err)
+	}
+	return err
+}
+
 // loadConfigLenient is loadConfig that also returns what could be read of
 // a configuration with problems (nil only when the file cannot be read or
 // parsed), so that config check can go on and load the sections that are
@@ -81,7 +97,7 @@ func loadConfigLenient(path string) (*Config, error) {
 	} else {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, err
+			return nil, configFileError(path, err)
 		}
 		abs, _ := filepath.Abs(path)
 		data, base, source = b, filepath.Dir(abs), path
@@ -94,6 +110,12 @@ func loadConfigLenient(path string) (*Config, error) {
 	cfg.Rewrite.Resolve(base)
 	cfg.Routing.Resolve(base)
 	cfg.Relay.Resolve(base)
+	cfg.Console.Resolve(base)
+	if cfg.Console.On() && cfg.Relay.Store.Driver == "" {
+		// The console keeps its records in the gateway's folder unless
+		// relay.store names a database.
+		cfg.Relay.Store.Driver = store.DriverSQLite
+	}
 	p, _ := err.(*configProblems)
 	if verr := cfg.validate(); verr != nil {
 		if p == nil {
@@ -142,13 +164,8 @@ func parseConfig(data []byte, source string) (*Config, error) {
 		return nil, err
 	}
 	decode := func(strict bool) (*Config, error) {
-		cfg := &Config{
-			Accounts: accounts.DefaultConfig(),
-			Rewrite:  rewrite.DefaultConfig(),
-			Routing:  routing.DefaultConfig(),
-			Relay:    gateway.DefaultConfig(),
-			Source:   source,
-		}
+		cfg := defaultConfig()
+		cfg.Source = source
 		cfg.Relay.Limits.Unlimited = unlimited
 		err := k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{
 			Tag: "koanf",
@@ -190,6 +207,17 @@ func parseConfig(data []byte, source string) (*Config, error) {
 		return cfg, p
 	}
 	return cfg, nil
+}
+
+// defaultConfig is every section's defaults, what a file changes.
+func defaultConfig() *Config {
+	return &Config{
+		Accounts: accounts.DefaultConfig(),
+		Rewrite:  rewrite.DefaultConfig(),
+		Routing:  routing.DefaultConfig(),
+		Relay:    gateway.DefaultConfig(),
+		Console:  console.DefaultConfig(),
+	}
 }
 
 // takeUnlimited turns "unlimited" (E-Post's word) into 0 for the limits
@@ -234,6 +262,9 @@ func (c *Config) validate() error {
 		{"rewrite", c.Rewrite.Validate()},
 		{"routing", c.Routing.Validate()},
 		{"relay", c.Relay.Validate()},
+		{"console", c.Console.Validate()},
+		{"console", c.Console.CheckTLS(c.Relay.TLS.CertFile != "")},
+		{"console", c.Console.CheckRoutes(routeNames(c.Routing))},
 	} {
 		for _, e := range keyerr.Flatten(s.err) {
 			p.problems = append(p.problems, s.name+"."+e.Error())
@@ -243,6 +274,17 @@ func (c *Config) validate() error {
 		return p
 	}
 	return nil
+}
+
+// routeNames are the names of routing.routes, for references to them.
+func routeNames(c routing.Config) map[string]bool {
+	m := map[string]bool{}
+	for _, r := range c.Routes {
+		if r.Name != "" {
+			m[r.Name] = true
+		}
+	}
+	return m
 }
 
 var yamlLine = regexp.MustCompile(`yaml: line (\d+): (.*)`)

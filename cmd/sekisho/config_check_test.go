@@ -133,3 +133,84 @@ func TestPasswd(t *testing.T) {
 		t.Errorf("a password argument: exit %d, want 2", code)
 	}
 }
+
+// Every reference between sections is checked: the rewrite set of a route
+// and of the smart host, the routes sanitize names, the DKIM key files,
+// the mailboxes archive copies and postmaster mail go to.
+func TestConfigCheckReferences(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "refs.yaml")
+	os.WriteFile(cfg, []byte(`accounts:
+  domains: [{name: city.example.lg.jp}]
+  accounts:
+    - address: tanaka@city.example.lg.jp
+rewrite:
+  sets:
+    - name: to-internet
+      rules:
+        - name: regional
+          domain: city.example.lg.jp
+          replace: city.example.jp
+          source: [inner]
+routing:
+  routes:
+    - name: inner
+      domain: city.example.lg.jp
+      targets: ["192.168.0.103:25"]
+      tls: none
+      rewrite: to-inner
+  smart_host:
+    targets: [mx]
+    rewrite: to-internt
+relay:
+  hostname: gw.city.example.lg.jp
+  postmaster: admin@city.example.lg.jp
+  archive:
+    - direction: all
+      address: archive@city.example.lg.jp
+  guard:
+    inner_networks: [192.168.0.103/32]
+  sanitize:
+    rules:
+      - routes: [inner-srv]
+        source: internet
+  inspect:
+    dkim_sign:
+      keys:
+        - domain: city.example.jp
+          selector: s1
+          key_file: missing.pem
+`), 0o644)
+	_, errOut, code := runSekisho(t, "", "config", "check", cfg)
+	if code != exitFinding {
+		t.Errorf("exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		cfg + `:19: routing.routes[0].rewrite: route "inner" names rewrite set "to-inner", which rewrite.sets does not define`,
+		cfg + `:22: routing.smart_host.rewrite: the smart host names rewrite set "to-internt", which rewrite.sets does not define`,
+		cfg + `:25: relay.postmaster: admin@city.example.lg.jp is in our domain city.example.lg.jp but no account or alias of accounts`,
+		cfg + `:28: relay.archive[0].address: archive@city.example.lg.jp is in our domain city.example.lg.jp but no account or alias of accounts`,
+		cfg + `:33: relay.sanitize.rules[0].routes[0]: "inner-srv" is not a route`,
+		cfg + `:40: relay.inspect.dkim_sign.keys[0].key_file: open ` + filepath.Join(dir, "missing.pem") + `: no such file or directory`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("missing %q in\n%s", want, errOut)
+		}
+	}
+}
+
+// The shipped configurations pass config check --strict: no problem and
+// no warning (configs/municipal-gateway.yaml's regional domain is the LG
+// domain's twin, routed with it).
+func TestShippedConfigsStrict(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "configs", "*.yaml"))
+	if err != nil || len(files) < 3 {
+		t.Fatalf("configs: %v %v", files, err)
+	}
+	for _, f := range files {
+		out, errOut, code := runSekisho(t, "", "config", "check", "--strict", f)
+		if code != exitOK || errOut != "" {
+			t.Errorf("%s: exit %d\n%s%s", f, code, out, errOut)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/sekisho/sekisho/relay/console"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sekisho/sekisho/relay/gateway"
@@ -43,16 +45,61 @@ environment merged) with secrets redacted, like postconf -n.`)
 	if *cfgPath, st = configArg(env, "config check", *cfgPath, pos); st >= 0 {
 		return st
 	}
-	cfg, err := loadConfigLenient(*cfgPath)
-	if cfg == nil {
+	f, err := checkConfig(*cfgPath)
+	if err != nil {
 		fmt.Fprintln(env.stderr, err)
 		return exitFinding
+	}
+	cfg := f.cfg
+	if len(f.problems.problems) > 0 {
+		fmt.Fprintln(env.stderr, f.problems.Error())
+	}
+	for _, w := range f.warnings {
+		fmt.Fprintln(env.stderr, "warning: "+w)
+	}
+	if len(f.problems.problems) > 0 || (*strict && len(f.warnings) > 0) {
+		return exitFinding
+	}
+	for _, w := range cfg.Relay.Warnings() {
+		fmt.Fprintf(env.stderr, "%s: warning: relay.%s\n", cfg.Source, w)
+	}
+	if *show {
+		out, err := showConfig(cfg)
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return exitFinding
+		}
+		env.stdout.Write(out)
+		return exitOK
+	}
+	for _, w := range mirrorRouteWarnings(cfg.Accounts, cfg.Routing) {
+		fmt.Fprintf(env.stdout, "%s: warning: %s\n", cfg.Source, w)
+	}
+	fmt.Fprintf(env.stdout, "%s: ok\n", cfg.Source)
+	return exitOK
+}
+
+// configFindings is what config check finds in a configuration.
+type configFindings struct {
+	cfg      *Config
+	problems *configProblems
+	warnings []string // FILE:LINE: key: reason
+}
+
+// checkConfig loads the configuration at path (the embedded quickstart for
+// "") with what it refers to, as serve would, and collects every problem
+// and warning: config check prints them, the console's configuration page
+// shows them.
+func checkConfig(path string) (*configFindings, error) {
+	cfg, err := loadConfigLenient(path)
+	if cfg == nil {
+		return nil, err
 	}
 	p, _ := err.(*configProblems)
 	if p == nil {
 		p = &configProblems{source: cfg.Source}
-		if *cfgPath != "" {
-			p.data, _ = os.ReadFile(*cfgPath)
+		if path != "" {
+			p.data, _ = os.ReadFile(path)
 		}
 	}
 	skip := map[string]bool{}
@@ -70,38 +117,42 @@ environment merged) with secrets redacted, like postconf -n.`)
 	for _, f := range problems {
 		p.problems = append(p.problems, f.String())
 	}
-	if len(p.problems) > 0 {
-		fmt.Fprintln(env.stderr, p.Error())
-	}
 	var ws []string
 	for _, f := range warnings {
 		ws = append(ws, f.String())
 	}
-	for _, w := range locateAll(cfg.Source, p.data, ws) {
-		fmt.Fprintln(env.stderr, "warning: "+w)
+	return &configFindings{cfg: cfg, problems: p, warnings: locateAll(cfg.Source, p.data, ws)}, nil
+}
+
+// showConfig is the effective configuration as YAML, secrets redacted
+// (config check --show, the console's configuration page).
+func showConfig(cfg *Config) ([]byte, error) {
+	shown := redacted(reflect.ValueOf(*cfg))
+	showUnlimited(shown, cfg.Relay.Limits.Unlimited)
+	return yaml.Marshal(shown)
+}
+
+// consoleConfigReport is the console's configuration page for path: what
+// config check --show prints, with the findings, read again each time.
+func consoleConfigReport(path string) console.ConfigReport {
+	f, err := checkConfig(path)
+	if err != nil {
+		return console.ConfigReport{Source: path, Problems: []string{err.Error()}}
 	}
-	if len(p.problems) > 0 || (*strict && len(warnings) > 0) {
-		return exitFinding
+	rep := console.ConfigReport{Source: f.cfg.Source, Warnings: f.warnings}
+	if len(f.problems.problems) > 0 {
+		rep.Problems = strings.Split(f.problems.Error(), "\n")
 	}
-	for _, w := range cfg.Relay.Warnings() {
-		fmt.Fprintf(env.stderr, "%s: warning: relay.%s\n", cfg.Source, w)
+	for _, w := range f.cfg.Relay.Warnings() {
+		rep.Warnings = append(rep.Warnings, "relay."+w)
 	}
-	if *show {
-		shown := redacted(reflect.ValueOf(*cfg))
-		showUnlimited(shown, cfg.Relay.Limits.Unlimited)
-		out, err := yaml.Marshal(shown)
-		if err != nil {
-			fmt.Fprintln(env.stderr, err)
-			return exitFinding
-		}
-		env.stdout.Write(out)
-		return exitOK
+	rep.Warnings = append(rep.Warnings, mirrorRouteWarnings(f.cfg.Accounts, f.cfg.Routing)...)
+	out, err := showConfig(f.cfg)
+	if err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
 	}
-	for _, w := range mirrorRouteWarnings(cfg.Accounts, cfg.Routing) {
-		fmt.Fprintf(env.stdout, "%s: warning: %s\n", cfg.Source, w)
-	}
-	fmt.Fprintf(env.stdout, "%s: ok\n", cfg.Source)
-	return exitOK
+	rep.YAML = string(out)
+	return rep
 }
 
 // showUnlimited prints the limits written as "unlimited" that way again

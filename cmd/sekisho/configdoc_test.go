@@ -12,11 +12,6 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/sekisho/sekisho/accounts"
-	"github.com/sekisho/sekisho/relay/gateway"
-	"github.com/sekisho/sekisho/rewrite"
-	"github.com/sekisho/sekisho/routing"
 )
 
 // The reference page docs/configuration.md must list every configuration
@@ -44,14 +39,6 @@ var (
 
 // defaultConfig is the configuration before any file is read: every
 // package's DefaultConfig, as parseConfig starts from.
-func defaultConfig() Config {
-	return Config{
-		Accounts: accounts.DefaultConfig(),
-		Rewrite:  rewrite.DefaultConfig(),
-		Routing:  routing.DefaultConfig(),
-		Relay:    gateway.DefaultConfig(),
-	}
-}
 
 // configKeys lists every key path under v (a struct), following koanf tags
 // the way the loader does: "-" is skipped, ",squash" merges the embedded
@@ -191,7 +178,7 @@ func readConfigDoc(t *testing.T) map[string]docRow {
 }
 
 func TestConfigDocListsEveryKey(t *testing.T) {
-	keys := configKeys("", reflect.ValueOf(defaultConfig()), false)
+	keys := configKeys("", reflect.ValueOf(*defaultConfig()), false)
 	if len(keys) < 100 {
 		t.Fatalf("only %d keys found: the walk is broken", len(keys))
 	}
@@ -232,7 +219,7 @@ func TestConfigDocListsEveryKey(t *testing.T) {
 // the strict decoder and reads back as the same default; a key the walk
 // does not know is refused.
 func TestConfigKeysAreWhatTheLoaderAccepts(t *testing.T) {
-	keys := configKeys("", reflect.ValueOf(defaultConfig()), false)
+	keys := configKeys("", reflect.ValueOf(*defaultConfig()), false)
 	doc := map[string]any{}
 	for _, k := range keys {
 		if k.inList || (k.value.Kind() == reflect.Slice && k.value.Type().Elem().Kind() == reflect.Struct) {

@@ -53,12 +53,19 @@ func main() {
 }
 
 func dispatch(env *cmdEnv, args []string) int {
+	if len(args) > 1 && args[0] == "help" {
+		// "help queue list" is "queue list --help".
+		args = append(append([]string(nil), args[1:]...), "--help")
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(env.stdout)
 		if len(args) == 0 {
 			return exitUsage
 		}
 		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "-V" {
+		return commands["version"].run(env, args[1:])
 	}
 	args = subcommandFirst(args)
 	var best *command
@@ -79,12 +86,54 @@ func dispatch(env *cmdEnv, args []string) int {
 			best, bestWords = c, len(words)
 		}
 	}
+	if best == nil && len(groupCommands(args[0])) > 0 {
+		return groupHelp(env, args)
+	}
 	if best == nil {
 		fmt.Fprintf(env.stderr, "sekisho: unknown command %q\n\n", strings.Join(args[:min(2, len(args))], " "))
 		usage(env.stderr)
 		return exitUsage
 	}
 	return best.run(env, args[bestWords:])
+}
+
+// groupCommands are the commands whose name starts with the word group
+// ("queue" for queue list, queue show...), sorted.
+func groupCommands(group string) []string {
+	var names []string
+	for n := range commands {
+		if first, _, more := strings.Cut(n, " "); more && first == group {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// groupHelp answers a group named without one of its commands: its
+// commands on standard output for "queue", "queue --help" and "queue
+// help" (exit 0 when help was asked for, 2 when a command is missing),
+// and an unknown command on standard error.
+func groupHelp(env *cmdEnv, args []string) int {
+	group := args[0]
+	w, status := env.stdout, exitUsage
+	switch {
+	case len(args) == 1:
+	case args[1] == "-h" || args[1] == "--help" || args[1] == "help":
+		status = exitOK
+	case strings.HasPrefix(args[1], "-"):
+		fmt.Fprintf(env.stderr, "sekisho %s: name one of its commands before the options\n\n", group)
+		w = env.stderr
+	default:
+		fmt.Fprintf(env.stderr, "sekisho: unknown command %q\n\n", group+" "+args[1])
+		w = env.stderr
+	}
+	fmt.Fprintf(w, "usage: sekisho %s COMMAND [options]\n\ncommands:\n", group)
+	for _, n := range groupCommands(group) {
+		fmt.Fprintf(w, "  %-22s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(w, "\nRun 'sekisho %s COMMAND --help' for a command's options.\n", group)
+	return status
 }
 
 // subcommandFirst lets options come before a sub-subcommand, as in
@@ -117,7 +166,7 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-22s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'sekisho COMMAND --help' for a command's options.")
+	fmt.Fprintln(w, "\nRun 'sekisho COMMAND --help' for a command's options, 'sekisho --version' for the version.")
 }
 
 // newFlags builds a FlagSet whose --help prints the command's usage line and

@@ -246,3 +246,71 @@ func readFileString(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// --version is the version command.
+func TestVersionFlag(t *testing.T) {
+	want, _, _ := runSekisho(t, "", "version")
+	for _, flag := range []string{"--version", "-V"} {
+		if out, errOut, code := runSekisho(t, "", flag); code != exitOK || out != want {
+			t.Errorf("%s: exit %d, %q %q; want %q", flag, code, out, errOut, want)
+		}
+	}
+}
+
+// Every group of commands answers with its commands: named alone, with
+// --help or help, and after an unknown command of the group.
+func TestCommandGroupHelp(t *testing.T) {
+	groups := map[string]bool{}
+	for n := range commands {
+		if g, _, ok := strings.Cut(n, " "); ok {
+			groups[g] = true
+		}
+	}
+	if len(groups) < 8 {
+		t.Fatalf("only %d groups", len(groups))
+	}
+	for g := range groups {
+		for _, tc := range []struct {
+			args   []string
+			code   int
+			stdout bool
+		}{
+			{[]string{g}, exitUsage, true},
+			{[]string{g, "--help"}, exitOK, true},
+			{[]string{g, "-h"}, exitOK, true},
+			{[]string{"help", g}, exitOK, true},
+			{[]string{g, "bogus"}, exitUsage, false},
+			{[]string{g, "-c", "x.yaml"}, exitUsage, false},
+		} {
+			out, errOut, code := runSekisho(t, "", tc.args...)
+			text := errOut
+			if tc.stdout {
+				text = out
+			}
+			if code != tc.code || !strings.Contains(text, "usage: sekisho "+g+" COMMAND") {
+				t.Errorf("%q: exit %d (want %d)\nstdout %s\nstderr %s", tc.args, code, tc.code, out, errOut)
+				continue
+			}
+			for _, n := range groupCommands(g) {
+				if !strings.Contains(text, n+" ") {
+					t.Errorf("%q: %s is not listed", tc.args, n)
+				}
+			}
+		}
+	}
+	// help COMMAND is COMMAND --help.
+	if out, _, code := runSekisho(t, "", "help", "queue", "list"); code != exitOK || !strings.Contains(out, "usage: sekisho queue list") {
+		t.Errorf("help queue list: exit %d\n%s", code, out)
+	}
+}
+
+// A configuration file that cannot be read says what to do about it.
+func TestMissingConfigSaysWhatToDo(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "sekisho.yaml")
+	for _, args := range [][]string{{"config", "check", missing}, {"serve", "-c", missing}, {"queue", "list", "-c", missing}} {
+		_, errOut, code := runSekisho(t, "", args...)
+		if code != exitFinding || !strings.Contains(errOut, "no such file") || !strings.Contains(errOut, "Give the path of your configuration") {
+			t.Errorf("%q: exit %d\n%s", args, code, errOut)
+		}
+	}
+}

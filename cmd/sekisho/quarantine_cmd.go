@@ -203,27 +203,19 @@ spool directly.`)
 		fmt.Fprintln(env.stderr, err)
 		return exitFinding
 	}
-	rel, err := store.Release(pos[0], to)
-	if err != nil {
-		fmt.Fprintln(env.stderr, err)
-		return exitFinding
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	qid, err := queue.EnqueueControl(ctx, cfg.Relay.Queue, rel.Envelope, rel.Data)
+	d, err := store.ReleaseTo(pos[0], to, func(env queue.Envelope, data []byte) (queue.ID, error) {
+		return queue.EnqueueControl(ctx, cfg.Relay.Queue, env, data)
+	})
 	if err != nil {
 		fmt.Fprintln(env.stderr, "sekisho quarantine release:", err)
 		return exitFinding
 	}
-	addrs := make([]string, len(rel.Envelope.Rcpts))
-	for i, r := range rel.Envelope.Rcpts {
-		addrs[i] = r.Addr
+	if d.Note != nil {
+		fmt.Fprintf(env.stderr, "warning: queued as %s, but the release was not recorded: %v\n", d.QueueID, d.Note)
 	}
-	if err := store.Recorded(pos[0], quarantine.Release{At: time.Now(), To: addrs, QueueID: qid.String()}); err != nil {
-		// The copy is queued; only the note in the entry is missing.
-		fmt.Fprintf(env.stderr, "warning: queued as %s, but the release was not recorded: %v\n", qid, err)
-	}
-	fmt.Fprintf(env.stdout, "%s released to %s: queued as %s\n", pos[0], strings.Join(addrs, ", "), qid)
+	fmt.Fprintf(env.stdout, "%s released to %s: queued as %s\n", pos[0], strings.Join(d.To, ", "), d.QueueID)
 	return exitOK
 }
 

@@ -26,27 +26,56 @@ var readmeSkip = []struct{ prefix, why string }{
 	{"make install", "needs root"},
 	{"systemctl ", "needs systemd and root"},
 	{"journalctl ", "needs systemd"},
+	{"scripts/bench-vs-postfix.sh", "a benchmark of minutes (scripts/ has its own checks)"},
+	{"curl -s 127.0.0.1:9225/", "needs relay.metrics.address, which the quickstart does not set"},
+}
+
+// readmeLine is one command line of a README and, for the last line of a
+// ```sh block that a plain ``` block follows at once, the output that
+// block shows.
+type readmeLine struct {
+	cmd  string
+	want []string
 }
 
 // readmeCommands returns the command lines of the ```sh blocks of a
 // Markdown file: comments after "  #" removed, "\" continuations joined.
-func readmeCommands(t *testing.T, path string) []string {
+func readmeCommands(t *testing.T, path string) []readmeLine {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var out []string
+	var out []readmeLine
 	in, cont := false, ""
+	// shown: reading the output block right after a ```sh block.
+	shown, afterSh := false, false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
+		if shown {
+			if line == "```" {
+				shown = false
+			} else {
+				out[len(out)-1].want = append(out[len(out)-1].want, line)
+			}
+			continue
+		}
+		if afterSh {
+			afterSh = false
+			if line == "```" && len(out) > 0 {
+				shown = true
+				out[len(out)-1].want = []string{}
+				continue
+			}
+		}
 		switch {
 		case strings.HasPrefix(line, "```sh"):
 			in = true
 			continue
 		case strings.HasPrefix(line, "```"):
+			afterSh = in
 			in = false
 			continue
 		case !in:
@@ -69,10 +98,32 @@ func readmeCommands(t *testing.T, path string) []string {
 			cont += strings.TrimSuffix(line, "\\") + " "
 			continue
 		}
-		out = append(out, cont+line)
+		out = append(out, readmeLine{cmd: cont + line})
 		cont = ""
 	}
 	return out
+}
+
+// shownOutput checks that the lines a README shows as a command's output
+// appear, in order and each whole, in what it printed ("..." and the
+// lines it stands for may be left out).
+func shownOutput(want []string, got string) error {
+	lines := strings.Split(got, "\n")
+	i := 0
+	for _, w := range want {
+		w = strings.TrimRight(w, " ")
+		if w == "" || strings.TrimSpace(w) == "..." {
+			continue
+		}
+		for i < len(lines) && strings.TrimRight(lines[i], " ") != w {
+			i++
+		}
+		if i == len(lines) {
+			return fmt.Errorf("the README shows %q, which the command did not print (or not in this order)", w)
+		}
+		i++
+	}
+	return nil
 }
 
 var (
@@ -89,6 +140,11 @@ var (
 // mention of the README's address is given the same port. Every other
 // line must exit 0, or N where its comment says "# exits N" (relay test
 // exits 1 when the policy refuses, which a README example may show).
+//
+// README.ja.md's lines are run the same way, in a scratch folder of their
+// own. Where a ```sh block is followed at once by a plain ``` block, that
+// block is the output of the block's last line: every line it shows must
+// be in what the command prints.
 func TestReadmeCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -100,14 +156,25 @@ func TestReadmeCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := readmeCommands(t, filepath.Join(repo, "README.md"))
-	if len(lines) < 5 {
-		t.Fatalf("README.md has %d command lines; the parser lost them", len(lines))
-	}
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(bin, "sekisho"), ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, name := range []string{"README.md", "README.ja.md"} {
+		t.Run(name, func(t *testing.T) { runReadme(t, repo, bin, name) })
+	}
+	// The port the README names is the one the quickstart really uses.
+	if !strings.Contains(string(mustRead(t, filepath.Join(repo, "configs/quickstart.yaml"))), "address: 127.0.0.1:2525") {
+		t.Error("configs/quickstart.yaml no longer listens on 127.0.0.1:2525, which README.md names")
+	}
+}
+
+// runReadme runs one README's command lines with the binary in bin.
+func runReadme(t *testing.T, repo, bin, name string) {
+	lines := readmeCommands(t, filepath.Join(repo, name))
+	if len(lines) < 5 {
+		t.Fatalf("%s has %d command lines; the parser lost them", name, len(lines))
 	}
 	work := t.TempDir()
 	entries, _ := os.ReadDir(repo)
@@ -132,7 +199,8 @@ func TestReadmeCommands(t *testing.T) {
 	}()
 	readmeAddr, testAddr := "127.0.0.1:2525", ""
 	ran := 0
-	for _, line := range lines {
+	for _, rl := range lines {
+		line := rl.cmd
 		skipped := false
 		for _, s := range readmeSkip {
 			if strings.HasPrefix(line, s.prefix) {
@@ -171,6 +239,10 @@ func TestReadmeCommands(t *testing.T) {
 			} else {
 				cmdline += " --listen " + testAddr
 			}
+			// The quickstart's console, on a free port too.
+			if !strings.Contains(cmdline, " -c ") {
+				cmdline += " --console " + freeLoopback(t)
+			}
 			server = exec.Command("bash", "-c", "exec "+cmdline)
 			server.Dir, server.Env = work, env
 			server.Stdout, server.Stderr = serverOut, serverOut
@@ -206,8 +278,11 @@ func TestReadmeCommands(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+		if err == nil && rl.want != nil {
+			err = shownOutput(rl.want, string(out))
+		}
 		if err != nil {
-			t.Errorf("README.md: %s\n  ran: %s\n  %v\n%s", line, cmdline, err, out)
+			t.Errorf("%s: %s\n  ran: %s\n  %v\n%s", name, line, cmdline, err, out)
 		}
 		ran++
 	}
@@ -220,13 +295,9 @@ func TestReadmeCommands(t *testing.T) {
 		}
 	}
 	if ran == 0 {
-		t.Fatal("no README command was run")
+		t.Fatalf("no command of %s was run", name)
 	}
-	t.Logf("ran %d README command lines", ran)
-	// The port the README names is the one the quickstart really uses.
-	if !strings.Contains(string(mustRead(t, filepath.Join(repo, "configs/quickstart.yaml"))), "address: 127.0.0.1:2525") {
-		t.Error("configs/quickstart.yaml no longer listens on 127.0.0.1:2525, which README.md names")
-	}
+	t.Logf("ran %d command lines of %s", ran, name)
 }
 
 // syncBuffer collects a child's output while the test may read it.
@@ -284,4 +355,56 @@ func waitFor220(t *testing.T, addr string, out fmt.Stringer) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// The Japanese README shows the same measurements as the English one:
+// every figure of one's performance section (a number with a decimal
+// point, or of 100 or more) is in the other's.
+func TestReadmeFiguresAgree(t *testing.T) {
+	en := readmeSection(t, "../../README.md", "## Performance")
+	ja := readmeSection(t, "../../README.ja.md", "## 性能")
+	enFigures, jaFigures := figures(en), figures(ja)
+	if len(enFigures) < 50 {
+		t.Fatalf("README.md's performance section has %d figures; the section was not found", len(enFigures))
+	}
+	for f := range jaFigures {
+		if !enFigures[f] {
+			t.Errorf("README.ja.md shows %s, which README.md's performance section does not", f)
+		}
+	}
+	for f := range enFigures {
+		if !jaFigures[f] {
+			t.Errorf("README.md shows %s, which README.ja.md's performance section does not", f)
+		}
+	}
+}
+
+// readmeSection is the text from the heading to the next one of its level.
+func readmeSection(t *testing.T, path, heading string) string {
+	t.Helper()
+	s := string(mustRead(t, path))
+	i := strings.Index(s, "\n"+heading+"\n")
+	if i < 0 {
+		t.Fatalf("%s: no %q", path, heading)
+	}
+	s = s[i+1+len(heading):]
+	if j := strings.Index(s, "\n## "); j >= 0 {
+		s = s[:j]
+	}
+	return s
+}
+
+var figure = regexp.MustCompile(`\d[\d,]*(\.\d+)?`)
+
+// figures are the measurements of a text: numbers with a decimal point or
+// of 100 or more, thousands separators removed.
+func figures(s string) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range figure.FindAllString(s, -1) {
+		m = strings.TrimRight(strings.ReplaceAll(m, ",", ""), ".")
+		if n, err := strconv.ParseFloat(m, 64); err == nil && (strings.Contains(m, ".") || n >= 100) {
+			out[m] = true
+		}
+	}
+	return out
 }

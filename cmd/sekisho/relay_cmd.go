@@ -51,8 +51,8 @@ Exit 1 when a step refuses (for --batch: when a step of any probe refuses).`)
 	if *batch {
 		return relayTestBatch(env, *cfgPath)
 	}
-	probe, msg := probeInput{Client: *client, Helo: *helo, Auth: *authUser, TLS: *tls, Listener: *listener,
-		From: *from, Rcpts: rcpts}.probe()
+	probe, msg := gateway.ProbeInput{Client: *client, Helo: *helo, Auth: *authUser, TLS: *tls, Listener: *listener,
+		From: *from, Rcpts: rcpts}.Probe()
 	if msg != "" {
 		fmt.Fprintf(env.stderr, "relay test: %s\n", msg)
 		return exitUsage
@@ -111,6 +111,9 @@ Exit 1 when a step refuses (for --batch: when a step of any probe refuses).`)
 		}
 		if s.Route != nil {
 			fmt.Fprintf(env.stdout, "        its copy: %s\n", copyRewrite(*s.Route))
+		}
+		if s.Limits != "" {
+			fmt.Fprintf(env.stdout, "        %s\n", s.Limits)
 		}
 		fmt.Fprintf(env.stdout, "        rule %s: %s\n", s.Rule, s.Reason)
 	}

@@ -4,56 +4,9 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 
 	"github.com/sekisho/sekisho/relay/gateway"
-	"github.com/sekisho/sekisho/relay/policy"
 )
-
-// probeInput is one probe as flags or a --batch line give it: addresses as
-// a client writes them.
-type probeInput struct {
-	Client   string   `json:"client"`
-	Helo     string   `json:"helo"`
-	Auth     string   `json:"auth"`
-	TLS      bool     `json:"tls"`
-	Listener string   `json:"listener"`
-	From     string   `json:"from"`
-	Rcpts    []string `json:"rcpts"`
-	// Header is the message's header block, with its empty line (--batch
-	// only; default: a header with only From).
-	Header string `json:"header"`
-}
-
-// probe checks the input and reads its addresses as the server's command
-// parser would; msg says what is wrong.
-func (in probeInput) probe() (gateway.Probe, string) {
-	ip, err := netip.ParseAddr(in.Client)
-	if err != nil {
-		return gateway.Probe{}, fmt.Sprintf("--client: %q is not an IP address", in.Client)
-	}
-	if len(in.Rcpts) == 0 {
-		return gateway.Probe{}, "give at least one --rcpt"
-	}
-	p := gateway.Probe{Client: ip, Helo: in.Helo, AuthUser: in.Auth, TLS: in.TLS, Listener: in.Listener}
-	if in.Header != "" {
-		p.Header = []byte(in.Header)
-	}
-	if p.From, err = policy.ParsePath(in.From); err != nil {
-		return gateway.Probe{}, fmt.Sprintf("--from %q: %v", in.From, err)
-	}
-	for _, r := range in.Rcpts {
-		a, err := policy.ParsePath(r)
-		if err == nil && a == "" {
-			err = fmt.Errorf("empty address")
-		}
-		if err != nil {
-			return gateway.Probe{}, fmt.Sprintf("--rcpt %q: %v", r, err)
-		}
-		p.Rcpts = append(p.Rcpts, a)
-	}
-	return p, ""
-}
 
 func refused(steps []gateway.Step) bool {
 	for _, s := range steps {
@@ -91,11 +44,11 @@ func relayTestBatch(env *cmdEnv, cfgPath string) int {
 		if len(sc.Bytes()) == 0 {
 			continue
 		}
-		var in probeInput
+		var in gateway.ProbeInput
 		res := result{Line: n}
 		if err := json.Unmarshal(sc.Bytes(), &in); err != nil {
 			res.Error = "not a JSON probe: " + err.Error()
-		} else if p, msg := in.probe(); msg != "" {
+		} else if p, msg := in.Probe(); msg != "" {
 			res.Error = msg
 		} else {
 			res.Steps = r.Run(p)

@@ -137,12 +137,12 @@ Exit 0 when the input was processed, whether or not anything changed;
 		t.from = ""
 	}
 	if t.from != "" {
-		if t.from, err = checkAddress(t.from); err != nil {
+		if t.from, err = policy.ParseAddress(t.from); err != nil {
 			return fail("--from: %v", err)
 		}
 	}
 	for i, r := range rcpts {
-		if rcpts[i], err = checkAddress(r); err != nil {
+		if rcpts[i], err = policy.ParseAddress(r); err != nil {
 			return fail("--rcpt %q: %v", r, err)
 		}
 	}
@@ -154,7 +154,7 @@ Exit 0 when the input was processed, whether or not anything changed;
 			return fail("--message: %v", err)
 		}
 		t.message, t.header = *message, hdr
-		hFrom, hRcpts := envelopeFromHeader(hdr)
+		hFrom, hRcpts := rewrite.EnvelopeFromHeader(hdr)
 		if !given["from"] {
 			t.from, t.fromHeader = hFrom, true
 		}
@@ -169,18 +169,6 @@ Exit 0 when the input was processed, whether or not anything changed;
 	return t.runAddresses(env)
 }
 
-// checkAddress reads an address as a client writes it ("user 1"@d,
-// <a@b>) into what the server hands to the rules, local@domain with the
-// local part unquoted, and checks it.
-func checkAddress(a string) (string, error) {
-	a, err := policy.ParsePath(a)
-	if err != nil {
-		return "", err
-	}
-	_, _, err = addr.Parse(a)
-	return a, err
-}
-
 func readMessageHeader(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -188,39 +176,6 @@ func readMessageHeader(path string) ([]byte, error) {
 	}
 	defer f.Close()
 	return rewrite.ReadHeader(bufio.NewReader(f), maxTestHeader)
-}
-
-// envelopeFromHeader guesses the envelope of a saved message: the sender
-// from Return-Path (else the first From), the recipients from To, Cc, Bcc.
-func envelopeFromHeader(hdr []byte) (from string, rcpts []string) {
-	seen := map[string]bool{}
-	var firstFrom, returnPath string
-	returnPathSeen := false
-	for _, a := range rewrite.ScanHeader(hdr) {
-		switch strings.ToLower(a.Field) {
-		case "from":
-			if firstFrom == "" {
-				firstFrom = a.Address
-			}
-		case "to", "cc", "bcc":
-			if a.Address != "" && !seen[strings.ToLower(a.Address)] {
-				seen[strings.ToLower(a.Address)] = true
-				rcpts = append(rcpts, a.Address)
-			}
-		}
-	}
-	// Return-Path is not an address field for rewriting, so read it here.
-	for _, line := range strings.Split(string(hdr), "\n") {
-		if name, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(name), "Return-Path") {
-			returnPathSeen = true
-			returnPath = strings.Trim(strings.TrimSpace(v), "<>")
-			break
-		}
-	}
-	if returnPathSeen {
-		return returnPath, rcpts
-	}
-	return firstFrom, rcpts
 }
 
 // rewriteTest holds one run of the command.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -52,8 +51,8 @@ refused (for example a route back to this gateway).`)
 	if !ok {
 		return exitFinding
 	}
-	router, err := routing.New(cfg.Routing, gateway.SelfFor(cfg.Relay))
-	if err != nil {
+	// The routing section's own problems first, each under its key.
+	if _, err := routing.New(cfg.Routing, gateway.SelfFor(cfg.Relay)); err != nil {
 		for _, e := range keyerr.Flatten(err) {
 			fmt.Fprintf(env.stderr, "%s: routing.%v\n", cfg.Source, e)
 		}
@@ -61,17 +60,26 @@ refused (for example a route back to this gateway).`)
 	}
 	// Mail is routed as it is queued: aliases resolved and the
 	// receive-time rewrite applied, by the relay policy itself.
-	resolve, err := newRouteResolver(cfg, *client)
+	var clientIP *netip.Addr
+	if *client != "" {
+		ip, err := netip.ParseAddr(*client)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "%s: --client: %q is not an IP address\n", cfg.Source, *client)
+			return exitFinding
+		}
+		clientIP = &ip
+	}
+	dr, err := gateway.NewDryRunner(cfg.sections())
 	if err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), routeTestTimeout)
 	defer cancel()
-	var results []routeResult
+	var results []gateway.RouteResult
 	status := exitOK
 	for _, a := range addrs {
-		res := resolve.explain(ctx, router, a, *from, *noDNS)
+		res := dr.ExplainRoute(ctx, a, *from, clientIP, *noDNS)
 		if res.Error != "" {
 			status = exitFinding
 		}
@@ -90,86 +98,12 @@ refused (for example a route back to this gateway).`)
 		if i > 0 {
 			fmt.Fprintln(env.stdout)
 		}
-		res.writeText(env.stdout, *noDNS)
+		writeRouteText(env.stdout, &res, *noDNS)
 	}
 	return status
 }
 
-// routeResult is one address's explanation, as printed with --json.
-type routeResult struct {
-	Address        string               `json:"address"`
-	Sender         string               `json:"sender,omitempty"`
-	Target         string               `json:"target,omitempty"`    // alias target
-	Rewritten      string               `json:"rewritten,omitempty"` // after the receive-time rewrite
-	RoutedSender   string               `json:"routed_sender,omitempty"`
-	Rule           string               `json:"rule"`
-	Kind           routing.Kind         `json:"kind,omitempty"`
-	Dir            string               `json:"dir,omitempty"`
-	Hops           []routing.Hop        `json:"hops"`
-	TLS            *routing.TLSPolicy   `json:"tls"`
-	Auth           *routeAuth           `json:"auth"`
-	Rewrite        string               `json:"rewrite"`
-	Received       routing.ReceivedMode `json:"received,omitempty"`
-	MaxConnections int                  `json:"max_connections,omitempty"`
-	Key            string               `json:"key,omitempty"`
-	Reason         string               `json:"reason"`
-	Error          string               `json:"error"`
-	Code           int                  `json:"code,omitempty"`
-	Enhanced       string               `json:"enhanced,omitempty"`
-	Temporary      bool                 `json:"temporary,omitempty"`
-}
-
-// routeAuth is AUTH without its password.
-type routeAuth struct {
-	Mechanism string `json:"mechanism"`
-	Username  string `json:"username"`
-}
-
-// explainRoute routes one address; a failed lookup still shows the rule,
-// the reason and the hops looked up.
-func explainRoute(ctx context.Context, r *routing.Router, address, sender string, noDNS bool) routeResult {
-	res := routeResult{Address: address, Sender: sender, Hops: []routing.Hop{}}
-	var d routing.Decision
-	var err error
-	if noDNS {
-		d, err = r.Match(address, sender)
-	} else {
-		d, err = r.Route(ctx, address, sender)
-	}
-	if d.Kind != "" {
-		res.fill(d)
-	}
-	if err != nil {
-		res.Error, res.Key = err.Error(), ""
-		var re *routing.Error
-		if errors.As(err, &re) {
-			res.Code, res.Enhanced, res.Temporary = re.Code, re.Enhanced, re.Temporary
-		}
-	}
-	return res
-}
-
-func (res *routeResult) fill(d routing.Decision) {
-	res.Rule, res.Kind, res.Dir = d.Rule, d.Kind, d.Dir
-	res.TLS = nil
-	if d.Kind != routing.KindDir {
-		res.TLS = &d.TLS
-	}
-	res.Rewrite, res.Received, res.MaxConnections, res.Key, res.Reason = d.Rewrite, d.Received, d.MaxConnections, d.Key, d.Reason
-	res.Hops = []routing.Hop{}
-	for _, h := range d.Hops {
-		if h.Addrs == nil {
-			h.Addrs = []netip.Addr{}
-		}
-		res.Hops = append(res.Hops, h)
-	}
-	res.Auth = nil
-	if d.Auth != nil {
-		res.Auth = &routeAuth{Mechanism: d.Auth.Mechanism, Username: d.Auth.Username}
-	}
-}
-
-func (res *routeResult) writeText(w io.Writer, noDNS bool) {
+func writeRouteText(w io.Writer, res *gateway.RouteResult, noDNS bool) {
 	head := res.Address
 	if res.Sender != "" {
 		head += " (from " + res.Sender + ")"

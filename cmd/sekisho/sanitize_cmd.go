@@ -28,8 +28,9 @@ file, exactly as the gateway would, and prints the sanitized message in
 its wire form, then what was removed (on standard error). --text prints
 the header and the decoded text instead of the wire form. --json prints
 one JSON object: the report and the message. The message file is read
-with "-" for standard input. Exit status 1 when the message cannot be
-parsed (the gateway would deliver only a notice and quarantine it).`)
+with "-" for standard input. Exit status 1 when nothing of the message
+can be shown (no header and binary content: the gateway would deliver
+only a notice and quarantine it).`)
 	cfgPath := fs.String("c", "", "configuration `file`")
 	msgPath := fs.String("message", "", "the message `file` (.eml), - for standard input")
 	asText := fs.Bool("text", false, "print the header and decoded text")
@@ -123,12 +124,15 @@ func printDecoded(w io.Writer, data []byte) error {
 }
 
 func printReport(w io.Writer, rep *sanitize.Report) {
-	fmt.Fprintf(w, "-- %s\n", rep.Summary(""))
+	fmt.Fprintf(w, "-- %s: %s\n", rep.Result(), rep.Summary(""))
 	if rep.Unparseable {
-		fmt.Fprintf(w, "unparseable: %s (the recipient gets only a notice; the original is quarantined)\n", rep.ParseError)
+		fmt.Fprintf(w, "withheld: %s (the recipient gets only a notice; the original is quarantined)\n", rep.ParseError)
 	}
 	for _, a := range rep.Removed {
-		fmt.Fprintf(w, "removed  %-6s %s (%d bytes, %s, declared %s): %s\n", a.Path, a.Name, a.Size, a.Detected, a.Declared, a.Reason)
+		fmt.Fprintf(w, "removed  %-6s %s (%d bytes, %s, declared %s): %s [%s]\n", a.Path, a.Name, a.Size, a.Detected, a.Declared, a.Reason, a.Code)
+	}
+	for _, d := range rep.HeaderDropped {
+		fmt.Fprintf(w, "header   %q left out\n", d)
 	}
 	for _, a := range rep.Kept {
 		fmt.Fprintf(w, "kept     %-6s %s (%d bytes, %s)\n", a.Path, a.Name, a.Size, a.Detected)

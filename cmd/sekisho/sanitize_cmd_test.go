@@ -68,10 +68,15 @@ func TestSanitizeTestCommand(t *testing.T) {
 	if code != exitOK || json.Unmarshal([]byte(out), &doc) != nil || !strings.Contains(doc.Message, "MIME-Version: 1.0") {
 		t.Errorf("--json: exit %d, %q", code, out)
 	}
-	// A broken message is a finding; the wire form comes from stdin.
-	_, errOut, code = runSekisho(t, "Content-Type: multipart/mixed\r\n\r\nx\r\n", "sanitize", "test", "-c", cfgPath, "--message", "-")
-	if code != exitFinding || !strings.Contains(errOut, "unparseable: part (top): multipart/mixed without a boundary") {
+	// A broken message shows as mail clients show it; one with nothing to
+	// show (no header, binary content) is a finding. The wire form comes
+	// from stdin.
+	if _, errOut, code = runSekisho(t, "Content-Type: multipart/mixed\r\n\r\nx\r\n", "sanitize", "test", "-c", cfgPath, "--message", "-"); code != exitOK {
 		t.Errorf("broken message: exit %d, %s", code, errOut)
+	}
+	_, errOut, code = runSekisho(t, "\x00\x01\x02binary\r\n", "sanitize", "test", "-c", cfgPath, "--message", "-")
+	if code != exitFinding || !strings.Contains(errOut, "withheld: no header, and the content is binary") {
+		t.Errorf("binary: exit %d, %s", code, errOut)
 	}
 	if _, _, code := runSekisho(t, "", "sanitize", "test", "-c", cfgPath); code != exitUsage {
 		t.Errorf("no --message: exit %d", code)
@@ -87,7 +92,7 @@ func TestQuarantineCommands(t *testing.T) {
 	if !ok {
 		t.Fatal(errOut.String())
 	}
-	stage, err := sanitize.NewStage(cfg.Relay.Sanitize)
+	stage, err := sanitize.NewStage(cfg.Relay.Sanitize, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sekisho/sekisho/relay/console"
 	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/ops/logsink"
@@ -27,14 +28,14 @@ func init() {
 const minProcs = 4
 
 func (c *Config) sections() gateway.Sections {
-	return gateway.Sections{Accounts: c.Accounts, Rewrite: c.Rewrite, Routing: c.Routing, Relay: c.Relay}
+	return gateway.Sections{Accounts: c.Accounts, Rewrite: c.Rewrite, Routing: c.Routing, Relay: c.Relay, ConsoleURL: c.Console.URL}
 }
 
 func runServe(env *cmdEnv, args []string) int {
 	fs := newFlags(env, "serve", "[[-c] FILE] [--listen ADDR]", `
 Runs the gateway: the SMTP listeners, the queue and delivery. Without -c it
 runs the embedded quickstart (127.0.0.1:2525, demo domain, delivery into
-./sekisho-quickstart/).
+./sekisho-quickstart/, the console on http://127.0.0.1:8025/).
 Signals: SIGHUP reloads the configuration, accounts, rewrite tables and
 routes (a broken configuration is refused and the running one kept);
 SIGUSR1 reopens the log files; SIGTERM or SIGINT stop accepting, let open
@@ -42,6 +43,7 @@ sessions finish (up to --grace), and exit.`)
 	cfgPath := fs.String("c", "", "configuration `file`")
 	grace := fs.Duration("grace", 30*time.Second, "how long open sessions may finish on shutdown")
 	listen := fs.String("listen", "", "listen on `host:port` instead of the first listener's address")
+	consoleAt := fs.String("console", "", "serve the console on `host:port` instead of its first listener's address")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to `file` until shutdown (for performance work)")
 	slack := fs.Duration("timer-slack", 2*time.Millisecond, "run with at least this much timer slack (Linux; fewer wakeups of the Go runtime; 0 keeps the system's)")
 	pos, st := parseFlags(fs, args)
@@ -62,10 +64,26 @@ sessions finish (up to --grace), and exit.`)
 		fmt.Fprintln(env.stderr, err)
 		return exitFinding
 	}
-	if err := checkAddresses(cfg.Relay); err != nil {
+	if err := overrideConsole(cfg, *consoleAt); err != nil {
+		fmt.Fprintln(env.stderr, err)
+		return exitFinding
+	}
+	if err := checkAddresses(cfg.Relay, cfg.Console); err != nil {
 		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
 		return exitFinding
 	}
+	// Everything that can refuse the configuration before anything is
+	// created: the log files, the queue folder.
+	if err := gateway.Preflight(cfg.sections()); err != nil {
+		fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
+		return exitFinding
+	}
+	// Signals before the first connection is accepted: a SIGHUP or
+	// SIGTERM sent as soon as the listeners answer waits in the channel
+	// instead of killing the process (their default action).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -121,15 +139,35 @@ sessions finish (up to --grace), and exit.`)
 			return exitFinding
 		}
 	}
+	var con *console.Server
+	if cfg.Console.On() {
+		path := *cfgPath
+		con, err = console.New(cfg.Console, eng, console.Options{Config: func() console.ConfigReport { return consoleConfigReport(path) }})
+		if err == nil {
+			err = con.Start()
+		}
+		if err != nil {
+			fmt.Fprintf(env.stderr, "%s: %v\n", cfg.Source, err)
+			eng.Shutdown(ctx)
+			return exitFinding
+		}
+		if *cfgPath == "" {
+			fmt.Fprintf(env.stderr, "console: http://%s/ (sign in as suzuki@city.example.lg.jp with quickstart-admin, or tanaka@city.example.lg.jp with quickstart-staff)\n",
+				con.Addrs()[0])
+		}
+	}
+	// What config check would warn of, said where the operator looks
+	// when mail goes wrong.
 	for _, w := range cfg.Relay.Warnings() {
 		log.Warn("relay."+w, "kind", "start", "config", cfg.Source)
+	}
+	for _, w := range eng.Warnings() {
+		log.Warn(w.String(), "kind", "start", "config", cfg.Source)
 	}
 	for i, a := range eng.Addrs() {
 		log.Info("listening", "kind", "start", "address", a.String(), "mode", cfg.Relay.Listeners[i].Mode, "config", cfg.Source)
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:
@@ -146,15 +184,18 @@ sessions finish (up to --grace), and exit.`)
 			}
 		case syscall.SIGUSR1:
 			if err := sink.Reopen(); err != nil {
-				log.Error("reopening the log files", "error", err)
+				log.Error("reopening the log files", "kind", "reload", "error", err)
 			}
 		default:
 			log.Info("shutting down", "kind", "stop", "signal", sig.String(), "grace", grace.String())
 			sctx, scancel := context.WithTimeout(context.Background(), *grace)
+			if con != nil {
+				con.Shutdown(sctx)
+			}
 			err := eng.Shutdown(sctx)
 			scancel()
 			if err != nil {
-				log.Error("shutdown", "error", err)
+				log.Error("shutdown", "kind", "stop", "error", err)
 				return exitFinding
 			}
 			return exitOK
@@ -186,10 +227,26 @@ func overrideListen(cfg *Config, addr string) error {
 	return nil
 }
 
-// checkAddresses binds every listener address and the metrics address
-// and lets them go again, so that a port in use or a privileged port is
-// refused before the queue folder is created.
-func checkAddresses(c gateway.Config) error {
+// overrideConsole puts --console ADDR in place of the first console
+// listener's address (a quickstart beside another one).
+func overrideConsole(cfg *Config, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if !cfg.Console.On() {
+		return fmt.Errorf("--console %s: the configuration has no console (console.listeners)", addr)
+	}
+	cfg.Console.Listeners[0].Address = addr
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("--console %s: %w", addr, err)
+	}
+	return nil
+}
+
+// checkAddresses binds every listener address, the metrics address and
+// the console's, and lets them go again, so that a port in use or a
+// privileged port is refused before the queue folder is created.
+func checkAddresses(c gateway.Config, cc console.Config) error {
 	try := func(key, addr string) error {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -199,6 +256,11 @@ func checkAddresses(c gateway.Config) error {
 	}
 	for i, l := range c.Listeners {
 		if err := try(fmt.Sprintf("relay.listeners[%d].address", i), l.Address); err != nil {
+			return err
+		}
+	}
+	for i, l := range cc.Listeners {
+		if err := try(fmt.Sprintf("console.listeners[%d].address", i), l.Address); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/inspect"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -51,10 +52,11 @@ func findings(section string, err error) []Finding {
 
 // CheckAll loads every section a configuration refers to on its own, so
 // that one run finds every problem, and then looks for the mistakes that
-// load fine but misroute or refuse mail (the warnings). The parts named
-// in skip (accounts, rewrite, routing, relay.guard, relay.tls) already
-// failed validation: they are not loaded again, so no problem is reported
-// twice.
+// load fine but misroute or refuse mail (the warnings). Every reference
+// between sections is checked as a start or a reload checks it
+// (references). The parts named in skip (accounts, rewrite, routing,
+// relay.guard, relay.inspect, relay.tls) already failed validation: they
+// are not loaded again, so no problem is reported twice.
 func CheckAll(sec Sections, skip map[string]bool) (problems, warnings []Finding) {
 	var dir *accounts.Directory
 	if !skip["accounts"] {
@@ -76,15 +78,11 @@ func CheckAll(sec Sections, skip map[string]bool) (problems, warnings []Finding)
 		if router, err = routing.New(sec.Routing, SelfFor(sec.Relay)); err != nil {
 			problems = append(problems, findings("routing", err)...)
 		}
-		for i, r := range sec.Routing.Routes {
-			if r.Rewrite != "" && rw != nil {
-				if _, ok := rw.Set(r.Rewrite); !ok {
-					problems = append(problems, Finding{fmt.Sprintf("routing.routes[%d].rewrite", i),
-						fmt.Sprintf("names rewrite set %q, which rewrite.sets does not define", r.Rewrite)})
-				}
-			}
-		}
 	}
+	if skip["routing"] {
+		rw = nil // a route's rewrite set is no reference of a section that failed
+	}
+	problems = append(problems, references(sec, rw, dir)...)
 	var g *guard.Guard
 	if !skip["relay.guard"] {
 		var err error
@@ -92,8 +90,11 @@ func CheckAll(sec Sections, skip map[string]bool) (problems, warnings []Finding)
 			problems = append(problems, findings("relay.guard", err)...)
 		}
 	}
-	if err := sec.Relay.Sanitize.CheckRoutes(sec.Routing); err != nil {
-		problems = append(problems, findings("relay.sanitize", err)...)
+	if !skip["relay.inspect"] {
+		// The DKIM keys are read here as at a start or a reload.
+		if _, err := inspect.New(sec.Relay.Inspect, sec.Relay.Hostname, nil); err != nil {
+			problems = append(problems, findings("relay.inspect", err)...)
+		}
 	}
 	if !skip["relay.tls"] {
 		e := &Engine{}
@@ -101,6 +102,14 @@ func CheckAll(sec Sections, skip map[string]bool) (problems, warnings []Finding)
 			problems = append(problems, Finding{"relay.tls", strings.TrimPrefix(err.Error(), "relay.tls: ")})
 		}
 	}
+	return problems, loadedWarnings(sec, dir, router, g)
+}
+
+// loadedWarnings are the warnings of the parts that loaded (a nil one is
+// skipped): config check prints them, serve logs them at start and after
+// each reload (Engine.Warnings).
+func loadedWarnings(sec Sections, dir *accounts.Directory, router *routing.Router, g *guard.Guard) []Finding {
+	var warnings []Finding
 	if dir != nil {
 		warnings = append(warnings, secretWarnings(sec.Accounts, dir)...)
 	}
@@ -110,7 +119,40 @@ func CheckAll(sec Sections, skip map[string]bool) (problems, warnings []Finding)
 	if g != nil && router != nil && dir != nil {
 		warnings = append(warnings, routeWarnings(sec, dir, router, g)...)
 	}
-	return problems, warnings
+	if router != nil {
+		warnings = append(warnings, archiveWarnings(sec, router)...)
+	}
+	return warnings
+}
+
+// Warnings are config check's warnings about the configuration in force
+// (a ping-pong route, an unusable secret...).
+func (e *Engine) Warnings() []Finding {
+	st := e.st.Load()
+	return loadedWarnings(st.sec, st.dir, st.router, st.guard)
+}
+
+// archiveWarnings: an archive copy of internet mail is the message as it
+// came; sent by a route the sanitize rules do not cover, it carries the
+// internet original past them (a dir: folder on the gateway stays here).
+func archiveWarnings(sec Sections, router *routing.Router) []Finding {
+	sc := sec.Relay.Sanitize
+	if !sc.Selects(rewrite.SourceInternet, "") {
+		return nil
+	}
+	var out []Finding
+	for i, a := range sec.Relay.Archive {
+		if a.Direction != "inbound" && a.Direction != "all" {
+			continue
+		}
+		d, err := router.Match(a.Address, "")
+		if err != nil || d.Kind == routing.KindDir || sc.Applies(rewrite.SourceInternet, "", d.Rule) {
+			continue
+		}
+		out = append(out, Finding{fmt.Sprintf("relay.archive[%d].address", i), fmt.Sprintf(
+			"the archive copy of internet mail to %s goes by %s, which no relay.sanitize rule covers: it carries the original, unsanitized; add the route to a rule, or archive into a dir: folder", a.Address, d.Label())})
+	}
+	return out
 }
 
 // secretWarnings: a secret that cannot be used fails only at AUTH time.
@@ -234,7 +276,10 @@ func routeWarnings(sec Sections, dir *accounts.Directory, router *routing.Router
 	}
 	for i, dc := range sec.Accounts.Domains {
 		dom := dir.Domain(strings.ToLower(dc.Name))
-		if dom == nil {
+		if dom == nil || dom.Twin != nil {
+			// A twin's mail is addressed to the domain it shares
+			// mailboxes with and takes that domain's route, which is
+			// checked under that domain's name.
 			continue
 		}
 		d, err := router.Match("postmaster@"+dom.Name, "")

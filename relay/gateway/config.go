@@ -18,10 +18,12 @@ import (
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/ops/logsink"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/runner"
 	"github.com/sekisho/sekisho/relay/sanitize"
 	"github.com/sekisho/sekisho/relay/session"
 	"github.com/sekisho/sekisho/relay/smtpd"
+	"github.com/sekisho/sekisho/relay/store"
 )
 
 // Config is the `relay` section: the listeners and what the gateway owns
@@ -45,6 +47,9 @@ type Config struct {
 	Log             logsink.Config    `koanf:"log"`
 	Metrics         ops.MetricsConfig `koanf:"metrics"`
 	Inspect         inspect.Config    `koanf:"inspect"`
+	RateLimits      ratelimit.Config  `koanf:"rate_limits"`
+	// Store keeps the message trace and the console's records.
+	Store store.Config `koanf:"store"`
 	// Archive lists the archive copies (relay/session/archive.go).
 	Archive []session.ArchiveConfig `koanf:"archive"`
 
@@ -126,6 +131,8 @@ func DefaultConfig() Config {
 		Log:             logsink.DefaultConfig(),
 		Inspect:         inspect.DefaultConfig(),
 		Sanitize:        sanitize.DefaultConfig(),
+		RateLimits:      ratelimit.DefaultConfig(),
+		Store:           store.DefaultConfig(),
 	}
 }
 
@@ -142,6 +149,7 @@ func (c *Config) Resolve(base string) {
 	c.Queue.Resolve(base)
 	c.Inspect.Resolve(base)
 	c.Sanitize.Resolve(base)
+	c.Store.Resolve(base)
 }
 
 // Validate reports every problem in the section.
@@ -229,12 +237,22 @@ func (c Config) Validate() error {
 		err error
 	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()},
 		{"delivery", c.Delivery.Validate()}, {"log", c.Log.Validate()}, {"metrics", c.Metrics.Validate()},
-		{"inspect", c.Inspect.Validate()}, {"sanitize", c.Sanitize.Validate()}} {
+		{"inspect", c.Inspect.Validate()}, {"sanitize", c.Sanitize.Validate()}, {"rate_limits", c.RateLimits.Validate()},
+		{"store", c.Store.Validate()}} {
 		if err := keyerr.Prefix(sub.key+".", sub.err); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Instance is this gateway's name in a shared store: relay.store.instance,
+// else the hostname.
+func (c Config) Instance() string {
+	if c.Store.Instance != "" {
+		return c.Store.Instance
+	}
+	return c.Hostname
 }
 
 // PostmasterAddress is where mail for postmaster goes and the From of our

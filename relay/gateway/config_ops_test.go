@@ -6,6 +6,9 @@ import (
 
 	"github.com/sekisho/sekisho/relay/guard"
 	"github.com/sekisho/sekisho/relay/inspect/milter"
+	"github.com/sekisho/sekisho/relay/sanitize"
+	"github.com/sekisho/sekisho/relay/session"
+	"github.com/sekisho/sekisho/routing"
 )
 
 func TestListenerNamesAndRules(t *testing.T) {
@@ -95,5 +98,34 @@ func TestSectionKeysPrefixed(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v\nwant %q", err, want)
 		}
+	}
+}
+
+// An archive copy of internet mail sent by a route the sanitize rules do
+// not cover carries the original past them: config check says so.
+func TestArchiveLeavesSanitizedRoutes(t *testing.T) {
+	sec, _ := testSections(t)
+	sec.Routing.Routes = append(sec.Routing.Routes, routing.RouteConfig{Name: "archive", Domain: "archive.example",
+		TargetConfig: routing.TargetConfig{Targets: []string{"127.0.0.1:2525"}, TLS: "none"}})
+	sec.Relay.Sanitize.Rules = []sanitize.Rule{{Source: "internet", Routes: []string{"inner"}}}
+	sec.Relay.Archive = []session.ArchiveConfig{{Direction: "inbound", Address: "copy@archive.example"},
+		{Direction: "outbound", Address: "out@archive.example"}, {Direction: "all", Address: "folder@elsewhere.example"}}
+	warned := func() []string {
+		_, w := CheckAll(sec, nil)
+		var out []string
+		for _, f := range w {
+			if strings.HasPrefix(f.Key, "relay.archive") {
+				out = append(out, f.String())
+			}
+		}
+		return out
+	}
+	w := warned()
+	if len(w) != 1 || !strings.HasPrefix(w[0], "relay.archive[0].address: the archive copy of internet mail to copy@archive.example goes by archive, which no relay.sanitize rule covers") {
+		t.Errorf("warnings %q", w)
+	}
+	sec.Relay.Sanitize.Rules[0].Routes = append(sec.Relay.Sanitize.Rules[0].Routes, "archive")
+	if w := warned(); len(w) != 0 {
+		t.Errorf("archive route sanitized, still warned: %q", w)
 	}
 }

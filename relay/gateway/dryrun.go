@@ -12,7 +12,9 @@ import (
 
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/policy"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/session"
+	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
 
@@ -54,6 +56,54 @@ type Step struct {
 	// its hosts (table match, no DNS); Route is the whole decision.
 	NextHop string            `json:"next_hop,omitempty"`
 	Route   *routing.Decision `json:"route,omitempty"`
+	// Limits, on the connect step, are the rate and connection limits
+	// the session would meet (relay.rate_limits, relay.limits).
+	Limits string `json:"limits,omitempty"`
+}
+
+// ProbeInput is one probe as relay test's flags, a --batch line or the
+// console's form give it: addresses as a client writes them.
+type ProbeInput struct {
+	Client   string   `json:"client"`
+	Helo     string   `json:"helo"`
+	Auth     string   `json:"auth"`
+	TLS      bool     `json:"tls"`
+	Listener string   `json:"listener"`
+	From     string   `json:"from"`
+	Rcpts    []string `json:"rcpts"`
+	// Header is the message's header block, with its empty line (--batch
+	// only; default: a header with only From).
+	Header string `json:"header"`
+}
+
+// Probe checks the input and reads its addresses as the server's command
+// parser would; msg says what is wrong.
+func (in ProbeInput) Probe() (Probe, string) {
+	ip, err := netip.ParseAddr(in.Client)
+	if err != nil {
+		return Probe{}, fmt.Sprintf("--client: %q is not an IP address", in.Client)
+	}
+	if len(in.Rcpts) == 0 {
+		return Probe{}, "give at least one --rcpt"
+	}
+	p := Probe{Client: ip, Helo: in.Helo, AuthUser: in.Auth, TLS: in.TLS, Listener: in.Listener}
+	if in.Header != "" {
+		p.Header = []byte(in.Header)
+	}
+	if p.From, err = policy.ParsePath(in.From); err != nil {
+		return Probe{}, fmt.Sprintf("--from %q: %v", in.From, err)
+	}
+	for _, r := range in.Rcpts {
+		a, err := policy.ParsePath(r)
+		if err == nil && a == "" {
+			err = fmt.Errorf("empty address")
+		}
+		if err != nil {
+			return Probe{}, fmt.Sprintf("--rcpt %q: %v", r, err)
+		}
+		p.Rcpts = append(p.Rcpts, a)
+	}
+	return p, ""
 }
 
 // Refused reports whether the step refuses.
@@ -97,7 +147,7 @@ func DryRun(sec Sections, p Probe) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dryRun(st.pol, ProbeConn(sec.Relay, p), p), nil
+	return dryRun(st.pol, sec.Relay, p), nil
 }
 
 // DryRunner decides many probes with one loaded configuration (relay test
@@ -117,10 +167,20 @@ func NewDryRunner(sec Sections) (*DryRunner, error) {
 }
 
 // Run decides one probe.
-func (r *DryRunner) Run(p Probe) []Step { return dryRun(r.st.pol, ProbeConn(r.cfg, p), p) }
+func (r *DryRunner) Run(p Probe) []Step { return dryRun(r.st.pol, r.cfg, p) }
 
-func dryRun(pol *policy.Policy, conn policy.Conn, p Probe) []Step {
+// dryRun decides one probe. Its rate limits count in a limiter of its
+// own: a probe is one session of a client that has not been seen this
+// minute, and probes of a batch do not count against each other.
+func dryRun(pol *policy.Policy, cfg Config, p Probe) (out []Step) {
+	conn := ProbeConn(cfg, p)
+	conn.Rates = ratelimit.New(cfg.RateLimits, nil).Session()
+	if a := pol.Admit(conn); !a.Accepted() {
+		return []Step{stepOf(a)}
+	}
 	steps := []Step{stepOf(pol.Connect(conn))}
+	// Said on the connect step once AUTH has named the user they count.
+	defer func() { out[0].Limits = limitsOf(pol, cfg, conn) }()
 	if steps[0].Refused() {
 		return steps
 	}
@@ -178,6 +238,16 @@ func dryRun(pol *policy.Policy, conn policy.Conn, p Probe) []Step {
 	return append(steps, s)
 }
 
+// limitsOf says which limits a session of conn meets: the rate limits as
+// the policy counts them and the connection cap per client address.
+func limitsOf(pol *policy.Policy, cfg Config, conn policy.Conn) string {
+	s := "rate limits: " + pol.RateLimits(conn)
+	if n := cfg.Limits.MaxConnectionsIP; n > 0 {
+		s += fmt.Sprintf("; at most %d connections at once per client address (relay.limits.max_connections_per_ip)", n)
+	}
+	return s
+}
+
 // dryRunListener is the listener a dry run pretends the client came in
 // on: the configured one named nameOrMode (its mode and name, for rules by
 // listener), or an unnamed one of that mode (mx when empty).
@@ -223,9 +293,9 @@ func Session(sec Sections, clientIP netip.Addr, mode string, in io.Reader, out i
 	if err != nil {
 		return err
 	}
-	e := &Engine{startCfg: sec.Relay, metrics: ops.NewMetrics(), log: log}
+	e := &Engine{startCfg: sec.Relay, metrics: ops.NewMetrics(), log: log, rates: ratelimit.New(sec.Relay.RateLimits, nil)}
 	e.st.Store(st)
-	e.sessions = &session.Shared{Metrics: e.metrics, Log: log, Auth: e.newAuthenticator(sec.Relay)}
+	e.sessions = &session.Shared{Metrics: e.metrics, Log: log, Auth: e.newAuthenticator(sec.Relay), Rates: e.rates}
 	// There is no TLS on standard input: AUTH is offered as the policy
 	// decides for a client without TLS; smtps stands for a client inside
 	// implicit TLS.
@@ -268,3 +338,15 @@ func (c *stdioConn) SetWriteDeadline(time.Time) error { return nil }
 
 // Policy is the loaded configuration's decision core.
 func (r *DryRunner) Policy() *policy.Policy { return r.st.pol }
+
+// Decide decides one probe after checking that its listener exists (the
+// console's relay test; relay test checks it in DryRun).
+func (r *DryRunner) Decide(p Probe) ([]Step, error) {
+	if err := checkProbeListener(r.cfg, p.Listener); err != nil {
+		return nil, err
+	}
+	return r.Run(p), nil
+}
+
+// Rewriter is the rewrite rules of the dry runner's configuration.
+func (r *DryRunner) Rewriter() *rewrite.Rewriter { return r.st.runner.Rewriter }

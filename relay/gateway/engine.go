@@ -16,6 +16,7 @@ import (
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/ops/trace"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/runner"
 	"github.com/sekisho/sekisho/relay/session"
 	"github.com/sekisho/sekisho/relay/smtpd"
@@ -33,7 +34,10 @@ type Engine struct {
 	// the AUTH checker, which lives as long as the process so lockouts
 	// survive a reload (it reads the current directory at each attempt).
 	sessions *session.Shared
-	cert     atomic.Pointer[tls.Certificate]
+	// rates counts relay.rate_limits for the life of the process; a
+	// reload gives it new limits.
+	rates *ratelimit.Limiter
+	cert  atomic.Pointer[tls.Certificate]
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -41,27 +45,34 @@ type Engine struct {
 
 	trace   *trace.Hub // the live protocol trace; nil in dry runs
 	traceLn *net.UnixListener
+
+	back       *backend // the store's part (store.go); nil without relay.store
+	consoleURL string   // for the notices to requesters
 }
 
 // New builds the engine and opens the queue (recovering it). It does not
 // listen yet.
 func New(sec Sections, log *slog.Logger, m *ops.Metrics) (*Engine, error) {
+	if err := checkListeners(sec.Relay); err != nil {
+		return nil, err
+	}
 	st, err := buildState(sec, true)
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{startCfg: sec.Relay, metrics: m, log: log}
+	e := &Engine{startCfg: sec.Relay, consoleURL: sec.ConsoleURL, metrics: m, rates: ratelimit.New(sec.Relay.RateLimits, nil)}
+	e.log = e.newBackend(sec.Relay, log)
 	e.st.Store(st)
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
 		return nil, err
 	}
-	q, err := queue.Open(sec.Relay.Queue, queue.WithLogger(log))
+	q, err := queue.Open(sec.Relay.Queue, queue.WithLogger(e.log.With("kind", "queue")))
 	if err != nil {
 		return nil, fmt.Errorf("relay.queue: %w", err)
 	}
 	e.queue = q
 	e.trace = trace.NewHub()
-	e.sessions = &session.Shared{Queue: q, Metrics: m, Log: log, Auth: e.newAuthenticator(sec.Relay)}
+	e.sessions = &session.Shared{Queue: q, Metrics: m, Log: e.log, Auth: e.newAuthenticator(sec.Relay), Rates: e.rates}
 	return e, nil
 }
 
@@ -97,12 +108,29 @@ func (e *Engine) newAuthenticator(c Config) *auth.Authenticator {
 	return a
 }
 
+// Preflight checks everything New checks, creating nothing: serve asks it
+// before it opens its log files, so that a configuration that cannot
+// serve leaves no file or folder behind.
+func Preflight(sec Sections) error {
+	if err := checkListeners(sec.Relay); err != nil {
+		return err
+	}
+	if _, err := buildState(sec, false); err != nil {
+		return err
+	}
+	return (&Engine{}).loadCert(sec.Relay.TLS)
+}
+
+func checkListeners(c Config) error {
+	if len(c.Listeners) == 0 {
+		return errors.New("relay.listeners: at least one listener is needed to serve")
+	}
+	return nil
+}
+
 // Start binds every listener and starts serving and delivering.
 func (e *Engine) Start(ctx context.Context) error {
 	st := e.st.Load()
-	if len(st.cfg.Listeners) == 0 {
-		return errors.New("relay.listeners: at least one listener is needed to serve")
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i, lc := range st.cfg.Listeners {
@@ -118,6 +146,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		func() *runner.Snapshot { return e.st.Load().runner })
 	e.runner.Run(ctx)
 	go e.maintenance(ctx)
+	e.startBackend(ctx)
 	return nil
 }
 
@@ -187,6 +216,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	if e.runner != nil {
 		e.runner.Stop()
 	}
+	e.stopBackend()
 	if e.queue != nil {
 		if err := e.queue.Close(); err != nil {
 			errs = append(errs, err)

@@ -25,9 +25,12 @@ type limitListener struct {
 	byIP  map[string]int
 }
 
-// connHooks are called on every connection: opened, refused over a limit,
-// closed. Any of them may be nil.
+// connHooks are called on every connection: admitted by the rate limits,
+// opened, refused over a limit, closed. Any of them may be nil.
 type connHooks struct {
+	// admit counts the connection in the client's rate limits and
+	// returns the reply line that refuses it, or "".
+	admit  func(ip string) string
 	open   func(ip string)
 	refuse func(ip, reason string)
 	close  func(ip string)
@@ -44,6 +47,14 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := remoteIP(c)
+		if l.hooks.admit != nil {
+			// Counted before the caps: every attempt is a connection
+			// of the minute, as anvil counts them.
+			if line := l.hooks.admit(ip); line != "" {
+				go refuse(c, line)
+				continue
+			}
+		}
 		l.mu.Lock()
 		idle, life := l.idle, l.life
 		reason := ""

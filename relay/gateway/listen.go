@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/netip"
 	"time"
 
+	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/relay/session"
 	"github.com/sekisho/sekisho/relay/smtpd"
 )
@@ -36,6 +38,7 @@ func (e *Engine) listen(name string, lc ListenerConfig) (*listener, error) {
 	lim := st.cfg.Limits
 	l := &listener{name: name, cfg: lc, info: newListenerInfo(name, lc, false)}
 	l.limit = newLimitListener(ln, lim.MaxConnections, lim.MaxConnectionsIP, lim.IdleTimeout, lim.SessionTimeout, connHooks{
+		admit: func(ip string) string { return e.admit(name, lc, ip) },
 		open: func(ip string) {
 			e.metrics.Connections.WithLabelValues(name, "accepted").Inc()
 			e.metrics.Sessions.WithLabelValues(name).Inc()
@@ -53,6 +56,24 @@ func (e *Engine) listen(name string, lc ListenerConfig) (*listener, error) {
 	}
 	go l.srv.Serve(serveOn)
 	return l, nil
+}
+
+// admit asks the policy of the moment whether a new connection from ip
+// is within the client's connection rate (relay.rate_limits), counting
+// it; the reply line that refuses it, or "".
+func (e *Engine) admit(name string, lc ListenerConfig, ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	d := e.st.Load().pol.Admit(policy.Conn{IP: a, Mode: lc.Mode, Listener: lc.Name, Rates: e.rates.Session()})
+	if d.Accepted() {
+		return ""
+	}
+	e.metrics.Connections.WithLabelValues(name, "refused_rate").Inc()
+	e.log.Info("refused", "kind", "reject", "stage", "connect", "client", ip, "listener", name,
+		"code", d.Code, "enhanced", d.Enhanced, "rule", d.Rule, "reason", d.Reason)
+	return d.Reply.String() + "\r\n"
 }
 
 // newServer is the protocol server of one listener; each session is

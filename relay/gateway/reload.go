@@ -29,6 +29,7 @@ func (e *Engine) Reload(sec Sections) error {
 		return err
 	}
 	e.st.Store(st)
+	e.rates.SetConfig(sec.Relay.RateLimits)
 	e.mu.Lock()
 	if e.runner != nil {
 		e.runner.Reconfigure()
@@ -37,8 +38,11 @@ func (e *Engine) Reload(sec Sections) error {
 	e.reconfigureListeners(sec.Relay)
 	restart := restartOnly(e.startCfg, sec.Relay)
 	e.log.Info("configuration reloaded", "kind", "reload", "accounts", st.dir.Len(),
-		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname, relay.tls, relay.limits, relay.delivery (for new connections and messages), relay.sanitize, relay.inspect (DKIM keys reread)",
+		"applied", "accounts, rewrite, routing, relay.guard, relay.bare_line_endings, relay.hostname, relay.tls, relay.limits, relay.rate_limits, relay.delivery (for new connections and messages), relay.sanitize, relay.inspect (DKIM keys reread)",
 		"needs_restart", restartNote(restart))
+	for _, w := range e.Warnings() {
+		e.log.Warn(w.String(), "kind", "reload")
+	}
 	return nil
 }
 
@@ -56,6 +60,7 @@ func restartOnly(running, next Config) []string {
 	diff("relay.auth", running.Auth, next.Auth)
 	diff("relay.log", running.Log, next.Log)
 	diff("relay.metrics", running.Metrics, next.Metrics)
+	diff("relay.store", running.Store, next.Store)
 	return out
 }
 

@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/relay/inspect/dkimsign"
+	"github.com/sekisho/sekisho/relay/sanitize"
+	"github.com/sekisho/sekisho/relay/session"
 )
 
 func TestRestartOnly(t *testing.T) {
@@ -92,5 +96,36 @@ func TestReloadAppliesServerLimits(t *testing.T) {
 	}
 	if ehlo := old.do("EHLO x", 250); strings.Contains(ehlo, "RCPTMAX=3") {
 		t.Errorf("the open session's limits changed:\n%s", ehlo)
+	}
+}
+
+// A reload that names what does not exist is refused, whatever section
+// the reference is in, and the running snapshot stays.
+func TestReloadRefusesDanglingReferences(t *testing.T) {
+	sec, _ := testSections(t)
+	e := startEngine(t, sec)
+	running := e.st.Load()
+	for name, change := range map[string]func(*Sections){
+		"smart host rewrite set": func(s *Sections) { s.Routing.SmartHost.Rewrite = "to-internt" },
+		"route rewrite set":      func(s *Sections) { s.Routing.Routes[0].Rewrite = "nowhere" },
+		"sanitize route": func(s *Sections) {
+			s.Relay.Sanitize.Rules = append(s.Relay.Sanitize.Rules, sanitize.Rule{Source: "internet", Routes: []string{"innr"}})
+		},
+		"postmaster mailbox": func(s *Sections) { s.Relay.Postmaster = "nobody@city.toyokawa.lg.jp" },
+		"archive mailbox": func(s *Sections) {
+			s.Relay.Archive = append(s.Relay.Archive, session.ArchiveConfig{Direction: "all", Address: "archive@city.toyokawa.lg.jp"})
+		},
+		"dkim key file": func(s *Sections) {
+			s.Relay.Inspect.DKIMSign.Keys = append(s.Relay.Inspect.DKIMSign.Keys, dkimsign.KeyConfig{Domain: "city.toyokawa.lg.jp", Selector: "s1", KeyFile: "/nonexistent.pem"})
+		},
+	} {
+		next, _ := testSections(t)
+		change(&next)
+		if err := e.Reload(next); err == nil {
+			t.Errorf("%s: reload accepted", name)
+		}
+		if e.st.Load() != running {
+			t.Fatalf("%s: the running snapshot was replaced", name)
+		}
 	}
 }

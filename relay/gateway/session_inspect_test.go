@@ -7,14 +7,17 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
 
+	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/relay/inspect/milter"
 	"github.com/sekisho/sekisho/relay/inspect/msgauth"
+	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/routing/dnstest"
 )
 
@@ -171,5 +174,107 @@ func TestSessionInspectionConnect(t *testing.T) {
 		if tc.rule != "" && !logHas(logs.String(), "msg=refused", "stage=connect", tc.rule) {
 			t.Errorf("%s: refusal not logged:\n%s", tc.ip, logs.String())
 		}
+	}
+}
+
+// envelopeMilter records the recipients, the first header field and the
+// macros it is given.
+type envelopeMilter struct {
+	gomilter.NoOpMilter
+	client string
+	first  string
+	rcpts  []string
+	seen   chan<- []string
+}
+
+func (m *envelopeMilter) Connect(host, family string, port uint16, addr net.IP, mod *gomilter.Modifier) (gomilter.Response, error) {
+	m.client = "{client_addr}=" + mod.Macros["{client_addr}"]
+	return gomilter.RespContinue, nil
+}
+
+func (m *envelopeMilter) RcptTo(rcpt string, mod *gomilter.Modifier) (gomilter.Response, error) {
+	m.rcpts = append(m.rcpts, rcpt+" {rcpt_addr}="+mod.Macros["{rcpt_addr}"])
+	return gomilter.RespContinue, nil
+}
+
+func (m *envelopeMilter) Header(name, value string, _ *gomilter.Modifier) (gomilter.Response, error) {
+	if m.first == "" {
+		m.first = name + ": " + value
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (m *envelopeMilter) Body(mod *gomilter.Modifier) (gomilter.Response, error) {
+	m.seen <- append(m.rcpts, m.first, m.client)
+	mod.InsertHeader(1, "X-After-Received", "yes")
+	return gomilter.RespAccept, nil
+}
+
+// Milters get the recipients as the client gave them at RCPT (an alias,
+// not its target), our Received field first, Postfix's macros; their
+// edits count our Received field. A milter failure says what became of
+// the message.
+func TestSessionMilterSeesTheTransactionAsGiven(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan []string, 4)
+	srv := &gomilter.Server{NewMilter: func() gomilter.Milter { return &envelopeMilter{seen: ch} },
+		Actions: gomilter.OptAddHeader | gomilter.OptChangeHeader}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := "inet:" + dead.Addr().String()
+	dead.Close()
+
+	sec, dir := testSections(t)
+	sec.Accounts.Aliases = append(sec.Accounts.Aliases, accounts.AliasConfig{Alias: "info@city.toyokawa.lg.jp", Target: "tanaka@city.toyokawa.lg.jp"})
+	sec.Relay.Inspect.Milters = []milter.Config{
+		{Name: "gone", Address: deadAddr, OnFailure: milter.OnFailureAccept},
+		{Name: "envelope", Address: "inet:" + l.Addr().String()},
+	}
+	var logs lockedBuffer
+	e := startEngineWith(t, sec, slog.New(slog.NewTextHandler(&logs, nil)), ops.NewMetrics())
+	d := dial(t, "127.0.0.1", e.Addrs()[0].String())
+	d.do("EHLO client.example", 250)
+	d.do("MAIL FROM:<someone@example.com>", 250)
+	d.do("RCPT TO:<info@city.toyokawa.lg.jp>", 250)
+	d.do("DATA", 354)
+	d.raw("From: someone@example.com\r\nSubject: x\r\n\r\nhello\r\n.\r\n")
+	d.expect(250)
+	got := <-ch
+	want := []string{"info@city.toyokawa.lg.jp {rcpt_addr}=info@city.toyokawa.lg.jp"}
+	if len(got) != 3 || got[0] != want[0] || !strings.HasPrefix(got[1], "Received: from client.example ([127.0.0.1])") ||
+		!strings.Contains(got[1], "by gw.test (sekisho)") || got[2] != "{client_addr}=127.0.0.1" {
+		t.Errorf("the milter saw %q", got)
+	}
+	files := waitFiles(t, filepath.Join(dir, "inner"), 1)
+	b, _ := os.ReadFile(files[0])
+	if !regexp.MustCompile(`(?m)^Received: from client\.example \(\[127\.0\.0\.1\]\)\r\n\tby gw\.test \(sekisho\)[^\n]*\n(\t[^\n]*\n)*X-After-Received: yes\r\nFrom: someone@example\.com\r\n`).Match(b) {
+		t.Errorf("the milter's insert at 1 is not right after our Received field:\n%s", b)
+	}
+	if !logHas(logs.String(), `msg="milter failed; passed over (on_failure: accept)"`, "milter=gone") {
+		t.Errorf("no passed-over line:\n%s", logs.String())
+	}
+
+	// The same dead milter under on_failure: tempfail: the log says 451.
+	sec.Relay.Inspect.Milters = []milter.Config{{Name: "gone", Address: deadAddr}}
+	if err := e.Reload(sec); err != nil {
+		t.Fatal(err)
+	}
+	d = dial(t, "127.0.0.1", e.Addrs()[0].String())
+	d.do("EHLO client.example", 250)
+	d.do("MAIL FROM:<someone@example.com>", 250)
+	d.do("RCPT TO:<info@city.toyokawa.lg.jp>", 250)
+	d.do("DATA", 354)
+	d.raw("Subject: x\r\n\r\nhello\r\n.\r\n")
+	d.expect(451)
+	if !logHas(logs.String(), `msg="milter failed; message deferred with 451 4.7.0 (on_failure: tempfail)"`, "milter=gone") ||
+		strings.Count(logs.String(), "passed over") != 1 {
+		t.Errorf("the deferral is not logged as such:\n%s", logs.String())
 	}
 }

@@ -53,7 +53,13 @@ func startEngine(t testing.TB, sec Sections) *Engine {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	e, err := New(sec, log, ops.NewMetrics())
+	return startEngineWith(t, sec, log, ops.NewMetrics())
+}
+
+// startEngineWith is startEngine with the test's own log and metrics.
+func startEngineWith(t testing.TB, sec Sections, log *slog.Logger, m *ops.Metrics) *Engine {
+	t.Helper()
+	e, err := New(sec, log, m)
 	if err != nil {
 		t.Fatal(err)
 	}

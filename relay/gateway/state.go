@@ -27,6 +27,9 @@ type Sections struct {
 	Rewrite  rewrite.Config
 	Routing  routing.Config
 	Relay    Config
+	// ConsoleURL is where staff reach the console (console.url), linked
+	// in the notices the gateway sends requesters; "" for none.
+	ConsoleURL string
 }
 
 // snapshot is everything a reload replaces at once: what the sessions
@@ -34,8 +37,11 @@ type Sections struct {
 // configuration. Sessions and deliveries take the snapshot of the moment
 // they start and keep it for their whole transaction.
 type snapshot struct {
+	sec     Sections // what it was built from, for Engine.Warnings
 	cfg     Config
 	dir     *accounts.Directory
+	router  *routing.Router
+	guard   *guard.Guard
 	pol     *policy.Policy
 	session *session.Snapshot
 	runner  *runner.Snapshot
@@ -76,15 +82,8 @@ func buildState(sec Sections, withSanitize bool) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
-	for _, r := range sec.Routing.Routes {
-		if r.Rewrite != "" {
-			if _, ok := rw.Set(r.Rewrite); !ok {
-				return nil, fmt.Errorf("routing: route %q names rewrite set %q, which rewrite.sets does not define", r.Name, r.Rewrite)
-			}
-		}
-	}
-	if err := sec.Relay.Sanitize.CheckRoutes(sec.Routing); err != nil {
-		return nil, keyerr.Prefix("relay.sanitize.", err)
+	if err := referenceError(references(sec, rw, dir)); err != nil {
+		return nil, err
 	}
 	g, err := guard.New(sec.Relay.Guard, func() *accounts.Directory { return dir })
 	if err != nil {
@@ -92,19 +91,19 @@ func buildState(sec Sections, withSanitize bool) (*snapshot, error) {
 	}
 	in, err := inspect.New(sec.Relay.Inspect, sec.Relay.Hostname, nil)
 	if err != nil {
-		return nil, fmt.Errorf("relay.inspect: %w", err)
+		return nil, keyerr.Prefix("relay.inspect.", err)
 	}
 	var stage *sanitize.Stage
 	if withSanitize {
-		if stage, err = sanitize.NewStage(sec.Relay.Sanitize); err != nil {
+		if stage, err = sanitize.NewStage(sec.Relay.Sanitize, archiveAddresses(sec.Relay.Archive)); err != nil {
 			return nil, fmt.Errorf("relay.sanitize: %w", err)
 		}
 	}
 	c := sec.Relay
 	pol := policy.New(policy.Parts{Dir: dir, Rewriter: rw, Router: router, Guard: g,
 		MaxReceived: c.Limits.MaxReceivedFields, AllowInsecureAuth: c.Auth.AllowInsecure,
-		Postmaster: c.PostmasterAddress()})
-	st := &snapshot{cfg: c, dir: dir, pol: pol}
+		Postmaster: c.PostmasterAddress(), Hostname: c.Hostname})
+	st := &snapshot{sec: sec, cfg: c, dir: dir, router: router, guard: g, pol: pol}
 	st.session = &session.Snapshot{Hostname: c.Hostname, MaxHeaderBytes: c.Limits.MaxHeaderBytes, Policy: pol,
 		Lines: linePolicies(c.BareLineEndings), Inspect: in, Archive: c.Archive}
 	st.runner = &runner.Snapshot{Hostname: c.Hostname, Postmaster: c.PostmasterAddress(), MaxHeaderBytes: c.Limits.MaxHeaderBytes,
@@ -123,4 +122,14 @@ func linePolicies(c BareLineConfig) session.LinePolicies {
 		p[src], _ = smtpd.ParseLinePolicy(v)
 	}
 	return p
+}
+
+// archiveAddresses are relay.archive's addresses: a release from the
+// quarantine does not send the original to them again.
+func archiveAddresses(list []session.ArchiveConfig) []string {
+	out := make([]string, len(list))
+	for i, a := range list {
+		out[i] = a.Address
+	}
+	return out
 }

@@ -8,10 +8,12 @@ package inspect
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/netip"
 	"strings"
 
+	"github.com/sekisho/sekisho/accounts/keyerr"
 	"github.com/sekisho/sekisho/relay/smtpd"
 	"github.com/sekisho/sekisho/rewrite"
 
@@ -37,11 +39,12 @@ type Inspector struct {
 func New(cfg Config, hostname string, r msgauth.Resolver) (*Inspector, error) {
 	v, err := msgauth.New(cfg.Auth, hostname, r)
 	if err != nil {
-		return nil, err
+		// Only its resolver can fail, on the servers it is given.
+		return nil, fmt.Errorf("auth.dns_servers: %w", err)
 	}
 	s, err := dkimsign.New(cfg.DKIMSign)
 	if err != nil {
-		return nil, err
+		return nil, keyerr.Prefix("dkim_sign.", err)
 	}
 	return &Inspector{milters: milter.New(hostname, cfg.Milters), auth: v, signer: s, cfg: cfg}, nil
 }
@@ -66,8 +69,9 @@ type Verdict struct {
 	Action milter.Action
 	Reply  smtpd.Reply
 	Reason string // quarantine reason, or which stage refused
-	// Failed lists milters passed over under on_failure: accept.
-	Failed []error
+	// Failed lists the milters that failed: passed over (on_failure:
+	// accept) or the cause of a 451 (on_failure: tempfail).
+	Failed []milter.Failure
 
 	authHeader string
 	edits      []milter.HeaderEdit

@@ -57,7 +57,7 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.Connections = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sekisho_connections_total", Help: "SMTP connections by listener and outcome (accepted, refused_limit)."},
+		Name: "sekisho_connections_total", Help: "SMTP connections by listener and outcome (accepted, refused_limit, refused_rate)."},
 		[]string{"listener", "outcome"})
 	m.Sessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sekisho_connections_open", Help: "Open SMTP connections by listener."}, []string{"listener"})

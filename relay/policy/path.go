@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/sekisho/sekisho/accounts/addr"
 )
 
 // ParsePath reads an address as a client writes it after MAIL FROM: or
@@ -75,4 +77,16 @@ func ParsePath(s string) (string, error) {
 		return "", errors.New("malformed domain")
 	}
 	return local.String() + rest, nil
+}
+
+// ParseAddress is ParsePath for a dry run's address that must be a
+// mailbox: local@domain, checked as the directory checks addresses
+// (rewrite test's --from and --rcpt, the console's rewrite form).
+func ParseAddress(s string) (string, error) {
+	a, err := ParsePath(s)
+	if err != nil {
+		return "", err
+	}
+	_, _, err = addr.Parse(a)
+	return a, err
 }

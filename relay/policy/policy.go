@@ -34,6 +34,7 @@ import (
 
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/smtpd"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
@@ -53,6 +54,9 @@ type Parts struct {
 	// Postmaster is relay.postmaster: where postmaster mail goes for a
 	// domain without such an account (RFC 5321 §4.5.1).
 	Postmaster string
+	// Hostname is relay.hostname, which our Received fields name: a
+	// message that holds one has been through this gateway.
+	Hostname string
 }
 
 // Policy decides with one snapshot. It is safe for concurrent use.
@@ -88,6 +92,9 @@ type Conn struct {
 	// At is when the transaction happens, for rules with time windows;
 	// zero means now.
 	At time.Time
+	// Rates is the session's part in relay.rate_limits; nil counts
+	// nothing (the explaining commands: route test, accounts check).
+	Rates *ratelimit.Session
 }
 
 func (c Conn) guard() guard.Client {

@@ -54,13 +54,15 @@ func fixture(t testing.TB, allowInsecure bool) *Policy {
 		t.Fatal(err)
 	}
 	roc := routing.DefaultConfig()
-	roc.Routes = []routing.RouteConfig{{Name: "inner", Domain: "test.jp", TargetConfig: routing.TargetConfig{Targets: []string{"192.168.0.103:25"}, TLS: "none"}}}
+	roc.Routes = []routing.RouteConfig{{Name: "inner", Domain: "test.jp", TargetConfig: routing.TargetConfig{Targets: []string{"192.168.0.103:25"}, TLS: "none"}},
+		// The seeds' ping-pong: a foreign domain sent to the inner server.
+		{Name: "misrouted", Domain: "foreign.example", TargetConfig: routing.TargetConfig{Targets: []string{"192.168.0.103:25"}, TLS: "none"}}}
 	roc.SmartHost = routing.TargetConfig{Targets: []string{"198.51.100.1:25"}, TLS: "none"}
 	router, err := routing.New(roc, routing.Self{Hostnames: []string{"gw.test.jp"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(Parts{Dir: dir, Rewriter: rw, Router: router, Guard: g, MaxReceived: 30, AllowInsecureAuth: allowInsecure})
+	return New(Parts{Dir: dir, Rewriter: rw, Router: router, Guard: g, MaxReceived: 30, AllowInsecureAuth: allowInsecure, Hostname: "gw.test.jp"})
 }
 
 func TestStages(t *testing.T) {

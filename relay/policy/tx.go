@@ -6,6 +6,7 @@ import (
 
 	"github.com/sekisho/sekisho/accounts/addr"
 	"github.com/sekisho/sekisho/relay/guard"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -21,6 +22,9 @@ func (p *Policy) Mail(c Conn, from string) Decision {
 	if c.needsAuth() && c.AuthUser == "" {
 		return decided("mail", from, refusal(530, "5.7.0", "Authentication required",
 			"builtin:submission", "the submission listener requires SMTP AUTH"), 0, "", "")
+	}
+	if d, over := p.rateLimited(c, "mail", from, ratelimit.Messages); over {
+		return d
 	}
 	gc := c.guard()
 	d := decided("mail", from, p.p.Guard.CheckMail(gc, from), 250, "2.1.0", "Sender OK")
@@ -51,6 +55,9 @@ func (p *Policy) Mail(c Conn, from string) Decision {
 // rewritten): the address, its alias target, the receive-time rewrite of
 // both and the check of the result, and the next hop.
 func (p *Policy) Rcpt(c Conn, from, to string) Decision {
+	if d, over := p.rateLimited(c, "rcpt", to, ratelimit.Recipients); over {
+		return d
+	}
 	gc := c.guard()
 	d := decided("rcpt", to, p.p.Guard.CheckRcpt(gc, from, to), 250, "2.1.5", "Recipient OK")
 	if !d.Accepted() {
@@ -206,6 +213,10 @@ func (p *Policy) Data(c Conn, from string, rcpts []Decision, header []byte) (Mes
 			"builtin:rewrite", err.Error()), 0, "", "")
 	}
 	for _, q := range m.Rcpts {
+		if why, ok := p.loop(c, header, q.Addr, m.Rewritten); ok {
+			return Message{}, decided("data", q.Addr, refusal(554, "5.4.6", "Mail loop: this message has been here before",
+				"builtin:loop", why), 0, "", "")
+		}
 		if r := rcpts[q.Index]; q.Addr != r.Rewritten || m.Rewritten != r.From {
 			// The full rewrite (with the header) differs from the RCPT
 			// preview: decide the result again.

@@ -80,6 +80,9 @@ func crashChild(dir string) {
 // TestCrashKill9 kills a process with SIGKILL at random moments while it
 // accepts messages, and checks after each crash that every message it
 // acknowledged is still queued and that no finished message came back.
+// The moments are counted, not timed: one round is killed as it starts
+// (in its recovery), the others after a random number of
+// acknowledgements, so a slow machine exercises as much as a fast one.
 func TestCrashKill9(t *testing.T) {
 	dir := t.TempDir()
 	acked, finishing, done := map[ID]bool{}, map[ID]bool{}, map[ID]bool{}
@@ -102,15 +105,29 @@ func TestCrashKill9(t *testing.T) {
 				lines <- sc.Text()
 			}
 		}()
-		// Kill at a random moment: sometimes during recovery, mostly while
-		// messages stream in.
-		timer := time.NewTimer(time.Duration(20+rng.IntN(400)) * time.Millisecond)
+		// Kill at a random moment: once as the child starts (during its
+		// recovery of the previous round's spool), otherwise after 20 to
+		// 80 acknowledgements while messages stream in.
+		killAfter := 20 + rng.IntN(61)
 		killed := false
-		for !killed || lines != nil {
-			select {
-			case <-timer.C:
+		kill := func() {
+			if !killed {
 				cmd.Process.Signal(syscall.SIGKILL)
 				killed = true
+			}
+		}
+		if round == rounds/2 {
+			kill()
+		}
+		acks := 0
+		// A child that stops acknowledging (a hang) is killed after a
+		// generous wait and fails the test.
+		stuck := time.NewTimer(2 * time.Minute)
+		for !killed || lines != nil {
+			select {
+			case <-stuck.C:
+				kill()
+				t.Errorf("round %d: %d acknowledgements in 2 minutes, want %d", round, acks, killAfter)
 			case line, ok := <-lines:
 				if !ok {
 					lines = nil
@@ -127,6 +144,9 @@ func TestCrashKill9(t *testing.T) {
 					t.Fatalf("round %d: bad line %q", round, line)
 				case kind == "ok":
 					acked[id] = true
+					if acks++; acks >= killAfter {
+						kill()
+					}
 				case kind == "finishing":
 					finishing[id] = true
 				case kind == "done":

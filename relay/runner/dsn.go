@@ -90,7 +90,9 @@ func (r *Runner) bounce(st *Snapshot, m queue.Message, failed []outcome, now tim
 	// the other; the whole message goes in a notification of its own.
 	var full []byte
 	if pm := st.Delivery.FailReportTo; pm != "" && action == dsn.Failed && !strings.EqualFold(pm, m.Envelope.From) {
-		if st.Delivery.FailReportContent == "full" {
+		// Mail the sanitize rules select (internet mail) never reaches
+		// the postmaster whole: its report carries the header only.
+		if st.Delivery.FailReportContent == "full" && !st.Sanitize.Selects(m.Envelope.Source, m.Envelope.ClientIP) {
 			full = r.readAll(m.ID) // before the bounce: the message may finish with it
 		} else {
 			env.Rcpts = append(env.Rcpts, queue.Recipient{Addr: pm, OrigAddr: pm})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/queue/faultfs"
+	"github.com/sekisho/sekisho/relay/sanitize"
+	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
 
@@ -199,5 +202,43 @@ func TestFailReportFull(t *testing.T) {
 	}
 	if !strings.Contains(sender, "text/rfc822-headers") || strings.Contains(sender, "\r\n\r\nbody\r\n") || strings.Contains(sender, "To: <postmaster@") {
 		t.Errorf("the sender's bounce:\n%s", sender)
+	}
+}
+
+// Internet mail the sanitize rules select never reaches the postmaster
+// whole: with fail_report_content: full its report carries the header
+// only, as the bounce does.
+func TestFailReportFullOfSanitizedMail(t *testing.T) {
+	h := startHop(t, false)
+	f, _ := newFixture(t, &faultfs.Disk{}, h, func(c *fixtureConfig) {
+		c.Delivery.RefusalRetries = 0
+		c.Delivery.FailReportTo = "postmaster@city.toyokawa.lg.jp"
+		c.Delivery.FailReportContent = "full"
+	})
+	sc := sanitize.DefaultConfig()
+	sc.Rules = []sanitize.Rule{{Source: "internet", Routes: []string{"inner"}}}
+	sc.Quarantine.Dir = filepath.Join(t.TempDir(), "quarantine")
+	stage, err := sanitize.NewStage(sc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := *f.snap.Load()
+	snap.Sanitize = stage
+	f.snap.Store(&snap)
+	enqueueTo(t, f.queue, []queue.Recipient{{Addr: "perm@partner.example"}}, func(e *queue.Envelope) {
+		e.From, e.Source = "tanaka@city.toyokawa.lg.jp", rewrite.SourceInternet
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.start(ctx)
+	waitFor(t, 5*time.Second, "the queue to drain", func() bool { return f.queue.Stats().Messages == 0 })
+	files := f.innerFiles(t)
+	if len(files) != 1 {
+		t.Fatalf("%d files delivered inside, want the bounce with the postmaster's copy in one", len(files))
+	}
+	b, _ := os.ReadFile(files[0])
+	if !strings.Contains(string(b), "X-Sekisho-Envelope-To: <postmaster@") || !strings.Contains(string(b), "text/rfc822-headers") ||
+		strings.Contains(string(b), "message/rfc822") || strings.Contains(string(b), "\r\n\r\nbody\r\n") {
+		t.Errorf("the postmaster's copy of internet mail:\n%s", b)
 	}
 }

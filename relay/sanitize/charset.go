@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"io"
-	"mime"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	mimecharset "github.com/emersion/go-message/charset"
@@ -70,6 +70,10 @@ func decodeAs(raw []byte, cs string) (string, bool) {
 	if enc, ok := japaneseAliases[cs]; ok {
 		return charset.DecodeAs(raw, enc), true
 	}
+	switch cs {
+	case "utf-7", "unicode-1-1-utf-7", "csunicode11utf7", "x-unicode-2-0-utf-7":
+		return decodeUTF7(raw), true
+	}
 	r, err := mimecharset.Reader(cs, bytes.NewReader(raw))
 	if err != nil {
 		return "", false
@@ -78,29 +82,20 @@ func decodeAs(raw []byte, cs string) (string, bool) {
 	return string(out), err == nil
 }
 
-// wordDecoder decodes RFC 2047 encoded words in any charset we read.
-var wordDecoder = &mime.WordDecoder{CharsetReader: func(cs string, in io.Reader) (io.Reader, error) {
-	raw, err := io.ReadAll(in)
-	if err != nil {
-		return nil, err
-	}
-	return strings.NewReader(decodeText(raw, cs)), nil
-}}
-
 // decodeHeader returns a header value as UTF-8: encoded words decoded, and
 // raw 8-bit bytes (which some Japanese mailers send against RFC 5322)
-// guessed like a body.
+// guessed like a body, from all of the value at once. Raw bytes inside an
+// encoded word are in the word's charset: Netscape 4 wrote Q words that
+// hold raw Latin-1 ("=?iso-8859-1?Q?Fr\xf6sche?="), as clients read them.
 func decodeHeader(v string) string {
-	if !utf8.ValidString(v) || hasHigh(v) {
-		v = decodeText([]byte(v), "")
+	if !hasHigh(v) {
+		return decodeWords(v, nil)
 	}
 	if !strings.Contains(v, "=?") {
-		return v
+		return decodeText([]byte(v), "")
 	}
-	if d, err := wordDecoder.DecodeHeader(v); err == nil {
-		return d
-	}
-	return v
+	enc, _ := charset.Detect([]byte(v))
+	return decodeWords(v, func(s string) string { return charset.DecodeAs([]byte(s), enc) })
 }
 
 func hasHigh(s string) bool {
@@ -128,6 +123,13 @@ func (e *encoder) text(s string) []byte {
 	if !e.iso {
 		return []byte(s)
 	}
+	// The encoder returns to ASCII before every ASCII byte, so before each
+	// line break: the whole text at once, when every character has a JIS
+	// code; else line by line, each with its replacements.
+	s = widenKana(s)
+	if out, _, err := transform.Bytes(japanese.ISO2022JP.NewEncoder(), []byte(s)); err == nil {
+		return out
+	}
 	var out []byte
 	for line := range strings.SplitAfterSeq(s, "\n") {
 		out = append(out, e.iso2022(line)...)
@@ -140,6 +142,7 @@ func (e *encoder) text(s string) []byte {
 // Japanese mail client reads), replacing what it lacks: the JIS variant
 // of a character, its compatibility decomposition, or else 〓.
 func (e *encoder) iso2022(s string) []byte {
+	s = widenKana(s)
 	if out, _, err := transform.Bytes(japanese.ISO2022JP.NewEncoder(), []byte(s)); err == nil {
 		return out
 	}
@@ -167,6 +170,41 @@ func (e *encoder) iso2022(s string) []byte {
 	return out
 }
 
+// widenKana turns half-width katakana into full width, composing the
+// voiced marks (ｶﾞ → ガ): RFC 1468 has no half-width katakana (the
+// encoder would write them as JIS X 0201 katakana, ESC ( I, which many
+// readers show as garbage), and CP50220 converts them the same way.
+func widenKana(s string) string {
+	// U+FF61..U+FF9F are EF BD A1..EF BE 9F in UTF-8.
+	if !strings.Contains(s, "\xef\xbd") && !strings.Contains(s, "\xef\xbe") {
+		return s
+	}
+	i := strings.IndexFunc(s, isHalfKana)
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.WriteString(s[:i])
+	s = s[i:]
+	for s != "" {
+		j := strings.IndexFunc(s, func(r rune) bool { return !isHalfKana(r) })
+		if j < 0 {
+			j = len(s)
+		}
+		b.WriteString(norm.NFKC.String(s[:j]))
+		s = s[j:]
+		k := strings.IndexFunc(s, isHalfKana)
+		if k < 0 {
+			k = len(s)
+		}
+		b.WriteString(s[:k])
+		s = s[k:]
+	}
+	return b.String()
+}
+
+func isHalfKana(r rune) bool { return r >= '\uFF61' && r <= '\uFF9F' }
+
 // jisVariants are the characters that decoders disagree on between JIS
 // and Windows mappings (the "wave dash problem"): text decoded elsewhere
 // holds the JIS form, which the Windows-compatible encoder lacks.
@@ -185,12 +223,30 @@ func representable(s string) bool {
 
 // header encodes a header value as RFC 2047 encoded words when it is not
 // plain ASCII.
-func (e *encoder) header(v string) string {
-	if !hasHigh(v) {
+func (e *encoder) header(v string) string { return e.headerForce(v, false) }
+
+// maxWord is the longest word headerForce leaves as it is: a longer one
+// (a URL) could not be folded within a line.
+const maxWord = 900
+
+// headerForce encodes a value as encoded words when it is not plain
+// ASCII, when force is set, or when it has a word too long to fold; the
+// words are short, so writeField can fold between them.
+func (e *encoder) headerForce(v string, force bool) string {
+	if !force && !hasHigh(v) && !longWord(v) {
 		return v
 	}
 	if !e.iso {
-		return mime.BEncoding.Encode("UTF-8", v)
+		var words []string
+		for len(v) > 0 {
+			n := min(len(v), 45)
+			for n < len(v) && !utf8.RuneStart(v[n]) {
+				n--
+			}
+			words = append(words, "=?UTF-8?B?"+base64.StdEncoding.EncodeToString([]byte(v[:n]))+"?=")
+			v = v[n:]
+		}
+		return strings.Join(words, " ")
 	}
 	// Each encoded word must hold whole characters and end in ASCII mode
 	// (RFC 1468), so the value is cut into short runs encoded on their own.
@@ -202,4 +258,77 @@ func (e *encoder) header(v string) string {
 		runes = runes[n:]
 	}
 	return strings.Join(words, " ")
+}
+
+func longWord(v string) bool {
+	for w := range strings.FieldsSeq(v) {
+		if len(w) > maxWord {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeUTF7 reads RFC 2152 UTF-7, which Outlook 2000 and Outlook Express
+// sent as charset=utf-7 and mail clients still read; neither x/text nor
+// go-message has a decoder for it. "+" starts base64 of UTF-16 code units,
+// the first byte outside the base64 alphabet ends it ("-" is absorbed),
+// "+-" is a plus sign. Bytes that are not 7-bit become U+FFFD.
+func decodeUTF7(raw []byte) string {
+	var b strings.Builder
+	var units []uint16
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '+' {
+			if c >= 0x80 {
+				b.WriteRune(utf8.RuneError)
+			} else {
+				b.WriteByte(c)
+			}
+			continue
+		}
+		i++
+		if i < len(raw) && raw[i] == '-' {
+			b.WriteByte('+')
+			continue
+		}
+		var acc uint32
+		bits := 0
+		units = units[:0]
+		for ; i < len(raw); i++ {
+			v := base64Value(raw[i])
+			if v < 0 {
+				break
+			}
+			acc, bits = acc<<6|uint32(v), bits+6
+			if bits >= 16 {
+				bits -= 16
+				units = append(units, uint16(acc>>bits))
+				acc &= 1<<bits - 1
+			}
+		}
+		b.WriteString(string(utf16.Decode(units)))
+		if i < len(raw) && raw[i] != '-' {
+			i-- // the byte that ended the base64 is text
+		}
+	}
+	return b.String()
+}
+
+// base64Value is the value of a byte of the base64 alphabet, -1 for
+// any other byte.
+func base64Value(c byte) int {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return int(c - 'A')
+	case c >= 'a' && c <= 'z':
+		return int(c-'a') + 26
+	case c >= '0' && c <= '9':
+		return int(c-'0') + 52
+	case c == '+':
+		return 62
+	case c == '/':
+		return 63
+	}
+	return -1
 }

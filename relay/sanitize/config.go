@@ -172,6 +172,18 @@ func (c Config) Applies(source rewrite.Source, client, route string) bool {
 	return false
 }
 
+// Selects reports whether a rule sanitizes mail from source and client
+// on some route.
+func (c Config) Selects(source rewrite.Source, client string) bool {
+	ip, _ := netip.ParseAddr(client)
+	for _, r := range c.Rules {
+		if src, _ := rewrite.ParseSource(r.Source); src == source && !inNetworks(ip, r.ExceptNetworks) {
+			return true
+		}
+	}
+	return false
+}
+
 // inNetworks reports whether ip is in one of the networks (validated).
 func inNetworks(ip netip.Addr, networks []string) bool {
 	if !ip.IsValid() {

@@ -3,9 +3,11 @@ package sanitize
 import (
 	"archive/zip"
 	"bytes"
+	"compress/zlib"
 	"encoding/base64"
 	"fmt"
 	"mime/quotedprintable"
+	"slices"
 	"strings"
 
 	"golang.org/x/text/encoding"
@@ -407,4 +409,35 @@ func qp(s string) string {
 	w.Write([]byte(s))
 	w.Close()
 	return b.String()
+}
+
+// pdfObjStm is a PDF whose one object sits in a Flate-compressed object
+// stream, where a plain scan of the file cannot see its names.
+func pdfObjStm(obj string) string {
+	var z bytes.Buffer
+	w := zlib.NewWriter(&z)
+	w.Write([]byte("1 0 " + obj))
+	w.Close()
+	return fmt.Sprintf("%%PDF-1.5\n2 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\r\n%s\r\nendstream\nendobj\n%%%%EOF\n", z.Len(), z.String())
+}
+
+// docxWith is a minimal Word package with extra parts.
+func docxWith(extra map[string]string) string {
+	var buf bytes.Buffer
+	z := zip.NewWriter(&buf)
+	parts := map[string]string{"[Content_Types].xml": "<Types/>", "word/document.xml": "<w:document><w:body><w:p><w:r><w:t>本文</w:t></w:r></w:p></w:body></w:document>"}
+	for k, v := range extra {
+		parts[k] = v
+	}
+	names := make([]string, 0, len(parts))
+	for k := range parts {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		w, _ := z.Create(n)
+		w.Write([]byte(parts[n]))
+	}
+	z.Close()
+	return buf.String()
 }

@@ -57,33 +57,64 @@ func (o *textOut) raw(s string, prefix string) {
 }
 
 // words writes text with runs of white space collapsed to one space.
+// HTML white space is ASCII only (an ideographic space, U+3000, is text
+// and stays); a no-break space counts as a space here.
 func (o *textOut) words(s, prefix string) {
-	s = strings.ReplaceAll(s, "\u00a0", " ")
 	if s == "" {
 		return
 	}
-	if strings.TrimLeft(s, htmlSpace) != s {
+	if n := htmlSpaceAt(s, 0); n > 0 {
 		o.space = true
 	}
-	// HTML white space is ASCII only: an ideographic space (U+3000) is
-	// text and stays.
-	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(htmlSpace, r) }) {
+	for i := 0; i < len(s); {
+		if n := htmlSpaceAt(s, i); n > 0 {
+			i += n
+			continue
+		}
+		j := i
+		for j < len(s) && htmlSpaceAt(s, j) == 0 {
+			j++
+		}
 		switch {
 		case o.nl > 0 || o.empty():
 			o.b.WriteString(prefix)
 		case o.space:
 			o.b.WriteByte(' ')
 		}
-		o.b.WriteString(w)
+		o.b.WriteString(s[i:j])
 		o.nl = 0
 		o.space = true
+		i = j
 	}
-	if strings.TrimRight(s, htmlSpace) == s {
+	if !endsInHTMLSpace(s) {
 		o.space = false
 	}
 }
 
-const htmlSpace = " \t\r\n\f"
+// htmlSpaceAt is the length of the white space at s[i]: an ASCII space,
+// tab, line break or form feed, or a no-break space; 0 for none.
+func htmlSpaceAt(s string, i int) int {
+	switch s[i] {
+	case ' ', '\t', '\r', '\n', '\f':
+		return 1
+	case 0xc2:
+		if i+1 < len(s) && s[i+1] == 0xa0 {
+			return 2
+		}
+	}
+	return 0
+}
+
+func endsInHTMLSpace(s string) bool {
+	n := len(s)
+	switch {
+	case n >= 1 && htmlSpaceAt(s, n-1) == 1:
+		return true
+	case n >= 2 && s[n-2] == 0xc2 && s[n-1] == 0xa0:
+		return true
+	}
+	return false
+}
 
 type tableState struct {
 	rows  [][]*textOut
@@ -104,182 +135,250 @@ type linkState struct {
 // htmlToText renders HTML as readable plain text: paragraphs separated by
 // blank lines, lists with bullets or numbers, data tables as aligned
 // columns (layout tables, which newsletters nest deeply, as plain blocks),
-// links shown per style, images by their alt text. Script, style and head
-// content never shows.
+// links shown per style, images by their alt text. The document is built
+// by the HTML5 tree builder, as a browser (and so a mail client) builds
+// it: end tags HTML5 lets a writer omit (</head>, </p>, </td>, </object>)
+// are implied, <noscript> shows (scripting is off, as in every mail
+// client), and only the body is rendered. Script, style and the head never
+// show.
 func htmlToText(src string, links string) string {
-	z := html.NewTokenizer(strings.NewReader(src))
-	root := &textOut{}
-	out := root
-	var (
-		skip   int
-		pre    int
-		quote  int
-		lists  []listState
-		tables []*tableState
-		anchor []linkState
-	)
-	prefix := func() string {
-		p := strings.Repeat("> ", quote)
-		if len(lists) > 1 {
-			p += strings.Repeat("  ", len(lists)-1)
-		}
-		return p
+	doc := parseHTML(src)
+	if tag, ok := runaway(doc, src); ok {
+		// A <title>, <textarea> or <style> never closed swallows the rest
+		// of the document as its text, and a browser shows nothing; the
+		// text is what the sender meant to show, so the tag is read as an
+		// ordinary element instead.
+		doc = parseHTML(neutralize(src, tag))
 	}
-	for {
-		tt := z.Next()
-		if tt == html.ErrorToken {
-			break
-		}
-		tok := z.Token()
-		a := tok.DataAtom
-		switch tt {
-		case html.TextToken:
-			if skip > 0 {
-				continue
-			}
-			if pre > 0 {
-				out.raw(tok.Data, prefix())
-			} else {
-				out.words(tok.Data, prefix())
-			}
-			continue
-		case html.StartTagToken, html.SelfClosingTagToken:
-			if skipped(a) {
-				if tt == html.StartTagToken {
-					skip++
-				}
-				continue
-			}
-			if skip > 0 {
-				continue
-			}
-			switch a {
-			case atom.Br:
-				out.b.WriteByte('\n')
-				out.nl++
-				out.space = false
-			case atom.P, atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
-				out.breakLines(2)
-			case atom.Pre:
-				out.breakLines(2)
-				pre++
-			case atom.Blockquote:
-				out.breakLines(2)
-				quote++
-			case atom.Ul, atom.Ol:
-				// A list stands apart like a paragraph; a nested one
-				// continues its item.
-				out.breakLines(2 - min(len(lists), 1))
-				lists = append(lists, listState{ordered: a == atom.Ol})
-			case atom.Li:
-				out.breakLines(1)
-				mark, space := "・", false
-				if n := len(lists); n > 0 {
-					lists[n-1].n++
-					if lists[n-1].ordered {
-						mark, space = strconv.Itoa(lists[n-1].n)+".", true
-					}
-				}
-				out.words(mark, prefix())
-				out.space = space
-			case atom.Hr:
-				out.breakLines(1)
-				out.words("――――――――――", prefix())
-				out.breakLines(1)
-			case atom.Img:
-				if alt := strings.TrimSpace(attr(tok, "alt")); alt != "" {
-					out.words("[画像: "+alt+"]", prefix())
-				}
-			case atom.A:
-				anchor = append(anchor, linkState{href: strings.TrimSpace(attr(tok, "href")), out: out, start: out.b.Len()})
-			case atom.Table:
-				tables = append(tables, &tableState{outer: out})
-			case atom.Tr:
-				if n := len(tables); n > 0 {
-					tables[n-1].rows = append(tables[n-1].rows, nil)
-				}
-			case atom.Td, atom.Th:
-				if n := len(tables); n > 0 {
-					t := tables[n-1]
-					if len(t.rows) == 0 {
-						t.rows = append(t.rows, nil)
-					}
-					cell := &textOut{}
-					t.rows[len(t.rows)-1] = append(t.rows[len(t.rows)-1], cell)
-					out = cell
-				}
-			default:
-				if blockTag(a) {
-					out.breakLines(1)
-				}
-			}
-		case html.EndTagToken:
-			if skipped(a) {
-				if skip > 0 {
-					skip--
-				}
-				continue
-			}
-			if skip > 0 {
-				continue
-			}
-			switch a {
-			case atom.P, atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
-				out.breakLines(2)
-			case atom.Pre:
-				if pre > 0 {
-					pre--
-				}
-				out.breakLines(2)
-			case atom.Blockquote:
-				if quote > 0 {
-					quote--
-				}
-				out.breakLines(2)
-			case atom.Ul, atom.Ol:
-				if len(lists) > 0 {
-					lists = lists[:len(lists)-1]
-				}
-				out.breakLines(2 - min(len(lists), 1))
-			case atom.A:
-				if n := len(anchor); n > 0 {
-					l := anchor[n-1]
-					anchor = anchor[:n-1]
-					if l.out == out {
-						text := out.b.String()[min(l.start, out.b.Len()):]
-						if t := linkTarget(l.href, text, links); t != "" {
-							out.space = true
-							out.words(t, prefix())
-						}
-					}
-				}
-			case atom.Td, atom.Th:
-				if n := len(tables); n > 0 {
-					out = tables[n-1].outer
-				}
-			case atom.Table:
-				if n := len(tables); n > 0 {
-					t := tables[n-1]
-					tables = tables[:n-1]
-					out = t.outer
-					renderTable(out, t.rows, prefix())
-				}
-			default:
-				if blockTag(a) {
-					out.breakLines(1)
-				}
-			}
-		}
-	}
-	// Unclosed tables still show their cells.
-	for i := len(tables) - 1; i >= 0; i-- {
-		renderTable(tables[i].outer, tables[i].rows, prefix())
-	}
-	return tidy(root.b.String())
+	r := &htmlRenderer{links: links, root: &textOut{}}
+	r.out = r.root
+	r.walk(doc)
+	return tidy(r.root.b.String())
 }
 
-func attr(t html.Token, key string) string {
-	for _, a := range t.Attr {
+func parseHTML(src string) *html.Node {
+	doc, err := html.ParseWithOptions(strings.NewReader(src), html.ParseOptionEnableScripting(false))
+	if err != nil {
+		// Only a failing reader fails the parser; a string does not.
+		return &html.Node{Type: html.DocumentNode}
+	}
+	return doc
+}
+
+// runaway finds an RCDATA or raw text element that ran to the end of the
+// document.
+func runaway(doc *html.Node, src string) (string, bool) {
+	var found string
+	var visit func(n *html.Node)
+	visit = func(n *html.Node) {
+		for c := n.FirstChild; c != nil && found == ""; c = c.NextSibling {
+			if c.Type == html.ElementNode && (c.DataAtom == atom.Title || c.DataAtom == atom.Textarea || c.DataAtom == atom.Style) {
+				if t := c.FirstChild; t != nil && t.Type == html.TextNode && strings.Contains(t.Data, "<") &&
+					!containsFold(src, "</"+c.Data) {
+					found = c.Data
+				}
+				continue
+			}
+			if c.Type == html.ElementNode && (c.DataAtom == atom.Html || c.DataAtom == atom.Head || c.DataAtom == atom.Body) || c.Type == html.DocumentNode {
+				visit(c)
+			}
+		}
+	}
+	visit(doc)
+	return found, found != ""
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), sub)
+}
+
+// neutralize renames the first start tag of an element so the tree
+// builder reads it as an ordinary one.
+func neutralize(src, tag string) string {
+	i := strings.Index(strings.ToLower(src), "<"+tag)
+	if i < 0 {
+		return src
+	}
+	return src[:i+1] + "x-" + src[i+1:]
+}
+
+type htmlRenderer struct {
+	links  string
+	root   *textOut
+	out    *textOut
+	pre    int
+	quote  int
+	lists  []listState
+	tables []*tableState
+	anchor []linkState
+
+	prefixFor  [2]int
+	prefixText string
+}
+
+// prefix is what starts each line at the current depth of quotes and
+// lists; it is made again only when the depth changes.
+func (r *htmlRenderer) prefix() string {
+	depth := [2]int{r.quote, max(len(r.lists)-1, 0)}
+	if depth != r.prefixFor {
+		r.prefixFor = depth
+		r.prefixText = strings.Repeat("> ", depth[0]) + strings.Repeat("  ", depth[1])
+	}
+	return r.prefixText
+}
+
+// walk renders the document depth first without recursion: a mail's
+// HTML may nest tens of thousands of elements.
+func (r *htmlRenderer) walk(doc *html.Node) {
+	type frame struct {
+		n    *html.Node
+		exit bool
+	}
+	stack := []frame{{n: doc}}
+	for len(stack) > 0 {
+		f := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		n := f.n
+		if f.exit {
+			r.end(n)
+			continue
+		}
+		switch n.Type {
+		case html.TextNode:
+			if r.pre > 0 {
+				r.out.raw(n.Data, r.prefix())
+			} else {
+				r.out.words(n.Data, r.prefix())
+			}
+			continue
+		case html.ElementNode:
+			if n.Namespace != "" || skipped(n.DataAtom) {
+				continue
+			}
+			r.start(n)
+			stack = append(stack, frame{n: n, exit: true})
+		case html.DocumentNode:
+		default:
+			continue
+		}
+		for c := n.LastChild; c != nil; c = c.PrevSibling {
+			stack = append(stack, frame{n: c})
+		}
+	}
+}
+
+func (r *htmlRenderer) start(n *html.Node) {
+	out := r.out
+	switch a := n.DataAtom; a {
+	case atom.Br:
+		out.b.WriteByte('\n')
+		out.nl++
+		out.space = false
+	case atom.P, atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
+		out.breakLines(2)
+	case atom.Pre, atom.Xmp, atom.Listing, atom.Plaintext:
+		out.breakLines(2)
+		r.pre++
+	case atom.Blockquote:
+		out.breakLines(2)
+		r.quote++
+	case atom.Ul, atom.Ol:
+		// A list stands apart like a paragraph; a nested one continues
+		// its item.
+		out.breakLines(2 - min(len(r.lists), 1))
+		r.lists = append(r.lists, listState{ordered: a == atom.Ol})
+	case atom.Li:
+		out.breakLines(1)
+		mark, space := "・", false
+		if n := len(r.lists); n > 0 {
+			r.lists[n-1].n++
+			if r.lists[n-1].ordered {
+				mark, space = strconv.Itoa(r.lists[n-1].n)+".", true
+			}
+		}
+		out.words(mark, r.prefix())
+		out.space = space
+	case atom.Hr:
+		out.breakLines(1)
+		out.words("――――――――――", r.prefix())
+		out.breakLines(1)
+	case atom.Img:
+		if alt := strings.TrimSpace(attr(n, "alt")); alt != "" {
+			out.words("[画像: "+alt+"]", r.prefix())
+		}
+	case atom.A:
+		r.anchor = append(r.anchor, linkState{href: strings.TrimSpace(attr(n, "href")), out: out, start: out.b.Len()})
+	case atom.Table:
+		r.tables = append(r.tables, &tableState{outer: out})
+	case atom.Tr:
+		if k := len(r.tables); k > 0 {
+			r.tables[k-1].rows = append(r.tables[k-1].rows, nil)
+		}
+	case atom.Td, atom.Th:
+		if k := len(r.tables); k > 0 {
+			t := r.tables[k-1]
+			if len(t.rows) == 0 {
+				t.rows = append(t.rows, nil)
+			}
+			cell := &textOut{}
+			t.rows[len(t.rows)-1] = append(t.rows[len(t.rows)-1], cell)
+			r.out = cell
+		}
+	default:
+		if blockTag(a) {
+			out.breakLines(1)
+		}
+	}
+}
+
+func (r *htmlRenderer) end(n *html.Node) {
+	out := r.out
+	switch a := n.DataAtom; a {
+	case atom.P, atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6:
+		out.breakLines(2)
+	case atom.Pre, atom.Xmp, atom.Listing, atom.Plaintext:
+		r.pre = max(r.pre-1, 0)
+		out.breakLines(2)
+	case atom.Blockquote:
+		r.quote = max(r.quote-1, 0)
+		out.breakLines(2)
+	case atom.Ul, atom.Ol:
+		if len(r.lists) > 0 {
+			r.lists = r.lists[:len(r.lists)-1]
+		}
+		out.breakLines(2 - min(len(r.lists), 1))
+	case atom.A:
+		if k := len(r.anchor); k > 0 {
+			l := r.anchor[k-1]
+			r.anchor = r.anchor[:k-1]
+			if l.out == out {
+				text := out.b.String()[min(l.start, out.b.Len()):]
+				if t := linkTarget(l.href, text, r.links); t != "" {
+					out.space = true
+					out.words(t, r.prefix())
+				}
+			}
+		}
+	case atom.Td, atom.Th:
+		if k := len(r.tables); k > 0 {
+			r.out = r.tables[k-1].outer
+		}
+	case atom.Table:
+		if k := len(r.tables); k > 0 {
+			t := r.tables[k-1]
+			r.tables = r.tables[:k-1]
+			r.out = t.outer
+			renderTable(r.out, t.rows, r.prefix())
+		}
+	default:
+		if blockTag(a) {
+			out.breakLines(1)
+		}
+	}
+}
+
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
 		if a.Key == key {
 			return a.Val
 		}
@@ -287,10 +386,12 @@ func attr(t html.Token, key string) string {
 	return ""
 }
 
+// skipped elements never show: scripts, styles, the head's, embedded
+// documents and media, form controls' option lists.
 func skipped(a atom.Atom) bool {
 	switch a {
-	case atom.Script, atom.Style, atom.Head, atom.Title, atom.Noscript, atom.Template,
-		atom.Svg, atom.Math, atom.Object, atom.Iframe, atom.Select, atom.Textarea:
+	case atom.Script, atom.Style, atom.Head, atom.Title, atom.Template, atom.Svg, atom.Math,
+		atom.Iframe, atom.Frame, atom.Frameset, atom.Noframes, atom.Noembed, atom.Param, atom.Select, atom.Meta, atom.Link:
 		return true
 	}
 	return false
@@ -411,6 +512,10 @@ func renderTable(out *textOut, rows [][]*textOut, prefix string) {
 func displayWidth(s string) int {
 	n := 0
 	for _, r := range s {
+		if r < 0x1100 { // nothing wide comes before Hangul Jamo
+			n++
+			continue
+		}
 		switch width.LookupRune(r).Kind() {
 		case width.EastAsianWide, width.EastAsianFullwidth:
 			n += 2
@@ -423,20 +528,23 @@ func displayWidth(s string) int {
 
 // tidy trims trailing spaces and keeps at most one blank line in a row.
 func tidy(s string) string {
-	lines := strings.Split(s, "\n")
-	out := lines[:0]
-	blank := 0
-	for _, l := range lines {
-		l = strings.TrimRight(l, " \t")
+	var b strings.Builder
+	b.Grow(len(s))
+	blank, started := 0, false
+	for line := range strings.SplitSeq(s, "\n") {
+		l := strings.TrimRight(line, " \t")
 		if l == "" {
 			blank++
-			if blank > 1 {
-				continue
-			}
-		} else {
-			blank = 0
+			continue
 		}
-		out = append(out, l)
+		if started {
+			b.WriteByte('\n')
+			if blank > 0 {
+				b.WriteByte('\n')
+			}
+		}
+		b.WriteString(l)
+		started, blank = true, 0
 	}
-	return strings.Trim(strings.Join(out, "\n"), "\n")
+	return b.String()
 }

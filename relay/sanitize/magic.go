@@ -5,9 +5,8 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
-	"github.com/sekisho/sekisho/accounts/charset"
+	"github.com/gabriel-vasile/mimetype"
 )
 
 // Media types the sniffer reports beyond the usual ones. A macro-enabled
@@ -28,30 +27,8 @@ const (
 	TypeEncrypted = "application/x-encrypted-zip" // a password ZIP (PPAP): its content cannot be checked
 )
 
-// magics are checked in order against the first bytes of the content.
-var magics = []struct {
-	prefix string
-	typ    string
-}{
-	{"%PDF-", "application/pdf"},
-	{"\x89PNG\r\n\x1a\n", "image/png"},
-	{"\xff\xd8\xff", "image/jpeg"},
-	{"GIF87a", "image/gif"},
-	{"GIF89a", "image/gif"},
-	{"II*\x00", "image/tiff"},
-	{"MM\x00*", "image/tiff"},
-	{"BM", "image/bmp"},
-	{"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", TypeOLE},
-	{"\x78\x9f\x3e\x22", TypeTNEF},
-	{"MZ", TypeExe},
-	{"\x7fELF", "application/x-executable"},
-	{"Rar!\x1a\x07", "application/vnd.rar"},
-	{"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"},
-	{"\x1f\x8b", "application/gzip"},
-	{"{\\rtf", "application/rtf"},
-	{"PK\x03\x04", TypeZip},
-	{"PK\x05\x06", TypeZip},
-}
+// tnefMagic starts winmail.dat, which mimetype does not know.
+const tnefMagic = "\x78\x9f\x3e\x22"
 
 // sniffer watches an attachment's decoded bytes as they stream past: it
 // keeps the head for the magic bytes, counts the size and looks for the
@@ -67,7 +44,8 @@ type sniffer struct {
 	encrypted bool
 }
 
-const sniffHead = 512
+// sniffHead is what mimetype reads.
+const sniffHead = 4096
 
 var zipNames = []string{"vbaProject.bin", "xl/workbook", "word/document", "ppt/presentation"}
 
@@ -127,36 +105,56 @@ func (s *sniffer) scanChunk(buf []byte) {
 	}
 }
 
-// detected returns the media type the content really has.
+// detected returns the media type the content really has: what
+// mimetype finds in the head, named as the allow list names it, and for a
+// ZIP what the entry names seen in the whole stream say (an Office file,
+// one with macros, an encrypted archive).
 func (s *sniffer) detected() string {
-	for _, m := range magics {
-		if bytes.HasPrefix(s.head, []byte(m.prefix)) {
-			if m.typ == TypeZip {
-				return s.zipType()
-			}
-			return m.typ
-		}
-	}
 	if len(s.head) == 0 {
 		return "application/x-empty"
 	}
-	if bytes.IndexByte(s.head, 0) >= 0 {
-		return TypeOctet
+	if bytes.HasPrefix(s.head, []byte(tnefMagic)) {
+		return TypeTNEF
 	}
-	h := s.head
-	// The head may end inside a character.
-	for i := 0; i < 3 && len(h) > 0 && !utf8.Valid(h); i++ {
-		h = h[:len(h)-1]
-	}
-	if enc, _ := charset.Detect(s.head); utf8.Valid(h) || enc != charset.UTF8 {
-		lower := strings.ToLower(string(h[:min(len(h), 256)]))
-		if strings.Contains(lower, "<html") || strings.Contains(lower, "<!doctype html") || strings.Contains(lower, "<script") {
-			return "text/html"
+	m := mimetype.Detect(s.head)
+	for t := m; t != nil; t = t.Parent() {
+		switch t.String() {
+		case "application/zip":
+			if z := s.zipType(); z != TypeZip || m == t || isOOXML(m.String()) {
+				return z
+			}
+			return mediaType(m.String()) // a Java archive, OpenDocument, EPUB…
+		case "application/x-ole-storage":
+			return TypeOLE
+		case "application/vnd.microsoft.portable-executable":
+			return TypeExe
+		case "application/x-elf":
+			return "application/x-executable"
+		case "text/rtf":
+			return "application/rtf"
+		case "text/csv", "text/tab-separated-values":
+			return "text/plain"
 		}
-		return "text/plain"
 	}
-	return TypeOctet
+	if bytes.HasPrefix(s.head, []byte("MZ")) {
+		return TypeExe // a DOS program, or a PE mimetype could not see whole
+	}
+	return mediaType(m.String())
 }
+
+// mediaType drops a type's parameters ("text/plain; charset=utf-8").
+func mediaType(t string) string {
+	if i := strings.IndexByte(t, ';'); i >= 0 {
+		return strings.TrimSpace(t[:i])
+	}
+	return t
+}
+
+func isOOXML(t string) bool {
+	return t == TypeXLSX || t == TypeDOCX || t == TypePPTX
+}
+
+func (s *sniffer) isZip() bool { return bytes.HasPrefix(s.head, []byte("PK")) }
 
 func (s *sniffer) zipType() string {
 	switch {

@@ -20,8 +20,9 @@ func (wk *walker) notice() string {
 	b.WriteString("このメールはインターネットから届いたため、安全のため加工しました。\n")
 	b.WriteString("This message came from the internet and was made safe before delivery.\n")
 	if r.Unparseable {
-		b.WriteString("・メールの形式が壊れているため、本文と添付ファイルを表示できません。\n")
-		b.WriteString("  The message is malformed; its text and attachments are withheld.\n")
+		b.WriteString("・メールとして読める部分がないため、本文と添付ファイルを表示できません。\n")
+		b.WriteString("  Nothing of this message can be shown; its content is withheld.\n")
+		b.WriteString("  理由 / Why: " + r.ParseError + "\n")
 	}
 	if r.HTMLConverted {
 		b.WriteString("・HTML形式の本文をテキストに変換しました。\n")
@@ -31,6 +32,16 @@ func (wk *walker) notice() string {
 		b.WriteString(fmt.Sprintf("・文字コードの都合で表示できない文字 %d 個を〓に置き換えました。\n", r.Replaced))
 		b.WriteString(fmt.Sprintf("  %d characters the charset cannot show were replaced by 〓.\n", r.Replaced))
 	}
+	if r.Unread > 0 {
+		b.WriteString(fmt.Sprintf("・添付などの部分が多すぎるため、%d 個を読まずに除きました。\n", r.Unread))
+		b.WriteString(fmt.Sprintf("  %d parts past the limit of %d were left out unread.\n", r.Unread, maxParts))
+	}
+	if len(r.HeaderDropped) > 0 {
+		b.WriteString("・メールのヘッダが長すぎるため、次の項目を除きました / These header fields were left out:\n")
+		for _, d := range r.HeaderDropped {
+			b.WriteString("  " + wk.shown(d, 100) + "\n")
+		}
+	}
 	if r.Truncated {
 		b.WriteString("・本文が長すぎるため、途中で切りました。\n")
 		b.WriteString("  The text was too long and was cut.\n")
@@ -38,13 +49,13 @@ func (wk *walker) notice() string {
 	if len(r.Removed) > 0 {
 		b.WriteString("・次の添付ファイルを削除しました / These attachments were removed:\n")
 		for i, a := range r.Removed {
-			b.WriteString(fmt.Sprintf("  %d. %s (%s, %s)\n", i+1, displayName(a), sizeText(a.Size), typeText(a)))
+			b.WriteString(fmt.Sprintf("  %d. %s (%s, %s)\n", i+1, wk.displayName(a), sizeText(a.Size), wk.typeText(a)))
 		}
 	}
 	if len(r.Kept) > 0 {
 		b.WriteString("・次の添付ファイルは許可された形式のため残しました / These attachments were kept:\n")
 		for i, a := range r.Kept {
-			b.WriteString(fmt.Sprintf("  %d. %s (%s, %s)\n", i+1, displayName(a), sizeText(a.Size), a.Detected))
+			b.WriteString(fmt.Sprintf("  %d. %s (%s, %s)\n", i+1, wk.displayName(a), sizeText(a.Size), wk.shown(a.Detected, 80)))
 		}
 	}
 	if r.Changed() && wk.o.ReleaseID != "" {
@@ -63,8 +74,16 @@ func (wk *walker) notice() string {
 	return b.String()
 }
 
-func displayName(a Attachment) string {
-	name := a.Name
+// shown is a value from the message as the notice may carry it: one
+// line, no control or bidirectional characters, capped, links defanged
+// (whatever relay.sanitize.links says: the notice is ours, and nothing in
+// it may be a link the sender chose).
+func (wk *walker) shown(v string, n int) string {
+	return defangText(capText(cleanText(v), n))
+}
+
+func (wk *walker) displayName(a Attachment) string {
+	name := wk.shown(a.Name, maxNameRunes)
 	if name == "" {
 		name = "(名前なし / no name)"
 	}
@@ -87,13 +106,13 @@ func sizeText(n int64) string {
 
 // typeText gives the detected type, and the declared one when it differs
 // (a mismatch is worth knowing: it is how malware hides).
-func typeText(a Attachment) string {
-	s := a.Detected
+func (wk *walker) typeText(a Attachment) string {
+	s := wk.shown(a.Detected, 80)
 	if a.Declared != "" && !strings.EqualFold(a.Declared, a.Detected) {
-		s += ", 申告 / declared " + a.Declared
+		s += ", 申告 / declared " + wk.shown(a.Declared, 80)
 	}
 	if a.Reason != "" {
-		s += "; " + a.Reason
+		s += "; " + wk.shown(a.Reason, 200)
 	}
 	return s
 }

@@ -43,19 +43,23 @@ type Copy struct {
 	// Made is true when this call sanitized the message (false when an
 	// earlier attempt's copy is sent again, or for a released original);
 	// Result and ReleaseID are then worth a log line.
-	Made      bool
-	Released  bool
-	Result    string // "unchanged" or the report's summary
+	Made     bool
+	Released bool
+	// Result says what was done, first in one word (Report.Result, or
+	// "released"), then the report's summary.
+	Result    string
 	ReleaseID string
 }
 
 // Outgoing is the runner's step: for a group of recipients of message m
-// whose route and source the stage selects, it returns what to send
-// instead of view (the stored message with the route's delivery-time
-// rewrite). A released original is returned as view, unchanged. stored
-// opens the message as the spool holds it. On an error nothing may be sent
-// and the recipients are deferred.
-func (s *Stage) Outgoing(m queue.Message, route string, stored, view func() (io.ReadCloser, error)) (Copy, error) {
+// (rcpts, indexes into its envelope's) whose route and source the stage
+// selects, it returns what to send instead of view (the stored message
+// with the route's delivery-time rewrite). A released original is
+// returned as view, unchanged. stored opens the message as the spool
+// holds it. On an error nothing may be sent and the recipients are
+// deferred. The original is kept for the group's recipients, less the
+// archive copies: they are who a release goes to.
+func (s *Stage) Outgoing(m queue.Message, route string, rcpts []int, stored, view func() (io.ReadCloser, error)) (Copy, error) {
 	p := s.outgoingPath(m.ID, route)
 	if fi, err := os.Stat(p); err == nil {
 		return Copy{Open: openFile(p), Size: fi.Size()}, nil
@@ -71,14 +75,14 @@ func (s *Stage) Outgoing(m queue.Message, route string, stored, view func() (io.
 	// attempt starts again.
 	err := safeio.WriteFileFunc(p, 0o600, func(w io.Writer) error {
 		var err error
-		res, err = s.Apply(m.Envelope, route, stored, view, w)
+		res, err = s.Apply(s.asked(m.Envelope, rcpts), route, stored, view, w)
 		if err == nil && res.Released {
 			return errReleased
 		}
 		return err
 	})
 	if errors.Is(err, errReleased) {
-		return Copy{Open: view, Size: m.Envelope.Size, Released: true, Result: "released original, delivered as stored"}, nil
+		return Copy{Open: view, Size: m.Envelope.Size, Released: true, Result: "released: the original, delivered as stored"}, nil
 	}
 	// A copy whose folder fsync failed is in place, and its original is
 	// kept: send it (a crash could lose the copy, and the next attempt
@@ -90,11 +94,27 @@ func (s *Stage) Outgoing(m queue.Message, route string, stored, view func() (io.
 	if err != nil {
 		return Copy{}, err
 	}
-	c := Copy{Open: openFile(p), Size: fi.Size(), Made: true, Result: "unchanged", ReleaseID: res.ReleaseID}
-	if res.Report != nil && res.Report.Changed() {
-		c.Result = res.Report.Summary(res.ReleaseID)
+	c := Copy{Open: openFile(p), Size: fi.Size(), Made: true, ReleaseID: res.ReleaseID}
+	if res.Report != nil {
+		c.Result = res.Report.Result() + ": " + res.Report.Summary(res.ReleaseID)
 	}
 	return c, nil
+}
+
+// asked is the envelope with only the group's recipients that the sender
+// asked for: not the archive copies relay.archive added.
+func (s *Stage) asked(env queue.Envelope, rcpts []int) queue.Envelope {
+	all := env.Rcpts
+	env.Rcpts = nil
+	for _, i := range rcpts {
+		if i < 0 || i >= len(all) {
+			continue
+		}
+		if r := all[i]; !slices.ContainsFunc(s.archive, func(a string) bool { return strings.EqualFold(a, r.Addr) }) {
+			env.Rcpts = append(env.Rcpts, r)
+		}
+	}
+	return env
 }
 
 func openFile(p string) func() (io.ReadCloser, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sekisho/sekisho/accounts/safeio"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -45,7 +46,7 @@ func BenchmarkSanitizeDeliveryStep(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.Rules = []Rule{{Source: "internet"}}
 	cfg.Quarantine.Dir = b.TempDir()
-	st, err := NewStage(cfg)
+	st, err := NewStage(cfg, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -70,4 +71,63 @@ func BenchmarkSanitizeDeliveryStep(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A release goes to the recipients of the sanitized copy that the sender
+// asked for: not to the archive copy relay.archive added, not to the
+// recipients on other routes. The log's result says what was done.
+func TestOutgoingReleaseRecipientsAndResult(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Rules = []Rule{{Source: "internet", Routes: []string{"inner"}}}
+	cfg.Quarantine.Dir = filepath.Join(t.TempDir(), "quarantine")
+	st, err := NewStage(cfg, []string{"Archive@city.example.lg.jp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := os.ReadFile("testdata/corpus/outlook_sjis_html_pdf_xlsm.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(orig))), nil }
+	m := queue.Message{ID: queue.ID(1), Envelope: queue.Envelope{From: "a@example.com", Source: rewrite.SourceInternet,
+		Rcpts: []queue.Recipient{{Addr: "soumu@city.example.lg.jp"}, {Addr: "someone@example.net"}, {Addr: "archive@city.example.lg.jp", Notify: "NEVER"}}}}
+	c, err := st.Outgoing(m, "inner", []int{0, 2}, open, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(c.Result, "sanitized: attachments removed=3") || c.ReleaseID == "" {
+		t.Errorf("Result %q, release ID %q", c.Result, c.ReleaseID)
+	}
+	store, err := quarantine.Open(cfg.Quarantine.Dir, cfg.Quarantine.Retention)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := store.Release(c.ReleaseID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rel.Envelope.Rcpts) != 1 || rel.Envelope.Rcpts[0].Addr != "soumu@city.example.lg.jp" {
+		t.Errorf("release goes to %+v, want only soumu@", rel.Envelope.Rcpts)
+	}
+
+	// A plain message is rewritten all the same (our MIME, base64 text):
+	// the log says so, not "unchanged".
+	plain := []byte("From: a@example.com\r\nSubject: hi\r\n\r\nhello\r\n")
+	m.ID = queue.ID(2)
+	c, err = st.Outgoing(m, "inner", []int{0}, func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(plain))), nil }, nil)
+	if err != nil || !strings.HasPrefix(c.Result, "re-encoded: ") || c.ReleaseID != "" {
+		t.Errorf("plain message: %+v, %v", c, err)
+	}
+	// Kept only for an archive copy: a release must name its recipients.
+	m.ID = queue.ID(3)
+	c, err = st.Outgoing(m, "inner", []int{2}, open, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Release(c.ReleaseID, nil); err == nil || !strings.Contains(err.Error(), "name the recipients") {
+		t.Errorf("release of an archive-only original: %v", err)
+	}
+	if rel, err := store.Release(c.ReleaseID, []string{"x@city.example.lg.jp"}); err != nil || len(rel.Envelope.Rcpts) != 1 {
+		t.Errorf("release with --to: %+v, %v", rel.Envelope.Rcpts, err)
+	}
 }

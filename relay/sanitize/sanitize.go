@@ -6,15 +6,11 @@
 package sanitize
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
-
-	"github.com/emersion/go-message/textproto"
 )
 
 // Options say how to sanitize. The zero value removes every attachment and
@@ -38,23 +34,30 @@ type Options struct {
 	TempDir string
 }
 
-// Limits of the walker: deeper nesting or more parts than this is not a
-// real message and is treated as unparseable.
+// Limits of the walker. Parts nested deeper are removed unread, parts
+// past the count are skipped and counted: no real message comes near
+// either, and neither withholds the rest.
 const (
 	maxDepth       = 16
 	maxParts       = 1000
 	defaultMaxText = 4 << 20
 )
 
-// Attachment is one part that was removed or kept.
+// Attachment is one part that was removed or kept, and why.
 type Attachment struct {
-	Path     string `json:"path"` // MIME part number: "2", "1.3"
-	Name     string `json:"name"`
+	Path     string `json:"path"`     // MIME part number: "2", "1.3"
+	Name     string `json:"name"`     // decoded, made safe (safeName): what the recipient sees
 	Size     int64  `json:"size"`     // decoded bytes
 	Declared string `json:"declared"` // the Content-Type the sender gave
 	Detected string `json:"detected"` // the type its content has
-	Reason   string `json:"reason,omitempty"`
-	Inline   bool   `json:"inline,omitempty"` // an image shown in the HTML body
+	// Reason says why it was removed, Code the same for a program
+	// (CodeNotAllowed, CodeActive, ...); both empty for a kept one.
+	Reason string `json:"reason,omitempty"`
+	Code   string `json:"code,omitempty"`
+	// Findings are the active content an allowed type held (CodeActive):
+	// "JavaScript", "macros", "remote template"...
+	Findings []string `json:"findings,omitempty"`
+	Inline   bool     `json:"inline,omitempty"` // an image shown in the HTML body
 }
 
 // Report says what was done.
@@ -64,23 +67,45 @@ type Report struct {
 	Removed          []Attachment `json:"removed,omitempty"`
 	Kept             []Attachment `json:"kept,omitempty"`
 	SignatureRemoved bool         `json:"signature_removed,omitempty"`
-	Unparseable      bool         `json:"unparseable,omitempty"`
-	ParseError       string       `json:"parse_error,omitempty"`
-	Truncated        bool         `json:"truncated,omitempty"`
-	Replaced         int          `json:"replaced,omitempty"` // characters the output charset could not hold (shown as 〓)
+	// Unparseable: nothing of the message could be shown (no header and
+	// no text); ParseError says why. Only a notice was delivered.
+	Unparseable bool   `json:"unparseable,omitempty"`
+	ParseError  string `json:"parse_error,omitempty"`
+	Truncated   bool   `json:"truncated,omitempty"`
+	Replaced    int    `json:"replaced,omitempty"` // characters the output charset could not hold (shown as 〓)
+	// Unread counts the parts past the walker's limit, skipped unread.
+	Unread int `json:"unread_parts,omitempty"`
+	// HeaderDropped names the header fields left out, and why: over the
+	// caps on reading, or a line over 998 octets that cannot be folded.
+	HeaderDropped []string `json:"header_dropped,omitempty"`
 }
 
 // Changed reports whether the message lost anything a recipient might want
 // back, so its original belongs in the quarantine.
 func (r *Report) Changed() bool {
-	return r.HTMLConverted || len(r.Removed) > 0 || r.SignatureRemoved || r.Unparseable || r.Truncated || r.Replaced > 0
+	return r.HTMLConverted || len(r.Removed) > 0 || r.SignatureRemoved || r.Unparseable || r.Truncated ||
+		r.Replaced > 0 || r.Unread > 0 || len(r.HeaderDropped) > 0
+}
+
+// Result says in one word what was done: "withheld" (only a notice was
+// delivered), "sanitized" (something was removed or converted; the
+// original is kept) or "re-encoded" (nothing was lost, but the message
+// was written again as text in our own MIME structure).
+func (r *Report) Result() string {
+	switch {
+	case r.Unparseable:
+		return "withheld"
+	case r.Changed():
+		return "sanitized"
+	}
+	return "re-encoded"
 }
 
 // Summary is the value of X-Sekisho-Sanitized: ASCII, one line.
 func (r *Report) Summary(releaseID string) string {
 	var parts []string
 	if r.Unparseable {
-		parts = append(parts, "unparseable; body withheld")
+		parts = append(parts, "withheld: "+r.ParseError)
 	}
 	if r.HTMLConverted {
 		parts = append(parts, "html converted to text")
@@ -94,6 +119,12 @@ func (r *Report) Summary(releaseID string) string {
 	}
 	if r.Replaced > 0 {
 		parts = append(parts, fmt.Sprintf("characters replaced=%d", r.Replaced))
+	}
+	if r.Unread > 0 {
+		parts = append(parts, fmt.Sprintf("parts not read=%d", r.Unread))
+	}
+	if len(r.HeaderDropped) > 0 {
+		parts = append(parts, fmt.Sprintf("header fields dropped=%d", len(r.HeaderDropped)))
 	}
 	if releaseID != "" && r.Changed() {
 		parts = append(parts, "release-id="+releaseID)
@@ -118,57 +149,57 @@ func (e *readErr) Read(p []byte) (int, error) {
 }
 
 // Message reads a message from r and writes its sanitized form to w. It
-// returns an error only when reading r or writing w (or a temporary file)
-// failed; a message that cannot be parsed is not an error: the result is a
-// notice to the recipient in its place, and Report.Unparseable is set.
+// reads as a mail client does, so nearly every message shows; it returns
+// an error only when reading r or writing w (or a temporary file) failed.
+// A message with nothing a client could show (no header, no text) is not
+// an error: a notice goes in its place, and Report.Unparseable says why.
 func Message(r io.Reader, w io.Writer, o Options) (*Report, error) {
 	o = o.withDefaults()
 	src := &readErr{r: r}
-	br := bufio.NewReaderSize(src, 32<<10)
+	s := newSource(src)
 	rep := &Report{}
 	wk := &walker{o: o, rep: rep}
 	defer wk.cleanup()
 
-	h, herr := textproto.ReadHeader(br)
-	var text, kind string
-	var err error
-	if herr == nil {
-		rep.Subject = decodeHeader(h.Get("Subject"))
-		text, kind, err = wk.entity(h, br, 0, "", true)
-		if kind == kindHTML {
-			rep.HTMLConverted = true
-		}
-	} else {
-		err = &parseError{herr.Error()}
-	}
+	h := readHeader(s, topCaps, true)
+	rep.HeaderDropped = capList(h.dropped)
+	rep.Subject = cleanText(decodeHeader(h.get("Subject")))
+	p := wk.entity(h, s, 0, "")
+	text := p.render(wk.o.Links)
+	rep.HTMLConverted = p.html
 	if src.err != nil {
 		return nil, fmt.Errorf("reading the message: %w", src.err)
 	}
 	if wk.ioErr != nil {
 		return nil, wk.ioErr
 	}
-	var pe *parseError
-	if errors.As(err, &pe) {
+	if len(h.fields) == 0 && strings.IndexByte(text, 0) >= 0 {
+		// No header and binary content: not mail any client could show.
 		rep.Unparseable = true
-		rep.ParseError = pe.msg
-		// Nothing of a message we could not read reaches the recipient:
-		// not the text, not an attachment.
+		rep.ParseError = "no header, and the content is binary, not text"
 		text = ""
 		wk.discardKept()
-		rep.Kept = nil
-		rep.Removed = nil
-	} else if err != nil {
-		return nil, err
+		rep.Kept, rep.Removed, rep.HTMLConverted = nil, nil, false
 	}
 	// The rest of the input is read so a caller's copy to the quarantine
 	// (a TeeReader) sees every byte.
-	if _, err := io.Copy(io.Discard, br); err != nil {
+	if _, err := io.Copy(io.Discard, s.br); err != nil {
 		return nil, fmt.Errorf("reading the message: %w", err)
 	}
 	if err := wk.write(w, h, text); err != nil {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// capList keeps a report's list of notes short: the first ones, then
+// how many more.
+func capList(l []string) []string {
+	const n = 20
+	if len(l) <= n {
+		return l
+	}
+	return append(l[:n:n], fmt.Sprintf("and %d more", len(l)-n))
 }
 
 func (o Options) withDefaults() Options {
@@ -187,22 +218,18 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// parseError is a message that is not valid MIME.
-type parseError struct{ msg string }
-
-func (e *parseError) Error() string { return "unparseable message: " + e.msg }
-
 // keptFile is an allowed attachment, held in a temporary file until the
 // output is written.
 type keptFile struct {
-	att  Attachment
-	file *os.File
+	att     Attachment
+	file    *os.File
+	charset string // a text file's declared charset: its bytes are as they came
 }
 
 func (wk *walker) discardKept() {
 	for _, k := range wk.kept {
 		k.file.Close()
-		os.Remove(k.file.Name())
+		removeFile(k.file)
 	}
 	wk.kept = nil
 }

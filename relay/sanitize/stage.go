@@ -17,14 +17,16 @@ import (
 // message and group of recipients it applies to. A nil Stage (no rules)
 // applies to nothing.
 type Stage struct {
-	cfg   Config
-	store *quarantine.Store
-	now   func() time.Time
+	cfg     Config
+	store   *quarantine.Store
+	now     func() time.Time
+	archive []string // relay.archive addresses: copies we added, never released to
 }
 
-// NewStage opens the quarantine folder. With no rules it returns nil: the
-// stage is off.
-func NewStage(cfg Config) (*Stage, error) {
+// NewStage opens the quarantine folder. archive lists the archive
+// addresses (relay.archive), whose copies a release does not repeat. With
+// no rules it returns nil: the stage is off.
+func NewStage(cfg Config, archive []string) (*Stage, error) {
 	if len(cfg.Rules) == 0 {
 		return nil, nil
 	}
@@ -32,12 +34,19 @@ func NewStage(cfg Config) (*Stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Stage{cfg: cfg, store: st, now: time.Now}, nil
+	return &Stage{cfg: cfg, store: st, now: time.Now, archive: archive}, nil
 }
 
 // Applies reports whether a recipient's copy must be sanitized.
 func (s *Stage) Applies(source rewrite.Source, client, route string) bool {
 	return s != nil && s.cfg.Applies(source, client, route)
+}
+
+// Selects reports whether the rules sanitize mail from source and client
+// on any route: such mail is not to reach the inside whole by another
+// way (the runner's fail reports carry only its header).
+func (s *Stage) Selects(source rewrite.Source, client string) bool {
+	return s != nil && s.cfg.Selects(source, client)
 }
 
 // Outcome says what Apply did.
@@ -49,7 +58,8 @@ type Outcome struct {
 	Report    *Report
 }
 
-// Apply writes the sanitized message to out. stored must return the
+// Apply writes the sanitized message to out. env is kept with the
+// original: its recipients are those a release delivers to. stored must return the
 // queued bytes as they are in the spool, from the start, on each call: the
 // release check and the copy into the quarantine read them (the release
 // mark covers those bytes, so a route's delivery-time rewrite must not be

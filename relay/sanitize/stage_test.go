@@ -28,7 +28,7 @@ func testSanitizeStage(t *testing.T) (*Stage, Config) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := NewStage(cfg)
+	st, err := NewStage(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,29 +1,21 @@
 package sanitize
 
 import (
-	"bufio"
-	"encoding/base64"
+	"bytes"
 	"fmt"
 	"io"
-	"mime"
-	"mime/quotedprintable"
-	"os"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/emersion/go-message/textproto"
 )
 
 // walker walks one message's MIME tree as it streams past.
 type walker struct {
 	o         Options
 	rep       *Report
-	kept      []keptFile
+	kept      []keptFile // parallel to rep.Kept
 	parts     int
 	textBytes int64
-	ioErr     error
+	ioErr     error // a temporary file could not be written
 }
 
 // text kinds, for choosing among alternatives
@@ -33,184 +25,349 @@ const (
 	kindHTML  = "html"
 )
 
-// entity renders one entity (header + body) and returns its text and the
-// kind of text it was made from. Attachments are recorded in the report.
-func (wk *walker) entity(h textproto.Header, body io.Reader, depth int, path string, top bool) (string, string, error) {
-	wk.parts++
-	if depth > maxDepth {
-		return "", "", &parseError{fmt.Sprintf("part %s: MIME nesting deeper than %d", path, maxDepth)}
-	}
-	if wk.parts > maxParts {
-		return "", "", &parseError{fmt.Sprintf("more than %d MIME parts", maxParts)}
-	}
-	ct := h.Get("Content-Type")
-	mt, params, err := mime.ParseMediaType(ct)
-	if ct == "" {
-		mt, params, err = "text/plain", map[string]string{}, nil
-	}
-	if err != nil {
-		// A broken Content-Type on a multipart cannot be walked; on
-		// anything else the part is treated as an opaque attachment.
-		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "multipart/") {
-			return "", "", &parseError{fmt.Sprintf("part %s: Content-Type %q: %v", partName(path), ct, err)}
-		}
-		mt, params = TypeOctet, map[string]string{}
-	}
-	disp, dparams, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
-	name := fileName(h, params, dparams)
-	attached := disp == "attachment" || name != ""
+// piece is the text an entity contributes. A text part's bytes are kept
+// as they came and decoded only when the piece is used: the alternative
+// that is not chosen costs no decoding.
+type piece struct {
+	kind string
+	text string // rendered
+	raw  []byte // a text part not rendered yet
+	cs   string // its declared charset
+	lazy bool
+	html bool   // the text holds converted HTML
+	rich string // "text/enriched" or "text/richtext": formatting to take out
+}
 
-	switch {
-	case strings.HasPrefix(mt, "multipart/"):
-		return wk.multipart(mt, params, body, depth, path)
-	case (mt == "message/rfc822" || mt == "message/global") && depth < maxDepth:
-		return wk.embedded(h, body, depth, path)
-	case (mt == "text/plain" || mt == "text/html") && !attached:
-		raw, err := wk.readText(h, body)
-		if err != nil {
-			return "", "", err
+func (p *piece) render(links string) string {
+	if p.lazy {
+		p.lazy = false
+		t := decodeText(p.raw, p.cs)
+		p.raw = nil
+		switch {
+		case p.kind == kindHTML:
+			p.text, p.html = htmlToText(t, links), true
+		case p.rich != "":
+			t = enrichedToText(t, p.rich == "text/richtext")
+			p.text = strings.TrimRight(t, "\n")
+		default:
+			p.text = strings.TrimRight(strings.ReplaceAll(t, "\r\n", "\n"), "\n")
 		}
-		text := decodeText(raw, params["charset"])
-		if mt == "text/html" {
-			return htmlToText(text, wk.o.Links), kindHTML, nil
-		}
-		return strings.TrimRight(strings.ReplaceAll(text, "\r\n", "\n"), "\n"), kindPlain, nil
 	}
-	if top && path == "" {
+	return p.text
+}
+
+// entity walks one entity (its header read, its body in s) and returns
+// its text; attachments go into the report.
+func (wk *walker) entity(h *header, s *source, depth int, path string) piece {
+	wk.parts++
+	mt, params := contentType(h.get("Content-Type"))
+	disp, dparams := parseMediaType(h.get("Content-Disposition"))
+	name := fileName(params, dparams)
+	cte := h.get("Content-Transfer-Encoding")
+	if path == "" && !strings.HasPrefix(mt, "multipart/") && !isMessage(mt) && (disp == "attachment" || !isText(mt)) {
 		path = "1"
 	}
-	return "", kindNone, wk.attachment(h, mt, name, body, path)
+	switch {
+	case wk.parts > maxParts:
+		wk.rep.Unread++
+		s.drain()
+		return piece{}
+	case depth > maxDepth:
+		wk.attachment(mt, name, cte, "", s, path, limitReason(CodeTooDeep, fmt.Sprintf("nested more than %d levels deep", maxDepth)))
+		return piece{}
+	case strings.HasPrefix(mt, "multipart/"):
+		return wk.multipart(mt, params, inner(s, cte), depth, path)
+	case isMessage(mt):
+		return wk.embedded(inner(s, cte), depth, path)
+	case isText(mt) && disp != "attachment":
+		raw := wk.readText(transferDecoder(cte, s))
+		if mt == "text/plain" {
+			raw = wk.inlineFiles(raw, path)
+		}
+		p := piece{kind: kindPlain, raw: raw, cs: params["charset"], lazy: true}
+		switch mt {
+		case "text/html":
+			p.kind = kindHTML
+		case "text/enriched", "text/richtext":
+			p.rich = mt
+		}
+		return p
+	}
+	wk.attachment(mt, name, cte, params["charset"], s, path, nil)
+	return piece{}
 }
 
-func partName(path string) string {
-	if path == "" {
-		return "(top)"
+// inlineFiles takes the uuencoded files out of a plain text and handles
+// them as the attachments mail clients make of them: removed, or kept by
+// the allow list; they never reach the recipient as text a client would
+// decode again.
+func (wk *walker) inlineFiles(raw []byte, path string) []byte {
+	text, blocks := inlineUU(raw)
+	for _, b := range blocks {
+		wk.attachment("", safeName(decodeText([]byte(b.name), "")), "x-uuencode", "", bytes.NewReader(b.data), partName(path), nil)
 	}
-	return path
+	return text
 }
 
-// multipart walks the children; alternatives give one text, the others
-// concatenate theirs.
-func (wk *walker) multipart(mt string, params map[string]string, body io.Reader, depth int, path string) (string, string, error) {
-	boundary := params["boundary"]
-	if boundary == "" {
-		return "", "", &parseError{fmt.Sprintf("part %s: %s without a boundary", partName(path), mt)}
+// contentType reads Content-Type; RFC 2045 §5.2: a missing or invalid one
+// means text/plain.
+func contentType(v string) (string, map[string]string) {
+	mt, params := parseMediaType(v)
+	typ, sub, ok := strings.Cut(mt, "/")
+	switch {
+	case ok && typ != "" && sub != "" && !strings.ContainsAny(mt, " \t\"'"):
+		return mt, params
+	case typ == "multipart":
+		return "multipart/mixed", params
 	}
-	mr := textproto.NewMultipartReader(body, boundary)
-	type alt struct{ text, kind string }
-	var alts []alt
+	return "text/plain", params
+}
+
+func isMessage(mt string) bool { return mt == "message/rfc822" || mt == "message/global" }
+
+// isText: the types shown as the message's text.
+func isText(mt string) bool {
+	switch mt {
+	case "text/plain", "text/html", "text/enriched", "text/richtext", "message/delivery-status", "message/global-delivery-status",
+		"text/rfc822-headers", "message/disposition-notification":
+		return true
+	}
+	return false
+}
+
+// inner is where a multipart or an embedded message inside a part is
+// read from: the part's own lines, or, when a sender encoded it (against
+// RFC 2045, but mail clients decode it), the decoded bytes.
+func inner(s *source, cte string) *source {
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "base64", "quoted-printable":
+		return newSource(transferDecoder(cte, s))
+	}
+	return s
+}
+
+// multipart walks the parts; an alternative gives one text, the others
+// join theirs.
+func (wk *walker) multipart(mt string, params map[string]string, s *source, depth int, path string) piece {
+	level := -1
+	if b := strings.TrimRight(params["boundary"], " \t"); b != "" {
+		level = s.push(b)
+	}
+	pre, found := wk.preamble(s, &level)
+	if !found {
+		// No part at all: what there is shows as text.
+		if level >= 0 {
+			s.pop()
+		}
+		if strings.TrimSpace(string(pre)) == "" {
+			return piece{}
+		}
+		return piece{kind: kindPlain, raw: pre, lazy: true}
+	}
+	type child struct {
+		p            piece
+		kept0, kept1 int // the child's range in rep.Kept
+	}
+	var children []child
 	n := 0
 	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
+		if s.stop == level {
+			s.stop = -1
 		}
-		if err != nil {
-			return "", "", &parseError{fmt.Sprintf("part %s: %v", partName(path), err)}
-		}
+		s.startPart()
 		n++
-		child := strconv.Itoa(n)
+		if wk.parts >= maxParts {
+			// Past the walker's limit the parts are counted and
+			// skipped, their headers unread: memory stays what the
+			// limit allows, however many parts a message has.
+			wk.rep.Unread++
+			s.drain()
+			if s.stop != level || s.closing || s.eof {
+				break
+			}
+			continue
+		}
+		cpath := strconv.Itoa(n)
 		if path != "" {
-			child = path + "." + child
+			cpath = path + "." + cpath
 		}
-		before := len(wk.rep.Removed)
-		text, kind, err := wk.child(p.Header, p, depth+1, child, mt)
-		p.Close()
-		if err != nil {
-			return "", "", err
-		}
+		c := child{kept0: len(wk.rep.Kept)}
+		removed0 := len(wk.rep.Removed)
+		ph := readHeader(s, partCaps, false)
+		c.p = wk.child(ph, s, depth+1, cpath, mt)
+		s.drain()
+		c.kept1 = len(wk.rep.Kept)
 		if mt == "multipart/related" && n > 1 {
 			// Parts after the root of a related set are what the HTML
 			// shows inline (Outlook's image001.png).
-			for i := before; i < len(wk.rep.Removed); i++ {
+			for i := removed0; i < len(wk.rep.Removed); i++ {
 				if strings.HasPrefix(wk.rep.Removed[i].Detected, "image/") {
 					wk.rep.Removed[i].Inline = true
 				}
 			}
 		}
-		alts = append(alts, alt{text, kind})
-	}
-	if n == 0 {
-		return "", "", &parseError{fmt.Sprintf("part %s: %s with no parts", partName(path), mt)}
-	}
-	if mt == "multipart/alternative" {
-		want := kindPlain
-		if wk.o.Prefer == "html" {
-			want = kindHTML
+		children = append(children, c)
+		if s.stop != level || s.closing || s.eof || wk.ioErr != nil {
+			break
 		}
-		// The preferred kind wins; failing that the last non-empty part,
-		// which RFC 2046 makes the sender's own preference.
-		choice := -1
-		for i, a := range alts {
-			if strings.TrimSpace(a.text) == "" {
+	}
+	s.pop()
+	if mt != "multipart/alternative" {
+		var texts []string
+		out := piece{}
+		for i := range children {
+			p := &children[i].p
+			if t := p.render(wk.o.Links); strings.TrimSpace(t) != "" {
+				texts = append(texts, t)
+				out.html = out.html || p.html
+				if out.kind == kindNone {
+					out.kind = p.kind
+				}
+			}
+		}
+		out.text = strings.Join(texts, "\n\n")
+		return out
+	}
+	// The preferred kind wins, the last of it first (RFC 2046 puts the
+	// sender's own preference last); failing that the last part with
+	// text.
+	want := kindPlain
+	if wk.o.Prefer == "html" {
+		want = kindHTML
+	}
+	choice := -1
+	for _, preferred := range []bool{true, false} {
+		for i := len(children) - 1; i >= 0 && choice < 0; i-- {
+			p := &children[i].p
+			if p.kind == kindNone || (p.kind == want) != preferred {
 				continue
 			}
-			if a.kind == want || choice < 0 || alts[choice].kind != want {
+			if strings.TrimSpace(p.render(wk.o.Links)) != "" {
 				choice = i
 			}
 		}
-		if choice < 0 {
-			return "", kindNone, nil
-		}
-		if alts[choice].kind == kindHTML {
-			wk.rep.HTMLConverted = true
-		}
-		return alts[choice].text, alts[choice].kind, nil
 	}
-	var texts []string
-	kind := kindNone
-	for _, a := range alts {
-		if strings.TrimSpace(a.text) != "" {
-			texts = append(texts, a.text)
-			if a.kind == kindHTML {
-				wk.rep.HTMLConverted = true
-			}
-			if kind == kindNone {
-				kind = a.kind
-			}
+	// Attachments of the alternatives not chosen belong to a version of
+	// the text the recipient does not get.
+	// Later ranges first: removing one shifts those after it.
+	for i := len(children) - 1; i >= 0; i-- {
+		if i == choice || choice < 0 && i == len(children)-1 {
+			continue
+		}
+		wk.unkeep(children[i].kept0, children[i].kept1)
+	}
+	if choice < 0 {
+		return piece{}
+	}
+	return children[choice].p
+}
+
+// preamble reads up to the first delimiter. It returns the preamble
+// (capped) and whether a part follows. A sender that gave no boundary, or
+// one its delimiters do not use, still wrote parts: a line "--X" followed
+// by a Content- field before any declared delimiter makes X the boundary,
+// as mail clients that guess would read it.
+func (wk *walker) preamble(s *source, level *int) ([]byte, bool) {
+	var pre []byte
+	keep := func(text, nl []byte) {
+		if len(pre) < maxPreamble {
+			pre = append(append(pre, text...), nl...)
 		}
 	}
-	return strings.Join(texts, "\n\n"), kind, nil
+	for {
+		text, nl, ok := s.next()
+		if !ok {
+			break
+		}
+		if len(text) > 2 && len(text) <= 200 && text[0] == '-' && text[1] == '-' && !s.partial {
+			cand := bytes.TrimRight(text, " \t")
+			cand = append([]byte(nil), cand...)
+			candNL := append([]byte(nil), nl...)
+			next, nextNL, ok2 := s.next()
+			if ok2 && len(next) > 8 && equalFold(string(next[:8]), "content-") && !bytes.HasSuffix(cand, []byte("--")) {
+				if *level < 0 {
+					*level = s.push(string(cand[2:]))
+				} else {
+					s.bounds[*level] = cand
+				}
+				s.pushBack(next, nextNL)
+				return pre, true
+			}
+			keep(cand, candNL)
+			if !ok2 {
+				break
+			}
+			s.pushBack(next, nextNL)
+			continue
+		}
+		keep(text, nl)
+	}
+	if *level >= 0 && s.stop == *level && !s.closing {
+		return pre, true
+	}
+	return pre, false
+}
+
+// maxPreamble caps the text kept from a multipart with no parts.
+const maxPreamble = 64 << 10
+
+// unkeep turns the kept attachments in rep.Kept[from:to] into removed
+// ones: they belong to an alternative that was not chosen.
+func (wk *walker) unkeep(from, to int) {
+	if from >= to {
+		return
+	}
+	for i := from; i < to; i++ {
+		a := wk.rep.Kept[i]
+		a.Reason, a.Code = "part of a version of the text that was not used", CodeUnusedAlternative
+		wk.rep.Removed = append(wk.rep.Removed, a)
+		k := wk.kept[i]
+		k.file.Close()
+		removeFile(k.file)
+	}
+	wk.rep.Kept = append(wk.rep.Kept[:from], wk.rep.Kept[to:]...)
+	wk.kept = append(wk.kept[:from], wk.kept[to:]...)
 }
 
 // child walks a part of a multipart; signatures of multipart/signed are
 // dropped (any change to the text breaks them anyway) and noted.
-func (wk *walker) child(h textproto.Header, body io.Reader, depth int, path, parent string) (string, string, error) {
-	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+func (wk *walker) child(h *header, s *source, depth int, path, parent string) piece {
+	if parent == "multipart/digest" && h.get("Content-Type") == "" {
+		// RFC 2046 §5.1.5: a digest's parts are messages unless they
+		// say otherwise.
+		return wk.embedded(inner(s, h.get("Content-Transfer-Encoding")), depth, path)
+	}
+	mt, _ := contentType(h.get("Content-Type"))
 	switch mt {
 	case "application/pkcs7-signature", "application/x-pkcs7-signature", "application/pgp-signature":
 		if parent == "multipart/signed" {
-			n, err := io.Copy(io.Discard, body)
-			if err != nil {
-				return "", "", &parseError{fmt.Sprintf("part %s: %v", path, err)}
-			}
+			n, _ := io.Copy(io.Discard, transferDecoder(h.get("Content-Transfer-Encoding"), s))
 			wk.rep.SignatureRemoved = true
 			wk.rep.Removed = append(wk.rep.Removed, Attachment{Path: path, Name: "smime.p7s", Size: n, Declared: mt,
-				Detected: mt, Reason: "signature (no longer valid once the message is sanitized)"})
-			return "", kindNone, nil
+				Detected: mt, Reason: "signature (no longer valid once the message is sanitized)", Code: CodeSignature})
+			return piece{}
 		}
 	}
-	return wk.entity(h, body, depth, path, false)
+	return wk.entity(h, s, depth, path)
 }
 
 // embedded renders an attached message (forwarded as attachment) as a
 // quoted block with its own header summary; its attachments are handled
-// like the outer ones.
-func (wk *walker) embedded(h textproto.Header, body io.Reader, depth int, path string) (string, string, error) {
-	br := bufio.NewReader(transferDecoder(h, body))
-	ih, err := textproto.ReadHeader(br)
-	if err != nil {
-		return "", "", &parseError{fmt.Sprintf("part %s: embedded message header: %v", partName(path), err)}
+// like the outer ones. One without a header is no message a client could
+// show: it is removed as an attachment, the outer message stays.
+func (wk *walker) embedded(s *source, depth int, path string) piece {
+	ih := readHeader(s, embeddedCaps, true)
+	if len(ih.fields) == 0 {
+		wk.attachment("message/rfc822", "", "", "", s, partName(path), &reason{"embedded message without a header", CodeBroken})
+		return piece{}
 	}
-	text, kind, err := wk.entity(ih, br, depth+1, path, false)
-	if err != nil {
-		return "", "", err
-	}
+	p := wk.entity(ih, s, depth+1, path)
+	text := p.render(wk.o.Links)
 	var b strings.Builder
 	b.WriteString("---------- 添付されたメッセージ / Attached message ----------\n")
 	for _, k := range []string{"From", "Date", "Subject", "To", "Cc"} {
-		if v := ih.Get(k); v != "" {
-			b.WriteString(k + ": " + decodeHeader(v) + "\n")
+		if v := ih.get(k); v != "" {
+			b.WriteString(k + ": " + capText(cleanText(decodeHeader(v)), 300) + "\n")
 		}
 	}
 	b.WriteString("\n")
@@ -218,150 +375,30 @@ func (wk *walker) embedded(h textproto.Header, body io.Reader, depth int, path s
 		b.WriteString(text + "\n")
 	}
 	b.WriteString("---------- ここまで / End of attached message ----------")
-	if kind == kindNone {
-		kind = kindPlain
+	return piece{kind: kindPlain, text: b.String(), html: p.html}
+}
+
+var embeddedCaps = headerCaps{fields: 300, bytes: 256 << 10, fieldSize: 16 << 10}
+
+func partName(path string) string {
+	if path == "" {
+		return "1"
 	}
-	return b.String(), kind, nil
+	return path
 }
 
 // readText reads a text part up to the text budget; the rest is drained
 // and the report says the text was cut.
-func (wk *walker) readText(h textproto.Header, body io.Reader) ([]byte, error) {
-	left := wk.o.MaxTextBytes - wk.textBytes
-	raw, err := io.ReadAll(io.LimitReader(transferDecoder(h, body), max(left, 0)+1))
-	if err != nil {
-		return nil, &parseError{err.Error()}
-	}
+func (wk *walker) readText(body io.Reader) []byte {
+	left := max(wk.o.MaxTextBytes-wk.textBytes, 0)
+	var buf bytes.Buffer
+	buf.ReadFrom(io.LimitReader(body, left+1))
+	raw := buf.Bytes()
 	if int64(len(raw)) > left {
-		raw = raw[:max(left, 0)]
+		raw = raw[:left]
 		wk.rep.Truncated = true
-		if _, err := io.Copy(io.Discard, body); err != nil {
-			return nil, &parseError{err.Error()}
-		}
+		io.Copy(io.Discard, body)
 	}
 	wk.textBytes += int64(len(raw))
-	return raw, nil
-}
-
-// transferDecoder undoes Content-Transfer-Encoding. Unknown encodings read
-// as they are (RFC 2045 says to treat them as opaque).
-func transferDecoder(h textproto.Header, body io.Reader) io.Reader {
-	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))) {
-	case "base64":
-		return base64.NewDecoder(base64.StdEncoding, &base64Clean{r: body})
-	case "quoted-printable":
-		return quotedprintable.NewReader(body)
-	}
-	return body
-}
-
-// base64Clean drops everything outside the base64 alphabet, as mail
-// readers do: line breaks, spaces, and the garbage some mailers append.
-// Decoding stops at the first '=' padding run's end naturally.
-type base64Clean struct {
-	r   io.Reader
-	pad bool
-}
-
-func (c *base64Clean) Read(p []byte) (int, error) {
-	for {
-		n, err := c.r.Read(p)
-		j := 0
-		for _, b := range p[:n] {
-			if c.pad && b != '=' {
-				continue // data after padding is ignored
-			}
-			if b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '+' || b == '/' || b == '=' {
-				if b == '=' {
-					c.pad = true
-				}
-				p[j] = b
-				j++
-			}
-		}
-		if j > 0 || err != nil {
-			return j, err
-		}
-	}
-}
-
-var nameParam = regexp.MustCompile(`(?i)(?:file)?name\s*=\s*"?([^";\r\n]+)`)
-
-// fileName finds an attachment's name: Content-Disposition filename, then
-// Content-Type name, RFC 2231 and encoded words decoded; names with raw
-// 8-bit bytes that defeat the parser are dug out by hand.
-func fileName(h textproto.Header, ctParams, dParams map[string]string) string {
-	for _, v := range []string{dParams["filename"], ctParams["name"]} {
-		if v != "" {
-			return decodeHeader(v)
-		}
-	}
-	for _, f := range []string{"Content-Disposition", "Content-Type"} {
-		if m := nameParam.FindStringSubmatch(h.Get(f)); m != nil {
-			return decodeHeader(strings.TrimSpace(m[1]))
-		}
-	}
-	return ""
-}
-
-// attachment streams a part through the sniffer; a candidate for the
-// allow list is copied to a temporary file meanwhile.
-func (wk *walker) attachment(h textproto.Header, declared, name string, body io.Reader, path string) error {
-	ext := extension(name)
-	candidate := slices.Contains(wk.o.AllowExtensions, ext) && len(wk.o.AllowTypes) > 0
-	var s sniffer
-	var dst io.Writer = &s
-	var tmp *os.File
-	if candidate {
-		f, err := os.CreateTemp(wk.o.TempDir, "sekisho-att-*")
-		if err != nil {
-			wk.ioErr = fmt.Errorf("holding an attachment: %w", err)
-			return wk.ioErr
-		}
-		tmp = f
-		dst = io.MultiWriter(&s, f)
-	}
-	_, cerr := io.Copy(dst, transferDecoder(h, body))
-	att := Attachment{Path: path, Name: name, Size: s.size, Declared: declared, Detected: s.detected()}
-	reason := ""
-	switch {
-	case cerr != nil && tmp != nil && isWriteErr(cerr, tmp):
-		tmp.Close()
-		os.Remove(tmp.Name())
-		wk.ioErr = fmt.Errorf("holding an attachment: %w", cerr)
-		return wk.ioErr
-	case cerr != nil:
-		reason = "broken transfer encoding"
-	case !slices.Contains(wk.o.AllowExtensions, ext):
-		reason = "not on the allow list"
-		if ext == "" {
-			reason = "no file name extension"
-		}
-	case !extMatches(ext, att.Detected):
-		reason = fmt.Sprintf("content is %s, not what .%s should hold", att.Detected, ext)
-	case !slices.Contains(wk.o.AllowTypes, att.Detected):
-		reason = "type " + att.Detected + " not on the allow list"
-	}
-	if att.Detected == TypeEncrypted && reason != "" {
-		reason = "password-protected archive: content cannot be checked"
-	}
-	if reason == "" {
-		wk.kept = append(wk.kept, keptFile{att: att, file: tmp})
-		wk.rep.Kept = append(wk.rep.Kept, att)
-		return nil
-	}
-	if tmp != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}
-	att.Reason = reason
-	wk.rep.Removed = append(wk.rep.Removed, att)
-	return nil
-}
-
-// isWriteErr tells a failed write to our temporary file from a broken
-// encoding in the input.
-func isWriteErr(err error, f *os.File) bool {
-	pe, ok := err.(*os.PathError)
-	return ok && pe.Path == f.Name()
+	return raw
 }

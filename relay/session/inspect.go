@@ -35,14 +35,14 @@ func (s *Session) inspectConnect() (r smtpd.Reply, ok bool) {
 		return res.Reply, false
 	}
 	if res.Name != "" {
-		s.log.Debug("client name verified", "name", res.Name)
+		s.log.Debug("client name verified", "kind", "session", "name", res.Name)
 	}
 	return r, true
 }
 
 // inspected is what the after-DATA stages leave to queue.
 type inspected struct {
-	header []byte    // the header to queue (as received, edited, our Authentication-Results)
+	header []byte    // the header to queue (our Received, as received, edited, our Authentication-Results)
 	body   io.Reader // the body, from its start
 	held   string    // quarantined (the reason): queue it held
 	done   func()    // releases the spooled body
@@ -51,25 +51,35 @@ type inspected struct {
 // inspectData reads the rest of the message into a spool (memory, then a
 // temporary file) so it can be inspected and then queued, and runs the
 // sender checks and milters on the header as received. Milters see the
-// message as received, before our rewrite: their verdicts (SPF, DKIM,
+// message as received, before our rewrite, under our Received field
+// (trace) as Postfix shows it them: their verdicts (SPF, DKIM,
 // reputation, virus) concern what the sender sent, and a DKIM signature
 // only verifies over the original header. reply non-nil ends the
 // transaction with it (refused, deferred, discarded or an internal
 // failure, which is always 4xx).
-func (s *Session) inspectData(br io.Reader, received []byte, env rcptsFrom) (out inspected, reply *smtpd.Reply) {
+func (s *Session) inspectData(br io.Reader, trace string, received []byte, env rcptsFrom) (out inspected, reply *smtpd.Reply) {
 	body, done, err := spoolBody(br, spoolMemMax)
 	if err != nil {
 		r := s.dataError(err, "reading the message for inspection")
 		return out, &r
 	}
 	out.done = done
-	v := s.st.Inspect.Check(context.Background(), inspect.Received{
+	m := inspect.Received{
 		ClientIP: s.ip, ClientPort: s.conn.RemoteAddr().Port(), ClientName: s.clientName,
 		Helo: s.conn.Hostname(), From: s.from, Rcpts: env.rcpts, QueueID: env.id,
-		AuthUser: s.authUser, Source: env.source, Header: received, Body: body,
-	})
-	for _, err := range v.Failed {
-		s.log.Warn("milter failed; passed over (on_failure: accept)", "kind", "inspect", "error", err)
+		AuthUser: s.authUser, AuthType: s.authMech, Source: env.source, Trace: trace, Header: received, Body: body,
+	}
+	if st, ok := s.conn.TLS(); ok {
+		m.TLS = &st
+	}
+	v := s.st.Inspect.Check(context.Background(), m)
+	for _, f := range v.Failed {
+		if f.Deferred {
+			s.log.Warn("milter failed; message deferred with 451 4.7.0 (on_failure: tempfail)", "kind", "inspect",
+				"milter", f.Milter, "error", f.Err)
+		} else {
+			s.log.Warn("milter failed; passed over (on_failure: accept)", "kind", "inspect", "milter", f.Milter, "error", f.Err)
+		}
 	}
 	switch v.Action {
 	case milter.Reject, milter.TempFail:
@@ -97,7 +107,8 @@ func (s *Session) inspectData(br io.Reader, received []byte, env rcptsFrom) (out
 		r := s.dataError(err, "rewinding the inspected message")
 		return out, &r
 	}
-	out.header, out.body = v.Header(received), body
+	// The milters' edits count our Received field, which they saw first.
+	out.header, out.body = v.Header(append([]byte(trace), received...)), body
 	return out, nil
 }
 
@@ -150,17 +161,14 @@ func spoolBody(r io.Reader, memMax int64) (io.ReadSeeker, func(), error) {
 	return f, done, nil
 }
 
-// txnInfo is the envelope as the milters are told it: the recipients
-// accepted at RCPT with aliases resolved, before the rewrite, like the
-// header they see.
+// txnInfo is the envelope as the milters are told it: the recipients as
+// the client gave them at RCPT, before alias resolution and rewrite, like
+// the header they see (a regional address resolved to its LG twin would
+// look forged to rspamd's FORGED_RECIPIENTS).
 func (s *Session) txnInfo(env queue.Envelope) rcptsFrom {
 	t := rcptsFrom{id: s.id + "." + strconv.Itoa(s.msgs), source: env.Source}
 	for _, r := range s.rcpts {
-		a := r.dec.Target
-		if a == "" {
-			a = r.dec.Arg
-		}
-		t.rcpts = append(t.rcpts, a)
+		t.rcpts = append(t.rcpts, r.dec.Arg)
 	}
 	return t
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/policy"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/smtpd"
 	"github.com/sekisho/sekisho/rewrite"
 )
@@ -46,6 +47,9 @@ type Shared struct {
 	// Auth checks SMTP AUTH; it lives as long as the process, so
 	// lockouts survive a reload.
 	Auth *auth.Authenticator
+	// Rates counts relay.rate_limits for the life of the process; nil
+	// counts nothing.
+	Rates *ratelimit.Limiter
 }
 
 // Snapshot is the configuration a session decides with. A reload builds a
@@ -92,8 +96,11 @@ type Session struct {
 	id   string
 	ip   netip.Addr
 	log  *slog.Logger
+	// rates is this session's part in the rate limits (nil: none).
+	rates *ratelimit.Session
 
 	authUser string
+	authMech string // the SASL mechanism of the login, for the milters
 	// clientName is the verified reverse-DNS name from the connect
 	// checks (relay.inspect.auth.reverse_dns), for the milters.
 	clientName string
@@ -117,6 +124,9 @@ type rcpt struct {
 func New(sh *Shared, st *Snapshot, l *Listener, c *smtpd.Conn) *Session {
 	ip := c.RemoteAddr().Addr()
 	s := &Session{sh: sh, st: st, lis: l, conn: c, id: newID(), ip: ip}
+	if sh.Rates != nil {
+		s.rates = sh.Rates.Session()
+	}
 	s.log = sh.Log.With("session", s.id, "client", ip.String())
 	return s
 }
@@ -140,7 +150,7 @@ func (s *Session) tls() bool { return s.lis.ImplicitTLS || s.conn.IsTLS() }
 // pconn is what the policy knows about this connection.
 func (s *Session) pconn() policy.Conn {
 	return policy.Conn{IP: s.ip, Helo: s.conn.Hostname(), AuthUser: s.authUser, TLS: s.tls(),
-		Mode: s.lis.Mode, RequireTLS: s.lis.RequireTLS, Listener: s.lis.Name}
+		Mode: s.lis.Mode, RequireTLS: s.lis.RequireTLS, Listener: s.lis.Name, Rates: s.rates}
 }
 
 // source is what the rewrite rules and line-ending policy key on.
@@ -167,7 +177,7 @@ func (s *Session) Helo(name string, extended bool) smtpd.Reply {
 	if name == "" {
 		s.log.Info("bare HELO", "kind", "accept", "extended", extended)
 	} else {
-		s.log.Debug("helo", "helo", name, "extended", extended, "tls", s.tls(), "listener", s.lis.Label)
+		s.log.Debug("helo", "kind", "session", "helo", name, "extended", extended, "tls", s.tls(), "listener", s.lis.Label)
 	}
 	return smtpd.R(250, "", "Hello "+sanitizeHelo(name, s.ip))
 }
@@ -185,7 +195,7 @@ func (s *Session) Auth(mech string) (sasl.Server, error) {
 		return nil, &r
 	}
 	srv, err := s.sh.Auth.Server(mech, s.ip, func(user string) {
-		s.authUser = user
+		s.authUser, s.authMech = user, mech
 		s.log.Info("auth", "kind", "auth", "user", user, "mechanism", mech)
 		s.sh.Metrics.AuthResults.WithLabelValues(mech, "ok").Inc()
 	})
@@ -250,7 +260,7 @@ func (s *Session) Rcpt(to string, p smtpd.RcptParams) smtpd.Reply {
 		return s.refuse("rcpt", to, d.Verdict)
 	}
 	s.rcpts = append(s.rcpts, rcpt{dec: d, params: p})
-	s.log.Debug("rcpt accepted", "rcpt", to, "rewritten", d.Rewritten, "rule", d.Rule)
+	s.log.Debug("rcpt accepted", "kind", "session", "rcpt", to, "rewritten", d.Rewritten, "rule", d.Rule)
 	s.sh.Metrics.Commands.WithLabelValues("rcpt", "accept", "").Inc()
 	return smtpd.R(250, "2.1.5", "Recipient <"+to+"> OK")
 }
@@ -339,12 +349,13 @@ func (s *Session) Data(m *smtpd.MessageReader) smtpd.Reply {
 	// route at delivery.
 	hdr, body, enqueue, held := header, io.Reader(br), s.sh.Queue.Enqueue, ""
 	if s.st.Inspect.Applies(src) {
-		in, r := s.inspectData(br, header, s.txnInfo(env))
+		in, r := s.inspectData(br, received, header, s.txnInfo(env))
 		if r != nil {
 			return *r
 		}
 		defer in.done()
-		hdr, body, held = in.header, in.body, in.held
+		// The inspected header holds our Received field already.
+		hdr, body, held, received = in.header, in.body, in.held, ""
 		if held != "" {
 			enqueue = s.sh.Queue.EnqueueHeld
 		}
@@ -355,9 +366,9 @@ func (s *Session) Data(m *smtpd.MessageReader) smtpd.Reply {
 		return s.dataError(err, "queueing")
 	}
 	if m.Normalized > 0 {
-		s.log.Info("bare line endings normalized", "id", id, "count", m.Normalized)
+		s.log.Info("bare line endings normalized", "kind", "session", "id", id, "count", m.Normalized)
 	}
-	s.logTransaction(id.String(), env, data.n, time.Since(start))
+	s.logTransaction(id.String(), rewrite.MessageID(header), env, data.n, time.Since(start))
 	if held != "" {
 		s.log.Warn("quarantined: queued held until `sekisho queue release`", "kind", "receive", "id", id.String(), "reason", held)
 	}
@@ -421,8 +432,8 @@ func (s *Session) receivedField(rcpts []queue.Recipient, at time.Time) string {
 		with += "A"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (sekisho) with %s id %s.%d",
-		sanitizeHelo(s.conn.Hostname(), s.ip), s.ip, s.st.Hostname, with, s.id, s.msgs)
+	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\t%s with %s id %s.%d",
+		sanitizeHelo(s.conn.Hostname(), s.ip), s.ip, policy.TraceBy(s.st.Hostname), with, s.id, s.msgs)
 	if len(rcpts) == 1 {
 		fmt.Fprintf(&b, "\r\n\tfor <%s>", rcpts[0].Addr)
 	}
@@ -454,7 +465,7 @@ func sanitizeHelo(h string, ip netip.Addr) string {
 // logTransaction writes the one line per accepted message (the seeds'
 // receivelog): who, what, how big, and which rules let it through. Every
 // recipient the client gave is listed, two that went to one mailbox too.
-func (s *Session) logTransaction(id string, env queue.Envelope, size int64, took time.Duration) {
+func (s *Session) logTransaction(id, messageID string, env queue.Envelope, size int64, took time.Duration) {
 	rcpts := make([]string, len(env.Rcpts))
 	for i, r := range env.Rcpts {
 		rcpts[i] = r.Addr
@@ -475,7 +486,7 @@ func (s *Session) logTransaction(id string, env queue.Envelope, size int64, took
 	s.log.Info("accepted", "kind", "receive", "id", id, "helo", env.Helo, "auth", env.AuthUser,
 		"from", env.From, "orig_from", s.from, "rcpts", strings.Join(rcpts, ","), "orig_rcpts", strings.Join(orig, ","),
 		"size", size, "source", env.Source, "tls", s.tls(), "verdict", "accept", "rules", strings.Join(rules, ","),
-		"took_ms", took.Milliseconds())
+		"message_id", messageID, "took_ms", took.Milliseconds())
 }
 
 // countingReader counts the bytes that pass, for the log.
@@ -495,5 +506,8 @@ func (s *Session) Reset() {
 }
 
 func (s *Session) Close() {
-	s.log.Info("connection closed", "kind", "accept", "messages", s.msgs)
+	if s.rates != nil {
+		s.rates.Release()
+	}
+	s.log.Info("connection closed", "kind", "accept", "listener", s.lis.Label, "messages", s.msgs)
 }

@@ -2,6 +2,8 @@ package milter
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -56,11 +58,46 @@ func ApplyEdits(header []byte, edits []HeaderEdit) []byte {
 	return bytes.Join(fields, nil)
 }
 
-// formatField writes a field; milters send folded values with bare LF or
-// CRLF, which become CRLF.
+// checkEdit refuses a header edit that cannot be written as a field: a
+// name that is not RFC 5322's printable ASCII without a colon, or a value
+// holding NUL. The milter breaks the protocol and fails.
+func checkEdit(name, value string) error {
+	if name == "" {
+		return errors.New("header edit without a field name")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return fmt.Errorf("header edit with an invalid field name %q", name)
+		}
+	}
+	if strings.IndexByte(value, 0) >= 0 {
+		return fmt.Errorf("header edit of %s with a NUL in its value", name)
+	}
+	return nil
+}
+
+// formatField writes a field. Milters send folded values with bare LF or
+// CRLF, which become CRLF; a line break not followed by white space would
+// start a field of the milter's making, or end the header at an empty
+// line, so every line after the first is folded (a tab put in front) and
+// empty ones are dropped. A bare CR becomes a space.
 func formatField(name, value string) []byte {
 	value = strings.ReplaceAll(value, "\r\n", "\n")
-	value = strings.ReplaceAll(value, "\n", "\r\n")
+	value = strings.ReplaceAll(value, "\r", " ")
+	var b strings.Builder
+	for i, line := range strings.Split(value, "\n") {
+		if i > 0 {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			b.WriteString("\r\n")
+			if line[0] != ' ' && line[0] != '\t' {
+				b.WriteByte('\t')
+			}
+		}
+		b.WriteString(line)
+	}
+	value = b.String()
 	sep := ": "
 	if strings.HasPrefix(value, " ") || strings.HasPrefix(value, "\t") {
 		sep = ":"

@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 
@@ -105,4 +106,60 @@ func FuzzReplyCode(f *testing.F) {
 			t.Fatalf("accepted code %d", code)
 		}
 	})
+}
+
+func TestFormatFieldFolds(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{"plain", "X: plain\r\n"},
+		{"a\r\n\tb", "X: a\r\n\tb\r\n"},
+		{"a\n b", "X: a\r\n b\r\n"},
+		{"a\nb", "X: a\r\n\tb\r\n"},
+		{"a\n\nb", "X: a\r\n\tb\r\n"},
+		{"a\r\n \r\nb", "X: a\r\n\tb\r\n"},
+		{"a\rb", "X: a b\r\n"},
+		{"a\n", "X: a\r\n"},
+		{" lead", "X: lead\r\n"},
+	} {
+		if got := string(formatField("X", tc.value)); got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.value, got, tc.want)
+		}
+	}
+}
+
+func FuzzFormatField(f *testing.F) {
+	f.Add("X-Spam", "a\n\nb\rc")
+	f.Fuzz(func(t *testing.T, name, value string) {
+		if checkEdit(name, value) != nil {
+			return
+		}
+		out := formatField(name, value)
+		lines := bytes.Split(bytes.TrimSuffix(out, []byte("\r\n")), []byte("\r\n"))
+		for i, l := range lines {
+			if bytes.IndexByte(l, '\r') >= 0 || bytes.IndexByte(l, '\n') >= 0 {
+				t.Fatalf("bare line ending in %q", out)
+			}
+			if i > 0 && (len(l) == 0 || (l[0] != ' ' && l[0] != '\t')) {
+				t.Fatalf("line %d of %q is not folded", i, out)
+			}
+		}
+	})
+}
+
+func TestCheckEdit(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		ok          bool
+	}{
+		{"X-Spam", "yes", true},
+		{"", "v", false},
+		{"X Spam", "v", false},
+		{"X:Spam", "v", false},
+		{"X-Spam\n", "v", false},
+		{"X-日本", "v", false},
+		{"X-Spam", "a\x00b", false},
+	} {
+		if err := checkEdit(tc.name, tc.value); (err == nil) != tc.ok {
+			t.Errorf("checkEdit(%q, %q) = %v", tc.name, tc.value, err)
+		}
+	}
 }

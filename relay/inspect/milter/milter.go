@@ -5,12 +5,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,9 +82,18 @@ type Transaction struct {
 	// AuthUser is the SMTP AUTH login, "" when unauthenticated; sent as
 	// the {auth_authen} macro, which rspamd uses to skip its spam checks.
 	AuthUser string
+	// AuthType is the SASL mechanism of the login ({auth_type}).
+	AuthType string
+	// TLS is the session's TLS, when it has one ({tls_version},
+	// {cipher}, {cipher_bits}).
+	TLS *tls.ConnectionState
 	// Source is the kind of client; milters limited to other sources
 	// are skipped.
 	Source rewrite.Source
+	// Trace is our Received field ("Received: ...\r\n"), which the
+	// milters see as the header's first field, as Postfix sends its own:
+	// the positions of their header edits count it.
+	Trace string
 	// Header is the header block as received (CRLF line ends, with or
 	// without the empty line that ends it); Body, the rest, is read from
 	// its start for every milter.
@@ -97,9 +108,18 @@ type Result struct {
 	Reason string      // quarantine reason
 	Milter string      // the milter that decided a non-accept verdict
 	Edits  []HeaderEdit
-	// Failed names milters that failed and were passed over under
-	// on_failure: accept, with the error, for the log.
-	Failed []error
+	// Failed are the milters that failed, each with what became of the
+	// message, for the log.
+	Failed []Failure
+}
+
+// Failure is one milter that could not give a verdict.
+type Failure struct {
+	Milter string
+	Err    error
+	// Deferred: on_failure tempfail, the message was answered 451;
+	// otherwise on_failure accept passed the milter over.
+	Deferred bool
 }
 
 // Client runs transactions through a list of milters, in order.
@@ -150,8 +170,9 @@ func (c *Client) Check(ctx context.Context, t Transaction) Result {
 		}
 		r, err := c.checkOne(ctx, m, &c.old[i], t)
 		if err != nil {
-			res.Failed = append(res.Failed, fmt.Errorf("milter %s: %w", m.Name, err))
-			if m.OnFailure == OnFailureAccept {
+			f := Failure{Milter: m.Name, Err: err, Deferred: m.OnFailure != OnFailureAccept}
+			res.Failed = append(res.Failed, f)
+			if !f.Deferred {
 				continue
 			}
 			res.Action = TempFail
@@ -178,7 +199,7 @@ func (c *Client) checkOne(ctx context.Context, m Config, old *atomic.Bool, t Tra
 	ctx, cancel := context.WithTimeout(ctx, m.TotalTimeout)
 	defer cancel()
 	network, address, _ := splitAddress(m.Address)
-	d := &ctxDialer{ctx: ctx, d: net.Dialer{Timeout: m.ConnectTimeout}}
+	d := &ctxDialer{ctx: ctx, d: net.Dialer{Timeout: m.ConnectTimeout}, negotiation: m.ConnectTimeout}
 	defer func() {
 		d.close()
 		if ctx.Err() != nil && err != nil {
@@ -190,7 +211,7 @@ func (c *Client) checkOne(ctx context.Context, m Config, old *atomic.Bool, t Tra
 		proto &= v2Protocol
 	}
 	s, err := session(d, network, address, m.Timeout, proto)
-	if errors.Is(err, gomilter.ErrUnsupportedMilterVersion) && proto != offeredProtocol&v2Protocol {
+	if errors.Is(err, gomilter.ErrUnsupportedMilterVersion) && proto != offeredProtocol&v2Protocol && ctx.Err() == nil {
 		// A milter of protocol version 2 cannot take the steps of version
 		// 6 we offer; the library only downgrades when we offer none of
 		// them, so ask again with the version 2 subset.
@@ -201,6 +222,7 @@ func (c *Client) checkOne(ctx context.Context, m Config, old *atomic.Bool, t Tra
 	if err != nil {
 		return Result{}, err
 	}
+	d.negotiated()
 	defer s.Close()
 	return c.converse(s, t)
 }
@@ -247,36 +269,29 @@ func (c *Client) converse(s *gomilter.ClientSession, t Transaction) (Result, err
 	if t.ClientName != "" {
 		name = t.ClientName
 	}
-	if err := s.Macros(gomilter.CodeConn, "j", c.hostname, "{daemon_name}", "sekisho", "_", name+" ["+addr+"]"); err != nil {
-		return Result{}, err
-	}
-	if act, err := s.Conn(name, family, t.ClientPort, addr); err != nil || act.Code != gomilter.ActContinue {
-		return verdict(act, err)
-	}
-	if act, err := s.Helo(t.Helo); err != nil || act.Code != gomilter.ActContinue {
-		return verdict(act, err)
-	}
-	var mailMacros []string
-	if t.QueueID != "" {
-		mailMacros = append(mailMacros, "i", t.QueueID)
-	}
-	if t.AuthUser != "" {
-		mailMacros = append(mailMacros, "{auth_authen}", t.AuthUser)
-	}
-	if len(mailMacros) > 0 {
-		if err := s.Macros(gomilter.CodeMail, mailMacros...); err != nil {
-			return Result{}, err
+	for _, st := range c.macros(t, addr) {
+		if len(st.kv) > 0 {
+			if err := s.Macros(st.code, st.kv...); err != nil {
+				return Result{}, err
+			}
 		}
-	}
-	if act, err := s.Mail(t.From, nil); err != nil || act.Code != gomilter.ActContinue {
-		return verdict(act, err)
-	}
-	for _, r := range t.Rcpts {
-		if act, err := s.Rcpt(r, nil); err != nil || act.Code != gomilter.ActContinue {
+		var act *gomilter.Action
+		var err error
+		switch st.code {
+		case gomilter.CodeConn:
+			act, err = s.Conn(name, family, t.ClientPort, addr)
+		case gomilter.CodeHelo:
+			act, err = s.Helo(t.Helo)
+		case gomilter.CodeMail:
+			act, err = s.Mail(t.From, nil)
+		case gomilter.CodeRcpt:
+			act, err = s.Rcpt(st.rcpt, nil)
+		}
+		if err != nil || act.Code != gomilter.ActContinue {
 			return verdict(act, err)
 		}
 	}
-	hdr, err := textproto.ReadHeader(bufio.NewReader(io.MultiReader(bytes.NewReader(t.Header), strings.NewReader("\r\n"))))
+	hdr, err := textproto.ReadHeader(bufio.NewReader(io.MultiReader(strings.NewReader(t.Trace), bytes.NewReader(t.Header), strings.NewReader("\r\n"))))
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the header: %w", err)
 	}
@@ -301,6 +316,12 @@ func (c *Client) converse(s *gomilter.ClientSession, t Transaction) (Result, err
 		return r, err
 	}
 	for _, m := range mods {
+		switch m.Code {
+		case gomilter.ActAddHeader, gomilter.ActChangeHeader, gomilter.ActInsertHeader:
+			if err := checkEdit(m.HeaderName, m.HeaderValue); err != nil {
+				return Result{}, err
+			}
+		}
 		switch m.Code {
 		case gomilter.ActAddHeader:
 			r.Edits = append(r.Edits, HeaderEdit{Op: AddHeader, Name: m.HeaderName, Value: m.HeaderValue})
@@ -414,21 +435,67 @@ func isEnhanced(s string, class int) bool {
 // context ends, which ends any read or write the library is blocked in
 // (its own deadlines are per packet, so a milter sending progress packets
 // forever would otherwise hold the session).
+//
+// The library gives every read and write the same timeout; negotiation
+// gets connect_timeout instead, from the start of the dial: the
+// connection's deadlines are capped until negotiated is called.
 type ctxDialer struct {
-	ctx  context.Context
-	d    net.Dialer
-	conn net.Conn
-	stop func() bool
+	ctx         context.Context
+	d           net.Dialer
+	negotiation time.Duration
+	conn        *cappedConn
+	stop        func() bool
 }
 
 func (d *ctxDialer) Dial(network, addr string) (net.Conn, error) {
+	start := time.Now()
 	conn, err := d.d.DialContext(d.ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	d.conn = conn
+	c := &cappedConn{Conn: conn}
+	if d.negotiation > 0 {
+		c.cap = start.Add(d.negotiation)
+		conn.SetDeadline(c.cap)
+	}
+	d.conn = c
 	d.stop = context.AfterFunc(d.ctx, func() { conn.Close() })
-	return conn, nil
+	return c, nil
+}
+
+// negotiated lifts the negotiation's deadline: from now on each reply
+// has the milter's timeout.
+func (d *ctxDialer) negotiated() {
+	if d.conn != nil {
+		d.conn.mu.Lock()
+		d.conn.cap = time.Time{}
+		d.conn.mu.Unlock()
+		d.conn.SetDeadline(time.Time{})
+	}
+}
+
+// cappedConn keeps every deadline at or before cap while cap is set.
+type cappedConn struct {
+	net.Conn
+	mu  sync.Mutex
+	cap time.Time
+}
+
+func (c *cappedConn) capped(t time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.cap.IsZero() && (t.IsZero() || t.After(c.cap)) {
+		return c.cap
+	}
+	return t
+}
+
+func (c *cappedConn) SetDeadline(t time.Time) error { return c.Conn.SetDeadline(c.capped(t)) }
+func (c *cappedConn) SetReadDeadline(t time.Time) error {
+	return c.Conn.SetReadDeadline(c.capped(t))
+}
+func (c *cappedConn) SetWriteDeadline(t time.Time) error {
+	return c.Conn.SetWriteDeadline(c.capped(t))
 }
 
 // close closes the connection of the last Dial. Closing after the

@@ -6,6 +6,7 @@ import (
 
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -48,18 +49,22 @@ func (f *fakeMilter) log(format string, a ...any) {
 
 func (f *fakeMilter) Connect(host, family string, port uint16, addr net.IP, m *gomilter.Modifier) (gomilter.Response, error) {
 	f.log("connect %s %s %d %s j=%s", host, family, port, addr, m.Macros["j"])
+	f.log("macros %s", macroList(m, "{daemon_name}", "v", "_", "{client_addr}", "{client_port}", "{client_name}"))
 	return f.at("connect")
 }
 func (f *fakeMilter) Helo(name string, m *gomilter.Modifier) (gomilter.Response, error) {
 	f.log("helo %s", name)
+	f.log("macros %s", macroList(m, "{tls_version}", "{cipher}", "{cipher_bits}"))
 	return f.at("helo")
 }
 func (f *fakeMilter) MailFrom(from string, m *gomilter.Modifier) (gomilter.Response, error) {
 	f.log("mail %s i=%s auth=%s", from, m.Macros["i"], m.Macros["{auth_authen}"])
+	f.log("macros %s", macroList(m, "{mail_addr}", "{auth_type}"))
 	return f.at("mail")
 }
 func (f *fakeMilter) RcptTo(rcpt string, m *gomilter.Modifier) (gomilter.Response, error) {
 	f.log("rcpt %s", rcpt)
+	f.log("macros %s", macroList(m, "{rcpt_addr}", "i"))
 	return f.at("rcpt")
 }
 func (f *fakeMilter) Header(name, value string, m *gomilter.Modifier) (gomilter.Response, error) {
@@ -80,6 +85,17 @@ func (f *fakeMilter) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 	return f.at("eom")
 }
 func (f *fakeMilter) Abort(m *gomilter.Modifier) error { return nil }
+
+// macroList writes the named macros that are set, "name=value" each.
+func macroList(m *gomilter.Modifier, names ...string) string {
+	var out []string
+	for _, n := range names {
+		if v, ok := m.Macros[n]; ok {
+			out = append(out, n+"="+v)
+		}
+	}
+	return strings.Join(out, " ")
+}
 
 // startFake serves f on a loopback port and returns "inet:ADDR".
 func startFake(t testing.TB, f fakeMilter) (addr string, seen func() string) {
@@ -180,7 +196,9 @@ func TestMilterSeesTransaction(t *testing.T) {
 	addr, seen := startFake(t, fakeMilter{})
 	c := New("gw.city.lg.jp", []Config{{Name: "fake", Address: addr}})
 	txn := testTxn()
-	txn.AuthUser = "alice"
+	txn.AuthUser, txn.AuthType = "alice", "PLAIN"
+	txn.TLS = &tls.ConnectionState{Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
+	txn.Trace = "Received: from mx.example.com ([192.0.2.7])\r\n\tby gw.city.lg.jp (sekisho) with ESMTPSA id S.1; Sun, 1 Nov 2026 00:00:00 +0900\r\n"
 	// Twice over the same body: the second run must start from the top.
 	for range 2 {
 		if r := c.Check(context.Background(), txn); r.Action != Accept || len(r.Failed) > 0 {
@@ -188,10 +206,16 @@ func TestMilterSeesTransaction(t *testing.T) {
 		}
 	}
 	want := `connect [192.0.2.7] tcp4 40000 192.0.2.7 j=gw.city.lg.jp
+macros {daemon_name}=sekisho v=sekisho _=unknown [192.0.2.7] {client_addr}=192.0.2.7 {client_port}=40000 {client_name}=unknown
 helo mx.example.com
+macros {tls_version}=TLSv1.3 {cipher}=TLS_AES_128_GCM_SHA256 {cipher_bits}=128
 mail alice@example.com i=Q1 auth=alice
+macros {mail_addr}=alice@example.com {auth_type}=PLAIN
 rcpt bob@city.lg.jp
+macros {rcpt_addr}=bob@city.lg.jp i=Q1
 rcpt carol@city.lg.jp
+macros {rcpt_addr}=carol@city.lg.jp i=Q1
+header Received="from mx.example.com ([192.0.2.7])\r\n\tby gw.city.lg.jp (sekisho) with ESMTPSA id S.1; Sun, 1 Nov 2026 00:00:00 +0900"
 header From="alice@example.com"
 header Subject="hello\r\n world"
 body "line one\r\nline two\r\n"
@@ -253,7 +277,7 @@ func TestFailurePolicy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := New("gw", []Config{{Name: "m", Address: tc.addr, Timeout: 200 * time.Millisecond, OnFailure: tc.policy}})
 			r := c.Check(context.Background(), testTxn())
-			if r.Action != tc.want || len(r.Failed) != 1 {
+			if r.Action != tc.want || len(r.Failed) != 1 || r.Failed[0].Deferred != (tc.want == TempFail) || r.Failed[0].Milter != "m" {
 				t.Fatalf("got %+v", r)
 			}
 			if tc.want == TempFail && (r.Reply.Code != 451 || r.Reply.Enhanced != "4.7.0") {
@@ -273,7 +297,7 @@ func TestContextEndsConversation(t *testing.T) {
 	go func() { done <- c.Check(ctx, testTxn()) }()
 	select {
 	case r := <-done:
-		if r.Action != TempFail || len(r.Failed) != 1 || !strings.Contains(r.Failed[0].Error(), "deadline") {
+		if r.Action != TempFail || len(r.Failed) != 1 || !strings.Contains(r.Failed[0].Err.Error(), "deadline") {
 			t.Errorf("got %+v", r)
 		}
 	case <-time.After(10 * time.Second):
@@ -308,4 +332,47 @@ func silentMilter(t *testing.T) string {
 		}
 	}()
 	return "inet:" + l.Addr().String()
+}
+
+// Negotiation has connect_timeout, not the per-reply timeout: a milter
+// that accepts the connection and never answers fails as soon as
+// connect_timeout allows, not after timeout.
+func TestNegotiationHasConnectTimeout(t *testing.T) {
+	c := New("gw", []Config{{Name: "m", Address: silentMilter(t), ConnectTimeout: 200 * time.Millisecond,
+		Timeout: time.Hour, TotalTimeout: time.Hour}})
+	done := make(chan Result)
+	go func() { done <- c.Check(context.Background(), testTxn()) }()
+	select {
+	case r := <-done:
+		var ne net.Error
+		if r.Action != TempFail || len(r.Failed) != 1 || !errors.As(r.Failed[0].Err, &ne) || !ne.Timeout() {
+			t.Errorf("got %+v", r)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("negotiation waited past connect_timeout")
+	}
+}
+
+// A header edit that cannot be written as a field is a broken milter,
+// failed under its on_failure policy; a value with line breaks is
+// folded so it never starts a field or ends the header.
+func TestHeaderEditsValidated(t *testing.T) {
+	bad, _ := startFake(t, fakeMilter{mods: func(m *gomilter.Modifier) { m.AddHeader("X Bad", "v") }})
+	r := New("gw", []Config{{Name: "bad", Address: bad, OnFailure: OnFailureAccept}}).Check(context.Background(), testTxn())
+	if r.Action != Accept || len(r.Failed) != 1 || r.Failed[0].Deferred || len(r.Edits) != 0 ||
+		!strings.Contains(r.Failed[0].Err.Error(), "invalid field name") {
+		t.Errorf("invalid name: %+v", r)
+	}
+	inj, _ := startFake(t, fakeMilter{mods: func(m *gomilter.Modifier) {
+		m.AddHeader("X-Spam-Report", "score 1\n\nBcc: victim@example.com\nX-Injected: yes")
+	}})
+	r = New("gw", []Config{{Name: "inj", Address: inj}}).Check(context.Background(), testTxn())
+	if r.Action != Accept || len(r.Edits) != 1 {
+		t.Fatalf("folded value: %+v", r)
+	}
+	got := string(ApplyEdits([]byte("Subject: s\r\n\r\n"), r.Edits))
+	want := "Subject: s\r\nX-Spam-Report: score 1\r\n\tBcc: victim@example.com\r\n\tX-Injected: yes\r\n\r\n"
+	if got != want {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
 }

@@ -3,6 +3,7 @@ package msgauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"time"
@@ -76,9 +77,16 @@ func newCachingResolver(servers []string, timeout time.Duration, now func() time
 	return &CachingResolver{dns: dnsclient.New(opt)}, nil
 }
 
-// query returns a NOERROR or NXDOMAIN answer for name/qtype.
+// query returns a NOERROR or NXDOMAIN answer for name/qtype. A name that
+// cannot be asked is a name that does not exist (RFC 7208 §4.3, §4.8): an
+// SPF record or macro that makes one must not turn into a temperror that
+// defers mail for days.
 func (r *CachingResolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
-	m, err := r.dns.Query(ctx, name, qtype)
+	wire, ok := queryName(name)
+	if !ok {
+		return nil, &net.DNSError{Err: "malformed domain name", Name: name, IsNotFound: true}
+	}
+	m, err := r.dns.Query(ctx, wire, qtype)
 	if err != nil {
 		de := &net.DNSError{Err: err.Error(), Name: name, IsTemporary: true}
 		if e := (*dnsclient.Error)(nil); errors.As(err, &e) {
@@ -87,6 +95,34 @@ func (r *CachingResolver) query(ctx context.Context, name string, qtype uint16) 
 		return nil, de
 	}
 	return m, nil
+}
+
+// queryName writes name, raw octets between dots as the checks hold it
+// (SPF macros expand to spaces and percent signs), in DNS presentation
+// form, and reports whether it is a name DNS can carry: no empty label
+// but the root's, none over 63 octets, 255 octets in all.
+func queryName(name string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '.':
+			b.WriteByte(c)
+		case c < ' ' || c > '~':
+			fmt.Fprintf(&b, "\\%03d", c)
+		case strings.IndexByte(` '@;()"\`, c) >= 0:
+			// Escaped as miekg/dns writes the question it reads back,
+			// so that the answer's question compares equal.
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	s := b.String()
+	if _, ok := dns.IsDomainName(s); !ok || s == "" || s == "." {
+		return "", false
+	}
+	return s, true
 }
 
 // records returns the answer records of type T; none is a not-found error.

@@ -84,3 +84,46 @@ func TestCachingResolver(t *testing.T) {
 		t.Errorf("A of a failing name: %v", err)
 	}
 }
+
+func TestQueryName(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"example.com", "example.com", true},
+		{"example.com.", "example.com.", true},
+		{"macro%percent  space.example.com", `macro%percent\ \ space.example.com`, true},
+		{"a;b@c.example", `a\;b\@c.example`, true},
+		{"tab\there.example", `tab\009here.example`, true},
+		{"a...example.com", "", false},
+		{".example.com", "", false},
+		{strings.Repeat("a", 64) + ".example.com", "", false},
+		{strings.Repeat("a", 63) + ".example.com", strings.Repeat("a", 63) + ".example.com", true},
+		{strings.Repeat("abcdefghi.", 26), "", false},
+		{"", "", false},
+		{".", "", false},
+	}
+	for _, tc := range tests {
+		got, ok := queryName(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("queryName(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// A malformed name is one that does not exist, asked of no server.
+func TestMalformedNameNotFound(t *testing.T) {
+	s := dnstest.New(t)
+	r, err := NewCachingResolver([]string{s.Addr}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.LookupTXT(context.Background(), "a..example.com")
+	var de *net.DNSError
+	if !errors.As(err, &de) || !de.IsNotFound || de.IsTemporary {
+		t.Fatalf("got %v, want a not-found error", err)
+	}
+	if q := s.Queries(); len(q) != 0 {
+		t.Errorf("asked %v", q)
+	}
+}

@@ -3,12 +3,14 @@ package msgauth
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/sekisho/sekisho/relay/smtpd"
@@ -108,7 +110,6 @@ func (v *Verifier) Verify(ctx context.Context, m Message) Result {
 			}
 		}
 	}
-	fromDomain, fromErr := headerFromDomain(m.Header)
 	if v.cfg.DKIM != Off {
 		vs, err := dkim.VerifyWithOptions(io.MultiReader(bytes.NewReader(headerBlock(m.Header)), m.Body), &dkim.VerifyOptions{
 			LookupTXT:        func(name string) ([]string, error) { return v.dns.LookupTXT(ctx, name) },
@@ -146,23 +147,7 @@ func (v *Verifier) Verify(ctx context.Context, m Message) Result {
 		}
 	}
 	if v.cfg.DMARC != Off {
-		ar := &authres.DMARCResult{From: fromDomain}
-		switch {
-		case fromErr != nil:
-			ar.Value, ar.Reason = authres.ResultPermError, reason(fromErr)
-		default:
-			ar.Value, res.DMARCPolicy, ar.Reason = v.dmarc(ctx, fromDomain, mailDomain, res)
-		}
-		res.DMARC = ar.Value
-		results = append(results, ar)
-		if v.cfg.DMARC == Reject && !res.Refuse {
-			switch {
-			case ar.Value == authres.ResultFail && res.DMARCPolicy == dmarc.PolicyReject:
-				res.Refuse, res.Reply = true, smtpd.R(550, "5.7.1", "DMARC policy of "+fromDomain+" rejects this message")
-			case ar.Value == authres.ResultTempError:
-				res.Refuse, res.Reply = true, smtpd.R(451, "4.7.1", "DMARC policy of "+fromDomain+" could not be read, try again later")
-			}
-		}
+		results = v.verifyDMARC(ctx, m.Header, mailDomain, &res, results)
 	}
 	if len(results) > 0 {
 		res.Header = formatHeader(v.cfg.AuthservID, results)
@@ -194,39 +179,156 @@ func formatHeader(id string, results []authres.Result) string {
 	return b.String()
 }
 
-// dmarc evaluates RFC 7489: the policy is looked up at the From domain,
-// then at its organizational domain; DMARC passes when SPF or DKIM passed
-// for a domain aligned with From.
-func (v *Verifier) dmarc(ctx context.Context, from, mailDomain string, res Result) (authres.ResultValue, dmarc.Policy, string) {
-	lookup := &dmarc.LookupOptions{LookupTXT: func(name string) ([]string, error) { return v.dns.LookupTXT(ctx, name) }}
+// verifyDMARC evaluates DMARC for every author domain of the header's
+// From fields (RFC 7489 §6.6.1: a message may name several, in several
+// fields or one) and applies the strictest outcome: one domain's p=reject
+// refuses the message whatever the others say. Each domain gets its own
+// dmarc= result in the header.
+func (v *Verifier) verifyDMARC(ctx context.Context, header []byte, mailDomain string, res *Result, results []authres.Result) []authres.Result {
+	domains, err := authorDomains(header)
+	if err != nil {
+		res.DMARC = authres.ResultPermError
+		return append(results, &authres.DMARCResult{Value: authres.ResultPermError, Reason: reason(err)})
+	}
+	var worst dmarcOutcome
+	for i, from := range domains {
+		o := v.dmarc(ctx, from, mailDomain, *res)
+		results = append(results, &authres.DMARCResult{Value: o.value, Reason: o.reason, From: from})
+		if i == 0 || o.strictness() > worst.strictness() {
+			worst = o
+		}
+	}
+	res.DMARC, res.DMARCPolicy = worst.value, worst.policy
+	if v.cfg.DMARC == Reject && !res.Refuse {
+		switch {
+		case worst.value == authres.ResultFail && worst.policy == dmarc.PolicyReject:
+			res.Refuse, res.Reply = true, smtpd.R(550, "5.7.1", "DMARC policy of "+worst.domain+" rejects this message")
+		case worst.value == authres.ResultTempError:
+			res.Refuse, res.Reply = true, smtpd.R(451, "4.7.1", "DMARC of "+worst.domain+" could not be evaluated ("+worst.reason+"), try again later")
+		}
+	}
+	return results
+}
+
+// dmarcOutcome is DMARC's answer for one author domain.
+type dmarcOutcome struct {
+	domain string
+	value  authres.ResultValue
+	policy dmarc.Policy // the domain's policy when it failed
+	reason string
+}
+
+// strictness orders outcomes by what they ask of us: a refusal first,
+// then a deferral, then failures by their policy, then the rest.
+func (o dmarcOutcome) strictness() int {
+	switch o.value {
+	case authres.ResultFail:
+		switch o.policy {
+		case dmarc.PolicyReject:
+			return 6
+		case dmarc.PolicyQuarantine:
+			return 4
+		}
+		return 3
+	case authres.ResultTempError:
+		return 5
+	case authres.ResultPermError:
+		return 2
+	case authres.ResultNone:
+		return 1
+	}
+	return 0
+}
+
+// errSeveralRecords: RFC 7489 §6.6.3 ends policy discovery when a name
+// publishes more than one DMARC record; DMARC is then not applied.
+var errSeveralRecords = errors.New("several DMARC records")
+
+// lookupDMARC reads the one DMARC record published at _dmarc.domain.
+// TXT records that do not start with v=DMARC1 are not DMARC's.
+func (v *Verifier) lookupDMARC(ctx context.Context, domain string) (*dmarc.Record, error) {
+	txts, err := v.dns.LookupTXT(ctx, "_dmarc."+domain)
+	if err != nil {
+		var de *net.DNSError
+		if errors.As(err, &de) && de.IsNotFound {
+			return nil, dmarc.ErrNoPolicy
+		}
+		return nil, err
+	}
+	var recs []string
+	for _, t := range txts {
+		if rest, ok := strings.CutPrefix(t, "v=DMARC1"); ok && (rest == "" || rest[0] == ';' || rest[0] == ' ' || rest[0] == '\t') {
+			recs = append(recs, t)
+		}
+	}
+	switch len(recs) {
+	case 0:
+		return nil, dmarc.ErrNoPolicy
+	case 1:
+		return dmarc.Parse(recs[0])
+	}
+	return nil, errSeveralRecords
+}
+
+// dmarc evaluates RFC 7489 for one author domain: the policy is looked up
+// at the From domain, then at its organizational domain; DMARC passes when
+// SPF or DKIM passed for a domain aligned with From. When nothing aligned
+// passed but an aligned check could not be made (SPF temperror, a DKIM
+// key that could not be fetched), the result is temperror, not fail: the
+// message may well pass when DNS answers again (RFC 7489 §6.6.2).
+func (v *Verifier) dmarc(ctx context.Context, from, mailDomain string, res Result) dmarcOutcome {
+	o := dmarcOutcome{domain: from}
 	org := orgDomain(from)
-	rec, err := dmarc.LookupWithOptions(from, lookup)
+	rec, err := v.lookupDMARC(ctx, from)
 	sub := false
 	if errors.Is(err, dmarc.ErrNoPolicy) && org != from {
-		rec, err = dmarc.LookupWithOptions(org, lookup)
+		rec, err = v.lookupDMARC(ctx, org)
 		sub = true
 	}
+	var de *net.DNSError
 	switch {
 	case errors.Is(err, dmarc.ErrNoPolicy):
-		return authres.ResultNone, "", ""
-	case dmarc.IsTempFail(err):
-		return authres.ResultTempError, "", reason(err)
+		o.value = authres.ResultNone
+		return o
+	case errors.Is(err, errSeveralRecords):
+		o.value, o.reason = authres.ResultNone, reason(err)
+		return o
+	case errors.As(err, &de) && !de.IsNotFound:
+		o.value, o.reason = authres.ResultTempError, reason(err)
+		return o
 	case err != nil:
-		return authres.ResultPermError, "", reason(err)
+		o.value, o.reason = authres.ResultPermError, reason(err)
+		return o
 	}
 	policy := rec.Policy
 	if sub && rec.SubdomainPolicy != "" {
 		policy = rec.SubdomainPolicy
 	}
-	if res.SPF == spf.Pass && aligned(mailDomain, from, rec.SPFAlignment) {
-		return authres.ResultPass, policy, ""
+	spfAligned := aligned(mailDomain, from, rec.SPFAlignment)
+	if res.SPF == spf.Pass && spfAligned {
+		o.value, o.policy = authres.ResultPass, policy
+		return o
 	}
+	var dkimTemp bool
 	for _, d := range res.DKIM {
-		if d.Err == nil && aligned(d.Domain, from, rec.DKIMAlignment) {
-			return authres.ResultPass, policy, ""
+		if !aligned(d.Domain, from, rec.DKIMAlignment) {
+			continue
 		}
+		if d.Err == nil {
+			o.value, o.policy = authres.ResultPass, policy
+			return o
+		}
+		dkimTemp = dkimTemp || dkim.IsTempFail(d.Err)
 	}
-	return authres.ResultFail, policy, "no aligned SPF or DKIM pass"
+	switch {
+	case res.SPF == spf.TempError && spfAligned:
+		o.value, o.reason = authres.ResultTempError, "aligned SPF could not be checked"
+	case dkimTemp:
+		o.value, o.reason = authres.ResultTempError, "aligned DKIM signature could not be checked"
+	default:
+		o.value, o.policy, o.reason = authres.ResultFail, policy, "no aligned SPF or DKIM pass"
+	}
+	return o
 }
 
 // aligned compares an authenticated domain with the From domain: equal
@@ -248,28 +350,40 @@ func orgDomain(d string) string {
 	return o
 }
 
-// headerFromDomain is the domain of the one From address (RFC 7489 6.6.1:
-// a message with none or several has no DMARC identity).
-func headerFromDomain(header []byte) (string, error) {
+// authorDomains are the distinct domains of every From address, in
+// order. RFC 7489 §6.6.1 lets a receiver evaluate each author domain of a
+// message with several From fields or addresses; an address that cannot
+// be read names no domain, and only a header with no readable one at all
+// has no DMARC identity (permerror).
+func authorDomains(header []byte) ([]string, error) {
 	froms := rewrite.HeaderFrom(header)
-	if len(froms) != 1 {
-		return "", fmt.Errorf("%d From fields", len(froms))
+	if len(froms) == 0 {
+		return nil, errors.New("no From field")
 	}
-	f := froms[0]
-	switch {
-	case f.Problem != "":
-		return "", fmt.Errorf("header from: %s", f.Problem)
-	case len(f.Mailboxes) != 1:
-		return "", fmt.Errorf("header from holds %d addresses", len(f.Mailboxes))
+	var out []string
+	var problem error
+	for _, f := range froms {
+		if f.Problem != "" {
+			problem = cmp.Or(problem, fmt.Errorf("header from: %s", f.Problem))
+			continue
+		}
+		for _, a := range f.Mailboxes {
+			switch {
+			case a.Problem == "no domain":
+				problem = cmp.Or(problem, errors.New("header from has no domain"))
+			case a.Problem != "":
+				problem = cmp.Or(problem, fmt.Errorf("header from: %s", a.Problem))
+			default:
+				if d := domainOf(a.Address); !slices.Contains(out, d) {
+					out = append(out, d)
+				}
+			}
+		}
 	}
-	switch a := f.Mailboxes[0]; {
-	case a.Problem == "no domain":
-		return "", errors.New("header from has no domain")
-	case a.Problem != "":
-		return "", fmt.Errorf("header from: %s", a.Problem)
-	default:
-		return domainOf(a.Address), nil
+	if len(out) == 0 {
+		return nil, cmp.Or(problem, errors.New("header from holds no address"))
 	}
+	return out, nil
 }
 
 func domainOf(a string) string {

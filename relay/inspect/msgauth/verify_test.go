@@ -38,6 +38,18 @@ func newWorld(t testing.TB) *world {
 		`example.net. IN TXT "v=spf1 ip4:198.51.100.0/24 -all"`,
 	)
 	s.ServFail("broken.example.org.")
+	// temp.example.com's SPF and keyfail.example.com's DKIM key cannot be
+	// read; both align with example.com under relaxed alignment.
+	s.ServFail("temp.example.com.")
+	s.ServFail("sel._domainkey.keyfail.example.com.")
+	// example.org publishes two DMARC records: no policy (RFC 7489
+	// §6.6.3), though each alone would reject.
+	s.Add(
+		`example.org. IN TXT "v=spf1 -all"`,
+		`_dmarc.example.org. IN TXT "v=DMARC1; p=reject"`,
+		`_dmarc.example.org. IN TXT "v=DMARC1; p=reject; pct=100"`,
+		`_dmarc.example.org. IN TXT "some other record"`,
+	)
 	return &world{dns: s, key: key}
 }
 
@@ -59,9 +71,13 @@ func (w *world) verifier(t testing.TB, spf, dk, dm Policy) *Verifier {
 	return v
 }
 
-// msg builds a message from "from"; signed by d= domain when sign is set.
+// msg builds a message from "from" (an address, or whole From fields
+// when it starts with "From:"); signed by d= domain when sign is set.
 func (w *world) msg(t testing.TB, from string, sign string, tamper bool) (hdr, body []byte) {
-	h := "From: Alice <" + from + ">\r\nTo: bob@city.lg.jp\r\nSubject: budget\r\nDate: Sun, 29 Nov 2026 10:00:00 +0900\r\nMessage-ID: <m1@example.com>\r\n"
+	if !strings.HasPrefix(from, "From:") {
+		from = "From: Alice <" + from + ">\r\n"
+	}
+	h := from + "To: bob@city.lg.jp\r\nSubject: budget\r\nDate: Sun, 29 Nov 2026 10:00:00 +0900\r\nMessage-ID: <m1@example.com>\r\n"
 	b := "The figures are attached.\r\n"
 	if sign != "" {
 		var out bytes.Buffer
@@ -116,6 +132,18 @@ func TestVerify(t *testing.T) {
 		{name: "dmarc pass by aligned dkim despite spf fail", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "bounce@example.net", from: "alice@example.com", sign: "example.com", dmarc: "pass"},
 		{name: "dmarc relaxed alignment", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "x@example.net", from: "alice@news.example.com", sign: "example.com", dmarc: "pass"},
 		{name: "dmarc subdomain policy quarantine not refused", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "x@example.net", from: "alice@news.example.com", dmarc: "fail"},
+		{name: "dmarc temperror when aligned spf could not be checked", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "bounce@temp.example.com", from: "alice@example.com", refuse: true, code: 451, enhanced: "4.7.1", dmarc: "temperror"},
+		{name: "dmarc temperror when aligned dkim key could not be read", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "x@example.net", from: "alice@example.com", sign: "keyfail.example.com", refuse: true, code: 451, enhanced: "4.7.1", dmarc: "temperror"},
+		{name: "dmarc fail when only an unaligned check failed temporarily", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "x@broken.example.org", from: "alice@example.com", refuse: true, code: 550, enhanced: "5.7.1", dmarc: "fail"},
+		{name: "dmarc pass beats an aligned temperror", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "x@temp.example.com", from: "alice@example.com", sign: "example.com", dmarc: "pass"},
+		{name: "dmarc second From field evaluated", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "x@example.net", from: "From: a@example.net\r\nFrom: alice@example.com\r\n", refuse: true, code: 550, enhanced: "5.7.1",
+			header: "Authentication-Results: gw.city.lg.jp;\r\n\tspf=fail reason=\"matched all\" smtp.helo=mx.example.com smtp.mailfrom=x@example.net;\r\n\tdkim=none;\r\n\tdmarc=none header.from=example.net;\r\n\tdmarc=fail reason=\"no aligned SPF or DKIM pass\" header.from=example.com\r\n"},
+		{name: "dmarc second address evaluated", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "x@example.net", from: "From: a@example.net, Alice <alice@example.com>\r\n", refuse: true, code: 550, enhanced: "5.7.1", dmarc: "fail"},
+		{name: "dmarc strictest of several authors applies", spf: Header, dk: Header, dm: Reject, ip: inside, mailFrom: "alice@example.com", from: "From: alice@example.com, b@news.example.com, c@example.net\r\n", dmarc: "none"},
+		{name: "dmarc unreadable address does not hide a readable one", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "x@example.net", from: "From: postmaster, alice@example.com\r\n", refuse: true, code: 550, enhanced: "5.7.1"},
+		{name: "dmarc several records mean none", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "x@example.org", from: "a@example.org",
+			header: "Authentication-Results: gw.city.lg.jp;\r\n\tspf=fail reason=\"matched all\" smtp.helo=mx.example.com smtp.mailfrom=x@example.org;\r\n\tdkim=none;\r\n\tdmarc=none reason=\"several DMARC records\" header.from=example.org\r\n"},
+		{name: "dmarc no From field permerror", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "x@example.net", from: "From: postmaster\r\n", dmarc: "permerror"},
 		{name: "dmarc none without record", spf: Header, dk: Header, dm: Reject, ip: outside, mailFrom: "x@example.net", from: "a@example.net",
 			header: "Authentication-Results: gw.city.lg.jp;\r\n\tspf=fail reason=\"matched all\" smtp.helo=mx.example.com smtp.mailfrom=x@example.net;\r\n\tdkim=none;\r\n\tdmarc=none header.from=example.net\r\n"},
 	}
@@ -259,31 +287,39 @@ reverse_dns: "yes" is not off, ptr or confirmed`
 	}
 }
 
-func FuzzHeaderFromDomain(f *testing.F) {
+func FuzzAuthorDomains(f *testing.F) {
 	f.Add([]byte("From: =?ISO-2022-JP?B?GyRCOzBCPBsoQg==?= <taro@city.example.jp>\r\n"))
 	f.Add([]byte("From: a@b.example, c@d.example\r\n"))
 	f.Fuzz(func(t *testing.T, h []byte) {
-		d, err := headerFromDomain(h)
-		if err == nil && (d == "" || strings.ContainsAny(d, "@ ")) {
-			t.Fatalf("domain %q from %q", d, h)
+		ds, err := authorDomains(h)
+		if (err == nil) != (len(ds) > 0) {
+			t.Fatalf("%q: %q %v", h, ds, err)
+		}
+		for _, d := range ds {
+			if d == "" || strings.ContainsAny(d, "@ ") {
+				t.Fatalf("domain %q from %q", d, h)
+			}
 		}
 	})
 }
 
-func TestHeaderFromDomain(t *testing.T) {
+func TestAuthorDomains(t *testing.T) {
 	for _, tc := range []struct{ h, want, err string }{
 		{"From: =?ISO-2022-JP?B?GyRCOzBCPBsoQg==?= <taro@City.Example.JP>\r\n", "city.example.jp", ""},
-		{"Subject: x\r\n", "", "0 From fields"},
-		{"From: a@b.example, c@d.example\r\n", "", "header from holds 2 addresses"},
-		{"From: a@b.example\r\nFrom: c@d.example\r\n", "", "2 From fields"},
+		{"Subject: x\r\n", "", "no From field"},
+		{"From: a@b.example, c@d.example\r\n", "b.example d.example", ""},
+		{"From: a@b.example, c@B.example\r\n", "b.example", ""},
+		{"From: a@b.example\r\nFrom: c@d.example\r\n", "b.example d.example", ""},
 		{"From: \x95\\\x81\x40 <hyo@Example.JP.>\r\n", "example.jp", ""}, // a raw Shift_JIS name
 		{"From: taro..yamada@docomo.ne.jp\r\n", "docomo.ne.jp", ""},      // a carrier's local part
 		{"From: postmaster\r\n", "", "header from has no domain"},
+		{"From: postmaster, a@b.example\r\n", "b.example", ""},
 		{"From: \"unclosed <a@b.jp>\r\n", "", "header from: field cannot be read: unclosed quoted string"},
+		{"From: \"unclosed <a@b.jp>\r\nFrom: c@d.example\r\n", "d.example", ""},
 	} {
-		d, err := headerFromDomain([]byte(tc.h))
-		if d != tc.want || (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
-			t.Errorf("%q: %q %v", tc.h, d, err)
+		ds, err := authorDomains([]byte(tc.h))
+		if got := strings.Join(ds, " "); got != tc.want || (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
+			t.Errorf("%q: %q %v", tc.h, got, err)
 		}
 	}
 }

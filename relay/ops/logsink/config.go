@@ -12,7 +12,7 @@ import (
 // Kinds are the record kinds the gateway writes; an output lists the ones
 // it takes. Records of other kinds (start, stop, records without a kind)
 // always go to the main stream.
-var Kinds = []string{"accept", "receive", "reject", "send", "fail", "auth", "reload"}
+var Kinds = []string{"accept", "receive", "reject", "send", "fail", "auth", "reload", "sanitize", "audit", "store"}
 
 // Output sends the records of some kinds to a file instead of the main
 // stream.

@@ -39,9 +39,10 @@ var goldenCases = []struct {
 	recs  []slog.Record
 }{
 	{kind: "accept", recs: []slog.Record{
-		record(slog.LevelInfo, "connect", "kind", "accept", "client", "192.0.2.10", "listener", "mx"),
-		record(slog.LevelWarn, "connection refused", "kind", "accept", "client", "192.0.2.11", "listener", "mx", "reason", "too many connections from this address"),
-		record(slog.LevelInfo, "close", "kind", "accept", "client", "192.0.2.10", "listener", "mx", "duration_ms", 42),
+		// As relay/session and relay/gateway write them.
+		record(slog.LevelInfo, "connection opened", "kind", "accept", "session", "K3J5A", "client", "192.0.2.10", "listener", "mx/0.0.0.0:25", "tls", false),
+		record(slog.LevelWarn, "connection refused", "kind", "accept", "client", "192.0.2.11", "listener", "mx/0.0.0.0:25", "reason", "too many connections from your address"),
+		record(slog.LevelInfo, "connection closed", "kind", "accept", "session", "K3J5A", "client", "192.0.2.10", "listener", "mx/0.0.0.0:25", "messages", 1),
 	}},
 	{kind: "receive", bound: []any{"session", "k3j5a", "client", "10.1.2.3"}, recs: []slog.Record{
 		record(slog.LevelInfo, "accepted", "kind", "receive", "id", "01JD0000000000000000000001", "helo", "pc01.city.example.lg.jp",

@@ -303,8 +303,9 @@ type Released struct {
 	Data     []byte
 }
 
-// Release prepares an original for delivery to its recipients, or to the
-// addresses given. The original is read into memory: it was accepted
+// Release prepares an original for delivery to its recipients (those of
+// the sanitized copy, archive copies left out), or to the addresses
+// given. The original is read into memory: it was accepted
 // within the message size limit.
 func (s *Store) Release(id string, to []string) (Released, error) {
 	e, err := s.Get(id)
@@ -325,6 +326,9 @@ func (s *Store) Release(id string, to []string) (Released, error) {
 		for _, a := range to {
 			env.Rcpts = append(env.Rcpts, queue.Recipient{Addr: a})
 		}
+	}
+	if len(env.Rcpts) == 0 {
+		return Released{}, fmt.Errorf("quarantine: %s was kept for no recipient but archive copies; name the recipients to release it to", id)
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s: %s; %s\r\n", HeaderReleased, id, mark(key, id, sum[:]))

@@ -11,10 +11,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	gomilter "github.com/emersion/go-milter"
 )
 
 // Each starter skips the test, with the Debian package to install, only
-// when its binary is absent.
+// when its binary is absent. The milters listen on unix sockets in the
+// test's own folder, never on a TCP port chosen beforehand, which another
+// test's daemon could take in between; and a starter returns once the
+// milter answers a negotiation, not merely once its socket accepts (rspamd
+// binds its socket long before its worker has loaded the rules).
 
 // EICAR is the EICAR anti-virus test file, assembled at run time so this
 // source file does not itself trip a scanner.
@@ -40,15 +46,6 @@ func pkgOf(bin string) string {
 		return "clamav-milter"
 	}
 	return filepath.Base(bin)
-}
-
-func freePort(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // start runs a daemon in the foreground and stops it when the test ends
@@ -89,7 +86,7 @@ func start(t testing.TB, dir, name string, args ...string) (stop func()) {
 func waitDial(t testing.TB, network, addr string, what string) time.Duration {
 	t.Helper()
 	begin := time.Now()
-	for time.Since(begin) < 60*time.Second {
+	for time.Since(begin) < startWait {
 		c, err := net.Dial(network, addr)
 		if err == nil {
 			c.Close()
@@ -97,8 +94,43 @@ func waitDial(t testing.TB, network, addr string, what string) time.Duration {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s did not listen on %s within 60s", what, addr)
+	t.Fatalf("%s did not listen on %s within %v", what, addr, startWait)
 	return 0
+}
+
+// startWait bounds a daemon's start: generous, for a machine busy with
+// other tests (rspamd compiles its rules at start).
+const startWait = 2 * time.Minute
+
+// waitMilter polls until the milter at the unix socket path answers an
+// option negotiation.
+func waitMilter(t testing.TB, path, what string) {
+	t.Helper()
+	begin := time.Now()
+	var err error
+	for time.Since(begin) < startWait {
+		cl := gomilter.NewClientWithOptions("unix", path, gomilter.ClientOptions{
+			Dialer:       &net.Dialer{Timeout: 5 * time.Second},
+			ReadTimeout:  10 * time.Second,
+			WriteTimeout: 10 * time.Second,
+			ActionMask:   gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine,
+			// Every step may be skipped, as the gateway offers: libmilter
+			// hangs up on a milter that wants to skip one not offered.
+			ProtocolMask: gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoMailFrom |
+				gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoHeaders | gomilter.OptNoEOH |
+				gomilter.OptNoUnknown | gomilter.OptNoData | gomilter.OptSkip | gomilter.OptNoHeaderReply |
+				gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply |
+				gomilter.OptNoRcptReply | gomilter.OptNoDataReply | gomilter.OptNoUnknownReply |
+				gomilter.OptNoEOHReply | gomilter.OptNoBodyReply,
+		})
+		var s *gomilter.ClientSession
+		if s, err = cl.Session(); err == nil {
+			s.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer a milter negotiation on %s within %v: %v", what, path, startWait, err)
 }
 
 func writeFile(t testing.TB, path, content string) {
@@ -130,10 +162,9 @@ SelfCheck 0
 `, db, sock, dir, dir))
 	start(t, dir, "/usr/sbin/clamd", "-c", filepath.Join(dir, "clamd.conf"))
 	waitDial(t, "unix", sock, "clamd")
-	addr = freePort(t)
-	host, port, _ := net.SplitHostPort(addr)
+	msock := filepath.Join(dir, "clamav-milter.sock")
 	writeFile(t, filepath.Join(dir, "clamav-milter.conf"), fmt.Sprintf(`Foreground yes
-MilterSocket inet:%s@%s
+MilterSocket unix:%s
 ClamdSocket unix:%s
 TemporaryDirectory %s
 LogFile %s/clamav-milter.log
@@ -141,11 +172,11 @@ OnInfected Reject
 OnFail Defer
 AddHeader Replace
 RejectMsg Virus found: %%v
-`, port, host, sock, dir, dir))
+`, msock, sock, dir, dir))
 	stopMilter = start(t, dir, "/usr/sbin/clamav-milter", "-c", filepath.Join(dir, "clamav-milter.conf"))
-	waitDial(t, "tcp", addr, "clamav-milter")
+	waitMilter(t, msock, "clamav-milter")
 	t.Logf("clamd and clamav-milter ready in %v", time.Since(begin).Round(time.Millisecond))
-	return "inet:" + addr, stopMilter
+	return "unix:" + msock, stopMilter
 }
 
 // Rspamd starts rspamd's proxy worker in milter mode, scanning by
@@ -154,7 +185,7 @@ func Rspamd(t testing.TB) string {
 	need(t, "/usr/bin/rspamd")
 	dir := t.TempDir()
 	begin := time.Now()
-	addr := freePort(t)
+	addr := filepath.Join(dir, "rspamd.sock")
 	writeFile(t, filepath.Join(dir, "rspamd.conf"), fmt.Sprintf(`options {
   pidfile = "%[1]s/rspamd.pid";
   dbdir = "%[1]s";
@@ -170,7 +201,7 @@ modules { path = "$PLUGINSDIR"; }
 actions { reject = 15; add_header = 6; }
 milter_headers { use = ["x-spamd-result", "x-spam-status"]; skip_local = false; skip_authenticated = false; }
 worker "rspamd_proxy" {
-  bind_socket = "%[2]s";
+  bind_socket = "%[2]s mode=0600";
   milter = yes;
   timeout = 10s;
   count = 1;
@@ -179,7 +210,7 @@ worker "rspamd_proxy" {
 `, dir, addr))
 	start(t, dir, "/usr/bin/rspamd", "-f", "-i", "-c", filepath.Join(dir, "rspamd.conf"),
 		"--var=DBDIR="+dir, "--var=RUNDIR="+dir, "--var=LOGDIR="+dir)
-	waitDial(t, "tcp", addr, "rspamd")
+	waitMilter(t, addr, "rspamd")
 	t.Logf("rspamd ready in %v", time.Since(begin).Round(time.Millisecond))
-	return "inet:" + addr
+	return "unix:" + addr
 }

@@ -1,0 +1,169 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sekisho/sekisho/relay/store"
+)
+
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), store.Config{Path: filepath.Join(t.TempDir(), "s.db")}, "gw1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// waitFor polls until cond holds (generous deadline: a busy machine).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The lines the mail path writes, as it writes them, become the events
+// of the trace.
+func TestRecordsBecomeEvents(t *testing.T) {
+	st := openStore(t)
+	var logged bytes.Buffer
+	rec := New(1024, "gw1")
+	log := slog.New(rec.Handler(slog.NewTextHandler(&logged, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); rec.Run(ctx, func() *store.Store { return st }, store.DefaultConfig(), log) }()
+	defer func() { cancel(); wg.Wait() }()
+
+	sess := log.With("session", "k3j5a", "client", "192.0.2.7")
+	sess.Info("connection opened", "kind", "accept", "listener", "mx")
+	sess.Info("accepted", "kind", "receive", "id", "Q1", "helo", "mx.example.com", "auth", "", "from", "Yamada@Example.com",
+		"orig_from", "yamada@example.com", "rcpts", "tanaka@city.example.lg.jp,suzuki@city.example.lg.jp", "size", 2048,
+		"source", "internet", "rules", "mx-in", "message_id", "<m1@example.com>")
+	sess.Info("refused", "kind", "reject", "stage", "rcpt", "arg", "nobody@city.example.lg.jp", "from", "yamada@example.com",
+		"code", 550, "enhanced", "5.1.1", "rule", "builtin:unknown-user", "reason", "no such account")
+	log.Info("delivery", "kind", "fail", "id", "Q1", "rcpt", "tanaka@city.example.lg.jp", "from", "yamada@example.com",
+		"hop", "inner", "remote", "10.0.0.5:25", "result", "deferred", "code", 451, "reply", "4.3.0 try later", "attempt", 1)
+	log.Info("delivery", "kind", "send", "id", "Q1", "rcpt", "tanaka@city.example.lg.jp", "from", "yamada@example.com",
+		"hop", "inner", "remote", "10.0.0.5:25", "result", "delivered", "code", 250, "reply", "2.0.0 ok", "attempt", 2)
+	log.Info("dsn queued", "kind", "fail", "action", "failed", "id", "Q1", "dsn", "Q2", "to", "yamada@example.com", "recipients", 1)
+	log.Info("sanitize", "kind", "sanitize", "id", "Q1", "route", "inner", "release_id", "20261129-0123456789", "result", "attachments removed=1")
+	log.Info("quarantine purged", "kind", "sanitize", "removed", 0)
+	log.Info("original released", "kind", "sanitize", "release_id", "20261129-0123456789", "id", "Q3", "to", "tanaka@city.example.lg.jp", "by", "bucho@x")
+	log.Info("queue changed", "kind", "audit", "actor", "admin@x", "action", "queue-hold", "object", "Q1")
+	log.Info("signed in", "kind", "audit", "actor", "admin@x", "action", "signin")
+
+	var evs []store.Event
+	waitFor(t, "the events", func() bool {
+		evs, _ = st.MessageEvents(context.Background(), []string{"Q1", "Q3", "20261129-0123456789"}, []string{"k3j5a"})
+		return len(evs) >= 9
+	})
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.Kind+"/"+e.Result+"/"+e.Rcpt)
+	}
+	want := []string{
+		"receive/accepted/tanaka@city.example.lg.jp", "receive/accepted/suzuki@city.example.lg.jp",
+		"reject/refused/nobody@city.example.lg.jp", "fail/deferred/tanaka@city.example.lg.jp",
+		"send/delivered/tanaka@city.example.lg.jp", "dsn/failed/yamada@example.com", "sanitize/sanitized/",
+		"release/released/tanaka@city.example.lg.jp", "queue/hold/",
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("events:\n got %v\nwant %v", got, want)
+	}
+	r := evs[0]
+	if r.MessageID != "<m1@example.com>" || r.Client != "192.0.2.7" || r.Session != "k3j5a" || r.Sender != "yamada@example.com" || r.Instance != "gw1" {
+		t.Errorf("receive event %+v", r)
+	}
+	if evs[2].Rule != "builtin:unknown-user" || evs[2].Code != 550 {
+		t.Errorf("reject event %+v", evs[2])
+	}
+	if evs[3].Code != 451 || !strings.Contains(evs[3].Detail, "4.3.0 try later") {
+		t.Errorf("deferred attempt %+v", evs[3])
+	}
+	// The log itself is untouched.
+	if n := strings.Count(logged.String(), "\n"); n != 11 {
+		t.Errorf("%d log lines, want 11:\n%s", n, logged.String())
+	}
+}
+
+// Without a store the buffer fills and the rest is dropped, counted and
+// logged once; logging never blocks.
+func TestNoStoreDropsWithoutBlocking(t *testing.T) {
+	var logged lockedBuf
+	rec := New(4, "gw1")
+	inner := slog.New(slog.NewTextHandler(&logged, nil))
+	log := slog.New(rec.Handler(inner.Handler()))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rec.Run(ctx, func() *store.Store { return nil }, store.DefaultConfig(), inner)
+	}()
+	defer func() { cancel(); wg.Wait() }()
+	done := make(chan struct{})
+	go func() {
+		for i := range 2000 {
+			log.Info("delivery", "kind", "send", "id", "Q", "rcpt", "a@b", "attempt", i)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("logging blocked without a store")
+	}
+	if rec.Dropped() == 0 {
+		t.Fatal("nothing dropped")
+	}
+	waitFor(t, "the drop warning", func() bool { return strings.Contains(logged.String(), "trace events dropped") })
+	time.Sleep(50 * time.Millisecond)
+	if n := strings.Count(logged.String(), "trace events dropped"); n != 1 {
+		t.Errorf("the drop was logged %d times", n)
+	}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func BenchmarkTap(b *testing.B) {
+	rec := New(1<<20, "gw1")
+	go func() {
+		for range rec.ch {
+		}
+	}()
+	log := slog.New(rec.Handler(slog.DiscardHandler)).With("session", "k3j5a", "client", "192.0.2.7")
+	b.ReportAllocs()
+	for b.Loop() {
+		log.Info("delivery", "kind", "send", "id", "Q1", "rcpt", "tanaka@city.example.lg.jp", "from", "yamada@example.com",
+			"hop", "inner", "remote", "10.0.0.5:25", "result", "delivered", "code", 250, "reply", "2.0.0 ok", "attempt", 2)
+	}
+}

@@ -1,0 +1,282 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Event is one step of a message's way through a gateway, as the trace
+// shows it: received, refused, sanitized, queued, a delivery attempt with
+// the reply, a DSN, a release, a change by an administrator.
+type Event struct {
+	ID       int64     `json:"id"`
+	Instance string    `json:"instance"`
+	At       time.Time `json:"at"`
+	// Kind is the step: receive, reject, send, fail, dsn, sanitize,
+	// release, queue.
+	Kind string `json:"kind"`
+	// QueueID is the message's queue ID ("" for a refusal before DATA).
+	QueueID string `json:"queue_id,omitempty"`
+	// Ref links to another record: the DSN's queue ID, the release ID of
+	// a sanitized message, the queue ID a release was queued as.
+	Ref       string `json:"ref,omitempty"`
+	Session   string `json:"session,omitempty"`
+	Client    string `json:"client,omitempty"`
+	Sender    string `json:"sender,omitempty"`
+	Rcpt      string `json:"rcpt,omitempty"`
+	MessageID string `json:"message_id,omitempty"`
+	// Result: accepted, refused, delivered, deferred, failed, queued,
+	// sanitized, released, ...
+	Result string `json:"result,omitempty"`
+	// Rule is the rule that decided a refusal or a route.
+	Rule string `json:"rule,omitempty"`
+	Code int    `json:"code,omitempty"`
+	// Detail is the rest, for people: the reply, the rule, the next hop.
+	Detail string `json:"detail,omitempty"`
+}
+
+// maxField bounds what one field of an event keeps: a client chooses the
+// Message-ID and the refused arguments.
+const maxField = 998
+
+func clip(s string) string {
+	if len(s) <= maxField {
+		return s
+	}
+	cut := maxField
+	for cut > 0 && s[cut]&0xC0 == 0x80 { // not inside a UTF-8 sequence
+		cut--
+	}
+	return s[:cut]
+}
+
+// insertRows is how many events one INSERT carries: one statement per
+// event spends most of its time setting the statement up.
+const insertRows = 64
+
+// AddEvents writes a batch of events in one transaction. Events without
+// an instance get the store's.
+func (s *Store) AddEvents(ctx context.Context, evs []Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	const cols = 14
+	row := "(" + placeholders(cols) + ")"
+	insert := func(n int) string {
+		return s.q(`INSERT INTO events (instance, at, kind, queue_id, ref, session, client, sender, rcpt, message_id, result,
+			rule, code, detail) VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", n), ", "))
+	}
+	// Full chunks share one prepared statement: parsing a long INSERT
+	// costs as much as running it.
+	var full *sql.Stmt
+	if len(evs) >= insertRows {
+		if full, err = tx.PrepareContext(ctx, insert(insertRows)); err != nil {
+			return err
+		}
+		defer full.Close()
+	}
+	args := make([]any, 0, insertRows*cols)
+	for len(evs) > 0 {
+		n := min(len(evs), insertRows)
+		args = args[:0]
+		for _, e := range evs[:n] {
+			inst := e.Instance
+			if inst == "" {
+				inst = s.instance
+			}
+			args = append(args, inst, micros(e.At), e.Kind, clip(e.QueueID), clip(e.Ref), clip(e.Session), clip(e.Client),
+				clip(lower(e.Sender)), clip(lower(e.Rcpt)), clip(e.MessageID), clip(e.Result), clip(e.Rule), e.Code, clip(e.Detail))
+		}
+		if n == insertRows {
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insert(n), args...)
+		}
+		if err != nil {
+			return err
+		}
+		evs = evs[n:]
+	}
+	return tx.Commit()
+}
+
+// entryKinds are the steps that bring a message in (or refuse it): the
+// only events indexed by sender and recipient. It repeats the indexes'
+// condition word for word (see migrations).
+const entryKinds = "kind IN ('receive', 'reject', 'dsn', 'release')"
+
+// EventQuery selects events; every field given must match. Addresses
+// match the steps that bring a message in (received, refused, a DSN, a
+// release); the rest of a message's story is found by its queue ID.
+type EventQuery struct {
+	Sender    string // an address, case-insensitive
+	Rcpt      string
+	MessageID string // with or without the angle brackets
+	QueueID   string
+	Client    string // the client's IP address
+	Since     time.Time
+	Until     time.Time
+	Limit     int // default and maximum 1000
+}
+
+// Empty reports whether the query selects by nothing but time.
+func (q EventQuery) Empty() bool {
+	return q.Sender == "" && q.Rcpt == "" && q.MessageID == "" && q.QueueID == "" && q.Client == ""
+}
+
+const eventColumns = `id, instance, at, kind, queue_id, ref, session, client, sender, rcpt, message_id, result, rule, code, detail`
+
+// SearchEvents returns the events that match, newest first.
+func (s *Store) SearchEvents(ctx context.Context, q EventQuery) ([]Event, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if q.Sender != "" {
+		add("sender = ? AND "+entryKinds, lower(strings.Trim(q.Sender, "<> ")))
+	}
+	if q.Rcpt != "" {
+		add("rcpt = ? AND "+entryKinds, lower(strings.Trim(q.Rcpt, "<> ")))
+	}
+	if q.MessageID != "" {
+		id := strings.TrimSpace(q.MessageID)
+		if !strings.HasPrefix(id, "<") {
+			id = "<" + id + ">"
+		}
+		add("message_id = ? AND message_id <> ''", id)
+	}
+	if q.QueueID != "" {
+		where = append(where, "((queue_id = ? AND queue_id <> '') OR (ref = ? AND ref <> ''))")
+		args = append(args, strings.TrimSpace(q.QueueID), strings.TrimSpace(q.QueueID))
+	}
+	if q.Client != "" {
+		add("client = ? AND client <> ''", strings.TrimSpace(q.Client))
+	}
+	if !q.Since.IsZero() {
+		add("at >= ?", micros(q.Since))
+	}
+	if !q.Until.IsZero() {
+		add("at < ?", micros(q.Until))
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	query := `SELECT ` + eventColumns + ` FROM events`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += fmt.Sprintf(` ORDER BY at DESC, id DESC LIMIT %d`, limit)
+	return s.events(ctx, query, args...)
+}
+
+// MessageEvents returns every event of the messages with these queue IDs
+// (and the events that refer to them: their DSNs, their releases) and of
+// the refused sessions given, oldest first.
+func (s *Store) MessageEvents(ctx context.Context, queueIDs, sessions []string) ([]Event, error) {
+	if len(queueIDs) == 0 && len(sessions) == 0 {
+		return nil, nil
+	}
+	var conds []string
+	var args []any
+	if len(queueIDs) > 0 {
+		conds = append(conds, `(queue_id IN (`+placeholders(len(queueIDs))+`) AND queue_id <> '')`,
+			`(ref IN (`+placeholders(len(queueIDs))+`) AND ref <> '')`)
+		for range 2 {
+			for _, id := range queueIDs {
+				args = append(args, id)
+			}
+		}
+	}
+	if len(sessions) > 0 {
+		conds = append(conds, `(session IN (`+placeholders(len(sessions))+`) AND session <> '' AND queue_id = '')`)
+		for _, id := range sessions {
+			args = append(args, id)
+		}
+	}
+	return s.events(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(conds, " OR ")+
+		` ORDER BY at, id LIMIT 5000`, args...)
+}
+
+func (s *Store) events(ctx context.Context, query string, args ...any) ([]Event, error) {
+	return queryAll(ctx, s, query, args, func(sc scanner) (Event, error) {
+		var e Event
+		var at int64
+		err := sc.Scan(&e.ID, &e.Instance, &at, &e.Kind, &e.QueueID, &e.Ref, &e.Session, &e.Client,
+			&e.Sender, &e.Rcpt, &e.MessageID, &e.Result, &e.Rule, &e.Code, &e.Detail)
+		e.At = fromMicros(at)
+		return e, err
+	})
+}
+
+// EventCount is the number of events of one kind and result in a period.
+type EventCount struct {
+	Kind   string
+	Result string
+	Count  int
+}
+
+// CountEvents counts events by kind and result since a time (the
+// dashboard's rates), over every instance.
+func (s *Store) CountEvents(ctx context.Context, since time.Time) ([]EventCount, error) {
+	return queryAll(ctx, s, `SELECT kind, result, COUNT(*) FROM events WHERE at >= ?
+		GROUP BY kind, result ORDER BY kind, result`, []any{micros(since)}, func(sc scanner) (EventCount, error) {
+		var c EventCount
+		return c, sc.Scan(&c.Kind, &c.Result, &c.Count)
+	})
+}
+
+// RuleCount is how often something (a rule) refused.
+type RuleCount struct {
+	Rule  string
+	Count int
+	Last  time.Time
+}
+
+// RefusalsByRule counts the refusals since a time by the rule that
+// decided, most frequent first.
+func (s *Store) RefusalsByRule(ctx context.Context, since time.Time, limit int) ([]RuleCount, error) {
+	return queryAll(ctx, s, `SELECT rule, COUNT(*), MAX(at) FROM events
+		WHERE kind = 'reject' AND at >= ? GROUP BY rule ORDER BY COUNT(*) DESC, rule LIMIT ?`, []any{micros(since), limit},
+		func(sc scanner) (RuleCount, error) {
+			var c RuleCount
+			var last int64
+			err := sc.Scan(&c.Rule, &c.Count, &last)
+			c.Last = fromMicros(last)
+			return c, err
+		})
+}
+
+// pruneBatch bounds one DELETE, so that the writer is never held up long.
+const pruneBatch = 5000
+
+// PruneEvents removes events older than before, in batches, and returns
+// how many went.
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	return s.pruneBatches(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? LIMIT ?)`, micros(before))
+}
+
+func (s *Store) pruneBatches(ctx context.Context, query string, before int64) (int64, error) {
+	var total int64
+	for {
+		res, err := s.db.ExecContext(ctx, s.q(query), before, pruneBatch)
+		if err != nil {
+			return total, err
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,202 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+)
+
+// Request states. A request is created pending (policy approval) or
+// approved (policy self); an approver approves or denies a pending one;
+// the gateway that holds the item claims an approved one (started), and
+// records the outcome (done or failed). The requester may cancel a
+// pending one.
+const (
+	StatePending   = "pending"
+	StateApproved  = "approved"
+	StateDenied    = "denied"
+	StateStarted   = "started"
+	StateDone      = "done"
+	StateFailed    = "failed"
+	StateCancelled = "cancelled"
+)
+
+// Request kinds: what the request is about. A release is of a
+// quarantined original (Item: its release ID).
+const (
+	KindRelease = "release"
+)
+
+// Request is one person's request for something that may need an
+// approver's decision, and what became of it.
+type Request struct {
+	ID   int64  `json:"id"`
+	Kind string `json:"kind"`
+	// Instance is the gateway that holds the item and carries the
+	// request out.
+	Instance string `json:"instance"`
+	Item     string `json:"item"`
+	// Requester is the principal (an address) who asked.
+	Requester string `json:"requester"`
+	// Recipients are where a release goes.
+	Recipients []string `json:"recipients"`
+	Reason     string   `json:"reason,omitempty"`
+	// Policy is self or approval.
+	Policy    string    `json:"policy"`
+	State     string    `json:"state"`
+	Created   time.Time `json:"created"`
+	DecidedBy string    `json:"decided_by,omitempty"`
+	DecidedAt time.Time `json:"decided_at,omitzero"`
+	Comment   string    `json:"comment,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	DoneAt    time.Time `json:"done_at,omitzero"`
+	// Result is the queue ID the item went out as, or why it failed.
+	Result string `json:"result,omitempty"`
+}
+
+// Open reports whether the request still waits for something.
+func (r Request) Open() bool {
+	return r.State == StatePending || r.State == StateApproved || r.State == StateStarted
+}
+
+const requestColumns = `id, kind, instance, item, requester, recipients, reason, policy, state, created,
+	decided_by, decided_at, comment, started_at, done_at, result`
+
+func scanRequest(sc scanner) (Request, error) {
+	var r Request
+	var rcpts string
+	var created, decided, started, done int64
+	err := sc.Scan(&r.ID, &r.Kind, &r.Instance, &r.Item, &r.Requester, &rcpts, &r.Reason, &r.Policy, &r.State,
+		&created, &r.DecidedBy, &decided, &r.Comment, &started, &done, &r.Result)
+	if rcpts != "" {
+		r.Recipients = strings.Split(rcpts, "\n")
+	}
+	r.Created, r.DecidedAt, r.StartedAt, r.DoneAt = fromMicros(created), fromMicros(decided), fromMicros(started), fromMicros(done)
+	return r, err
+}
+
+// CreateRequest stores a new request and returns it with its ID. A
+// request with State approved is one the policy lets through at once
+// (DecidedBy and DecidedAt say so).
+func (s *Store) CreateRequest(ctx context.Context, r Request) (Request, error) {
+	if r.Created.IsZero() {
+		r.Created = s.now()
+	}
+	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO requests (kind, instance, item, requester, recipients, reason,
+		policy, state, created, decided_by, decided_at, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		r.Kind, r.Instance, r.Item, lower(r.Requester), strings.Join(r.Recipients, "\n"), clip(r.Reason), r.Policy, r.State,
+		micros(r.Created), r.DecidedBy, micros(r.DecidedAt), clip(r.Comment)).Scan(&r.ID)
+	return r, err
+}
+
+// Request returns one request.
+func (s *Store) Request(ctx context.Context, id int64) (Request, error) {
+	r, err := scanRequest(s.db.QueryRowContext(ctx, s.q(`SELECT `+requestColumns+` FROM requests WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	return r, err
+}
+
+// RequestQuery selects requests, newest first.
+type RequestQuery struct {
+	Kind      string
+	Requester string
+	States    []string
+	Instance  string
+	Item      string
+	Limit     int // default and maximum 500
+}
+
+// Requests returns the requests that match.
+func (s *Store) Requests(ctx context.Context, q RequestQuery) ([]Request, error) {
+	var where []string
+	var args []any
+	for _, f := range []struct{ col, v string }{{"kind", q.Kind}, {"requester", lower(q.Requester)},
+		{"instance", q.Instance}, {"item", q.Item}} {
+		if f.v != "" {
+			where = append(where, f.col+" = ?")
+			args = append(args, f.v)
+		}
+	}
+	if len(q.States) > 0 {
+		where = append(where, `state IN (`+placeholders(len(q.States))+`)`)
+		for _, st := range q.States {
+			args = append(args, st)
+		}
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > 500 {
+		limit = 500
+	}
+	query := `SELECT ` + requestColumns + ` FROM requests`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY created DESC, id DESC LIMIT ?`
+	args = append(args, limit)
+	return queryAll(ctx, s, query, args, scanRequest)
+}
+
+// Decide records an approver's decision on a pending request. It returns
+// ErrConflict when the request is no longer pending (decided by someone
+// else, or cancelled) and ErrNotFound when there is no such request.
+func (s *Store) Decide(ctx context.Context, id int64, approve bool, by, comment string) (Request, error) {
+	state := StateDenied
+	if approve {
+		state = StateApproved
+	}
+	return s.transition(ctx, id, StatePending, `state = ?, decided_by = ?, decided_at = ?, comment = ?`,
+		state, lower(by), micros(s.now()), clip(comment))
+}
+
+// Cancel withdraws a pending request (its requester changed their mind).
+func (s *Store) Cancel(ctx context.Context, id int64, by string) (Request, error) {
+	return s.transition(ctx, id, StatePending, `state = ?, decided_by = ?, decided_at = ?`,
+		StateCancelled, lower(by), micros(s.now()))
+}
+
+// Start claims an approved request for carrying out: only one gateway,
+// once, gets it (ErrConflict for the others).
+func (s *Store) Start(ctx context.Context, id int64) (Request, error) {
+	return s.transition(ctx, id, StateApproved, `state = ?, started_at = ?`, StateStarted, micros(s.now()))
+}
+
+// Finish records the outcome of a started request: done with the queue
+// ID, or failed with the reason.
+func (s *Store) Finish(ctx context.Context, id int64, ok bool, result string) (Request, error) {
+	state := StateFailed
+	if ok {
+		state = StateDone
+	}
+	return s.transition(ctx, id, StateStarted, `state = ?, done_at = ?, result = ?`, state, micros(s.now()), clip(result))
+}
+
+// transition changes a request in state from, atomically.
+func (s *Store) transition(ctx context.Context, id int64, from, set string, args ...any) (Request, error) {
+	args = append(args, id, from)
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE requests SET `+set+` WHERE id = ? AND state = ?`), args...)
+	if err != nil {
+		return Request{}, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return Request{}, err
+	}
+	r, gerr := s.Request(ctx, id)
+	if gerr != nil {
+		return r, gerr
+	}
+	if n == 0 {
+		return r, ErrConflict
+	}
+	return r, nil
+}
+
+// PruneRequests removes finished requests older than before.
+func (s *Store) PruneRequests(ctx context.Context, before time.Time) (int64, error) {
+	return s.pruneBatches(ctx, `DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE created < ?
+		AND state IN ('denied', 'done', 'failed', 'cancelled') LIMIT ?)`, micros(before))
+}
