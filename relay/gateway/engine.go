@@ -1,3 +1,14 @@
+// Package gateway is the engine of sekisho serve: it wires the rooms of
+// relay together. It owns the listeners and their connection caps, the
+// snapshot a reload swaps (accounts, rewrite, routing, policy, inspection,
+// sanitize, built from one configuration in state.go), the relay section
+// of the configuration and every cross-section reference (config.go,
+// refs.go), config check's loading and warnings (check.go), the policy dry
+// runs the commands and the console call (dryrun*.go, copies.go), the
+// trace socket, the store's part of a gateway (store.go) and the daily
+// quarantine maintenance. Sessions (relay/session) and the runner
+// (relay/runner) are handed what they need at construction; neither
+// imports this package.
 package gateway
 
 import (

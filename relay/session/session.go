@@ -442,6 +442,12 @@ func (s *Session) dataError(err error, during string) smtpd.Reply {
 		r, reason = smtpd.R(552, "5.3.4", "Message too large"), "size"
 	case errors.Is(err, smtpd.ErrBareLineEnding):
 		r, reason = smtpd.ReplyBareLineEnding, "bare_line_ending"
+	case errors.Is(err, smtpd.ErrAborted):
+		// The client's RSET (or QUIT, HELO, EHLO) is answered instead.
+		r, reason = smtpd.R(451, "4.3.0", "Message abandoned between chunks"), "aborted"
+		s.log.Info("message abandoned between BDAT chunks", "kind", "receive", "stage", "data")
+		s.sh.Metrics.Messages.WithLabelValues("refused", reason).Inc()
+		return r
 	case errors.Is(err, rewrite.ErrHeaderTooLarge):
 		r, reason = smtpd.R(552, "5.3.4", "Message header too large"), "header_size"
 	case errors.Is(err, queue.ErrFull), errors.As(err, new(*queue.StorageError)):
