@@ -303,8 +303,13 @@ func (s *Server) linkTarget(r *http.Request) (held, string, error) {
 		return held{}, "", err
 	}
 	// The approver named must still be one (a reload may have removed
-	// them); a directory group's member cannot be told without a sign-in.
+	// them): a member or delegate by address, or an address the group's
+	// approval mail goes to (the mailing list of a directory group, whose
+	// members cannot be told without a sign-in).
 	h := s.heldAs(q, approver, nil, false)
+	if g, ok := s.eng.Outbound().Group(q.Group); ok && q.Group != "" && g.Notified(approver) && !h.Sender {
+		h.Decider = true
+	}
 	h.Sender = false
 	if !h.Decider {
 		return held{}, "", errNotFound

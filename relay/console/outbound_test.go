@@ -199,3 +199,23 @@ func TestLDAPRole(t *testing.T) {
 		t.Error("the role does not tell groups apart or has a comma")
 	}
 }
+
+// A directory group's approval mail goes to its mailing list: the link
+// in it decides in the list's name.
+func TestApprovalLinkOfAMailingList(t *testing.T) {
+	f := newFixtureSections(t, func(sec *gateway.Sections) {
+		sec.Relay.Outbound = guard.OutboundConfig{
+			Groups: []guard.GroupConfig{{Name: "kacho", Members: []string{"ldap-group:cn=kacho,dc=test"}, Notify: []string{"kacho-ml@test.jp"}}},
+			Rules:  []guard.OutboundRuleConfig{{Destination: guard.DestOutside, Approve: "kacho"}},
+		}
+	}, "", "", func(c *Config) { c.LDAP.URL = "ldap://127.0.0.1:1/dc=test" })
+	r := f.hold(t, approval.PolicyApproval)
+	key, _ := approval.LinkKey(context.Background(), f.st)
+	anon := f.client(t)
+	if resp, _ := anon.get("/outbound/link/" + approval.SignLink(key, r.ID, "kacho-ml@test.jp", r.Expires)); resp.StatusCode != http.StatusOK {
+		t.Errorf("the list's link: %d", resp.StatusCode)
+	}
+	if resp, _ := anon.get("/outbound/link/" + approval.SignLink(key, r.ID, "someone@test.jp", r.Expires)); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("someone else's link: %d", resp.StatusCode)
+	}
+}

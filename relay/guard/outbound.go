@@ -408,6 +408,17 @@ func (g *Group) Delegate(who string, inLDAP func(dn string) bool) bool {
 	return matchPrincipals(g.delegates, who, inLDAP)
 }
 
+// Notified reports whether the group's approval mail goes to address (a
+// mailing list in notify, say): a link in that mail decides in its name.
+func (g *Group) Notified(address string) bool {
+	for _, n := range append(append([]string(nil), g.Notify...), g.DelegateNotify...) {
+		if strings.EqualFold(n, address) {
+			return true
+		}
+	}
+	return false
+}
+
 // LDAPGroups lists the directory groups among members and delegates.
 func (g *Group) LDAPGroups() []string {
 	var out []string

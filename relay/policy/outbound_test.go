@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sekisho/sekisho/relay/guard"
 )
@@ -77,5 +79,41 @@ func TestOutbound(t *testing.T) {
 	}
 	if fixture(t, false).OutboundApplies(inner) {
 		t.Error("no rules, nothing applies")
+	}
+}
+
+// BenchmarkOutbound is the outbound rules' decision for a message to 20
+// outside and 5 inside recipients whose To/Cc is rewritten (bcc_outside),
+// the costliest case without a message body to read.
+func BenchmarkOutbound(b *testing.B) {
+	five := 5
+	p := fixture(b, false)
+	o, err := guard.NewOutbound(guard.OutboundConfig{Rules: []guard.OutboundRuleConfig{
+		{Name: "files", Destination: guard.DestOutside, MinRecipients: 100, Hold: time.Minute},
+		{Name: "bcc", MinOutside: 10, BccOutside: &five},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	parts := p.p
+	parts.Outbound = o
+	p = New(parts)
+	inner := Conn{IP: innerIP, Helo: "x", Mode: ModeMX}
+	var to []string
+	m := Message{From: "user1@test.jp", Rewritten: "user1@test.jp"}
+	for i := range 25 {
+		a := fmt.Sprintf("person%d@example%d.com", i, i)
+		if i >= 20 {
+			a = fmt.Sprintf("user%d@test.jp", i)
+		}
+		to = append(to, a)
+		m.Rcpts = append(m.Rcpts, Queued{Index: i, Addr: a})
+	}
+	header := []byte("From: user1@test.jp\r\nTo: " + strings.Join(to, ", ") + "\r\nSubject: s\r\n\r\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := p.Outbound(inner, OutboundInput{Msg: m, Header: header, Size: -1, Attachments: -1}); len(d.Bcc.Moved) != 20 {
+			b.Fatal(d.Summary())
+		}
 	}
 }
