@@ -158,17 +158,19 @@ func (s *Service) notify(r store.Request) {
 
 // Run carries out the approved requests addressed to this instance until
 // ctx ends: at start (finishing what a crash interrupted), then every
-// Poll and whenever woken.
+// Poll, whenever woken, and when the earliest deadline of a pending
+// request of ours comes (a hold ends on time, not up to Poll later).
 func (s *Service) Run(ctx context.Context) {
 	s.init()
 	poll := s.Poll
 	if poll <= 0 {
 		poll = 5 * time.Second
 	}
-	t := time.NewTicker(poll)
+	t := time.NewTimer(poll)
 	defer t.Stop()
 	recovered := false
 	for {
+		wait := poll
 		if st, err := s.st(); err == nil {
 			if !recovered {
 				recovered = s.resume(ctx, st)
@@ -176,7 +178,15 @@ func (s *Service) Run(ctx context.Context) {
 			s.runExpired(ctx, st)
 			s.runClosed(ctx, st)
 			s.runApproved(ctx, st)
+			// A deadline still to come shortens the wait (to a moment after
+			// it: the store keeps microseconds); one already past was tried
+			// in this pass and waits for the next poll, so a failing store
+			// is not asked in a loop.
+			if next, err := st.NextExpiry(ctx, s.Instance); err == nil && time.Until(next) > 0 {
+				wait = min(wait, time.Until(next)+10*time.Millisecond)
+			}
 		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return

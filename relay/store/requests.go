@@ -261,6 +261,18 @@ func (s *Store) Expired(ctx context.Context, kind, instance string, now time.Tim
 		AND expires <> 0 AND expires <= ? ORDER BY expires LIMIT 500`), []any{StatePending, kind, instance, micros(now)}, scanRequest)
 }
 
+// NextExpiry returns the earliest deadline of instance's pending
+// requests; zero when none has one.
+func (s *Store) NextExpiry(ctx context.Context, instance string) (time.Time, error) {
+	var v sql.NullInt64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT MIN(expires) FROM requests WHERE state = ? AND instance = ? AND expires <> 0`),
+		StatePending, instance).Scan(&v)
+	if err != nil || !v.Valid {
+		return time.Time{}, err
+	}
+	return fromMicros(v.Int64), nil
+}
+
 // Expire decides a pending request at its deadline, as its OnExpiry
 // says; ErrConflict when someone decided it first.
 func (s *Store) Expire(ctx context.Context, r Request) (Request, error) {

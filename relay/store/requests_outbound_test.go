@@ -116,3 +116,24 @@ func TestAbsence(t *testing.T) {
 		}
 	})
 }
+
+func TestNextExpiry(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if next, err := s.NextExpiry(ctx, "gw1"); err != nil || !next.IsZero() {
+			t.Fatalf("none: %v %v", next, err)
+		}
+		for i, d := range []time.Duration{3 * time.Hour, time.Hour, 2 * time.Hour} {
+			r, _ := s.CreateRequest(ctx, Request{Kind: KindOutbound, Instance: "gw1", Item: "Q" + string(rune('a'+i)), Requester: "a@b",
+				Policy: "hold", State: StatePending, Expires: t0.Add(d), OnExpiry: ExpirySend})
+			if i == 1 {
+				s.Decide(ctx, r.ID, true, "a@b", "")
+			}
+		}
+		s.CreateRequest(ctx, Request{Kind: KindOutbound, Instance: "gw2", Item: "Qx", Requester: "a@b", Policy: "hold", State: StatePending,
+			Expires: t0.Add(time.Minute), OnExpiry: ExpirySend})
+		if next, err := s.NextExpiry(ctx, "gw1"); err != nil || !next.Equal(t0.Add(2*time.Hour)) {
+			t.Errorf("next %v %v, want the earliest pending of gw1", next, err)
+		}
+	})
+}
