@@ -181,7 +181,13 @@ func (e *OutboundExecutor) Discard(_ context.Context, r store.Request) (string, 
 	if err != nil {
 		return "", fmt.Errorf("request %d: %q is not a queue ID", r.ID, r.Item)
 	}
-	if err := e.Queue.Delete(id); err != nil && !errors.Is(err, queue.ErrNotFound) {
+	err = e.Queue.Delete(id)
+	if errors.Is(err, queue.ErrNotFound) {
+		// Removed by a run a crash interrupted, or released and sent by
+		// an administrator (sekisho queue release) before the decision.
+		return "no longer in the queue", nil
+	}
+	if err != nil {
 		return "", err
 	}
 	return "removed from the queue", nil
