@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sekisho/sekisho/accounts"
+	"github.com/sekisho/sekisho/relay/approval"
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/ops/trace"
@@ -59,6 +60,8 @@ type Engine struct {
 
 	back       *backend // the store's part (store.go); nil without relay.store
 	consoleURL string   // for the notices to requesters
+	// notices are the mails to requesters, senders and approvers.
+	notices *approval.MailNotifier
 }
 
 // New builds the engine and opens the queue (recovering it). It does not
@@ -83,7 +86,8 @@ func New(sec Sections, log *slog.Logger, m *ops.Metrics) (*Engine, error) {
 	}
 	e.queue = q
 	e.trace = trace.NewHub()
-	e.sessions = &session.Shared{Queue: q, Metrics: m, Log: e.log, Auth: e.newAuthenticator(sec.Relay), Rates: e.rates}
+	e.notices = e.newNotices()
+	e.sessions = &session.Shared{Queue: q, Metrics: m, Log: e.log, Auth: e.newAuthenticator(sec.Relay), Rates: e.rates, Outbound: e}
 	return e, nil
 }
 
