@@ -300,6 +300,7 @@ func (g *gateway) countLog(parts ...string) int {
 // queuedMessage is what `sekisho queue list --json` prints per message.
 type queuedMessage struct {
 	ID       string `json:"id"`
+	Held     bool   `json:"held"`
 	Envelope struct {
 		From  string `json:"from"`
 		Rcpts []struct {

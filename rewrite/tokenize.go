@@ -309,6 +309,8 @@ func (l *lexer) comment(i int) (int, error) {
 // given to parseAddressList.
 type mailbox struct {
 	start, end       int // the addr-spec; for a problem, the whole element
+	elemStart        int // the whole element: display name, <addr-spec>, comments inside
+	elemEnd          int
 	localEnd         int // end of the local part
 	domStart, domEnd int // the domain's bytes
 	// problem says why this mailbox must not be rewritten; noDomain marks
@@ -377,6 +379,7 @@ func parseAddressList(s string, from, to int, mbs []mailbox) ([]mailbox, error) 
 		default:
 			mb = mailbox{start: e.specStart, end: e.domEnd, localEnd: e.localEnd, domStart: e.domStart, domEnd: e.domEnd}
 		}
+		mb.elemStart, mb.elemEnd = e.first, e.last
 		mbs = append(mbs, mb)
 	}
 	for {

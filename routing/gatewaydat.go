@@ -129,6 +129,7 @@ func parseGatewayLine(line string) (r RouteConfig, note string, err error) {
 		r.Domain = m.String()
 	}
 	r.Name = r.Domain + r.Address
+	r.TLS = string(gatewayTLS)
 	if strings.EqualFold(host, "[DNS]") {
 		if port != smtpPort {
 			return r, "", fmt.Errorf("[DNS] delivers by MX, always to port 25, not %d", port)
@@ -166,6 +167,10 @@ func gatewayTarget(host string, port int) (string, error) {
 	return hostPort{host: name, port: port}.String(), nil
 }
 
+// gatewayTLS is the TLS mode of the converted routes, written out rather
+// than left to the default, so that it can be read and changed.
+const gatewayTLS = TLSOpportunistic
+
 // WriteYAML writes the converted table as a `routing:` section.
 func (g *GatewayDat) WriteYAML(w io.Writer) error {
 	var b bytes.Buffer
@@ -173,6 +178,10 @@ func (g *GatewayDat) WriteYAML(w io.Writer) error {
 	b.WriteString("# Routes are not tried in file order: an address beats a domain, an exact\n")
 	b.WriteString("# domain beats the longest matching *.domain wildcard, and what no route\n")
 	b.WriteString("# matches goes to the smart host, or by MX without one.\n")
+	b.WriteString("# E-Post sent to these hosts in plain text; tls: opportunistic uses STARTTLS\n")
+	b.WriteString("# when a host offers it (certificate not checked) and plain text otherwise.\n")
+	b.WriteString("# Write tls: none to send in plain text as E-Post did, or tls: required\n")
+	b.WriteString("# (with tls_ca_file) where the host has a certificate to check.\n")
 	for _, n := range g.Notes {
 		fmt.Fprintf(&b, "# %s\n", oneLine(n))
 	}
@@ -191,10 +200,12 @@ func (g *GatewayDat) WriteYAML(w io.Writer) error {
 			fmt.Fprintf(&b, "      domain: %s\n", yamlString(r.Domain))
 		}
 		fmt.Fprintf(&b, "      targets: [%s]\n", yamlString(r.Targets[0]))
+		fmt.Fprintf(&b, "      tls: %s\n", yamlString(r.TLS))
 	}
 	if g.SmartHost != nil {
 		fmt.Fprintf(&b, "  smart_host: # line %d: *\n", g.SmartHost.Line)
 		fmt.Fprintf(&b, "    targets: [%s]\n", yamlString(g.SmartHost.Route.Targets[0]))
+		fmt.Fprintf(&b, "    tls: %s\n", yamlString(g.SmartHost.Route.TLS))
 	}
 	_, err := w.Write(b.Bytes())
 	return err

@@ -9,14 +9,17 @@
 # relay_domains + relay_recipient_maps, canonical_maps and a transport to
 # the sink; sekisho with a mirrored domain, a rewrite rule and a route.
 #
-# Runs, each with MESSAGES messages of SIZE bytes:
+# Runs, for each message size in SIZES, each with MESSAGES messages:
 #   concurrency 10, a new connection per message
 #   concurrency 10, reused connections
 #   concurrency 50, a new connection per message (p99 latency, memory)
-#   sekisho holding IDLE idle connections (memory)
+# and once: sekisho holding IDLE idle connections (memory). Every run
+# starts with the load tool's own one-hop ceiling (the same load straight
+# to a sink of its own), printed beside the figures.
 #
 # Usage: scripts/bench-vs-postfix.sh      (from the repository root)
-# Environment: MESSAGES (10000), SIZE (2048), IDLE (10000), OUT (a new
+# Environment: MESSAGES (10000), SIZES (message sizes in bytes, "2048
+# 102400"; SIZE=N is SIZES=N), IDLE (10000), OUT (a new
 # temporary folder: the JSON results and logs), POSTFIX_PORT (12526),
 # SINK_PORT (12527), NO_POSTFIX=1 to measure sekisho only. PIN (default 1,
 # when taskset exists and there are at least 2 CPUs) runs each server on
@@ -33,7 +36,7 @@
 set -eu
 
 MESSAGES=${MESSAGES:-10000}
-SIZE=${SIZE:-2048}
+SIZES=${SIZES:-${SIZE:-2048 102400}}
 IDLE=${IDLE:-10000}
 POSTFIX_PORT=${POSTFIX_PORT:-12526}
 SINK_PORT=${SINK_PORT:-12527}
@@ -70,7 +73,7 @@ if [ "${PIN:-1}" = "1" ] && command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -
 	chmod +x "$WORK/bin/sekisho-pinned"
 	SEKISHO=$WORK/bin/sekisho-pinned
 fi
-COMMON="--messages $MESSAGES --size $SIZE --recipients $RECIPIENTS --domain $LG --regional $REGIONAL"
+COMMON="--messages $MESSAGES --recipients $RECIPIENTS --domain $LG --regional $REGIONAL"
 
 have_postfix() {
 	[ "${NO_POSTFIX:-}" = "1" ] && { echo "NO_POSTFIX=1: measuring sekisho only"; return 1; }
@@ -171,40 +174,53 @@ console_run() { # name flags...: the same run with the console and the trace on
 	$BENCH --name sekisho+console --sekisho "$SEKISHO" $COMMON "$@" --console --json "$OUT/console-$name.json" || true
 }
 
-run_sekisho c10-new --concurrency 10
-console_run c10-new --concurrency 10
-run_postfix c10-new --concurrency 10
-run_sekisho c10-reuse --concurrency 10 --reuse
-console_run c10-reuse --concurrency 10 --reuse
-run_postfix c10-reuse --concurrency 10 --reuse
-run_sekisho c50-new --concurrency 50
-console_run c50-new --concurrency 50
-run_postfix c50-new --concurrency 50
+for size in $SIZES; do
+	echo
+	echo "== $size-byte messages"
+	run_sekisho "$size-c10-new" --size "$size" --concurrency 10
+	console_run "$size-c10-new" --size "$size" --concurrency 10
+	run_postfix "$size-c10-new" --size "$size" --concurrency 10
+	run_sekisho "$size-c10-reuse" --size "$size" --concurrency 10 --reuse
+	console_run "$size-c10-reuse" --size "$size" --concurrency 10 --reuse
+	run_postfix "$size-c10-reuse" --size "$size" --concurrency 10 --reuse
+	run_sekisho "$size-c50-new" --size "$size" --concurrency 50
+	console_run "$size-c50-new" --size "$size" --concurrency 50
+	run_postfix "$size-c50-new" --size "$size" --concurrency 50
+done
 run_sekisho idle --messages 0 --idle "$IDLE" --hold 5s
 
 echo
-echo "== results (JSON in $OUT)"
-echo
-files=""
-for f in sekisho-c10-new console-c10-new postfix-c10-new sekisho-c10-reuse console-c10-reuse postfix-c10-reuse \
-	sekisho-c50-new console-c50-new postfix-c50-new sekisho-idle; do
-	[ -f "$OUT/$f.json" ] && files="$files $OUT/$f.json"
-done
-# $files is a list of paths without spaces (mktemp names).
-# shellcheck disable=SC2086
-$BENCH report $files
-for run in c10-new c10-reuse c50-new; do
-	if [ -f "$OUT/console-$run.json" ] && [ -f "$OUT/sekisho-$run.json" ]; then
-		echo
-		echo "-- $run: with the console and the message trace against without (same run)"
-		$BENCH compare "$OUT/console-$run.json" "$OUT/sekisho-$run.json"
-	fi
-done
-if [ -n "$PF" ]; then
+echo "== results (JSON in $OUT; load when done: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null))"
+for size in $SIZES; do
+	echo
+	echo "=== $size-byte messages"
+	echo
+	files=""
+	for f in sekisho-$size-c10-new console-$size-c10-new postfix-$size-c10-new \
+		sekisho-$size-c10-reuse console-$size-c10-reuse postfix-$size-c10-reuse \
+		sekisho-$size-c50-new console-$size-c50-new postfix-$size-c50-new; do
+		[ -f "$OUT/$f.json" ] && files="$files $OUT/$f.json"
+	done
+	# $files is a list of paths without spaces (mktemp names).
+	# shellcheck disable=SC2086
+	[ -n "$files" ] && $BENCH report $files
 	for run in c10-new c10-reuse c50-new; do
-		if [ -f "$OUT/sekisho-$run.json" ] && [ -f "$OUT/postfix-$run.json" ]; then
+		if [ -f "$OUT/console-$size-$run.json" ] && [ -f "$OUT/sekisho-$size-$run.json" ]; then
 			echo
-			$BENCH compare "$OUT/sekisho-$run.json" "$OUT/postfix-$run.json"
+			echo "-- $run: with the console and the message trace against without (same run)"
+			$BENCH compare "$OUT/console-$size-$run.json" "$OUT/sekisho-$size-$run.json"
 		fi
 	done
+	if [ -n "$PF" ]; then
+		for run in c10-new c10-reuse c50-new; do
+			if [ -f "$OUT/sekisho-$size-$run.json" ] && [ -f "$OUT/postfix-$size-$run.json" ]; then
+				echo
+				$BENCH compare "$OUT/sekisho-$size-$run.json" "$OUT/postfix-$size-$run.json"
+			fi
+		done
+	fi
+done
+if [ -f "$OUT/sekisho-idle.json" ]; then
+	echo
+	$BENCH report "$OUT/sekisho-idle.json"
 fi

@@ -34,3 +34,18 @@ func TestLDAPAuthenticate(t *testing.T) {
 		t.Errorf("an unreachable directory: %v (must not count as wrong credentials)", err)
 	}
 }
+
+func TestLDAPGroupMembers(t *testing.T) {
+	url := startSlapd(t, slapdtest.SignInLDIF)
+	ctx := context.Background()
+	opt := LDAPOptions{URL: url + "/dc=toyokawa,dc=example"}
+	if n, err := LDAPGroupMembers(ctx, opt, "cn=approvers,ou=groups,dc=toyokawa,dc=example"); err != nil || n != 1 {
+		t.Errorf("approvers: %d %v", n, err)
+	}
+	if _, err := LDAPGroupMembers(ctx, opt, "cn=nobody,ou=groups,dc=toyokawa,dc=example"); !errors.Is(err, ErrLDAPNoGroup) {
+		t.Errorf("a missing group: %v", err)
+	}
+	if _, err := LDAPGroupMembers(ctx, LDAPOptions{URL: "ldap://127.0.0.1:1/dc=x"}, "cn=x"); err == nil || errors.Is(err, ErrLDAPNoGroup) {
+		t.Errorf("an unreachable directory: %v", err)
+	}
+}

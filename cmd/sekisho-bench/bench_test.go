@@ -111,7 +111,11 @@ func TestMessageAndJob(t *testing.T) {
 		t.Errorf("recipient(3) = %s: recipients wrap around", got)
 	}
 	for _, size := range []int{1024, 2048, 65536} {
-		msg := j.message(5, bodyFor(size))
+		data := dataBody(bodyFor(size))
+		if !bytes.HasSuffix(data, []byte("\r\n.\r\n")) {
+			t.Errorf("size %d: the body does not end with the final dot", size)
+		}
+		msg := append(j.header(nil, 5, "Mon, 7 Dec 2026 00:00:00 +0900"), data[:len(data)-3]...)
 		if d := len(msg) - size; d < -100 || d > 100 {
 			t.Errorf("size %d: message is %d bytes", size, len(msg))
 		}
@@ -146,7 +150,7 @@ func TestErrorKey(t *testing.T) {
 		err  error
 		want string
 	}{
-		{&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such account user00042@x here at all today"}, "550 5.1.1 no such account user00042@x here at"},
+		{&replyError{code: 550, text: "5.1.1 no such account user00042@x here at all today"}, "550 5.1.1 no such account user00042@x here at"},
 		{&net.OpError{Op: "dial", Err: errors.New("connect: connection refused")}, "dial: connect: connection refused"},
 		{errors.New("EOF"), "EOF"},
 	} {
@@ -313,6 +317,9 @@ func TestBenchStartsSekisho(t *testing.T) {
 	}
 	if r.Memory.Processes != 1 || r.ServerCPU <= 0 {
 		t.Errorf("the gateway was not measured: %+v, cpu %v", r.Memory, r.ServerCPU)
+	}
+	if c := r.Ceiling; c == nil || c.Messages != 200 || c.Rate <= 0 || c.Error != "" {
+		t.Errorf("the one-hop ceiling was not measured: %+v", c)
 	}
 	// The gateway logged each message as received and as sent.
 	log, _ := os.ReadFile(filepath.Join(work, "gw", "sekisho.log"))

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-smtp"
+	"github.com/sekisho/sekisho/relay/smtpd"
 )
 
 // job is what every message asks of the server under test, the same for
@@ -34,21 +34,17 @@ func (j job) recipient(i int) string {
 	return fmt.Sprintf("user%05d@%s", i%j.recipients+1, j.lgDomain)
 }
 
-// message builds message i of the given total size in bytes (CRLF line
-// ends, 76-character body lines), sharing the body between messages.
-func (j job) message(i int, body []byte) []byte {
-	var b bytes.Buffer
-	b.Grow(512 + len(body))
-	fmt.Fprintf(&b, "From: Bench Sender <%s>\r\n", j.sender())
-	fmt.Fprintf(&b, "To: <%s>\r\n", j.recipient(i))
-	fmt.Fprintf(&b, "Cc: <%s>\r\n", strings.Replace(j.recipient(i+1), "@"+j.lgDomain, "@"+j.regional, 1))
-	fmt.Fprintf(&b, "Subject: sekisho-bench %d\r\n", i)
-	fmt.Fprintf(&b, "Date: %s\r\n", time.Now().Format(time.RFC1123Z))
-	fmt.Fprintf(&b, "Message-ID: <%d.%s@bench.invalid>\r\n", i, j.runID)
-	fmt.Fprintf(&b, "X-Bench-Run: %s\r\nX-Bench-Seq: %d\r\n", j.runID, i)
-	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
-	b.Write(body)
-	return b.Bytes()
+// header appends the header of message i to dst. Each message has its
+// own recipient, Cc and sequence number; the rest is the run's.
+func (j job) header(dst []byte, i int, date string) []byte {
+	dst = fmt.Appendf(dst, "From: Bench Sender <%s>\r\n", j.sender())
+	dst = fmt.Appendf(dst, "To: <%s>\r\n", j.recipient(i))
+	dst = fmt.Appendf(dst, "Cc: <%s>\r\n", strings.Replace(j.recipient(i+1), "@"+j.lgDomain, "@"+j.regional, 1))
+	dst = fmt.Appendf(dst, "Subject: sekisho-bench %d\r\n", i)
+	dst = fmt.Appendf(dst, "Date: %s\r\n", date)
+	dst = fmt.Appendf(dst, "Message-ID: <%d.%s@bench.invalid>\r\n", i, j.runID)
+	dst = fmt.Appendf(dst, "X-Bench-Run: %s\r\nX-Bench-Seq: %d\r\n", j.runID, i)
+	return append(dst, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"...)
 }
 
 // bodyFor returns a body that brings a message with a ~400-byte header to
@@ -64,6 +60,14 @@ func bodyFor(size int) []byte {
 		b.Write(line)
 	}
 	return b.Bytes()
+}
+
+// dataBody is body as DATA sends it, built once for a run: dot-stuffed,
+// ended with CRLF and the final dot.
+func dataBody(body []byte) []byte {
+	enc := smtpd.TextEncoder{Dots: true}
+	out := enc.End(enc.Append(nil, body))
+	return append(out, ".\r\n"...)
 }
 
 // loadOptions is one load run.
@@ -91,7 +95,8 @@ type loadResult struct {
 // connection when each message has its own, MAIL otherwise) to the 250
 // reply after its data.
 func runLoad(opts loadOptions, j job) *loadResult {
-	body := bodyFor(opts.size)
+	body := dataBody(bodyFor(opts.size))
+	date := time.Now().Format(time.RFC1123Z)
 	var next atomic.Int64
 	res := &loadResult{errors: map[string]int{}, start: time.Now()}
 	var mu sync.Mutex
@@ -103,7 +108,8 @@ func runLoad(opts loadOptions, j job) *loadResult {
 			var lat []time.Duration
 			var last time.Time
 			errs := map[string]int{}
-			var c *smtp.Client
+			var c *client
+			var hdr []byte
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= opts.messages {
@@ -115,12 +121,13 @@ func runLoad(opts loadOptions, j job) *loadResult {
 					c, err = dialClient(opts.target, opts.timeout)
 				}
 				if err == nil {
-					err = sendOne(c, j, i, body)
+					hdr = j.header(hdr[:0], i, date)
+					err = c.send(j.sender(), j.recipient(i), hdr, body)
 				}
 				if err != nil {
 					errs[errorKey(err)]++
 					if c != nil {
-						c.Close()
+						c.close()
 						c = nil
 					}
 					continue
@@ -128,12 +135,12 @@ func runLoad(opts loadOptions, j job) *loadResult {
 				last = time.Now()
 				lat = append(lat, last.Sub(start))
 				if !opts.reuse {
-					c.Quit()
+					c.quit()
 					c = nil
 				}
 			}
 			if c != nil {
-				c.Quit()
+				c.quit()
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -152,44 +159,12 @@ func runLoad(opts loadOptions, j job) *loadResult {
 	return res
 }
 
-func dialClient(addr string, timeout time.Duration) (*smtp.Client, error) {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
-		return nil, err
-	}
-	c := smtp.NewClient(conn)
-	c.CommandTimeout, c.SubmissionTimeout = timeout, timeout
-	if err := c.Hello("client.bench.invalid"); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-func sendOne(c *smtp.Client, j job, i int, body []byte) error {
-	if err := c.Mail(j.sender(), nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(j.recipient(i), nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(j.message(i, body)); err != nil {
-		w.Close()
-		return err
-	}
-	return w.Close()
-}
-
 // errorKey groups errors by their reply or cause, without the parts that
 // differ per message (queue ids, ports).
 func errorKey(err error) string {
-	var se *smtp.SMTPError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("%d %d.%d.%d %s", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2], firstWords(se.Message, 6))
+	var re *replyError
+	if errors.As(err, &re) {
+		return fmt.Sprintf("%d %s", re.code, firstWords(re.text, 7))
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

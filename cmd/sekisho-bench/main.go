@@ -52,6 +52,9 @@ type result struct {
 	ServerCPU float64     `json:"server_cpu_seconds"`
 	BenchCPU  float64     `json:"bench_cpu_seconds"`
 	Idle      *idleResult `json:"idle,omitempty"`
+	// Ceiling is this tool's own limit for the same load, measured in the
+	// same run: every figure above is read against it.
+	Ceiling *ceiling `json:"bench_ceiling,omitempty"`
 }
 
 func main() {
@@ -105,6 +108,8 @@ options:
 	jsonOut := fs.String("json", "", "also write the result as JSON to this `file`")
 	withConsole := fs.Bool("console", false, "start sekisho with the console, the store and the message trace on (to measure what they cost)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this tool (clients and sink) to `file`")
+	ceilingMessages := fs.Int("ceiling", 2000, "first send this many messages (at most --messages) straight to a sink of this tool's own, and report that one-hop rate as the tool's ceiling; 0: skip")
+	serverProfile := fs.String("server-cpuprofile", "", "without --target: have sekisho write a CPU profile of the run to `file`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -156,7 +161,7 @@ options:
 			fmt.Fprintln(stderr, "sekisho-bench:", err)
 			return 1
 		}
-		gw, err = startGateway(path, dir, sk.Addr(), j, max(1000, *idle+2**concurrency+100), *withConsole)
+		gw, err = startGateway(path, dir, sk.Addr(), j, max(1000, *idle+2**concurrency+100), *withConsole, *serverProfile)
 		if err != nil {
 			fmt.Fprintln(stderr, "sekisho-bench:", err)
 			return 1
@@ -164,9 +169,15 @@ options:
 		addr, pid = gw.addr, gw.PID()
 	}
 
-	r := measure(loadOptions{target: addr, messages: *messages, concurrency: *concurrency, size: *size,
-		reuse: *reuse, timeout: *timeout}, j, sk, pid, *drain)
-	r.Name, r.Target = *name, addr
+	opts := loadOptions{target: addr, messages: *messages, concurrency: *concurrency, size: *size,
+		reuse: *reuse, timeout: *timeout}
+	var ceil *ceiling
+	if *messages > 0 && *ceilingMessages > 0 {
+		c := measureCeiling(opts, j, *ceilingMessages)
+		ceil = &c
+	}
+	r := measure(opts, j, sk, pid, *drain)
+	r.Name, r.Target, r.Ceiling = *name, addr, ceil
 	if *idle > 0 {
 		ir := holdIdle(addr, *idle, *hold, pid)
 		r.Idle = &ir

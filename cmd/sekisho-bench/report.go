@@ -33,6 +33,14 @@ func printResult(w io.Writer, r result) {
 		fmt.Fprintf(w, "  CPU             server %.2f s (%.2f ms per message), this tool %.2f s\n",
 			r.ServerCPU, perMessageMs(r.ServerCPU, r.Delivered), r.BenchCPU)
 	}
+	if c := r.Ceiling; c != nil {
+		fmt.Fprintf(w, "  bench ceiling   %.1f msg/s at one hop (this tool to its own sink, %d messages; %.2f ms of its CPU per message)",
+			c.Rate, c.Messages, c.CPUms)
+		if c.Error != "" {
+			fmt.Fprintf(w, " (errors: %s)", c.Error)
+		}
+		fmt.Fprintln(w)
+	}
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(w, "  idle            %d of %d connections held", i.Held, i.Requested)
 		if i.Failed > 0 {
@@ -133,6 +141,10 @@ func printCompare(w io.Writer, a, b result) {
 		row("peak RSS MiB (sum)", mib(a.Memory.RSSKiB), mib(b.Memory.RSSKiB), "lower")
 		row("server CPU ms per message", perMessageMs(a.ServerCPU, a.Delivered), perMessageMs(b.ServerCPU, b.Delivered), "lower")
 	}
+	if a.Ceiling != nil && b.Ceiling != nil {
+		fmt.Fprintf(w, "  %-26s %12.2f %12.2f %10s  (the tool's own one-hop limit in each run)\n",
+			"bench ceiling msg/s", a.Ceiling.Rate, b.Ceiling.Rate, "")
+	}
 	fmt.Fprintf(w, "  %-26s %12d %12d\n", "errors", a.Failed+a.Missing, b.Failed+b.Missing)
 }
 
@@ -156,20 +168,14 @@ func runReport(stdout, stderr io.Writer, args []string) int {
 }
 
 func printReport(w io.Writer, runs []result) {
-	fmt.Fprintln(w, "| server | conc. | connections | messages | end-to-end msg/s | ingest msg/s | p50 ms | p99 ms | peak PSS MiB | peak RSS MiB | server CPU ms/msg | errors |")
-	fmt.Fprintln(w, "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	loads := 0
 	for _, r := range runs {
-		if r.Messages == 0 {
-			continue
+		if r.Messages > 0 {
+			loads++
 		}
-		mode := "new"
-		if r.Reuse {
-			mode = "reused"
-		}
-		fmt.Fprintf(w, "| %s | %d | %s | %d | %.0f | %.0f | %.1f | %.1f | %s | %s | %.2f | %d |\n",
-			r.Name, r.Concurrency, mode, r.Messages, r.E2ERate, r.IngestRate, r.P50Ms, r.P99Ms,
-			memCell(r.Memory.PSSKiB, r.Memory.Processes), memCell(r.Memory.RSSKiB, r.Memory.Processes),
-			perMessageMs(r.ServerCPU, r.Delivered), r.Failed+r.Missing+r.Duplicates+r.Unrewritten)
+	}
+	if loads > 0 {
+		printLoadTable(w, runs)
 	}
 	var idle []string
 	for _, r := range runs {
@@ -179,11 +185,43 @@ func printReport(w io.Writer, runs []result) {
 		}
 	}
 	if len(idle) > 0 {
-		fmt.Fprintln(w)
+		if loads > 0 {
+			fmt.Fprintln(w)
+		}
 		fmt.Fprintln(w, "| server | idle connections held | RSS MiB | PSS MiB | KiB per connection |")
 		fmt.Fprintln(w, "|---|--:|--:|--:|--:|")
 		fmt.Fprintln(w, strings.Join(idle, "\n"))
 	}
+}
+
+func printLoadTable(w io.Writer, runs []result) {
+	fmt.Fprintln(w, "| server | size | conc. | connections | messages | end-to-end msg/s | ingest msg/s | p50 ms | p99 ms | peak PSS MiB | peak RSS MiB | server CPU ms/msg | errors | bench ceiling msg/s |")
+	fmt.Fprintln(w, "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, r := range runs {
+		if r.Messages == 0 {
+			continue
+		}
+		mode := "new"
+		if r.Reuse {
+			mode = "reused"
+		}
+		ceil := "-"
+		if r.Ceiling != nil && r.Ceiling.Rate > 0 {
+			ceil = fmt.Sprintf("%.0f", r.Ceiling.Rate)
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %s | %d | %.0f | %.0f | %.1f | %.1f | %s | %s | %.2f | %d | %s |\n",
+			r.Name, sizeCell(r.Size), r.Concurrency, mode, r.Messages, r.E2ERate, r.IngestRate, r.P50Ms, r.P99Ms,
+			memCell(r.Memory.PSSKiB, r.Memory.Processes), memCell(r.Memory.RSSKiB, r.Memory.Processes),
+			perMessageMs(r.ServerCPU, r.Delivered), r.Failed+r.Missing+r.Duplicates+r.Unrewritten, ceil)
+	}
+}
+
+// sizeCell writes a message size as a reader of the table says it.
+func sizeCell(b int) string {
+	if b >= 1024 && b%1024 == 0 {
+		return fmt.Sprintf("%d KiB", b/1024)
+	}
+	return fmt.Sprintf("%d B", b)
 }
 
 func memCell(kib int64, procs int) string {

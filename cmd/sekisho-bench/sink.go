@@ -125,12 +125,17 @@ func (ss *sinkSession) Mail(from string, _ smtpd.MailParams) smtpd.Reply {
 	return smtpd.R(250, "2.1.0", "OK")
 }
 
+// headerReaders pools the sink's header readers.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
 // Data reads the header for the run and sequence fields and the rewritten
-// addresses, and discards the body.
+// addresses, and discards the body (straight from the read buffer).
 func (ss *sinkSession) Data(m *smtpd.MessageReader) smtpd.Reply {
-	br := bufio.NewReaderSize(m, 4096)
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(m)
+	defer func() { br.Reset(nil); headerReaders.Put(br) }()
 	seq, rewritten := scanHeader(br, ss.s.job, ss.from)
-	if _, err := io.Copy(io.Discard, br); err != nil {
+	if _, err := br.WriteTo(io.Discard); err != nil {
 		return smtpd.R(451, "4.3.0", err.Error())
 	}
 	ss.s.record(seq, rewritten)

@@ -115,7 +115,7 @@ func freePort() (string, error) {
 
 // startGateway writes the configuration and the accounts into dir, starts
 // `bin serve -c dir/sekisho.yaml` and waits until it greets.
-func startGateway(bin, dir, sinkAddr string, j job, maxConns int, withConsole bool) (*gateway, error) {
+func startGateway(bin, dir, sinkAddr string, j job, maxConns int, withConsole bool, cpuProfile string) (*gateway, error) {
 	if err := writeAccounts(filepath.Join(dir, "accounts.tsv"), j); err != nil {
 		return nil, err
 	}
@@ -137,7 +137,15 @@ func startGateway(bin, dir, sinkAddr string, j job, maxConns int, withConsole bo
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "-c", cfgPath)
+	args := []string{"serve", "-c", cfgPath}
+	if cpuProfile != "" {
+		abs, err := filepath.Abs(cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--cpuprofile", abs)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = out, out
 	// The gateway must not outlive the bench, even when the bench is killed.

@@ -265,6 +265,7 @@ func (c *Config) validate() error {
 		{"console", c.Console.Validate()},
 		{"console", c.Console.CheckTLS(c.Relay.TLS.CertFile != "")},
 		{"console", c.Console.CheckRoutes(routeNames(c.Routing))},
+		{"relay", c.Console.CheckOutbound(c.Relay.Outbound)},
 	} {
 		for _, e := range keyerr.Flatten(s.err) {
 			p.problems = append(p.problems, s.name+"."+e.Error())

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/sekisho/sekisho/relay/console"
 
@@ -120,6 +122,11 @@ func checkConfig(path string) (*configFindings, error) {
 	var ws []string
 	for _, f := range warnings {
 		ws = append(ws, f.String())
+	}
+	if !skip["relay.outbound"] && !skip["console"] {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ws = append(ws, cfg.Console.OutboundWarnings(ctx, cfg.Relay.Outbound)...)
+		cancel()
 	}
 	return &configFindings{cfg: cfg, problems: p, warnings: locateAll(cfg.Source, p.data, ws)}, nil
 }

@@ -90,6 +90,8 @@ func isLeaf(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Float64:
 		return true
+	case reflect.Pointer: // a value that may be unset: attachment: false is not no condition
+		return isLeaf(t.Elem())
 	case reflect.Slice:
 		return isLeaf(t.Elem()) && t.Elem().Kind() != reflect.Slice
 	}
@@ -106,6 +108,11 @@ func formatDefault(v reflect.Value) string {
 		return v.Interface().(fmt.Stringer).String()
 	}
 	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return "unset"
+		}
+		return formatDefault(v.Elem())
 	case reflect.String:
 		if v.String() == "" {
 			return `""`

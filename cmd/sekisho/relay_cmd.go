@@ -22,7 +22,9 @@ func runRelayTest(env *cmdEnv, args []string) int {
 Runs the real relay policy over an imagined transaction and prints the
 verdict of every step (connect, helo, auth, mail, rcpt, data) with the rule
 that decided, the reply the client would get, the address after alias and
-rewrite, and the next hop. Nothing is sent or queued. With --auth the
+rewrite, and the next hop; then the outbound rule (relay.outbound) the
+message would meet and what it would do (hold, approve, bcc-outside,
+copy-to). Nothing is sent or queued. With --auth the
 account's password is not checked: the test shows what an authenticated
 session of that user may do. Addresses are read as a client writes them
 ("user 1"@example.jp, <a@b>).
@@ -40,7 +42,7 @@ Exit 1 when a step refuses (for --batch: when a step of any probe refuses).`)
 	listener := fs.String("listener", "mx", "a listener's `name` (relay.listeners[].name), or a mode: mx, submission or smtps")
 	atFlag := fs.String("at", "", "the local `time` of the transaction, \"2006-01-02 15:04\", for rules with times (default now)")
 	from := fs.String("from", "", "the envelope sender (\"\" or <> for the null sender)")
-	message := fs.String("message", "", "a message `file` whose header the DATA checks read (default: a header with only From)")
+	message := fs.String("message", "", "a message `file`: the DATA checks read its header, the outbound rules the whole of it (default: a header with only From)")
 	batch := fs.Bool("batch", false, "read JSON probes from standard input, one a line")
 	var rcpts stringList
 	fs.Var(&rcpts, "rcpt", "an envelope recipient (repeat for more)")
@@ -58,12 +60,12 @@ Exit 1 when a step refuses (for --batch: when a step of any probe refuses).`)
 		return exitUsage
 	}
 	if *message != "" {
-		h, err := readMessageHeader(*message)
+		h, whole, err := readMessage(*message)
 		if err != nil {
 			fmt.Fprintf(env.stderr, "relay test: --message: %v\n", err)
 			return exitUsage
 		}
-		probe.Header = h
+		probe.Header, probe.Message = h, whole
 	}
 	if *atFlag != "" {
 		at, err := time.ParseInLocation("2006-01-02 15:04", *atFlag, time.Local)

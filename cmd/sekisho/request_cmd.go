@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "request list", summary: "list the requests for quarantined originals (the console's approvals)", run: runRequestList})
+	register(&command{name: "request list", summary: "list the requests for quarantined originals or held outbound mail (the console's approvals)", run: runRequestList})
 	register(&command{name: "request approve", summary: "approve a pending request (ID [--comment TEXT])", run: func(env *cmdEnv, args []string) int {
 		return runRequestDecide(env, args, true)
 	}})
@@ -45,13 +45,16 @@ func (env *cmdEnv) openStore(cfgPath string) (*store.Store, *Config, bool) {
 }
 
 func runRequestList(env *cmdEnv, args []string) int {
-	fs := newFlags(env, "request list", "[-c FILE] [--pending] [--json]", `
-Lists the requests for quarantined originals, newest first, as the
-console's approval page does: number, when, who asked and for whom, the
-release ID and the gateway holding it, the policy, the state, who decided
-and what came of it.`)
+	fs := newFlags(env, "request list", "[-c FILE] [--kind release|outbound] [--pending] [--json]", `
+Lists the requests for quarantined originals (--kind release, the default)
+or for held outbound mail (--kind outbound: the queue ID, the sender, the
+rule as reason, hold or approval), newest first, as the console's
+approval pages do: number, when, who asked and for whom, the item and the
+gateway holding it, the policy, the state, who decided and what came of
+it. request approve and request deny decide either kind.`)
 	cfgPath := fs.String("c", "", "configuration `file`")
 	pending := fs.Bool("pending", false, "only the requests waiting for a decision")
+	kind := fs.String("kind", store.KindRelease, "`release` or outbound")
 	asJSON := fs.Bool("json", false, "print a JSON array")
 	if _, st := parseFlags(fs, args); st >= 0 {
 		return st
@@ -61,7 +64,11 @@ and what came of it.`)
 		return exitFinding
 	}
 	defer s.Close()
-	q := store.RequestQuery{Kind: store.KindRelease}
+	if *kind != store.KindRelease && *kind != store.KindOutbound {
+		fmt.Fprintf(env.stderr, "sekisho request list: --kind %q: want release or outbound\n", *kind)
+		return exitUsage
+	}
+	q := store.RequestQuery{Kind: *kind}
 	if *pending {
 		q.States = []string{store.StatePending}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -176,6 +177,27 @@ func readMessageHeader(path string) ([]byte, error) {
 	}
 	defer f.Close()
 	return rewrite.ReadHeader(bufio.NewReader(f), maxTestHeader)
+}
+
+// maxTestMessage bounds a message file a dry run reads whole.
+const maxTestMessage = 64 << 20
+
+// readMessage reads a message file's header and the whole message.
+func readMessage(path string) (header, whole []byte, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	whole, err = io.ReadAll(io.LimitReader(f, maxTestMessage+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(whole) > maxTestMessage {
+		return nil, nil, fmt.Errorf("%s: larger than %d bytes", path, maxTestMessage)
+	}
+	header, err = rewrite.ReadHeader(bufio.NewReader(bytes.NewReader(whole)), maxTestHeader)
+	return header, whole, err
 }
 
 // rewriteTest holds one run of the command.

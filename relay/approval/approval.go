@@ -114,7 +114,8 @@ func (s *Service) Ask(ctx context.Context, r store.Request) (store.Request, erro
 
 // Decide records an approver's decision on a pending request and tells
 // the requester of a denial at once (an approval is told with its
-// outcome, by the gateway that carries it out).
+// outcome, by the gateway that carries it out; so is the denial of a kind
+// whose item that gateway must dispose of).
 func (s *Service) Decide(ctx context.Context, id int64, approve bool, by, comment string) (store.Request, error) {
 	st, err := s.st()
 	if err != nil {
@@ -124,12 +125,26 @@ func (s *Service) Decide(ctx context.Context, id int64, approve bool, by, commen
 	if err != nil {
 		return r, err
 	}
-	if approve {
+	if approve || holderDisposes[r.Kind] {
 		s.Wake()
 	} else {
 		s.notify(r)
 	}
 	return r, nil
+}
+
+// Cancel withdraws a pending request for its requester; the gateway
+// holding the item disposes of it where the kind needs that.
+func (s *Service) Cancel(ctx context.Context, id int64, by string) (store.Request, error) {
+	st, err := s.st()
+	if err != nil {
+		return store.Request{}, err
+	}
+	r, err := st.Cancel(ctx, id, by)
+	if err == nil {
+		s.Wake()
+	}
+	return r, err
 }
 
 func (s *Service) notify(r store.Request) {
@@ -143,23 +158,35 @@ func (s *Service) notify(r store.Request) {
 
 // Run carries out the approved requests addressed to this instance until
 // ctx ends: at start (finishing what a crash interrupted), then every
-// Poll and whenever woken.
+// Poll, whenever woken, and when the earliest deadline of a pending
+// request of ours comes (a hold ends on time, not up to Poll later).
 func (s *Service) Run(ctx context.Context) {
 	s.init()
 	poll := s.Poll
 	if poll <= 0 {
 		poll = 5 * time.Second
 	}
-	t := time.NewTicker(poll)
+	t := time.NewTimer(poll)
 	defer t.Stop()
 	recovered := false
 	for {
+		wait := poll
 		if st, err := s.st(); err == nil {
 			if !recovered {
 				recovered = s.resume(ctx, st)
 			}
+			s.runExpired(ctx, st)
+			s.runClosed(ctx, st)
 			s.runApproved(ctx, st)
+			// A deadline still to come shortens the wait (to a moment after
+			// it: the store keeps microseconds); one already past was tried
+			// in this pass and waits for the next poll, so a failing store
+			// is not asked in a loop.
+			if next, err := st.NextExpiry(ctx, s.Instance); err == nil && time.Until(next) > 0 {
+				wait = min(wait, time.Until(next)+10*time.Millisecond)
+			}
 		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -231,6 +258,9 @@ func (s *Service) execute(ctx context.Context, st *store.Store, r store.Request)
 		return
 	}
 	action := r.Kind // release, unlock
+	if r.Kind == store.KindOutbound {
+		action = "queue-release" // a step of the message's trace
+	}
 	if !ok {
 		action += "-failed"
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/sekisho/sekisho/relay/approval"
 	"github.com/sekisho/sekisho/relay/sanitize"
 	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
 	"github.com/sekisho/sekisho/relay/store"
@@ -82,4 +83,50 @@ func (s *Server) requestFor(ctx context.Context, u *user, rid string) (store.Req
 		return store.Request{}, errNotFound
 	}
 	return r, nil
+}
+
+// held is a held outbound message's request as a page shows it, with
+// what the user may do with it.
+type held struct {
+	store.Request
+	Detail approval.OutboundDetail
+	// Sender: the user sent it; Decider: the user may approve or reject
+	// it (a member or delegate of its group, or an administrator).
+	Sender, Decider bool
+}
+
+// heldFor returns outbound request rid if u may see it: its sender, a
+// member or delegate of its approval group, or an administrator.
+func (s *Server) heldFor(ctx context.Context, u *user, rid string) (held, error) {
+	st := s.eng.Store()
+	if st == nil {
+		return held{}, errUnavailable
+	}
+	n, err := strconv.ParseInt(rid, 10, 64)
+	if err != nil || n <= 0 {
+		return held{}, errNotFound
+	}
+	r, err := st.Request(ctx, n)
+	if errors.Is(err, store.ErrNotFound) || err == nil && r.Kind != store.KindOutbound {
+		return held{}, errNotFound
+	}
+	if err != nil {
+		return held{}, err
+	}
+	h := s.heldAs(r, u.Principal, u.inLDAP, u.Is(roleAdmin))
+	if !h.Sender && !h.Decider {
+		return held{}, errNotFound
+	}
+	return h, nil
+}
+
+// heldAs is r as principal sees it: whether they sent it, whether they
+// may decide it (inLDAP: their directory groups at sign-in).
+func (s *Server) heldAs(r store.Request, principal string, inLDAP func(string) bool, admin bool) held {
+	h := held{Request: r, Detail: approval.ParseOutboundDetail(r), Sender: r.Requester == principal, Decider: admin}
+	// Nobody approves their own message but an administrator.
+	if g, ok := s.eng.Outbound().Group(r.Group); ok && r.Group != "" && !h.Sender {
+		h.Decider = h.Decider || g.Member(principal, inLDAP) || g.Delegate(principal, inLDAP)
+	}
+	return h
 }

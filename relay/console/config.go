@@ -14,6 +14,7 @@ import (
 
 	"github.com/sekisho/sekisho/accounts/addr"
 	"github.com/sekisho/sekisho/accounts/export"
+	"github.com/sekisho/sekisho/relay/guard"
 )
 
 // Config is the `console` section: where the console listens, who may
@@ -122,8 +123,9 @@ func (c *Config) Resolve(base string) {
 	}
 }
 
-// ldapGroupPrefix marks an LDAP group among principals.
-const ldapGroupPrefix = "ldap-group:"
+// ldapGroupPrefix marks an LDAP group among principals (the outbound
+// rules' approval groups write them the same way).
+const ldapGroupPrefix = guard.LDAPGroupPrefix
 
 // Validate reports every problem, keys relative to the section.
 func (c Config) Validate() error {

@@ -54,6 +54,13 @@ func newFixture(t *testing.T, edit ...func(*Config)) *fixture {
 // newFixtureTLS is newFixture with relay.tls set (certFile, keyFile).
 func newFixtureTLS(t *testing.T, certFile, keyFile string, edit ...func(*Config)) *fixture {
 	t.Helper()
+	return newFixtureSections(t, nil, certFile, keyFile, edit...)
+}
+
+// newFixtureSections is newFixtureTLS with the gateway's sections edited
+// before it starts.
+func newFixtureSections(t *testing.T, secEdit func(*gateway.Sections), certFile, keyFile string, edit ...func(*Config)) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	sec := gateway.Sections{Accounts: accounts.DefaultConfig(), Rewrite: rewrite.DefaultConfig(), Routing: routing.DefaultConfig(),
 		Relay: gateway.DefaultConfig()}
@@ -70,6 +77,9 @@ func newFixtureTLS(t *testing.T, certFile, keyFile string, edit ...func(*Config)
 		TraceRetention: time.Hour, AuditRetention: 48 * time.Hour}
 	sec.Relay.Sanitize.Rules = []sanitize.Rule{{Source: "internet"}}
 	sec.Relay.Sanitize.Quarantine.Dir = filepath.Join(dir, "quarantine")
+	if secEdit != nil {
+		secEdit(&sec)
+	}
 	eng, err := gateway.New(sec, slog.New(slog.DiscardHandler), ops.NewMetrics())
 	if err != nil {
 		t.Fatal(err)

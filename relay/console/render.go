@@ -43,10 +43,10 @@ func loadPages() (map[string]*pageSet, error) {
 		}
 		for _, n := range names {
 			base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
-			if base == "layout" {
-				continue
+			if base == "layout" || strings.HasPrefix(base, "_") {
+				continue // the layout and the shared parts go with every page
 			}
-			t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", n)
+			t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/_*.html", n)
 			if err != nil {
 				return nil, fmt.Errorf("console templates: %w", err)
 			}

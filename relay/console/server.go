@@ -168,6 +168,15 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /approvals", s.auth(roleApprover, s.approvals))
 	mux.HandleFunc("POST /approvals/{rid}", s.auth(roleApprover, s.decide))
 
+	mux.HandleFunc("GET /my/held", s.auth(roleStaff, s.myHeld))
+	mux.HandleFunc("GET /outbound/approve", s.auth(roleAny, s.toApprove))
+	mux.HandleFunc("POST /outbound/absence", s.auth(roleAny, s.absence))
+	mux.HandleFunc("GET /outbound/{rid}", s.auth(roleAny, s.heldPage))
+	mux.HandleFunc("POST /outbound/{rid}", s.auth(roleAny, s.heldDecide))
+	mux.HandleFunc("GET /outbound/link/{token}", s.linkPage)
+	mux.HandleFunc("POST /outbound/link/{token}", s.linkDecide)
+	mux.HandleFunc("GET /admin/outbound", s.auth(roleAdmin, s.heldHistory))
+
 	mux.HandleFunc("GET /admin", s.auth(roleAdmin, s.dashboard))
 	mux.HandleFunc("GET /admin/queue", s.auth(roleAdmin, s.queueList))
 	mux.HandleFunc("GET /admin/queue/{qid}", s.auth(roleAdmin, s.queueShow))

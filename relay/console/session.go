@@ -368,5 +368,5 @@ func (s *Server) roles(principal string, groups []string) []string {
 	if admin {
 		rs = append(rs, roleAdmin)
 	}
-	return rs
+	return append(rs, s.outboundRoles(principal, groups)...)
 }

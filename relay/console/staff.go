@@ -140,7 +140,7 @@ func (s *Server) myRequests(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	reqs, err := st.Requests(r.Context(), store.RequestQuery{Requester: u.Principal, Limit: 200})
+	reqs, err := st.Requests(r.Context(), store.RequestQuery{Kind: store.KindRelease, Requester: u.Principal, Limit: 200})
 	if err != nil {
 		s.notFound(w, r, u, err)
 		return
@@ -182,6 +182,9 @@ func (s *Server) approvals(w http.ResponseWriter, r *http.Request, u *user) {
 
 func (s *Server) decide(w http.ResponseWriter, r *http.Request, u *user) {
 	q, err := s.requestFor(r.Context(), u, r.PathValue("rid"))
+	if err == nil && q.Kind != store.KindRelease {
+		err = errNotFound // held outbound mail is decided by its group (outbound.go)
+	}
 	if err != nil {
 		s.notFound(w, r, u, err)
 		return

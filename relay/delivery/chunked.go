@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/sekisho/sekisho/relay/smtpd"
 )
 
 // chunkSize is how much of the message one BDAT carries (at least; a
@@ -31,16 +33,13 @@ func (c *Client) chunked(ctx context.Context, cn *conn, m Message, results []Res
 		return true // nothing was sent
 	}
 	defer body.Close()
-	enc := wireBody{}
-	chunk, last, err := c.nextChunk(cn, &enc, body)
+	enc := smtpd.TextEncoder{}
+	cmd, dsn := envelopeCommands(cn, m, pending, utf8)
+	out, last, err := c.nextChunk(cn, &enc, body, cmd.String())
 	if err != nil {
 		setAll(results, pending, 0, "", fmt.Sprintf("reading the message: %v", err), true, "")
 		return true
 	}
-	cmd, dsn := envelopeCommands(cn, m, pending, utf8)
-	out := append(cn.cmdBuf[:0], cmd.String()...)
-	out = appendChunk(out, chunk, last)
-	cn.keepCmdBuf(out)
 
 	cn.raw.SetDeadline(time.Now().Add(c.opts.CommandTimeout))
 	defer cn.raw.SetDeadline(time.Time{})
@@ -75,14 +74,12 @@ func (c *Client) chunked(ctx context.Context, cn *conn, m Message, results []Res
 			delivered(m, results, accepted, bc, bmsg, remote, dsn)
 			return true
 		}
-		if chunk, last, err = c.nextChunk(cn, &enc, body); err != nil {
+		if out, last, err = c.nextChunk(cn, &enc, body, ""); err != nil {
 			// Closing without a last chunk is the only way to abort: the
 			// server discards the partial message.
 			setAll(results, accepted, 0, "", fmt.Sprintf("reading the message: %v", err), true, "")
 			return false
 		}
-		out = appendChunk(cn.cmdBuf[:0], chunk, last)
-		cn.keepCmdBuf(out)
 		cn.raw.SetWriteDeadline(time.Now().Add(c.opts.DataTimeout))
 		if _, err := cn.session.Write(out); err != nil {
 			failed(ctx, results, accepted, err, remote, "sending the message")
@@ -92,36 +89,46 @@ func (c *Client) chunked(ctx context.Context, cn *conn, m Message, results []Res
 	}
 }
 
+// maxBDATLine is the longest "BDAT n LAST\r\n" a chunk can need.
+const maxBDATLine = len("BDAT  LAST\r\n") + 20
+
 // nextChunk reads and encodes the next chunkSize bytes of the message, or
-// what is left of it (last).
-func (c *Client) nextChunk(cn *conn, enc *wireBody, body io.Reader) (chunk []byte, last bool, err error) {
+// what is left of it (last), and returns what goes on the wire: prefix
+// (the envelope commands, before the first chunk), "BDAT n [LAST]" and
+// the chunk. The chunk is encoded straight into the write buffer, after
+// room left for the two, which are then put right before it: the message
+// is copied once, from the read buffer to the write buffer.
+func (c *Client) nextChunk(cn *conn, enc *smtpd.TextEncoder, body io.Reader, prefix string) (out []byte, last bool, err error) {
 	if cn.bodyBuf == nil {
 		cn.bodyBuf = make([]byte, bodyBufSize)
 	}
-	chunk = cn.wireBuf[:0]
-	defer func() { cn.wireBuf = chunk[:0] }()
-	for len(chunk) < chunkSize {
+	room := len(prefix) + maxBDATLine
+	buf := cn.cmdBuf
+	if cap(buf) < room+chunkSize {
+		buf = make([]byte, 0, room+chunkSize+bodyBufSize)
+	}
+	buf = buf[:room]
+	for len(buf)-room < chunkSize {
 		n, err := body.Read(cn.bodyBuf)
-		chunk = enc.append(chunk, cn.bodyBuf[:n])
+		buf = enc.Append(buf, cn.bodyBuf[:n])
 		if err == io.EOF {
-			return enc.end(chunk), true, nil
+			buf, last = enc.End(buf), true
+			break
 		}
 		if err != nil {
 			return nil, false, err
 		}
 	}
-	return chunk, false, nil
-}
-
-// appendChunk appends "BDAT n [LAST]" and the chunk.
-func appendChunk(dst, chunk []byte, last bool) []byte {
-	dst = append(dst, "BDAT "...)
-	dst = strconv.AppendInt(dst, int64(len(chunk)), 10)
+	line := strconv.AppendInt(append(make([]byte, 0, maxBDATLine), "BDAT "...), int64(len(buf)-room), 10)
 	if last {
-		dst = append(dst, " LAST"...)
+		line = append(line, " LAST"...)
 	}
-	dst = append(dst, "\r\n"...)
-	return append(dst, chunk...)
+	line = append(line, "\r\n"...)
+	start := room - len(line) - len(prefix)
+	copy(buf[start:], prefix)
+	copy(buf[start+len(prefix):], line)
+	cn.keepCmdBuf(buf)
+	return buf[start:], last, nil
 }
 
 // keepCmdBuf keeps a write buffer with the connection for the next

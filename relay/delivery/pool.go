@@ -43,16 +43,26 @@ type conn struct {
 	// last transaction ended cleanly moments ago. If it turns out dead at
 	// MAIL, Deliver retries once on a fresh connection (stale is set).
 	unprobed, stale bool
-	// greeted: go-smtp holds the current EHLO reply. Its RSET forgets the
-	// reply, and its Extension would then say EHLO again and report a
-	// failure as "not offered"; transact greets again first instead.
-	greeted bool
 }
 
-// reset sends RSET; go-smtp forgets the EHLO reply with it.
+// reset sends RSET, which clears the transaction. It is said here rather
+// than with go-smtp's Reset, which forgets the EHLO reply and would greet
+// again before the next command: a connection says EHLO once (a strict
+// next hop answers a second one with 503).
 func (cn *conn) reset() error {
-	cn.greeted = false
-	return cn.sc.Reset()
+	cn.raw.SetDeadline(time.Now().Add(cn.sc.CommandTimeout))
+	defer cn.raw.SetDeadline(time.Time{})
+	if _, err := cn.session.Write([]byte("RSET\r\n")); err != nil {
+		return err
+	}
+	code, msg, err := cn.readReply()
+	if err != nil {
+		return err
+	}
+	if code != 250 {
+		return &smtp.SMTPError{Code: code, Message: msg}
+	}
+	return nil
 }
 
 // close drops the connection without a goodbye.
@@ -185,23 +195,14 @@ func (c *Client) connect(ctx context.Context, p *pool, t Target, forceProbe bool
 }
 
 // probe checks a pooled connection with RSET, which also clears any
-// transaction state left from the previous message. go-smtp forgets the
-// EHLO reply on RSET and would say EHLO again before the next MAIL; doing it
-// here means a dead session shows up as an error now, not as missing
-// extensions later.
+// transaction state left from the previous message: a dead session shows
+// up as an error now, not in the middle of the next transaction.
 func (c *Client) probe(ctx context.Context, cn *conn) error {
 	stop := context.AfterFunc(ctx, func() { cn.raw.Close() })
 	defer stop()
 	cn.sc.CommandTimeout = min(c.opts.CommandTimeout, probeTimeout)
 	defer func() { cn.sc.CommandTimeout = c.opts.CommandTimeout }()
-	if err := cn.reset(); err != nil {
-		return err
-	}
-	if err := cn.sc.Hello(cn.helo); err != nil {
-		return err
-	}
-	cn.greeted = true
-	return nil
+	return cn.reset()
 }
 
 func (c *Client) quitLater(cn *conn) {

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -88,11 +90,14 @@ func (c *Client) setup(ctx context.Context, raw net.Conn, p *pool, t Target, add
 	// go-smtp's own STARTTLS path says "EHLO localhost", which some relays
 	// refuse, so the exchange up to the handshake is done here.
 	session, secure := plain, false
+	replay := "220 " + addr + " session ready\r\n"
+	var ehlo []byte // the EHLO reply go-smtp is to be given
 	if mode != TLSNone {
-		offered, err := offersSTARTTLS(plain, tp, helo)
+		offered, reply, err := probeEHLO(plain, tp, helo)
 		if err != nil {
 			return nil, fmt.Errorf("EHLO to %s: %s", addr, describe(err))
 		}
+		ehlo = reply
 		if !offered && mode == TLSRequired {
 			return nil, fmt.Errorf("%s does not offer STARTTLS and TLS is required", addr)
 		}
@@ -112,7 +117,7 @@ func (c *Client) setup(ctx context.Context, raw net.Conn, p *pool, t Target, add
 			if err := tc.HandshakeContext(ctx); err != nil {
 				return nil, &tlsError{fmt.Errorf("TLS handshake with %s: %v", addr, err)}
 			}
-			session, secure = wrap(tc), true
+			session, secure, ehlo = wrap(tc), true, nil
 		}
 	}
 	if br.Buffered() > 0 {
@@ -120,15 +125,25 @@ func (c *Client) setup(ctx context.Context, raw net.Conn, p *pool, t Target, add
 	}
 	raw.SetDeadline(time.Time{})
 
-	// go-smtp reads the greeting itself; it gets a copy, then sends EHLO
-	// (again, after STARTTLS or in plain text) with our name.
-	sc := smtp.NewClient(&greetedConn{Conn: session, pending: []byte("220 " + addr + " session ready\r\n")})
+	// go-smtp reads the greeting itself; it gets a copy, then says EHLO
+	// with our name: after STARTTLS, or with TLS none, on the wire; when
+	// the probe's EHLO found no STARTTLS, its reply is handed over and
+	// go-smtp's EHLO is not sent (one EHLO per connection).
+	gc := &greetedConn{Conn: session, pending: []byte(replay)}
+	if ehlo != nil {
+		gc.pending = append(gc.pending, ehlo...)
+		gc.swallow = true
+	}
+	sc := smtp.NewClient(gc)
 	sc.CommandTimeout = c.opts.CommandTimeout
 	sc.SubmissionTimeout = c.opts.DataTimeout
 	if err := sc.Hello(helo); err != nil {
 		return nil, fmt.Errorf("EHLO to %s: %s", addr, describe(err))
 	}
-	cn := &conn{raw: raw, session: session, sc: sc, addr: addr, helo: helo, secure: secure, greeted: true}
+	if gc.swallow {
+		return nil, fmt.Errorf("EHLO to %s: the client did not greet as expected", addr)
+	}
+	cn := &conn{raw: raw, session: session, sc: sc, addr: addr, helo: helo, secure: secure}
 	if t.Auth != nil {
 		if err := authenticate(cn, t.Auth); err != nil {
 			return nil, err
@@ -137,27 +152,46 @@ func (c *Client) setup(ctx context.Context, raw net.Conn, p *pool, t Target, add
 	return cn, nil
 }
 
-// offersSTARTTLS sends EHLO and reports whether STARTTLS is offered. A
-// server that refuses EHLO (500/502, no ESMTP) offers nothing.
-func offersSTARTTLS(raw net.Conn, tp *textproto.Reader, helo string) (bool, error) {
+// probeEHLO sends EHLO and reports whether STARTTLS is offered, with the
+// reply as it came, for go-smtp when the session stays in plain text. A
+// server that refuses EHLO (500/502, no ESMTP) offers nothing; go-smtp
+// then says HELO.
+func probeEHLO(raw net.Conn, tp *textproto.Reader, helo string) (offered bool, reply []byte, err error) {
 	if _, err := fmt.Fprintf(raw, "EHLO %s\r\n", helo); err != nil {
-		return false, err
+		return false, nil, err
 	}
-	_, msg, err := tp.ReadResponse(250)
+	code, msg, err := tp.ReadResponse(250)
 	if err != nil {
 		var te *textproto.Error
 		if errors.As(err, &te) && (te.Code == 500 || te.Code == 502) {
-			return false, nil
+			return false, wireReply(te.Code, te.Msg), nil
 		}
-		return false, err
+		return false, nil, err
 	}
 	lines := strings.Split(msg, "\n")
 	for _, l := range lines[1:] {
 		if f := strings.Fields(l); len(f) > 0 && strings.EqualFold(f[0], "STARTTLS") {
-			return true, nil
+			return true, nil, nil
 		}
 	}
-	return false, nil
+	return false, wireReply(code, msg), nil
+}
+
+// wireReply writes a reply textproto read back as it was sent.
+func wireReply(code int, msg string) []byte {
+	var b []byte
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		sep := byte('-')
+		if i == len(lines)-1 {
+			sep = ' '
+		}
+		b = strconv.AppendInt(b, int64(code), 10)
+		b = append(b, sep)
+		b = append(b, l...)
+		b = append(b, '\r', '\n')
+	}
+	return b
 }
 
 // authenticate logs in with PLAIN or LOGIN, only over TLS unless the
@@ -182,11 +216,14 @@ func authenticate(cn *conn, a *Auth) error {
 	return nil
 }
 
-// greetedConn replays the greeting already read during setup, so go-smtp
-// can start its own session on the connection.
+// greetedConn replays what setup already read (the greeting and, with
+// swallow, the reply to the probe's EHLO), so go-smtp can start its own
+// session on the connection; with swallow, go-smtp's EHLO is not sent,
+// as its reply is the one replayed.
 type greetedConn struct {
 	net.Conn
 	pending []byte
+	swallow bool
 }
 
 func (g *greetedConn) Read(b []byte) (int, error) {
@@ -196,6 +233,14 @@ func (g *greetedConn) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	return g.Conn.Read(b)
+}
+
+func (g *greetedConn) Write(b []byte) (int, error) {
+	if g.swallow && bytes.HasPrefix(b, []byte("EHLO ")) && bytes.HasSuffix(b, []byte("\r\n")) {
+		g.swallow = false
+		return len(b), nil
+	}
+	return g.Conn.Write(b)
 }
 
 // describe turns an error from the wire into a short text for results and

@@ -326,6 +326,7 @@ func (r *rawSink) serve(c net.Conn) {
 	io.WriteString(c, "220 raw.test ESMTP\r\n")
 	var rcpts int           // accepted in this transaction
 	var chunks bytes.Buffer // BDAT chunks so far
+	greeted := false        // a strict server: one EHLO per connection
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -338,6 +339,11 @@ func (r *rawSink) serve(c net.Conn) {
 		verb := strings.ToUpper(strings.SplitN(cmd, " ", 2)[0])
 		switch verb {
 		case "EHLO":
+			if greeted {
+				io.WriteString(c, "503 5.5.1 duplicate EHLO\r\n")
+				continue
+			}
+			greeted = true
 			reply := "250-raw.test\r\n"
 			for _, e := range r.ext {
 				reply += "250-" + e + "\r\n"
@@ -497,4 +503,11 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(certDir)
 	}
 	os.Exit(code)
+}
+
+// connections is how many connections the sink accepted.
+func (r *rawSink) connections() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.accepted
 }

@@ -117,3 +117,36 @@ func TestAuth(t *testing.T) {
 		})
 	}
 }
+
+// Toward a next hop without STARTTLS under opportunistic TLS, the probe's
+// EHLO reply is the one used: the connection says EHLO once, also across
+// an RSET and the next message (the sink answers a second EHLO with 503,
+// as strict servers do). With and without PIPELINING and CHUNKING.
+func TestOneEHLOPerConnection(t *testing.T) {
+	for _, ext := range [][]string{{"8BITMIME"}, {"PIPELINING"}, {"PIPELINING", "CHUNKING"}} {
+		t.Run(strings.Join(ext, "+"), func(t *testing.T) {
+			r := newRawSink(t, "", ext...)
+			c := testClient(t, nil)
+			tg := tlsTarget(r.addr, TLSPolicy{Mode: TLSOpportunistic})
+			// Every recipient refused: the transaction ends with RSET.
+			res := deliver(t, c, tg, newMessage("a@example.jp", testBody, "bad@example.jp"))
+			if res[0].Code != 550 {
+				t.Fatalf("first message: %+v", res[0])
+			}
+			res = deliver(t, c, tg, newMessage("a@example.jp", testBody, "b@example.jp"))
+			if !res[0].Delivered {
+				t.Fatalf("second message: %+v", res[0])
+			}
+			commands, _ := r.recorded()
+			ehlos := 0
+			for _, cmd := range commands {
+				if strings.HasPrefix(cmd, "EHLO ") {
+					ehlos++
+				}
+			}
+			if ehlos != 1 || r.connections() != 1 {
+				t.Errorf("%d EHLO on %d connections, want 1 on 1: %q", ehlos, r.connections(), commands)
+			}
+		})
+	}
+}

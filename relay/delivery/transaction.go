@@ -10,30 +10,17 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/sekisho/sekisho/relay/smtpd"
 )
 
 // bodyBufSize is the chunk read from Message.Body per write.
-const bodyBufSize = 32 << 10
+const bodyBufSize = 64 << 10
 
 // transact runs one mail transaction on cn and settles results[i] for every
 // i in pending. It reports whether cn can be reused.
 func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Result, pending []int) bool {
 	sc, remote := cn.sc, cn.addr
 
-	// The extension checks below must read the current EHLO reply: after
-	// an RSET go-smtp has forgotten it, so greet again here, where a dead
-	// connection is told apart from a missing extension.
-	if !cn.greeted {
-		if err := sc.Hello(cn.helo); err != nil {
-			var se *smtp.SMTPError
-			if cn.unprobed && !errors.As(err, &se) && ctx.Err() == nil {
-				cn.stale = true // see MAIL below
-				return false
-			}
-			return failed(ctx, results, pending, err, remote, "EHLO")
-		}
-		cn.greeted = true
-	}
 	if m.EightBit {
 		if ok, _ := sc.Extension("8BITMIME"); !ok {
 			setAll(results, pending, 554, "5.6.3", fmt.Sprintf("the message has 8-bit content and %s does not offer 8BITMIME (no conversion to 7-bit is done)", remote), false, remote)
@@ -124,7 +111,8 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 	return true
 }
 
-// sendBody writes the message to w as wireBody encodes it (dots: stuffed
+// sendBody writes the message to w under the line-ending rule of
+// smtpd.TextEncoder, the one the server reads with (dots: stuffed
 // for our own DATA; go-smtp's DATA writer stuffs them itself), up to and
 // including its last line end. It tells a failure to read the message
 // apart from a failure to send it.
@@ -133,17 +121,17 @@ func (c *Client) sendBody(cn *conn, w io.Writer, body io.Reader, dots bool) (rea
 	if cn.bodyBuf == nil {
 		cn.bodyBuf = make([]byte, bodyBufSize)
 	}
-	enc := wireBody{dots: dots}
+	enc := smtpd.TextEncoder{Dots: dots}
 	for {
 		n, err := body.Read(cn.bodyBuf)
 		if n > 0 {
-			cn.wireBuf = enc.append(cn.wireBuf[:0], cn.bodyBuf[:n])
+			cn.wireBuf = enc.Append(cn.wireBuf[:0], cn.bodyBuf[:n])
 			if _, werr := out.Write(cn.wireBuf); werr != nil {
 				return nil, werr
 			}
 		}
 		if err == io.EOF {
-			cn.wireBuf = enc.end(cn.wireBuf[:0])
+			cn.wireBuf = enc.End(cn.wireBuf[:0])
 			if len(cn.wireBuf) > 0 {
 				if _, werr := out.Write(cn.wireBuf); werr != nil {
 					return nil, werr

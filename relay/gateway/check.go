@@ -122,6 +122,9 @@ func loadedWarnings(sec Sections, dir *accounts.Directory, router *routing.Route
 	if router != nil {
 		warnings = append(warnings, archiveWarnings(sec, router)...)
 	}
+	if o, err := guard.NewOutbound(sec.Relay.Outbound); err == nil && dir != nil {
+		warnings = append(warnings, outboundWarnings(sec, o, func(d string) bool { return dir.Domain(d) != nil })...)
+	}
 	return warnings
 }
 

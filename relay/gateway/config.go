@@ -52,6 +52,9 @@ type Config struct {
 	Store store.Config `koanf:"store"`
 	// Archive lists the archive copies (relay/session/archive.go).
 	Archive []session.ArchiveConfig `koanf:"archive"`
+	// Outbound are the outbound rules (hold, approval, BCC enforcement,
+	// supervisor copies), relay/guard's like the relay rules.
+	Outbound guard.OutboundConfig `koanf:"outbound"`
 
 	// Postmaster receives mail for RCPT TO:<postmaster> and for
 	// postmaster@ our domains without such an account, and is the From
@@ -235,7 +238,7 @@ func (c Config) Validate() error {
 	for _, sub := range []struct {
 		key string
 		err error
-	}{{"guard", c.Guard.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()},
+	}{{"guard", c.Guard.Validate()}, {"outbound", c.Outbound.Validate()}, {"auth", c.Auth.Validate()}, {"queue", c.Queue.Validate()},
 		{"delivery", c.Delivery.Validate()}, {"log", c.Log.Validate()}, {"metrics", c.Metrics.Validate()},
 		{"inspect", c.Inspect.Validate()}, {"sanitize", c.Sanitize.Validate()}, {"rate_limits", c.RateLimits.Validate()},
 		{"store", c.Store.Validate()}} {

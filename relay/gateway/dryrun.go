@@ -36,6 +36,9 @@ type Probe struct {
 	// stands for a header with only "From: <From>", what most clients
 	// write.
 	Header []byte
+	// Message is the whole message, when given: the outbound rules'
+	// attachment and size conditions read it (Header is its header).
+	Message []byte
 }
 
 // Step is the verdict of one SMTP stage in a dry run.
@@ -235,7 +238,11 @@ func dryRun(pol *policy.Policy, cfg Config, p Probe) (out []Step) {
 		}
 		s.Reason = fmt.Sprintf("would be queued from <%s> for %s (source %s)", msg.From, s.Arg, pol.Source(conn))
 	}
-	return append(steps, s)
+	steps = append(steps, s)
+	if d.Accepted() && pol.HasOutbound() {
+		steps = append(steps, outboundStep(pol, conn, msg, header, p.Message))
+	}
+	return steps
 }
 
 // limitsOf says which limits a session of conn meets: the rate limits as

@@ -1,3 +1,14 @@
+// Package gateway is the engine of sekisho serve: it wires the rooms of
+// relay together. It owns the listeners and their connection caps, the
+// snapshot a reload swaps (accounts, rewrite, routing, policy, inspection,
+// sanitize, built from one configuration in state.go), the relay section
+// of the configuration and every cross-section reference (config.go,
+// refs.go), config check's loading and warnings (check.go), the policy dry
+// runs the commands and the console call (dryrun*.go, copies.go), the
+// trace socket, the store's part of a gateway (store.go) and the daily
+// quarantine maintenance. Sessions (relay/session) and the runner
+// (relay/runner) are handed what they need at construction; neither
+// imports this package.
 package gateway
 
 import (
@@ -12,6 +23,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sekisho/sekisho/accounts"
+	"github.com/sekisho/sekisho/relay/approval"
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/ops"
 	"github.com/sekisho/sekisho/relay/ops/trace"
@@ -50,6 +62,8 @@ type Engine struct {
 
 	back       *backend // the store's part (store.go); nil without relay.store
 	consoleURL string   // for the notices to requesters
+	// notices are the mails to requesters, senders and approvers.
+	notices *approval.MailNotifier
 	// convPool bounds the conversions of relay.sanitize for the life of
 	// the process: each snapshot's stage converts through it.
 	convPool *convert.Pool
@@ -84,7 +98,8 @@ func New(sec Sections, log *slog.Logger, m *ops.Metrics) (*Engine, error) {
 	}
 	e.queue = q
 	e.trace = trace.NewHub()
-	e.sessions = &session.Shared{Queue: q, Metrics: m, Log: e.log, Auth: e.newAuthenticator(sec.Relay), Rates: e.rates}
+	e.notices = e.newNotices()
+	e.sessions = &session.Shared{Queue: q, Metrics: m, Log: e.log, Auth: e.newAuthenticator(sec.Relay), Rates: e.rates, Outbound: e}
 	return e, nil
 }
 

@@ -11,8 +11,9 @@ import (
 
 // references checks every name one part of the configuration gives
 // another, with full key paths: the rewrite set of each route and of the
-// smart host, the routes sanitize rules name, and the mailboxes of ours
-// that relay.archive and relay.postmaster send to. Each loads fine on its
+// smart host, the routes sanitize rules name, the mailboxes of ours
+// that relay.archive, relay.postmaster and the outbound rules' copies
+// send to, and the store a held message's request needs. Each loads fine on its
 // own and fails only on mail: a misspelt set makes every message of the
 // route wait 451 and bounce after hours, an archive address that is no
 // mailbox drops every copy. config check reports these and a reload or a
@@ -50,7 +51,17 @@ func references(sec Sections, rw *rewrite.Rewriter, dir *accounts.Directory) []F
 			mailbox("relay.postmaster", sec.Relay.Postmaster, "mail for postmaster would be refused")
 		}
 	}
-	return out
+	var lookup func(string) (bool, bool, string)
+	if dir != nil {
+		lookup = func(a string) (bool, bool, string) {
+			res, err := dir.Lookup(a)
+			if err != nil || !res.Ours() {
+				return false, false, ""
+			}
+			return true, res.Exists(), res.Domain.Name
+		}
+	}
+	return append(out, outboundReferences(sec, lookup)...)
 }
 
 // routeName is how routes are named in messages: routing.routes[].name,

@@ -148,7 +148,7 @@ func TestSessionInspectionDeadMilter(t *testing.T) {
 }
 
 // The connect checks answer at the greeting: a client on a block list
-// gets 554, one without reverse DNS 550 under reverse_dns: ptr.
+// gets 554, one without reverse DNS 554 5.7.25 under reverse_dns: ptr.
 func TestSessionInspectionConnect(t *testing.T) {
 	d := dnstest.New(t)
 	d.Add("1.2.0.192.bl.example. IN A 127.0.0.2", "2.2.0.192.in-addr.arpa. IN PTR mx.example.org.")
@@ -156,7 +156,7 @@ func TestSessionInspectionConnect(t *testing.T) {
 		ip, reverse, want, rule string
 	}{
 		{"192.0.2.1", msgauth.ReverseOff, "554 5.7.1 Service unavailable; client [192.0.2.1] blocked using bl.example", "listed=bl.example"},
-		{"192.0.2.3", msgauth.ReversePTR, "550 5.7.25 ", "rule=builtin:inspect"},
+		{"192.0.2.3", msgauth.ReversePTR, "554 5.7.25 ", "rule=builtin:inspect"},
 		{"192.0.2.2", msgauth.ReversePTR, "220 ", ""},
 	} {
 		sec, _ := testSections(t)

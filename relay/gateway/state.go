@@ -37,14 +37,16 @@ type Sections struct {
 // configuration. Sessions and deliveries take the snapshot of the moment
 // they start and keep it for their whole transaction.
 type snapshot struct {
-	sec     Sections // what it was built from, for Engine.Warnings
-	cfg     Config
-	dir     *accounts.Directory
-	router  *routing.Router
-	guard   *guard.Guard
-	pol     *policy.Policy
-	session *session.Snapshot
-	runner  *runner.Snapshot
+	sec    Sections // what it was built from, for Engine.Warnings
+	cfg    Config
+	dir    *accounts.Directory
+	router *routing.Router
+	guard  *guard.Guard
+	// outbound are the outbound rules, which pol decides with.
+	outbound *guard.Outbound
+	pol      *policy.Policy
+	session  *session.Snapshot
+	runner   *runner.Snapshot
 }
 
 // SelfFor lists this gateway's names and listen addresses for the
@@ -90,6 +92,10 @@ func buildState(sec Sections, stageDeps *sanitize.StageDeps) (*snapshot, error) 
 	if err != nil {
 		return nil, fmt.Errorf("relay.guard: %w", err)
 	}
+	out, err := guard.NewOutbound(sec.Relay.Outbound)
+	if err != nil {
+		return nil, keyerr.Prefix("relay.outbound.", err)
+	}
 	in, err := inspect.New(sec.Relay.Inspect, sec.Relay.Hostname, nil)
 	if err != nil {
 		return nil, keyerr.Prefix("relay.inspect.", err)
@@ -101,12 +107,12 @@ func buildState(sec Sections, stageDeps *sanitize.StageDeps) (*snapshot, error) 
 		}
 	}
 	c := sec.Relay
-	pol := policy.New(policy.Parts{Dir: dir, Rewriter: rw, Router: router, Guard: g,
+	pol := policy.New(policy.Parts{Dir: dir, Rewriter: rw, Router: router, Guard: g, Outbound: out,
 		MaxReceived: c.Limits.MaxReceivedFields, AllowInsecureAuth: c.Auth.AllowInsecure,
 		Postmaster: c.PostmasterAddress(), Hostname: c.Hostname})
-	st := &snapshot{sec: sec, cfg: c, dir: dir, router: router, guard: g, pol: pol}
+	st := &snapshot{sec: sec, cfg: c, dir: dir, router: router, guard: g, outbound: out, pol: pol}
 	st.session = &session.Snapshot{Hostname: c.Hostname, MaxHeaderBytes: c.Limits.MaxHeaderBytes, Policy: pol,
-		Lines: linePolicies(c.BareLineEndings), Inspect: in, Archive: c.Archive}
+		Lines: linePolicies(c.BareLineEndings), Inspect: in, Archive: c.Archive, CountFiles: countFiles}
 	st.runner = &runner.Snapshot{Hostname: c.Hostname, Postmaster: c.PostmasterAddress(), MaxHeaderBytes: c.Limits.MaxHeaderBytes,
 		Delivery: c.Delivery, Router: router, Rewriter: rw, Inner: g.Inner, Sanitize: stage, Inspect: in}
 	return st, nil

@@ -124,14 +124,10 @@ func (e *Engine) startBackend(ctx context.Context) {
 		}
 	}
 	get := e.Store
-	enqueue := func(env queue.Envelope, data []byte) (queue.ID, error) {
-		return e.queue.Enqueue(env, bytes.NewReader(data))
-	}
-	b.approval = &approval.Service{Store: get, Instance: b.instance, Log: e.log, Executors: map[string]approval.Executor{},
-		Notifier: &approval.MailNotifier{Hostname: e.startCfg.Hostname, Postmaster: e.startCfg.PostmasterAddress(),
-			ConsoleURL: e.consoleURL, Enqueue: enqueue}}
+	b.approval = &approval.Service{Store: get, Instance: b.instance, Log: e.log, Notifier: e.notices,
+		Executors: map[string]approval.Executor{store.KindOutbound: &approval.OutboundExecutor{Queue: e.queue}}}
 	if b.quar != nil {
-		b.approval.Executors[store.KindRelease] = &approval.ReleaseExecutor{Quarantine: b.quar, Enqueue: enqueue,
+		b.approval.Executors[store.KindRelease] = &approval.ReleaseExecutor{Quarantine: b.quar, Enqueue: e.notices.Enqueue,
 			Store: get, Instance: b.instance, Log: e.log}
 		b.unlock = &approval.UnlockExecutor{Quarantine: b.quar,
 			Enqueue: func(env queue.Envelope, r io.Reader) (queue.ID, error) { return e.queue.Enqueue(env, r) },

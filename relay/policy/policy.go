@@ -46,6 +46,8 @@ type Parts struct {
 	Rewriter *rewrite.Rewriter
 	Router   *routing.Router
 	Guard    *guard.Guard
+	// Outbound are the outbound rules (relay.outbound); nil: none.
+	Outbound *guard.Outbound
 	// MaxReceived is relay.limits.max_received_fields: more Received
 	// fields than this is a mail loop.
 	MaxReceived int

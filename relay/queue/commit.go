@@ -11,8 +11,11 @@ import (
 
 // commitReq is one record waiting for the next group commit.
 type commitReq struct {
-	rec      *record
-	body     []byte
+	rec  *record
+	body []byte
+	// data follows body in the record: a new message's bytes as they
+	// were read, written without being copied into the batch.
+	data     [][]byte
 	touch    []ID   // existing messages it is about: their inflight counts
 	blobPath string // a new message's own file, to remove if the commit fails
 	dropPath string // a file to remove once this record is durable
@@ -240,17 +243,26 @@ func (q *Spool) writeBatch(batch []*commitReq) (seq uint64, offs []int64, wrote 
 		}
 	}
 	a := q.active
+	// The frames and record heads go into one buffer (sized first, so
+	// the slices taken of it stay valid), the messages' data as it is:
+	// one writev for the batch.
 	buf := q.batchBuf(batch)
+	iov := q.iov[:0]
 	offs = make([]int64, 0, len(batch)+1)
 	pos := a.size
 	for _, req := range batch {
 		offs = append(offs, pos)
-		buf = appendFrame(buf, a.seq, req.body)
-		pos = a.size + int64(len(buf))
+		start := len(buf)
+		buf = appendFrame(buf, a.seq, req.body, req.data...)
+		iov = append(iov, buf[start:])
+		iov = append(iov, req.data...)
+		pos += int64(len(buf)-start) + int64(partsLen(req.data))
 	}
 	offs = append(offs, pos)
 	q.zeroAhead(a, pos)
-	n, werr := q.storage.Write(a.f, buf)
+	n, werr := q.storage.Write(a.f, iov)
+	clear(iov) // no reference to the messages' buffers stays
+	q.iov = iov[:0]
 	if f := q.testFault.Load(); werr == nil && f != nil {
 		werr = (*f)("write")
 	}
@@ -308,7 +320,8 @@ func (q *Spool) syncLazy() {
 }
 
 // batchBuf returns the committer's write buffer, big enough for the
-// batch. It is reused, unless a batch of large records made it huge.
+// frames and bodies of the batch (not their data). It is reused, unless a
+// batch of large records made it huge.
 func (q *Spool) batchBuf(batch []*commitReq) []byte {
 	n := 0
 	for _, req := range batch {
@@ -350,7 +363,7 @@ func (q *Spool) roll() error {
 		return q.storageFailure("create", path, err)
 	}
 	chownLikeParent(path)
-	if _, err := q.storage.Write(f, hdr); err != nil {
+	if _, err := q.storage.Write(f, [][]byte{hdr}); err != nil {
 		f.Close()
 		os.Remove(path)
 		return q.storageFailure("write", path, err)

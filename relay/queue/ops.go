@@ -1,12 +1,13 @@
 package queue
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -90,19 +91,25 @@ func (q *Spool) enqueue(env Envelope, data io.Reader, about ID, marks []Mark, he
 		}
 	}()
 
-	buf := q.bufPool.Get().(*bytes.Buffer)
-	defer func() { buf.Reset(); q.bufPool.Put(buf) }()
-	buf.Reset()
-	buf.Write(appendMessageHead(buf.AvailableBuffer(), r))
-	headLen := buf.Len()
-	n, err := buf.ReadFrom(io.LimitReader(data, int64(q.cfg.InlineMax)+1))
+	// The message is read straight into pooled chunks, up to InlineMax+1
+	// bytes: an inline one is written from them after its record's head,
+	// a large one goes to its own file and the chunks back to the pool
+	// before the rest streams after them. Memory per message is bounded
+	// by InlineMax and never garbage.
+	chunks, n, err := readChunks(data, int64(q.cfg.InlineMax)+1)
+	defer func() { putChunks(chunks) }()
 	if err != nil {
 		return 0, fmt.Errorf("queue: reading the message: %w", err)
 	}
 	var blobPath string
+	var head []byte
 	if n > int64(q.cfg.InlineMax) {
 		blobPath = filepath.Join(q.cfg.Dir, blobDir, blobName(r.id))
-		if r.dataLen, err = writeBlob(blobPath, buf.Bytes()[headLen:], data); err != nil {
+		release := func() {
+			putChunks(chunks)
+			chunks = nil
+		}
+		if r.dataLen, err = writeBlob(blobPath, chunks, data, release); err != nil {
 			return 0, err
 		}
 		defer func() {
@@ -111,17 +118,17 @@ func (q *Spool) enqueue(env Envelope, data io.Reader, about ID, marks []Mark, he
 			}
 		}()
 		r.blob = true
-		buf.Reset()
-		buf.Write(appendMessageHead(buf.AvailableBuffer(), r))
+		head = appendMessageHead(nil, r)
 	} else {
-		r.dataStart, r.dataLen = headLen, n
+		head = appendMessageHead(nil, r)
+		r.dataStart, r.dataLen = len(head), n
 	}
 	r.env.Size = r.dataLen
 
-	req := &commitReq{rec: r, body: buf.Bytes(), blobPath: blobPath, done: make(chan error, 1)}
-	req.resBytes = frameSize + int64(len(req.body))
-	if r.blob {
-		req.resBytes += r.dataLen
+	req := &commitReq{rec: r, body: head, blobPath: blobPath, done: make(chan error, 1)}
+	req.resBytes = frameSize + int64(len(req.body)) + r.dataLen
+	if !r.blob {
+		req.data = chunks
 	}
 	if about != 0 {
 		req.touch = []ID{about}
@@ -185,10 +192,51 @@ func (q *Spool) markStates(about ID, marks []Mark, now time.Time) ([]rcptUpdate,
 	return out, nil
 }
 
+// dataChunk is the size of the pooled pieces a new message is read into.
+const dataChunk = 32 << 10
+
+var dataChunks = sync.Pool{New: func() any { return new([dataChunk]byte) }}
+
+// readChunks reads r into pooled chunks until EOF or limit bytes.
+func readChunks(r io.Reader, limit int64) (chunks [][]byte, n int64, err error) {
+	var c *[dataChunk]byte
+	k := 0 // bytes in c
+	for n < limit {
+		if c == nil {
+			c, k = dataChunks.Get().(*[dataChunk]byte), 0
+		}
+		m, rerr := r.Read(c[k:min(dataChunk, k+int(min(limit-n, dataChunk)))])
+		k, n = k+m, n+int64(m)
+		if k == dataChunk || n == limit || rerr != nil {
+			if k > 0 {
+				chunks = append(chunks, c[:k])
+			} else {
+				dataChunks.Put(c)
+			}
+			c = nil
+		}
+		if rerr == io.EOF {
+			return chunks, n, nil
+		}
+		if rerr != nil {
+			return chunks, n, rerr
+		}
+	}
+	return chunks, n, nil
+}
+
+// putChunks gives chunks back to the pool.
+func putChunks(chunks [][]byte) {
+	for i, c := range chunks {
+		dataChunks.Put((*[dataChunk]byte)(c[:dataChunk]))
+		chunks[i] = nil
+	}
+}
+
 // writeBlob writes a large message to its own file and fsyncs it. The
 // directory entry is made durable by the group commit, before the record
 // that refers to it.
-func writeBlob(path string, head []byte, rest io.Reader) (int64, error) {
+func writeBlob(path string, head [][]byte, rest io.Reader, release func()) (int64, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return 0, &StorageError{Op: "create", Path: path, Err: err}
@@ -202,9 +250,11 @@ func writeBlob(path string, head []byte, rest io.Reader) (int64, error) {
 		}
 		return 0, &StorageError{Op: op, Path: path, Err: err}
 	}
-	if _, err := f.Write(head); err != nil {
+	headLen := int64(partsLen(head))
+	if _, err := writeBuffers(f, slices.Clone(head)); err != nil {
 		return fail("write", err)
 	}
+	release() // head is no longer used
 	n, err := io.Copy(f, rest)
 	if err != nil {
 		var werr *os.PathError
@@ -219,7 +269,7 @@ func writeBlob(path string, head []byte, rest io.Reader) (int64, error) {
 	if err := f.Close(); err != nil {
 		return fail("close", err)
 	}
-	return int64(len(head)) + n, nil
+	return headLen + n, nil
 }
 
 // outcome is a recipient's state after an attempt ended with status.

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -92,8 +91,8 @@ type Spool struct {
 	// (owned by the committer goroutine); lazySync bounds how long.
 	unsynced bool
 	lazySync time.Duration
-	wbuf     []byte // the committer's write buffer
-	bufPool  sync.Pool
+	wbuf     []byte   // the committer's write buffer
+	iov      [][]byte // the committer's list of buffers for one writev
 	// testFault, set by tests, makes a write or fsync that succeeded
 	// report an error: the worst case, data on disk but not acknowledged.
 	testFault atomic.Pointer[func(op string) error]
@@ -228,7 +227,6 @@ func newSpool(cfg Config, o options) *Spool {
 		commitDone: make(chan struct{}),
 		maintDone:  make(chan struct{}),
 	}
-	q.bufPool.New = func() any { return new(bytes.Buffer) }
 	return q
 }
 

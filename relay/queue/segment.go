@@ -90,18 +90,32 @@ func decodeSegHeader(b []byte) (segHeader, error) {
 
 // frameChecksum covers the segment number, the length and the body: a torn
 // or stale record (a block of another segment surfacing after a crash) fails.
-func frameChecksum(seq uint64, body []byte) uint32 {
+// The body is body followed by more.
+func frameChecksum(seq uint64, body []byte, more ...[]byte) uint32 {
 	var pre [12]byte
 	binary.LittleEndian.PutUint64(pre[:], seq)
-	binary.LittleEndian.PutUint32(pre[8:], uint32(len(body)))
-	return crc32.Update(crc32.Checksum(pre[:], castagnoli), castagnoli, body)
+	binary.LittleEndian.PutUint32(pre[8:], uint32(len(body)+partsLen(more)))
+	sum := crc32.Update(crc32.Checksum(pre[:], castagnoli), castagnoli, body)
+	for _, p := range more {
+		sum = crc32.Update(sum, castagnoli, p)
+	}
+	return sum
 }
 
-// appendFrame appends one framed record.
-func appendFrame(b []byte, seq uint64, body []byte) []byte {
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(body)))
-	b = binary.LittleEndian.AppendUint32(b, frameChecksum(seq, body))
+// appendFrame appends one framed record whose body is body followed by
+// more, all but more: those are written after it as they are.
+func appendFrame(b []byte, seq uint64, body []byte, more ...[]byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(body)+partsLen(more)))
+	b = binary.LittleEndian.AppendUint32(b, frameChecksum(seq, body, more...))
 	return append(b, body...)
+}
+
+func partsLen(parts [][]byte) int {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	return n
 }
 
 // scanResult says how much of a segment is trustworthy.

@@ -12,9 +12,10 @@ import (
 // describes: ENOSPC or EIO on the Nth write, a short write, a failing
 // fsync. The default writes and syncs the file.
 type Storage interface {
-	// Write writes b at f's file position (the end of the records) and
-	// returns how many bytes reached the file.
-	Write(f *os.File, b []byte) (int, error)
+	// Write writes bufs, in order, at f's file position (the end of the
+	// records) and returns how many bytes reached the file. It may
+	// consume bufs.
+	Write(f *os.File, bufs [][]byte) (int, error)
 	// Zero writes n zero bytes at off, beyond the file position: the
 	// space the next records will overwrite (see zeroAhead).
 	Zero(f *os.File, off, n int64) error
@@ -24,9 +25,9 @@ type Storage interface {
 
 type osStorage struct{}
 
-func (osStorage) Write(f *os.File, b []byte) (int, error) { return f.Write(b) }
-func (osStorage) Zero(f *os.File, off, n int64) error     { return writeZeros(f, off, n) }
-func (osStorage) Sync(f *os.File) error                   { return fdatasync(f) }
+func (osStorage) Write(f *os.File, bufs [][]byte) (int, error) { return writeBuffers(f, bufs) }
+func (osStorage) Zero(f *os.File, off, n int64) error          { return writeZeros(f, off, n) }
+func (osStorage) Sync(f *os.File) error                        { return fdatasync(f) }
 
 // zeros is the source of Zero's writes. Never written to, its pages stay
 // the kernel's shared zero page: it costs no memory.

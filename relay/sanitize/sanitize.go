@@ -196,17 +196,10 @@ func (e *readErr) Read(p []byte) (int, error) {
 // A message with nothing a client could show (no header, no text) is not
 // an error: a notice goes in its place, and Report.Unparseable says why.
 func Message(r io.Reader, w io.Writer, o Options) (*Report, error) {
-	o = o.withDefaults()
-	src := &readErr{r: r}
-	s := newSource(src)
-	rep := &Report{}
-	wk := &walker{o: o, rep: rep}
+	wk, src, s, h, p := walkMessage(r, o)
 	defer wk.cleanup()
-
-	h := readHeader(s, topCaps, true)
+	rep := wk.rep
 	rep.HeaderDropped = capList(h.dropped)
-	rep.Subject = cleanText(decodeHeader(h.get("Subject")))
-	p := wk.entity(h, s, 0, "")
 	text := p.render(wk.o.Links)
 	rep.HTMLConverted = p.html
 	if src.err != nil {
@@ -221,7 +214,7 @@ func Message(r io.Reader, w io.Writer, o Options) (*Report, error) {
 		rep.ParseError = "no header, and the content is binary, not text"
 		text = ""
 		wk.discardKept()
-		rep.Kept, rep.Removed, rep.HTMLConverted = nil, nil, false
+		rep.Kept, rep.Removed, rep.Held, rep.HTMLConverted = nil, nil, nil, false
 	}
 	if wk.pending > 0 && !rep.Unparseable {
 		wk.convertAll()
@@ -238,6 +231,20 @@ func Message(r io.Reader, w io.Writer, o Options) (*Report, error) {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// walkMessage reads a message's header and walks its structure: the
+// walker (its report, with the decoded Subject, and the attachments it
+// kept), the reader's error holder, the source left after the message's
+// parts, the top header and the entity to render.
+func walkMessage(r io.Reader, o Options) (*walker, *readErr, *source, *header, piece) {
+	o = o.withDefaults()
+	src := &readErr{r: r}
+	s := newSource(src)
+	wk := &walker{o: o, rep: &Report{}}
+	h := readHeader(s, topCaps, true)
+	wk.rep.Subject = cleanText(decodeHeader(h.get("Subject")))
+	return wk, src, s, h, wk.entity(h, s, 0, "")
 }
 
 // capList keeps a report's list of notes short: the first ones, then

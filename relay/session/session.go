@@ -50,6 +50,9 @@ type Shared struct {
 	// Rates counts relay.rate_limits for the life of the process; nil
 	// counts nothing.
 	Rates *ratelimit.Limiter
+	// Outbound records held messages and tells senders what the
+	// outbound rules did; nil in a dry run.
+	Outbound OutboundHandler
 }
 
 // Snapshot is the configuration a session decides with. A reload builds a
@@ -61,6 +64,9 @@ type Snapshot struct {
 	Lines          LinePolicies
 	Inspect        *inspect.Inspector // nil: nothing to inspect
 	Archive        []ArchiveConfig
+	// CountFiles counts the attachments of a message as a mail client
+	// shows them (the outbound rules' attachment condition).
+	CountFiles func(io.Reader) (int, error)
 }
 
 // LinePolicies is relay.bare_line_endings: the line-ending policy per
@@ -335,15 +341,29 @@ func (s *Session) Data(m *smtpd.MessageReader) smtpd.Reply {
 	}
 	s.msgs++
 	received := s.receivedField(env.Rcpts, start)
+	addressed := len(env.Rcpts)
 	// Archive copies after Received: a blind copy is named nowhere.
 	env.Rcpts = append(env.Rcpts, archiveCopies(s.st.Archive, src, env.Rcpts)...)
 	if s.sh.Queue == nil {
 		// A dry-run session (sekisho relay session): read everything
 		// through the same checks, keep nothing.
-		if _, err := io.Copy(io.Discard, br); err != nil {
+		out, r := s.decideOutbound(msg, received, header, br)
+		if r != nil {
+			return *r
+		}
+		defer out.release()
+		rest := io.Reader(br)
+		if out.body != nil {
+			rest = out.body
+		}
+		if _, err := io.Copy(io.Discard, rest); err != nil {
 			return s.dataError(err, "reading the message")
 		}
-		return smtpd.R(250, "2.0.0", "OK: would be queued (dry run: nothing is kept)")
+		text := "OK: would be queued (dry run: nothing is kept)"
+		if out.d.Applies && out.d.Rule != "" {
+			text += "; outbound rule " + asciiOnly(out.d.Rule) + ": " + asciiOnly(out.d.Actions())
+		}
+		return smtpd.R(250, "2.0.0", text)
 	}
 	// The header is queued as received: each copy is rewritten for its
 	// route at delivery.
@@ -360,10 +380,35 @@ func (s *Session) Data(m *smtpd.MessageReader) smtpd.Reply {
 			enqueue = s.sh.Queue.EnqueueHeld
 		}
 	}
+	out, r := s.decideOutbound(msg, received, hdr, body)
+	if r != nil {
+		return *r
+	}
+	defer out.release()
+	if out.body != nil {
+		body = out.body
+	}
+	if out.d.Bcc.Header != nil {
+		hdr = out.d.Bcc.Header
+	}
+	env.Rcpts = append(env.Rcpts, copyTo(out.d)...)
+	// A milter's quarantine holds it for the administrator already: an
+	// approver's decision must not release it past that.
+	holdOutbound := out.holds() && held == ""
+	if holdOutbound {
+		enqueue = s.sh.Queue.EnqueueHeld
+	}
 	data := &countingReader{r: io.MultiReader(strings.NewReader(received), bytes.NewReader(hdr), body)}
 	id, err := enqueue(env, data)
 	if err != nil {
 		return s.dataError(err, "queueing")
+	}
+	sender := env
+	sender.Rcpts = env.Rcpts[:addressed]
+	if holdOutbound {
+		if err := s.holdOutbound(id, sender, hdr, out.d); err != nil {
+			return s.dataError(err, "holding the message for its outbound rule")
+		}
 	}
 	if m.Normalized > 0 {
 		s.log.Info("bare line endings normalized", "kind", "session", "id", id, "count", m.Normalized)
@@ -371,6 +416,14 @@ func (s *Session) Data(m *smtpd.MessageReader) smtpd.Reply {
 	s.logTransaction(id.String(), rewrite.MessageID(header), env, data.n, time.Since(start))
 	if held != "" {
 		s.log.Warn("quarantined: queued held until `sekisho queue release`", "kind", "receive", "id", id.String(), "reason", held)
+	}
+	s.logOutbound(id, &out, held != "")
+	if holdOutbound {
+		s.log.Info("held by the outbound rules", "kind", "receive", "id", id.String(), "from", env.From,
+			"reason", out.d.Rule+": "+out.d.Actions())
+	}
+	if out.d.Bcc.Header != nil && s.sh.Outbound != nil {
+		s.sh.Outbound.MovedToBcc(id, sender, hdr, out.d)
 	}
 	s.sh.Metrics.Messages.WithLabelValues("accepted", "").Inc()
 	return smtpd.R(250, "2.0.0", "OK: queued as "+id.String())
@@ -389,6 +442,12 @@ func (s *Session) dataError(err error, during string) smtpd.Reply {
 		r, reason = smtpd.R(552, "5.3.4", "Message too large"), "size"
 	case errors.Is(err, smtpd.ErrBareLineEnding):
 		r, reason = smtpd.ReplyBareLineEnding, "bare_line_ending"
+	case errors.Is(err, smtpd.ErrAborted):
+		// The client's RSET (or QUIT, HELO, EHLO) is answered instead.
+		r, reason = smtpd.R(451, "4.3.0", "Message abandoned between chunks"), "aborted"
+		s.log.Info("message abandoned between BDAT chunks", "kind", "receive", "stage", "data")
+		s.sh.Metrics.Messages.WithLabelValues("refused", reason).Inc()
+		return r
 	case errors.Is(err, rewrite.ErrHeaderTooLarge):
 		r, reason = smtpd.R(552, "5.3.4", "Message header too large"), "header_size"
 	case errors.Is(err, queue.ErrFull), errors.As(err, new(*queue.StorageError)):

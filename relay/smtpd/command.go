@@ -89,12 +89,50 @@ func closingBracket(s string) int {
 	return -1
 }
 
-// parseMailParams reads MAIL FROM's parameters; max is the size limit.
-func parseMailParams(params []string, max int64) (MailParams, *Reply) {
+// param is a MAIL or RCPT parameter we implement: the extension that
+// must have been advertised for it, and its bit in a set of those seen.
+type param struct {
+	ext extension
+	bit uint8
+}
+
+var (
+	mailParams = map[string]param{
+		"SIZE": {extSize, 1 << 0}, "BODY": {ext8BitMIME, 1 << 1}, "SMTPUTF8": {extSMTPUTF8, 1 << 2},
+		"RET": {extDSN, 1 << 3}, "ENVID": {extDSN, 1 << 4}, "AUTH": {extAuth, 1 << 5},
+	}
+	rcptParams = map[string]param{"NOTIFY": {extDSN, 1 << 0}, "ORCPT": {extDSN, 1 << 1}}
+)
+
+// checkParam refuses a parameter we do not implement or whose extension
+// was not advertised on this connection (555, RFC 5321 §4.1.1.11), or
+// one given twice (501, RFC 3461 §4).
+func checkParam(known map[string]param, kind, key string, offered extension, seen *uint8) *Reply {
+	p, ok := known[key]
+	switch {
+	case !ok:
+		return &Reply{555, "5.5.4", "Unsupported " + kind + " parameter " + key}
+	case offered&p.ext == 0:
+		return &Reply{555, "5.5.4", kind + " parameter " + key + " belongs to a service extension not offered here (EHLO lists them)"}
+	case *seen&p.bit != 0:
+		return &Reply{501, "5.5.4", "Duplicate " + kind + " parameter " + key}
+	}
+	*seen |= p.bit
+	return nil
+}
+
+// parseMailParams reads MAIL FROM's parameters; max is the size limit,
+// offered the extensions that may be used.
+func parseMailParams(params []string, max int64, offered extension) (MailParams, *Reply) {
 	var p MailParams
+	var seen uint8
 	for _, kv := range params {
 		k, v, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(k) {
+		key := strings.ToUpper(k)
+		if bad := checkParam(mailParams, "MAIL", key, offered, &seen); bad != nil {
+			return p, bad
+		}
+		switch key {
 		case "SIZE":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 0 {
@@ -135,19 +173,22 @@ func parseMailParams(params []string, max int64) (MailParams, *Reply) {
 				return p, &Reply{501, "5.5.4", "Malformed AUTH parameter"}
 			}
 			p.Auth = d
-		default:
-			return p, &Reply{555, "5.5.4", "Unsupported MAIL parameter " + k}
 		}
 	}
 	return p, nil
 }
 
 // parseRcptParams reads RCPT TO's parameters.
-func parseRcptParams(params []string) (RcptParams, *Reply) {
+func parseRcptParams(params []string, offered extension) (RcptParams, *Reply) {
 	var p RcptParams
+	var seen uint8
 	for _, kv := range params {
 		k, v, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(k) {
+		key := strings.ToUpper(k)
+		if bad := checkParam(rcptParams, "RCPT", key, offered, &seen); bad != nil {
+			return p, bad
+		}
+		switch key {
 		case "NOTIFY":
 			n, ok := parseNotify(v)
 			if !ok {
@@ -161,8 +202,6 @@ func parseRcptParams(params []string) (RcptParams, *Reply) {
 				return p, &Reply{501, "5.5.4", "Malformed ORCPT parameter"}
 			}
 			p.ORcpt = typ + ";" + d
-		default:
-			return p, &Reply{555, "5.5.4", "Unsupported RCPT parameter " + k}
 		}
 	}
 	return p, nil

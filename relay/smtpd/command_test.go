@@ -61,8 +61,8 @@ func FuzzCommand(f *testing.F) {
 			if err != nil {
 				continue
 			}
-			parseMailParams(params, 1000)
-			parseRcptParams(params)
+			parseMailParams(params, 1000, ^extension(0))
+			parseRcptParams(params, ^extension(0))
 			if !strings.ContainsAny(path, `"\ <>@:`) {
 				again, _, err := parsePathArg(kw+"<"+path+"@x> A=1", kw)
 				if err != nil || again != path+"@x" {
@@ -71,4 +71,50 @@ func FuzzCommand(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A parameter is accepted only when its extension was advertised, and
+// once (RFC 5321 §4.1.1.11, RFC 3461 §4).
+func TestParamsNeedTheirExtension(t *testing.T) {
+	all := ^extension(0)
+	for _, tc := range []struct {
+		name    string
+		params  string
+		rcpt    bool
+		offered extension
+		want    int // 0: accepted
+	}{
+		{"size offered", "SIZE=10", false, extSize, 0},
+		{"size after HELO", "SIZE=10", false, 0, 555},
+		{"smtputf8 not offered", "SMTPUTF8", false, extSize | ext8BitMIME, 555},
+		{"smtputf8 offered", "SMTPUTF8", false, extSMTPUTF8, 0},
+		{"ret without DSN", "RET=HDRS", false, extSize | ext8BitMIME | extSMTPUTF8, 555},
+		{"envid without DSN", "ENVID=x", false, extSize, 555},
+		{"auth not offered", "AUTH=<>", false, extSize, 555},
+		{"dsn offered", "RET=FULL ENVID=a+2Bb", false, extDSN, 0},
+		{"repeated size", "SIZE=10 SIZE=20", false, all, 501},
+		{"repeated body, any case", "BODY=7BIT body=8BITMIME", false, all, 501},
+		{"unknown", "FOO=1", false, all, 555},
+		{"notify without DSN", "NOTIFY=NEVER", true, extSize, 555},
+		{"orcpt without DSN", "ORCPT=rfc822;a+40b", true, extSize | ext8BitMIME, 555},
+		{"rcpt dsn offered", "NOTIFY=SUCCESS ORCPT=rfc822;a+40b", true, extDSN, 0},
+		{"repeated notify", "NOTIFY=SUCCESS NOTIFY=DELAY", true, all, 501},
+		{"repeated orcpt", "ORCPT=rfc822;a ORCPT=rfc822;b", true, all, 501},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var bad *Reply
+			if tc.rcpt {
+				_, bad = parseRcptParams(strings.Fields(tc.params), tc.offered)
+			} else {
+				_, bad = parseMailParams(strings.Fields(tc.params), 1000, tc.offered)
+			}
+			got := 0
+			if bad != nil {
+				got = bad.Code
+			}
+			if got != tc.want {
+				t.Errorf("%q: reply %v, want code %d", tc.params, bad, tc.want)
+			}
+		})
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,25 +21,40 @@ type Conn struct {
 	raw net.Conn // the connection itself (TCP, or TLS over it)
 	// wrap wraps a connection for the live trace; nil without a Tracer.
 	wrap func(net.Conn) net.Conn
-	br   *bufio.Reader
-	out  []byte // replies not yet written: a PIPELINING group goes out at once
-	h    Handler
+	// br is the reader in use: small, the command reader kept for the
+	// whole connection, or big while a message is read (see growReader).
+	br, small, big *bufio.Reader
+	carry          carryReader // what small held when big took over
+	out            []byte      // replies not yet written: a PIPELINING group goes out at once
+	h              Handler
 
 	remote   netip.AddrPort
 	tlsState *tls.ConnectionState
 	helo     string
-	greeted  bool // HELO or EHLO accepted
-	refused  bool // the greeting refused the client: only QUIT
+	greeted  bool      // HELO or EHLO accepted
+	ext      extension // what the last EHLO advertised (none after HELO)
 	authed   bool
 	mail     bool
 	rcpts    int
-	bdat     *bytes.Buffer // BDAT chunks so far; nil outside BDAT
-	bdatBig  bool          // BDAT chunks passed the size limit
 	errors   int
 	msg      MessageReader
+	// chunkSize is the size of the BDAT chunk being read; pending is a
+	// command that ended a BDAT transaction, run once it is cleaned up.
+	chunkSize int64
+	pending   string
+
+	// Shutdown: stopping is set by Server.Shutdown; phase says whether
+	// the session waits for the client (see enterIdle).
 	stopping atomic.Bool
-	idle     atomic.Bool
+	phase    atomic.Int32
 }
+
+// The phases of a session, for a shutdown that cannot be lost.
+const (
+	phaseBusy    int32 = iota // running a command, or reading without waiting
+	phaseIdle                 // waiting for the client with nothing unsaid
+	phaseClosing              // Shutdown took an idle session over: it says 421 and closes
+)
 
 func newConn(s *Server, nc net.Conn) *Conn {
 	c := &Conn{srv: s, cfg: s.config(), nc: nc, raw: nc}
@@ -77,6 +91,10 @@ func (c *Conn) Authenticated() bool { return c.authed }
 // lineSize is the command reader's buffer: the longest command line.
 func (c *Conn) lineSize() int { return max(c.cfg.MaxLineLength, 512) }
 
+// saslLineMax is the longest SASL response line (RFC 4954 §4 names
+// 12,288 octets as enough for the deployed mechanisms), CRLF excluded.
+const saslLineMax = 12288
+
 func (c *Conn) serve() {
 	defer c.srv.untrack(c)
 	defer c.nc.Close()
@@ -92,29 +110,33 @@ func (c *Conn) serve() {
 			c.tlsState = &st
 		}
 	}
-	c.br = c.srv.getReader(c.nc, c.lineSize())
-	defer c.srv.putReader(c.br)
+	c.small = c.srv.readers.get(c.nc, c.lineSize())
+	c.br = c.small
+	defer c.releaseReaders()
 	c.h = c.srv.NewHandler(c)
 	defer c.h.Close()
 	greet := c.h.Connect()
-	if greet.Code == 220 {
-		if greet.Text == "" {
-			greet.Text = c.cfg.Hostname + " ESMTP ready"
-		}
-	} else {
-		c.refused = true
+	if greet.Code != 220 {
+		// A refusal at the greeting is said, and the connection closed
+		// (RFC 5321 §3.1, §4.3.2: 554, or 421 for a temporary one).
+		c.reply(connectRefusal(greet))
+		c.flush()
+		return
+	}
+	if greet.Text == "" {
+		greet.Text = c.cfg.Hostname + " ESMTP ready"
 	}
 	c.reply(greet)
 	for {
-		if c.br.Buffered() == 0 && !c.flush() {
-			return
-		}
 		if c.stopping.Load() {
+			// A shutdown during the last command (one during a wait
+			// for the client is seen in readLine).
 			c.reply(replyShutdown)
 			c.flush()
 			return
 		}
-		line, err := c.readLine()
+		c.shrinkReader()
+		line, err := c.readLine(c.lineSize() + saslLineMax)
 		if err == errLineTooLong {
 			c.reply(replyLineTooLong)
 			continue
@@ -135,18 +157,72 @@ func (c *Conn) serve() {
 	}
 }
 
+// connectRefusal is the greeting that refuses a client: 421 for a
+// temporary refusal and 554 for any other, the only codes RFC 5321
+// §4.3.2 allows there, whatever the handler asked for.
+func connectRefusal(r Reply) Reply {
+	if r.Temporary() {
+		r.Code = 421
+	} else {
+		r.Code = 554
+	}
+	return r
+}
+
+// shutdown asks the session to end: at once if it waits for the client
+// (Shutdown itself says 421 and closes the connection, whatever read
+// deadline a wrapper of the connection keeps setting), else when the
+// command in progress is done.
 func (c *Conn) shutdown() {
 	c.stopping.Store(true)
-	if c.idle.Load() {
-		c.nc.SetReadDeadline(time.Now())
+	if c.phase.CompareAndSwap(phaseIdle, phaseClosing) {
+		go func() {
+			c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			c.nc.Write(replyShutdown.appendTo(nil))
+			c.nc.Close()
+		}()
 	}
+}
+
+var (
+	// errShutdown: the server is stopping; the session says 421.
+	errShutdown = errors.New("server shutting down")
+	// errTakenOver: Shutdown said 421 and closed the connection.
+	errTakenOver = errors.New("connection closed by the shutdown")
+	// errWriteFailed: the replies could not be written.
+	errWriteFailed = errors.New("writing the replies failed")
+	// errReplied: a reply that ends the session is queued.
+	errReplied = errors.New("closing after the reply")
+)
+
+// enterIdle marks the session as waiting for the client. Shutdown sets
+// stopping before it looks at the phase, and this sets the phase before
+// it looks at stopping, so one of the two always sees the other: a
+// shutdown cannot land unseen between the last command and the next read.
+func (c *Conn) enterIdle() error {
+	c.phase.Store(phaseIdle)
+	if c.stopping.Load() && c.phase.CompareAndSwap(phaseIdle, phaseBusy) {
+		return errShutdown
+	}
+	return nil
+}
+
+// leaveIdle ends the wait; errTakenOver if Shutdown ended the session.
+func (c *Conn) leaveIdle() error {
+	if !c.phase.CompareAndSwap(phaseIdle, phaseBusy) {
+		return errTakenOver
+	}
+	return nil
 }
 
 // readFailed ends a session whose connection failed or timed out.
 func (c *Conn) readFailed(err error) {
 	var ne net.Error
 	switch {
-	case c.stopping.Load():
+	case err == errTakenOver || err == errWriteFailed:
+		return
+	case err == errReplied:
+	case c.stopping.Load() || err == errShutdown:
 		c.reply(replyShutdown)
 	case errors.As(err, &ne) && ne.Timeout():
 		c.reply(replyTimeout)
@@ -160,20 +236,46 @@ func (c *Conn) readFailed(err error) {
 // of the line has been discarded.
 var errLineTooLong = errors.New("line too long")
 
-// readLine reads one command line without its line ending. A bare LF
-// ends a command line too (old telnet clients).
-func (c *Conn) readLine() (string, error) {
-	c.idle.Store(true)
-	defer c.idle.Store(false)
-	b, err := c.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
-		for err == bufio.ErrBufferFull {
-			_, err = c.br.ReadSlice('\n')
+// commandBuffered reports whether a whole command line is in the read
+// buffer, so reading it cannot wait for the client.
+func (c *Conn) commandBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
+}
+
+// readLine reads one command line of at most limit bytes without its line
+// ending. A bare LF ends a command line too (old telnet clients). Before
+// a read that may wait for the client, the replies so far are written
+// and the session is idle (see enterIdle).
+func (c *Conn) readLine(limit int) (string, error) {
+	if !c.commandBuffered() {
+		if !c.flush() {
+			return "", errWriteFailed
 		}
-		if err != nil {
+		if err := c.enterIdle(); err != nil {
 			return "", err
 		}
-		return "", errLineTooLong
+		line, err := c.readLineBuffered(limit)
+		if lerr := c.leaveIdle(); lerr != nil {
+			return "", lerr
+		}
+		return line, err
+	}
+	return c.readLineBuffered(limit)
+}
+
+func (c *Conn) readLineBuffered(limit int) (string, error) {
+	b, err := c.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		// Longer than the buffer: gathered up to limit, then skipped.
+		long := append([]byte(nil), b...)
+		for err == bufio.ErrBufferFull {
+			b, err = c.br.ReadSlice('\n')
+			if len(long) <= limit {
+				long = append(long, b...)
+			}
+		}
+		b = long
 	}
 	if err != nil {
 		return "", err
@@ -181,6 +283,9 @@ func (c *Conn) readLine() (string, error) {
 	b = b[:len(b)-1]
 	if len(b) > 0 && b[len(b)-1] == '\r' {
 		b = b[:len(b)-1]
+	}
+	if len(b) > limit {
+		return "", errLineTooLong
 	}
 	return string(b), nil
 }
@@ -213,17 +318,10 @@ func (c *Conn) command(line string) bool {
 		return true
 	}
 	cmd := parseCommand(line)
-	if c.refused && cmd.verb != "QUIT" {
-		c.reply(R(503, "5.7.1", "Bad sequence of commands: the connection was refused; send QUIT"))
+	if len(line) > c.lineSize() && cmd.verb != "AUTH" {
+		// Only AUTH may carry a SASL response longer than a command.
+		c.reply(replyLineTooLong)
 		return true
-	}
-	if c.bdat != nil {
-		switch cmd.verb {
-		case "BDAT", "RSET", "NOOP", "QUIT", "HELO", "EHLO":
-		default:
-			c.reply(replyBDATMixed)
-			return true
-		}
 	}
 	switch cmd.verb {
 	case "HELO", "EHLO":
@@ -262,151 +360,60 @@ func (c *Conn) command(line string) bool {
 
 // reset ends the transaction, here and in the handler.
 func (c *Conn) reset() {
-	c.mail, c.rcpts, c.bdat, c.bdatBig = false, 0, nil, false
+	c.mail, c.rcpts = false, 0
 	c.h.Reset()
 }
 
-func (c *Conn) hello(name string, extended bool) {
-	c.reset()
-	name = strings.TrimSpace(name)
-	if i := strings.IndexByte(name, ' '); i >= 0 {
-		name = name[:i] // trailing words are ignored, as Postfix does
-	}
-	r := c.h.Helo(name, extended)
-	if r.Failed() {
-		c.reply(r)
+// msgBufSize is the read buffer of a message: reads of this size take a
+// 100 KiB message in two system calls, against 25 with the command
+// reader's 4 KiB.
+const msgBufSize = 64 << 10
+
+// growReader switches to a big reader for a message. What the command
+// reader holds goes first; the big reader stays until it is drained, since
+// commands the client pipelined after the message may be in it.
+func (c *Conn) growReader() {
+	if c.big != nil {
 		return
 	}
-	c.helo, c.greeted = name, true
-	greeting := c.cfg.Hostname
-	if r.Text != "" {
-		greeting += " " + r.Text
-	}
-	if !extended {
-		c.reply(R(250, "", greeting))
-		return
-	}
-	ext := []string{greeting, "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "CHUNKING"}
-	if c.cfg.TLS != nil && c.tlsState == nil {
-		ext = append(ext, "STARTTLS")
-	}
-	if !c.authed {
-		if mechs := c.h.AuthMechanisms(); len(mechs) > 0 {
-			ext = append(ext, "AUTH "+strings.Join(mechs, " "))
-		}
-	}
-	if c.cfg.SMTPUTF8 {
-		ext = append(ext, "SMTPUTF8")
-	}
-	if c.cfg.DSN {
-		ext = append(ext, "DSN")
-	}
-	if c.cfg.MaxMessageBytes > 0 {
-		ext = append(ext, "SIZE "+strconv.FormatInt(c.cfg.MaxMessageBytes, 10))
-	} else {
-		ext = append(ext, "SIZE")
-	}
-	if c.cfg.MaxRecipients > 0 {
-		ext = append(ext, "LIMITS RCPTMAX="+strconv.Itoa(c.cfg.MaxRecipients))
-	}
-	c.reply(R(250, "", strings.Join(ext, "\n")))
+	c.carry.pre, _ = c.small.Peek(c.small.Buffered())
+	c.carry.pre = bytes.Clone(c.carry.pre)
+	c.small.Discard(len(c.carry.pre))
+	c.carry.r = c.nc
+	c.big = c.srv.bigReaders.get(&c.carry, msgBufSize)
+	c.br = c.big
 }
 
-func (c *Conn) mailCmd(arg string) {
-	switch {
-	case !c.greeted:
-		c.reply(replyBadSequenceHelo)
-		return
-	case c.mail:
-		c.reply(replyNestedMail)
+// shrinkReader gives the big reader back once it holds nothing.
+func (c *Conn) shrinkReader() {
+	if c.big == nil || c.big.Buffered() > 0 || len(c.carry.pre) > 0 {
 		return
 	}
-	from, params, err := parsePathArg(arg, "FROM:")
-	if err != nil {
-		c.reply(R(501, "5.5.4", err.Error()))
-		return
-	}
-	p, bad := parseMailParams(params, c.cfg.MaxMessageBytes)
-	if bad != nil {
-		c.reply(*bad)
-		return
-	}
-	r := c.h.Mail(from, p)
-	if !r.Failed() {
-		c.mail = true
-	}
-	c.reply(r)
+	c.srv.bigReaders.put(c.big)
+	c.big, c.br = nil, c.small
+	c.carry = carryReader{}
 }
 
-func (c *Conn) rcptCmd(arg string) {
-	if !c.mail {
-		c.reply(replyBadSequenceMail)
-		return
+func (c *Conn) releaseReaders() {
+	if c.big != nil {
+		c.srv.bigReaders.put(c.big)
+		c.big = nil
 	}
-	to, params, err := parsePathArg(arg, "TO:")
-	if err != nil {
-		c.reply(R(501, "5.5.4", err.Error()))
-		return
-	}
-	if to == "" {
-		c.reply(R(501, "5.1.3", "The null address <> is not a recipient"))
-		return
-	}
-	p, bad := parseRcptParams(params)
-	if bad != nil {
-		c.reply(*bad)
-		return
-	}
-	if c.cfg.MaxRecipients > 0 && c.rcpts >= c.cfg.MaxRecipients {
-		c.reply(replyTooManyRcpts)
-		return
-	}
-	r := c.h.Rcpt(to, p)
-	if !r.Failed() {
-		c.rcpts++
-	}
-	c.reply(r)
+	c.srv.readers.put(c.small)
+	c.small, c.br = nil, nil
 }
 
-func (c *Conn) data(arg string) bool {
-	switch {
-	case arg != "":
-		c.reply(R(501, "5.5.4", "Syntax: DATA (no parameters)"))
-		return true
-	case !c.mail:
-		c.reply(replyBadSequenceMail)
-		return true
-	case c.rcpts == 0:
-		c.reply(replyBadSequenceRcpt)
-		return true
-	}
-	c.reply(replyData)
-	if !c.flush() {
-		return false
-	}
-	c.msg.reset(c.br, true, c.h.LinePolicy(), c.cfg.MaxMessageBytes)
-	return c.deliver()
+// carryReader yields pre, then reads r.
+type carryReader struct {
+	pre []byte
+	r   interface{ Read([]byte) (int, error) }
 }
 
-// deliver hands the message to the handler, reads what it left and
-// answers; false if the connection failed meanwhile.
-func (c *Conn) deliver() bool {
-	r := c.h.Data(&c.msg)
-	c.msg.drain()
-	if err := c.msg.srcErr; err != nil {
-		c.reset()
-		c.readFailed(err)
-		return false
+func (c *carryReader) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
 	}
-	switch {
-	case errors.Is(c.msg.err, ErrTooLarge):
-		r = replyTooLarge
-	case errors.Is(c.msg.err, ErrBareLineEnding) && !r.Failed():
-		r = ReplyBareLineEnding
-	case c.msg.err != nil && !r.Failed():
-		r = replyLocalError
-	}
-	c.reset()
-	c.reply(r)
-	return true
+	return c.r.Read(p)
 }

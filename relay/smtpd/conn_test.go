@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"io"
 	"math/big"
 	"net"
@@ -202,22 +203,27 @@ func TestPipelinedGroupInOneWrite(t *testing.T) {
 }
 
 func TestSequenceAndSyntax(t *testing.T) {
-	ts := startServer(t, Config{MaxLineLength: 1000, MaxMessageBytes: 1000}, R(220, "", ""))
+	ts := startServer(t, Config{MaxLineLength: 1000, MaxMessageBytes: 1000, DSN: true}, R(220, "", ""))
 	c := dial(t, ts.addr)
 	c.expect("220")
 	for _, tc := range []struct{ send, want string }{
 		{"MAIL FROM:<a@b>\r\n", "503 5.5.1"},
 		{"helo\r\n", "250 gw.test"},
+		{"MAIL FROM:<a@b> SIZE=10\r\n", "555 5.5.4"}, // no extension after HELO
+		{"EHLO x\r\n", "250-gw.test"},
 		{"RCPT TO:<a@b>\r\n", "503 5.5.1"},
 		{"DATA\r\n", "503 5.5.1"},
 		{"MAIL FROM:<a@b> SIZE=2000\r\n", "552 5.3.4"},
 		{"MAIL FROM:<a@b> FOO=1\r\n", "555 5.5.4"},
+		{"MAIL FROM:<a@b> SMTPUTF8\r\n", "555 5.5.4"}, // not offered
+		{"MAIL FROM:<a@b> SIZE=1 SIZE=2\r\n", "501 5.5.4"},
 		{"MAIL TO:<a@b>\r\n", "501 5.5.4"},
 		{"MAIL FROM:<a@b\r\n", "501 5.5.4"},
 		{"MAIL FROM:<> BODY=8BITMIME RET=HDRS ENVID=a+2Bb\r\n", "250 2.1.0"},
 		{"MAIL FROM:<a@b>\r\n", "503 5.5.1"},
 		{"RCPT TO:<>\r\n", "501 5.1.3"},
 		{"RCPT TO:<c@d> NOTIFY=NEVER,SUCCESS\r\n", "501 5.5.4"},
+		{"RCPT TO:<c@d> NOTIFY=SUCCESS NOTIFY=FAILURE\r\n", "501 5.5.4"},
 		{"RCPT TO:<c@d> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;c+40d\r\n", "250 2.1.5"},
 		{"DATA x\r\n", "501 5.5.4"},
 		{"STARTTLS\r\n", "454 4.7.0"},
@@ -232,15 +238,23 @@ func TestSequenceAndSyntax(t *testing.T) {
 	}
 }
 
+// A refusal at the greeting is said and the connection closed, with the
+// codes RFC 5321 §4.3.2 allows there: 554, or 421 for a temporary one.
 func TestConnectRefused(t *testing.T) {
-	ts := startServer(t, Config{}, R(554, "5.7.1", "Go away"))
-	c := dial(t, ts.addr)
-	c.expect("554 5.7.1 Go away")
-	c.send("EHLO x\r\n")
-	c.expect("503 5.7.1")
-	c.send("QUIT\r\n")
-	c.expect("221")
-	c.expectClosed()
+	for _, tc := range []struct {
+		refuse Reply
+		want   string
+	}{
+		{R(554, "5.7.1", "Go away"), "554 5.7.1 Go away"},
+		{R(550, "5.7.25", "No reverse DNS"), "554 5.7.25 No reverse DNS"},
+		{R(450, "4.7.25", "Reverse DNS lookup failed"), "421 4.7.25 Reverse DNS lookup failed"},
+		{R(421, "4.7.0", "Too many connections"), "421 4.7.0 Too many connections"},
+	} {
+		ts := startServer(t, Config{}, tc.refuse)
+		c := dial(t, ts.addr)
+		c.expect(tc.want)
+		c.expectClosed()
+	}
 }
 
 func TestErrorLimit(t *testing.T) {
@@ -279,6 +293,31 @@ func TestAuth(t *testing.T) {
 	c.expect("235 2.7.0")
 	c.send("AUTH PLAIN AHUAcA==\r\n")
 	c.expect("503 5.5.1")
+}
+
+// SASL responses may be as long as RFC 4954 says mechanisms need (12,288
+// octets), longer than a command line; longer ones are refused whole.
+func TestAuthLongResponse(t *testing.T) {
+	ts := startServer(t, Config{MaxLineLength: 1000}, R(220, "", ""))
+	c := dial(t, ts.addr)
+	c.expect("220")
+	c.send("EHLO x\r\n")
+	c.expect("250-")
+	long := base64.StdEncoding.EncodeToString([]byte("\x00u\x00" + strings.Repeat("p", 9000))) // 12,004 octets
+	c.send("AUTH PLAIN\r\n")
+	c.expect("334 ")
+	c.send(long + "\r\n")
+	c.expect("535 5.7.8") // read whole and judged, not "line too long"
+	c.send("AUTH PLAIN " + long + "\r\n")
+	c.expect("535 5.7.8")
+	c.send("AUTH PLAIN\r\n")
+	c.expect("334 ")
+	c.send(strings.Repeat("QUFB", 3100) + "\r\n") // 12,400 octets
+	c.expect("500 5.5.2")
+	c.send("MAIL FROM:<" + strings.Repeat("a", 2000) + "@b>\r\n") // only AUTH may be long
+	c.expect("500 5.5.2")
+	c.send("NOOP\r\n")
+	c.expect("250 ")
 }
 
 // tlsOnlyAuth offers AUTH only under TLS, as the gateway's policy does by

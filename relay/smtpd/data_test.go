@@ -12,8 +12,9 @@ import (
 // referenceData is the plain model of RFC 5321 end of data the strict
 // reader is checked against: the data ends at the first <CRLF>.<CRLF>
 // (the CRLF that ended the DATA command counts); the text before it is
-// cut into lines at CRLF, bare CR and bare LF; a line of '.' and more
-// loses its first dot; bare endings and NULs are refused or normalized.
+// cut into lines at CRLF and bare LF (a bare CR ends nothing); a line of
+// '.' and more loses its first dot; NULs and bare CRs are dropped, a bare
+// LF becomes CRLF, and any of the three refuses the message under reject.
 // found is false when the input holds no end of data.
 func referenceData(in []byte, p LinePolicy) (out []byte, rest []byte, bad, found bool) {
 	s := append([]byte("\r\n"), in...)
@@ -27,21 +28,21 @@ func referenceData(in []byte, p LinePolicy) (out []byte, rest []byte, bad, found
 	}
 	for len(text) > 0 {
 		// The next line and its ending.
-		j := bytes.IndexAny(text, "\r\n")
-		line, ending := text[:j], text[j:j+1]
-		if text[j] == '\r' && j+1 < len(text) && text[j+1] == '\n' {
-			ending = text[j : j+2]
+		j := bytes.IndexByte(text, '\n')
+		line := text[:j]
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		} else {
+			bad = true // a bare LF
 		}
-		text = text[j+len(ending):]
+		text = text[j+1:]
 		if len(line) > 1 && line[0] == '.' {
 			line = line[1:]
 		}
-		if bytes.IndexByte(line, 0) >= 0 {
+		if bytes.ContainsAny(line, "\x00\r") {
 			bad = true
 			line = bytes.ReplaceAll(line, []byte{0}, nil)
-		}
-		if len(ending) == 1 {
-			bad = true
+			line = bytes.ReplaceAll(line, []byte{'\r'}, nil)
 		}
 		out = append(out, line...)
 		out = append(out, '\r', '\n')
@@ -83,10 +84,13 @@ func TestDataReader(t *testing.T) {
 		{"empty", ".\r\n", LineReject, "", nil, ""},
 		{"stuffed", "..a\r\n.\r\n", LineReject, ".a\r\n", nil, ""},
 		{"stuffed twice", "...\r\n.\r\n", LineReject, "..\r\n", nil, ""},
-		{"CR then end (issue 11)", "hello\r\r\n.\r\nQUIT\r\n", LineNormalize, "hello\r\n\r\n", nil, "QUIT\r\n"},
+		{"CR then end (issue 11)", "hello\r\r\n.\r\nQUIT\r\n", LineNormalize, "hello\r\n", nil, "QUIT\r\n"},
 		{"CR then end, reject", "hello\r\r\n.\r\nQUIT\r\n", LineReject, "", ErrBareLineEnding, "QUIT\r\n"},
-		{"dot CR X keeps both", "a\r\n.\rX\r\n.\r\n", LineNormalize, "a\r\n.\r\nX\r\n", nil, ""},
-		{"dot dot after CR", "a\r..b\r\n.\r\n", LineNormalize, "a\r\n.b\r\n", nil, ""},
+		{"CR CR LF is one line", "Subject: a\r\r\nFrom: b@c\r\r\n\r\nbody\r\n.\r\n", LineNormalize, "Subject: a\r\nFrom: b@c\r\n\r\nbody\r\n", nil, ""},
+		{"CR CR LF, reject", "Subject: a\r\r\n\r\nbody\r\n.\r\nNOOP\r\n", LineReject, "", ErrBareLineEnding, "NOOP\r\n"},
+		{"bare CR inside a line", "a\rb\r\n.\r\n", LineNormalize, "ab\r\n", nil, ""},
+		{"dot CR X is one line", "a\r\n.\rX\r\n.\r\n", LineNormalize, "a\r\nX\r\n", nil, ""},
+		{"dot dot after CR", "a\r..b\r\n.\r\n", LineNormalize, "a..b\r\n", nil, ""},
 		{"LF dot LF is text", "a\n.\nb\r\n.\r\n", LineNormalize, "a\r\n.\r\nb\r\n", nil, ""},
 		{"LF dot CRLF is text", "a\n.\r\nb\r\n.\r\n", LineNormalize, "a\r\n.\r\nb\r\n", nil, ""},
 		{"NUL dropped", "a\x00b\r\n.\r\n", LineNormalize, "ab\r\n", nil, ""},
@@ -118,7 +122,7 @@ func TestDataReader(t *testing.T) {
 // FuzzDataReader checks the strict reader against referenceData: the same
 // end, the same text, the same verdict, whatever the buffer size.
 func FuzzDataReader(f *testing.F) {
-	for _, s := range []string{"a\r\n.\r\n", "hello\r\r\n.\r\nMAIL", "\r\n.\rX\r\n.\r\n", "a\r..b\n.\r\n.\r\n",
+	for _, s := range []string{"a\r\n.\r\n", "hello\r\r\n.\r\nMAIL", "a\r\r\nb\r\r\n\r\n.\r\n", ".\r\r\n.\r\n", "\r\n.\rX\r\n.\r\n", "a\r..b\n.\r\n.\r\n",
 		"\x00\r\n.\r\n", "..\r\n.\r\n", ".\r\n", "a\n.\n\r\n.\r\n", ".\r.\r\n.\r\n"} {
 		f.Add([]byte(s), false, uint8(16))
 		f.Add([]byte(s), true, uint8(0))

@@ -77,6 +77,7 @@ var (
 	replyNestedMail      = R(503, "5.5.1", "Bad sequence of commands: sender already given (RSET first)")
 	replyInTransaction   = R(503, "5.5.1", "Bad sequence of commands: not allowed inside a mail transaction (RSET first)")
 	replyBDATMixed       = R(503, "5.5.1", "Bad sequence of commands: BDAT in progress; only BDAT, RSET, NOOP or QUIT")
+	replyBDATSyntax      = R(501, "5.5.4", "Syntax: BDAT size [LAST]; closing the connection")
 	replyUnknown         = R(500, "5.5.2", "Command not recognized")
 	replyNotImplemented  = R(502, "5.5.1", "Command not implemented")
 	replyLineTooLong     = R(500, "5.5.2", "Line too long")

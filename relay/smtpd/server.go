@@ -19,8 +19,8 @@ import (
 // state (whether MAIL was accepted, how many recipients) from the replies.
 type Handler interface {
 	// Connect decides at the greeting: 220 greets (an empty Text gives
-	// the standard greeting); anything else is said instead, and every
-	// command but QUIT then gets 503 (RFC 5321 §3.1).
+	// the standard greeting); a refusal is said instead and the
+	// connection closed, as 421 if it is temporary and 554 otherwise.
 	Connect() Reply
 	// Helo decides on HELO or EHLO; name may be empty (a bare HELO).
 	Helo(name string, extended bool) Reply
@@ -31,9 +31,11 @@ type Handler interface {
 	Auth(mech string) (sasl.Server, error)
 	Mail(from string, p MailParams) Reply
 	Rcpt(to string, p RcptParams) Reply
-	// LinePolicy is asked at DATA and at the last BDAT.
+	// LinePolicy is asked at DATA and at the first BDAT.
 	LinePolicy() LinePolicy
-	// Data reads the message and decides; it may stop reading early.
+	// Data reads the message and decides; it may stop reading early. It
+	// is called at DATA, or at the first BDAT with the chunks read as it
+	// reads: a refusal before the last one answers the chunk being read.
 	Data(m *MessageReader) Reply
 	// Reset ends the transaction (RSET, HELO, STARTTLS, after DATA).
 	Reset()
@@ -67,10 +69,8 @@ type Server struct {
 	// live is the configuration SetConfig gave; nil: Config.
 	live atomic.Pointer[Config]
 
-	// readers pools the command readers: at thousands of connections a
-	// second a new 4 KiB buffer each is a measurable share of the
-	// garbage collector's work.
-	readers sync.Pool
+	// readers pools the command readers, bigReaders the message readers.
+	readers, bigReaders readerPool
 
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
@@ -100,17 +100,23 @@ func (s *Server) config() *Config {
 	return &s.Config
 }
 
-func (s *Server) getReader(r io.Reader, size int) *bufio.Reader {
-	if br, ok := s.readers.Get().(*bufio.Reader); ok && br.Size() == size {
+// readerPool pools the readers of connections: at thousands of
+// connections a second a new buffer each is a measurable share of the
+// garbage collector's work.
+type readerPool struct{ sync.Pool }
+
+// get returns a reader of r with a buffer of size bytes.
+func (p *readerPool) get(r io.Reader, size int) *bufio.Reader {
+	if br, ok := p.Get().(*bufio.Reader); ok && br.Size() == size {
 		br.Reset(r)
 		return br
 	}
 	return bufio.NewReaderSize(r, size)
 }
 
-func (s *Server) putReader(br *bufio.Reader) {
+func (p *readerPool) put(br *bufio.Reader) {
 	br.Reset(nil)
-	s.readers.Put(br)
+	p.Put(br)
 }
 
 // ErrServerClosed is returned by Serve after Close or Shutdown.

@@ -37,6 +37,9 @@ func FuzzSession(f *testing.F) {
 		"EHLO c\r\nMAIL FROM:<a@b> SIZE=10 BODY=8BITMIME\r\nRCPT TO:<bad@d>\r\nRCPT TO:<c@d> NOTIFY=NEVER\r\nBDAT 0 LAST\r\nRSET\r\nNOOP\r\nVRFY x\r\n",
 		"EHLO c\r\nAUTH PLAIN AHUAcA==\r\nAUTH PLAIN\r\n*\r\nSTARTTLS\r\nEHLO c\r\n" + strings.Repeat("x", 600) + "\r\n",
 		"\x00\r\r\n\n" + strings.Repeat("RCPT TO:<a@b>\r\n", 25),
+		"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 4\r\nab\r\nNOOP\r\nMAIL FROM:<x@y>\r\nBDAT 2\r\ncdRSET\r\nMAIL FROM:<a@b>\r\n",
+		"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 3\r\na\r\rBDAT 1\r\n\nEHLO d\r\nQUIT\r\n",
+		"EHLO c\r\nAUTH PLAIN\r\n" + strings.Repeat("QUFB", 3000) + "\r\n",
 	} {
 		for mode := range byte(4) {
 			f.Add(mode, s)

@@ -40,7 +40,12 @@ func (c *Conn) startTLS(arg string) bool {
 	tc.SetDeadline(time.Time{})
 	st := tc.ConnectionState()
 	c.raw, c.nc, c.tlsState = tc, c.traced(tc), &st
-	c.br.Reset(c.nc)
+	if c.big != nil {
+		c.srv.bigReaders.put(c.big)
+		c.big, c.carry = nil, carryReader{}
+	}
+	c.small.Reset(c.nc)
+	c.br = c.small
 	c.reset()
 	c.helo, c.greeted = "", false
 	return true
@@ -110,7 +115,7 @@ func (c *Conn) auth(arg string) bool {
 		if !c.flush() {
 			return false
 		}
-		line, err := c.readLine()
+		line, err := c.readLine(saslLineMax)
 		if err == errLineTooLong {
 			c.reply(replyLineTooLong)
 			return true

@@ -128,7 +128,16 @@ var migrations = []string{
 		name TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);`,
-	// 2: the attempts at opening a held password archive.
+	// 2: held outbound mail (relay.outbound): a request's deadline and
+	// what happens then, the approval group, and what the approver is
+	// shown of the message (the holding gateway's queue is not the
+	// console's to read).
+	`ALTER TABLE requests ADD COLUMN expires BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE requests ADD COLUMN on_expiry TEXT NOT NULL DEFAULT '';
+	ALTER TABLE requests ADD COLUMN grp TEXT NOT NULL DEFAULT '';
+	ALTER TABLE requests ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+	CREATE INDEX requests_grp ON requests (grp, state) WHERE grp <> ''`,
+	// 3: the attempts at opening a held password archive.
 	`CREATE TABLE unlocks (
 		instance TEXT NOT NULL,
 		id TEXT NOT NULL,

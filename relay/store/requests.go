@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -24,13 +25,28 @@ const (
 )
 
 // Request kinds: what the request is about. A release is of a
-// quarantined original (Item: its release ID).
+// quarantined original (Item: its release ID); an outbound request is a
+// message our user sent that waits in the queue (Item: its queue ID)
+// for its hold to end or an approver to decide.
 const (
-	KindRelease = "release"
+	KindRelease  = "release"
+	KindOutbound = "outbound"
 	// KindUnlock: a held password archive to open and send on (Item: the
 	// original's release ID, Reason: the archive's MIME part).
 	KindUnlock = "unlock"
 )
+
+// Expiry actions: what a pending request becomes at its deadline.
+const (
+	ExpirySend   = "send"   // approved by the clock
+	ExpiryReject = "reject" // denied by the clock
+)
+
+// ExpiredBy is who decides a request at its deadline.
+const ExpiredBy = "timeout"
+
+// maxDetail bounds what a request keeps of its item for the pages.
+const maxDetail = 256 << 10
 
 // Request is one person's request for something that may need an
 // approver's decision, and what became of it.
@@ -55,8 +71,17 @@ type Request struct {
 	Comment   string    `json:"comment,omitempty"`
 	StartedAt time.Time `json:"started_at,omitzero"`
 	DoneAt    time.Time `json:"done_at,omitzero"`
-	// Result is the queue ID the item went out as, or why it failed.
+	// Result is the queue ID the item went out as, or why it failed;
+	// for a denied or cancelled outbound message, what became of it.
 	Result string `json:"result,omitempty"`
+	// Expires is when a pending request is decided by the clock (zero:
+	// never), as OnExpiry says (ExpirySend, ExpiryReject).
+	Expires  time.Time `json:"expires,omitzero"`
+	OnExpiry string    `json:"on_expiry,omitempty"`
+	// Group is the approval group that decides (outbound).
+	Group string `json:"group,omitempty"`
+	// Detail is what the pages show of the item (JSON, the kind's own).
+	Detail string `json:"-"`
 }
 
 // Open reports whether the request still waits for something.
@@ -65,18 +90,19 @@ func (r Request) Open() bool {
 }
 
 const requestColumns = `id, kind, instance, item, requester, recipients, reason, policy, state, created,
-	decided_by, decided_at, comment, started_at, done_at, result`
+	decided_by, decided_at, comment, started_at, done_at, result, expires, on_expiry, grp, detail`
 
 func scanRequest(sc scanner) (Request, error) {
 	var r Request
 	var rcpts string
-	var created, decided, started, done int64
+	var created, decided, started, done, expires int64
 	err := sc.Scan(&r.ID, &r.Kind, &r.Instance, &r.Item, &r.Requester, &rcpts, &r.Reason, &r.Policy, &r.State,
-		&created, &r.DecidedBy, &decided, &r.Comment, &started, &done, &r.Result)
+		&created, &r.DecidedBy, &decided, &r.Comment, &started, &done, &r.Result, &expires, &r.OnExpiry, &r.Group, &r.Detail)
 	if rcpts != "" {
 		r.Recipients = strings.Split(rcpts, "\n")
 	}
 	r.Created, r.DecidedAt, r.StartedAt, r.DoneAt = fromMicros(created), fromMicros(decided), fromMicros(started), fromMicros(done)
+	r.Expires = fromMicros(expires)
 	return r, err
 }
 
@@ -87,10 +113,14 @@ func (s *Store) CreateRequest(ctx context.Context, r Request) (Request, error) {
 	if r.Created.IsZero() {
 		r.Created = s.now()
 	}
+	if len(r.Detail) > maxDetail {
+		return r, fmt.Errorf("store: a request's detail of %d bytes is over %d", len(r.Detail), maxDetail)
+	}
 	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO requests (kind, instance, item, requester, recipients, reason,
-		policy, state, created, decided_by, decided_at, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		policy, state, created, decided_by, decided_at, comment, expires, on_expiry, grp, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		r.Kind, r.Instance, r.Item, lower(r.Requester), strings.Join(r.Recipients, "\n"), clip(r.Reason), r.Policy, r.State,
-		micros(r.Created), r.DecidedBy, micros(r.DecidedAt), clip(r.Comment)).Scan(&r.ID)
+		micros(r.Created), r.DecidedBy, micros(r.DecidedAt), clip(r.Comment), micros(r.Expires), r.OnExpiry, r.Group, r.Detail).Scan(&r.ID)
 	return r, err
 }
 
@@ -110,7 +140,11 @@ type RequestQuery struct {
 	States    []string
 	Instance  string
 	Item      string
-	Limit     int // default and maximum 500
+	// Groups: requests for one of these approval groups.
+	Groups []string
+	// Unfinished: only requests not yet carried out (DoneAt zero).
+	Unfinished bool
+	Limit      int // default and maximum 500
 }
 
 // Requests returns the requests that match.
@@ -124,11 +158,19 @@ func (s *Store) Requests(ctx context.Context, q RequestQuery) ([]Request, error)
 			args = append(args, f.v)
 		}
 	}
-	if len(q.States) > 0 {
-		where = append(where, `state IN (`+placeholders(len(q.States))+`)`)
-		for _, st := range q.States {
-			args = append(args, st)
+	for _, in := range []struct {
+		col string
+		v   []string
+	}{{"state", q.States}, {"grp", q.Groups}} {
+		if len(in.v) > 0 {
+			where = append(where, in.col+` IN (`+placeholders(len(in.v))+`)`)
+			for _, v := range in.v {
+				args = append(args, v)
+			}
 		}
+	}
+	if q.Unfinished {
+		where = append(where, `done_at = 0`)
 	}
 	limit := q.Limit
 	if limit <= 0 || limit > 500 {
@@ -179,8 +221,16 @@ func (s *Store) Finish(ctx context.Context, id int64, ok bool, result string) (R
 
 // transition changes a request in state from, atomically.
 func (s *Store) transition(ctx context.Context, id int64, from, set string, args ...any) (Request, error) {
-	args = append(args, id, from)
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE requests SET `+set+` WHERE id = ? AND state = ?`), args...)
+	return s.update(ctx, id, set, `state = ?`, append(args, from)...)
+}
+
+// update changes a request where cond holds, atomically; args fill set's
+// placeholders, then cond's.
+func (s *Store) update(ctx context.Context, id int64, set, cond string, args ...any) (Request, error) {
+	split := len(args) - strings.Count(cond, "?")
+	all := make([]any, 0, len(args)+1)
+	all = append(append(append(all, args[:split]...), id), args[split:]...)
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE requests SET `+set+` WHERE id = ? AND `+cond), all...)
 	if err != nil {
 		return Request{}, err
 	}
@@ -198,8 +248,52 @@ func (s *Store) transition(ctx context.Context, id int64, from, set string, args
 	return r, nil
 }
 
-// PruneRequests removes finished requests older than before.
+// PruneRequests removes finished requests older than before; a denied
+// or cancelled outbound message whose gateway has not yet removed it
+// stays.
 func (s *Store) PruneRequests(ctx context.Context, before time.Time) (int64, error) {
 	return s.pruneBatches(ctx, `DELETE FROM requests WHERE id IN (SELECT id FROM requests WHERE created < ?
-		AND state IN ('denied', 'done', 'failed', 'cancelled') LIMIT ?)`, micros(before))
+		AND state IN ('denied', 'done', 'failed', 'cancelled') AND (kind <> 'outbound' OR state IN ('done', 'failed') OR done_at <> 0)
+		LIMIT ?)`, micros(before))
+}
+
+// Expired lists the pending requests of a kind held by instance whose
+// deadline has come.
+func (s *Store) Expired(ctx context.Context, kind, instance string, now time.Time) ([]Request, error) {
+	return queryAll(ctx, s, s.q(`SELECT `+requestColumns+` FROM requests WHERE state = ? AND kind = ? AND instance = ?
+		AND expires <> 0 AND expires <= ? ORDER BY expires LIMIT 500`), []any{StatePending, kind, instance, micros(now)}, scanRequest)
+}
+
+// NextExpiry returns the earliest deadline of instance's pending
+// requests; zero when none has one.
+func (s *Store) NextExpiry(ctx context.Context, instance string) (time.Time, error) {
+	var v sql.NullInt64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT MIN(expires) FROM requests WHERE state = ? AND instance = ? AND expires <> 0`),
+		StatePending, instance).Scan(&v)
+	if err != nil || !v.Valid {
+		return time.Time{}, err
+	}
+	return fromMicros(v.Int64), nil
+}
+
+// Expire decides a pending request at its deadline, as its OnExpiry
+// says; ErrConflict when someone decided it first.
+func (s *Store) Expire(ctx context.Context, r Request) (Request, error) {
+	approve := r.OnExpiry == ExpirySend
+	comment := "the deadline passed"
+	return s.Decide(ctx, r.ID, approve, ExpiredBy, comment)
+}
+
+// ClaimClosed claims a denied or cancelled request whose item the
+// holding gateway must still dispose of (an outbound message to remove):
+// once, for one gateway (ErrConflict for the others, and when it was
+// claimed before).
+func (s *Store) ClaimClosed(ctx context.Context, id int64) (Request, error) {
+	return s.update(ctx, id, `started_at = ?`, `state IN ('denied', 'cancelled') AND started_at = 0`, micros(s.now()))
+}
+
+// FinishClosed records what became of a claimed denied or cancelled
+// request's item.
+func (s *Store) FinishClosed(ctx context.Context, id int64, result string) (Request, error) {
+	return s.update(ctx, id, `done_at = ?, result = ?`, `state IN ('denied', 'cancelled') AND done_at = 0`, micros(s.now()), clip(result))
 }

@@ -25,8 +25,10 @@ type ConnectResult struct {
 
 // CheckConnect runs the DNS allow/block lists and the reverse-DNS
 // requirement for a new connection. DNS errors never refuse on the lists
-// (a list that cannot be reached must not stop the mail) but answer 450
-// under the reverse-DNS requirement, as the lookup may succeed later.
+// (a list that cannot be reached must not stop the mail) but answer 421
+// under the reverse-DNS requirement, as the lookup may succeed later. The
+// replies are greetings: 554 or 421, and the connection is closed (RFC
+// 5321 §4.3.2).
 // Loopback clients are never checked.
 func (v *Verifier) CheckConnect(ctx context.Context, ip netip.Addr) ConnectResult {
 	var res ConnectResult
@@ -52,9 +54,9 @@ func (v *Verifier) CheckConnect(ctx context.Context, ip netip.Addr) ConnectResul
 	case err == nil:
 		res.Name = name
 	case isTemporary(err):
-		res.Refuse, res.Reply = true, smtpd.R(450, "4.7.25", fmt.Sprintf("Client host [%s] reverse DNS lookup failed, try again later", ip))
+		res.Refuse, res.Reply = true, smtpd.R(421, "4.7.25", fmt.Sprintf("Client host [%s] reverse DNS lookup failed, try again later", ip))
 	default:
-		res.Refuse, res.Reply = true, smtpd.R(550, "5.7.25", fmt.Sprintf("Client host [%s] has no valid reverse DNS name", ip))
+		res.Refuse, res.Reply = true, smtpd.R(554, "5.7.25", fmt.Sprintf("Client host [%s] has no valid reverse DNS name", ip))
 	}
 	return res
 }

@@ -245,9 +245,9 @@ func TestCheckConnect(t *testing.T) {
 		{name: "not listed", block: []string{"bl.example.org"}, ip: "192.0.2.100"},
 		{name: "confirmed name", reverse: ReverseForwards, ip: "192.0.2.8", host: "mx.example.com"},
 		{name: "ptr only accepts unconfirmed", reverse: ReversePTR, ip: "192.0.2.9", host: "liar.example.com"},
-		{name: "confirmed refuses liar", reverse: ReverseForwards, ip: "192.0.2.9", code: 550, enhanced: "5.7.25"},
-		{name: "no ptr", reverse: ReversePTR, ip: "192.0.2.100", code: 550, enhanced: "5.7.25"},
-		{name: "dns failure defers", reverse: ReversePTR, ip: "192.0.2.10", code: 450, enhanced: "4.7.25"},
+		{name: "confirmed refuses liar", reverse: ReverseForwards, ip: "192.0.2.9", code: 554, enhanced: "5.7.25"},
+		{name: "no ptr", reverse: ReversePTR, ip: "192.0.2.100", code: 554, enhanced: "5.7.25"},
+		{name: "dns failure defers", reverse: ReversePTR, ip: "192.0.2.10", code: 421, enhanced: "4.7.25"},
 		{name: "loopback never checked", block: []string{"bl.example.org"}, reverse: ReverseForwards, ip: "127.0.0.1"},
 	}
 	for _, tc := range tests {

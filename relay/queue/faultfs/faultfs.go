@@ -5,6 +5,7 @@
 package faultfs
 
 import (
+	"bytes"
 	"os"
 	"sync"
 )
@@ -66,8 +67,9 @@ func (d *Disk) Counts() (writes, syncs, failed int) {
 	return d.writes, d.syncs, d.failed
 }
 
-// Write implements queue.Storage.
-func (d *Disk) Write(f *os.File, b []byte) (int, error) {
+// Write implements queue.Storage: the buffers are written as one.
+func (d *Disk) Write(f *os.File, bufs [][]byte) (int, error) {
+	b := bytes.Join(bufs, nil)
 	d.mu.Lock()
 	d.writes++
 	var err error

@@ -1,4 +1,4 @@
-package delivery
+package smtpd
 
 import (
 	"bytes"
@@ -6,7 +6,9 @@ import (
 	"testing"
 )
 
-func TestWireBody(t *testing.T) {
+// TestTextEncoder: the rule as delivery sends with it (dots: DATA) and as
+// the readers normalize with it (no dots).
+func TestTextEncoder(t *testing.T) {
 	for _, c := range []struct {
 		name, in, data, bdat string
 	}{
@@ -16,13 +18,16 @@ func TestWireBody(t *testing.T) {
 		{"leading dots", ".a\r\n..b\r\n.\r\n", "..a\r\n...b\r\n..\r\n", ".a\r\n..b\r\n.\r\n"},
 		{"dot mid-line", "a.b\r\n", "a.b\r\n", "a.b\r\n"},
 		{"bare LF", "a\nb\n", "a\r\nb\r\n", "a\r\nb\r\n"},
-		{"bare CR", "a\rb\r", "a\r\nb\r\n", "a\r\nb\r\n"},
-		{"smuggling: CR dot CR", "x\r.\rMAIL FROM:<e@x>\r\n", "x\r\n..\r\nMAIL FROM:<e@x>\r\n", "x\r\n.\r\nMAIL FROM:<e@x>\r\n"},
+		{"bare CR ends no line", "a\rb\r", "ab\r\n", "ab\r\n"},
+		{"smuggling: CR dot CR", "x\r.\rMAIL FROM:<e@x>\r\n", "x.MAIL FROM:<e@x>\r\n", "x.MAIL FROM:<e@x>\r\n"},
+		{"bare CR at a line start", "a\r\n\r.b\r\n", "a\r\n..b\r\n", "a\r\n.b\r\n"},
 		{"smuggling: LF dot LF", "x\n.\nY", "x\r\n..\r\nY\r\n", "x\r\n.\r\nY\r\n"},
 		{"NUL before a dot", "x\r\n\x00.\r\nY", "x\r\n..\r\nY\r\n", "x\r\n.\r\nY\r\n"},
 		{"NUL inside a CRLF", "a\r\x00\nb\x00c\r\n", "a\r\nbc\r\n", "a\r\nbc\r\n"},
 		{"only NULs", "\x00\x00", "", ""},
-		{"CR CR LF", "a\r\r\n", "a\r\n\r\n", "a\r\n\r\n"},
+		{"CR CR LF is one line", "a\r\r\n", "a\r\n", "a\r\n"},
+		{"header with CR CR LF", "Subject: a\r\r\nFrom: b\r\r\n\r\nx", "Subject: a\r\nFrom: b\r\n\r\nx\r\n", "Subject: a\r\nFrom: b\r\n\r\nx\r\n"},
+		{"long clean run", strings.Repeat("line\r\n", 50) + ".end\r\n", strings.Repeat("line\r\n", 50) + "..end\r\n", strings.Repeat("line\r\n", 50) + ".end\r\n"},
 	} {
 		for _, dots := range []bool{true, false} {
 			want := c.bdat
@@ -31,10 +36,10 @@ func TestWireBody(t *testing.T) {
 			}
 			// Whole, and split at every offset: state carries across reads.
 			for split := 0; split <= len(c.in); split++ {
-				e := wireBody{dots: dots}
-				got := e.append(nil, []byte(c.in[:split]))
-				got = e.append(got, []byte(c.in[split:]))
-				got = e.end(got)
+				e := TextEncoder{Dots: dots}
+				got := e.Append(nil, []byte(c.in[:split]))
+				got = e.Append(got, []byte(c.in[split:]))
+				got = e.End(got)
 				if string(got) != want {
 					t.Errorf("%s (dots %v, split at %d): got %q, want %q", c.name, dots, split, got, want)
 					break
@@ -44,12 +49,13 @@ func TestWireBody(t *testing.T) {
 	}
 }
 
-// referenceWire is the plain model: drop NULs, then make every CR, LF and
-// CRLF one CRLF, end the last line, then stuff dots line by line.
+// referenceWire is the plain model: drop NULs, then make every CRLF and
+// LF one CRLF and drop the CRs left, end the last line, then stuff dots
+// line by line.
 func referenceWire(in []byte, dots bool) []byte {
 	s := strings.ReplaceAll(string(in), "\x00", "")
 	s = strings.ReplaceAll(s, "\r\n", "\n")
-	s = strings.ReplaceAll(s, "\r", "\n")
+	s = strings.ReplaceAll(s, "\r", "")
 	if s != "" && !strings.HasSuffix(s, "\n") {
 		s += "\n"
 	}
@@ -67,11 +73,11 @@ func referenceWire(in []byte, dots bool) []byte {
 	return []byte(b.String())
 }
 
-// FuzzWireBody checks the encoder against the reference model, with the
+// FuzzTextEncoder checks the encoder against the reference model, with the
 // input cut into reads at fuzzed places, and that DATA's end-of-data
 // sequence can occur only where we put it.
-func FuzzWireBody(f *testing.F) {
-	for _, s := range []string{"a\r\nb", ".\r\n", "x\r.\rY", "\n.\n", "\x00.\r\n", "\r\x00\n", "..\r\r\n"} {
+func FuzzTextEncoder(f *testing.F) {
+	for _, s := range []string{"a\r\nb", ".\r\n", "x\r.\rY", "\n.\n", "\x00.\r\n", "\r\x00\n", "..\r\r\n", "a\r\nb\r\n.c\r\nd\ne\r\n"} {
 		f.Add([]byte(s), uint8(1), uint8(3))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, cut1, cut2 uint8) {
@@ -81,11 +87,11 @@ func FuzzWireBody(f *testing.F) {
 			if a > b {
 				a, b = b, a
 			}
-			e := wireBody{dots: dots}
-			got := e.append(nil, in[:a])
-			got = e.append(got, in[a:b])
-			got = e.append(got, in[b:])
-			got = e.end(got)
+			e := TextEncoder{Dots: dots}
+			got := e.Append(nil, in[:a])
+			got = e.Append(got, in[a:b])
+			got = e.Append(got, in[b:])
+			got = e.End(got)
 			if want := referenceWire(in, dots); !bytes.Equal(got, want) {
 				t.Fatalf("dots %v, cuts %d %d: got %q, want %q", dots, a, b, got, want)
 			}
@@ -95,11 +101,17 @@ func FuzzWireBody(f *testing.F) {
 			if dots && bytes.Contains(append([]byte("\r\n"), got...), []byte("\r\n.\r\n")) {
 				t.Fatalf("an end of data inside the body: %q", got)
 			}
+			if bareLine(got) {
+				t.Fatalf("a bare CR or LF in %q", got)
+			}
+			if clean := referenceWire(in, false); e.Changed == 0 && !dots && !bytes.Equal(clean, in) && !bytes.Equal(clean, append(bytes.Clone(in), '\r', '\n')) {
+				t.Fatalf("%q changed to %q but Changed is 0", in, clean)
+			}
 		}
 	})
 }
 
-func BenchmarkWireBody(b *testing.B) {
+func BenchmarkTextEncoder(b *testing.B) {
 	var msg bytes.Buffer
 	for msg.Len() < 64<<10 {
 		msg.WriteString("This is a line of an ordinary message, about seventy characters long.\r\n")
@@ -108,7 +120,7 @@ func BenchmarkWireBody(b *testing.B) {
 	dst := make([]byte, 0, 2*len(in))
 	b.SetBytes(int64(len(in)))
 	for b.Loop() {
-		e := wireBody{dots: true}
-		dst = e.end(e.append(dst[:0], in))
+		e := TextEncoder{Dots: true}
+		dst = e.End(e.Append(dst[:0], in))
 	}
 }
