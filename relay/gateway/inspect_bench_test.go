@@ -80,22 +80,7 @@ func BenchmarkSessionAuth(b *testing.B) {
 			const clients = 8
 			b.ResetTimer()
 			start, cpu0 := time.Now(), cpuTime()
-			var wg sync.WaitGroup
-			errs := make(chan error, clients)
-			for c := range clients {
-				n := b.N / clients
-				if c < b.N%clients {
-					n++
-				}
-				wg.Go(func() {
-					if err := sendN(addr, n, data); err != nil {
-						errs <- err
-					}
-				})
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
+			if err := sendSplit(addr, "tanaka@city.toyokawa.lg.jp", b.N, clients, data); err != nil {
 				b.Fatal(err)
 			}
 			for {
@@ -147,7 +132,23 @@ func noopMilter(b *testing.B) string {
 	return "inet:" + l.Addr().String()
 }
 
-// sendN sends n messages over one connection.
-func sendN(addr string, n int, data string) error {
-	return sendTo(addr, "tanaka@city.toyokawa.lg.jp", n, data)
+// sendSplit sends n messages to rcpt from clients connections at once,
+// and returns the first failure.
+func sendSplit(addr, rcpt string, n, clients int, data string) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for c := range clients {
+		k := n / clients
+		if c < n%clients {
+			k++
+		}
+		wg.Go(func() {
+			if err := sendTo(addr, rcpt, k, data); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }

@@ -126,22 +126,7 @@ func BenchmarkReconstructDelivery(b *testing.B) {
 			const clients = 8
 			b.ResetTimer()
 			t0 := time.Now()
-			var wg sync.WaitGroup
-			failed := make(chan error, clients)
-			for c := range clients {
-				n := b.N / clients
-				if c < b.N%clients {
-					n++
-				}
-				wg.Go(func() {
-					if err := sendTo(addr, "tanaka@city.toyokawa.lg.jp", n, plain); err != nil {
-						failed <- err
-					}
-				})
-			}
-			wg.Wait()
-			close(failed)
-			for err := range failed {
+			if err := sendSplit(addr, "tanaka@city.toyokawa.lg.jp", b.N, clients, plain); err != nil {
 				b.Fatal(err)
 			}
 			waitFor(b, dir, "inner", b.N)

@@ -97,24 +97,9 @@ var OfficeExtensions = []string{"doc", "docx", "docm", "xls", "xlsx", "xlsm", "p
 // Office document of that extension) page by page to images and writes a
 // new PDF of those images only to out.
 func (c *Converter) ImagePDF(ctx context.Context, in, ext string, out io.Writer) (Result, error) {
-	ctx, done, err := c.slot(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	defer done()
-	dir, clean, err := c.jobDir()
-	if err != nil {
-		return Result{}, err
-	}
-	defer clean()
-	pdf, pages, err := c.toPDF(ctx, dir, in, ext)
-	if err != nil {
-		return Result{}, err
-	}
-	if err := c.renderPages(ctx, dir, pdf, pages, out); err != nil {
-		return Result{}, err
-	}
-	return Result{Pages: pages}, nil
+	return c.withPDF(ctx, in, ext, func(ctx context.Context, dir, pdf string, pages int) error {
+		return c.renderPages(ctx, dir, pdf, pages, out)
+	})
 }
 
 // renderPages renders the PDF's pages to JPEGs in dir (pdftoppm) and
@@ -135,6 +120,26 @@ func (c *Converter) renderPages(ctx context.Context, dir, pdf string, pages int,
 
 // Text writes the text of the document in (as ImagePDF) to out, UTF-8.
 func (c *Converter) Text(ctx context.Context, in, ext string, out io.Writer) (Result, error) {
+	return c.withPDF(ctx, in, ext, func(ctx context.Context, dir, pdf string, pages int) error {
+		txt := filepath.Join(dir, "text.txt")
+		if _, err := c.run(ctx, job{name: "pdftotext", prog: c.cfg.Pdftotext, dir: dir, args: []string{
+			"-enc", "UTF-8", "-layout", "-f", "1", "-l", strconv.Itoa(pages), pdf, txt}}); err != nil {
+			return err
+		}
+		f, err := os.Open(txt)
+		if err != nil {
+			return failed(CodeFailed, "pdftotext wrote no text")
+		}
+		defer f.Close()
+		_, err = io.Copy(out, f)
+		return err
+	})
+}
+
+// withPDF runs one conversion of the document in: a slot of the pool,
+// its deadline, a fresh folder, the document as a PDF within the page
+// limit, then then.
+func (c *Converter) withPDF(ctx context.Context, in, ext string, then func(ctx context.Context, dir, pdf string, pages int) error) (Result, error) {
 	ctx, done, err := c.slot(ctx)
 	if err != nil {
 		return Result{}, err
@@ -149,17 +154,7 @@ func (c *Converter) Text(ctx context.Context, in, ext string, out io.Writer) (Re
 	if err != nil {
 		return Result{}, err
 	}
-	txt := filepath.Join(dir, "text.txt")
-	if _, err := c.run(ctx, job{name: "pdftotext", prog: c.cfg.Pdftotext, dir: dir, args: []string{
-		"-enc", "UTF-8", "-layout", "-f", "1", "-l", strconv.Itoa(pages), pdf, txt}}); err != nil {
-		return Result{}, err
-	}
-	f, err := os.Open(txt)
-	if err != nil {
-		return Result{}, failed(CodeFailed, "pdftotext wrote no text")
-	}
-	defer f.Close()
-	if _, err := io.Copy(out, f); err != nil {
+	if err := then(ctx, dir, pdf, pages); err != nil {
 		return Result{}, err
 	}
 	return Result{Pages: pages}, nil
