@@ -300,3 +300,39 @@ func IsWrongPassword(err error) bool {
 	var ce *convert.Error
 	return errors.As(err, &ce) && ce.Code == convert.CodePassword
 }
+
+// Sweep removes what an opening left beside the quarantine once its
+// original is gone (purged): the files of an archive opened but never
+// sent, the marks of those sent; and work files a crash left, after an
+// hour. The gateway's daily maintenance calls it.
+func (e *UnlockExecutor) Sweep(now time.Time) (int, error) {
+	ents, err := os.ReadDir(e.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, de := range ents {
+		p := filepath.Join(e.Dir, de.Name())
+		if strings.HasPrefix(de.Name(), ".") {
+			if fi, err := de.Info(); err == nil && now.Sub(fi.ModTime()) > time.Hour {
+				errs = append(errs, os.RemoveAll(p))
+				n++
+			}
+			continue
+		}
+		// <release ID>-<part>, the ID itself being DATE-HEX.
+		f := strings.SplitN(de.Name(), "-", 3)
+		if len(f) < 3 {
+			continue
+		}
+		if _, err := e.Quarantine.Get(f[0] + "-" + f[1]); errors.Is(err, quarantine.ErrNotFound) {
+			errs = append(errs, os.RemoveAll(p))
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
