@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sekisho/sekisho/relay/approval"
@@ -37,9 +38,11 @@ type backend struct {
 	instance string
 	recorder *events.Recorder
 	approval *approval.Service
-	quar     *quarantine.Store        // nil when relay.sanitize keeps no originals
-	unlock   *approval.UnlockExecutor // nil without quar
-	index    chan string              // release IDs to index, bounded
+	quar     *quarantine.Store // nil when relay.sanitize keeps no originals
+	// unlock is set by startBackend (nil without quar), while the
+	// maintenance may already run.
+	unlock atomic.Pointer[approval.UnlockExecutor]
+	index  chan string // release IDs to index, bounded
 
 	mu     sync.Mutex
 	st     *store.Store
@@ -78,7 +81,7 @@ func (e *Engine) Unlocker() *approval.UnlockExecutor {
 	if e.back == nil {
 		return nil
 	}
-	return e.back.unlock
+	return e.back.unlock.Load()
 }
 
 // Approvals is the request service (nil without a store).
@@ -129,12 +132,13 @@ func (e *Engine) startBackend(ctx context.Context) {
 	if b.quar != nil {
 		b.approval.Executors[store.KindRelease] = &approval.ReleaseExecutor{Quarantine: b.quar, Enqueue: e.notices.Enqueue,
 			Store: get, Instance: b.instance, Log: e.log}
-		b.unlock = &approval.UnlockExecutor{Quarantine: b.quar,
+		unlock := &approval.UnlockExecutor{Quarantine: b.quar,
 			Enqueue: func(env queue.Envelope, r io.Reader) (queue.ID, error) { return e.queue.Enqueue(env, r) },
 			Stage:   func() *sanitize.Stage { return e.st.Load().runner.Sanitize },
 			Dir:     filepath.Join(sc.Quarantine.Dir, "unlocked"), Hostname: e.startCfg.Hostname,
 			Postmaster: e.startCfg.PostmasterAddress(), Log: e.log}
-		b.approval.Executors[store.KindUnlock] = b.unlock
+		b.approval.Executors[store.KindUnlock] = unlock
+		b.unlock.Store(unlock)
 	}
 	b.recorder.AfterWrite(func(ev store.Event) {
 		if ev.Kind == "sanitize" && ev.Ref != "" && ev.Instance == b.instance {
