@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/sekisho/sekisho/rewrite"
 
 	"bytes"
@@ -92,7 +94,7 @@ func TestQuarantineCommands(t *testing.T) {
 	if !ok {
 		t.Fatal(errOut.String())
 	}
-	stage, err := sanitize.NewStage(cfg.Relay.Sanitize, nil)
+	stage, err := sanitize.NewStage(cfg.Relay.Sanitize, nil, sanitize.StageDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +103,7 @@ func TestQuarantineCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := queue.Envelope{From: "yamada@example.com", Rcpts: []queue.Recipient{{Addr: "soumu@city.example.lg.jp"}}, Source: rewrite.SourceInternet, ClientIP: "203.0.113.5"}
-	res, err := stage.Apply(env, "inner", func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(orig)), nil }, nil, io.Discard)
+	res, err := stage.Apply(context.Background(), env, "inner", func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(orig)), nil }, nil, io.Discard)
 	if err != nil || res.ReleaseID == "" {
 		t.Fatalf("Apply: %+v, %v", res, err)
 	}

@@ -257,7 +257,7 @@ func (s *Service) execute(ctx context.Context, st *store.Store, r store.Request)
 		s.Log.Error("recording a request's outcome", "kind", "audit", "request", r.ID, "error", ferr)
 		return
 	}
-	action := "release"
+	action := r.Kind // release, unlock
 	if r.Kind == store.KindOutbound {
 		action = "queue-release" // a step of the message's trace
 	}

@@ -60,8 +60,11 @@ type notice struct {
 // Build writes the notice of what became of r.
 func (n *MailNotifier) Build(r store.Request, now time.Time) []byte {
 	t := releaseNotice(r)
-	if r.Kind == store.KindOutbound {
+	switch r.Kind {
+	case store.KindOutbound:
 		t = outboundNotice(r)
+	case store.KindUnlock:
+		t = unlockNotice(r)
 	}
 	var body strings.Builder
 	body.WriteString(t.ja + "\r\n")
@@ -92,6 +95,14 @@ func releaseNotice(r store.Request) notice {
 	return notice{"原本の受け取りに失敗しました", "The original could not be sent",
 		fmt.Sprintf("隔離ID %s の原本の受け取り申請（申請番号 %d）は承認されましたが、送信できませんでした。管理者に連絡してください。", r.Item, r.ID),
 		fmt.Sprintf("Your request %d for the original of release ID %s was approved, but the original could not be sent: please tell the administrator.", r.ID, r.Item)}
+}
+
+// unlockNotice is the notice of an opened archive whose files could not
+// be sent (a success is told by the follow-up itself).
+func unlockNotice(r store.Request) notice {
+	return notice{"パスワード付きファイルを送れませんでした", "The files of the archive could not be sent",
+		fmt.Sprintf("隔離ID %s のパスワード付きファイルは開けましたが、中のファイルを送れませんでした（%s）。管理者に連絡してください。", r.Item, r.Result),
+		fmt.Sprintf("The password-protected archive of release ID %s was opened, but its files could not be sent (%s): please tell the administrator.", r.Item, r.Result)}
 }
 
 // compose writes a notice: RFC 5322 with a base64 UTF-8 body, so that

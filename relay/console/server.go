@@ -161,6 +161,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /my/quarantine", s.auth(roleStaff, s.myQuarantine))
 	mux.HandleFunc("GET /quarantine/{inst}/{id}", s.auth(roleAny, s.item))
 	mux.HandleFunc("POST /quarantine/{inst}/{id}/request", s.auth(roleStaff, s.requestRelease))
+	mux.HandleFunc("POST /quarantine/{inst}/{id}/unlock", s.auth(roleStaff, s.unlock))
 	mux.HandleFunc("GET /my/requests", s.auth(roleStaff, s.myRequests))
 	mux.HandleFunc("POST /requests/{rid}/cancel", s.auth(roleStaff, s.cancelRequest))
 
@@ -183,6 +184,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/quarantine", s.auth(roleAdmin, s.quarantineList))
 	mux.HandleFunc("POST /admin/quarantine/{inst}/{id}/release", s.auth(roleAdmin, s.adminRelease))
 	mux.HandleFunc("POST /admin/quarantine/{inst}/{id}/purge", s.auth(roleAdmin, s.purge))
+	mux.HandleFunc("POST /admin/quarantine/{inst}/{id}/unlock-reset", s.auth(roleAdmin, s.unlockReset))
 	mux.HandleFunc("GET /admin/quarantine/{inst}/{id}/original", s.auth(roleAdmin, s.original))
 	mux.HandleFunc("GET /admin/trace", s.auth(roleAdmin, s.traceSearch))
 	mux.HandleFunc("GET /admin/trace/message/{qid}", s.auth(roleAdmin, s.traceMessage))

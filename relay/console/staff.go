@@ -77,7 +77,8 @@ func (s *Server) item(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	s.audit(r, u.Principal, "view", it.ID, "the sanitized text and report", true)
 	s.render(w, r, u, http.StatusOK, "item", map[string]any{"Item": it, "Requests": mine,
-		"CanAsk": it.HasRcpt(u.Principal) && !open, "Local": it.Instance == s.eng.Instance()})
+		"CanAsk": it.HasRcpt(u.Principal) && !open, "Local": it.Instance == s.eng.Instance(),
+		"Held": s.heldArchives(r.Context(), it), "Recipient": it.HasRcpt(u.Principal)})
 }
 
 // maxReason bounds a request's reason and a decision's comment.

@@ -11,6 +11,7 @@ import (
 	"github.com/sekisho/sekisho/relay/auth"
 	"github.com/sekisho/sekisho/relay/guard"
 	"github.com/sekisho/sekisho/relay/inspect"
+	"github.com/sekisho/sekisho/relay/sanitize"
 	"github.com/sekisho/sekisho/rewrite"
 	"github.com/sekisho/sekisho/routing"
 )
@@ -119,6 +120,7 @@ func loadedWarnings(sec Sections, dir *accounts.Directory, router *routing.Route
 	if g != nil && router != nil && dir != nil {
 		warnings = append(warnings, routeWarnings(sec, dir, router, g)...)
 	}
+	warnings = append(warnings, unlockWarnings(sec)...)
 	if router != nil {
 		warnings = append(warnings, archiveWarnings(sec, router)...)
 	}
@@ -133,6 +135,24 @@ func loadedWarnings(sec Sections, dir *accounts.Directory, router *routing.Route
 func (e *Engine) Warnings() []Finding {
 	st := e.st.Load()
 	return loadedWarnings(st.sec, st.dir, st.router, st.guard)
+}
+
+// unlockWarnings: a password archive held for the console is opened
+// through the store (its wrong passwords are counted there) and the
+// console's page; without them it stays held until an administrator
+// releases the original.
+func unlockWarnings(sec Sections) []Finding {
+	sc := sec.Relay.Sanitize
+	if len(sc.Rules) == 0 || sc.Reconstruct.Encrypted != sanitize.ActionUnlock {
+		return nil
+	}
+	var out []Finding
+	if !sec.Relay.Store.On() {
+		out = append(out, Finding{"relay.sanitize.reconstruct.encrypted", "unlock needs relay.store (the wrong passwords are counted there) and the console: without them a held archive can only be released whole by an administrator"})
+	} else if sec.ConsoleURL == "" {
+		out = append(out, Finding{"relay.sanitize.reconstruct.encrypted", "unlock: console.url is not set, so the notice cannot tell the recipient where to type the password"})
+	}
+	return out
 }
 
 // archiveWarnings: an archive copy of internet mail is the message as it

@@ -146,7 +146,7 @@ func DryRun(sec Sections, p Probe) ([]Step, error) {
 	if err := checkProbeListener(sec.Relay, p.Listener); err != nil {
 		return nil, err
 	}
-	st, err := buildState(sec, false)
+	st, err := buildState(sec, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ type DryRunner struct {
 
 // NewDryRunner loads the configuration once.
 func NewDryRunner(sec Sections) (*DryRunner, error) {
-	st, err := buildState(sec, false)
+	st, err := buildState(sec, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +296,7 @@ func dryRunListener(c Config, nameOrMode string) ListenerConfig {
 // had connected, answered by the real policy; messages are read through
 // the real pipeline and discarded (like exim -bh).
 func Session(sec Sections, clientIP netip.Addr, mode string, in io.Reader, out io.Writer, log *slog.Logger) error {
-	st, err := buildState(sec, false)
+	st, err := buildState(sec, nil)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,8 @@ import (
 	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/ratelimit"
 	"github.com/sekisho/sekisho/relay/runner"
+	"github.com/sekisho/sekisho/relay/sanitize"
+	"github.com/sekisho/sekisho/relay/sanitize/convert"
 	"github.com/sekisho/sekisho/relay/session"
 	"github.com/sekisho/sekisho/relay/smtpd"
 )
@@ -62,6 +64,15 @@ type Engine struct {
 	consoleURL string   // for the notices to requesters
 	// notices are the mails to requesters, senders and approvers.
 	notices *approval.MailNotifier
+	// convPool bounds the conversions of relay.sanitize for the life of
+	// the process: each snapshot's stage converts through it.
+	convPool *convert.Pool
+}
+
+// stageDeps are what the sanitize stage of a snapshot is given.
+func (e *Engine) stageDeps(sec Sections) *sanitize.StageDeps {
+	return &sanitize.StageDeps{Pool: e.convPool, ConsoleURL: sec.ConsoleURL,
+		Warn: func(msg string) { e.log.Warn(msg, "kind", "sanitize") }}
 }
 
 // New builds the engine and opens the queue (recovering it). It does not
@@ -70,12 +81,13 @@ func New(sec Sections, log *slog.Logger, m *ops.Metrics) (*Engine, error) {
 	if err := checkListeners(sec.Relay); err != nil {
 		return nil, err
 	}
-	st, err := buildState(sec, true)
+	e := &Engine{startCfg: sec.Relay, consoleURL: sec.ConsoleURL, metrics: m, rates: ratelimit.New(sec.Relay.RateLimits, nil),
+		convPool: convert.NewPool(sec.Relay.Sanitize.Convert.Workers)}
+	e.log = e.newBackend(sec.Relay, log)
+	st, err := buildState(sec, e.stageDeps(sec))
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{startCfg: sec.Relay, consoleURL: sec.ConsoleURL, metrics: m, rates: ratelimit.New(sec.Relay.RateLimits, nil)}
-	e.log = e.newBackend(sec.Relay, log)
 	e.st.Store(st)
 	if err := e.loadCert(sec.Relay.TLS); err != nil {
 		return nil, err
@@ -130,7 +142,7 @@ func Preflight(sec Sections) error {
 	if err := checkListeners(sec.Relay); err != nil {
 		return err
 	}
-	if _, err := buildState(sec, false); err != nil {
+	if _, err := buildState(sec, nil); err != nil {
 		return err
 	}
 	return (&Engine{}).loadCert(sec.Relay.TLS)

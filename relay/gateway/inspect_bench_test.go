@@ -8,9 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"fmt"
 	"net"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,22 +80,7 @@ func BenchmarkSessionAuth(b *testing.B) {
 			const clients = 8
 			b.ResetTimer()
 			start, cpu0 := time.Now(), cpuTime()
-			var wg sync.WaitGroup
-			errs := make(chan error, clients)
-			for c := range clients {
-				n := b.N / clients
-				if c < b.N%clients {
-					n++
-				}
-				wg.Go(func() {
-					if err := sendN(addr, n, data); err != nil {
-						errs <- err
-					}
-				})
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
+			if err := sendSplit(addr, "tanaka@city.toyokawa.lg.jp", b.N, clients, data); err != nil {
 				b.Fatal(err)
 			}
 			for {
@@ -149,49 +132,23 @@ func noopMilter(b *testing.B) string {
 	return "inet:" + l.Addr().String()
 }
 
-// sendN sends n messages over one connection.
-func sendN(addr string, n int, data string) error {
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		return err
-	}
-	c := textproto.NewConn(nc)
-	defer c.Close()
-	step := func(line string, code int) error {
-		if line != "" {
-			if err := c.PrintfLine("%s", line); err != nil {
-				return err
+// sendSplit sends n messages to rcpt from clients connections at once,
+// and returns the first failure.
+func sendSplit(addr, rcpt string, n, clients int, data string) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for c := range clients {
+		k := n / clients
+		if c < n%clients {
+			k++
+		}
+		wg.Go(func() {
+			if err := sendTo(addr, rcpt, k, data); err != nil {
+				errs <- err
 			}
-		}
-		if _, msg, err := c.ReadResponse(code); err != nil {
-			return fmt.Errorf("%s: %v %s", line, err, msg)
-		}
-		return nil
+		})
 	}
-	if err := step("", 220); err != nil {
-		return err
-	}
-	if err := step("EHLO mx.example.com", 250); err != nil {
-		return err
-	}
-	for range n {
-		for _, s := range []struct {
-			line string
-			code int
-		}{{"MAIL FROM:<alice@example.com>", 250}, {"RCPT TO:<tanaka@city.toyokawa.lg.jp>", 250}, {"DATA", 354}} {
-			if err := step(s.line, s.code); err != nil {
-				return err
-			}
-		}
-		if _, err := c.W.WriteString(data); err != nil {
-			return err
-		}
-		if err := c.W.Flush(); err != nil {
-			return err
-		}
-		if err := step("", 250); err != nil {
-			return err
-		}
-	}
-	return step("QUIT", 221)
+	wg.Wait()
+	close(errs)
+	return <-errs
 }

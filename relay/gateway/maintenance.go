@@ -8,7 +8,8 @@ import (
 	"github.com/sekisho/sekisho/relay/queue"
 )
 
-// maintenance purges the quarantine at start and then daily, and sweeps
+// maintenance purges the quarantine at start and then daily (with what
+// the opening of held archives left of the purged originals), and sweeps
 // the sanitized copies hourly, until ctx ends. It reads the sanitize stage
 // of the current snapshot, so a reload that turns the stage on or moves
 // the folder is followed.
@@ -28,6 +29,11 @@ func (e *Engine) maintenance(ctx context.Context) {
 			removed, err := s.Purge()
 			if len(removed) > 0 || err != nil {
 				e.log.Info("quarantine purged", "kind", "sanitize", "removed", len(removed), "error", errString(err))
+			}
+			if u := e.Unlocker(); u != nil {
+				if n, err := u.Sweep(now); n > 0 || err != nil {
+					e.log.Info("opened archives of purged originals swept", "kind", "sanitize", "removed", n, "error", errString(err))
+				}
 			}
 		}
 		if n, err := s.SweepOutgoing(queued, now); n > 0 || err != nil {

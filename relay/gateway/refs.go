@@ -36,6 +36,7 @@ func references(sec Sections, rw *rewrite.Rewriter, dir *accounts.Directory) []F
 		set("routing.smart_host.rewrite", sec.Routing.SmartHost.Rewrite, "the smart host")
 	}
 	out = append(out, findings("relay.sanitize", sec.Relay.Sanitize.CheckRoutes(sec.Routing))...)
+	out = append(out, findings("relay.sanitize", sec.Relay.Sanitize.CheckPrograms())...)
 	if dir != nil {
 		mailbox := func(key, a, what string) {
 			res, err := dir.Lookup(a)

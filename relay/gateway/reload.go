@@ -21,7 +21,7 @@ import (
 // need a restart; a change to them is reported and ignored. On any error
 // the running snapshot is kept.
 func (e *Engine) Reload(sec Sections) error {
-	st, err := buildState(sec, true)
+	st, err := buildState(sec, e.stageDeps(sec))
 	if err != nil {
 		return err
 	}
@@ -61,6 +61,7 @@ func restartOnly(running, next Config) []string {
 	diff("relay.log", running.Log, next.Log)
 	diff("relay.metrics", running.Metrics, next.Metrics)
 	diff("relay.store", running.Store, next.Store)
+	diff("relay.sanitize.convert.workers", running.Sanitize.Convert.Workers, next.Sanitize.Convert.Workers)
 	return out
 }
 

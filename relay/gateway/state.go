@@ -70,8 +70,9 @@ func SelfFor(c Config) routing.Self {
 
 // buildState loads and checks everything a reload may change. The
 // sanitize stage opens its quarantine folder, so only a gateway that
-// delivers builds it (withSanitize); dry runs leave it off.
-func buildState(sec Sections, withSanitize bool) (*snapshot, error) {
+// delivers builds it (with the engine's stage dependencies); dry runs
+// pass nil and leave it off.
+func buildState(sec Sections, stageDeps *sanitize.StageDeps) (*snapshot, error) {
 	dir, err := accounts.Open(sec.Accounts)
 	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
@@ -100,8 +101,8 @@ func buildState(sec Sections, withSanitize bool) (*snapshot, error) {
 		return nil, keyerr.Prefix("relay.inspect.", err)
 	}
 	var stage *sanitize.Stage
-	if withSanitize {
-		if stage, err = sanitize.NewStage(sec.Relay.Sanitize, archiveAddresses(sec.Relay.Archive)); err != nil {
+	if stageDeps != nil {
+		if stage, err = sanitize.NewStage(sec.Relay.Sanitize, archiveAddresses(sec.Relay.Archive), *stageDeps); err != nil {
 			return nil, fmt.Errorf("relay.sanitize: %w", err)
 		}
 	}

@@ -4,15 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"mime"
 	"net/mail"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sekisho/sekisho/relay/approval"
 	"github.com/sekisho/sekisho/relay/ops/events"
+	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/sanitize"
 	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
 	"github.com/sekisho/sekisho/relay/store"
@@ -35,7 +39,10 @@ type backend struct {
 	recorder *events.Recorder
 	approval *approval.Service
 	quar     *quarantine.Store // nil when relay.sanitize keeps no originals
-	index    chan string       // release IDs to index, bounded
+	// unlock is set by startBackend (nil without quar), while the
+	// maintenance may already run.
+	unlock atomic.Pointer[approval.UnlockExecutor]
+	index  chan string // release IDs to index, bounded
 
 	mu     sync.Mutex
 	st     *store.Store
@@ -66,6 +73,15 @@ func (e *Engine) Store() *store.Store {
 	e.back.mu.Lock()
 	defer e.back.mu.Unlock()
 	return e.back.st
+}
+
+// Unlocker opens the password archives this gateway holds (nil without a
+// store or a quarantine).
+func (e *Engine) Unlocker() *approval.UnlockExecutor {
+	if e.back == nil {
+		return nil
+	}
+	return e.back.unlock.Load()
 }
 
 // Approvals is the request service (nil without a store).
@@ -116,6 +132,13 @@ func (e *Engine) startBackend(ctx context.Context) {
 	if b.quar != nil {
 		b.approval.Executors[store.KindRelease] = &approval.ReleaseExecutor{Quarantine: b.quar, Enqueue: e.notices.Enqueue,
 			Store: get, Instance: b.instance, Log: e.log}
+		unlock := &approval.UnlockExecutor{Quarantine: b.quar,
+			Enqueue: func(env queue.Envelope, r io.Reader) (queue.ID, error) { return e.queue.Enqueue(env, r) },
+			Stage:   func() *sanitize.Stage { return e.st.Load().runner.Sanitize },
+			Dir:     filepath.Join(sc.Quarantine.Dir, "unlocked"), Hostname: e.startCfg.Hostname,
+			Postmaster: e.startCfg.PostmasterAddress(), Log: e.log}
+		b.approval.Executors[store.KindUnlock] = unlock
+		b.unlock.Store(unlock)
 	}
 	b.recorder.AfterWrite(func(ev store.Event) {
 		if ev.Kind == "sanitize" && ev.Ref != "" && ev.Instance == b.instance {
@@ -301,7 +324,7 @@ func (e *Engine) indexOne(ctx context.Context, st *store.Store, id string) error
 	}
 	if rc, err := b.quar.Open(id); err == nil {
 		opts := e.startCfg.Sanitize.Options(id, ent.Expires)
-		opts.TempDir = ""
+		opts.TempDir, opts.PlanOnly = "", true // the converted files are not needed for the text
 		it.Text, _, _ = sanitize.Text(rc, opts, maxIndexText)
 		rc.Close()
 	}

@@ -218,7 +218,7 @@ func TestFailReportFullOfSanitizedMail(t *testing.T) {
 	sc := sanitize.DefaultConfig()
 	sc.Rules = []sanitize.Rule{{Source: "internet", Routes: []string{"inner"}}}
 	sc.Quarantine.Dir = filepath.Join(t.TempDir(), "quarantine")
-	stage, err := sanitize.NewStage(sc, nil)
+	stage, err := sanitize.NewStage(sc, nil, sanitize.StageDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}

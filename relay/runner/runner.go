@@ -301,7 +301,7 @@ func (r *Runner) deliverGroup(ctx context.Context, st *Snapshot, m queue.Message
 	body := func() (io.ReadCloser, error) { return r.body(m.ID, newHeader, st.MaxHeaderBytes*2) }
 	if st.Sanitize.Applies(m.Envelope.Source, m.Envelope.ClientIP, g.Decision.Rule) { // 無害化
 		var err error
-		if body, size, err = r.sanitize(st, m, g.Decision.Rule, g.Rcpts, body); err != nil {
+		if body, size, err = r.sanitize(ctx, st, m, g.Decision.Rule, g.Rcpts, body); err != nil {
 			return fail(451, "4.3.0", "sanitizing the message: "+err.Error(), true)
 		}
 	}
@@ -554,9 +554,9 @@ func retryDelay(d Config, attempt int) time.Duration {
 // source relay.sanitize selects: it returns what to send instead of view
 // (relay/sanitize keeps the copy for the retries and the original in the
 // quarantine) and its size.
-func (r *Runner) sanitize(st *Snapshot, m queue.Message, route string, rcpts []int, view func() (io.ReadCloser, error)) (func() (io.ReadCloser, error), int64, error) {
+func (r *Runner) sanitize(ctx context.Context, st *Snapshot, m queue.Message, route string, rcpts []int, view func() (io.ReadCloser, error)) (func() (io.ReadCloser, error), int64, error) {
 	stored := func() (io.ReadCloser, error) { return r.sh.Queue.Open(m.ID) }
-	c, err := st.Sanitize.Outgoing(m, route, rcpts, stored, view)
+	c, err := st.Sanitize.Outgoing(ctx, m, route, rcpts, stored, view)
 	if err != nil {
 		return nil, 0, err
 	}

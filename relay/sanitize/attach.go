@@ -37,7 +37,10 @@ func limitReason(code, text string) *reason { return &reason{text, code} }
 // sender declared, written again with a kept text file.
 func (wk *walker) attachment(declared, name, cte, charset string, body io.Reader, path string, pre *reason) {
 	ext := extension(name)
-	candidate := pre == nil && len(wk.o.AllowTypes) > 0 && slices.Contains(wk.o.AllowExtensions, ext)
+	class := classOf(ext)
+	action := wk.o.Reconstruct.action(class)
+	conv := pre == nil && converting(action)
+	candidate := conv || pre == nil && action == ActionKeep && len(wk.o.AllowTypes) > 0 && slices.Contains(wk.o.AllowExtensions, ext)
 	var s sniffer
 	var dst io.Writer = &s
 	var tmp *os.File
@@ -50,12 +53,16 @@ func (wk *walker) attachment(declared, name, cte, charset string, body io.Reader
 		tmp = f
 		dst = &teeWriter{s: &s, f: f}
 	}
+	extracting := wk.extract != nil && path == wk.extractPath
+	if extracting {
+		dst = io.MultiWriter(dst, wk.extract)
+	}
 	dec := transferDecoder(cte, body)
 	var werr error
 	if _, err := io.CopyN(dst, dec, sniffHead); err == nil {
 		b64, isB64 := dec.(*base64Reader)
 		switch {
-		case !candidate && isB64 && !s.isZip():
+		case !candidate && !extracting && isB64 && !s.isZip():
 			n, _ := b64.countRest()
 			s.size += n
 		default:
@@ -66,6 +73,16 @@ func (wk *walker) attachment(declared, name, cte, charset string, body io.Reader
 		werr = err
 	}
 	att := Attachment{Path: path, Name: name, Size: s.size, Declared: declared, Detected: s.detected()}
+	if extracting {
+		a := att
+		wk.extracted = &a
+	}
+	if att.Detected == TypeEncrypted && ext == "zip" {
+		class, action = ClassEncrypted, wk.o.Reconstruct.action(ClassEncrypted)
+	}
+	if class != "" {
+		att.Class, att.Action = class, action
+	}
 	var why *reason
 	var tw *teeWriter
 	if t, ok := dst.(*teeWriter); ok {
@@ -85,6 +102,22 @@ func (wk *walker) attachment(declared, name, cte, charset string, body io.Reader
 		why = pre
 	case ext == "":
 		why = &reason{"no file name extension", CodeNoExtension}
+	case action == ActionRemove:
+		why = &reason{"attachments of this kind (" + class + ") are removed", CodeRemovedClass}
+	case conv || action == ActionUnlock:
+		if !convertible(class, ext, att.Detected) {
+			why = &reason{fmt.Sprintf("content is %s, not what .%s should hold", att.Detected, ext), CodeMismatch}
+			break
+		}
+		if action == ActionUnlock {
+			att.Reason, att.Code = "password-protected: held until its recipient opens it with the password", CodeHeld
+			wk.rep.Held = append(wk.rep.Held, att)
+			return
+		}
+		wk.kept = append(wk.kept, keptFile{att: att, file: tmp, action: action})
+		wk.rep.Kept = append(wk.rep.Kept, att)
+		wk.pending++
+		return
 	case !slices.Contains(wk.o.AllowExtensions, ext):
 		why = &reason{"not on the allow list", CodeNotAllowed}
 	case !extMatches(ext, att.Detected):
@@ -104,7 +137,7 @@ func (wk *walker) attachment(declared, name, cte, charset string, body io.Reader
 			why = &reason{"active content: " + strings.Join(findings, ", "), CodeActive}
 		}
 	}
-	if att.Detected == TypeEncrypted && why != nil && why.code != CodeBroken {
+	if att.Detected == TypeEncrypted && why != nil && why.code != CodeBroken && why.code != CodeRemovedClass {
 		why = &reason{"password-protected archive: content cannot be checked", CodeEncrypted}
 	}
 	if why == nil {

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/accounts/keyerr"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/sanitize/convert"
 	"github.com/sekisho/sekisho/rewrite"
 )
 
@@ -33,6 +35,11 @@ type Config struct {
 	SubjectTag string `koanf:"subject_tag"`
 	// Allow lists what an attachment must be to be kept.
 	Allow Allow `koanf:"allow"`
+	// Reconstruct chooses, per class of attachment, what becomes of it:
+	// kept by the allow list, removed, or converted (reconstruct.go).
+	Reconstruct Reconstruct `koanf:"reconstruct"`
+	// Convert is the converters' sandbox and limits.
+	Convert convert.Config `koanf:"convert"`
 	// MaxTextBytes bounds the text of one message held in memory.
 	MaxTextBytes queue.ByteSize `koanf:"max_text_bytes"`
 	// Quarantine keeps the originals.
@@ -73,6 +80,8 @@ func DefaultConfig() Config {
 		Links:        LinksDefang,
 		Prefer:       "plain",
 		MaxTextBytes: 4 << 20,
+		Reconstruct:  DefaultReconstruct(),
+		Convert:      convert.DefaultConfig(),
 		Quarantine:   QuarantineConfig{Dir: "/var/lib/sekisho/quarantine", Retention: 14 * 24 * time.Hour},
 	}
 }
@@ -82,6 +91,7 @@ func (c *Config) Resolve(base string) {
 	if c.Quarantine.Dir != "" && !filepath.IsAbs(c.Quarantine.Dir) {
 		c.Quarantine.Dir = filepath.Join(base, c.Quarantine.Dir)
 	}
+	c.Convert.Resolve(base)
 }
 
 var (
@@ -157,6 +167,10 @@ func (c Config) Validate() error {
 	if c.Quarantine.Retention < time.Hour {
 		bad("quarantine.retention", "must be at least 1h, got %v", c.Quarantine.Retention)
 	}
+	errs = append(errs, c.Reconstruct.validate()...)
+	if err := c.Convert.Validate(); err != nil {
+		errs = append(errs, keyerr.Prefix("convert.", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -215,6 +229,7 @@ func (c Config) Options(releaseID string, keepUntil time.Time) Options {
 		Charset: c.Charset, Links: c.Links, Prefer: c.Prefer, SubjectTag: c.SubjectTag,
 		AllowTypes: c.Allow.Types, AllowExtensions: c.Allow.Extensions,
 		ReleaseID: releaseID, KeepUntil: keepUntil, MaxTextBytes: int64(c.MaxTextBytes),
+		Reconstruct: c.Reconstruct,
 		// Kept attachments wait beside the originals: a folder the
 		// service may write (the unit makes the rest read-only), on the
 		// same disk; strays after a crash are swept by Purge.

@@ -25,6 +25,9 @@ const (
 	TypeDOCM      = "application/vnd.ms-word.document.macroEnabled.12"
 	TypePPTM      = "application/vnd.ms-powerpoint.presentation.macroEnabled.12"
 	TypeEncrypted = "application/x-encrypted-zip" // a password ZIP (PPAP): its content cannot be checked
+	TypeODT       = "application/vnd.oasis.opendocument.text"
+	TypeODS       = "application/vnd.oasis.opendocument.spreadsheet"
+	TypeODP       = "application/vnd.oasis.opendocument.presentation"
 )
 
 // tnefMagic starts winmail.dat, which mimetype does not know.
@@ -186,6 +189,21 @@ var extTypes = map[string][]string{
 	"doc": {TypeOLE}, "xls": {TypeOLE}, "ppt": {TypeOLE}, "msg": {TypeOLE}, "rtf": {"application/rtf"},
 	"dat": {TypeTNEF}, "exe": {TypeExe}, "gz": {"application/gzip"}, "7z": {"application/x-7z-compressed"},
 	"rar": {"application/vnd.rar"}, "html": {"text/html"}, "htm": {"text/html"},
+	"odt": {TypeODT}, "ods": {TypeODS}, "odp": {TypeODP},
+}
+
+// officeTypes are the contents an Office document may have for its
+// conversion: LibreOffice reads each by its content, so a docx that holds
+// macros (a docm inside) or an old .doc named .docx converts all the same.
+var officeTypes = []string{TypeOLE, TypeDOCX, TypeXLSX, TypePPTX, TypeDOCM, TypeXLSM, TypePPTM, TypeODT, TypeODS, TypeODP, "application/rtf"}
+
+// convertible reports whether the content suits the conversion of its
+// class.
+func convertible(class, ext, detected string) bool {
+	if class == ClassOffice {
+		return slices.Contains(officeTypes, detected)
+	}
+	return extMatches(ext, detected)
 }
 
 // extension returns a file name's extension, lower case, without the dot.

@@ -52,6 +52,24 @@ func (wk *walker) notice() string {
 			b.WriteString(fmt.Sprintf("  %d. %s (%s, %s)\n", i+1, wk.displayName(a), sizeText(a.Size), wk.typeText(a)))
 		}
 	}
+	if len(r.Converted) > 0 {
+		b.WriteString("・次の添付ファイルは安全な形式に作り直しました / These attachments were rebuilt in a safe form:\n")
+		for i, a := range r.Converted {
+			b.WriteString(fmt.Sprintf("  %d. %s → %s (%s)\n", i+1, wk.displayName(a), wk.shown(a.As, maxNameRunes), convertedText(a)))
+		}
+	}
+	if len(r.Held) > 0 {
+		b.WriteString("・次のパスワード付きファイルは保管しています / These password-protected archives are held:\n")
+		for i, a := range r.Held {
+			b.WriteString(fmt.Sprintf("  %d. %s (%s)\n", i+1, wk.displayName(a), sizeText(a.Size)))
+		}
+		b.WriteString("  管理コンソールでパスワードを入力すると、中のファイルを安全な形式に作り直してお送りします。\n")
+		b.WriteString("  Type the password in the console and its files are sent to you, rebuilt in a safe form.\n")
+		if wk.o.ConsoleURL != "" {
+			// Our own address, not the sender's: written as it is.
+			b.WriteString("  " + wk.o.ConsoleURL + "\n")
+		}
+	}
 	if len(r.Kept) > 0 {
 		b.WriteString("・次の添付ファイルは許可された形式のため残しました / These attachments were kept:\n")
 		for i, a := range r.Kept {
@@ -72,6 +90,20 @@ func (wk *walker) notice() string {
 	b.WriteString(line)
 	b.WriteString("\n")
 	return b.String()
+}
+
+// convertedText says what a converted attachment became.
+func convertedText(a Attachment) string {
+	switch a.Action {
+	case ActionImagePDF:
+		if a.Pages > 0 {
+			return fmt.Sprintf("画像のみのPDF %d ページ / image-only PDF, %d pages, %s", a.Pages, a.Pages, sizeText(a.AsSize))
+		}
+		return "画像のみのPDF / image-only PDF"
+	case ActionText:
+		return "テキストのみ / text only"
+	}
+	return "画像を再作成、付加情報を削除 / image re-encoded, metadata removed"
 }
 
 // shown is a value from the message as the notice may carry it: one

@@ -1,6 +1,7 @@
 package sanitize
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -59,7 +60,7 @@ type Copy struct {
 // holds it. On an error nothing may be sent and the recipients are
 // deferred. The original is kept for the group's recipients, less the
 // archive copies: they are who a release goes to.
-func (s *Stage) Outgoing(m queue.Message, route string, rcpts []int, stored, view func() (io.ReadCloser, error)) (Copy, error) {
+func (s *Stage) Outgoing(ctx context.Context, m queue.Message, route string, rcpts []int, stored, view func() (io.ReadCloser, error)) (Copy, error) {
 	p := s.outgoingPath(m.ID, route)
 	if fi, err := os.Stat(p); err == nil {
 		return Copy{Open: openFile(p), Size: fi.Size()}, nil
@@ -75,7 +76,7 @@ func (s *Stage) Outgoing(m queue.Message, route string, rcpts []int, stored, vie
 	// attempt starts again.
 	err := safeio.WriteFileFunc(p, 0o600, func(w io.Writer) error {
 		var err error
-		res, err = s.Apply(s.asked(m.Envelope, rcpts), route, stored, view, w)
+		res, err = s.Apply(ctx, s.asked(m.Envelope, rcpts), route, stored, view, w)
 		if err == nil && res.Released {
 			return errReleased
 		}

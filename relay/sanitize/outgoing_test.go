@@ -1,6 +1,7 @@
 package sanitize
 
 import (
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -46,7 +47,7 @@ func BenchmarkSanitizeDeliveryStep(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.Rules = []Rule{{Source: "internet"}}
 	cfg.Quarantine.Dir = b.TempDir()
-	st, err := NewStage(cfg, nil)
+	st, err := NewStage(cfg, nil, StageDeps{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func BenchmarkSanitizeDeliveryStep(b *testing.B) {
 		out := filepath.Join(b.TempDir(), "copy.eml")
 		for i := 0; i < b.N; i++ {
 			err := safeio.WriteFileFunc(out, 0o600, func(w io.Writer) error {
-				_, err := st.Apply(env, "inner", open, nil, w)
+				_, err := st.Apply(context.Background(), env, "inner", open, nil, w)
 				return err
 			})
 			if err != nil {
@@ -80,7 +81,7 @@ func TestOutgoingReleaseRecipientsAndResult(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Rules = []Rule{{Source: "internet", Routes: []string{"inner"}}}
 	cfg.Quarantine.Dir = filepath.Join(t.TempDir(), "quarantine")
-	st, err := NewStage(cfg, []string{"Archive@city.example.lg.jp"})
+	st, err := NewStage(cfg, []string{"Archive@city.example.lg.jp"}, StageDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestOutgoingReleaseRecipientsAndResult(t *testing.T) {
 	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(orig))), nil }
 	m := queue.Message{ID: queue.ID(1), Envelope: queue.Envelope{From: "a@example.com", Source: rewrite.SourceInternet,
 		Rcpts: []queue.Recipient{{Addr: "soumu@city.example.lg.jp"}, {Addr: "someone@example.net"}, {Addr: "archive@city.example.lg.jp", Notify: "NEVER"}}}}
-	c, err := st.Outgoing(m, "inner", []int{0, 2}, open, nil)
+	c, err := st.Outgoing(context.Background(), m, "inner", []int{0, 2}, open, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,13 +115,13 @@ func TestOutgoingReleaseRecipientsAndResult(t *testing.T) {
 	// the log says so, not "unchanged".
 	plain := []byte("From: a@example.com\r\nSubject: hi\r\n\r\nhello\r\n")
 	m.ID = queue.ID(2)
-	c, err = st.Outgoing(m, "inner", []int{0}, func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(plain))), nil }, nil)
+	c, err = st.Outgoing(context.Background(), m, "inner", []int{0}, func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(plain))), nil }, nil)
 	if err != nil || !strings.HasPrefix(c.Result, "re-encoded: ") || c.ReleaseID != "" {
 		t.Errorf("plain message: %+v, %v", c, err)
 	}
 	// Kept only for an archive copy: a release must name its recipients.
 	m.ID = queue.ID(3)
-	c, err = st.Outgoing(m, "inner", []int{2}, open, nil)
+	c, err = st.Outgoing(context.Background(), m, "inner", []int{2}, open, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

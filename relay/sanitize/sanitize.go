@@ -6,11 +6,14 @@
 package sanitize
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/sekisho/sekisho/relay/sanitize/convert"
 )
 
 // Options say how to sanitize. The zero value removes every attachment and
@@ -32,6 +35,22 @@ type Options struct {
 	// TempDir holds kept attachments while the message is walked ("" is
 	// the system default).
 	TempDir string
+	// Reconstruct says what becomes of each class of attachment; the
+	// zero value keeps each to the allow list.
+	Reconstruct Reconstruct
+	// Convert runs the conversions Reconstruct asks for; nil: each such
+	// attachment is removed, saying that no converter is configured.
+	Convert *convert.Converter
+	// Context ends the conversions early (the gateway stopping): the
+	// message is then not written, and Message returns an error.
+	Context context.Context
+	// PlanOnly reports the conversions Reconstruct asks for without
+	// running them, and leaves the files out: for showing the text a
+	// recipient got again (the console's index), not for delivery.
+	PlanOnly bool
+	// ConsoleURL is where the notice sends a recipient to open a held
+	// password archive ("" for none).
+	ConsoleURL string
 }
 
 // Limits of the walker. Parts nested deeper are removed unread, parts
@@ -58,14 +77,30 @@ type Attachment struct {
 	// "JavaScript", "macros", "remote template"...
 	Findings []string `json:"findings,omitempty"`
 	Inline   bool     `json:"inline,omitempty"` // an image shown in the HTML body
+	// Class is its class for reconstruction (ClassOffice...), "" for
+	// none; Action what its class is configured to get.
+	Class  string `json:"class,omitempty"`
+	Action string `json:"action,omitempty"`
+	// As, AsType and AsSize are what a converted attachment became: the
+	// file the recipient got; Pages the pages of a converted document.
+	As     string `json:"as,omitempty"`
+	AsType string `json:"as_type,omitempty"`
+	AsSize int64  `json:"as_size,omitempty"`
+	Pages  int    `json:"pages,omitempty"`
 }
 
 // Report says what was done.
 type Report struct {
-	Subject          string       `json:"subject,omitempty"` // the original Subject, decoded
-	HTMLConverted    bool         `json:"html_converted,omitempty"`
-	Removed          []Attachment `json:"removed,omitempty"`
-	Kept             []Attachment `json:"kept,omitempty"`
+	Subject       string       `json:"subject,omitempty"` // the original Subject, decoded
+	HTMLConverted bool         `json:"html_converted,omitempty"`
+	Removed       []Attachment `json:"removed,omitempty"`
+	Kept          []Attachment `json:"kept,omitempty"`
+	// Converted were reconstructed (Action, As): the recipient got the
+	// converted file in place of each.
+	Converted []Attachment `json:"converted,omitempty"`
+	// Held are password archives kept for their recipient to open in the
+	// console (ActionUnlock).
+	Held             []Attachment `json:"held,omitempty"`
 	SignatureRemoved bool         `json:"signature_removed,omitempty"`
 	// Unparseable: nothing of the message could be shown (no header and
 	// no text); ParseError says why. Only a notice was delivered.
@@ -83,7 +118,7 @@ type Report struct {
 // Changed reports whether the message lost anything a recipient might want
 // back, so its original belongs in the quarantine.
 func (r *Report) Changed() bool {
-	return r.HTMLConverted || len(r.Removed) > 0 || r.SignatureRemoved || r.Unparseable || r.Truncated ||
+	return r.HTMLConverted || len(r.Removed) > 0 || len(r.Converted) > 0 || len(r.Held) > 0 || r.SignatureRemoved || r.Unparseable || r.Truncated ||
 		r.Replaced > 0 || r.Unread > 0 || len(r.HeaderDropped) > 0
 }
 
@@ -110,7 +145,14 @@ func (r *Report) Summary(releaseID string) string {
 	if r.HTMLConverted {
 		parts = append(parts, "html converted to text")
 	}
-	parts = append(parts, fmt.Sprintf("attachments removed=%d kept=%d", len(r.Removed), len(r.Kept)))
+	att := fmt.Sprintf("attachments removed=%d kept=%d", len(r.Removed), len(r.Kept))
+	if len(r.Converted) > 0 {
+		att += fmt.Sprintf(" converted=%d", len(r.Converted))
+	}
+	if len(r.Held) > 0 {
+		att += fmt.Sprintf(" held=%d", len(r.Held))
+	}
+	parts = append(parts, att)
 	if r.SignatureRemoved {
 		parts = append(parts, "signature removed")
 	}
@@ -172,7 +214,13 @@ func Message(r io.Reader, w io.Writer, o Options) (*Report, error) {
 		rep.ParseError = "no header, and the content is binary, not text"
 		text = ""
 		wk.discardKept()
-		rep.Kept, rep.Removed, rep.HTMLConverted = nil, nil, false
+		rep.Kept, rep.Removed, rep.Held, rep.HTMLConverted = nil, nil, nil, false
+	}
+	if wk.pending > 0 && !rep.Unparseable {
+		wk.convertAll()
+		if wk.ioErr != nil {
+			return nil, wk.ioErr
+		}
 	}
 	// The rest of the input is read so a caller's copy to the quarantine
 	// (a TeeReader) sees every byte.
@@ -231,6 +279,7 @@ type keptFile struct {
 	att     Attachment
 	file    *os.File
 	charset string // a text file's declared charset: its bytes are as they came
+	action  string // a conversion to run on it (reconstruct.go); "" for a file kept as it is
 }
 
 func (wk *walker) discardKept() {

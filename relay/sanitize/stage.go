@@ -1,12 +1,14 @@
 package sanitize
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/sanitize/convert"
 	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
 	"github.com/sekisho/sekisho/rewrite"
 )
@@ -21,12 +23,25 @@ type Stage struct {
 	store   *quarantine.Store
 	now     func() time.Time
 	archive []string // relay.archive addresses: copies we added, never released to
+	deps    StageDeps
+	conv    *convert.Converter // nil when no class is converted
+}
+
+// StageDeps are what a live stage is given besides its section.
+type StageDeps struct {
+	// Pool bounds the conversions of the whole process (a reload builds
+	// a stage on the same pool); nil makes one of convert.workers.
+	Pool *convert.Pool
+	// Warn is told of a weaker converter sandbox than configured.
+	Warn func(msg string)
+	// ConsoleURL is shown in the notice of a held password archive.
+	ConsoleURL string
 }
 
 // NewStage opens the quarantine folder. archive lists the archive
 // addresses (relay.archive), whose copies a release does not repeat. With
 // no rules it returns nil: the stage is off.
-func NewStage(cfg Config, archive []string) (*Stage, error) {
+func NewStage(cfg Config, archive []string, deps StageDeps) (*Stage, error) {
 	if len(cfg.Rules) == 0 {
 		return nil, nil
 	}
@@ -34,7 +49,28 @@ func NewStage(cfg Config, archive []string) (*Stage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Stage{cfg: cfg, store: st, now: time.Now, archive: archive}, nil
+	s := &Stage{cfg: cfg, store: st, now: time.Now, archive: archive, deps: deps}
+	if cfg.Reconstruct.Converts() || cfg.Reconstruct.Encrypted == ActionUnlock {
+		s.conv = convert.New(cfg.Convert, deps.Pool)
+		s.conv.Warn = deps.Warn
+	}
+	return s, nil
+}
+
+// Converter is the stage's converter (nil when nothing is converted):
+// the opening of held archives uses it too.
+func (s *Stage) Converter() *convert.Converter {
+	if s == nil {
+		return nil
+	}
+	return s.conv
+}
+
+// Options are the options of the live stage for one message.
+func (s *Stage) Options(ctx context.Context, releaseID string, keepUntil time.Time) Options {
+	o := s.cfg.Options(releaseID, keepUntil)
+	o.Convert, o.Context, o.ConsoleURL = s.conv, ctx, s.deps.ConsoleURL
+	return o
 }
 
 // Applies reports whether a recipient's copy must be sanitized.
@@ -69,7 +105,7 @@ type Outcome struct {
 // delivered and the message should be deferred: the original could not be
 // read, the output could not be written, or the original could not be
 // kept — a message is never delivered sanitized without its original kept.
-func (s *Stage) Apply(env queue.Envelope, route string, stored, view func() (io.ReadCloser, error), out io.Writer) (Outcome, error) {
+func (s *Stage) Apply(ctx context.Context, env queue.Envelope, route string, stored, view func() (io.ReadCloser, error), out io.Writer) (Outcome, error) {
 	if view == nil {
 		view = stored
 	}
@@ -91,7 +127,7 @@ func (s *Stage) Apply(env queue.Envelope, route string, stored, view func() (io.
 	if err != nil {
 		return Outcome{}, err
 	}
-	rep, err := Message(rc, out, s.cfg.Options(id, now.Add(s.cfg.Quarantine.Retention)))
+	rep, err := Message(rc, out, s.Options(ctx, id, now.Add(s.cfg.Quarantine.Retention)))
 	rc.Close()
 	if err != nil {
 		return Outcome{}, err

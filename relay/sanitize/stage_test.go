@@ -28,7 +28,7 @@ func testSanitizeStage(t *testing.T) (*Stage, Config) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := NewStage(cfg, nil)
+	st, err := NewStage(cfg, nil, StageDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestSanitizeStageNewsletter(t *testing.T) {
 	// bytes.
 	view := bytes.Replace(orig, []byte("To: <soumu@city.example.lg.jp>"), []byte("To: <soumu@inner.example.jp>"), 1)
 	var out bytes.Buffer
-	res, err := st.Apply(env, "inner", opener(orig), opener(view), &out)
+	res, err := st.Apply(context.Background(), env, "inner", opener(orig), opener(view), &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestSanitizeStageNewsletter(t *testing.T) {
 	}
 	openQueued := func() (io.ReadCloser, error) { return q.Open(qid) }
 	var out2 bytes.Buffer
-	res2, err := st.Apply(claimed.Envelope, "inner", openQueued, nil, &out2)
+	res2, err := st.Apply(context.Background(), claimed.Envelope, "inner", openQueued, nil, &out2)
 	if err != nil || !res2.Released || out2.Len() != 0 {
 		t.Fatalf("released original: %+v, %v (wrote %d bytes)", res2, err, out2.Len())
 	}
@@ -138,7 +138,7 @@ func TestSanitizeStagePlainKeepsNoCopy(t *testing.T) {
 	st, cfg := testSanitizeStage(t)
 	msg := []byte("From: a@example.com\r\nTo: b@city.example.lg.jp\r\nSubject: hi\r\n\r\nhello\r\n")
 	var out bytes.Buffer
-	res, err := st.Apply(queue.Envelope{Source: rewrite.SourceInternet}, "inner", opener(msg), nil, &out)
+	res, err := st.Apply(context.Background(), queue.Envelope{Source: rewrite.SourceInternet}, "inner", opener(msg), nil, &out)
 	if err != nil || res.ReleaseID != "" {
 		t.Fatalf("%+v, %v", res, err)
 	}
@@ -171,7 +171,7 @@ func TestSanitizeStageQuarantineFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	orig, _ := os.ReadFile("testdata/corpus/outlook_sjis_html_pdf_xlsm.eml")
-	if _, err := st.Apply(queue.Envelope{Source: rewrite.SourceInternet}, "inner", opener(orig), nil, io.Discard); err == nil {
+	if _, err := st.Apply(context.Background(), queue.Envelope{Source: rewrite.SourceInternet}, "inner", opener(orig), nil, io.Discard); err == nil {
 		t.Fatal("Apply succeeded with an unwritable quarantine")
 	}
 }

@@ -13,9 +13,15 @@ type walker struct {
 	o         Options
 	rep       *Report
 	kept      []keptFile // parallel to rep.Kept
+	pending   int        // of kept, those waiting for a conversion
 	parts     int
 	textBytes int64
 	ioErr     error // a temporary file could not be written
+	// extract, when set, receives the decoded bytes of the part at
+	// extractPath (ExtractPart).
+	extract     io.Writer
+	extractPath string
+	extracted   *Attachment
 }
 
 // text kinds, for choosing among alternatives

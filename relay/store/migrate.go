@@ -137,6 +137,15 @@ var migrations = []string{
 	ALTER TABLE requests ADD COLUMN grp TEXT NOT NULL DEFAULT '';
 	ALTER TABLE requests ADD COLUMN detail TEXT NOT NULL DEFAULT '';
 	CREATE INDEX requests_grp ON requests (grp, state) WHERE grp <> ''`,
+	// 3: the attempts at opening a held password archive.
+	`CREATE TABLE unlocks (
+		instance TEXT NOT NULL,
+		id TEXT NOT NULL,
+		part TEXT NOT NULL,
+		failures INTEGER NOT NULL DEFAULT 0,
+		opened BIGINT NOT NULL DEFAULT 0,
+		PRIMARY KEY (instance, id, part)
+	);`,
 }
 
 // migrate brings the schema up to date. On PostgreSQL an advisory lock

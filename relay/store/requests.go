@@ -31,6 +31,9 @@ const (
 const (
 	KindRelease  = "release"
 	KindOutbound = "outbound"
+	// KindUnlock: a held password archive to open and send on (Item: the
+	// original's release ID, Reason: the archive's MIME part).
+	KindUnlock = "unlock"
 )
 
 // Expiry actions: what a pending request becomes at its deadline.
