@@ -3,6 +3,8 @@ package sanitize
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +20,10 @@ import (
 func reconstructOptions(t testing.TB) Options {
 	cc := convert.DefaultConfig()
 	cc.TempDir = t.TempDir()
+	// The test's converters compete with the other test packages of the
+	// run, not with a mail path: at their usual priority (convert's
+	// TestNice covers the setting).
+	cc.Nice = 0
 	return Options{ReleaseID: "20260406-0123456789", KeepUntil: time.Date(2026, 4, 20, 0, 0, 0, 0, time.UTC),
 		Reconstruct: Reconstruct{Office: ActionImagePDF, PDF: ActionImagePDF, Image: ActionReencode, Encrypted: ActionUnlock},
 		Convert:     convert.New(cc, nil), TempDir: t.TempDir(), Context: context.Background(), ConsoleURL: "https://console.example/"}
@@ -106,16 +112,16 @@ func decodedText(t *testing.T, data []byte) string {
 	return text
 }
 
-// TestConversionFailureCostsOnlyItsFile: a converter killed at its time
-// limit removes its file with the reason; the others arrive.
+// TestConversionFailureCostsOnlyItsFile: a converter stopped at its CPU
+// time limit removes its file with the reason; the others arrive.
 func TestConversionFailureCostsOnlyItsFile(t *testing.T) {
 	converttest.Need(t, "prlimit")
 	dir := t.TempDir()
-	hang := filepath.Join(dir, "soffice")
-	os.WriteFile(hang, []byte("#!/bin/sh\nexec sleep 300\n"), 0o755)
+	spin := filepath.Join(dir, "soffice")
+	os.WriteFile(spin, []byte("#!/bin/sh\nwhile :; do :; done\n"), 0o755)
 	o := reconstructOptions(t)
 	cc := o.Convert.Config()
-	cc.Soffice, cc.Timeout = hang, time.Second
+	cc.Soffice, cc.Timeout = spin, time.Second
 	o.Convert = convert.New(cc, nil)
 	msg := converttest.Message("a@example.com", "b@example.jp", "two",
 		converttest.File{Name: "slow.docx", Type: "application/octet-stream", Data: []byte("PK\x03\x04word/document.xml")},
@@ -131,8 +137,28 @@ func TestConversionFailureCostsOnlyItsFile(t *testing.T) {
 	if _, ok := parts(t, out.Bytes())["photo.jpg"]; !ok {
 		t.Error("the image was lost with the document")
 	}
-	if text := decodedText(t, out.Bytes()); !strings.Contains(text, "slow.docx") || !strings.Contains(text, "took longer than 1s") {
+	if text := decodedText(t, out.Bytes()); !strings.Contains(text, "slow.docx") || !strings.Contains(text, "more than 1s of CPU time") {
 		t.Errorf("the notice does not say why slow.docx went:\n%s", text)
+	}
+}
+
+// TestBusyConverterDefers: a converter that runs past the clock's
+// backstop without using its CPU time (a busy machine) costs no file: the
+// message is not written and the error says to retry.
+func TestBusyConverterDefers(t *testing.T) {
+	converttest.Need(t, "prlimit")
+	dir := t.TempDir()
+	hang := filepath.Join(dir, "soffice")
+	os.WriteFile(hang, []byte("#!/bin/sh\nexec sleep 300\n"), 0o755)
+	o := reconstructOptions(t)
+	cc := o.Convert.Config()
+	cc.Soffice, cc.Timeout, cc.WallTimeout = hang, time.Second, time.Second
+	o.Convert = convert.New(cc, nil)
+	msg := converttest.Message("a@example.com", "b@example.jp", "one",
+		converttest.File{Name: "slow.docx", Type: "application/octet-stream", Data: []byte("PK\x03\x04word/document.xml")})
+	rep, err := Message(bytes.NewReader(msg), io.Discard, o)
+	if !errors.Is(err, convert.ErrBusy) {
+		t.Fatalf("err = %v (removed %+v), want the message deferred as busy", err, rep.Removed)
 	}
 }
 

@@ -15,9 +15,20 @@ type Config struct {
 	// Workers is how many conversions run at once; 0 is one a core. It is
 	// read at start: a reload keeps the pool the gateway started with.
 	Workers int `koanf:"workers"`
-	// Timeout bounds one conversion (one process); the whole process
-	// group is killed past it.
+	// Timeout is the CPU time one converter process may use
+	// (RLIMIT_CPU): a document that keeps a converter busy longer is not
+	// converted. CPU time, not the clock, so that on a busy machine a
+	// conversion is slower, never refused for the machine's sake.
 	Timeout time.Duration `koanf:"timeout"`
+	// WallTimeout bounds one conversion by the clock, as a backstop: past
+	// it the whole process group is killed and, since the converter did
+	// not use up its CPU time, the machine was too busy (or the converter
+	// waited on something): the message waits for a retry rather than
+	// lose the file.
+	WallTimeout time.Duration `koanf:"wall_timeout"`
+	// Nice is the converters' CPU priority (nice(1), 0 to 19): above 0
+	// they yield to the mail path on a busy machine.
+	Nice int `koanf:"nice"`
 	// MaxMemory is the address space one converter process may map
 	// (RLIMIT_AS).
 	MaxMemory queue.ByteSize `koanf:"max_memory"`
@@ -54,24 +65,27 @@ const (
 	NetworkNone    = "none"
 )
 
-// DefaultConfig: a worker a core, a minute and 2 GiB a conversion, 50
-// pages at 110 DPI, Debian's program names.
+// DefaultConfig: a worker a core at nice 10, a minute of CPU time (ten
+// of the clock) and 2 GiB a converter, 50 pages at 110 DPI, Debian's
+// program names.
 func DefaultConfig() Config {
 	return Config{
-		Timeout:   time.Minute,
-		MaxMemory: 2 << 30,
-		MaxPages:  50,
-		MaxOutput: 256 << 20,
-		DPI:       110,
-		Quality:   85,
-		MaxPixels: 50_000_000,
-		Network:   NetworkAuto,
-		Soffice:   "soffice",
-		Pdftoppm:  "pdftoppm",
-		Pdftotext: "pdftotext",
-		Pdfinfo:   "pdfinfo",
-		SevenZip:  "7zz",
-		Prlimit:   "prlimit",
+		Timeout:     time.Minute,
+		WallTimeout: 10 * time.Minute,
+		Nice:        10,
+		MaxMemory:   2 << 30,
+		MaxPages:    50,
+		MaxOutput:   256 << 20,
+		DPI:         110,
+		Quality:     85,
+		MaxPixels:   50_000_000,
+		Network:     NetworkAuto,
+		Soffice:     "soffice",
+		Pdftoppm:    "pdftoppm",
+		Pdftotext:   "pdftotext",
+		Pdfinfo:     "pdfinfo",
+		SevenZip:    "7zz",
+		Prlimit:     "prlimit",
 	}
 }
 
@@ -93,6 +107,12 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < time.Second {
 		bad("timeout", "must be at least 1s, got %v", c.Timeout)
+	}
+	if c.WallTimeout < c.Timeout {
+		bad("wall_timeout", "must be at least timeout (%v), got %v", c.Timeout, c.WallTimeout)
+	}
+	if c.Nice < 0 || c.Nice > 19 {
+		bad("nice", "must be between 0 and 19, got %d", c.Nice)
 	}
 	if c.MaxMemory < 256<<20 {
 		bad("max_memory", "must be at least 256MiB (LibreOffice maps that much to start), got %v", c.MaxMemory)

@@ -80,7 +80,7 @@ func (c *Converter) slot(ctx context.Context) (context.Context, func(), error) {
 	if err := c.pool.acquire(ctx); err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.WallTimeout)
 	return ctx, func() { cancel(); c.pool.release() }, nil
 }
 

@@ -23,6 +23,10 @@ func testConverter(t testing.TB) *Converter {
 	cfg := DefaultConfig()
 	cfg.TempDir = t.TempDir()
 	cfg.Workers = 2
+	// The test's converters compete with the other test packages of the
+	// run, not with a mail path: at their usual priority (TestNice
+	// covers the setting).
+	cfg.Nice = 0
 	return New(cfg, nil)
 }
 
@@ -188,23 +192,23 @@ func TestPageLimit(t *testing.T) {
 	}
 }
 
-// TestTimeoutKillsTheGroup: a converter that never ends (and started a
-// child of its own) is killed with its whole process group at the time
-// limit.
-func TestTimeoutKillsTheGroup(t *testing.T) {
+// TestWallTimeoutKillsTheGroup: a converter that never ends (and started
+// a child of its own) is killed with its whole process group at the
+// clock's backstop, and the conversion says the machine was busy.
+func TestWallTimeoutKillsTheGroup(t *testing.T) {
 	converttest.Need(t, "prlimit", "sleep")
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "child.pid")
 	script := filepath.Join(dir, "soffice")
 	os.WriteFile(script, []byte("#!/bin/sh\nsleep 300 &\necho $! > "+pidFile+"\nwait\n"), 0o755)
 	c := testConverter(t)
-	c.cfg.Soffice, c.cfg.Timeout = script, time.Second
+	c.cfg.Soffice, c.cfg.Timeout, c.cfg.WallTimeout = script, time.Second, time.Second
 	doc := filepath.Join(dir, "a.docx")
 	os.WriteFile(doc, []byte("PK"), 0o600)
 	_, err := c.ImagePDF(context.Background(), doc, "docx", &bytes.Buffer{})
 	var e *Error
-	if !errors.As(err, &e) || e.Code != CodeTimeout {
-		t.Fatalf("err = %v, want a timeout", err)
+	if !errors.Is(err, ErrBusy) || errors.As(err, &e) {
+		t.Fatalf("err = %v, want ErrBusy and no conversion failure", err)
 	}
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
@@ -221,6 +225,47 @@ func TestTimeoutKillsTheGroup(t *testing.T) {
 			t.Fatalf("the converter's child %s outlived the time limit: %s", pid, stat)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCPUTimeLimit: a converter that keeps the CPU busy is stopped by
+// the kernel at its CPU time, and that is the document's failure.
+func TestCPUTimeLimit(t *testing.T) {
+	converttest.Need(t, "prlimit")
+	dir := t.TempDir()
+	script := filepath.Join(dir, "soffice")
+	os.WriteFile(script, []byte("#!/bin/sh\nwhile :; do :; done\n"), 0o755)
+	c := testConverter(t)
+	c.cfg.Soffice, c.cfg.Timeout = script, time.Second
+	doc := filepath.Join(dir, "a.docx")
+	os.WriteFile(doc, []byte("PK"), 0o600)
+	_, err := c.ImagePDF(context.Background(), doc, "docx", &bytes.Buffer{})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeTimeout || !strings.Contains(e.Reason, "more than 1s of CPU time") {
+		t.Fatalf("err = %v, want a CPU time refusal", err)
+	}
+}
+
+// TestNice: converters run at the configured priority, every process
+// beneath them too; 0 leaves the priority the gateway has.
+func TestNice(t *testing.T) {
+	converttest.Need(t, "prlimit", "nice")
+	base, err := exec.Command("nice").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(base)))
+	for _, nice := range []int{0, 10, 19} {
+		c := testConverter(t)
+		c.cfg.Nice = nice
+		out, err := c.run(context.Background(), job{name: "nice", prog: "sh", dir: t.TempDir(), args: []string{"-c", "nice"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := min(n+nice, 19)
+		if got := strings.TrimSpace(string(out)); got != strconv.Itoa(want) {
+			t.Errorf("nice %d: the converter's child runs at %s, want %d", nice, got, want)
+		}
 	}
 }
 

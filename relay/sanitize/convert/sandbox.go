@@ -8,21 +8,24 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Every converter runs as a process of its own: in a process group of its
 // own (killed whole when it overruns: LibreOffice's launcher starts
-// soffice.bin as a child), under prlimit's RLIMIT_AS, RLIMIT_FSIZE and no
-// core files, at the lowest CPU priority, in a network namespace with nothing but a loopback that is
-// down (so a document cannot fetch anything), with a folder of its own as
-// its home and working folder, and an environment of our choosing.
+// soffice.bin as a child), under prlimit's RLIMIT_CPU, RLIMIT_AS,
+// RLIMIT_FSIZE and no core files, at a lower CPU priority, in a network
+// namespace with nothing but a loopback that is down (so a document
+// cannot fetch anything), with a folder of its own as its home and
+// working folder, and an environment of our choosing.
 
 // Codes say why a conversion failed, for a program (the sanitize report's
 // Code); the Error's text says it for a person.
 const (
-	CodeTimeout  = "convert-timeout"   // killed at its time limit
+	CodeTimeout  = "convert-timeout"   // stopped at its CPU time limit
 	CodeFailed   = "convert-failed"    // the converter failed or wrote nothing usable
 	CodeTooLarge = "convert-too-large" // over the page, pixel or size limit
 	CodePassword = "wrong-password"    // the archive's password was not the one given
@@ -52,9 +55,16 @@ type job struct {
 	stdin io.Reader
 }
 
+// ErrBusy: a conversion ran past the clock's backstop (wall_timeout)
+// without using up its CPU time. That says more about the machine than
+// about the document, so it is not a conversion's failure (no *Error):
+// the message waits for a retry.
+var ErrBusy = errors.New("the converter did not finish in time on a busy machine")
+
 // run runs j under the limits and returns its stdout. ctx carries the
-// conversion's deadline (Converter.deadline): when it passes, the
-// process group is killed and run returns CodeTimeout.
+// conversion's deadline by the clock (Converter.slot): when it passes, the
+// process group is killed and run returns ErrBusy. A converter that uses
+// up its CPU time is stopped by the kernel and run returns CodeTimeout.
 func (c *Converter) run(ctx context.Context, j job) ([]byte, error) {
 	prog, err := exec.LookPath(j.prog)
 	if err != nil {
@@ -64,13 +74,16 @@ func (c *Converter) run(ctx context.Context, j job) ([]byte, error) {
 	if err != nil {
 		return nil, failed(CodeFailed, "prlimit is not installed (%s): converters cannot be bounded", c.cfg.Prlimit)
 	}
-	args := []string{fmt.Sprintf("--as=%d", int64(c.cfg.MaxMemory)), fmt.Sprintf("--fsize=%d", int64(c.cfg.MaxOutput)),
-		"--core=0", "--"}
-	// Converters run at the lowest CPU priority, so that mail needing no
+	// RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL a second later for
+	// a converter that catches it (LibreOffice has crash handlers).
+	cpu := cpuSeconds(c.cfg.Timeout)
+	args := []string{fmt.Sprintf("--cpu=%d:%d", cpu, cpu+1), fmt.Sprintf("--as=%d", int64(c.cfg.MaxMemory)),
+		fmt.Sprintf("--fsize=%d", int64(c.cfg.MaxOutput)), "--core=0", "--"}
+	// Converters run at a lower CPU priority, so that mail needing no
 	// conversion keeps its pace on a busy machine; nice (coreutils) sets
 	// it before the converter starts, so every process it forks has it.
-	if nice, err := exec.LookPath("nice"); err == nil {
-		args = append(args, nice, "-n", "19")
+	if nice, err := exec.LookPath("nice"); err == nil && c.cfg.Nice > 0 {
+		args = append(args, nice, "-n", strconv.Itoa(c.cfg.Nice))
 	}
 	args = append(args, prog)
 	args = append(args, j.args...)
@@ -122,14 +135,33 @@ func (c *Converter) start(ctx context.Context, prl string, args []string, j job,
 	syscall.Kill(-pgid, syscall.SIGKILL)
 	if ctx.Err() != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, failed(CodeTimeout, "%s took longer than %v and was stopped", j.name, c.cfg.Timeout)
+			return nil, fmt.Errorf("%s ran for %v without finishing and was stopped: %w", j.name, c.cfg.WallTimeout, ErrBusy)
 		}
 		return nil, ctx.Err()
+	}
+	// The kernel stops it at the limit; a tenth below allows for how
+	// rusage rounds.
+	if err != nil && usedCPU(cmd.ProcessState) >= time.Duration(cpuSeconds(c.cfg.Timeout))*time.Second*9/10 {
+		return nil, failed(CodeTimeout, "%s used more than %v of CPU time and was stopped", j.name, c.cfg.Timeout)
 	}
 	if err != nil {
 		return stdout.Bytes(), failed(CodeFailed, "%s failed (%v)%s", j.name, err, lastLine(stderr.Bytes()))
 	}
 	return stdout.Bytes(), nil
+}
+
+// cpuSeconds is d in whole seconds, rounded up: RLIMIT_CPU counts
+// seconds.
+func cpuSeconds(d time.Duration) int64 { return int64((d + time.Second - 1) / time.Second) }
+
+// usedCPU is the CPU time a finished converter used, with every process
+// beneath it that it waited for (LibreOffice's launcher waits for
+// soffice.bin).
+func usedCPU(ps *os.ProcessState) time.Duration {
+	if ps == nil {
+		return 0
+	}
+	return ps.UserTime() + ps.SystemTime()
 }
 
 // maxStdout: pdftotext writes the text to stdout.
