@@ -139,9 +139,7 @@ func (c *Converter) start(ctx context.Context, prl string, args []string, j job,
 		}
 		return nil, ctx.Err()
 	}
-	// The kernel stops it at the limit; a tenth below allows for how
-	// rusage rounds.
-	if err != nil && usedCPU(cmd.ProcessState) >= time.Duration(cpuSeconds(c.cfg.Timeout))*time.Second*9/10 {
+	if err != nil && overCPU(cmd.ProcessState, c.cfg.Timeout) {
 		return nil, failed(CodeTimeout, "%s used more than %v of CPU time and was stopped", j.name, c.cfg.Timeout)
 	}
 	if err != nil {
@@ -153,6 +151,20 @@ func (c *Converter) start(ctx context.Context, prl string, args []string, j job,
 // cpuSeconds is d in whole seconds, rounded up: RLIMIT_CPU counts
 // seconds.
 func cpuSeconds(d time.Duration) int64 { return int64((d + time.Second - 1) / time.Second) }
+
+// overCPU says whether a converter that failed was stopped at its CPU
+// time: the kernel's SIGXCPU (or its SIGKILL a second later) ended it, or
+// a process beneath it, and the time it used says so. A tenth below the
+// limit allows for how rusage rounds.
+func overCPU(ps *os.ProcessState, limit time.Duration) bool {
+	if ps == nil {
+		return false
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGXCPU {
+		return true
+	}
+	return usedCPU(ps) >= time.Duration(cpuSeconds(limit))*time.Second*9/10
+}
 
 // usedCPU is the CPU time a finished converter used, with every process
 // beneath it that it waited for (LibreOffice's launcher waits for
