@@ -362,7 +362,7 @@ func (q *Spool) roll() error {
 	if err != nil {
 		return q.storageFailure("create", path, err)
 	}
-	chownLikeParent(path)
+	safeio.ChownLikeParent(path)
 	if _, err := q.storage.Write(f, [][]byte{hdr}); err != nil {
 		f.Close()
 		os.Remove(path)

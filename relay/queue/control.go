@@ -179,7 +179,7 @@ func handOver(ctx context.Context, dir, ext string, data []byte) (Result, error)
 	if err := safeio.WriteFile(base+ext, data, 0o640); err != nil && !errors.Is(err, safeio.ErrNotDurable) {
 		return Result{}, fmt.Errorf("queue: handing the command to the running gateway: %w", err)
 	}
-	chownLikeParent(base + ext)
+	safeio.ChownLikeParent(base + ext)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var grace <-chan time.Time
@@ -261,6 +261,6 @@ func (q *Spool) runControl(base string) {
 		q.log.Warn("queue: writing a control reply", "path", base+".reply", "err", err)
 		return
 	}
-	chownLikeParent(base + ".reply")
+	safeio.ChownLikeParent(base + ".reply")
 	os.Remove(base + ".work")
 }

@@ -119,5 +119,5 @@ func (q *Spool) runEnqueue(path string) {
 		q.log.Warn("queue: writing a control reply", "path", base+".reply", "err", err)
 		return
 	}
-	chownLikeParent(base + ".reply")
+	safeio.ChownLikeParent(base + ".reply")
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/sekisho/sekisho/accounts/safeio"
 )
 
 // Enqueue stores a new message and returns once it is durable: its record
@@ -241,7 +243,7 @@ func writeBlob(path string, head [][]byte, rest io.Reader, release func()) (int6
 	if err != nil {
 		return 0, &StorageError{Op: "create", Path: path, Err: err}
 	}
-	chownLikeParent(path)
+	safeio.ChownLikeParent(path)
 	fail := func(op string, err error) (int64, error) {
 		f.Close()
 		os.Remove(path)

@@ -235,7 +235,7 @@ func prepareDir(dir string) error {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return &StorageError{Op: "create directory", Path: d, Err: err}
 		}
-		chownLikeParent(d)
+		safeio.ChownLikeParent(d)
 	}
 	// Make the subdirectories' entries durable before anything relies on them.
 	if err := safeio.SyncDir(dir); err != nil {

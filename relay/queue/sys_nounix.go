@@ -14,6 +14,5 @@ var errUnsupported = errors.New("queue: the spool needs a unix system (flock, di
 func lockSpool(dir string, wait time.Duration) (*os.File, error) { return nil, errUnsupported }
 func tryLockSpool(dir string) (*os.File, error)                  { return nil, errUnsupported }
 func unlockSpool(f *os.File)                                     {}
-func chownLikeParent(path string)                                {}
 
 func fsSpace(dir string) (free, total int64, err error) { return 0, 0, errUnsupported }

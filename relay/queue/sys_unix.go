@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sekisho/sekisho/accounts/safeio"
 )
 
 // lockSpool takes the spool's lock file (flock, released by the kernel if
@@ -33,7 +35,7 @@ func tryLockSpool(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, &StorageError{Op: "open", Path: path, Err: err}
 	}
-	chownLikeParent(path)
+	safeio.ChownLikeParent(path)
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		b := make([]byte, 32)
 		n, _ := f.ReadAt(b, 0)
@@ -55,22 +57,6 @@ func tryLockSpool(dir string) (*os.File, error) {
 func unlockSpool(f *os.File) {
 	if f != nil {
 		f.Close() // closing the descriptor releases the flock
-	}
-}
-
-// chownLikeParent gives a file created by root (a `sekisho queue` command
-// run by an administrator) to the owner of its directory, so the gateway,
-// running as its own user, can read and remove it.
-func chownLikeParent(path string) {
-	if os.Geteuid() != 0 {
-		return
-	}
-	fi, err := os.Stat(filepath.Dir(path))
-	if err != nil {
-		return
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && (st.Uid != 0 || st.Gid != 0) {
-		os.Lchown(path, int(st.Uid), int(st.Gid))
 	}
 }
 

@@ -3,10 +3,11 @@ package queue
 import (
 	"errors"
 	"fmt"
-	"github.com/sekisho/sekisho/rewrite"
 	"io/fs"
 	"strings"
 	"time"
+
+	"github.com/sekisho/sekisho/rewrite"
 )
 
 // Errors callers tell apart. ErrFull and *StorageError are temporary

@@ -144,7 +144,7 @@ func (s *Store) writeEntry(e Entry) error {
 	if err := safeio.WriteFile(s.path(e.ID, ".json"), append(js, '\n'), 0o600); err != nil {
 		return fmt.Errorf("quarantine: storing %s: %w", e.ID, err)
 	}
-	chownLikeParent(s.path(e.ID, ".json"))
+	safeio.ChownLikeParent(s.path(e.ID, ".json"))
 	return nil
 }
 
@@ -285,7 +285,7 @@ func (s *Store) loadKey() ([]byte, error) {
 	if err := safeio.WriteFile(p, k, 0o600); err != nil {
 		return nil, fmt.Errorf("quarantine: writing its key: %w", err)
 	}
-	chownLikeParent(p)
+	safeio.ChownLikeParent(p)
 	return k, nil
 }
 
