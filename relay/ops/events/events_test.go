@@ -57,8 +57,9 @@ func TestRecordsBecomeEvents(t *testing.T) {
 		"code", 550, "enhanced", "5.1.1", "rule", "builtin:unknown-user", "reason", "no such account")
 	log.Info("delivery", "kind", "fail", "id", "Q1", "rcpt", "tanaka@city.example.lg.jp", "from", "yamada@example.com",
 		"hop", "inner", "remote", "10.0.0.5:25", "result", "deferred", "code", 451, "reply", "4.3.0 try later", "attempt", 1)
+	// A hop that writes files or runs a program has no remote address.
 	log.Info("delivery", "kind", "send", "id", "Q1", "rcpt", "tanaka@city.example.lg.jp", "from", "yamada@example.com",
-		"hop", "inner", "remote", "10.0.0.5:25", "result", "delivered", "code", 250, "reply", "2.0.0 ok", "attempt", 2)
+		"hop", "maildir", "remote", "", "result", "delivered", "code", 250, "reply", "2.0.0 ok", "attempt", 2)
 	log.Info("dsn queued", "kind", "fail", "action", "failed", "id", "Q1", "dsn", "Q2", "to", "yamada@example.com", "recipients", 1)
 	log.Info("sanitize", "kind", "sanitize", "id", "Q1", "route", "inner", "release_id", "20261129-0123456789", "result", "attachments removed=1")
 	log.Info("quarantine purged", "kind", "sanitize", "removed", 0)
@@ -91,8 +92,11 @@ func TestRecordsBecomeEvents(t *testing.T) {
 	if evs[2].Rule != "builtin:unknown-user" || evs[2].Code != 550 {
 		t.Errorf("reject event %+v", evs[2])
 	}
-	if evs[3].Code != 451 || !strings.Contains(evs[3].Detail, "4.3.0 try later") {
+	if evs[3].Code != 451 || evs[3].Detail != "attempt 1 via inner 10.0.0.5:25: 4.3.0 try later" {
 		t.Errorf("deferred attempt %+v", evs[3])
+	}
+	if evs[4].Detail != "attempt 2 via maildir: 2.0.0 ok" {
+		t.Errorf("delivery without a remote address: %q", evs[4].Detail)
 	}
 	// The log itself is untouched.
 	if n := strings.Count(logged.String(), "\n"); n != 11 {

@@ -163,7 +163,11 @@ func convert(kind, instance string, rec slog.Record, bound []slog.Attr) []store.
 		switch rec.Message {
 		case "delivery":
 			base.Rcpt, base.Result, base.Code, base.Rule = f.str("rcpt"), f.str("result"), f.int("code"), f.str("hop")
-			base.Detail = "attempt " + strconv.Itoa(f.int("attempt")) + " via " + f.str("hop") + " " + f.str("remote") + ": " + f.str("reply")
+			via := f.str("hop")
+			if r := f.str("remote"); r != "" {
+				via += " " + r // a file or program hop has no address
+			}
+			base.Detail = "attempt " + strconv.Itoa(f.int("attempt")) + " via " + via + ": " + f.str("reply")
 		case "dsn queued", "fail report queued":
 			base.Kind, base.Ref, base.Rcpt = "dsn", f.str("dsn"), f.str("to")
 			base.Result = f.str("action")
