@@ -109,7 +109,7 @@ func (c Config) Validate() error {
 		bad("timeout", "must be at least 1s, got %v", c.Timeout)
 	}
 	if c.WallTimeout < c.Timeout {
-		bad("wall_timeout", "must be at least timeout (%v), got %v", c.Timeout, c.WallTimeout)
+		bad("wall_timeout", "must be at least timeout (%v), got %v: raise wall_timeout (default 10m) or lower timeout", c.Timeout, c.WallTimeout)
 	}
 	if c.Nice < 0 || c.Nice > 19 {
 		bad("nice", "must be between 0 and 19, got %d", c.Nice)

@@ -74,8 +74,8 @@ func New(cfg Config, pool *Pool) *Converter {
 func (c *Converter) Config() Config { return c.cfg }
 
 // slot waits for a free slot of the pool (the wait does not count
-// against the time limit) and returns the conversion's context, with its
-// deadline, and what releases both.
+// against the clock's backstop) and returns the conversion's context,
+// with that deadline, and what releases both.
 func (c *Converter) slot(ctx context.Context) (context.Context, func(), error) {
 	if err := c.pool.acquire(ctx); err != nil {
 		return nil, nil, err
