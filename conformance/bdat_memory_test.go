@@ -80,7 +80,7 @@ func (c *smtpConn) bdatUpTo(i, n int, chunk []byte) error {
 	c.send("EHLO client.test.jp\r\n")
 	c.send(fmt.Sprintf("MAIL FROM:<bucho@test.jp>\r\nRCPT TO:<user%d@test.jp>\r\n", 1+i%2))
 	c.send(fmt.Sprintf("BDAT %d\r\nSubject: chunked %d\r\n\r\n", len("Subject: chunked \r\n\r\n")+len(strconv.Itoa(i)), i))
-	for range 4 {
+	for range 5 { // the greeting, EHLO, MAIL, RCPT, the first BDAT
 		if r, err := c.readReply(); err != nil || !strings.HasPrefix(r.code, "2") {
 			return fmt.Errorf("connection %d: %v %v", i, r.lines, err)
 		}

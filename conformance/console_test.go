@@ -182,14 +182,13 @@ func runConsole(t *testing.T, storeYAML func(*world) string, driver string) {
 		if got := bucho.text("main"); !strings.Contains(got, "承認しました") {
 			t.Errorf("after approving:\n%s", got)
 		}
-		msgs := inner.Wait(t, waitTimeout, "the released original and the notice", func(m []sinkMessage) bool {
+		inner.Wait(t, waitTimeout, "the released original and the notice", func(m []sinkMessage) bool {
 			return countReleased(m, "御見積書") >= 1 && countNotices(m, "tanaka@test.jp") >= 1
 		})
 		g.waitQueueEmpty(t)
 		if n := countReleased(inner.Messages(), "御見積書"); n != 1 {
 			t.Errorf("the original arrived %d times, want once", n)
 		}
-		_ = msgs
 		mine := tanaka.waitText("/my/requests", "送信済み")
 		if !strings.Contains(mine, "bucho@test.jp") || !strings.Contains(mine, "確認しました") {
 			t.Errorf("tanaka's requests:\n%s", mine)

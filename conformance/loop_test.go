@@ -70,7 +70,7 @@ func TestSeedPingPong_RefusedOnFirstReturn(t *testing.T) {
 				t.Fatalf("%q: %v %v\n%s", cmd, r, err, c.log)
 			}
 		}
-		c.send(strings.ReplaceAll("\r\n"+data, "\r\n.", "\r\n..")[2:] + ".\r\n")
+		c.send(stuff(data) + ".\r\n")
 		r, err := c.readReply()
 		if err != nil {
 			t.Fatalf("end of data: %v\n%s", err, c.log)

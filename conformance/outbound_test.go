@@ -91,14 +91,7 @@ func sendOut(t *testing.T, w *world, from string, rcpts []string, data string) s
 	}
 	c.send("DATA\r\n")
 	expect("354")
-	var b strings.Builder
-	for _, l := range strings.SplitAfter(data, "\r\n") {
-		if strings.HasPrefix(l, ".") {
-			b.WriteByte('.')
-		}
-		b.WriteString(l)
-	}
-	c.send(b.String() + ".\r\n")
+	c.send(stuff(data) + ".\r\n")
 	r := expect("250")
 	c.send("QUIT\r\n")
 	c.readReply()
@@ -178,7 +171,7 @@ func TestOutboundHoldAndApproval(t *testing.T) {
 		if since := time.Since(start); since < 8*time.Second {
 			t.Errorf("sent %v after it was accepted, before its 8s hold", since)
 		}
-		time.Sleep(time.Second)
+		g.waitQueueEmpty(t) // a second copy would have been queued with the first
 		if n := countSubject(internet.Messages(), "短い保留"); n != 1 || countSubject(got, "短い保留") != 1 {
 			t.Errorf("sent %d times", n)
 		}
@@ -233,7 +226,7 @@ func TestOutboundHoldAndApproval(t *testing.T) {
 		inner.Wait(t, waitTimeout, "the approval notice", func(m []sinkMessage) bool {
 			return noticeWith(m, "tanaka@test.jp", "見積書の送付", "承認され", "bucho@test.jp")
 		})
-		time.Sleep(time.Second)
+		g.waitQueueEmpty(t) // a second copy would have been queued with the first
 		if n := countSubject(internet.Messages(), "見積書の送付"); n != 1 {
 			t.Errorf("the approved message arrived %d times", n)
 		}
@@ -285,7 +278,7 @@ func TestOutboundHoldAndApproval(t *testing.T) {
 		kakari.open(linkInRow(kakari, "出張中の決裁"))
 		kakari.submit(`form.decide button[value=approve]`)
 		internet.Wait(t, waitTimeout, "the message the delegate approved", func(m []sinkMessage) bool { return countSubject(m, "出張中の決裁") >= 1 })
-		time.Sleep(time.Second)
+		g.waitQueueEmpty(t) // a second copy would have been queued with the first
 		if n := countSubject(internet.Messages(), "出張中の決裁"); n != 1 {
 			t.Errorf("arrived %d times", n)
 		}
@@ -384,6 +377,7 @@ func TestOutboundHoldAndApproval(t *testing.T) {
 			}
 		}
 		for _, p := range []*person{tanaka, bucho, kakari, admin} {
+			p.t = t // the others' subtests have ended: report here
 			p.noDialogs()
 		}
 	})
