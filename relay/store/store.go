@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,6 +53,9 @@ func Open(ctx context.Context, c Config, instance string) (*Store, error) {
 		if err := os.MkdirAll(filepath.Dir(c.Path), 0o750); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
+		if err := privateFiles(c.Path); err != nil {
+			return nil, fmt.Errorf("store %s: %w", c.Path, err)
+		}
 		// WAL lets the console read while the event writer writes;
 		// synchronous=NORMAL keeps a committed batch across a crash of the
 		// process (not of the machine: a trace is not mail); busy_timeout
@@ -85,9 +89,6 @@ func Open(ctx context.Context, c Config, instance string) (*Store, error) {
 			where = redactedDSN(c.DSN)
 		}
 		return nil, fmt.Errorf("store %s: %w", where, err)
-	}
-	if !s.postgres {
-		os.Chmod(c.Path, 0o600)
 	}
 	return s, nil
 }
@@ -182,4 +183,23 @@ func queryAll[T any](ctx context.Context, s *Store, query string, args []any, sc
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// privateFiles makes the database file readable by its owner alone
+// before SQLite opens it: SQLite gives the -wal and -shm files it creates
+// the database file's mode, and they hold the newest trace, audit and
+// session rows. Files an older version left with the umask's mode are
+// narrowed too.
+func privateFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -360,4 +362,29 @@ func TestTraceSearchAndMessage(t *testing.T) {
 			t.Errorf("session: %+v", sess)
 		}
 	})
+}
+
+// TestSQLiteFilesPrivate: the database and the -wal and -shm files SQLite
+// makes beside it are readable by their owner alone, whatever the umask.
+func TestSQLiteFilesPrivate(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "store.db")
+	s, err := Open(context.Background(), Config{Path: path}, "gw1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddEvents(context.Background(), []Event{{At: time.Now(), Kind: "receive", QueueID: "Q1"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s is %v, want -rw-------", filepath.Base(p), m)
+		}
+	}
 }
