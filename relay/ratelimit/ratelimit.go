@@ -174,10 +174,14 @@ func (l *Limiter) Take(scope Scope, name string, counter Counter) (limit int, ok
 
 func perMinute(n int) rate.Limit { return rate.Limit(float64(n) / 60) }
 
-// sweep forgets the buckets that are full again, at most once a
-// sweepEvery unless the map is full. l.mu is held.
+// sweep forgets the buckets that are full again: once a sweepEvery, and
+// once a second while the map is full. A full map holds a spread of
+// clients too wide to count (new ones pass uncounted, see take); sweeping
+// it on every new client would scan the whole map under l.mu at each
+// connection, just when the attack comes. l.mu is held.
 func (l *Limiter) sweep(now time.Time) {
-	if len(l.buckets) < l.maxKeys && now.Sub(l.lastSweep) < sweepEvery {
+	since := now.Sub(l.lastSweep)
+	if since < time.Second || len(l.buckets) < l.maxKeys && since < sweepEvery {
 		return
 	}
 	l.lastSweep = now

@@ -62,11 +62,23 @@ func TestBucketsForgottenAndBounded(t *testing.T) {
 	if n := len(l.buckets); n != max {
 		t.Fatalf("%d buckets, want %d", n, max)
 	}
-	// Full: a new client is let through uncounted rather than grow the map.
-	for range 100 {
-		if _, ok := l.Take(Client, "newcomer", Connections); !ok {
+	// Full: a new client is let through uncounted rather than grow the
+	// map, and the map is scanned once a second, not per newcomer.
+	l.Take(Client, "newcomer", Connections)
+	swept := l.lastSweep
+	for i := range 99 {
+		ck.t = ck.t.Add(5 * time.Millisecond)
+		if _, ok := l.Take(Client, fmt.Sprint("newcomer", i), Connections); !ok {
 			t.Fatal("newcomer refused while the table is full")
 		}
+	}
+	if l.lastSweep != swept {
+		t.Errorf("the full map was swept again %v after the last sweep", l.lastSweep.Sub(swept))
+	}
+	ck.t = ck.t.Add(time.Second)
+	l.Take(Client, "one more", Connections)
+	if l.lastSweep == swept {
+		t.Error("the full map was not swept after a second")
 	}
 	if len(l.buckets) > max {
 		t.Fatalf("%d buckets, over the bound", len(l.buckets))
