@@ -17,7 +17,6 @@ type RouteResult struct {
 	Sender         string               `json:"sender,omitempty"`
 	Target         string               `json:"target,omitempty"`    // alias target
 	Rewritten      string               `json:"rewritten,omitempty"` // after the receive-time rewrite
-	RoutedSender   string               `json:"routed_sender,omitempty"`
 	Rule           string               `json:"rule"`
 	Kind           routing.Kind         `json:"kind,omitempty"`
 	Dir            string               `json:"dir,omitempty"`
@@ -109,16 +108,15 @@ func (r *DryRunner) ExplainRoute(ctx context.Context, address, sender string, cl
 		src = pol.Source(ProbeConn(r.cfg, Probe{Client: *client}))
 	}
 	res := pol.Resolve(src, s, a)
-	out := explainRoute(ctx, r.st.runner.Router, res.Rewritten, res.From, noDNS)
+	// Routed as the runner routes the queued copy: with the sender as
+	// received (each copy's sender is rewritten only as it goes out).
+	out := explainRoute(ctx, r.st.runner.Router, res.Rewritten, s, noDNS)
 	out.Address, out.Sender = address, sender
 	if res.Target != a {
 		out.Target = res.Target
 	}
 	if res.Rewritten != res.Target {
 		out.Rewritten = res.Rewritten
-	}
-	if res.From != s {
-		out.RoutedSender = res.From
 	}
 	return out
 }

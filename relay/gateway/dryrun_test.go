@@ -2,11 +2,16 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sekisho/sekisho/rewrite"
+	"github.com/sekisho/sekisho/routing"
 )
 
 // relay session answers AUTH as the live gateway does: not offered and
@@ -57,5 +62,29 @@ func TestDryRunHelo(t *testing.T) {
 	}
 	if len(steps) != 2 || steps[1].Stage != "helo" || steps[1].Code != 501 {
 		t.Errorf("HELO with a control character: %+v, want the dry run to stop at helo with 501", steps)
+	}
+}
+
+// route test routes a recipient with the sender the runner routes the
+// queued copy with: the sender as received, not as the receive-time
+// rules rewrite it. A route by sender tells them apart.
+func TestRouteTestRoutesWithTheReceivedSender(t *testing.T) {
+	sec, dir := testSections(t)
+	sec.Rewrite.Rules = []rewrite.RuleConfig{{Name: "to-regional", Domain: "city.toyokawa.lg.jp",
+		Replace: "city.toyokawa.aichi.jp", Classes: []string{"envelope_sender"}, Source: []string{"inner"}}}
+	sec.Routing.Routes = append(sec.Routing.Routes, routing.RouteConfig{Name: "lg-senders", Domain: "example.org",
+		Sender: "city.toyokawa.lg.jp", TargetConfig: routing.TargetConfig{Targets: []string{"dir:" + filepath.Join(dir, "partner")}}})
+	dr, err := NewDryRunner(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := netip.MustParseAddr("127.0.0.2")
+	got := dr.ExplainRoute(context.Background(), "x@example.org", "tanaka@city.toyokawa.lg.jp", &inner, true)
+	if got.Rule != "lg-senders" {
+		t.Errorf("route test chose %q, want lg-senders (what the runner chooses for the queued sender): %+v", got.Rule, got)
+	}
+	res := dr.st.pol.Resolve(rewrite.SourceInner, "tanaka@city.toyokawa.lg.jp", "x@example.org")
+	if res.From != "tanaka@city.toyokawa.aichi.jp" || res.Route == nil || res.Route.Rule != got.Rule {
+		t.Errorf("the rewrite or the policy's route disagree: %+v (route %+v)", res, res.Route)
 	}
 }

@@ -56,9 +56,10 @@ func relayedBefore(header []byte, hostname string) bool {
 // points at it). Refused on its first return, it never makes the ten
 // round trips the hop count would allow. Mail for our own domains is left
 // alone: an inner server may send a list's copies back through us.
-func (p *Policy) loop(c Conn, header []byte, rcpt string, from string) (string, bool) {
+// Data calls it only for a message relayedBefore says has passed here.
+func (p *Policy) loop(c Conn, rcpt string, from string) (string, bool) {
 	_, domain, err := addr.Parse(rcpt)
-	if err != nil || p.p.Dir.IsOurDomain(domain) || !relayedBefore(header, p.p.Hostname) {
+	if err != nil || p.p.Dir.IsOurDomain(domain) {
 		return "", false
 	}
 	rd, err := p.Route(rcpt, from)

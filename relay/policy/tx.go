@@ -212,10 +212,13 @@ func (p *Policy) Data(c Conn, from string, rcpts []Decision, header []byte) (Mes
 		return Message{}, decided("data", "", refusal(451, "4.3.0", "Address rewriting failed; try again later",
 			"builtin:rewrite", err.Error()), 0, "", "")
 	}
+	relayed := relayedBefore(header, p.p.Hostname) // once: the header is the same for every recipient
 	for _, q := range m.Rcpts {
-		if why, ok := p.loop(c, header, q.Addr, m.Rewritten); ok {
-			return Message{}, decided("data", q.Addr, refusal(554, "5.4.6", "Mail loop: this message has been here before",
-				"builtin:loop", why), 0, "", "")
+		if relayed {
+			if why, ok := p.loop(c, q.Addr, m.From); ok {
+				return Message{}, decided("data", q.Addr, refusal(554, "5.4.6", "Mail loop: this message has been here before",
+					"builtin:loop", why), 0, "", "")
+			}
 		}
 		if r := rcpts[q.Index]; q.Addr != r.Rewritten || m.Rewritten != r.From {
 			// The full rewrite (with the header) differs from the RCPT
