@@ -160,10 +160,14 @@ func (e *Engine) Start(ctx context.Context) error {
 	st := e.st.Load()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// The approval service and the quarantine first: a session held by
+	// the outbound rules asks for them as soon as a listener serves.
+	e.startBackend(ctx)
 	for i, lc := range st.cfg.Listeners {
 		l, err := e.listen(fmt.Sprintf("%s/%s", lc.Mode, lc.Address), lc)
 		if err != nil {
 			e.closeListeners()
+			e.stopBackend()
 			return fmt.Errorf("relay.listeners[%d]: %w", i, err)
 		}
 		e.listeners = append(e.listeners, l)
@@ -173,7 +177,6 @@ func (e *Engine) Start(ctx context.Context) error {
 		func() *runner.Snapshot { return e.st.Load().runner })
 	e.runner.Run(ctx)
 	go e.maintenance(ctx)
-	e.startBackend(ctx)
 	return nil
 }
 
