@@ -23,10 +23,13 @@ func EnvelopeFromHeader(hdr []byte) (from string, rcpts []string) {
 		}
 	}
 	// Return-Path is not an address field for rewriting, so read it here.
-	for _, line := range strings.Split(string(hdr), "\n") {
-		if name, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(name), "Return-Path") {
+	// Whole fields only: a continuation line of another field that reads
+	// "Return-Path:" is not one.
+	hs := string(hdr)
+	for _, f := range splitFields(hs, nil) {
+		if strings.EqualFold(f.name(hs), "Return-Path") {
 			returnPathSeen = true
-			returnPath = strings.Trim(strings.TrimSpace(v), "<>")
+			returnPath = strings.Trim(strings.Join(strings.Fields(hs[f.valStart:f.valEnd]), ""), "<>")
 			break
 		}
 	}
