@@ -17,6 +17,12 @@ import (
 // domains with MX, and this gateway at 192.0.2.25 (gw.city.example.lg.jp).
 func routeWorld(t *testing.T) (*dnstest.Server, *Router) {
 	t.Helper()
+	return routeWorldWith(t, nil)
+}
+
+// routeWorldWith is routeWorld with edit applied to the configuration.
+func routeWorldWith(t *testing.T, edit func(*Config)) (*dnstest.Server, *Router) {
+	t.Helper()
 	s := dnstest.New(t)
 	s.A("lgwan-relay.example.lg.jp", "10.1.0.25")
 	s.MX("example.com", 10, "mx1.example.com")
@@ -55,6 +61,9 @@ func routeWorld(t *testing.T) (*dnstest.Server, *Router) {
 		{Name: "failover", Domain: "failover.example", TargetConfig: TargetConfig{Targets: []string{"gone.example", "lgwan-relay.example.lg.jp:2525"}}},
 		{Name: "dead", Domain: "dead.example", TargetConfig: TargetConfig{Targets: []string{"gone.example", "broken.example"}}},
 		{Name: "home", Domain: "home.example", TargetConfig: TargetConfig{Targets: []string{"points-home.example"}}},
+	}
+	if edit != nil {
+		edit(&c)
 	}
 	r, err := New(c, Self{
 		Hostnames: []string{"gw.city.example.lg.jp"},
@@ -146,7 +155,9 @@ func TestRouteKeys(t *testing.T) {
 }
 
 func TestRouteHonoursContext(t *testing.T) {
-	s, r := routeWorld(t)
+	// A resolver timeout of a minute: only the context can end the
+	// lookup within the bound below.
+	s, r := routeWorldWith(t, func(c *Config) { c.DNS.Timeout = time.Minute })
 	s.Drop("slow.example")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -154,9 +165,9 @@ func TestRouteHonoursContext(t *testing.T) {
 	_, err := r.Route(ctx, "a@slow.example", "")
 	wantError(t, "cancelled lookup", err, 451, "4.4.3", "slow.example")
 	// Without the context the dropped query would wait the resolver's
-	// own timeout (5 s) and more: anything well under it is the context's
-	// doing, however busy the machine.
-	if time.Since(start) > 4*time.Second {
+	// minute: anything well under it is the context's doing, however
+	// busy the machine.
+	if time.Since(start) > 20*time.Second {
 		t.Errorf("lookup ran %v past its context deadline", time.Since(start))
 	}
 	if n := s.Count("slow.example", dns.TypeMX); n != 1 {

@@ -119,7 +119,7 @@ func TestSelfReleaseAtOnce(t *testing.T) {
 	done := waitState(t, f.st, r.ID, store.StateDone)
 	msgs := f.fq.all()
 	if len(msgs) != 1 || msgs[0].env.Rcpts[0].Addr != "tanaka@city.example.lg.jp" || len(msgs[0].env.Rcpts) != 1 ||
-		!bytes.HasPrefix(msgs[0].data, []byte(quarantine.HeaderReleased+": "+f.id)) || done.Result != "0000000000001" && done.Result == "" {
+		!bytes.HasPrefix(msgs[0].data, []byte(quarantine.HeaderReleased+": "+f.id)) || done.Result != queue.ID(1).String() {
 		t.Fatalf("released %+v, request %+v", msgs, done)
 	}
 	if ok, _ := f.q.IsRelease(bytes.NewReader(msgs[0].data)); !ok {
