@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/relay/console"
+	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/store"
 )
 
@@ -47,7 +48,7 @@ found.`)
 		fmt.Fprintf(env.stderr, "sekisho log search: unexpected argument %q\n", pos[0])
 		return exitUsage
 	}
-	q := store.EventQuery{Sender: *from, Rcpt: *to, MessageID: *msgID, QueueID: *qid, Client: *client, Limit: *limit}
+	q := store.EventQuery{Sender: *from, Rcpt: *to, MessageID: *msgID, QueueID: queue.CanonicalID(*qid), Client: *client, Limit: *limit}
 	var ok bool
 	if q.Since, ok = console.ParseTraceTime(*since); !ok {
 		fmt.Fprintf(env.stderr, "sekisho log search: --since %q is not \"YYYY-MM-DD HH:MM\" or a day\n", *since)

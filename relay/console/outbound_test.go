@@ -126,7 +126,11 @@ func TestHeldMailPages(t *testing.T) {
 		t.Errorf("cancelling: %d\n%s", resp.StatusCode, body)
 	}
 	waitRequest(t, f.st, b.ID, func(r store.Request) bool { return !r.DoneAt.IsZero() })
-	if _, err := f.eng.Queue().Get(mustID(b.Item)); err == nil {
+	id, err := queue.ParseID(b.Item)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.eng.Queue().Get(id); err == nil {
 		t.Error("the cancelled message is still queued")
 	}
 

@@ -35,7 +35,7 @@ func (s *Server) traceSearch(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	q := r.URL.Query()
 	eq := store.EventQuery{Sender: q.Get("sender"), Rcpt: q.Get("rcpt"), MessageID: q.Get("message_id"),
-		QueueID: q.Get("queue_id"), Client: q.Get("client"), Limit: 500}
+		QueueID: queue.CanonicalID(strings.TrimSpace(q.Get("queue_id"))), Client: q.Get("client"), Limit: 500}
 	since, ok1 := ParseTraceTime(q.Get("since"))
 	until, ok2 := ParseTraceTime(q.Get("until"))
 	data := map[string]any{"Q": q}
@@ -61,24 +61,20 @@ func (s *Server) traceMessage(w http.ResponseWriter, r *http.Request, u *user) {
 	if !ok {
 		return
 	}
-	qid := r.PathValue("qid")
-	if _, err := queue.ParseID(qid); err != nil {
+	id, err := queue.ParseID(r.PathValue("qid"))
+	if err != nil {
 		s.notFound(w, r, u, errNotFound)
 		return
 	}
+	qid := id.String()
 	evs, err := st.TraceMessage(r.Context(), qid)
 	if err != nil {
 		s.notFound(w, r, u, err)
 		return
 	}
 	audit, _ := st.Audit(r.Context(), store.AuditQuery{Object: qid, Limit: 100})
-	_, qerr := s.eng.Queue().Get(mustID(qid))
+	_, qerr := s.eng.Queue().Get(id)
 	s.render(w, r, u, http.StatusOK, "trace_message", map[string]any{"ID": qid, "Events": evs, "Audit": audit, "Queued": qerr == nil})
-}
-
-func mustID(s string) queue.ID {
-	id, _ := queue.ParseID(s)
-	return id
 }
 
 func (s *Server) traceSession(w http.ResponseWriter, r *http.Request, u *user) {

@@ -75,6 +75,17 @@ func ParseID(s string) (ID, error) {
 	return ID(v), nil
 }
 
+// CanonicalID is s as String prints it when s is a queue ID (a person
+// may type one in lower case), else s as it is: the trace stores IDs as
+// printed, and a search field that also takes release IDs must not
+// change those.
+func CanonicalID(s string) string {
+	if id, err := ParseID(s); err == nil {
+		return id.String()
+	}
+	return s
+}
+
 // Time is when the message was accepted, to the millisecond.
 func (id ID) Time() time.Time {
 	return time.UnixMilli(int64(uint64(id) >> idCounterBits))

@@ -89,3 +89,17 @@ func FuzzParseID(f *testing.F) {
 		}
 	})
 }
+
+func TestCanonicalID(t *testing.T) {
+	id := ID(0x1234567)
+	for in, want := range map[string]string{
+		id.String():                  id.String(),
+		strings.ToLower(id.String()): id.String(),
+		"20261129-0123456789":        "20261129-0123456789", // a release ID stays as it is
+		"":                           "",
+	} {
+		if got := CanonicalID(in); got != want {
+			t.Errorf("CanonicalID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
