@@ -34,7 +34,7 @@ var mimeWords = &mime.WordDecoder{CharsetReader: charset.Reader}
 // (the outbound rules' attachment condition): the sanitize stage's
 // reader, text cut short since only the files count.
 func countFiles(r io.Reader) (int, error) {
-	s, err := sanitize.Summarize(r, 1)
+	s, err := sanitize.Summarize(r, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -117,7 +117,7 @@ func (e *Engine) MovedToBcc(id queue.ID, env queue.Envelope, header []byte, d po
 		return
 	}
 	subject := ""
-	if s, err := sanitize.Summarize(bytes.NewReader(header), 1); err == nil {
+	if s, err := sanitize.Summarize(bytes.NewReader(header), 0); err == nil {
 		subject = s.Subject
 	}
 	if err := e.notices.NotifyBcc(env.From, subject, id.String(), d.Bcc.Moved, d.Bcc.Unreadable); err != nil {

@@ -3,6 +3,7 @@ package sanitize
 import (
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // Summary is what a message shows its reader, read as the sanitize stage
@@ -36,16 +37,23 @@ func (s Summary) Files() int {
 	return n
 }
 
-// Summarize reads a message from r and says what it shows. It returns an
-// error only when reading r failed.
+// Summarize reads a message from r and says what it shows, its text cut
+// at maxText bytes (0: no text, the files alone). It returns an error
+// only when reading r failed.
 func Summarize(r io.Reader, maxText int) (Summary, error) {
 	// No type is allowed: every attachment is read, its type detected and
-	// its content dropped, so nothing is kept on disk.
-	wk, src, s, _, p := walkMessage(r, Options{Links: LinksPlain, MaxTextBytes: int64(maxText)})
+	// its content dropped, so nothing is kept on disk. The text is read
+	// with the stage's own budget, not maxText: files written into a text
+	// (uuencoded) are found only in the text read, and must be found as
+	// the stage finds them. maxText only cuts what is shown.
+	wk, src, s, _, p := walkMessage(r, Options{Links: LinksPlain})
 	defer wk.cleanup()
 	rep := wk.rep
 	sum := Summary{Subject: rep.Subject}
-	text := p.render(wk.o.Links)
+	text := ""
+	if maxText > 0 { // 0: only the files are wanted (the outbound rules)
+		text = p.render(wk.o.Links)
+	}
 	if _, err := io.Copy(io.Discard, s.br); err != nil && src.err == nil {
 		src.err = err
 	}
@@ -53,6 +61,13 @@ func Summarize(r io.Reader, maxText int) (Summary, error) {
 		return Summary{}, fmt.Errorf("reading the message: %w", src.err)
 	}
 	sum.Text, sum.HTML, sum.Truncated, sum.Unread = cleanBody(text), p.html, rep.Truncated, rep.Unread
+	if len(sum.Text) > maxText {
+		cut := max(maxText, 0)
+		for cut > 0 && !utf8.RuneStart(sum.Text[cut]) {
+			cut--
+		}
+		sum.Text, sum.Truncated = sum.Text[:cut], true
+	}
 	for _, a := range rep.Removed {
 		a.Reason, a.Code, a.Findings = "", "", nil
 		sum.Attachments = append(sum.Attachments, a)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestSummarize(t *testing.T) {
@@ -41,9 +42,14 @@ func TestSummarize(t *testing.T) {
 			s.HTML != c.html || s.Truncated != c.truncated {
 			t.Errorf("%s: %+v", c.name, s)
 		}
+		// The outbound rules count files without the text: the files are
+		// found all the same.
+		if one, err := Summarize(strings.NewReader(c.msg), 0); err != nil || one.Files() != c.files || one.Text != "" {
+			t.Errorf("%s: with maxText 0, %d files (%v), text %q; want %d files", c.name, one.Files(), err, one.Text, c.files)
+		}
 	}
 	long, _ := Summarize(strings.NewReader("Subject: l\r\n\r\n"+strings.Repeat("あ", 2000)+"\r\n"), 100)
-	if !long.Truncated || len(long.Text) > 200 {
+	if !long.Truncated || len(long.Text) > 100 || len(long.Text) < 97 || !utf8.ValidString(long.Text) {
 		t.Errorf("text not cut at the limit: %d bytes, truncated %v", len(long.Text), long.Truncated)
 	}
 	if _, err := Summarize(&failingReader{}, 100); err == nil {
@@ -60,7 +66,7 @@ func BenchmarkSummarize100KiB(b *testing.B) {
 	b.ReportAllocs()
 	cpu0 := cpuTime()
 	for b.Loop() {
-		if s, err := Summarize(bytes.NewReader(msg), 1); err != nil || s.Files() != 1 {
+		if s, err := Summarize(bytes.NewReader(msg), 0); err != nil || s.Files() != 1 {
 			b.Fatal(s, err)
 		}
 	}
