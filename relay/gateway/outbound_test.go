@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,5 +269,25 @@ func TestOutboundDryRunMatchesLive(t *testing.T) {
 	}
 	if live := rec.rules(); strings.Join(live, ",") != strings.Join(dry, ",") || len(dry) != 3 {
 		t.Errorf("live %v, dry run %v", live, dry)
+	}
+}
+
+// The message is read for the outbound rules only when a rule that looks
+// at it could still match: mail inside is decided by its envelope.
+func TestOutboundReadsTheMessageOnlyWhenNeeded(t *testing.T) {
+	var calls atomic.Int32
+	orig := countFiles
+	countFiles = func(r io.Reader) (int, error) { calls.Add(1); return orig(r) }
+	t.Cleanup(func() { countFiles = orig })
+	sec, _ := outboundSections(t)
+	e := startEngine(t, sec)
+	waitStore(t, e)
+	sendFromInner(t, e, []string{"bucho@city.toyokawa.lg.jp"}, withFile, 250)
+	if n := calls.Load(); n != 0 {
+		t.Errorf("mail inside: the attachments were counted %d times", n)
+	}
+	sendFromInner(t, e, []string{"x@example.com"}, withFile, 250)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("mail outside with a file rule: the attachments were counted %d times, want once", n)
 	}
 }

@@ -34,13 +34,20 @@ type outbound struct {
 
 // decideOutbound decides the outbound rules for an accepted message whose
 // header is hdr and whose body is still to be read from body. When a
-// rule looks at the attachments or the size, the body is spooled (as for
-// inspection) and read once through the sanitize stage's reader: what
-// counts as an attachment is what a mail client shows as one. reply
-// non-nil ends the transaction.
+// rule that looks at the attachments or the size could match, the body
+// is spooled (as for inspection) and read once through the sanitize
+// stage's reader: what counts as an attachment is what a mail client
+// shows as one. reply non-nil ends the transaction.
 func (s *Session) decideOutbound(msg policy.Message, received string, hdr []byte, body io.Reader) (out outbound, reply *smtpd.Reply) {
 	in := policy.OutboundInput{Msg: msg, Header: hdr, Size: -1, Attachments: -1}
 	if s.st.Policy.OutboundNeedsContent(s.pconn()) {
+		// The envelope often decides alone (mail inside, a rule before
+		// the content rules): the message is read only when a rule that
+		// looks at it could still match.
+		if d := s.st.Policy.Outbound(s.pconn(), in); len(d.Skipped) == 0 {
+			out.d = d
+			return out, nil
+		}
 		rs, ok := body.(io.ReadSeeker)
 		done := func() {}
 		if !ok {
