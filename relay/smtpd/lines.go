@@ -30,6 +30,10 @@ type TextEncoder struct {
 
 	cr  bool // the last byte taken was a CR whose next byte is not seen yet
 	mid bool // inside a line: a "." now does not start one
+	// dirty: the current line failed cleanLines; it is not looked at
+	// again before it ends, so that a line of bare CRs, or one longer
+	// than the buffer, costs one scan, not one per byte.
+	dirty bool
 }
 
 // Append encodes p onto dst.
@@ -46,7 +50,7 @@ func (e *TextEncoder) Append(dst, p []byte) []byte {
 			e.cr = false
 			if p[0] == '\n' {
 				dst = append(dst, '\r', '\n')
-				e.mid = false
+				e.mid, e.dirty = false, false
 				p = p[1:]
 				continue
 			}
@@ -56,10 +60,13 @@ func (e *TextEncoder) Append(dst, p []byte) []byte {
 			dst = append(dst, '.')
 			e.mid = true
 		}
-		if n := cleanLines(p, e.Dots); n > 0 {
-			dst = append(dst, p[:n]...)
-			p, e.mid = p[n:], false
-			continue
+		if !e.dirty {
+			if n := cleanLines(p, e.Dots); n > 0 {
+				dst = append(dst, p[:n]...)
+				p, e.mid = p[n:], false
+				continue
+			}
+			e.dirty = true
 		}
 		// The current line needs attention: copy up to its first CR, LF
 		// or NUL, and decide on that byte.
@@ -76,7 +83,7 @@ func (e *TextEncoder) Append(dst, p []byte) []byte {
 		case '\n':
 			e.Changed++
 			dst = append(dst, '\r', '\n')
-			e.mid = false
+			e.mid, e.dirty = false, false
 		case '\r':
 			e.cr = true
 		}
@@ -98,6 +105,7 @@ func (e *TextEncoder) End(dst []byte) []byte {
 		dst = append(dst, '\r', '\n')
 		e.mid = false
 	}
+	e.dirty = false
 	return dst
 }
 
@@ -110,47 +118,25 @@ func (e *TextEncoder) AtLineStart() bool { return !e.cr && !e.mid }
 // rest of the current line and whole lines after it, each ending in CRLF
 // and holding no other CR or LF and no NUL; with dots, no line after the
 // first starts with '.' either. Such a prefix is what the rule leaves as
-// it is.
+// it is. It looks at each line once and stops at the first that fails,
+// so its cost is what it returns and one line more.
 func cleanLines(p []byte, dots bool) int {
-	if i := bytes.IndexByte(p, 0); i >= 0 {
-		p = p[:i]
-	}
-	n, lines := 0, 0
+	n := 0
 	for n < len(p) {
-		if dots && lines > 0 && p[n] == '.' {
+		if dots && n > 0 && p[n] == '.' {
 			break
 		}
-		i := bytes.IndexByte(p[n:], '\r')
-		if i < 0 || n+i+1 >= len(p) || p[n+i+1] != '\n' {
+		i := bytes.IndexByte(p[n:], '\n')
+		if i < 1 || p[n+i-1] != '\r' {
 			break
 		}
-		n += i + 2
-		lines++
+		if line := p[n : n+i-1]; bytes.IndexByte(line, '\r') >= 0 || bytes.IndexByte(line, 0) >= 0 {
+			break
+		}
+		n += i + 1
 	}
-	if n == 0 || bytes.Count(p[:n], lf) == lines {
-		return n
-	}
-	// A bare LF inside: keep the lines before the first one.
-	bare := bytes.IndexByte(p[:n], '\n')
-	for bare > 0 && p[bare-1] == '\r' {
-		next := bytes.IndexByte(p[bare+1:n], '\n')
-		bare += 1 + next
-	}
-	return bytes.LastIndexByte(p[:bare], '\n') + 1
+	return n
 }
-
-var lf = []byte{'\n'}
 
 // lineSpecial returns the index of the first CR, LF or NUL in p, or -1.
-func lineSpecial(p []byte) int {
-	end := len(p)
-	for _, c := range [...]byte{'\r', '\n', 0} {
-		if i := bytes.IndexByte(p[:end], c); i >= 0 {
-			end = i
-		}
-	}
-	if end == len(p) {
-		return -1
-	}
-	return end
-}
+func lineSpecial(p []byte) int { return bytes.IndexAny(p, "\r\n\x00") }

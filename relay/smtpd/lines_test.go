@@ -124,3 +124,27 @@ func BenchmarkTextEncoder(b *testing.B) {
 		dst = e.End(e.Append(dst[:0], in))
 	}
 }
+
+// BenchmarkTextEncoderHostile is what a client's text of bare line ends
+// costs: 1 MiB of bare LFs, of bare CRs, and of short lines ended with a
+// bare LF, in the 64 KiB pieces the readers pass. The cost grows with the
+// bytes, never with the bytes times the piece.
+func BenchmarkTextEncoderHostile(b *testing.B) {
+	for _, c := range []struct{ name, unit string }{{"bare-lf", "\n"}, {"bare-cr", "\r"}, {"short-lf-lines", "a line\n"}} {
+		in := bytes.Repeat([]byte(c.unit), (1<<20)/len(c.unit))
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			dst := make([]byte, 0, 3*len(in))
+			for b.Loop() {
+				e := TextEncoder{Dots: true}
+				dst = dst[:0]
+				for p := in; len(p) > 0; {
+					n := min(len(p), 64<<10)
+					dst = e.Append(dst, p[:n])
+					p = p[n:]
+				}
+				dst = e.End(dst)
+			}
+		})
+	}
+}
