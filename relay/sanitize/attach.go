@@ -53,7 +53,7 @@ func (wk *walker) attachment(declared, name, cte, charset string, body io.Reader
 		tmp = f
 		dst = &teeWriter{s: &s, f: f}
 	}
-	extracting := wk.extract != nil && path == wk.extractPath
+	extracting := wk.extract != nil && path == wk.extractPath && wk.extracted == nil
 	if extracting {
 		dst = io.MultiWriter(dst, wk.extract)
 	}

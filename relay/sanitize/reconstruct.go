@@ -272,11 +272,16 @@ func (wk *walker) convertOne(ctx context.Context, k keptFile) (*os.File, int, er
 func ExtractPart(msg io.Reader, path string, w io.Writer) (Attachment, error) {
 	wk := &walker{o: Options{}.withDefaults(), rep: &Report{}, extract: w, extractPath: path}
 	defer wk.cleanup()
-	s := newSource(&readErr{r: msg})
+	src := &readErr{r: msg}
+	s := newSource(src)
 	h := readHeader(s, topCaps, true)
 	wk.entity(h, s, 0, "")
 	if wk.ioErr != nil {
 		return Attachment{}, wk.ioErr
+	}
+	if src.err != nil {
+		// The part may have ended early: a cut archive is no archive.
+		return Attachment{}, fmt.Errorf("reading the original: %w", src.err)
 	}
 	if wk.extracted == nil {
 		return Attachment{}, fmt.Errorf("the message has no attachment at part %s", path)

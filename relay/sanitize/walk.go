@@ -106,11 +106,13 @@ func (wk *walker) entity(h *header, s *source, depth int, path string) piece {
 // inlineFiles takes the uuencoded files out of a plain text and handles
 // them as the attachments mail clients make of them: removed, or kept by
 // the allow list; they never reach the recipient as text a client would
-// decode again.
+// decode again. Each block is a part of its own, named after its text
+// part ("1.uu1", "1.uu2"), so that a report or an unlock can point at one.
 func (wk *walker) inlineFiles(raw []byte, path string) []byte {
 	text, blocks := inlineUU(raw)
-	for _, b := range blocks {
-		wk.attachment("", safeName(decodeText([]byte(b.name), "")), "x-uuencode", "", bytes.NewReader(b.data), partName(path), nil)
+	for i, b := range blocks {
+		wk.attachment("", safeName(decodeText([]byte(b.name), "")), "x-uuencode", "", bytes.NewReader(b.data),
+			fmt.Sprintf("%s.uu%d", partName(path), i+1), nil)
 	}
 	return text
 }
