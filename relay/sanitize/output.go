@@ -111,6 +111,7 @@ func (wk *walker) header(h *header, enc *encoder) []outField {
 	if tag {
 		out = append(out, outField{name: "Subject", value: enc.header(wk.o.SubjectTag)})
 	}
+	wk.rep.headerDropped = len(wk.rep.HeaderDropped)
 	wk.rep.HeaderDropped = capList(wk.rep.HeaderDropped)
 	return out
 }

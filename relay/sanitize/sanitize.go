@@ -113,6 +113,8 @@ type Report struct {
 	// HeaderDropped names the header fields left out, and why: over the
 	// caps on reading, or a line over 998 octets that cannot be folded.
 	HeaderDropped []string `json:"header_dropped,omitempty"`
+	// headerDropped counts them before the list was cut short.
+	headerDropped int
 }
 
 // Changed reports whether the message lost anything a recipient might want
@@ -166,7 +168,7 @@ func (r *Report) Summary(releaseID string) string {
 		parts = append(parts, fmt.Sprintf("parts not read=%d", r.Unread))
 	}
 	if len(r.HeaderDropped) > 0 {
-		parts = append(parts, fmt.Sprintf("header fields dropped=%d", len(r.HeaderDropped)))
+		parts = append(parts, fmt.Sprintf("header fields dropped=%d", max(r.headerDropped, len(r.HeaderDropped))))
 	}
 	if releaseID != "" && r.Changed() {
 		parts = append(parts, "release-id="+releaseID)
@@ -199,7 +201,7 @@ func Message(r io.Reader, w io.Writer, o Options) (*Report, error) {
 	wk, src, s, h, p := walkMessage(r, o)
 	defer wk.cleanup()
 	rep := wk.rep
-	rep.HeaderDropped = capList(h.dropped)
+	rep.HeaderDropped = h.dropped // header() adds its own and cuts the list short
 	text := p.render(wk.o.Links)
 	rep.HTMLConverted = p.html
 	if src.err != nil {

@@ -386,3 +386,24 @@ func TestCRLF(t *testing.T) {
 		}
 	}
 }
+
+// More header fields dropped than the report lists: the list ends with
+// how many more, the summary counts them all.
+func TestHeaderDroppedCountedOnce(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("From: a@example.com\r\nSubject: many\r\n")
+	for range 26 {
+		b.WriteString("Cc: \xff\xfe <\xff>\r\n")
+	}
+	b.WriteString("\r\nhello\r\n")
+	rep, err := Message(strings.NewReader(b.String()), io.Discard, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rep.HeaderDropped); n != 21 || rep.HeaderDropped[20] != "and 6 more" {
+		t.Errorf("%d notes, the last %q; want 20 and \"and 6 more\"", n, rep.HeaderDropped[n-1])
+	}
+	if s := rep.Summary(""); !strings.Contains(s, "header fields dropped=26") {
+		t.Errorf("summary %q", s)
+	}
+}
