@@ -72,7 +72,7 @@ func (wk *walker) header(h *header, enc *encoder) []outField {
 			if !strings.Contains(subj, wk.o.SubjectTag) {
 				subj = wk.o.SubjectTag + " " + subj
 			}
-			out = append(out, outField{name: "Subject", value: enc.headerForce(wk.headerDefang(subj), false)})
+			out = append(out, outField{name: "Subject", value: enc.headerForce(wk.defang(subj), false)})
 			continue
 		}
 		dirty := !cleanASCII(f.raw)
@@ -87,8 +87,8 @@ func (wk *walker) header(h *header, enc *encoder) []outField {
 				continue
 			}
 			d := cleanText(decodeHeader(v))
-			if dirty || wk.headerDefang(d) != d {
-				out = append(out, outField{name: k, value: enc.headerForce(wk.headerDefang(d), false)})
+			if dirty || wk.defang(d) != d {
+				out = append(out, outField{name: k, value: enc.headerForce(wk.defang(d), false)})
 				continue
 			}
 		}
@@ -134,13 +134,6 @@ func mayLink(raw []byte) bool {
 // headerDefang defangs the links of a header value as the body's are
 // (List-Unsubscribe's <https://…> too: the client's unsubscribe button
 // would open it).
-func (wk *walker) headerDefang(v string) string {
-	if wk.o.Links == LinksPlain {
-		return v
-	}
-	return wk.defang(v)
-}
-
 func longestLine(raw []byte) int {
 	n := 0
 	for line := range bytes.SplitSeq(raw, []byte("\r\n")) {

@@ -21,9 +21,6 @@ var imageFormats = map[string]string{
 	"image/jpeg": "jpeg", "image/png": "png", "image/gif": "gif", "image/bmp": "bmp", "image/tiff": "tiff",
 }
 
-// ImageType reports whether Reencode takes a file of media type t.
-func ImageType(t string) bool { _, ok := imageFormats[t]; return ok }
-
 // Reencode decodes the image in (of media type typ) and encodes it again
 // in the same format to out: only the pixels survive (no EXIF, no
 // comments, no ICC or XMP, nothing appended after the image), and a file

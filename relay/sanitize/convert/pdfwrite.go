@@ -89,8 +89,10 @@ func writePage(cw *countWriter, obj func() int, path string, page, dpi int) erro
 	obj()
 	fmt.Fprintf(cw, "<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace %s /BitsPerComponent 8 /Filter /DCTDecode /Length %d >>\nstream\n",
 		cfg.Width, cfg.Height, space, fi.Size())
-	if n, err := io.Copy(cw, f); err != nil || n != fi.Size() {
-		return fmt.Errorf("copying a rendered page: %v", err)
+	if n, err := io.Copy(cw, f); err != nil {
+		return fmt.Errorf("copying a rendered page: %w", err)
+	} else if n != fi.Size() {
+		return fmt.Errorf("copying a rendered page: %d of its %d bytes", n, fi.Size())
 	}
 	cw.WriteString("\nendstream\nendobj\n")
 	return nil

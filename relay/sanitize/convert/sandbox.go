@@ -107,7 +107,7 @@ func (c *Converter) start(ctx context.Context, prl string, args []string, j job,
 		"SAL_USE_VCLPLUGIN=svp"}
 	cmd.Stdin = j.stdin
 	var stdout, stderr capped
-	stdout.max, stderr.max = c.maxStdout(), outputCap
+	stdout.max, stderr.max = outputCap, outputCap // only pdfinfo's few lines are read from stdout
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = sysProcAttr(isolate)
 	if err := cmd.Start(); err != nil {
@@ -176,9 +176,6 @@ func usedCPU(ps *os.ProcessState) time.Duration {
 	return ps.UserTime() + ps.SystemTime()
 }
 
-// maxStdout: pdftotext writes the text to stdout.
-func (c *Converter) maxStdout() int { return int(c.cfg.MaxOutput) }
-
 // lastLine is the last line a converter wrote to stderr, for the reason.
 func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
@@ -197,13 +194,11 @@ func lastLine(b []byte) string {
 // capped keeps the first max bytes written and discards the rest.
 type capped struct {
 	bytes.Buffer
-	max  int
-	over bool
+	max int
 }
 
 func (w *capped) Write(p []byte) (int, error) {
 	if room := w.max - w.Len(); room < len(p) {
-		w.over = true
 		if room > 0 {
 			w.Buffer.Write(p[:room])
 		}

@@ -51,15 +51,18 @@ func (c *Converter) Unzip(ctx context.Context, in, password, dir string) ([]File
 		return nil, failed(CodeTooLarge, "%d files, more than the limit of %d", entries, MaxArchiveFiles)
 	case total > uint64(c.cfg.MaxOutput):
 		return nil, failed(CodeTooLarge, "unpacks to %d bytes, more than the limit of %d", total, int64(c.cfg.MaxOutput))
+	case !encrypted:
+		// Nothing would be checked against the password: an archive
+		// without encrypted entries opens with any.
+		return nil, failed(CodeFailed, "the archive is not password-protected")
+	case password == "" || strings.ContainsAny(password, "\r\n"):
+		return nil, failed(CodePassword, "the password is empty or has a line break")
 	}
 	ctx, done, err := c.slot(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	if password == "" || strings.ContainsAny(password, "\r\n") {
-		return nil, failed(CodePassword, "the password is empty or has a line break")
-	}
 	out := filepath.Join(dir, "files")
 	_, err = c.run(ctx, job{name: "7-Zip", prog: c.cfg.SevenZip, dir: dir, stdin: strings.NewReader(password + "\n"),
 		args: []string{"x", "-y", "-bd", "-bso0", "-bsp0", "-mcp=932", "-o" + out, "--", in}})
@@ -68,11 +71,6 @@ func (c *Converter) Unzip(ctx context.Context, in, password, dir string) ([]File
 	}
 	if err != nil {
 		return nil, err
-	}
-	if !encrypted {
-		// Nothing was checked against the password: an archive without
-		// encrypted entries opens with any.
-		return nil, failed(CodeFailed, "the archive is not password-protected")
 	}
 	var files []File
 	err = filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
