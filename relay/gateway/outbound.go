@@ -190,7 +190,8 @@ func outboundWarnings(sec Sections, o *guard.Outbound, ours func(string) bool) [
 	for i, g := range o.Groups() {
 		if g.Timeout >= c.Delivery.TempFailLifetime {
 			out = append(out, Finding{fmt.Sprintf("relay.outbound.groups[%d].timeout", i),
-				fmt.Sprintf("%v is not shorter than relay.delivery.tempfail_lifetime (%v): a message approved late bounces at its first temporary failure", g.Timeout, c.Delivery.TempFailLifetime)})
+				fmt.Sprintf("%v is not shorter than relay.delivery.tempfail_lifetime (%v), which counts from when the message was accepted: a message approved late bounces at its first temporary failure. Give the group a shorter timeout (e.g. 4h), or raise tempfail_lifetime",
+					g.Timeout, c.Delivery.TempFailLifetime)})
 		}
 	}
 	return out
