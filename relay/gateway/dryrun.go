@@ -84,17 +84,17 @@ type ProbeInput struct {
 func (in ProbeInput) Probe() (Probe, string) {
 	ip, err := netip.ParseAddr(in.Client)
 	if err != nil {
-		return Probe{}, fmt.Sprintf("--client: %q is not an IP address", in.Client)
+		return Probe{}, fmt.Sprintf("client %q is not an IP address (e.g. 192.0.2.7)", in.Client)
 	}
 	if len(in.Rcpts) == 0 {
-		return Probe{}, "give at least one --rcpt"
+		return Probe{}, "give at least one recipient (rcpt)"
 	}
 	p := Probe{Client: ip, Helo: in.Helo, AuthUser: in.Auth, TLS: in.TLS, Listener: in.Listener}
 	if in.Header != "" {
 		p.Header = []byte(in.Header)
 	}
 	if p.From, err = policy.ParsePath(in.From); err != nil {
-		return Probe{}, fmt.Sprintf("--from %q: %v", in.From, err)
+		return Probe{}, fmt.Sprintf("sender (from) %q: %v", in.From, err)
 	}
 	for _, r := range in.Rcpts {
 		a, err := policy.ParsePath(r)
@@ -102,7 +102,7 @@ func (in ProbeInput) Probe() (Probe, string) {
 			err = fmt.Errorf("empty address")
 		}
 		if err != nil {
-			return Probe{}, fmt.Sprintf("--rcpt %q: %v", r, err)
+			return Probe{}, fmt.Sprintf("recipient (rcpt) %q: %v", r, err)
 		}
 		p.Rcpts = append(p.Rcpts, a)
 	}

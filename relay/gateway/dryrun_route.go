@@ -96,11 +96,11 @@ func (r *DryRunner) ExplainRoute(ctx context.Context, address, sender string, cl
 	}
 	s, serr := policy.ParsePath(sender)
 	if err != nil || serr != nil {
-		msg := fmt.Sprintf("501 5.1.3 bad recipient address %q: %v", address, err)
+		enhanced, msg := "5.1.3", fmt.Sprintf("bad recipient address %q: %v", address, err)
 		if err == nil {
-			msg = fmt.Sprintf("501 5.1.7 bad sender address %q: %v", sender, serr)
+			enhanced, msg = "5.1.7", fmt.Sprintf("bad sender address %q: %v", sender, serr)
 		}
-		return RouteResult{Address: address, Sender: sender, Hops: []routing.Hop{}, Error: msg, Code: 501, Enhanced: "5.1.3"}
+		return RouteResult{Address: address, Sender: sender, Hops: []routing.Hop{}, Error: "501 " + enhanced + " " + msg, Code: 501, Enhanced: enhanced}
 	}
 	pol := r.st.pol
 	src := pol.UsualSource(a)

@@ -276,7 +276,7 @@ func (o *Outbound) compileRule(key string, rc OutboundRuleConfig) (outRule, []er
 		r.copyTo = l + "@" + d
 	}
 	if rc.Hold == 0 && rc.Approve == "" && rc.BccOutside == nil && rc.CopyTo == "" {
-		bad("hold", "the rule has no action: give hold, approve, bcc_outside or copy_to")
+		errs = append(errs, fmt.Errorf("%s: the rule has no action: give hold, approve, bcc_outside or copy_to", key))
 	}
 	return r, errs
 }

@@ -114,7 +114,7 @@ func TestOutboundConfigErrors(t *testing.T) {
 		{OutboundConfig{Groups: []GroupConfig{{Name: "g", Timeout: time.Second}}}, "groups[0].timeout: must be at least 1m"},
 		{OutboundConfig{Groups: []GroupConfig{{Name: "g", Members: []string{"*"}}}}, "groups[0].members[0]: \"*\": name people"},
 		{OutboundConfig{Groups: []GroupConfig{{Name: "g", Members: []string{"ldap-group:kacho"}}}}, "groups[0].members[0]: \"ldap-group:kacho\": not a DN"},
-		{OutboundConfig{Rules: []OutboundRuleConfig{{}}}, "rules[0].hold: the rule has no action"},
+		{OutboundConfig{Rules: []OutboundRuleConfig{{}}}, "rules[0]: the rule has no action"},
 		{OutboundConfig{Rules: []OutboundRuleConfig{{Approve: "nobody"}}}, "rules[0].approve: \"nobody\" is not a group"},
 		{OutboundConfig{Groups: []GroupConfig{{Name: "g", Members: []string{"a@b.jp"}}},
 			Rules: []OutboundRuleConfig{{Approve: "g", Hold: time.Minute}}}, "rules[0].hold: hold and approve exclude each other"},
