@@ -157,8 +157,12 @@ func (s *Server) cancelRequest(w http.ResponseWriter, r *http.Request, u *user) 
 		s.notFound(w, r, u, err)
 		return
 	}
-	if _, err := s.eng.Store().Cancel(r.Context(), q.ID, u.Principal); err != nil {
-		s.fail(w, r, u, http.StatusConflict, "err.already_decided")
+	if _, err := s.eng.Approvals().Cancel(r.Context(), q.ID, u.Principal); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			s.fail(w, r, u, http.StatusConflict, "err.already_decided")
+			return
+		}
+		s.notFound(w, r, u, err) // the store: 503 or 500, logged
 		return
 	}
 	s.audit(r, u.Principal, "cancel", q.Item, fmt.Sprintf("request %d", q.ID), true)
