@@ -68,14 +68,17 @@ func BenchmarkReconstructDelivery(b *testing.B) {
 		files, _ := filepath.Glob(filepath.Join(dir, route, "*.eml"))
 		return len(files)
 	}
-	waitFor := func(b *testing.B, dir, route string, n int) {
+	// waitFor returns an error rather than stop the benchmark: it also
+	// runs on the background senders' goroutines.
+	waitFor := func(dir, route string, n int) error {
 		deadline := time.Now().Add(10 * time.Minute)
 		for delivered(dir, route) < n {
 			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d delivered to %s", delivered(dir, route), n, route)
+				return fmt.Errorf("%d of %d delivered to %s", delivered(dir, route), n, route)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+		return nil
 	}
 	for _, tc := range []struct{ name, data string }{{"docx-delay", docx}, {"pdf-delay", pdf}} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -87,7 +90,9 @@ func BenchmarkReconstructDelivery(b *testing.B) {
 				if err := sendTo(addr, "kakari@docs.city.toyokawa.lg.jp", 1, tc.data); err != nil {
 					b.Fatal(err)
 				}
-				waitFor(b, dir, "docs", i+1)
+				if err := waitFor(dir, "docs", i+1); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.ReportMetric(time.Since(t0).Seconds()/float64(b.N), "delay-s/msg")
 		})
@@ -102,6 +107,7 @@ func BenchmarkReconstructDelivery(b *testing.B) {
 			addr := e.Addrs()[0].String()
 			stop := make(chan struct{})
 			var converted atomic.Int64
+			var bgErr atomic.Value
 			var bg sync.WaitGroup
 			if beside {
 				// Two conversions in flight the whole time.
@@ -117,11 +123,16 @@ func BenchmarkReconstructDelivery(b *testing.B) {
 								return
 							}
 							converted.Add(1)
-							waitFor(b, dir, "docs", int(converted.Load()))
+							if err := waitFor(dir, "docs", int(converted.Load())); err != nil {
+								bgErr.Store(err)
+								return
+							}
 						}
 					})
 				}
-				waitFor(b, dir, "docs", 1) // conversions are under way
+				if err := waitFor(dir, "docs", 1); err != nil { // conversions are under way
+					b.Fatal(err)
+				}
 			}
 			const clients = 8
 			b.ResetTimer()
@@ -129,11 +140,16 @@ func BenchmarkReconstructDelivery(b *testing.B) {
 			if err := sendSplit(addr, "tanaka@city.toyokawa.lg.jp", b.N, clients, plain); err != nil {
 				b.Fatal(err)
 			}
-			waitFor(b, dir, "inner", b.N)
+			if err := waitFor(dir, "inner", b.N); err != nil {
+				b.Fatal(err)
+			}
 			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "msgs/s")
 			b.StopTimer()
 			close(stop)
 			bg.Wait()
+			if err, ok := bgErr.Load().(error); ok {
+				b.Fatal(err)
+			}
 		})
 	}
 }

@@ -140,8 +140,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// BenchmarkAddEvents is the writer's cost per event (batches of 512, as
-// relay/ops/events writes them), on SQLite.
+// BenchmarkAddEvents is the writer's cost per event on SQLite, in
+// batches of 2048 (the most relay/ops/events writes at once; a busy
+// gateway fills them).
 func BenchmarkAddEvents(b *testing.B) {
 	s, err := Open(context.Background(), Config{Path: filepath.Join(b.TempDir(), "w.db")}, "gw1")
 	if err != nil {
@@ -149,7 +150,7 @@ func BenchmarkAddEvents(b *testing.B) {
 	}
 	defer s.Close()
 	at := time.Now()
-	batch := make([]Event, 512)
+	batch := make([]Event, 2048)
 	n := 0
 	for b.Loop() {
 		for i := 0; i < len(batch); i += 2 {
