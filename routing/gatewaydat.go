@@ -63,7 +63,7 @@ func ParseGatewayDat(r io.Reader, file string) (*GatewayDat, error) {
 			continue
 		}
 		if bad := l.Err; bad != nil {
-			g.Problems = append(g.Problems, fmt.Sprintf("%s:%d: neither UTF-8 nor Shift_JIS (byte 0x%02x at byte %d of the line)", file, n, bad.Byte, bad.Column))
+			g.Problems = append(g.Problems, fmt.Sprintf("%s:%d: %s", file, n, bad.LineLeftOut()))
 			continue
 		}
 		e, note, err := parseGatewayLine(line)

@@ -103,7 +103,7 @@ func TestGatewayDatEmpty(t *testing.T) {
 	}
 	// Only that line is lost; a comment may hold any bytes.
 	g, err = ParseGatewayDat(bytes.NewReader([]byte("; \x82\xb1\x82\xf1 \xff\nx.jp, h.jp\ny.jp, \x82\xff.jp\r\nz.jp, h.jp\r\n")), "g.dat")
-	want := []string{"g.dat:3: neither UTF-8 nor Shift_JIS (byte 0x82 at byte 7 of the line)"}
+	want := []string{"g.dat:3: neither UTF-8 nor Shift_JIS (byte 0x82 at byte 7 of the line): the line is left out; correct it, or save the file as UTF-8, and import again"}
 	if err != nil || !slices.Equal(g.Problems, want) || len(g.Routes) != 2 {
 		t.Errorf("one undecodable line: %q, %+v, %v", g.Problems, g.Routes, err)
 	}

@@ -254,6 +254,13 @@ func (e *InvalidError) Reason() string {
 	return fmt.Sprintf("not valid %s (byte 0x%02x at byte %d of the line)", e.Encoding.Name(), e.Byte, e.Column)
 }
 
+// LineLeftOut is what an importer reading line by line says of a line
+// that is neither UTF-8 nor Shift_JIS, after its FILE:LINE.
+func (e *InvalidError) LineLeftOut() string {
+	return fmt.Sprintf("neither UTF-8 nor Shift_JIS (byte 0x%02x at byte %d of the line): the line is left out; correct it, or save the file as UTF-8, and import again",
+		e.Byte, e.Column)
+}
+
 func (e *InvalidError) Error() string {
 	s := fmt.Sprintf("line %d: %s", e.Line, e.Reason())
 	if e.NotUTF8 != nil {

@@ -141,7 +141,7 @@ func (c *Client) setup(ctx context.Context, raw net.Conn, p *pool, t Target, add
 		return nil, fmt.Errorf("EHLO to %s: %s", addr, describe(err))
 	}
 	if gc.swallow {
-		return nil, fmt.Errorf("EHLO to %s: the client did not greet as expected", addr)
+		return nil, fmt.Errorf("EHLO to %s: internal error: the SMTP client library did not send the EHLO we answered for it; please report this", addr)
 	}
 	cn := &conn{raw: raw, session: session, sc: sc, addr: addr, helo: helo, secure: secure}
 	if t.Auth != nil {

@@ -93,7 +93,7 @@ func (im *Imported) convertLine(n int, text string, bad *charset.InvalidError) (
 		return false
 	}
 	if bad != nil {
-		im.problem(n, text, fmt.Sprintf("neither UTF-8 nor Shift_JIS (byte 0x%02x at byte %d of the line)", bad.Byte, bad.Column))
+		im.problem(n, text, bad.LineLeftOut())
 		return false
 	}
 	if err != nil {

@@ -137,7 +137,7 @@ func TestImportEffectDatEncoding(t *testing.T) {
 		{"shift_jis comment", "# \x83R\x83\x81\x83\x93\x83g\r\n192.168.0.1 true\r\n", 1, ""},
 		{
 			"bad bytes in a pattern", "# \xff comment\r\n192.168.0.1 true\r\nta\x82\xffro@x.jp false\r\n", 1,
-			"effect.dat:3: neither UTF-8 nor Shift_JIS (byte 0x82 at byte 3 of the line) (ta\ufffd\ufffdro@x.jp false)\n",
+			"effect.dat:3: neither UTF-8 nor Shift_JIS (byte 0x82 at byte 3 of the line): the line is left out; correct it, or save the file as UTF-8, and import again (ta\ufffd\ufffdro@x.jp false)\n",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -76,7 +76,7 @@ var (
 	replyBadSequenceRcpt = R(503, "5.5.1", "Bad sequence of commands: send RCPT first")
 	replyNestedMail      = R(503, "5.5.1", "Bad sequence of commands: sender already given (RSET first)")
 	replyInTransaction   = R(503, "5.5.1", "Bad sequence of commands: not allowed inside a mail transaction (RSET first)")
-	replyBDATMixed       = R(503, "5.5.1", "Bad sequence of commands: BDAT in progress; only BDAT, RSET, NOOP or QUIT")
+	replyBDATMixed       = R(503, "5.5.1", "Bad sequence of commands: BDAT in progress; send BDAT or NOOP, or RSET, EHLO or QUIT to abandon the message")
 	replyBDATSyntax      = R(501, "5.5.4", "Syntax: BDAT size [LAST]; closing the connection")
 	replyUnknown         = R(500, "5.5.2", "Command not recognized")
 	replyNotImplemented  = R(502, "5.5.1", "Command not implemented")
