@@ -261,7 +261,7 @@ func looksLikeIPv4(s string) bool {
 // trailing '*' octets to a CIDR block.
 func effectNetwork(s string) (string, error) {
 	if !strings.Contains(s, "*") {
-		p, err := parseNetwork(s)
+		p, err := ParseNetwork(s)
 		if err != nil {
 			return "", err
 		}

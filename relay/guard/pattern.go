@@ -152,9 +152,10 @@ func (l patternList) match(e envAddr) bool {
 
 type networkList []netip.Prefix
 
-// parseNetwork reads a CIDR block or a single address. Host bits are an
-// error: "192.168.0.1/24" is a typo more often than a meaning.
-func parseNetwork(s string) (netip.Prefix, error) {
+// ParseNetwork reads a CIDR block or a single address, as every network
+// the configuration names is written. Host bits are an error:
+// "192.168.0.1/24" is a typo more often than a meaning.
+func ParseNetwork(s string) (netip.Prefix, error) {
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
@@ -180,7 +181,7 @@ func parseNetworks(key string, in []string) (networkList, []error) {
 	var out networkList
 	var errs []error
 	for i, s := range in {
-		p, err := parseNetwork(s)
+		p, err := ParseNetwork(s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s[%d]: %v", key, i, err))
 			continue

@@ -3,8 +3,8 @@ package ratelimit
 import (
 	"errors"
 	"fmt"
-	"net/netip"
-	"strings"
+
+	"github.com/sekisho/sekisho/relay/guard"
 )
 
 // Config is the relay.rate_limits section. A limit of 0 is off; a
@@ -69,29 +69,9 @@ func (c Config) Validate() error {
 		}
 	}
 	for i, s := range c.Exempt {
-		if _, err := parseNetwork(s); err != nil {
+		if _, err := guard.ParseNetwork(s); err != nil {
 			errs = append(errs, fmt.Errorf("exempt[%d]: %v", i, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// parseNetwork reads a CIDR block or one address; host bits set are a
-// typo, not a meaning.
-func parseNetwork(s string) (netip.Prefix, error) {
-	if !strings.Contains(s, "/") {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is neither an IP address nor a CIDR block", s)
-		}
-		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	switch {
-	case err != nil || p.Masked() != p:
-		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR block with its host bits clear", s)
-	case p.Addr().Is4In6():
-		return netip.Prefix{}, fmt.Errorf("%q: write IPv4 networks in dotted form", s)
-	}
-	return p, nil
 }

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sekisho/sekisho/relay/guard"
 	"golang.org/x/time/rate"
 )
 
@@ -85,7 +86,7 @@ func New(cfg Config, now func() time.Time) *Limiter {
 func (l *Limiter) SetConfig(cfg Config) {
 	var exempt []netip.Prefix
 	for _, s := range cfg.Exempt {
-		if p, err := parseNetwork(s); err == nil {
+		if p, err := guard.ParseNetwork(s); err == nil {
 			exempt = append(exempt, p)
 		}
 	}

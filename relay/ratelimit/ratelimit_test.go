@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/relay/guard"
 )
 
 type clock struct{ t time.Time }
@@ -152,7 +154,7 @@ func TestValidate(t *testing.T) {
 	c.Exempt = []string{"10.0.0.1/8", "nowhere", "10.1.0.0/16"}
 	want := `client.messages_per_minute: must not be negative (0: no limit), got -1
 user.sessions: must not be negative (0: no limit), got -2
-exempt[0]: "10.0.0.1/8" is not a CIDR block with its host bits clear
+exempt[0]: "10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?
 exempt[1]: "nowhere" is neither an IP address nor a CIDR block`
 	if err := c.Validate(); err == nil || err.Error() != want {
 		t.Errorf("got\n%v\nwant\n%s", err, want)
@@ -167,7 +169,7 @@ func FuzzParseNetwork(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := parseNetwork(s)
+		p, err := guard.ParseNetwork(s)
 		if err != nil {
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/accounts/keyerr"
+	"github.com/sekisho/sekisho/relay/guard"
 	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/relay/sanitize/convert"
 	"github.com/sekisho/sekisho/rewrite"
@@ -118,8 +119,8 @@ func (c Config) Validate() error {
 			}
 		}
 		for j, n := range r.ExceptNetworks {
-			if _, err := parseNetwork(n); err != nil {
-				bad(fmt.Sprintf("%s.except_networks[%d]", key, j), "%q is not a network (192.0.2.0/24) or an address", n)
+			if _, err := guard.ParseNetwork(n); err != nil {
+				bad(fmt.Sprintf("%s.except_networks[%d]", key, j), "%v", err)
 			}
 		}
 	}
@@ -179,7 +180,7 @@ func (c Config) Validate() error {
 func (c Config) Applies(source rewrite.Source, client, route string) bool {
 	ip, _ := netip.ParseAddr(client)
 	for _, r := range c.Rules {
-		if src, _ := rewrite.ParseSource(r.Source); src == source && (len(r.Routes) == 0 || slices.Contains(r.Routes, route)) && !inNetworks(ip, r.ExceptNetworks) {
+		if r.takes(source, ip) && (len(r.Routes) == 0 || slices.Contains(r.Routes, route)) {
 			return true
 		}
 	}
@@ -191,11 +192,18 @@ func (c Config) Applies(source rewrite.Source, client, route string) bool {
 func (c Config) Selects(source rewrite.Source, client string) bool {
 	ip, _ := netip.ParseAddr(client)
 	for _, r := range c.Rules {
-		if src, _ := rewrite.ParseSource(r.Source); src == source && !inNetworks(ip, r.ExceptNetworks) {
+		if r.takes(source, ip) {
 			return true
 		}
 	}
 	return false
+}
+
+// takes reports whether the rule is for mail from source and a client at
+// ip, whatever its route.
+func (r Rule) takes(source rewrite.Source, ip netip.Addr) bool {
+	src, _ := rewrite.ParseSource(r.Source)
+	return src == source && !inNetworks(ip, r.ExceptNetworks)
 }
 
 // inNetworks reports whether ip is in one of the networks (validated).
@@ -204,23 +212,11 @@ func inNetworks(ip netip.Addr, networks []string) bool {
 		return false
 	}
 	for _, n := range networks {
-		if p, err := parseNetwork(n); err == nil && p.Contains(ip.Unmap()) {
+		if p, err := guard.ParseNetwork(n); err == nil && p.Contains(ip.Unmap()) {
 			return true
 		}
 	}
 	return false
-}
-
-// parseNetwork reads a CIDR or a single address.
-func parseNetwork(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // Options are the sanitize options for one message.

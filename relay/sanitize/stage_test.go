@@ -222,7 +222,7 @@ func TestSanitizeConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Rules = []Rule{{Source: "internet"}}; c.Quarantine.Dir = "" }, `quarantine.dir: required`},
 		{func(c *Config) {
 			c.Rules = []Rule{{Source: "internet", ExceptNetworks: []string{"lgwan-relay"}}}
-		}, `rules[0].except_networks[0]: "lgwan-relay" is not a network`},
+		}, `rules[0].except_networks[0]: "lgwan-relay" is neither an IP address nor a CIDR block`},
 		{func(c *Config) { c.Convert.Timeout = 15 * time.Minute },
 			`convert.wall_timeout: must be at least timeout (15m0s), got 10m0s: raise wall_timeout (default 10m) or lower timeout`},
 		{func(c *Config) { c.Convert.Nice = 20 }, `convert.nice: must be between 0 and 19, got 20`},
