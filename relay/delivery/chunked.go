@@ -99,18 +99,16 @@ const maxBDATLine = len("BDAT  LAST\r\n") + 20
 // room left for the two, which are then put right before it: the message
 // is copied once, from the read buffer to the write buffer.
 func (c *Client) nextChunk(cn *conn, enc *smtpd.TextEncoder, body io.Reader, prefix string) (out []byte, last bool, err error) {
-	if cn.bodyBuf == nil {
-		cn.bodyBuf = make([]byte, bodyBufSize)
-	}
+	b := cn.buffers()
 	room := len(prefix) + maxBDATLine
-	buf := cn.cmdBuf
+	buf := b.cmd
 	if cap(buf) < room+chunkSize {
 		buf = make([]byte, 0, room+chunkSize+bodyBufSize)
 	}
 	buf = buf[:room]
 	for len(buf)-room < chunkSize {
-		n, err := body.Read(cn.bodyBuf)
-		buf = enc.Append(buf, cn.bodyBuf[:n])
+		n, err := body.Read(b.body)
+		buf = enc.Append(buf, b.body[:n])
 		if err == io.EOF {
 			buf, last = enc.End(buf), true
 			break
@@ -131,12 +129,12 @@ func (c *Client) nextChunk(cn *conn, enc *smtpd.TextEncoder, body io.Reader, pre
 	return buf[start:], last, nil
 }
 
-// keepCmdBuf keeps a write buffer with the connection for the next
-// message, unless one large message made it big.
+// keepCmdBuf keeps a write buffer for the next message, unless one large
+// message made it big.
 func (cn *conn) keepCmdBuf(b []byte) {
 	if cap(b) <= 2*chunkSize+64<<10 {
-		cn.cmdBuf = b[:0]
+		cn.buffers().cmd = b[:0]
 	} else {
-		cn.cmdBuf = nil
+		cn.buffers().cmd = nil
 	}
 }

@@ -56,10 +56,13 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 		return false // DATA is open: the session cannot be reused
 	}
 	defer body.Close()
-	if cn.bw == nil {
-		cn.bw = bufio.NewWriterSize(cn.session, bodyBufSize)
+	b := cn.buffers()
+	if b.bw == nil {
+		b.bw = bufio.NewWriterSize(cn.session, bodyBufSize)
+	} else {
+		b.bw.Reset(cn.session)
 	}
-	bw := cn.bw
+	bw := b.bw
 	readErr, writeErr := c.sendBody(cn, bw, body, true)
 	if readErr != nil {
 		setAll(results, accepted, 0, "", fmt.Sprintf("reading the message: %v", readErr), true, "")

@@ -30,10 +30,7 @@ type conn struct {
 	raw       net.Conn          // the TCP connection: deadlines and forced close
 	session   net.Conn          // raw, or the TLS connection over it
 	tp        *textproto.Reader // replies read by pipelined (nil until used)
-	bw        *bufio.Writer     // body writer of pipelined, kept with the connection
-	bodyBuf   []byte            // read buffer of sendBody, kept with the connection
-	wireBuf   []byte            // sendBody's encoded bytes, kept likewise
-	cmdBuf    []byte            // chunked's commands and chunk, kept likewise
+	bufs      *txBufs           // while a transaction runs (buffers); nil when idle
 	sc        *smtp.Client
 	addr      string
 	helo      string
@@ -155,6 +152,7 @@ func (c *Client) put(p *pool, cn *conn) {
 		return
 	}
 	cn.idleSince = time.Now()
+	cn.giveBack()
 	p.mu.Lock()
 	p.idle = append(p.idle, cn)
 	p.mu.Unlock()
@@ -258,4 +256,36 @@ func (c *Client) sweep(now time.Time) {
 		}
 	}
 	c.mu.Unlock()
+}
+
+// txBufs are the buffers of one transaction: what the body is read into
+// (body), encoded into (wire, or cmd with BDAT's commands) and written
+// through (bw, DATA). A connection borrows them for a transaction and
+// gives them back when it goes idle, so that memory follows the
+// transactions in flight (at most the workers), not the idle connections.
+type txBufs struct {
+	body, wire, cmd []byte
+	bw              *bufio.Writer
+}
+
+var txBufPool = sync.Pool{New: func() any { return &txBufs{body: make([]byte, bodyBufSize)} }}
+
+// buffers returns the connection's transaction buffers, borrowed on first
+// use.
+func (cn *conn) buffers() *txBufs {
+	if cn.bufs == nil {
+		cn.bufs = txBufPool.Get().(*txBufs)
+	}
+	return cn.bufs
+}
+
+// giveBack returns the transaction buffers to the pool.
+func (cn *conn) giveBack() {
+	if b := cn.bufs; b != nil {
+		if b.bw != nil {
+			b.bw.Reset(nil) // no reference to the connection
+		}
+		cn.bufs = nil
+		txBufPool.Put(b)
+	}
 }

@@ -118,22 +118,20 @@ func (c *Client) transact(ctx context.Context, cn *conn, m Message, results []Re
 // apart from a failure to send it.
 func (c *Client) sendBody(cn *conn, w io.Writer, body io.Reader, dots bool) (readErr, writeErr error) {
 	out := &deadlineWriter{conn: cn.raw, timeout: c.opts.DataTimeout, w: w}
-	if cn.bodyBuf == nil {
-		cn.bodyBuf = make([]byte, bodyBufSize)
-	}
+	b := cn.buffers()
 	enc := smtpd.TextEncoder{Dots: dots}
 	for {
-		n, err := body.Read(cn.bodyBuf)
+		n, err := body.Read(b.body)
 		if n > 0 {
-			cn.wireBuf = enc.Append(cn.wireBuf[:0], cn.bodyBuf[:n])
-			if _, werr := out.Write(cn.wireBuf); werr != nil {
+			b.wire = enc.Append(b.wire[:0], b.body[:n])
+			if _, werr := out.Write(b.wire); werr != nil {
 				return nil, werr
 			}
 		}
 		if err == io.EOF {
-			cn.wireBuf = enc.End(cn.wireBuf[:0])
-			if len(cn.wireBuf) > 0 {
-				if _, werr := out.Write(cn.wireBuf); werr != nil {
+			b.wire = enc.End(b.wire[:0])
+			if len(b.wire) > 0 {
+				if _, werr := out.Write(b.wire); werr != nil {
 					return nil, werr
 				}
 			}
