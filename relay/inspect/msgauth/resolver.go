@@ -28,17 +28,12 @@ const exchangeTimeout = 5 * time.Second
 
 // NewResolver returns a caching resolver that asks servers ("ip" or
 // "ip:port") in order, or the nameservers of /etc/resolv.conf when servers
-// is empty (Go's own resolver if that file lists none). Tests point it at
-// routing/dnstest.
+// is empty: read by routing/dnsclient at the first query, as the router's
+// are, so that a start, a reload or `config check` with the checks off
+// reads nothing. Tests point it at routing/dnstest.
 func NewResolver(servers []string) (Resolver, error) {
 	if len(servers) == 0 {
-		cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
-		if err != nil || len(cc.Servers) == 0 {
-			return net.DefaultResolver, nil
-		}
-		for _, s := range cc.Servers {
-			servers = append(servers, net.JoinHostPort(s, cc.Port))
-		}
+		return newCachingResolver(nil, "/etc/resolv.conf", exchangeTimeout, nil)
 	}
 	return NewCachingResolver(servers, exchangeTimeout)
 }
@@ -58,21 +53,22 @@ type CachingResolver struct {
 // NewCachingResolver asks servers ("ip" or "ip:port") in order, each
 // exchange bounded by timeout.
 func NewCachingResolver(servers []string, timeout time.Duration) (*CachingResolver, error) {
-	return newCachingResolver(servers, timeout, nil)
+	if len(servers) == 0 {
+		return nil, errors.New("no DNS server")
+	}
+	return newCachingResolver(servers, "", timeout, nil)
 }
 
-// newCachingResolver is NewCachingResolver on a clock (nil: time.Now).
-func newCachingResolver(servers []string, timeout time.Duration, now func() time.Time) (*CachingResolver, error) {
-	opt := dnsclient.Options{Timeout: timeout, CacheSize: maxCacheEntries, Now: now}
+// newCachingResolver is NewCachingResolver on a clock (nil: time.Now),
+// or, without servers, on those of the resolv.conf file named.
+func newCachingResolver(servers []string, resolvConf string, timeout time.Duration, now func() time.Time) (*CachingResolver, error) {
+	opt := dnsclient.Options{Timeout: timeout, CacheSize: maxCacheEntries, Now: now, ResolvConf: resolvConf}
 	for _, s := range servers {
 		a, err := serverAddr(s)
 		if err != nil {
 			return nil, err
 		}
 		opt.Servers = append(opt.Servers, a)
-	}
-	if len(opt.Servers) == 0 {
-		return nil, errors.New("no DNS server")
 	}
 	return &CachingResolver{dns: dnsclient.New(opt)}, nil
 }

@@ -23,7 +23,7 @@ func TestCachingResolver(t *testing.T) {
 	s.ServFail("fail.example.com.")
 	s.Truncate("big.example.com.")
 	now := time.Unix(1_800_000_000, 0)
-	r, err := newCachingResolver([]string{s.Addr}, time.Second, func() time.Time { return now })
+	r, err := newCachingResolver([]string{s.Addr}, "", time.Second, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
