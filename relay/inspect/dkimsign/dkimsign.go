@@ -20,7 +20,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/miekg/dns"
 
@@ -265,20 +264,22 @@ func (s *Signer) Sign(msg io.Reader) (string, error) {
 	return sig, err
 }
 
+// maxHeader bounds the header block read to find the From domain: more
+// than any header the gateway accepts.
+const maxHeader = 16 << 20
+
 // ErrUnsignable marks a message that cannot be signed (no single header
 // From, a broken header): callers send it unsigned. Other errors of Sign
 // come from reading the message.
 var ErrUnsignable = errors.New("dkim: message cannot be signed")
 
 func (s *Signer) sign(msg io.Reader) (string, error) {
-	var head bytes.Buffer
-	br := bufio.NewReader(io.TeeReader(msg, &head))
-	if _, err := textproto.ReadHeader(br); err != nil {
+	br := bufio.NewReaderSize(msg, 32<<10)
+	head, err := rewrite.ReadHeader(br, maxHeader)
+	if err != nil {
 		return "", fmt.Errorf("reading the header: %w", err)
 	}
-	// The header block is what bufio pulled from msg less what it has not
-	// handed out yet.
-	d, err := fromDomain(head.Bytes()[:head.Len()-br.Buffered()])
+	d, err := fromDomain(head)
 	if err != nil {
 		return "", err
 	}
@@ -298,9 +299,7 @@ func (s *Signer) sign(msg io.Reader) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// head holds everything bufio pulled from msg; the rest is still in
-	// msg.
-	if _, err := io.Copy(sg, io.MultiReader(&head, msg)); err != nil {
+	if _, err := io.Copy(sg, io.MultiReader(bytes.NewReader(head), br)); err != nil {
 		sg.Close()
 		return "", fmt.Errorf("reading the message: %w", err)
 	}
