@@ -148,10 +148,7 @@ func ReadLDAP(ctx context.Context, opt LDAPOptions) (Result, error) {
 	if m.Mail == "" && m.Account == "" {
 		return Result{}, errors.New("ldap mapping: neither a mail nor an account attribute")
 	}
-	timeout := opt.Timeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
+	timeout := opt.timeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -268,16 +265,11 @@ func uacFlags(v string) string {
 }
 
 func ldapSearch(ctx context.Context, t ldapTarget, opt LDAPOptions, m LDAPMapping, timeout time.Duration) ([]*ldap.Entry, error) {
-	conn, err := ldapDial(ctx, t, opt, timeout)
+	conn, err := ldapConnect(ctx, t, opt, timeout)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	if opt.BindDN != "" {
-		if err := conn.Bind(opt.BindDN, opt.Password); err != nil {
-			return nil, fmt.Errorf("%s: bind as %s: %v", t.safe, opt.BindDN, err)
-		}
-	}
 	var attrs []string
 	for _, a := range []string{m.Mail, m.Account, m.Flags, m.Aliases} {
 		if a != "" {
@@ -303,10 +295,19 @@ func ldapSearch(ctx context.Context, t ldapTarget, opt LDAPOptions, m LDAPMappin
 	return sr.Entries, nil
 }
 
-// ldapDial connects to the directory of t (TLS for ldaps://, StartTLS when
-// asked); the connection is closed when ctx ends, which ends any call on
-// it (go-ldap's calls take no context).
-func ldapDial(ctx context.Context, t ldapTarget, opt LDAPOptions, timeout time.Duration) (*ldap.Conn, error) {
+// timeout is Timeout, or its default.
+func (opt LDAPOptions) timeout() time.Duration {
+	if opt.Timeout > 0 {
+		return opt.Timeout
+	}
+	return 30 * time.Second
+}
+
+// ldapConnect connects to the directory of t (TLS for ldaps://, StartTLS
+// when asked) and binds with the search account, when there is one; the
+// connection is closed when ctx ends, which ends any call on it (go-ldap's
+// calls take no context).
+func ldapConnect(ctx context.Context, t ldapTarget, opt LDAPOptions, timeout time.Duration) (*ldap.Conn, error) {
 	tlsCfg := opt.TLS
 	if tlsCfg == nil {
 		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -321,6 +322,12 @@ func ldapDial(ctx context.Context, t ldapTarget, opt LDAPOptions, timeout time.D
 		if err := conn.StartTLS(tlsCfg); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("%s: StartTLS: %v", t.safe, err)
+		}
+	}
+	if opt.BindDN != "" {
+		if err := conn.Bind(opt.BindDN, opt.Password); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%s: bind as %s: %v", t.safe, opt.BindDN, err)
 		}
 	}
 	return conn, nil

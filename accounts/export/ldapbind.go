@@ -64,22 +64,14 @@ func LDAPAuthenticate(ctx context.Context, opt LDAPBindOptions, login, password 
 		return v
 	}
 	loginAttr, mailAttr, nameAttr, groupsAttr := def(opt.Login, "uid"), def(opt.Mail, "mail"), def(opt.Name, "displayName,cn"), def(opt.GroupsAttr, "memberOf")
-	timeout := opt.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
+	timeout := opt.timeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := ldapDial(ctx, t, opt.LDAPOptions, timeout)
+	conn, err := ldapConnect(ctx, t, opt.LDAPOptions, timeout)
 	if err != nil {
 		return LDAPUser{}, err
 	}
 	defer conn.Close()
-	if opt.BindDN != "" {
-		if err := conn.Bind(opt.BindDN, opt.Password); err != nil {
-			return LDAPUser{}, fmt.Errorf("%s: bind as %s: %v", t.safe, opt.BindDN, err)
-		}
-	}
 	attrs := []string{mailAttr, groupsAttr}
 	for _, a := range strings.Split(nameAttr, ",") {
 		attrs = append(attrs, strings.TrimSpace(a))

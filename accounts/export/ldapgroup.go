@@ -21,22 +21,14 @@ func LDAPGroupMembers(ctx context.Context, opt LDAPOptions, dn string) (int, err
 	if err != nil {
 		return 0, err
 	}
-	timeout := opt.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
+	timeout := opt.timeout()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := ldapDial(ctx, t, opt, timeout)
+	conn, err := ldapConnect(ctx, t, opt, timeout)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
-	if opt.BindDN != "" {
-		if err := conn.Bind(opt.BindDN, opt.Password); err != nil {
-			return 0, fmt.Errorf("%s: bind as %s: %v", t.safe, opt.BindDN, err)
-		}
-	}
 	attrs := []string{"member", "uniqueMember", "memberUid"}
 	sr, err := conn.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(timeout/time.Second), false,
 		"(objectClass=*)", attrs, nil))
