@@ -42,8 +42,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, u *user) {
 		day, _ := st.CountEvents(r.Context(), now.Add(-24*time.Hour))
 		data["Hour"], data["Day"] = rates(hour), rates(day)
 		data["Rules"], _ = st.RefusalsByRule(r.Context(), now.Add(-24*time.Hour), 10)
-		pending, _ := st.Requests(r.Context(), store.RequestQuery{States: []string{store.StatePending}})
-		data["Pending"] = len(pending)
+		data["Pending"], _ = st.CountRequests(r.Context(), store.RequestQuery{States: []string{store.StatePending}})
 		data["Quarantined"], _ = st.CountQuarantine(r.Context())
 	}
 	s.render(w, r, u, http.StatusOK, "dashboard", data)
@@ -206,8 +205,8 @@ func (s *Server) quarantineList(w http.ResponseWriter, r *http.Request, u *user)
 	for i, it := range list {
 		items[i] = s.withReport(it)
 	}
-	pending, _ := st.Requests(r.Context(), store.RequestQuery{Kind: store.KindRelease, States: []string{store.StatePending}})
-	s.render(w, r, u, http.StatusOK, "quarantine", map[string]any{"Items": items, "Pending": len(pending),
+	pending, _ := st.CountRequests(r.Context(), store.RequestQuery{Kind: store.KindRelease, States: []string{store.StatePending}})
+	s.render(w, r, u, http.StatusOK, "quarantine", map[string]any{"Items": items, "Pending": pending,
 		"Rcpt": q.Get("rcpt"), "Sender": q.Get("sender"), "ID": q.Get("id")})
 }
 

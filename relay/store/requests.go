@@ -149,6 +149,26 @@ type RequestQuery struct {
 
 // Requests returns the requests that match.
 func (s *Store) Requests(ctx context.Context, q RequestQuery) ([]Request, error) {
+	limit := q.Limit
+	if limit <= 0 || limit > 500 {
+		limit = 500
+	}
+	where, args := requestWhere(q)
+	query := `SELECT ` + requestColumns + ` FROM requests` + where + ` ORDER BY created DESC, id DESC LIMIT ?`
+	return queryAll(ctx, s, query, append(args, limit), scanRequest)
+}
+
+// CountRequests counts the requests q selects (its Limit aside), without
+// reading them: the pages that show only how many are pending.
+func (s *Store) CountRequests(ctx context.Context, q RequestQuery) (int, error) {
+	where, args := requestWhere(q)
+	var n int
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM requests`+where), args...).Scan(&n)
+	return n, err
+}
+
+// requestWhere is the WHERE clause of q (with its leading space), or "".
+func requestWhere(q RequestQuery) (string, []any) {
 	var where []string
 	var args []any
 	for _, f := range []struct{ col, v string }{{"kind", q.Kind}, {"requester", lower(q.Requester)},
@@ -172,17 +192,10 @@ func (s *Store) Requests(ctx context.Context, q RequestQuery) ([]Request, error)
 	if q.Unfinished {
 		where = append(where, `done_at = 0`)
 	}
-	limit := q.Limit
-	if limit <= 0 || limit > 500 {
-		limit = 500
+	if len(where) == 0 {
+		return "", nil
 	}
-	query := `SELECT ` + requestColumns + ` FROM requests`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY created DESC, id DESC LIMIT ?`
-	args = append(args, limit)
-	return queryAll(ctx, s, query, args, scanRequest)
+	return ` WHERE ` + strings.Join(where, " AND "), args
 }
 
 // Decide records an approver's decision on a pending request. It returns

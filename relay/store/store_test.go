@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -228,6 +229,12 @@ func TestRequestLifecycle(t *testing.T) {
 		}
 		if _, err := s.Start(ctx, r.ID); !errors.Is(err, ErrConflict) {
 			t.Errorf("starting a pending request: %v", err)
+		}
+		for q, want := range map[string]RequestQuery{"1 pending": {States: []string{StatePending}},
+			"1 pending release": {Kind: KindRelease, States: []string{StatePending}}, "0 outbound": {Kind: KindOutbound}, "1 in all": {}} {
+			if n, err := s.CountRequests(ctx, want); err != nil || strconv.Itoa(n) != strings.Fields(q)[0] {
+				t.Errorf("CountRequests %s: %d %v", q, n, err)
+			}
 		}
 		d, err := s.Decide(ctx, r.ID, true, "bucho@city.example.lg.jp", "ok")
 		if err != nil || d.State != StateApproved || d.DecidedBy != "bucho@city.example.lg.jp" || !d.DecidedAt.Equal(t0) {
