@@ -212,11 +212,7 @@ func (s *Server) carryOut(w http.ResponseWriter, r *http.Request, u *user, by st
 		return
 	}
 	if err != nil {
-		who := u
-		if who == nil {
-			who = &user{Principal: by}
-		}
-		s.notFound(w, r, who, err)
+		s.notFound(w, r, u, err)
 		return
 	}
 	s.audit(r, by, "outbound-"+decision, h.Item, fmt.Sprintf("request %d from %s (%s): %s", h.ID, h.Requester, h.Reason, comment), true)
@@ -348,5 +344,5 @@ func (s *Server) linkFail(w http.ResponseWriter, r *http.Request, err error) {
 		s.fail(w, r, nil, http.StatusNotFound, "err.bad_link")
 		return
 	}
-	s.notFound(w, r, &user{}, err)
+	s.notFound(w, r, nil, err)
 }

@@ -33,7 +33,11 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request, u *user, err e
 		s.fail(w, r, u, http.StatusInternalServerError, "err.internal")
 		return
 	}
-	s.audit(r, u.Principal, "denied", r.URL.Path, "not found or not theirs", false)
+	who := "-" // u is nil on the pages an approval link opens without signing in
+	if u != nil {
+		who = u.Principal
+	}
+	s.audit(r, who, "denied", r.URL.Path, "not found or not theirs", false)
 	s.fail(w, r, u, http.StatusNotFound, "err.not_found")
 }
 
