@@ -298,7 +298,8 @@ func (r *Runner) deliverGroup(ctx context.Context, st *Snapshot, m queue.Message
 		size += int64(len(cp.Header) - len(in.Header))
 	}
 	from, to := cp.From, cp.To
-	body := func() (io.ReadCloser, error) { return r.body(m.ID, newHeader, st.MaxHeaderBytes*2) }
+	stored := int64(len(in.Header)) // the stored header's length, when it was read
+	body := func() (io.ReadCloser, error) { return r.body(m.ID, newHeader, stored, st.MaxHeaderBytes*2) }
 	if st.Sanitize.Applies(m.Envelope.Source, m.Envelope.ClientIP, g.Decision.Rule) { // 無害化
 		var err error
 		if body, size, err = r.sanitize(ctx, st, m, g.Decision.Rule, g.Rcpts, body); err != nil {
@@ -395,11 +396,24 @@ func (r *Runner) readHeader(id queue.ID, max int) ([]byte, error) {
 }
 
 // body returns the message to send: the stored bytes, or a new header in
-// front of the stored body.
-func (r *Runner) body(id queue.ID, header []byte, max int) (io.ReadCloser, error) {
+// front of the stored body. stored is the length of the stored header when
+// it is known: the body then starts there, and the header is not read
+// again at each call (signing, sanitizing and each attempt read the
+// message).
+func (r *Runner) body(id queue.ID, header []byte, stored int64, max int) (io.ReadCloser, error) {
 	rc, err := r.sh.Queue.Open(id)
 	if err != nil || header == nil {
 		return rc, err
+	}
+	if s, ok := rc.(io.Seeker); ok && stored > 0 {
+		if _, err := s.Seek(stored, io.SeekStart); err != nil {
+			rc.Close()
+			return nil, err
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(header), rc), rc}, nil
 	}
 	br := bufio.NewReader(rc)
 	if _, err := rewrite.ReadHeader(br, max); err != nil {
