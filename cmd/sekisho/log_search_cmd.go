@@ -62,22 +62,13 @@ found.`)
 		fmt.Fprintln(env.stderr, "sekisho log search: give at least one of --from, --to, --message-id, --queue-id, --client, --since")
 		return exitUsage
 	}
-	cfg, ok := env.config(*cfgPath)
+	s, _, ok := env.openStore(*cfgPath)
 	if !ok {
 		return exitFinding
 	}
-	if !cfg.Relay.Store.On() {
-		fmt.Fprintf(env.stderr, "%s: no message trace: relay.store is off (set relay.store.driver, or turn the console on)\n", cfg.Source)
-		return exitFinding
-	}
+	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), logSearchTimeout)
 	defer cancel()
-	s, err := store.Open(ctx, cfg.Relay.Store, cfg.Relay.Instance())
-	if err != nil {
-		fmt.Fprintf(env.stderr, "%s: relay.%v\n", cfg.Source, err)
-		return exitFinding
-	}
-	defer s.Close()
 	msgs, err := s.TraceSearch(ctx, q)
 	if err != nil {
 		fmt.Fprintln(env.stderr, "sekisho log search:", err)

@@ -31,7 +31,7 @@ func (env *cmdEnv) openStore(cfgPath string) (*store.Store, *Config, bool) {
 		return nil, nil, false
 	}
 	if !cfg.Relay.Store.On() {
-		fmt.Fprintf(env.stderr, "%s: relay.store is off (set relay.store.driver, or turn the console on)\n", cfg.Source)
+		fmt.Fprintf(env.stderr, "%s: relay.store is off, so there are no trace or requests to read (set relay.store.driver, or turn the console on)\n", cfg.Source)
 		return nil, nil, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -59,15 +59,15 @@ it. request approve and request deny decide either kind.`)
 	if _, st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
+	if *kind != store.KindRelease && *kind != store.KindOutbound {
+		fmt.Fprintf(env.stderr, "sekisho request list: --kind %q: want release or outbound\n", *kind)
+		return exitUsage
+	}
 	s, _, ok := env.openStore(*cfgPath)
 	if !ok {
 		return exitFinding
 	}
 	defer s.Close()
-	if *kind != store.KindRelease && *kind != store.KindOutbound {
-		fmt.Fprintf(env.stderr, "sekisho request list: --kind %q: want release or outbound\n", *kind)
-		return exitUsage
-	}
 	q := store.RequestQuery{Kind: *kind}
 	if *pending {
 		q.States = []string{store.StatePending}
