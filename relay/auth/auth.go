@@ -249,15 +249,26 @@ func (s *session) fail(user, reason string) error {
 	return errAuthFailed
 }
 
+// locked reports (and logs) whether the client, or user when given, is
+// locked out.
+func (s *session) locked(user string) bool {
+	a := s.a
+	if !a.lockoutOn() {
+		return false
+	}
+	now := a.now()
+	if a.clients.locked(s.key, now) || user != "" && a.users.locked(userKey(user), now) {
+		a.report(s.ip, user, "locked out")
+		return true
+	}
+	return false
+}
+
 // finish looks the user up and runs check against its secret.
 func (s *session) finish(user string, check func(secret) (bool, error)) error {
 	a := s.a
-	if a.lockoutOn() {
-		now := a.now()
-		if a.clients.locked(s.key, now) || a.users.locked(userKey(user), now) {
-			a.report(s.ip, user, "locked out")
-			return errLocked
-		}
+	if s.locked(user) {
+		return errLocked
 	}
 	d := a.dir()
 	if d == nil {

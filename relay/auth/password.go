@@ -21,17 +21,12 @@ var (
 // same lockout: failures here count towards the SMTP AUTH lockout and the
 // other way round. It returns the account's canonical address.
 func (a *Authenticator) CheckPassword(ip netip.Addr, user, password string) (string, error) {
-	s := &session{a: a, ip: ip, key: clientKey(ip)}
-	if err := checkUsername(user); err != nil {
-		return "", s.fail("", err.Error())
-	}
-	if a.lockoutOn() && a.clients.locked(s.key, a.now()) {
-		a.report(ip, user, "client locked out")
+	var account string
+	s := &session{a: a, ip: ip, key: clientKey(ip), onSuccess: func(u string) { account = u }}
+	if s.locked("") { // the client first, as the SMTP server checks it at connect
 		return "", errLocked
 	}
-	var account string
-	s.onSuccess = func(u string) { account = u }
-	if err := s.finish(user, func(sec secret) (bool, error) { return sec.verifyPassword(password) }); err != nil {
+	if err := s.plain("", user, password); err != nil {
 		return "", err
 	}
 	return account, nil
@@ -43,12 +38,8 @@ func (a *Authenticator) CheckPassword(ip netip.Addr, user, password string) (str
 // returns the principal signed in.
 func (a *Authenticator) CheckExternal(ip netip.Addr, user string, check func() (string, error)) (string, error) {
 	s := &session{a: a, ip: ip, key: clientKey(ip)}
-	if a.lockoutOn() {
-		now := a.now()
-		if a.clients.locked(s.key, now) || (user != "" && a.users.locked(userKey(user), now)) {
-			a.report(ip, user, "locked out")
-			return "", errLocked
-		}
+	if s.locked(user) {
+		return "", errLocked
 	}
 	p, err := check()
 	if errors.Is(err, ErrFailed) {
