@@ -49,7 +49,7 @@ type FromField struct {
 	Problem string
 	// Mailboxes are the field's addresses in order (a group's members
 	// included). One that is not local@domain has Address "" and a
-	// Problem ("no domain" for one without '@').
+	// Problem (ProblemNoDomain for one without '@').
 	Mailboxes []HeaderAddress
 }
 
@@ -95,7 +95,7 @@ func appendAddresses(out []HeaderAddress, hs string, f field, fi int, c Class, m
 		case mb.problem != "":
 			ha.Problem = mb.problem
 		case mb.noDomain:
-			ha.Problem = "no domain"
+			ha.Problem = ProblemNoDomain
 		default:
 			d := hs[mb.domStart:mb.domEnd]
 			ha.Address = unquoteLocal(hs[mb.start:mb.localEnd]) + "@" + d
@@ -107,3 +107,7 @@ func appendAddresses(out []HeaderAddress, hs string, f field, fi int, c Class, m
 	}
 	return out, mbs
 }
+
+// ProblemNoDomain is HeaderAddress.Problem for an address without '@'
+// (a bare "postmaster"): a name, not a parse failure.
+const ProblemNoDomain = "no domain"

@@ -10,13 +10,13 @@ import (
 	"io"
 	"net"
 	"net/textproto"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"github.com/sekisho/sekisho/relay/smtpd"
 )
 
 // maxSetupBytes bounds what a server may send before the session is handed
@@ -164,7 +164,7 @@ func probeEHLO(raw net.Conn, tp *textproto.Reader, helo string) (offered bool, r
 	if err != nil {
 		var te *textproto.Error
 		if errors.As(err, &te) && (te.Code == 500 || te.Code == 502) {
-			return false, wireReply(te.Code, te.Msg), nil
+			return false, smtpd.Reply{Code: te.Code, Text: te.Msg}.AppendWire(nil), nil
 		}
 		return false, nil, err
 	}
@@ -174,24 +174,8 @@ func probeEHLO(raw net.Conn, tp *textproto.Reader, helo string) (offered bool, r
 			return true, nil, nil
 		}
 	}
-	return false, wireReply(code, msg), nil
-}
-
-// wireReply writes a reply textproto read back as it was sent.
-func wireReply(code int, msg string) []byte {
-	var b []byte
-	lines := strings.Split(msg, "\n")
-	for i, l := range lines {
-		sep := byte('-')
-		if i == len(lines)-1 {
-			sep = ' '
-		}
-		b = strconv.AppendInt(b, int64(code), 10)
-		b = append(b, sep)
-		b = append(b, l...)
-		b = append(b, '\r', '\n')
-	}
-	return b
+	// textproto read the reply: it goes on as it was sent.
+	return false, smtpd.Reply{Code: code, Text: msg}.AppendWire(nil), nil
 }
 
 // authenticate logs in with PLAIN or LOGIN, only over TLS unless the

@@ -410,8 +410,8 @@ func (s *Session) Data(m *smtpd.MessageReader) smtpd.Reply {
 			return s.dataError(err, "holding the message for its outbound rule")
 		}
 	}
-	if m.Normalized > 0 {
-		s.log.Info("bare line endings normalized", "kind", "session", "id", id, "count", m.Normalized)
+	if n := m.Normalized(); n > 0 {
+		s.log.Info("bare line endings normalized", "kind", "session", "id", id, "count", n)
 	}
 	s.logTransaction(id.String(), rewrite.MessageID(header), env, data.n, time.Since(start))
 	if held != "" {

@@ -178,7 +178,7 @@ func (c *Conn) shutdown() {
 	if c.phase.CompareAndSwap(phaseIdle, phaseClosing) {
 		go func() {
 			c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			c.nc.Write(replyShutdown.appendTo(nil))
+			c.nc.Write(replyShutdown.AppendWire(nil))
 			c.nc.Close()
 		}()
 	}
@@ -295,7 +295,7 @@ func (c *Conn) reply(r Reply) {
 	if r.Code >= 400 && r.Code != 421 {
 		c.errors++
 	}
-	c.out = r.appendTo(c.out)
+	c.out = r.AppendWire(c.out)
 }
 
 // flush writes the queued replies in one write; false if it failed.

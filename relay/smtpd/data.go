@@ -87,8 +87,6 @@ type MessageReader struct {
 	afterCRLF bool // the last line ended with a real CRLF (or none yet)
 	lastCR    bool // the last byte taken was a CR
 
-	// Normalized counts the bare CRs, bare LFs and NULs changed.
-	Normalized int
 }
 
 func (m *MessageReader) reset(src *bufio.Reader, dotted bool, p LinePolicy, max int64) {
@@ -349,7 +347,6 @@ func (m *MessageReader) account(n int) {
 // checkLines refuses the message under LineReject once the rule changed
 // something.
 func (m *MessageReader) checkLines() {
-	m.Normalized = m.enc.Changed
 	if m.enc.Changed > 0 && m.policy == LineReject && !m.discarding {
 		m.fail(ErrBareLineEnding)
 	}
@@ -379,3 +376,7 @@ func (m *MessageReader) fail(err error) {
 	m.discarding = true
 	m.out, m.outOff = m.out[:0], 0
 }
+
+// Normalized counts the bare CRs, bare LFs and NULs the line-ending rule
+// changed so far.
+func (m *MessageReader) Normalized() int { return m.enc.Changed }

@@ -36,8 +36,9 @@ func (r Reply) Temporary() bool { return r.Code >= 400 && r.Code < 500 }
 // Failed reports a 4xx or 5xx reply.
 func (r Reply) Failed() bool { return r.Code >= 400 }
 
-// appendTo writes the reply in wire form to b.
-func (r Reply) appendTo(b []byte) []byte {
+// AppendWire writes the reply in wire form to b: one line per line of
+// Text, each with the code and Enhanced.
+func (r Reply) AppendWire(b []byte) []byte {
 	text := r.Text
 	for {
 		line, rest, more := strings.Cut(text, "\n")

@@ -337,7 +337,7 @@ func fromDomain(header []byte) (string, error) {
 	}
 	a := f.Mailboxes[0]
 	switch {
-	case a.Problem == "no domain":
+	case a.Problem == rewrite.ProblemNoDomain:
 		return "", fmt.Errorf("header from %q has no domain", a.AddrSpec)
 	case a.Address == "":
 		return "", fmt.Errorf("header from: unparsable (%s)", a.Problem)

@@ -369,7 +369,7 @@ func authorDomains(header []byte) ([]string, error) {
 		}
 		for _, a := range f.Mailboxes {
 			switch {
-			case a.Problem == "no domain":
+			case a.Problem == rewrite.ProblemNoDomain:
 				problem = cmp.Or(problem, errors.New("header from has no domain"))
 			case a.Problem != "":
 				problem = cmp.Or(problem, fmt.Errorf("header from: %s", a.Problem))
