@@ -206,7 +206,10 @@ func (wk *walker) write(w io.Writer, h *header, text string) error {
 			writeBase64(bw, bytes.NewReader(crlf(encoded)))
 		}
 	}
-	if len(wk.kept) == 0 {
+	if len(wk.kept) == 0 || wk.o.PlanOnly {
+		// Under PlanOnly the files are left out (the notice still lists
+		// them): the text is all that is wanted, and the message is not
+		// held in memory file by file.
 		textHeader()
 		bw.WriteString("\r\n")
 		writeText()

@@ -407,3 +407,29 @@ func TestHeaderDroppedCountedOnce(t *testing.T) {
 		t.Errorf("summary %q", s)
 	}
 }
+
+// PlanOnly leaves the kept files out of what is written: the text and
+// its notice alone (the console's index reads nothing else).
+func TestPlanOnlyLeavesTheFilesOut(t *testing.T) {
+	msg := "Subject: f\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n" +
+		"Content-Type: text/plain\r\n\r\nsee the file\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\n" + strings.Repeat("JVBERi0xLjQKJcfs\r\n", 1000) + "--b--\r\n"
+	o := Options{AllowTypes: []string{"application/pdf"}, AllowExtensions: []string{"pdf"}, TempDir: t.TempDir()}
+	var full, plan bytes.Buffer
+	if _, err := Message(strings.NewReader(msg), &full, o); err != nil {
+		t.Fatal(err)
+	}
+	o.PlanOnly = true
+	rep, err := Message(strings.NewReader(msg), &plan, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Kept) != 1 || !strings.Contains(full.String(), "a.pdf") || strings.Contains(plan.String(), "JVBERi0") ||
+		plan.Len() > full.Len()/4 {
+		t.Errorf("kept %+v; the plan is %d bytes against %d:\n%s", rep.Kept, plan.Len(), full.Len(), plan.String())
+	}
+	text, _, err := Text(strings.NewReader(msg), o, 1<<10)
+	if err != nil || !strings.Contains(text, "see the file") {
+		t.Errorf("Text: %q %v", text, err)
+	}
+}
