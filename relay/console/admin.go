@@ -14,6 +14,7 @@ import (
 
 	"github.com/sekisho/sekisho/relay/approval"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/sanitize"
 	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
 	"github.com/sekisho/sekisho/relay/store"
 	"github.com/sekisho/sekisho/rewrite"
@@ -145,7 +146,7 @@ func (s *Server) queueShow(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	subject := ""
 	if msg, err := mail.ReadMessage(strings.NewReader(header + "\r\n")); err == nil {
-		subject = decodeHeader(msg.Header.Get("Subject"))
+		subject = sanitize.DecodeHeader(msg.Header.Get("Subject"))
 	}
 	s.render(w, r, u, http.StatusOK, "queue_message", map[string]any{"M": m, "Header": header, "Subject": subject})
 }
@@ -317,15 +318,6 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, u *user) {
 	sort.SliceStable(sessions, func(i, j int) bool { return sessions[i].LastSeen.After(sessions[j].LastSeen) })
 	s.render(w, r, u, http.StatusOK, "audit", map[string]any{"Records": recs, "Sessions": sessions,
 		"Actor": q.Get("actor"), "Object": q.Get("object"), "Action": q.Get("action")})
-}
-
-// decodeHeader decodes RFC 2047 words for showing (the result is text).
-func decodeHeader(v string) string {
-	d, err := (&mimeDecoder).DecodeHeader(v)
-	if err != nil {
-		return v
-	}
-	return d
 }
 
 // revokeSessions ends every session of a principal (someone left, a

@@ -88,7 +88,7 @@ func (e *Engine) outboundDetail(id queue.ID, header []byte, d policy.OutboundDec
 	}
 	det.Header = strings.ToValidUTF8(string(h), "\uFFFD")
 	if m, err := mail.ReadMessage(bufio.NewReader(io.MultiReader(bytes.NewReader(header), strings.NewReader("\r\n")))); err == nil {
-		det.From, det.To, det.Cc = headerFrom(header), decodedField(m.Header.Get("To")), decodedField(m.Header.Get("Cc"))
+		det.From, det.To, det.Cc = headerFrom(header), sanitize.DecodeHeader(m.Header.Get("To")), sanitize.DecodeHeader(m.Header.Get("Cc"))
 	}
 	if m, err := e.queue.Get(id); err == nil {
 		det.Size = m.Envelope.Size
@@ -100,14 +100,6 @@ func (e *Engine) outboundDetail(id queue.ID, header []byte, d policy.OutboundDec
 		rc.Close()
 	}
 	return det
-}
-
-// decodedField is an address field with its encoded words decoded.
-func decodedField(v string) string {
-	if d, err := mimeWords.DecodeHeader(v); err == nil {
-		return d
-	}
-	return v
 }
 
 // MovedToBcc tells the sender that bcc_outside changed their message's

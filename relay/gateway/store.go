@@ -6,7 +6,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"mime"
 	"net/mail"
 	"path/filepath"
 	"strings"
@@ -21,8 +20,6 @@ import (
 	"github.com/sekisho/sekisho/relay/sanitize/quarantine"
 	"github.com/sekisho/sekisho/relay/store"
 	"github.com/sekisho/sekisho/rewrite"
-
-	"github.com/emersion/go-message/charset"
 )
 
 // What every gateway with a store (relay.store) does, console or not:
@@ -279,12 +276,13 @@ const (
 // headerFrom is the first From field, display names decoded, as the
 // recipient's mail client shows it; the raw value when it cannot be read.
 func headerFrom(h []byte) string {
-	m, err := mail.ReadMessage(bytes.NewReader(append(h, '\r', '\n')))
+	// Not append(h, ...): h may have room after it that is not ours.
+	m, err := mail.ReadMessage(io.MultiReader(bytes.NewReader(h), strings.NewReader("\r\n")))
 	if err != nil {
 		return ""
 	}
 	v := m.Header.Get("From")
-	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader}}
+	p := mail.AddressParser{WordDecoder: mimeWords}
 	if list, err := p.ParseList(v); err == nil {
 		parts := make([]string, len(list))
 		for i, a := range list {
@@ -295,10 +293,7 @@ func headerFrom(h []byte) string {
 		}
 		return strings.Join(parts, ", ")
 	}
-	if d, err := p.WordDecoder.DecodeHeader(v); err == nil {
-		return d
-	}
-	return v
+	return sanitize.DecodeHeader(v)
 }
 
 // indexOne indexes one original with the text its recipients got (the

@@ -87,6 +87,12 @@ func decodeAs(raw []byte, cs string) (string, bool) {
 // guessed like a body, from all of the value at once. Raw bytes inside an
 // encoded word are in the word's charset: Netscape 4 wrote Q words that
 // hold raw Latin-1 ("=?iso-8859-1?Q?Fr\xf6sche?="), as clients read them.
+// DecodeHeader is a header field's value as a mail client shows it:
+// encoded words in every charset mail uses here, raw 8-bit bytes read by
+// the same detection as the body. Anything that shows a message's header
+// (the console, the approval pages) reads it this way.
+func DecodeHeader(v string) string { return decodeHeader(v) }
+
 func decodeHeader(v string) string {
 	if !hasHigh(v) {
 		return decodeWords(v, nil)
