@@ -1,16 +1,15 @@
 package routing
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 
 	"github.com/sekisho/sekisho/accounts/addr"
+	"github.com/sekisho/sekisho/accounts/secretfile"
 )
 
 // route is one compiled rule: a table entry, the smart host or the MX
@@ -158,22 +157,11 @@ func readPassword(a AuthConfig) (string, error) {
 		}
 		return pw, nil
 	}
-	fi, err := os.Stat(a.PasswordFile)
+	pw, err := secretfile.Password(a.PasswordFile)
 	if err != nil {
 		return "", fmt.Errorf("password_file: %v", err)
 	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o004 != 0 {
-		return "", fmt.Errorf("password_file: %s is readable by every user (mode %v); chmod o-r it", a.PasswordFile, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(a.PasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("password_file: %v", err)
-	}
-	b = bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
-	if len(b) == 0 || bytes.ContainsAny(b, "\r\n\x00") {
-		return "", fmt.Errorf("password_file: %s must hold the password on one line", a.PasswordFile)
-	}
-	return string(b), nil
+	return pw, nil
 }
 
 // Resolver returns the router's resolver (for re-resolving at send time).

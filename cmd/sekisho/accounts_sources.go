@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	"github.com/sekisho/sekisho/accounts"
 	"github.com/sekisho/sekisho/accounts/addr"
 	"github.com/sekisho/sekisho/accounts/export"
+	"github.com/sekisho/sekisho/accounts/secretfile"
 )
 
 // Kinds of sync sources.
@@ -245,7 +244,7 @@ type ldapFlags struct {
 func addLDAPFlags(fs *flag.FlagSet) *ldapFlags {
 	return &ldapFlags{
 		bindDN:       fs.String("ldap-bind-dn", "", "bind as this `DN` before searching an LDAP source (default: anonymous)"),
-		passwordFile: fs.String("ldap-password-file", "", "read the bind password from this `file` (else $LDAP_BIND_PASSWORD); never on the command line"),
+		passwordFile: fs.String("ldap-password-file", "", "read the bind password from this `file` (one line, not readable by other users; else $LDAP_BIND_PASSWORD); never on the command line"),
 		mapping: fs.String("ldap-map", "", "attributes read per column, e.g. `mail=mail,account=sAMAccountName,name=displayName,flags=userAccountControl,aliases=proxyAddresses` "+
 			"(defaults: mail=mail, name=displayName,cn; - leaves one out)"),
 		caFile:   fs.String("ldap-ca", "", "PEM `file` of the CA that signed the directory's certificate (ldaps:// or --ldap-starttls; default: the system's)"),
@@ -260,11 +259,11 @@ func (l *ldapFlags) options(opt export.Options) (export.LDAPOptions, error) {
 	if *l.bindDN != "" {
 		switch {
 		case *l.passwordFile != "":
-			b, err := os.ReadFile(*l.passwordFile)
+			pw, err := secretfile.Password(*l.passwordFile)
 			if err != nil {
 				return lo, fmt.Errorf("--ldap-password-file: %v", err)
 			}
-			lo.Password = strings.TrimRight(string(b), "\r\n")
+			lo.Password = pw
 		default:
 			// Not SEKISHO_*: those are configuration overrides.
 			lo.Password = os.Getenv("LDAP_BIND_PASSWORD")
@@ -274,15 +273,11 @@ func (l *ldapFlags) options(opt export.Options) (export.LDAPOptions, error) {
 		}
 	}
 	if *l.caFile != "" {
-		pem, err := os.ReadFile(*l.caFile)
+		t, err := secretfile.CATLS(*l.caFile)
 		if err != nil {
 			return lo, fmt.Errorf("--ldap-ca: %v", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return lo, fmt.Errorf("--ldap-ca: %s holds no PEM certificate", *l.caFile)
-		}
-		lo.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		lo.TLS = t
 	}
 	if *l.mapping != "" {
 		for _, kv := range strings.Split(*l.mapping, ",") {

@@ -169,6 +169,7 @@ userAccountControl: 514
 	dir := t.TempDir()
 	cfg := writeTemp(t, dir, "sekisho.yaml", twinsConfig)
 	pw := writeTemp(t, dir, "ldap.pw", "admin-secret\n")
+	os.Chmod(pw, 0o600) // a password file others may read is refused
 	aliases := writeTemp(t, dir, "aliases.txt", "./epstman mode=NA domname=city.toyokawa.aichi.jp aliases=info mappedto=tanaka\n")
 	src := url + "/ou=people,dc=toyokawa,dc=example??sub?(objectClass=inetOrgPerson)"
 	out, errOut, code := runSekisho(t, "", "accounts", "sync", "-c", cfg, "--from", src, "--from", aliases,

@@ -3,13 +3,12 @@ package console
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/sekisho/sekisho/accounts/export"
+	"github.com/sekisho/sekisho/accounts/secretfile"
 	"github.com/sekisho/sekisho/relay/auth"
 )
 
@@ -22,23 +21,16 @@ type ldapSignIn struct {
 
 func newLDAPSignIn(c LDAPConfig) (*ldapSignIn, error) {
 	l := &ldapSignIn{cfg: c}
+	var err error
 	if c.PasswordFile != "" {
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
+		if l.password, err = secretfile.Password(c.PasswordFile); err != nil {
 			return nil, fmt.Errorf("password_file: %w", err)
 		}
-		l.password = strings.TrimRight(string(b), "\r\n")
 	}
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
+		if l.tls, err = secretfile.CATLS(c.CAFile); err != nil {
 			return nil, fmt.Errorf("ca_file: %w", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", c.CAFile)
-		}
-		l.tls = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 	}
 	return l, nil
 }
