@@ -1,17 +1,19 @@
 package approval
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"mime"
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/accounts/addr"
 	"github.com/sekisho/sekisho/relay/queue"
+	"github.com/sekisho/sekisho/relay/sanitize"
 	"github.com/sekisho/sekisho/relay/store"
 	"github.com/sekisho/sekisho/rewrite"
 )
@@ -109,23 +111,27 @@ func unlockNotice(r store.Request) notice {
 // every line is short and 7-bit whatever the text holds.
 func (n *MailNotifier) compose(to string, t notice, body string, now time.Time) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "From: %s\r\n", n.Postmaster)
-	fmt.Fprintf(&b, "To: <%s>\r\n", to)
-	// mime splits long text into several encoded words; each gets a
-	// line of its own (RFC 2047 §2: at most 76 characters a word).
-	subject := mime.BEncoding.Encode("utf-8", t.subjJA+" / "+t.subjEN)
-	fmt.Fprintf(&b, "Subject: [sekisho]\r\n %s\r\n", strings.ReplaceAll(subject, "?= =?", "?=\r\n =?"))
-	fmt.Fprintf(&b, "Date: %s\r\n", now.Format(time.RFC1123Z))
-	fmt.Fprintf(&b, "Message-ID: <%s.%s@%s>\r\n", now.UTC().Format("20060102150405"), randHex(), n.Hostname)
-	b.WriteString("Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n")
-	b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-	enc := base64.StdEncoding.EncodeToString([]byte(body))
-	for len(enc) > 76 {
-		b.WriteString(enc[:76] + "\r\n")
-		enc = enc[76:]
-	}
-	b.WriteString(enc + "\r\n")
+	bw := bufio.NewWriter(&b)
+	writeHeader(bw, n.Postmaster, to, t.subjJA+" / "+t.subjEN, n.Hostname, now)
+	bw.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	sanitize.WriteBase64(bw, strings.NewReader(body))
+	bw.Flush()
 	return b.Bytes()
+}
+
+// writeHeader writes the header fields every mail of ours carries, up to
+// MIME-Version: the recipient's local part quoted as SMTP wants it, the
+// subject after a "[sekisho]" tag in encoded words of a line each (RFC
+// 2047 §2: at most 76 characters a word).
+func writeHeader(w *bufio.Writer, from, to, subject, hostname string, now time.Time) {
+	if local, domain, ok := addr.Split(to); ok {
+		to = addr.QuoteLocal(local) + "@" + domain
+	}
+	fmt.Fprintf(w, "From: %s\r\nTo: <%s>\r\n", from, to)
+	fmt.Fprintf(w, "Subject: [sekisho]\r\n %s\r\n", strings.ReplaceAll(mime.BEncoding.Encode("utf-8", subject), "?= =?", "?=\r\n =?"))
+	fmt.Fprintf(w, "Date: %s\r\nMessage-ID: <%s.%s@%s>\r\n", now.Format(time.RFC1123Z), now.UTC().Format("20060102150405"),
+		randHex(), hostname)
+	w.WriteString("Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n")
 }
 
 func oneLine(s string) string {

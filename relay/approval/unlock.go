@@ -3,7 +3,6 @@ package approval
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -229,26 +228,23 @@ func (e *UnlockExecutor) build(w io.Writer, dir string, files []string, held san
 	if subject != "" {
 		subj += " (" + subject + ")"
 	}
-	fmt.Fprintf(bw, "From: %s\r\nTo: <%s>\r\n", e.Postmaster, to)
-	fmt.Fprintf(bw, "Subject: %s\r\n", strings.ReplaceAll(mime.BEncoding.Encode("utf-8", subj), "?= =?", "?=\r\n =?"))
-	fmt.Fprintf(bw, "Date: %s\r\nMessage-ID: <%s.%s@%s>\r\nAuto-Submitted: auto-generated\r\n", now.Format(time.RFC1123Z),
-		now.UTC().Format("20060102150405"), randHex(), e.Hostname)
-	fmt.Fprintf(bw, "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n", boundary)
+	writeHeader(bw, e.Postmaster, to, subj, e.Hostname, now)
+	fmt.Fprintf(bw, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n", boundary)
 	fmt.Fprintf(bw, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n", boundary)
 	text := "パスワード付きファイル " + held.Name + " の中身を、安全な形式に作り直してお送りします。\r\n" +
 		"The files of the password-protected archive " + held.Name + ", rebuilt in a safe form.\r\n"
-	writeBase64(bw, strings.NewReader(text))
+	sanitize.WriteBase64(bw, strings.NewReader(text))
 	for _, f := range files {
 		rel, _ := filepath.Rel(dir, f)
 		name := path.Base(filepath.ToSlash(rel))
 		fmt.Fprintf(bw, "--%s\r\nContent-Type: application/octet-stream\r\n", boundary)
-		fmt.Fprintf(bw, "Content-Disposition: attachment; filename*=UTF-8''%s\r\nContent-Transfer-Encoding: base64\r\n\r\n",
-			percentEncode(name))
+		fmt.Fprintf(bw, "Content-Disposition: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+			mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 		in, err := os.Open(f)
 		if err != nil {
 			return err
 		}
-		err = writeBase64(bw, in)
+		err = sanitize.WriteBase64(bw, in)
 		in.Close()
 		if err != nil {
 			return err
@@ -256,43 +252,6 @@ func (e *UnlockExecutor) build(w io.Writer, dir string, files []string, held san
 	}
 	fmt.Fprintf(bw, "--%s--\r\n", boundary)
 	return bw.Flush()
-}
-
-func writeBase64(w io.Writer, r io.Reader) error {
-	buf := make([]byte, 57)
-	line := make([]byte, 78)
-	for {
-		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			base64.StdEncoding.Encode(line, buf[:n])
-			m := base64.StdEncoding.EncodedLen(n)
-			copy(line[m:], "\r\n")
-			if _, werr := w.Write(line[:m+2]); werr != nil {
-				return werr
-			}
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// percentEncode writes a file name as an RFC 2231 value: every byte but
-// letters, digits and "-._~" as %XX.
-func percentEncode(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
 }
 
 // IsWrongPassword reports whether err is a wrong password.

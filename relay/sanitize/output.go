@@ -317,6 +317,10 @@ func reencode(enc *encoder, d string) (string, bool) {
 }
 
 // writeBase64 writes r base64-encoded in 76-column lines.
+// WriteBase64 writes r base64-encoded in lines of 76 characters, each
+// ended by CRLF (RFC 2045 §6.8): every MIME part sekisho writes.
+func WriteBase64(w *bufio.Writer, r io.Reader) error { return writeBase64(w, r) }
+
 func writeBase64(w *bufio.Writer, r io.Reader) error {
 	buf := make([]byte, 57*64)
 	line := make([]byte, 76)
