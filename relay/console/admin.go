@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/mail"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
@@ -314,8 +313,7 @@ func (s *Server) auditPage(w http.ResponseWriter, r *http.Request, u *user) {
 		s.notFound(w, r, u, err)
 		return
 	}
-	sessions, _ := st.Sessions(r.Context(), s.opt.Now())
-	sort.SliceStable(sessions, func(i, j int) bool { return sessions[i].LastSeen.After(sessions[j].LastSeen) })
+	sessions, _ := st.Sessions(r.Context(), s.opt.Now()) // the latest seen first
 	s.render(w, r, u, http.StatusOK, "audit", map[string]any{"Records": recs, "Sessions": sessions,
 		"Actor": q.Get("actor"), "Object": q.Get("object"), "Action": q.Get("action")})
 }

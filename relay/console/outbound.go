@@ -129,13 +129,10 @@ func (s *Server) toApprove(w http.ResponseWriter, r *http.Request, u *user) {
 	if u.Is(roleAdmin) {
 		q.Groups = nil // administrators see every group's
 	}
-	var pending []store.Request
-	if len(q.Groups) > 0 || u.Is(roleAdmin) {
-		var err error
-		if pending, err = st.Requests(r.Context(), q); err != nil {
-			s.notFound(w, r, u, err)
-			return
-		}
+	pending, err := st.Requests(r.Context(), q)
+	if err != nil {
+		s.notFound(w, r, u, err)
+		return
 	}
 	var list []held
 	for _, h := range s.heldList(pending, u) {

@@ -16,7 +16,6 @@ import (
 
 // pageSet is the templates of one language.
 type pageSet struct {
-	lang  string
 	pages map[string]*template.Template
 }
 
@@ -31,7 +30,7 @@ func loadPages() (map[string]*pageSet, error) {
 	}
 	out := map[string]*pageSet{}
 	for _, lang := range languages {
-		ps := &pageSet{lang: lang, pages: map[string]*template.Template{}}
+		ps := &pageSet{pages: map[string]*template.Template{}}
 		funcs := template.FuncMap{
 			"t":        func(key string, a ...any) string { return tr(lang, key, a...) },
 			"inert":    inert,

@@ -273,8 +273,8 @@ func (s *Store) PruneRequests(ctx context.Context, before time.Time) (int64, err
 // Expired lists the pending requests of a kind held by instance whose
 // deadline has come.
 func (s *Store) Expired(ctx context.Context, kind, instance string, now time.Time) ([]Request, error) {
-	return queryAll(ctx, s, s.q(`SELECT `+requestColumns+` FROM requests WHERE state = ? AND kind = ? AND instance = ?
-		AND expires <> 0 AND expires <= ? ORDER BY expires LIMIT 500`), []any{StatePending, kind, instance, micros(now)}, scanRequest)
+	return queryAll(ctx, s, `SELECT `+requestColumns+` FROM requests WHERE state = ? AND kind = ? AND instance = ?
+		AND expires <> 0 AND expires <= ? ORDER BY expires LIMIT 500`, []any{StatePending, kind, instance, micros(now)}, scanRequest)
 }
 
 // NextExpiry returns the earliest deadline of instance's pending
