@@ -24,8 +24,7 @@ type Conn struct {
 	// br is the reader in use: small, the command reader kept for the
 	// whole connection, or big while a message is read (see growReader).
 	br, small, big *bufio.Reader
-	carry          carryReader // what small held when big took over
-	out            []byte      // replies not yet written: a PIPELINING group goes out at once
+	out            []byte // replies not yet written: a PIPELINING group goes out at once
 	h              Handler
 
 	remote   netip.AddrPort
@@ -369,29 +368,27 @@ func (c *Conn) reset() {
 // reader's 4 KiB.
 const msgBufSize = 64 << 10
 
-// growReader switches to a big reader for a message. What the command
-// reader holds goes first; the big reader stays until it is drained, since
-// commands the client pipelined after the message may be in it.
+// growReader switches to a big reader for a message. The big reader reads
+// through the command reader: what that holds comes first, and once it is
+// empty bufio passes the big reads straight to the connection. The big
+// reader stays until it is drained, since commands the client pipelined
+// after the message may be in it.
 func (c *Conn) growReader() {
 	if c.big != nil {
 		return
 	}
-	c.carry.pre, _ = c.small.Peek(c.small.Buffered())
-	c.carry.pre = bytes.Clone(c.carry.pre)
-	c.small.Discard(len(c.carry.pre))
-	c.carry.r = c.nc
-	c.big = c.srv.bigReaders.get(&c.carry, msgBufSize)
+	c.big = c.srv.bigReaders.get(c.small, msgBufSize)
 	c.br = c.big
 }
 
-// shrinkReader gives the big reader back once it holds nothing.
+// shrinkReader gives the big reader back once it holds nothing; what the
+// command reader may still hold is read next, in order.
 func (c *Conn) shrinkReader() {
-	if c.big == nil || c.big.Buffered() > 0 || len(c.carry.pre) > 0 {
+	if c.big == nil || c.big.Buffered() > 0 {
 		return
 	}
 	c.srv.bigReaders.put(c.big)
 	c.big, c.br = nil, c.small
-	c.carry = carryReader{}
 }
 
 func (c *Conn) releaseReaders() {
@@ -401,19 +398,4 @@ func (c *Conn) releaseReaders() {
 	}
 	c.srv.readers.put(c.small)
 	c.small, c.br = nil, nil
-}
-
-// carryReader yields pre, then reads r.
-type carryReader struct {
-	pre []byte
-	r   interface{ Read([]byte) (int, error) }
-}
-
-func (c *carryReader) Read(p []byte) (int, error) {
-	if len(c.pre) > 0 {
-		n := copy(p, c.pre)
-		c.pre = c.pre[n:]
-		return n, nil
-	}
-	return c.r.Read(p)
 }

@@ -42,7 +42,7 @@ func (c *Conn) startTLS(arg string) bool {
 	c.raw, c.nc, c.tlsState = tc, c.traced(tc), &st
 	if c.big != nil {
 		c.srv.bigReaders.put(c.big)
-		c.big, c.carry = nil, carryReader{}
+		c.big = nil
 	}
 	c.small.Reset(c.nc)
 	c.br = c.small
