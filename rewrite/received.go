@@ -348,7 +348,13 @@ func receivedTokens(v string) []rtoken {
 			out = append(out, rtoken{'c', v[i+1 : j]})
 			i = j + 1
 		case c == '[' || c == '<' || c == '"':
-			closer := map[byte]byte{'[': ']', '<': '>', '"': '"'}[c]
+			closer := byte('"')
+			switch c {
+			case '[':
+				closer = ']'
+			case '<':
+				closer = '>'
+			}
 			j := strings.IndexByte(v[i+1:], closer)
 			if j < 0 {
 				return out
