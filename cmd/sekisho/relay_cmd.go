@@ -164,13 +164,22 @@ client inside implicit TLS.`)
 // sender and header rules of rewrite.rules (`rewrite test --message` shows
 // the copy itself).
 func copyRewrite(d routing.Decision) string {
-	set := "no rewrite set"
-	if d.Rewrite != "" {
-		set = "rewrite set " + d.Rewrite
+	return fmt.Sprintf("%s, Received fields %s", rewriteSet(d.Rewrite), receivedMode(d))
+}
+
+// rewriteSet names a route's rewrite set for people.
+func rewriteSet(set string) string {
+	if set == "" {
+		return "no rewrite set"
 	}
-	recv := d.Received
-	if recv == "" {
-		recv = routing.ReceivedKeep
+	return "rewrite set " + set
+}
+
+// receivedMode is what a route's copy keeps of the Received fields
+// (keep when it says nothing).
+func receivedMode(d routing.Decision) string {
+	if d.Received == "" {
+		return string(routing.ReceivedKeep)
 	}
-	return fmt.Sprintf("%s, Received fields %s", set, recv)
+	return string(d.Received)
 }

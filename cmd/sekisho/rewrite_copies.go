@@ -7,7 +7,6 @@ import (
 
 	"github.com/sekisho/sekisho/relay/gateway"
 	"github.com/sekisho/sekisho/rewrite"
-	"github.com/sekisho/sekisho/routing"
 )
 
 // The JSON document of `rewrite test --message` without --set: the
@@ -70,12 +69,9 @@ func (t *rewriteTest) runCopies(env *cmdEnv, cfg *Config, noDNS bool) int {
 	var errs []error
 	for k, c := range dc.Copies {
 		jc := jsonCopy{Route: c.Decision.Label(), NextHop: c.Decision.Summary(), Set: c.Decision.Rewrite,
-			Received: string(c.Decision.Received), Unresolved: c.Unresolved, Queued: []string{},
+			Received: receivedMode(c.Decision), Unresolved: c.Unresolved, Queued: []string{},
 			Envelope: jsonEnvelope{From: c.Out.From, Rcpt: nonNil(c.Out.To)}, Headers: []jsonHeader{},
 			Trace: nonNilSteps(c.Out.Trace), ReceivedFields: c.Out.Received}
-		if jc.Received == "" {
-			jc.Received = string(routing.ReceivedKeep)
-		}
 		for _, i := range c.Rcpts {
 			jc.Queued = append(jc.Queued, dc.Queued.Rcpts[i].Addr)
 		}
@@ -132,11 +128,7 @@ func (t *rewriteTest) printCopies(res jsonCopies, dc gateway.DryCopies) {
 	}
 	for k, c := range dc.Copies {
 		jc := res.Copies[k]
-		how := "no rewrite set"
-		if jc.Set != "" {
-			how = "rewrite set " + jc.Set
-		}
-		fmt.Fprintf(w, "\ncopy %d of %d: %s (%s; Received fields: %s)\n", k+1, len(dc.Copies), jc.NextHop, how, jc.Received)
+		fmt.Fprintf(w, "\ncopy %d of %d: %s (%s; Received fields: %s)\n", k+1, len(dc.Copies), jc.NextHop, rewriteSet(jc.Set), jc.Received)
 		if jc.Unresolved != "" {
 			fmt.Fprintf(w, "  MX hosts not looked up (%s): grouped by the routing table alone\n", jc.Unresolved)
 		}
