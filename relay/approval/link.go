@@ -3,7 +3,6 @@ package approval
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -26,21 +25,7 @@ const linkKeySetting = "approval.link_key"
 
 // LinkKey returns the key links are signed with, made on first use.
 func LinkKey(ctx context.Context, st *store.Store) ([]byte, error) {
-	v, err := st.Setting(ctx, linkKeySetting, func() (string, error) {
-		b := make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return "", err
-		}
-		return base64.RawURLEncoding.EncodeToString(b), nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	k, err := base64.RawURLEncoding.DecodeString(v)
-	if err != nil || len(k) < 32 {
-		return nil, errors.New("approval: the stored link key is unusable")
-	}
-	return k, nil
+	return st.SecretKey(ctx, linkKeySetting, "approval links")
 }
 
 // ErrBadLink is a link that is not ours, was altered or has expired.

@@ -71,13 +71,10 @@ func (s *Server) cookieKey(ctx context.Context) ([]byte, error) {
 	if st == nil {
 		return nil, errUnavailable
 	}
-	v, err := st.Setting(ctx, "console.cookie_key", func() (string, error) { return randomToken(32), nil })
+	k, err := st.SecretKey(ctx, "console.cookie_key", "sign-ins")
 	if err != nil {
+		s.log.Error("console: the key that signs its cookies cannot be read", "kind", "store", "error", err)
 		return nil, err
-	}
-	k, err = base64.RawURLEncoding.DecodeString(v)
-	if err != nil || len(k) < 32 {
-		return nil, errors.New("console: the stored cookie key is unusable")
 	}
 	s.mu.Lock()
 	s.key = k

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -115,4 +118,26 @@ func (s *Store) Setting(ctx context.Context, name string, make func() (string, e
 	}
 	err = s.db.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE name = ?`), name).Scan(&v)
 	return v, err
+}
+
+// SecretKey returns the 32-byte key stored as setting name (what signs
+// the console's cookies, the approval links), made at random on first
+// use: every gateway of a shared store signs with the same one.
+func (s *Store) SecretKey(ctx context.Context, name, signs string) ([]byte, error) {
+	v, err := s.Setting(ctx, name, func() (string, error) {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		return base64.RawURLEncoding.EncodeToString(b), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	k, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || len(k) < 32 {
+		return nil, fmt.Errorf("store: the setting %s holds no usable key; delete it (DELETE FROM settings WHERE name = '%s') "+
+			"and a new one is made, which voids the %s signed with the old one", name, name, signs)
+	}
+	return k, nil
 }

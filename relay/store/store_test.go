@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -394,4 +395,25 @@ func TestSQLiteFilesPrivate(t *testing.T) {
 			t.Errorf("%s is %v, want -rw-------", filepath.Base(p), m)
 		}
 	}
+}
+
+// SecretKey makes a key once and gives the same after; a value that is
+// no key says which row to delete.
+func TestSecretKey(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		a, err := s.SecretKey(ctx, "test.key", "tests")
+		if err != nil || len(a) != 32 {
+			t.Fatal(a, err)
+		}
+		if b, err := s.SecretKey(ctx, "test.key", "tests"); err != nil || !bytes.Equal(a, b) {
+			t.Errorf("a second call gave another key: %x %v", b, err)
+		}
+		if _, err := s.Setting(ctx, "test.bad", func() (string, error) { return "short", nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SecretKey(ctx, "test.bad", "tests"); err == nil || !strings.Contains(err.Error(), "DELETE FROM settings WHERE name = 'test.bad'") {
+			t.Errorf("err = %v", err)
+		}
+	})
 }
