@@ -51,6 +51,8 @@ var messages = map[string][2]string{
 	"err.internal":            {"内部エラーが起きました。管理者に連絡してください。", "An internal error occurred. Please tell the administrator."},
 	"err.not_found":           {"見つかりません（削除されたか、あなた宛てではありません）。", "Not found (removed, or not addressed to you)."},
 	"err.too_long":            {"%d 文字以内で入力してください。", "Please keep it within %d characters."},
+	"err.test_client":         {"接続元「%s」は IP アドレスではありません（例: 192.0.2.7）。", "Client %q is not an IP address (e.g. 192.0.2.7)."},
+	"err.test_addresses":      {"「アドレス」に 1 行に 1 つずつ、少なくとも 1 つのアドレスを入力してください。", "Addresses: give at least one address, one per line."},
 	"err.reason_needed":       {"承認者のために、原本が必要な理由を書いてください。", "Please give the approver a reason why you need the original."},
 	"err.already_decided":     {"この申請はすでに処理されています。", "This request has already been decided."},
 	"err.bad_decision":        {"承認か却下を選んでください。", "Choose approve or deny."},

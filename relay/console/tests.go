@@ -68,14 +68,14 @@ func (s *Server) runTest(w http.ResponseWriter, r *http.Request, u *user) {
 		if c := strings.TrimSpace(form["client"]); c != "" {
 			ip, err := netip.ParseAddr(c)
 			if err != nil {
-				bad("client: " + c + " is not an IP address")
+				bad(tr(s.lang(w, r), "err.test_client", c))
 				break
 			}
 			client = &ip
 		}
 		addrs := lines(form["addresses"])
 		if len(addrs) == 0 {
-			bad("give at least one address")
+			bad(tr(s.lang(w, r), "err.test_addresses"))
 			break
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), routeTestTimeout)
@@ -88,7 +88,7 @@ func (s *Server) runTest(w http.ResponseWriter, r *http.Request, u *user) {
 	case "accounts":
 		addrs := lines(form["addresses"])
 		if len(addrs) == 0 {
-			bad("give at least one address")
+			bad(tr(s.lang(w, r), "err.test_addresses"))
 			break
 		}
 		var res []gateway.AddressCheck
