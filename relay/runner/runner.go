@@ -405,25 +405,23 @@ func (r *Runner) body(id queue.ID, header []byte, stored int64, max int) (io.Rea
 	if err != nil || header == nil {
 		return rc, err
 	}
+	var rest io.Reader
 	if s, ok := rc.(io.Seeker); ok && stored > 0 {
-		if _, err := s.Seek(stored, io.SeekStart); err != nil {
-			rc.Close()
-			return nil, err
-		}
-		return struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(header), rc), rc}, nil
+		_, err = s.Seek(stored, io.SeekStart)
+		rest = rc
+	} else {
+		br := bufio.NewReader(rc)
+		_, err = rewrite.ReadHeader(br, max)
+		rest = br
 	}
-	br := bufio.NewReader(rc)
-	if _, err := rewrite.ReadHeader(br, max); err != nil {
+	if err != nil {
 		rc.Close()
 		return nil, err
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{io.MultiReader(bytes.NewReader(header), br), rc}, nil
+	}{io.MultiReader(bytes.NewReader(header), rest), rc}, nil
 }
 
 // writeDir delivers into a local folder (capture and testing): one file
