@@ -27,8 +27,9 @@
 # compare the servers on equal footing and not their share of the load
 # tool's CPU; PIN=0 lets everything share every CPU.
 # CONSOLE=1 also measures sekisho with the console, its store and the
-# message trace on (the same runs, right after the plain ones), and prints
-# each run's ratio against sekisho without them.
+# message trace on: each run REPEAT times (default 3), taking turns with
+# sekisho without them, and prints the ratio of the two sides' medians
+# (one pair of runs differs by up to 10 % on a shared machine).
 # Postfix runs as a separate instance in a temporary folder (its own
 # main.cf, queue and ports on 127.0.0.1); the system's Postfix, if any, is
 # not touched. Running Postfix needs root; without root, or without
@@ -166,12 +167,29 @@ if have_postfix; then
 	start_postfix || PF=""
 fi
 
-console_run() { # name flags...: the same run with the console and the trace on
+REPEAT=${REPEAT:-3}
+
+console_run() { # name flags...: the same run with the console and the trace on, in turns with more plain ones
 	[ "${CONSOLE:-}" = "1" ] || return 0
-	name=$1
+	cname=$1 # not name: run_sekisho sets that
 	shift
-	echo
-	$BENCH --name sekisho+console --sekisho "$SEKISHO" $COMMON "$@" --console --json "$OUT/console-$name.json" || true
+	i=1
+	while [ "$i" -le "$REPEAT" ]; do
+		# The first plain run is the one the tables show.
+		[ "$i" -eq 1 ] || run_sekisho "$cname-r$i" "$@"
+		echo
+		$BENCH --name sekisho+console --sekisho "$SEKISHO" $COMMON "$@" --console --json "$OUT/console-$cname-r$i.json" || true
+		i=$((i + 1))
+	done
+}
+
+# runs_of LIST: the comma-separated JSON files of one side that exist.
+runs_of() {
+	list=""
+	for f in "$@"; do
+		[ -f "$f" ] && list="$list${list:+,}$f"
+	done
+	echo "$list"
 }
 
 for size in $SIZES; do
@@ -196,19 +214,21 @@ for size in $SIZES; do
 	echo "=== $size-byte messages"
 	echo
 	files=""
-	for f in sekisho-$size-c10-new console-$size-c10-new postfix-$size-c10-new \
-		sekisho-$size-c10-reuse console-$size-c10-reuse postfix-$size-c10-reuse \
-		sekisho-$size-c50-new console-$size-c50-new postfix-$size-c50-new; do
+	for f in sekisho-$size-c10-new console-$size-c10-new-r1 postfix-$size-c10-new \
+		sekisho-$size-c10-reuse console-$size-c10-reuse-r1 postfix-$size-c10-reuse \
+		sekisho-$size-c50-new console-$size-c50-new-r1 postfix-$size-c50-new; do
 		[ -f "$OUT/$f.json" ] && files="$files $OUT/$f.json"
 	done
 	# $files is a list of paths without spaces (mktemp names).
 	# shellcheck disable=SC2086
 	[ -n "$files" ] && $BENCH report $files
 	for run in c10-new c10-reuse c50-new; do
-		if [ -f "$OUT/console-$size-$run.json" ] && [ -f "$OUT/sekisho-$size-$run.json" ]; then
+		plain=$(runs_of "$OUT/sekisho-$size-$run.json" "$OUT"/sekisho-"$size-$run"-r*.json)
+		console=$(runs_of "$OUT"/console-"$size-$run"-r*.json)
+		if [ -n "$console" ] && [ -n "$plain" ]; then
 			echo
-			echo "-- $run: with the console and the message trace against without (same run)"
-			$BENCH compare "$OUT/console-$size-$run.json" "$OUT/sekisho-$size-$run.json"
+			echo "-- $run: with the console and the message trace against without (same run, runs in turns)"
+			$BENCH compare "$console" "$plain"
 		fi
 	done
 	if [ -n "$PF" ]; then

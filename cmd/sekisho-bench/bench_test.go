@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -325,5 +326,35 @@ func TestBenchStartsSekisho(t *testing.T) {
 	log, _ := os.ReadFile(filepath.Join(work, "gw", "sekisho.log"))
 	if !bytes.Contains(log, []byte("kind=receive")) || !bytes.Contains(log, []byte("kind=send")) {
 		t.Errorf("the gateway's log has no receive and send lines:\n%.2000s", log)
+	}
+}
+
+// Several runs a side compare as their medians, figure by figure.
+func TestCompareMedians(t *testing.T) {
+	base, err := readResult("testdata/sekisho.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs []result
+	for i, f := range []float64{1, 3, 2} { // an outlier each way around the middle run
+		r := base
+		r.E2ERate, r.P99Ms, r.ServerCPU = base.E2ERate*f, base.P99Ms*f, base.ServerCPU*f
+		r.Missing = i
+		runs = append(runs, r)
+	}
+	m := medianResult(runs)
+	if m.E2ERate != base.E2ERate*2 || m.P99Ms != base.P99Ms*2 || m.Missing != 3 {
+		t.Errorf("median of three: rate %v p99 %v missing %d; want %v, %v, 3", m.E2ERate, m.P99Ms, m.Missing, base.E2ERate*2, base.P99Ms*2)
+	}
+	if got, want := perMessageMs(m.ServerCPU, m.Delivered), perMessageMs(base.ServerCPU*2, base.Delivered); math.Abs(got-want) > 1e-9 {
+		t.Errorf("median CPU per message %v, want %v", got, want)
+	}
+	if two := medianResult(runs[:2]); two.E2ERate != base.E2ERate*2 {
+		t.Errorf("median of two: %v, want their mean %v", two.E2ERate, base.E2ERate*2)
+	}
+	var out, stderr bytes.Buffer
+	if code := runCompare(&out, &stderr, []string{"testdata/sekisho.json,testdata/sekisho.json", "testdata/postfix.json"}); code != 0 ||
+		!strings.Contains(out.String(), "sekisho (median of 2) vs postfix") {
+		t.Errorf("compare of a list: exit %d, %s%s", code, out.String(), stderr.String())
 	}
 }

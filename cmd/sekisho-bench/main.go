@@ -74,7 +74,7 @@ func runBench(stdout, stderr io.Writer, args []string) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: sekisho-bench [options]
-       sekisho-bench compare A.json B.json
+       sekisho-bench compare A.json[,A2.json...] B.json[,B2.json...]
        sekisho-bench report RUN.json...
 
 Sends --messages messages of --size bytes with --concurrency clients and

@@ -99,22 +99,75 @@ func readResult(path string) (result, error) {
 	return r, nil
 }
 
-// runCompare prints A beside B with the ratio A / B of each figure.
+// runCompare prints A beside B with the ratio A / B of each figure. A
+// side given as several runs, comma-separated, is their median figure by
+// figure: runs of the two sides taken in turns, each side's median, are
+// what a loaded machine's noise leaves comparable.
 func runCompare(stdout, stderr io.Writer, args []string) int {
 	if len(args) != 2 {
-		fmt.Fprintln(stderr, "usage: sekisho-bench compare A.json B.json")
+		fmt.Fprintln(stderr, "usage: sekisho-bench compare A.json[,A2.json...] B.json[,B2.json...]")
 		return 2
 	}
-	a, err := readResult(args[0])
-	if err == nil {
-		var b result
-		if b, err = readResult(args[1]); err == nil {
-			printCompare(stdout, a, b)
-			return 0
+	var sides [2]result
+	for i, arg := range args {
+		var runs []result
+		for _, p := range strings.Split(arg, ",") {
+			r, err := readResult(p)
+			if err != nil {
+				fmt.Fprintln(stderr, "sekisho-bench:", err)
+				return 1
+			}
+			runs = append(runs, r)
 		}
+		sides[i] = medianResult(runs)
 	}
-	fmt.Fprintln(stderr, "sekisho-bench:", err)
-	return 1
+	printCompare(stdout, sides[0], sides[1])
+	return 0
+}
+
+// medianResult is one run whose figures are the medians of runs' (which
+// ran the same load); errors are summed. One run is itself.
+func medianResult(runs []result) result {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	median := func(f func(r result) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = f(r)
+		}
+		sort.Float64s(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	m := runs[0]
+	m.Name = fmt.Sprintf("%s (median of %d)", m.Name, len(runs))
+	m.E2ERate = median(func(r result) float64 { return r.E2ERate })
+	m.IngestRate = median(func(r result) float64 { return r.IngestRate })
+	m.P50Ms = median(func(r result) float64 { return r.P50Ms })
+	m.P99Ms = median(func(r result) float64 { return r.P99Ms })
+	m.Memory.PSSKiB = int64(median(func(r result) float64 { return float64(r.Memory.PSSKiB) }))
+	m.Memory.RSSKiB = int64(median(func(r result) float64 { return float64(r.Memory.RSSKiB) }))
+	// Per message, then back to this run's count: printCompare divides.
+	m.ServerCPU = median(func(r result) float64 { return perMessageMs(r.ServerCPU, r.Delivered) }) * float64(m.Delivered) / 1000
+	if m.Ceiling != nil {
+		c := *m.Ceiling
+		c.Rate = median(func(r result) float64 {
+			if r.Ceiling == nil {
+				return 0
+			}
+			return r.Ceiling.Rate
+		})
+		m.Ceiling = &c
+	}
+	m.Failed, m.Missing = 0, 0
+	for _, r := range runs {
+		m.Failed += r.Failed
+		m.Missing += r.Missing
+	}
+	return m
 }
 
 func printCompare(w io.Writer, a, b result) {
@@ -124,13 +177,14 @@ func printCompare(w io.Writer, a, b result) {
 		fmt.Fprintf(w, "  (warning: %s ran %d x %d bytes, concurrency %d, %s)\n",
 			b.Name, b.Messages, b.Size, b.Concurrency, connMode(b.Reuse))
 	}
-	fmt.Fprintf(w, "  %-26s %12s %12s %10s\n", "", a.Name, b.Name, "ratio")
+	cw := max(12, len(a.Name), len(b.Name)) // a column's width
+	fmt.Fprintf(w, "  %-26s %*s %*s %10s\n", "", cw, a.Name, cw, b.Name, "ratio")
 	row := func(label string, x, y float64, better string) {
 		ratio := "-"
 		if y != 0 {
 			ratio = fmt.Sprintf("%.2fx", x/y)
 		}
-		fmt.Fprintf(w, "  %-26s %12.2f %12.2f %10s  (%s is better)\n", label, x, y, ratio, better)
+		fmt.Fprintf(w, "  %-26s %*.2f %*.2f %10s  (%s is better)\n", label, cw, x, cw, y, ratio, better)
 	}
 	row("end-to-end msg/s", a.E2ERate, b.E2ERate, "higher")
 	row("ingest msg/s", a.IngestRate, b.IngestRate, "higher")
@@ -142,10 +196,10 @@ func printCompare(w io.Writer, a, b result) {
 		row("server CPU ms per message", perMessageMs(a.ServerCPU, a.Delivered), perMessageMs(b.ServerCPU, b.Delivered), "lower")
 	}
 	if a.Ceiling != nil && b.Ceiling != nil {
-		fmt.Fprintf(w, "  %-26s %12.2f %12.2f %10s  (the tool's own one-hop limit in each run)\n",
-			"bench ceiling msg/s", a.Ceiling.Rate, b.Ceiling.Rate, "")
+		fmt.Fprintf(w, "  %-26s %*.2f %*.2f %10s  (the tool's own one-hop limit in each run)\n",
+			"bench ceiling msg/s", cw, a.Ceiling.Rate, cw, b.Ceiling.Rate, "")
 	}
-	fmt.Fprintf(w, "  %-26s %12d %12d\n", "errors", a.Failed+a.Missing, b.Failed+b.Missing)
+	fmt.Fprintf(w, "  %-26s %*d %*d\n", "errors", cw, a.Failed+a.Missing, cw, b.Failed+b.Missing)
 }
 
 // runReport prints the runs as one Markdown table.
