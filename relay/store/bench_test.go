@@ -24,7 +24,8 @@ var (
 	benchDir   string
 )
 
-// benchTrace fills a SQLite store with benchEvents events once per run.
+// benchTrace fills a SQLite store with benchEvents events once per run,
+// the newest MaxPending of them still pending.
 func benchTrace(b *testing.B) *Store {
 	b.Helper()
 	benchOnce.Do(func() {
@@ -58,6 +59,14 @@ func benchTrace(b *testing.B) *Store {
 					return
 				}
 				batch = batch[:0]
+				// All but the newest MaxPending merged: the most a
+				// search finds waiting for its indexes.
+				for (m+1)*4 <= benchEvents-MaxPending {
+					n, err := benchStore.MergeEvents(ctx, 50000)
+					if benchErr = err; err != nil || n == 0 {
+						break
+					}
+				}
 			}
 		}
 		benchErr = benchStore.AddEvents(ctx, batch)
@@ -142,8 +151,15 @@ func TestMain(m *testing.M) {
 
 // BenchmarkAddEvents is the writer's cost per event on SQLite, in
 // batches of 2048 (the most relay/ops/events writes at once; a busy
-// gateway fills them).
-func BenchmarkAddEvents(b *testing.B) {
+// gateway fills them), written pending. BenchmarkMergeEvents is what
+// indexing them costs later.
+func BenchmarkAddEvents(b *testing.B) { benchWrite(b, false) }
+
+// BenchmarkMergeEvents is the cost per event of moving pending events
+// into the indexed table (a batch added, then merged, each round).
+func BenchmarkMergeEvents(b *testing.B) { benchWrite(b, true) }
+
+func benchWrite(b *testing.B, merge bool) {
 	s, err := Open(context.Background(), Config{Path: filepath.Join(b.TempDir(), "w.db")}, "gw1")
 	if err != nil {
 		b.Fatal(err)
@@ -164,8 +180,17 @@ func BenchmarkAddEvents(b *testing.B) {
 			batch[i+1] = Event{At: at.Add(time.Duration(n + 1)), Kind: "send", QueueID: qid, Sender: batch[i].Sender, Rcpt: batch[i].Rcpt,
 				Result: "delivered", Code: 250, Detail: "attempt 1 via sink 127.0.0.1:25: 250 ok"}
 		}
+		if merge {
+			b.StopTimer()
+		}
 		if err := s.AddEvents(context.Background(), batch); err != nil {
 			b.Fatal(err)
+		}
+		if merge {
+			b.StartTimer()
+			if _, err := s.MergeEvents(context.Background(), len(batch)); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(n), "µs/event")

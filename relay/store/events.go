@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -53,30 +54,24 @@ func clip(s string) string {
 	return s[:cut]
 }
 
+// insertColumns are an event's columns but its ID.
+const insertColumns = `instance, at, kind, queue_id, ref, session, client, sender, rcpt, message_id, result, rule, code, detail`
+
 // insertRows is how many events one INSERT carries: one statement per
 // event spends most of its time setting the statement up.
 const insertRows = 64
 
-// AddEvents writes a batch of events in one transaction. Events without
-// an instance get the store's.
-func (s *Store) AddEvents(ctx context.Context, evs []Event) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
+// insertEvents writes normalized events (see normalize) into events.
+func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, evs []Event) error {
 	const cols = 14
 	row := "(" + placeholders(cols) + ")"
 	insert := func(n int) string {
-		return s.q(`INSERT INTO events (instance, at, kind, queue_id, ref, session, client, sender, rcpt, message_id, result,
-			rule, code, detail) VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", n), ", "))
+		return s.q(`INSERT INTO events (` + insertColumns + `) VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", n), ", "))
 	}
 	// Full chunks share one prepared statement: parsing a long INSERT
 	// costs as much as running it.
 	var full *sql.Stmt
+	var err error
 	if len(evs) >= insertRows {
 		if full, err = tx.PrepareContext(ctx, insert(insertRows)); err != nil {
 			return err
@@ -88,12 +83,8 @@ func (s *Store) AddEvents(ctx context.Context, evs []Event) error {
 		n := min(len(evs), insertRows)
 		args = args[:0]
 		for _, e := range evs[:n] {
-			inst := e.Instance
-			if inst == "" {
-				inst = s.instance
-			}
-			args = append(args, inst, micros(e.At), e.Kind, clip(e.QueueID), clip(e.Ref), clip(e.Session), clip(e.Client),
-				clip(lower(e.Sender)), clip(lower(e.Rcpt)), clip(e.MessageID), clip(e.Result), clip(e.Rule), e.Code, clip(e.Detail))
+			args = append(args, e.Instance, micros(e.At), e.Kind, e.QueueID, e.Ref, e.Session, e.Client,
+				e.Sender, e.Rcpt, e.MessageID, e.Result, e.Rule, e.Code, e.Detail)
 		}
 		if n == insertRows {
 			_, err = full.ExecContext(ctx, args...)
@@ -105,7 +96,7 @@ func (s *Store) AddEvents(ctx context.Context, evs []Event) error {
 		}
 		evs = evs[n:]
 	}
-	return tx.Commit()
+	return nil
 }
 
 // entryKinds are the steps that bring a message in (or refuse it): the
@@ -138,35 +129,42 @@ const eventColumns = `id, instance, at, kind, queue_id, ref, session, client, se
 func (s *Store) SearchEvents(ctx context.Context, q EventQuery) ([]Event, error) {
 	var where []string
 	var args []any
-	add := func(cond string, v any) {
+	var match []eventFilter
+	add := func(cond string, v any, f eventFilter) {
 		where = append(where, cond)
 		args = append(args, v)
+		match = append(match, f)
 	}
 	if q.Sender != "" {
-		add("sender = ? AND "+entryKinds, lower(strings.Trim(q.Sender, "<> ")))
+		v := lower(strings.Trim(q.Sender, "<> "))
+		add("sender = ? AND "+entryKinds, v, func(e *Event) bool { return e.Sender == v && isEntryKind(e.Kind) })
 	}
 	if q.Rcpt != "" {
-		add("rcpt = ? AND "+entryKinds, lower(strings.Trim(q.Rcpt, "<> ")))
+		v := lower(strings.Trim(q.Rcpt, "<> "))
+		add("rcpt = ? AND "+entryKinds, v, func(e *Event) bool { return e.Rcpt == v && isEntryKind(e.Kind) })
 	}
 	if q.MessageID != "" {
 		id := strings.TrimSpace(q.MessageID)
 		if !strings.HasPrefix(id, "<") {
 			id = "<" + id + ">"
 		}
-		add("message_id = ? AND message_id <> ''", id)
+		add("message_id = ? AND message_id <> ''", id, func(e *Event) bool { return e.MessageID == id })
 	}
 	if q.QueueID != "" {
+		v := strings.TrimSpace(q.QueueID)
 		where = append(where, "((queue_id = ? AND queue_id <> '') OR (ref = ? AND ref <> ''))")
-		args = append(args, strings.TrimSpace(q.QueueID), strings.TrimSpace(q.QueueID))
+		args = append(args, v, v)
+		match = append(match, func(e *Event) bool { return v != "" && (e.QueueID == v || e.Ref == v) })
 	}
 	if q.Client != "" {
-		add("client = ? AND client <> ''", strings.TrimSpace(q.Client))
+		v := strings.TrimSpace(q.Client)
+		add("client = ? AND client <> ''", v, func(e *Event) bool { return v != "" && e.Client == v })
 	}
 	if !q.Since.IsZero() {
-		add("at >= ?", micros(q.Since))
+		where, args = append(where, "at >= ?"), append(args, micros(q.Since))
 	}
 	if !q.Until.IsZero() {
-		add("at < ?", micros(q.Until))
+		where, args = append(where, "at < ?"), append(args, micros(q.Until))
 	}
 	limit := q.Limit
 	if limit <= 0 || limit > 1000 {
@@ -177,7 +175,36 @@ func (s *Store) SearchEvents(ctx context.Context, q EventQuery) ([]Event, error)
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	query += fmt.Sprintf(` ORDER BY at DESC, id DESC LIMIT %d`, limit)
-	return s.events(ctx, query, args...)
+	found, err := s.events(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	pending, err := s.pendingEvents(ctx, q.Since, q.Until, func(e *Event) bool {
+		for _, m := range match {
+			if !m(e) {
+				return false
+			}
+		}
+		return inWindow(e, q.Since, q.Until)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return mergeEvents(found, pending, false, limit), nil
+}
+
+// mergeEvents puts indexed and pending events in one order and keeps the
+// first limit.
+func mergeEvents(indexed, pending []Event, ascending bool, limit int) []Event {
+	if len(pending) == 0 {
+		return indexed
+	}
+	all := append(indexed, pending...)
+	sort.SliceStable(all, byTime(all, ascending))
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	return all
 }
 
 // MessageEvents returns every event of the messages with these queue IDs
@@ -204,8 +231,29 @@ func (s *Store) MessageEvents(ctx context.Context, queueIDs, sessions []string) 
 			args = append(args, id)
 		}
 	}
-	return s.events(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(conds, " OR ")+
-		` ORDER BY at, id LIMIT 5000`, args...)
+	const limit = 5000
+	found, err := s.events(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(conds, " OR ")+
+		fmt.Sprintf(` ORDER BY at, id LIMIT %d`, limit), args...)
+	if err != nil {
+		return nil, err
+	}
+	qids, sess := set(queueIDs), set(sessions)
+	pending, err := s.pendingEvents(ctx, time.Time{}, time.Time{}, func(e *Event) bool {
+		return e.QueueID != "" && qids[e.QueueID] || e.Ref != "" && qids[e.Ref] ||
+			e.Session != "" && e.QueueID == "" && sess[e.Session]
+	})
+	if err != nil {
+		return nil, err
+	}
+	return mergeEvents(found, pending, true, limit), nil
+}
+
+func set(list []string) map[string]bool {
+	m := make(map[string]bool, len(list))
+	for _, s := range list {
+		m[s] = true
+	}
+	return m
 }
 
 func (s *Store) events(ctx context.Context, query string, args ...any) ([]Event, error) {
@@ -229,11 +277,40 @@ type EventCount struct {
 // CountEvents counts events by kind and result since a time (the
 // dashboard's rates), over every instance.
 func (s *Store) CountEvents(ctx context.Context, since time.Time) ([]EventCount, error) {
-	return queryAll(ctx, s, `SELECT kind, result, COUNT(*) FROM events WHERE at >= ?
+	counts, err := queryAll(ctx, s, `SELECT kind, result, COUNT(*) FROM events WHERE at >= ?
 		GROUP BY kind, result ORDER BY kind, result`, []any{micros(since)}, func(sc scanner) (EventCount, error) {
 		var c EventCount
 		return c, sc.Scan(&c.Kind, &c.Result, &c.Count)
 	})
+	if err != nil {
+		return nil, err
+	}
+	pending, err := s.pendingEvents(ctx, since, time.Time{}, func(e *Event) bool { return inWindow(e, since, time.Time{}) })
+	if err != nil || len(pending) == 0 {
+		return counts, err
+	}
+	type key struct{ kind, result string }
+	at := map[key]int{}
+	for i, c := range counts {
+		at[key{c.Kind, c.Result}] = i
+	}
+	for _, e := range pending {
+		k := key{e.Kind, e.Result}
+		i, ok := at[k]
+		if !ok {
+			i = len(counts)
+			at[k] = i
+			counts = append(counts, EventCount{Kind: e.Kind, Result: e.Result})
+		}
+		counts[i].Count++
+	}
+	sort.Slice(counts, func(i, j int) bool {
+		if counts[i].Kind != counts[j].Kind {
+			return counts[i].Kind < counts[j].Kind
+		}
+		return counts[i].Result < counts[j].Result
+	})
+	return counts, nil
 }
 
 // RuleCount is how often something (a rule) refused.
@@ -246,8 +323,10 @@ type RuleCount struct {
 // RefusalsByRule counts the refusals since a time by the rule that
 // decided, most frequent first.
 func (s *Store) RefusalsByRule(ctx context.Context, since time.Time, limit int) ([]RuleCount, error) {
-	return queryAll(ctx, s, `SELECT rule, COUNT(*), MAX(at) FROM events
-		WHERE kind = 'reject' AND at >= ? GROUP BY rule ORDER BY COUNT(*) DESC, rule LIMIT ?`, []any{micros(since), limit},
+	// Every rule's count, not the first limit: pending refusals may
+	// change the order.
+	counts, err := queryAll(ctx, s, `SELECT rule, COUNT(*), MAX(at) FROM events
+		WHERE kind = 'reject' AND at >= ? GROUP BY rule`, []any{micros(since)},
 		func(sc scanner) (RuleCount, error) {
 			var c RuleCount
 			var last int64
@@ -255,15 +334,63 @@ func (s *Store) RefusalsByRule(ctx context.Context, since time.Time, limit int) 
 			c.Last = fromMicros(last)
 			return c, err
 		})
+	if err != nil {
+		return nil, err
+	}
+	pending, err := s.pendingEvents(ctx, since, time.Time{}, func(e *Event) bool {
+		return e.Kind == "reject" && inWindow(e, since, time.Time{})
+	})
+	if err != nil {
+		return nil, err
+	}
+	at := map[string]int{}
+	for i, c := range counts {
+		at[c.Rule] = i
+	}
+	for _, e := range pending {
+		i, ok := at[e.Rule]
+		if !ok {
+			i = len(counts)
+			at[e.Rule] = i
+			counts = append(counts, RuleCount{Rule: e.Rule})
+		}
+		counts[i].Count++
+		if e.At.After(counts[i].Last) {
+			counts[i].Last = e.At
+		}
+	}
+	sort.Slice(counts, func(i, j int) bool {
+		if counts[i].Count != counts[j].Count {
+			return counts[i].Count > counts[j].Count
+		}
+		return counts[i].Rule < counts[j].Rule
+	})
+	if len(counts) > limit {
+		counts = counts[:limit]
+	}
+	return counts, nil
 }
 
 // pruneBatch bounds one DELETE, so that the writer is never held up long.
 const pruneBatch = 5000
 
 // PruneEvents removes events older than before, in batches, and returns
-// how many went.
+// how many went: indexed ones, and pending batches wholly older (those a
+// stopped gateway left).
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	return s.pruneBatches(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? LIMIT ?)`, micros(before))
+	n, err := s.pruneBatches(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? LIMIT ?)`, micros(before))
+	if err != nil {
+		return n, err
+	}
+	var p int64
+	err = s.db.QueryRowContext(ctx, s.q(`SELECT COALESCE(SUM(n), 0) FROM events_pending WHERE last_at < ?`), micros(before)).Scan(&p)
+	if err == nil && p > 0 {
+		_, err = s.db.ExecContext(ctx, s.q(`DELETE FROM events_pending WHERE last_at < ?`), micros(before))
+	}
+	if err != nil {
+		return n, err
+	}
+	return n + p, nil
 }
 
 func (s *Store) pruneBatches(ctx context.Context, query string, before int64) (int64, error) {

@@ -8,7 +8,8 @@ import (
 
 // migrations are applied in order, each once, each in its own
 // transaction with the version bump. Never edit one that has shipped:
-// add the next. {{serial}} is the engine's auto-increment primary key.
+// add the next. {{serial}} is the engine's auto-increment primary key,
+// {{blob}} its type for bytes.
 //
 // The event indexes are partial: most events are delivery attempts,
 // which are found through their message's queue ID, so only the steps
@@ -146,6 +147,18 @@ var migrations = []string{
 		opened BIGINT NOT NULL DEFAULT 0,
 		PRIMARY KEY (instance, id, part)
 	);`,
+	// 4: trace events arrive here, packed a batch a row, and move to
+	// events when the gateway is not in a flood (see pending.go).
+	`CREATE TABLE events_pending (
+		id {{serial}},
+		instance TEXT NOT NULL,
+		first_at BIGINT NOT NULL,
+		last_at BIGINT NOT NULL,
+		n INTEGER NOT NULL,
+		data {{blob}} NOT NULL
+	);
+	CREATE INDEX events_pending_instance ON events_pending (instance, id);
+	CREATE INDEX events_pending_last_at ON events_pending (last_at);`,
 }
 
 // migrate brings the schema up to date. On PostgreSQL an advisory lock
@@ -192,11 +205,12 @@ func (s *Store) migrateOne(ctx context.Context) (bool, error) {
 	if v == len(migrations) {
 		return true, tx.Commit()
 	}
-	serial := "INTEGER PRIMARY KEY AUTOINCREMENT"
+	serial, blob := "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"
 	if s.postgres {
-		serial = "BIGSERIAL PRIMARY KEY"
+		serial, blob = "BIGSERIAL PRIMARY KEY", "BYTEA"
 	}
-	for _, stmt := range strings.Split(strings.ReplaceAll(migrations[v], "{{serial}}", serial), ";") {
+	text := strings.NewReplacer("{{serial}}", serial, "{{blob}}", blob).Replace(migrations[v])
+	for _, stmt := range strings.Split(text, ";") {
 		if strings.TrimSpace(stmt) == "" {
 			continue
 		}

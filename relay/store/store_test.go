@@ -157,6 +157,11 @@ func TestEvents(t *testing.T) {
 		if err != nil || len(rules) != 1 || rules[0].Rule != "norelay" || rules[0].Count != 1 {
 			t.Errorf("refusals %+v %v", rules, err)
 		}
+		// Pending batches are pruned whole (pending_test.go); indexed
+		// events one by one.
+		if _, err := s.MergeEvents(ctx, 100); err != nil {
+			t.Fatal(err)
+		}
 		n, err := s.PruneEvents(ctx, t0.Add(2500*time.Millisecond))
 		if err != nil || n != 3 {
 			t.Errorf("pruned %d %v", n, err)

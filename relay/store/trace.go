@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"time"
 )
@@ -109,7 +110,9 @@ func contains(list []string, s string) bool {
 // from the quarantine (through the release ID of its sanitize step).
 func (s *Store) TraceMessage(ctx context.Context, queueID string) ([]Event, error) {
 	var evs []Event
-	have := map[int64]bool{}
+	// Seen by content, not ID: an event merged between two rounds comes
+	// back with a new ID (see MergeEvents).
+	have := map[Event]bool{}
 	seen := map[string]bool{queueID: true}
 	next := []string{queueID}
 	// Three rounds: the message, its DSN or release ID, the released copy.
@@ -120,10 +123,12 @@ func (s *Store) TraceMessage(ctx context.Context, queueID string) ([]Event, erro
 		}
 		next = nil
 		for _, e := range found {
-			if have[e.ID] {
+			k := e
+			k.ID = 0
+			if have[k] {
 				continue
 			}
-			have[e.ID] = true
+			have[k] = true
 			evs = append(evs, e)
 			var links []string
 			switch e.Kind {
@@ -151,5 +156,15 @@ func (s *Store) TraceMessage(ctx context.Context, queueID string) ([]Event, erro
 
 // SessionEvents returns the events of one session, oldest first.
 func (s *Store) SessionEvents(ctx context.Context, session string) ([]Event, error) {
-	return s.events(ctx, `SELECT `+eventColumns+` FROM events WHERE session = ? AND session <> '' ORDER BY at, id LIMIT 5000`, session)
+	const limit = 5000
+	found, err := s.events(ctx, `SELECT `+eventColumns+` FROM events WHERE session = ? AND session <> ''`+
+		fmt.Sprintf(` ORDER BY at, id LIMIT %d`, limit), session)
+	if err != nil {
+		return nil, err
+	}
+	pending, err := s.pendingEvents(ctx, time.Time{}, time.Time{}, func(e *Event) bool { return e.Session != "" && e.Session == session })
+	if err != nil {
+		return nil, err
+	}
+	return mergeEvents(found, pending, true, limit), nil
 }

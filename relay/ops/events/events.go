@@ -1,6 +1,8 @@
 // Package events derives the message trace from the log records the
 // gateway already writes (kinds receive, reject, send, fail, sanitize,
-// audit) and writes them to the store off the hot path.
+// audit) and writes them to the store off the hot path: appended as
+// pending events, and indexed when mail is not arriving in a flood (see
+// Run).
 //
 // Deriving them from the log, rather than adding hooks along the mail
 // path, keeps one account of what happened: every step that is logged is
@@ -25,7 +27,10 @@ import (
 
 // Recorder turns log records into trace events and writes them.
 type Recorder struct {
-	ch      chan []store.Event
+	ch chan []store.Event
+	// nudge tells the writer that the buffer is half full: write now
+	// rather than at the batch's time.
+	nudge   chan struct{}
 	dropped atomic.Int64
 	// dropping is set while events are being dropped, so that a run of
 	// drops is logged once.
@@ -43,7 +48,7 @@ func New(buffer int, instance string) *Recorder {
 	if buffer < 1 {
 		buffer = 1
 	}
-	return &Recorder{ch: make(chan []store.Event, buffer), instance: instance}
+	return &Recorder{ch: make(chan []store.Event, buffer), nudge: make(chan struct{}, 1), instance: instance}
 }
 
 // AfterWrite sets a function that sees every event once it is stored.
@@ -64,6 +69,12 @@ func (r *Recorder) Record(evs []store.Event) {
 	}
 	select {
 	case r.ch <- evs:
+		if len(r.ch) >= cap(r.ch)/2 {
+			select {
+			case r.nudge <- struct{}{}:
+			default:
+			}
+		}
 	default:
 		r.dropped.Add(int64(len(evs)))
 		r.dropping.Store(true)
@@ -75,6 +86,29 @@ func (r *Recorder) Record(evs []store.Event) {
 func (r *Recorder) Handler(next slog.Handler) slog.Handler {
 	return &tap{next: next, r: r}
 }
+
+// Index upkeep (store.MergeEvents: pending events into the indexed
+// table) waits while events arrive faster than burstRate a second, the
+// rate of a flood (a mass mailing, an attack, a benchmark) and not of a
+// municipality's busiest hour: mail gets the CPU during the burst and the
+// trace catches up in the quiet after it, mergeChunk events a
+// transaction. It never waits past store.MaxPending pending events.
+const (
+	burstRate  = 200
+	mergeChunk = 2048
+	// mergeBackoff is the pause after a failed merge: degrade, never
+	// loop on a store that answers with errors.
+	mergeBackoff = 10 * time.Second
+)
+
+// mergeDue reports whether to merge a chunk now, with pending events
+// unmerged and rate events arriving a second.
+func mergeDue(pending, rate int) bool {
+	return pending > 0 && (rate < burstRate || pending >= store.MaxPending)
+}
+
+// now is a closed channel: a select case that is always ready.
+var now = func() chan time.Time { c := make(chan time.Time); close(c); return c }()
 
 // batchMax and batchWait shape the writes: up to batchMax events in one
 // transaction, written at most batchWait after the first arrived.
@@ -96,6 +130,45 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 	// degraded is set from the first drop or failed write until a write
 	// succeeds again: each run of trouble is logged once, with its end.
 	degraded := false
+	// pending counts this instance's unmerged events (-1: not known yet:
+	// an earlier run may have left some); arrived counts the events of
+	// the current second, rate those of the last.
+	pending, arrived, rate := -1, 0, 0
+	second := time.NewTicker(time.Second)
+	defer second.Stop()
+	var mergeAfter time.Time // set by a failed merge
+	// collecting is set while a batch is being gathered (timer set).
+	collecting := false
+	// drain takes what is buffered into the batch, up to batchMax.
+	drain := func() {
+		for len(batch) < batchMax {
+			select {
+			case evs := <-r.ch:
+				arrived += len(evs)
+				batch = append(batch, evs...)
+			default:
+				return
+			}
+		}
+	}
+	merge := func(s *store.Store) {
+		mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		n, err := s.MergeEvents(mctx, mergeChunk)
+		cancel()
+		if err != nil {
+			if mergeAfter.IsZero() {
+				log.Error("trace events cannot be indexed; they stay pending and are still found (mail is not affected)",
+					"kind", "store", "error", err)
+			}
+			mergeAfter = time.Now().Add(mergeBackoff)
+			return
+		}
+		if !mergeAfter.IsZero() {
+			log.Info("trace events are indexed again", "kind", "store")
+			mergeAfter = time.Time{}
+		}
+		pending = max(pending-n, 0)
+	}
 	flush := func() {
 		s := st()
 		if len(batch) == 0 || s == nil {
@@ -113,6 +186,9 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 			degraded = true
 			batch = batch[:0]
 			return
+		}
+		if pending >= 0 {
+			pending += len(batch)
 		}
 		if degraded {
 			log.Info("trace events are written again", "kind", "store", "dropped_total", r.dropped.Load())
@@ -138,31 +214,72 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 			pruned = time.Now()
 			prune(ctx, s, cfg, log)
 		}
-		// A full batch waiting for the store stops reading: the rest
-		// waits in the channel, and is dropped only once that is full.
+		// The writer takes the first record after a quiet time, then
+		// waits for the batch's time (or Record's nudge) and takes what
+		// came meanwhile at once: a wake-up of this goroutine for every
+		// record would cost the mail path more than the record itself.
 		in := r.ch
-		if len(batch) >= batchMax {
+		if collecting {
 			in = nil
+		}
+		// Merging is due when some may be pending, outside a burst or
+		// with too many waiting; a chunk at a time, so that arriving
+		// events are taken in between.
+		var mergeNow <-chan time.Time
+		s := st()
+		if s != nil && pending < 0 && time.Now().After(mergeAfter) {
+			// What an earlier run left.
+			if n, err := s.PendingEvents(ctx); err == nil {
+				pending = n
+			} else {
+				mergeAfter = time.Now().Add(mergeBackoff)
+			}
+		}
+		// A burst shows in the current second before it is over.
+		if s != nil && mergeDue(pending, max(rate, arrived)) && time.Now().After(mergeAfter) {
+			mergeNow = now
 		}
 		select {
 		case <-ctx.Done():
-			flush()
-			return
-		case evs := <-in:
-			if len(batch) == 0 {
-				timer.Reset(batchWait)
-			}
-			batch = append(batch, evs...)
-			if len(batch) >= batchMax && st() != nil {
-				timer.Stop()
+			// What is buffered is written, as far as the store takes it.
+			for range cap(r.ch)/batchMax + 2 {
+				drain()
+				if len(batch) == 0 || st() == nil {
+					break
+				}
 				flush()
+			}
+			return
+		case <-mergeNow:
+			merge(s)
+		case <-second.C:
+			rate, arrived = arrived, 0
+		case evs := <-in:
+			arrived += len(evs)
+			batch = append(batch, evs...)
+			collecting = true
+			timer.Reset(batchWait)
+		case <-r.nudge:
+			if st() != nil {
+				timer.Reset(0)
 			}
 		case <-timer.C:
 			if st() == nil {
 				timer.Reset(time.Second)
 				continue
 			}
+			drain()
 			flush()
+			// Records that came meanwhile make the next batch; more than
+			// a batch's worth is written at once.
+			switch {
+			case len(r.ch) >= batchMax:
+				timer.Reset(0)
+			case len(r.ch) > 0:
+				timer.Reset(batchWait)
+			default:
+				collecting = false
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -169,5 +170,58 @@ func BenchmarkTap(b *testing.B) {
 	for b.Loop() {
 		log.Info("delivery", "kind", "send", "id", "Q1", "rcpt", "tanaka@city.example.lg.jp", "from", "yamada@example.com",
 			"hop", "inner", "remote", "10.0.0.5:25", "result", "delivered", "code", 250, "reply", "2.0.0 ok", "attempt", 2)
+	}
+}
+
+func TestMergeDue(t *testing.T) {
+	for _, c := range []struct {
+		pending, rate int
+		want          bool
+	}{
+		{0, 0, false},                            // nothing pending
+		{5, 0, true},                             // quiet
+		{5, burstRate - 1, true},                 // below a flood
+		{5, burstRate, false},                    // a flood: wait
+		{store.MaxPending - 1, burstRate, false}, // still within the bound
+		{store.MaxPending, 10 * burstRate, true}, // too many waiting
+	} {
+		if got := mergeDue(c.pending, c.rate); got != c.want {
+			t.Errorf("mergeDue(%d pending, %d a second) = %v, want %v", c.pending, c.rate, got, c.want)
+		}
+	}
+}
+
+// In the quiet after the events, every one of them is merged, and what
+// an earlier run left pending is merged too.
+func TestQuietMerges(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	left := []store.Event{{At: time.Now(), Kind: "receive", QueueID: "Q0", Sender: "a@example.com", Result: "accepted"}}
+	if err := st.AddEvents(ctx, left); err != nil {
+		t.Fatal(err)
+	}
+	rec := New(1024, "gw1")
+	log := slog.New(rec.Handler(slog.DiscardHandler))
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); rec.Run(rctx, func() *store.Store { return st }, store.DefaultConfig(), log) }()
+	defer func() { cancel(); wg.Wait() }()
+	for i := range 3000 {
+		log.Info("delivery", "kind", "send", "id", fmt.Sprintf("R%d", i), "rcpt", "a@b", "result", "delivered", "attempt", 1)
+	}
+	waitFor(t, "every event merged", func() bool {
+		n, err := st.PendingEvents(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := st.SearchEvents(ctx, store.EventQuery{Since: time.Now().Add(-time.Hour), Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 0 && len(evs) == 1000 && evs[0].ID > 0
+	})
+	if evs, _ := st.SearchEvents(ctx, store.EventQuery{QueueID: "Q0"}); len(evs) != 1 || evs[0].ID <= 0 {
+		t.Errorf("the earlier run's pending event: %+v", evs)
 	}
 }

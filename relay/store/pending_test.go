@@ -1,0 +1,184 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// readers returns what every reader of the trace answers, IDs left out
+// (a merged event gets a new one): the answers must not depend on
+// whether the events are pending, merged or some of each.
+func readers(t *testing.T, s *Store) string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]any{}
+	strip := func(evs []Event, err error) []Event {
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range evs {
+			evs[i].ID = 0
+		}
+		return evs
+	}
+	for name, q := range map[string]EventQuery{
+		"sender": {Sender: "Yamada@example.com"}, "rcpt": {Rcpt: "tanaka@x"}, "message_id": {MessageID: "m1@e"},
+		"queue_id": {QueueID: "Q4"}, "client": {Client: "192.0.2.7"}, "time": {Since: t0.Add(3 * time.Second), Until: t0.Add(8 * time.Second)},
+	} {
+		out["search "+name] = strip(s.SearchEvents(ctx, q))
+		msgs, err := s.TraceSearch(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["trace "+name] = msgs
+	}
+	out["message Q1"] = strip(s.TraceMessage(ctx, "Q1"))
+	out["message Q2"] = strip(s.TraceMessage(ctx, "Q2"))
+	out["session s3"] = strip(s.SessionEvents(ctx, "s3"))
+	out["events"] = strip(s.MessageEvents(ctx, []string{"Q1", "Q2", "Q3"}, []string{"s3"}))
+	counts, err := s.CountEvents(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["counts"] = counts
+	rules, err := s.RefusalsByRule(ctx, t0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["rules"] = rules
+	b, err := json.MarshalIndent(out, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Events are found the moment they are written, and found alike once
+// merged: pending, half merged, merged.
+func TestPendingAndMergedReadAlike(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		at := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+		evs := []Event{
+			{At: at(0), Kind: "receive", QueueID: "Q1", Session: "s1", Client: "192.0.2.7", Sender: "yamada@example.com", Rcpt: "tanaka@x", MessageID: "<m1@e>", Result: "accepted"},
+			{At: at(1), Kind: "sanitize", QueueID: "Q1", Ref: "20261129-0123456789", Result: "sanitized"},
+			{At: at(2), Kind: "send", QueueID: "Q1", Rcpt: "tanaka@x", Result: "delivered", Code: 250},
+			{At: at(3), Kind: "release", QueueID: "Q3", Ref: "20261129-0123456789", Rcpt: "tanaka@x", Result: "released"},
+			{At: at(4), Kind: "send", QueueID: "Q3", Rcpt: "tanaka@x", Result: "delivered", Code: 250},
+			{At: at(5), Kind: "receive", QueueID: "Q2", Session: "s2", Client: "192.0.2.7", Sender: "yamada@example.com", Rcpt: "gone@x", Result: "accepted"},
+			{At: at(6), Kind: "fail", QueueID: "Q2", Rcpt: "gone@x", Result: "failed", Code: 550},
+			{At: at(7), Kind: "dsn", QueueID: "Q2", Ref: "Q4", Rcpt: "yamada@example.com", Result: "failed"},
+			{At: at(8), Kind: "send", QueueID: "Q4", Rcpt: "yamada@example.com", Result: "delivered"},
+			{At: at(9), Kind: "reject", Session: "s3", Client: "192.0.2.9", Sender: "yamada@example.com", Rcpt: "nobody@x", Result: "refused", Rule: "norelay"},
+		}
+		// Two batches: a merge moves whole ones.
+		for _, b := range [][]Event{evs[:4], evs[4:]} {
+			if err := s.AddEvents(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := s.PendingEvents(ctx); err != nil || n != len(evs) {
+			t.Fatalf("pending: %d, %v", n, err)
+		}
+		pending := readers(t, s)
+		if n, err := s.MergeEvents(ctx, 1); err != nil || n != 4 {
+			t.Fatalf("first merge: %d, %v", n, err)
+		}
+		if got := readers(t, s); got != pending {
+			t.Errorf("half merged, the readers answer differently:\n%s\npending:\n%s", got, pending)
+		}
+		if n, err := s.MergeEvents(ctx, 100); err != nil || n != len(evs)-4 {
+			t.Fatalf("second merge: %d, %v", n, err)
+		}
+		if n, err := s.MergeEvents(ctx, 100); err != nil || n != 0 {
+			t.Fatalf("nothing left to merge: %d, %v", n, err)
+		}
+		if got := readers(t, s); got != pending {
+			t.Errorf("merged, the readers answer differently:\n%s\npending:\n%s", got, pending)
+		}
+		if n, _ := s.PendingEvents(ctx); n != 0 {
+			t.Errorf("%d still pending", n)
+		}
+	})
+}
+
+// A gateway merges its own pending events only (several share a
+// PostgreSQL store), and pruning takes pending events too: those a
+// stopped gateway left.
+func TestMergeOwnAndPrunePending(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		evs := []Event{
+			{Instance: "gw2", At: t0, Kind: "receive", QueueID: "Q9", Sender: "a@example.com", Result: "accepted"},
+			{At: t0.Add(time.Hour), Kind: "receive", QueueID: "Q1", Sender: "a@example.com", Result: "accepted"},
+		}
+		if err := s.AddEvents(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.MergeEvents(ctx, 100); err != nil || n != 1 {
+			t.Fatalf("merged %d, %v; want gw1's one", n, err)
+		}
+		found, err := s.SearchEvents(ctx, EventQuery{Sender: "a@example.com"})
+		if err != nil || len(found) != 2 {
+			t.Fatalf("search found %d (%v), want both", len(found), err)
+		}
+		if found[0].ID <= 0 || found[1].ID >= 0 || found[1].Instance != "gw2" {
+			t.Errorf("gw1's merged and gw2's pending: %+v", found)
+		}
+		n, err := s.PruneEvents(ctx, t0.Add(time.Minute))
+		if err != nil || n != 1 {
+			t.Fatalf("pruned %d, %v; want gw2's pending one", n, err)
+		}
+		if found, _ := s.SearchEvents(ctx, EventQuery{Sender: "a@example.com"}); len(found) != 1 || found[0].QueueID != "Q1" {
+			t.Errorf("after pruning: %+v", found)
+		}
+	})
+}
+
+// Packing and unpacking give the events back, field for field.
+func TestPackRoundTrip(t *testing.T) {
+	evs := []Event{
+		{Instance: "gw1", At: t0, Kind: "receive", QueueID: "Q1", Ref: "r", Session: "s", Client: "192.0.2.7", Sender: "a@x",
+			Rcpt: "b@y", MessageID: "<m@x>", Result: "accepted", Rule: "mx-in", Code: 250, Detail: "日本語の詳細"},
+		{Instance: "gw1", At: t0.Add(-time.Hour), Kind: "fail", Code: -1},
+		{},
+	}
+	got, err := unpackEvents(packEvents(nil, evs), len(evs), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		want, g := evs[i], got[i]
+		want.ID = pendingID(7, i)
+		if !g.At.Equal(want.At) {
+			t.Errorf("event %d at %v, want %v", i, g.At, want.At)
+		}
+		g.At, want.At = time.Time{}, time.Time{}
+		if g != want {
+			t.Errorf("event %d:\n got %+v\nwant %+v", i, g, want)
+		}
+	}
+	if _, err := unpackEvents(packEvents(nil, evs), len(evs)+1, 7); err == nil {
+		t.Error("one event more than packed: no error")
+	}
+	if _, err := unpackEvents(packEvents(nil, evs), len(evs)-1, 7); err == nil {
+		t.Error("one event fewer than packed: no error")
+	}
+}
+
+// A damaged row is an error, never a panic or a read past its end.
+func FuzzUnpackEvents(f *testing.F) {
+	f.Add(packEvents(nil, []Event{{Instance: "gw1", At: t0, Kind: "send", Detail: "x"}}), 1)
+	f.Add([]byte{pendingFormat, 0x02, 0x00, 0xff}, 1)
+	f.Fuzz(func(t *testing.T, data []byte, n int) {
+		if n < 0 || n > 1000 {
+			return
+		}
+		evs, err := unpackEvents(data, n, 1)
+		if err == nil && len(evs) != n {
+			t.Fatalf("%d events for %d", len(evs), n)
+		}
+	})
+}
