@@ -32,10 +32,9 @@ type Config struct {
 	// quarantine index carry it, and it carries out the releases of the
 	// originals it holds. Empty: relay.hostname.
 	Instance string `koanf:"instance"`
-	// Buffer is how many log records of traced kinds wait for the store
-	// (one record may make several events: a receive line one per
-	// recipient); past it they are dropped (and counted), never mail
-	// delayed.
+	// Buffer is how many trace events wait for the store (a receive
+	// line makes one per recipient); past it they are dropped (and
+	// counted), never mail delayed.
 	Buffer int `koanf:"buffer"`
 	// TraceRetention is how long trace events are kept.
 	TraceRetention time.Duration `koanf:"trace_retention"`

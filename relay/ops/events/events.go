@@ -27,7 +27,7 @@ import (
 
 // Recorder turns log records into trace events and writes them.
 type Recorder struct {
-	ch chan []store.Event
+	ch chan store.Event
 	// nudge tells the writer that the buffer is half full: write now
 	// rather than at the batch's time.
 	nudge   chan struct{}
@@ -48,7 +48,7 @@ func New(buffer int, instance string) *Recorder {
 	if buffer < 1 {
 		buffer = 1
 	}
-	return &Recorder{ch: make(chan []store.Event, buffer), nudge: make(chan struct{}, 1), instance: instance}
+	return &Recorder{ch: make(chan store.Event, buffer), nudge: make(chan struct{}, 1), instance: instance}
 }
 
 // AfterWrite sets a function that sees every event once it is stored.
@@ -61,23 +61,23 @@ func (r *Recorder) AfterWrite(f func(store.Event)) {
 // Dropped is the number of events dropped since the start.
 func (r *Recorder) Dropped() int64 { return r.dropped.Load() }
 
-// Record queues events without waiting; when the buffer is full they are
-// dropped and counted.
+// Record queues events without waiting; those the buffer has no room for
+// are dropped and counted.
 func (r *Recorder) Record(evs []store.Event) {
-	if len(evs) == 0 {
-		return
-	}
-	select {
-	case r.ch <- evs:
-		if len(r.ch) >= cap(r.ch)/2 {
-			select {
-			case r.nudge <- struct{}{}:
-			default:
-			}
+	for i, e := range evs {
+		select {
+		case r.ch <- e:
+		default:
+			r.dropped.Add(int64(len(evs) - i))
+			r.dropping.Store(true)
+			return
 		}
-	default:
-		r.dropped.Add(int64(len(evs)))
-		r.dropping.Store(true)
+	}
+	if len(r.ch) >= cap(r.ch)/2 {
+		select {
+		case r.nudge <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -143,9 +143,9 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 	drain := func() {
 		for len(batch) < batchMax {
 			select {
-			case evs := <-r.ch:
-				arrived += len(evs)
-				batch = append(batch, evs...)
+			case e := <-r.ch:
+				arrived++
+				batch = append(batch, e)
 			default:
 				return
 			}
@@ -254,9 +254,9 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 			merge(s)
 		case <-second.C:
 			rate, arrived = arrived, 0
-		case evs := <-in:
-			arrived += len(evs)
-			batch = append(batch, evs...)
+		case e := <-in:
+			arrived++
+			batch = append(batch, e)
 			collecting = true
 			timer.Reset(batchWait)
 		case <-r.nudge:

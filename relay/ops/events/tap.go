@@ -41,7 +41,8 @@ func (t *tap) Handle(ctx context.Context, rec slog.Record) error {
 			})
 		}
 		if traced[kind] {
-			t.r.Record(convert(kind, t.r.instance, rec, t.bound))
+			var buf [4]store.Event
+			t.r.Record(convert(buf[:0], kind, t.r.instance, rec, t.bound))
 		}
 	}
 	if !t.next.Enabled(ctx, rec.Level) {
@@ -113,12 +114,12 @@ func (f fields) int(k string) int {
 	return n
 }
 
-// convert turns one record into its events. A receive line names every
-// recipient: it becomes one event per recipient, so that a search by
-// recipient uses an index.
-func convert(kind, instance string, rec slog.Record, bound []slog.Attr) []store.Event {
-	f := make(fields, 0, len(bound)+rec.NumAttrs())
-	f = append(f, bound...)
+// convert appends to dst the events of one record. A receive line names
+// every recipient: it becomes one event per recipient, so that a search
+// by recipient uses an index.
+func convert(dst []store.Event, kind, instance string, rec slog.Record, bound []slog.Attr) []store.Event {
+	var attrs [32]slog.Attr // a record's usual dozen, without allocating
+	f := append(fields(attrs[:0]), bound...)
 	rec.Attrs(func(a slog.Attr) bool {
 		f = append(f, a)
 		return true
@@ -130,20 +131,19 @@ func convert(kind, instance string, rec slog.Record, bound []slog.Attr) []store.
 		if rec.Message != "accepted" {
 			// Held at receipt (a milter's quarantine): a queue step.
 			base.Kind, base.Result, base.Detail = "queue", "held", rec.Message+": "+f.str("reason")
-			return []store.Event{base}
+			return append(dst, base)
 		}
 		base.Result, base.MessageID, base.Rule = "accepted", f.str("message_id"), f.str("rules")
 		base.Detail = strconv.Itoa(f.int("size")) + " bytes from " + base.Client + " (HELO " + f.str("helo") + "), source " + f.str("source")
 		if u := f.str("auth"); u != "" {
 			base.Detail += ", AUTH " + u
 		}
-		var out []store.Event
-		for _, r := range strings.Split(f.str("rcpts"), ",") {
+		for r := range strings.SplitSeq(f.str("rcpts"), ",") {
 			e := base
 			e.Rcpt = r
-			out = append(out, e)
+			dst = append(dst, e)
 		}
-		return out
+		return dst
 	case "reject":
 		base.Result, base.Rule, base.Code = rec.Message, f.str("rule"), f.int("code")
 		if base.Rule == "" {
@@ -186,17 +186,17 @@ func convert(kind, instance string, rec slog.Record, bound []slog.Attr) []store.
 			base.Kind, base.Ref, base.Result = "release", f.str("release_id"), "released"
 			base.Rcpt, base.Detail = f.str("to"), "by "+f.str("by")
 		default:
-			return nil // maintenance lines
+			return dst // maintenance lines
 		}
 	case "audit":
 		// Changes to queued messages are steps of those messages; other
 		// audit lines are kept in the audit table, not the trace.
 		action := f.str("action")
 		if !strings.HasPrefix(action, "queue-") {
-			return nil
+			return dst
 		}
 		base.Kind, base.QueueID, base.Result = "queue", f.str("object"), strings.TrimPrefix(action, "queue-")
 		base.Sender, base.Detail = "", "by "+f.str("actor")
 	}
-	return []store.Event{base}
+	return append(dst, base)
 }
