@@ -1,8 +1,8 @@
 // Package events derives the message trace from the log records the
 // gateway already writes (kinds receive, reject, send, fail, sanitize,
-// audit) and writes them to the store off the hot path: appended as
+// audit) and writes them to the store off the hot path: stored as
 // pending events, and indexed when mail is not arriving in a flood (see
-// Run).
+// merger).
 //
 // Deriving them from the log, rather than adding hooks along the mail
 // path, keeps one account of what happened: every step that is logged is
@@ -87,29 +87,6 @@ func (r *Recorder) Handler(next slog.Handler) slog.Handler {
 	return &tap{next: next, r: r}
 }
 
-// Index upkeep (store.MergeEvents: pending events into the indexed
-// table) waits while events arrive faster than burstRate a second, the
-// rate of a flood (a mass mailing, an attack, a benchmark) and not of a
-// municipality's busiest hour: mail gets the CPU during the burst and the
-// trace catches up in the quiet after it, mergeChunk events a
-// transaction. It never waits past store.MaxPending pending events.
-const (
-	burstRate  = 200
-	mergeChunk = 2048
-	// mergeBackoff is the pause after a failed merge: degrade, never
-	// loop on a store that answers with errors.
-	mergeBackoff = 10 * time.Second
-)
-
-// mergeDue reports whether to merge a chunk now, with pending events
-// unmerged and rate events arriving a second.
-func mergeDue(pending, rate int) bool {
-	return pending > 0 && (rate < burstRate || pending >= store.MaxPending)
-}
-
-// now is a closed channel: a select case that is always ready.
-var now = func() chan time.Time { c := make(chan time.Time); close(c); return c }()
-
 // batchMax and batchWait shape the writes: up to batchMax events in one
 // transaction, written at most batchWait after the first arrived.
 const (
@@ -130,13 +107,9 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 	// degraded is set from the first drop or failed write until a write
 	// succeeds again: each run of trouble is logged once, with its end.
 	degraded := false
-	// pending counts this instance's unmerged events (-1: not known yet:
-	// an earlier run may have left some); arrived counts the events of
-	// the current second, rate those of the last.
-	pending, arrived, rate := -1, 0, 0
+	m := &merger{pending: -1, log: log}
 	second := time.NewTicker(time.Second)
 	defer second.Stop()
-	var mergeAfter time.Time // set by a failed merge
 	// collecting is set while a batch is being gathered (timer set).
 	collecting := false
 	// drain takes what is buffered into the batch, up to batchMax.
@@ -144,30 +117,12 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 		for len(batch) < batchMax {
 			select {
 			case e := <-r.ch:
-				arrived++
+				m.arrived++
 				batch = append(batch, e)
 			default:
 				return
 			}
 		}
-	}
-	merge := func(s *store.Store) {
-		mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		n, err := s.MergeEvents(mctx, mergeChunk)
-		cancel()
-		if err != nil {
-			if mergeAfter.IsZero() {
-				log.Error("trace events cannot be indexed; they stay pending and are still found (mail is not affected)",
-					"kind", "store", "error", err)
-			}
-			mergeAfter = time.Now().Add(mergeBackoff)
-			return
-		}
-		if !mergeAfter.IsZero() {
-			log.Info("trace events are indexed again", "kind", "store")
-			mergeAfter = time.Time{}
-		}
-		pending = max(pending-n, 0)
 	}
 	flush := func() {
 		s := st()
@@ -187,9 +142,7 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 			batch = batch[:0]
 			return
 		}
-		if pending >= 0 {
-			pending += len(batch)
-		}
+		m.written(len(batch))
 		if degraded {
 			log.Info("trace events are written again", "kind", "store", "dropped_total", r.dropped.Load())
 			degraded = false
@@ -214,7 +167,7 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 			pruned = time.Now()
 			prune(ctx, s, cfg, log)
 		}
-		// The writer takes the first record after a quiet time, then
+		// The writer takes the first event after a quiet time, then
 		// waits for the batch's time (or Record's nudge) and takes what
 		// came meanwhile at once: a wake-up of this goroutine for every
 		// record would cost the mail path more than the record itself.
@@ -222,21 +175,11 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 		if collecting {
 			in = nil
 		}
-		// Merging is due when some may be pending, outside a burst or
-		// with too many waiting; a chunk at a time, so that arriving
-		// events are taken in between.
+		// Merging goes a chunk at a time, so that arriving events are
+		// taken in between.
 		var mergeNow <-chan time.Time
 		s := st()
-		if s != nil && pending < 0 && time.Now().After(mergeAfter) {
-			// What an earlier run left.
-			if n, err := s.PendingEvents(ctx); err == nil {
-				pending = n
-			} else {
-				mergeAfter = time.Now().Add(mergeBackoff)
-			}
-		}
-		// A burst shows in the current second before it is over.
-		if s != nil && mergeDue(pending, max(rate, arrived)) && time.Now().After(mergeAfter) {
+		if s != nil && m.due(ctx, s) {
 			mergeNow = now
 		}
 		select {
@@ -251,11 +194,11 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 			}
 			return
 		case <-mergeNow:
-			merge(s)
+			m.merge(ctx, s)
 		case <-second.C:
-			rate, arrived = arrived, 0
+			m.rate, m.arrived = m.arrived, 0
 		case e := <-in:
-			arrived++
+			m.arrived++
 			batch = append(batch, e)
 			collecting = true
 			timer.Reset(batchWait)
@@ -270,7 +213,7 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 			}
 			drain()
 			flush()
-			// Records that came meanwhile make the next batch; more than
+			// Events that came meanwhile make the next batch; more than
 			// a batch's worth is written at once.
 			switch {
 			case len(r.ch) >= batchMax:

@@ -253,3 +253,30 @@ func BenchmarkTap(b *testing.B) {
 		})
 	}
 }
+
+// A store that fails the upkeep is told once and left alone for
+// mergeBackoff: degrade, never loop.
+func TestMergeFailureBacksOff(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	if err := st.AddEvents(ctx, []store.Event{{At: time.Now(), Kind: "send", QueueID: "Q1"}}); err != nil {
+		t.Fatal(err)
+	}
+	var logged lockedBuf
+	m := &merger{pending: -1, log: slog.New(slog.NewTextHandler(&logged, nil))}
+	if !m.due(ctx, st) || m.pending != 1 {
+		t.Fatalf("one pending event left by an earlier run: due=false or pending=%d", m.pending)
+	}
+	st.Close()
+	m.merge(ctx, st)
+	m.merge(ctx, st)
+	if n := strings.Count(logged.String(), "cannot be indexed"); n != 1 {
+		t.Errorf("the failure logged %d times, want once:\n%s", n, logged.String())
+	}
+	if m.due(ctx, st) {
+		t.Error("due again right after a failure")
+	}
+	if m.pending != 1 {
+		t.Errorf("pending %d after failed merges, want 1", m.pending)
+	}
+}
