@@ -27,7 +27,7 @@
 # compare the servers on equal footing and not their share of the load
 # tool's CPU; PIN=0 lets everything share every CPU.
 # CONSOLE=1 also measures sekisho with the console, its store and the
-# message trace on: each run REPEAT times (default 3), taking turns with
+# message trace on: each run REPEAT times (default 5), taking turns with
 # sekisho without them, and prints the ratio of the two sides' medians
 # (one pair of runs differs by up to 10 % on a shared machine).
 # Postfix runs as a separate instance in a temporary folder (its own
@@ -65,6 +65,7 @@ echo "building sekisho and sekisho-bench"
 go build -o "$WORK/bin/" ./cmd/sekisho ./cmd/sekisho-bench
 BENCH=$WORK/bin/sekisho-bench
 SEKISHO=$WORK/bin/sekisho
+echo "load at the start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 SERVER_CPU=""
 if [ "${PIN:-1}" = "1" ] && command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
 	echo "PIN=1: servers on CPU 0, the load tool and its sink on CPU 1"
@@ -144,7 +145,7 @@ EOF
 	done
 	sleep 1 # let master bind its listener and start qmgr
 	POSTFIX_PID=$(tr -d ' \n' <"$PF/spool/pid/master.pid")
-	echo "Postfix $(postconf -h mail_version) started: 127.0.0.1:$POSTFIX_PORT, master pid $POSTFIX_PID"
+	echo "Postfix $(postconf -c "$PF/etc" -h mail_version) started: 127.0.0.1:$POSTFIX_PORT, master pid $POSTFIX_PID"
 }
 
 run_sekisho() { # name flags...
@@ -167,7 +168,7 @@ if have_postfix; then
 	start_postfix || PF=""
 fi
 
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-5}
 
 console_run() { # name flags...: the same run with the console and the trace on, in turns with more plain ones
 	[ "${CONSOLE:-}" = "1" ] || return 0

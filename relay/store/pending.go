@@ -173,7 +173,9 @@ func (s *Store) AddEvents(ctx context.Context, evs []Event) error {
 
 // MergeEvents moves this instance's oldest pending batches, up to limit
 // events (but at least one batch), into events, in one transaction, and
-// returns how many events it moved.
+// returns how many events it moved. A batch that cannot be unpacked is
+// removed with the others, and reported in the error after the rest is
+// committed.
 func (s *Store) MergeEvents(ctx context.Context, limit int) (int, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -189,22 +191,25 @@ func (s *Store) MergeEvents(ctx context.Context, limit int) (int, error) {
 	}
 	var evs []Event
 	var last int64
-	for (len(evs) == 0 || len(evs) < limit) && rows.Next() {
+	var damaged error // a row that cannot be unpacked is dropped, not retried forever
+	rowsTaken := 0
+	for (rowsTaken == 0 || len(evs) < limit) && rows.Next() {
 		var n int
 		var data []byte
 		if err := rows.Scan(&last, &n, &data); err != nil {
 			rows.Close()
 			return 0, err
 		}
+		rowsTaken++
 		batch, err := unpackEvents(data, n, last)
 		if err != nil {
-			rows.Close()
-			return 0, err
+			damaged = fmt.Errorf("%w: its %d events are dropped", err, n)
+			continue
 		}
 		evs = append(evs, batch...)
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil || len(evs) == 0 {
+	if err := rows.Err(); err != nil || rowsTaken == 0 {
 		return 0, err
 	}
 	if err := s.insertEvents(ctx, tx, evs); err != nil {
@@ -213,7 +218,10 @@ func (s *Store) MergeEvents(ctx context.Context, limit int) (int, error) {
 	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM events_pending WHERE instance = ? AND id <= ?`), s.instance, last); err != nil {
 		return 0, err
 	}
-	return len(evs), tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return len(evs), damaged
 }
 
 // PendingEvents counts this instance's events not yet merged.

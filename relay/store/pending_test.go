@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -179,6 +180,38 @@ func FuzzUnpackEvents(f *testing.F) {
 		evs, err := unpackEvents(data, n, 1)
 		if err == nil && len(evs) != n {
 			t.Fatalf("%d events for %d", len(evs), n)
+		}
+	})
+}
+
+// A pending row that cannot be unpacked is dropped and reported, and the
+// good ones beside it are merged: the upkeep is never stuck on it.
+func TestMergeDropsDamagedBatch(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		good := []Event{{At: t0, Kind: "send", QueueID: "Q1"}}
+		if err := s.AddEvents(ctx, good); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO events_pending (instance, first_at, last_at, n, data)
+			VALUES (?, ?, ?, ?, ?)`), "gw1", micros(t0), micros(t0), 3, []byte{pendingFormat, 0x80}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddEvents(ctx, []Event{{At: t0, Kind: "send", QueueID: "Q2"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SearchEvents(ctx, EventQuery{QueueID: "Q1"}); err == nil {
+			t.Error("a search over the damaged row: no error")
+		}
+		n, err := s.MergeEvents(ctx, 100)
+		if n != 2 || err == nil || !strings.Contains(err.Error(), "3 events are dropped") {
+			t.Fatalf("merge: %d, %v; want the two good events and the damaged row reported", n, err)
+		}
+		if n, err := s.MergeEvents(ctx, 100); n != 0 || err != nil {
+			t.Errorf("second merge: %d, %v", n, err)
+		}
+		if found, err := s.SearchEvents(ctx, EventQuery{QueueID: "Q2"}); err != nil || len(found) != 1 {
+			t.Errorf("after the merge: %v, %v", found, err)
 		}
 	})
 }

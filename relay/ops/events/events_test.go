@@ -280,3 +280,18 @@ func TestMergeFailureBacksOff(t *testing.T) {
 		t.Errorf("pending %d after failed merges, want 1", m.pending)
 	}
 }
+
+// A count above what is pending (rows dropped, another writer) ends at
+// the first empty merge instead of merging nothing again and again.
+func TestMergeCountTooHigh(t *testing.T) {
+	st := openStore(t)
+	m := &merger{pending: 5, log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	if !m.due(ctx, st) {
+		t.Fatal("5 pending, quiet: not due")
+	}
+	m.merge(ctx, st)
+	if m.pending != 0 || m.due(ctx, st) {
+		t.Errorf("after an empty merge: pending %d, due %v", m.pending, m.due(ctx, st))
+	}
+}

@@ -72,6 +72,11 @@ func (m *merger) merge(ctx context.Context, s *store.Store) {
 	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	n, err := s.MergeEvents(mctx, mergeChunk)
 	cancel()
+	if n == 0 && err == nil {
+		m.pending = 0 // the count was high: nothing is left
+		return
+	}
+	m.pending = max(m.pending-n, 0)
 	if err != nil {
 		if !m.failing {
 			m.failing = true
@@ -85,7 +90,6 @@ func (m *merger) merge(ctx context.Context, s *store.Store) {
 		m.failing = false
 		m.log.Info("trace events are indexed again", "kind", "store")
 	}
-	m.pending = max(m.pending-n, 0)
 }
 
 // now is a closed channel: a select case that is always ready.
