@@ -61,7 +61,7 @@ const insertColumns = `instance, at, kind, queue_id, ref, session, client, sende
 // event spends most of its time setting the statement up.
 const insertRows = 64
 
-// insertEvents writes normalized events (see normalize) into events.
+// insertEvents writes events, as a Batch packed them, into events.
 func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, evs []Event) error {
 	const cols = 14
 	row := "(" + placeholders(cols) + ")"

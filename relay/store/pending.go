@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -28,27 +29,69 @@ import (
 // the writer merges at once when this many wait, burst or not.
 const MaxPending = 50_000
 
-// pendingBatch is the most events one row of events_pending holds: their
-// IDs are derived from the row's (pendingID).
-const pendingBatch = 4096
+// MaxBatch is the most events one row of events_pending holds: their IDs
+// are derived from the row's (pendingID).
+const MaxBatch = 1 << 20
+
+// rowEvents is how many events AddEvents puts in a row.
+const rowEvents = 4096
 
 // pendingFormat is the first byte of a packed batch.
 const pendingFormat = 1
 
-// packEvents appends evs, packed, to dst: per event its time and code as
-// varints, then its strings, each a uvarint length and the bytes.
-func packEvents(dst []byte, evs []Event) []byte {
-	dst = append(dst, pendingFormat)
-	for _, e := range evs {
-		dst = binary.AppendVarint(dst, micros(e.At))
-		dst = binary.AppendVarint(dst, int64(e.Code))
-		for _, s := range [...]string{e.Instance, e.Kind, e.QueueID, e.Ref, e.Session, e.Client, e.Sender, e.Rcpt,
-			e.MessageID, e.Result, e.Rule, e.Detail} {
-			dst = binary.AppendUvarint(dst, uint64(len(s)))
-			dst = append(dst, s...)
-		}
+// Batch is events packed as one row of events_pending holds them, built
+// an event at a time: relay/ops/events packs each as it is logged, with
+// no slice of events in between, and AddBatch stores the row.
+type Batch struct {
+	instance    string
+	data        []byte
+	n           int
+	first, last int64
+}
+
+// NewBatch returns an empty batch of one instance's events.
+func NewBatch(instance string) *Batch { return &Batch{instance: instance} }
+
+// Len is the number of events in the batch.
+func (b *Batch) Len() int { return b.n }
+
+// Reset empties the batch, keeping its memory.
+func (b *Batch) Reset() { b.data, b.n, b.first, b.last = b.data[:0], 0, 0, 0 }
+
+// Add packs an event as the store keeps it (addresses folded, fields
+// clipped): its time and code as varints, then its strings, each a
+// uvarint length and the bytes. An event without an instance is the
+// batch's.
+func (b *Batch) Add(e *Event) {
+	if b.n == 0 {
+		b.data = append(b.data[:0], pendingFormat)
 	}
-	return dst
+	at := micros(e.At)
+	if b.n == 0 || at < b.first {
+		b.first = at
+	}
+	b.last = max(b.last, at)
+	b.n++
+	inst := e.Instance
+	if inst == "" {
+		inst = b.instance
+	}
+	b.data = binary.AppendVarint(b.data, at)
+	b.data = binary.AppendVarint(b.data, int64(e.Code))
+	for _, s := range [...]string{inst, e.Kind, clip(e.QueueID), clip(e.Ref), clip(e.Session), clip(e.Client),
+		clip(lower(e.Sender)), clip(lower(e.Rcpt)), clip(e.MessageID), clip(e.Result), clip(e.Rule), clip(e.Detail)} {
+		b.data = binary.AppendUvarint(b.data, uint64(len(s)))
+		b.data = append(b.data, s...)
+	}
+}
+
+// Each calls f with each event of the batch, as the store will return it
+// (its ID aside), in one Event it reuses.
+func (b *Batch) Each(f func(*Event)) error {
+	if b.n == 0 {
+		return nil
+	}
+	return eachPacked(b.data, b.n, 0, f)
 }
 
 // unpackEvents reads n events packed by packEvents; their strings share
@@ -116,23 +159,10 @@ func eachPacked(data []byte, n int, row int64, f func(*Event)) error {
 // pendingID is the ID of the i-th event of a pending row: negative, so
 // that it never meets an indexed event's, and stable until the event is
 // merged (it then gets a positive one).
-func pendingID(row int64, i int) int64 { return -(row*pendingBatch + int64(i)) }
+func pendingID(row int64, i int) int64 { return -(row*MaxBatch + int64(i)) }
 
-// normalize is what an event is stored as, pending or indexed: the
-// store's instance when it has none, addresses folded, fields clipped.
-func (s *Store) normalize(e Event) Event {
-	if e.Instance == "" {
-		e.Instance = s.instance
-	}
-	e.At = fromMicros(micros(e.At))
-	e.QueueID, e.Ref, e.Session, e.Client = clip(e.QueueID), clip(e.Ref), clip(e.Session), clip(e.Client)
-	e.Sender, e.Rcpt, e.MessageID = clip(lower(e.Sender)), clip(lower(e.Rcpt)), clip(e.MessageID)
-	e.Result, e.Rule, e.Detail = clip(e.Result), clip(e.Rule), clip(e.Detail)
-	return e
-}
-
-// AddEvents stores a batch of events, pending, in one transaction.
-// Events without an instance get the store's.
+// AddEvents stores events, pending, in one transaction, a row per run of
+// one instance's events. Events without an instance get the store's.
 func (s *Store) AddEvents(ctx context.Context, evs []Event) error {
 	if len(evs) == 0 {
 		return nil
@@ -142,33 +172,55 @@ func (s *Store) AddEvents(ctx context.Context, evs []Event) error {
 		return err
 	}
 	defer tx.Rollback()
-	norm := make([]Event, 0, min(len(evs), pendingBatch))
-	var data []byte
-	for len(evs) > 0 {
+	b := NewBatch(s.instance)
+	for i := range evs {
+		inst := evs[i].Instance
+		if inst == "" {
+			inst = s.instance
+		}
 		// A row holds one instance's events (a gateway writes only its
 		// own; MergeEvents moves only its own).
-		norm = norm[:0]
-		first, last := int64(0), int64(0)
-		for _, e := range evs {
-			e = s.normalize(e)
-			if len(norm) == pendingBatch || len(norm) > 0 && e.Instance != norm[0].Instance {
-				break
+		if b.n == rowEvents || b.n > 0 && inst != b.instance {
+			if err := s.addBatch(ctx, tx, b); err != nil {
+				return err
 			}
-			at := micros(e.At)
-			if len(norm) == 0 || at < first {
-				first = at
-			}
-			last = max(last, at)
-			norm = append(norm, e)
+			b.Reset()
 		}
-		data = packEvents(data[:0], norm)
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO events_pending (instance, first_at, last_at, n, data)
-			VALUES (?, ?, ?, ?, ?)`), norm[0].Instance, first, last, len(norm), data); err != nil {
-			return err
-		}
-		evs = evs[len(norm):]
+		b.instance = inst
+		b.Add(&evs[i])
+	}
+	if err := s.addBatch(ctx, tx, b); err != nil {
+		return err
 	}
 	return tx.Commit()
+}
+
+// AddBatch stores a batch as one row of pending events.
+func (s *Store) AddBatch(ctx context.Context, b *Batch) error {
+	if b.n == 0 {
+		return nil
+	}
+	if b.n > MaxBatch {
+		return fmt.Errorf("a batch of %d events: at most %d", b.n, MaxBatch)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := s.addBatch(ctx, tx, b); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *Store) addBatch(ctx context.Context, tx *sql.Tx, b *Batch) error {
+	if b.n == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO events_pending (instance, first_at, last_at, n, data)
+		VALUES (?, ?, ?, ?, ?)`), b.instance, b.first, b.last, b.n, b.data)
+	return err
 }
 
 // MergeEvents moves this instance's oldest pending batches, up to limit

@@ -146,7 +146,7 @@ func TestPackRoundTrip(t *testing.T) {
 		{Instance: "gw1", At: t0.Add(-time.Hour), Kind: "fail", Code: -1},
 		{},
 	}
-	got, err := unpackEvents(packEvents(nil, evs), len(evs), 7)
+	got, err := unpackEvents(packEvents(evs), len(evs), 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,17 +161,17 @@ func TestPackRoundTrip(t *testing.T) {
 			t.Errorf("event %d:\n got %+v\nwant %+v", i, g, want)
 		}
 	}
-	if _, err := unpackEvents(packEvents(nil, evs), len(evs)+1, 7); err == nil {
+	if _, err := unpackEvents(packEvents(evs), len(evs)+1, 7); err == nil {
 		t.Error("one event more than packed: no error")
 	}
-	if _, err := unpackEvents(packEvents(nil, evs), len(evs)-1, 7); err == nil {
+	if _, err := unpackEvents(packEvents(evs), len(evs)-1, 7); err == nil {
 		t.Error("one event fewer than packed: no error")
 	}
 }
 
 // A damaged row is an error, never a panic or a read past its end.
 func FuzzUnpackEvents(f *testing.F) {
-	f.Add(packEvents(nil, []Event{{Instance: "gw1", At: t0, Kind: "send", Detail: "x"}}), 1)
+	f.Add(packEvents([]Event{{Instance: "gw1", At: t0, Kind: "send", Detail: "x"}}), 1)
 	f.Add([]byte{pendingFormat, 0x02, 0x00, 0xff}, 1)
 	f.Fuzz(func(t *testing.T, data []byte, n int) {
 		if n < 0 || n > 1000 {
@@ -214,4 +214,13 @@ func TestMergeDropsDamagedBatch(t *testing.T) {
 			t.Errorf("after the merge: %v, %v", found, err)
 		}
 	})
+}
+
+// packEvents packs evs as one row holds them.
+func packEvents(evs []Event) []byte {
+	b := NewBatch("")
+	for i := range evs {
+		b.Add(&evs[i])
+	}
+	return b.data
 }

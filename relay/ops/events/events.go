@@ -8,10 +8,10 @@
 // path, keeps one account of what happened: every step that is logged is
 // traced, with the same fields, and no room of the mail path knows the
 // store exists. The Handler wraps the log's slog.Handler; a record of a
-// traced kind becomes one or more store.Events and goes into a bounded
-// channel without blocking. When the channel is full (the store is slow
-// or down) the events are dropped and counted; the first drop is logged,
-// and so is the recovery. Mail never waits for the trace.
+// traced kind becomes one or more store.Events, packed at once into a
+// bounded batch without blocking. When the batch is full (the store is
+// slow or down) the events are dropped and counted; the first drop is
+// logged, and so is the recovery. Mail never waits for the trace.
 package events
 
 import (
@@ -26,59 +26,88 @@ import (
 )
 
 // Recorder turns log records into trace events and writes them.
+//
+// Events are packed as they are logged into the batch being filled (a
+// store.Batch, the row they will be stored as), under a mutex: no slice
+// of events, no channel, no wake-up of the writer for each one. The
+// writer swaps the batch out a quarter of a second after its first event
+// (at once past batchMax events) and stores it as one row.
 type Recorder struct {
-	ch chan store.Event
-	// nudge tells the writer that the buffer is half full: write now
-	// rather than at the batch's time.
-	nudge   chan struct{}
+	instance string
+	max      int // events the batch holds at most: the buffer
+
+	mu    sync.Mutex
+	batch *store.Batch // being filled
+	// wake tells the writer that a batch has begun, or grown past
+	// batchMax or half the buffer.
+	wake    chan struct{}
 	dropped atomic.Int64
 	// dropping is set while events are being dropped, so that a run of
 	// drops is logged once.
 	dropping atomic.Bool
-	instance string
 
-	mu sync.Mutex
+	afterMu sync.Mutex
 	// afterWrite, when set, sees each written event (the quarantine
 	// indexer watches for sanitized messages).
 	afterWrite func(store.Event)
 }
 
-// New returns a recorder whose buffer holds up to buffer records.
+// New returns a recorder whose buffer holds up to buffer events (at most
+// store.MaxBatch).
 func New(buffer int, instance string) *Recorder {
-	if buffer < 1 {
-		buffer = 1
-	}
-	return &Recorder{ch: make(chan store.Event, buffer), nudge: make(chan struct{}, 1), instance: instance}
+	buffer = min(max(buffer, 1), store.MaxBatch)
+	return &Recorder{instance: instance, max: buffer, batch: store.NewBatch(instance), wake: make(chan struct{}, 1)}
 }
 
 // AfterWrite sets a function that sees every event once it is stored.
 func (r *Recorder) AfterWrite(f func(store.Event)) {
-	r.mu.Lock()
+	r.afterMu.Lock()
 	r.afterWrite = f
-	r.mu.Unlock()
+	r.afterMu.Unlock()
 }
 
 // Dropped is the number of events dropped since the start.
 func (r *Recorder) Dropped() int64 { return r.dropped.Load() }
 
-// Record queues events without waiting; those the buffer has no room for
-// are dropped and counted.
+// Record packs events into the batch without waiting; those the buffer
+// has no room for are dropped and counted.
 func (r *Recorder) Record(evs []store.Event) {
-	for i, e := range evs {
+	r.mu.Lock()
+	before := r.batch.Len()
+	kept := min(len(evs), r.max-before)
+	for i := range kept {
+		r.batch.Add(&evs[i])
+	}
+	after := r.batch.Len()
+	r.mu.Unlock()
+	if kept < len(evs) {
+		r.dropped.Add(int64(len(evs) - kept))
+		r.dropping.Store(true)
+	}
+	crossed := func(n int) bool { return before < n && after >= n }
+	if crossed(1) || crossed(batchMax) || crossed(r.max/2) {
 		select {
-		case r.ch <- e:
+		case r.wake <- struct{}{}:
 		default:
-			r.dropped.Add(int64(len(evs) - i))
-			r.dropping.Store(true)
-			return
 		}
 	}
-	if len(r.ch) >= cap(r.ch)/2 {
-		select {
-		case r.nudge <- struct{}{}:
-		default:
-		}
-	}
+}
+
+// size is the number of events waiting in the batch.
+func (r *Recorder) size() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.batch.Len()
+}
+
+// swap takes the batch being filled and puts spare (emptied) in its place.
+func (r *Recorder) swap(spare *store.Batch) *store.Batch {
+	spare.Reset()
+	r.mu.Lock()
+	b := r.batch
+	r.batch = spare
+	r.mu.Unlock()
+	return b
 }
 
 // Handler wraps next: every record still goes to next, and those of the
@@ -87,20 +116,20 @@ func (r *Recorder) Handler(next slog.Handler) slog.Handler {
 	return &tap{next: next, r: r}
 }
 
-// batchMax and batchWait shape the writes: up to batchMax events in one
-// transaction, written at most batchWait after the first arrived.
+// batchMax and batchWait shape the writes: a batch is written batchWait
+// after its first event, or at once when it holds batchMax.
 const (
 	batchMax  = 2048
 	batchWait = 250 * time.Millisecond
 )
 
-// Run writes queued events to the store until ctx ends, in batches, and
-// prunes what is past its retention once an hour. store returns the
-// store, or nil while it is unavailable (the events then wait in the
-// buffer, and are dropped once it is full). log reports drops and
-// failures (its records must not be of a traced kind).
+// Run writes the recorded events to the store until ctx ends, a batch a
+// row, merges them into the indexed table when mail is not arriving in a
+// flood (see merger), and prunes what is past its retention once an
+// hour. store returns the store, or nil while it is unavailable (the
+// events then wait in the buffer, and are dropped once it is full). log
+// reports drops and failures (its records must not be of a traced kind).
 func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Config, log *slog.Logger) {
-	var batch []store.Event
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	pruned := time.Time{}
@@ -112,50 +141,38 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 	defer second.Stop()
 	// collecting is set while a batch is being gathered (timer set).
 	collecting := false
-	// drain takes what is buffered into the batch, up to batchMax.
-	drain := func() {
-		for len(batch) < batchMax {
-			select {
-			case e := <-r.ch:
-				m.arrived++
-				batch = append(batch, e)
-			default:
-				return
-			}
-		}
-	}
-	flush := func() {
-		s := st()
-		if len(batch) == 0 || s == nil {
+	spare := store.NewBatch(r.instance)
+	write := func(s *store.Store) {
+		b := r.swap(spare)
+		spare = b
+		n := b.Len()
+		if n == 0 {
 			return
 		}
+		m.arrived += n
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := s.AddEvents(wctx, batch)
+		err := s.AddBatch(wctx, b)
 		cancel()
 		if err != nil {
-			r.dropped.Add(int64(len(batch)))
+			r.dropped.Add(int64(n))
 			if !degraded {
 				log.Error("trace events cannot be written; dropping them until the store answers (mail is not affected)",
-					"kind", "store", "events", len(batch), "error", err)
+					"kind", "store", "events", n, "error", err)
 			}
 			degraded = true
-			batch = batch[:0]
 			return
 		}
-		m.written(len(batch))
+		m.written(n)
 		if degraded {
 			log.Info("trace events are written again", "kind", "store", "dropped_total", r.dropped.Load())
 			degraded = false
 		}
-		r.mu.Lock()
+		r.afterMu.Lock()
 		after := r.afterWrite
-		r.mu.Unlock()
+		r.afterMu.Unlock()
 		if after != nil {
-			for _, e := range batch {
-				after(e)
-			}
+			b.Each(func(e *store.Event) { after(*e) })
 		}
-		batch = batch[:0]
 	}
 	for {
 		if r.dropping.Swap(false) && !degraded {
@@ -163,62 +180,48 @@ func (r *Recorder) Run(ctx context.Context, st func() *store.Store, cfg store.Co
 			log.Warn("trace events dropped: the store is slow or unavailable (mail is not affected)",
 				"kind", "store", "dropped_total", r.dropped.Load())
 		}
-		if s := st(); s != nil && time.Since(pruned) > time.Hour {
+		s := st()
+		if s != nil && time.Since(pruned) > time.Hour {
 			pruned = time.Now()
 			prune(ctx, s, cfg, log)
 		}
-		// The writer takes the first event after a quiet time, then
-		// waits for the batch's time (or Record's nudge) and takes what
-		// came meanwhile at once: a wake-up of this goroutine for every
-		// record would cost the mail path more than the record itself.
-		in := r.ch
-		if collecting {
-			in = nil
-		}
-		// Merging goes a chunk at a time, so that arriving events are
-		// taken in between.
+		// Merging goes a chunk at a time, so that the writes go on in
+		// between.
 		var mergeNow <-chan time.Time
-		s := st()
 		if s != nil && m.due(ctx, s) {
 			mergeNow = now
 		}
 		select {
 		case <-ctx.Done():
-			// What is buffered is written, as far as the store takes it.
-			for range cap(r.ch)/batchMax + 2 {
-				drain()
-				if len(batch) == 0 || st() == nil {
-					break
-				}
-				flush()
+			if s := st(); s != nil {
+				write(s) // what is buffered, as far as the store takes it
 			}
 			return
 		case <-mergeNow:
 			m.merge(ctx, s)
 		case <-second.C:
 			m.rate, m.arrived = m.arrived, 0
-		case e := <-in:
-			m.arrived++
-			batch = append(batch, e)
-			collecting = true
-			timer.Reset(batchWait)
-		case <-r.nudge:
-			if st() != nil {
+		case <-r.wake:
+			switch {
+			case r.size() >= batchMax:
 				timer.Reset(0)
+				collecting = true
+			case !collecting:
+				timer.Reset(batchWait)
+				collecting = true
 			}
 		case <-timer.C:
-			if st() == nil {
+			s := st()
+			if s == nil {
 				timer.Reset(time.Second)
 				continue
 			}
-			drain()
-			flush()
-			// Events that came meanwhile make the next batch; more than
-			// a batch's worth is written at once.
-			switch {
-			case len(r.ch) >= batchMax:
+			write(s)
+			// Events that came meanwhile make the next batch.
+			switch n := r.size(); {
+			case n >= batchMax:
 				timer.Reset(0)
-			case len(r.ch) > 0:
+			case n > 0:
 				timer.Reset(batchWait)
 			default:
 				collecting = false

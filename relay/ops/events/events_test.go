@@ -223,15 +223,19 @@ func (n nop) WithGroup(string) slog.Handler           { return n }
 // BenchmarkTap is what the tap adds to a message's logging: a session's
 // logger, its receive line, a delivery line and a line of an untraced
 // kind, against a handler that takes the records and does nothing. The
-// writer takes the buffered events every millisecond, as Run does in
-// batches.
+// batch is taken every millisecond, as Run takes it.
 func BenchmarkTap(b *testing.B) {
 	rec := New(1<<20, "gw1")
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
+		spare := store.NewBatch("gw1")
 		for {
-			time.Sleep(time.Millisecond)
-			for len(rec.ch) > 0 {
-				<-rec.ch
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+				spare = rec.swap(spare)
 			}
 		}
 	}()
