@@ -88,8 +88,8 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.Instance, " \t\r\n/") {
 		bad("instance", "%q: a gateway name has no spaces or slashes", c.Instance)
 	}
-	if c.Buffer < 64 {
-		bad("buffer", "must be at least 64 events, got %d", c.Buffer)
+	if c.Buffer < 64 || c.Buffer > MaxBatch {
+		bad("buffer", "must be 64 to %d events, got %d", MaxBatch, c.Buffer)
 	}
 	if c.TraceRetention < time.Hour {
 		bad("trace_retention", "must be at least 1h, got %v", c.TraceRetention)

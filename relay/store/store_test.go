@@ -44,7 +44,8 @@ func TestConfigValidate(t *testing.T) {
 		{"kv ok", func(c *Config) { c.Driver, c.DSN = DriverPostgres, "host=h dbname=sekisho" }, ""},
 		{"sqlite with dsn", func(c *Config) { c.Driver, c.DSN = DriverSQLite, "postgres://h/db" }, "dsn: is for the postgres driver"},
 		{"sqlite without path", func(c *Config) { c.Driver, c.Path = DriverSQLite, "" }, "path: required"},
-		{"small buffer", func(c *Config) { c.Buffer = 1 }, "buffer: must be at least 64"},
+		{"small buffer", func(c *Config) { c.Buffer = 1 }, "buffer: must be 64 to 1048576 events, got 1"},
+		{"huge buffer", func(c *Config) { c.Buffer = MaxBatch + 1 }, "buffer: must be 64 to 1048576 events, got 1048577"},
 		{"retention", func(c *Config) { c.TraceRetention = time.Minute }, "trace_retention: must be at least 1h"},
 		{"instance", func(c *Config) { c.Instance = "a b" }, "instance:"},
 	} {
