@@ -78,32 +78,91 @@ func (t *tap) WithGroup(name string) slog.Handler {
 // traced are the kinds whose records become events.
 var traced = map[string]bool{"receive": true, "reject": true, "send": true, "fail": true, "sanitize": true, "audit": true}
 
-// fields are the attributes of one record: a record carries a dozen, so
-// a slice searched from the end (the last wins) beats a map.
-type fields []slog.Attr
-
-func (f fields) value(k string) (slog.Value, bool) {
-	for i := len(f) - 1; i >= 0; i-- {
-		if f[i].Key == k {
-			return f[i].Value, true
-		}
-	}
-	return slog.Value{}, false
+// recFields are the attributes convert reads, gathered in one pass over
+// a record's: a switch per attribute instead of a search per field. The
+// last of a key wins, as it does in the log line.
+type recFields struct {
+	id, session, client, from, reason, messageID, rules, helo, source, auth, rcpts, rule, stage, arg, enhanced, by, err, rcpt, result, hop, remote, reply, dsn, to, action, releaseID, route, object, actor string
+	size, code, attempt                                                                                                                                                                                     int
 }
 
-func (f fields) str(k string) string {
-	v, ok := f.value(k)
-	if !ok {
-		return ""
+func (f *recFields) set(a slog.Attr) {
+	var p *string
+	switch a.Key {
+	case "id":
+		p = &f.id
+	case "session":
+		p = &f.session
+	case "client":
+		p = &f.client
+	case "from":
+		p = &f.from
+	case "reason":
+		p = &f.reason
+	case "message_id":
+		p = &f.messageID
+	case "rules":
+		p = &f.rules
+	case "helo":
+		p = &f.helo
+	case "source":
+		p = &f.source
+	case "auth":
+		p = &f.auth
+	case "rcpts":
+		p = &f.rcpts
+	case "rule":
+		p = &f.rule
+	case "stage":
+		p = &f.stage
+	case "arg":
+		p = &f.arg
+	case "enhanced":
+		p = &f.enhanced
+	case "by":
+		p = &f.by
+	case "error":
+		p = &f.err
+	case "rcpt":
+		p = &f.rcpt
+	case "result":
+		p = &f.result
+	case "hop":
+		p = &f.hop
+	case "remote":
+		p = &f.remote
+	case "reply":
+		p = &f.reply
+	case "dsn":
+		p = &f.dsn
+	case "to":
+		p = &f.to
+	case "action":
+		p = &f.action
+	case "release_id":
+		p = &f.releaseID
+	case "route":
+		p = &f.route
+	case "object":
+		p = &f.object
+	case "actor":
+		p = &f.actor
+	case "size":
+		f.size = intValue(a.Value)
+		return
+	case "code":
+		f.code = intValue(a.Value)
+		return
+	case "attempt":
+		f.attempt = intValue(a.Value)
+		return
+	default:
+		return
 	}
-	return v.Resolve().String()
+	*p = a.Value.Resolve().String()
 }
 
-func (f fields) int(k string) int {
-	v, ok := f.value(k)
-	if !ok {
-		return 0
-	}
+func intValue(v slog.Value) int {
 	switch v = v.Resolve(); v.Kind() {
 	case slog.KindInt64:
 		return int(v.Int64())
@@ -118,85 +177,87 @@ func (f fields) int(k string) int {
 // every recipient: it becomes one event per recipient, so that a search
 // by recipient uses an index.
 func convert(dst []store.Event, kind, instance string, rec slog.Record, bound []slog.Attr) []store.Event {
-	var attrs [32]slog.Attr // a record's usual dozen, without allocating
-	f := append(fields(attrs[:0]), bound...)
+	var f recFields
+	for _, a := range bound {
+		f.set(a)
+	}
 	rec.Attrs(func(a slog.Attr) bool {
-		f = append(f, a)
+		f.set(a)
 		return true
 	})
-	base := store.Event{Instance: instance, At: rec.Time, Kind: kind, QueueID: f.str("id"), Session: f.str("session"),
-		Client: f.str("client"), Sender: f.str("from")}
+	base := store.Event{Instance: instance, At: rec.Time, Kind: kind, QueueID: f.id, Session: f.session,
+		Client: f.client, Sender: f.from}
 	switch kind {
 	case "receive":
 		if rec.Message != "accepted" {
 			// Held at receipt (a milter's quarantine): a queue step.
-			base.Kind, base.Result, base.Detail = "queue", "held", rec.Message+": "+f.str("reason")
+			base.Kind, base.Result, base.Detail = "queue", "held", rec.Message+": "+f.reason
 			return append(dst, base)
 		}
-		base.Result, base.MessageID, base.Rule = "accepted", f.str("message_id"), f.str("rules")
-		base.Detail = strconv.Itoa(f.int("size")) + " bytes from " + base.Client + " (HELO " + f.str("helo") + "), source " + f.str("source")
-		if u := f.str("auth"); u != "" {
+		base.Result, base.MessageID, base.Rule = "accepted", f.messageID, f.rules
+		base.Detail = strconv.Itoa(f.size) + " bytes from " + base.Client + " (HELO " + f.helo + "), source " + f.source
+		if u := f.auth; u != "" {
 			base.Detail += ", AUTH " + u
 		}
-		for r := range strings.SplitSeq(f.str("rcpts"), ",") {
+		for r := range strings.SplitSeq(f.rcpts, ",") {
 			e := base
 			e.Rcpt = r
 			dst = append(dst, e)
 		}
 		return dst
 	case "reject":
-		base.Result, base.Rule, base.Code = rec.Message, f.str("rule"), f.int("code")
+		base.Result, base.Rule, base.Code = rec.Message, f.rule, f.code
 		if base.Rule == "" {
-			base.Rule = f.str("reason")
+			base.Rule = f.reason
 		}
-		if f.str("stage") == "rcpt" {
-			base.Rcpt = f.str("arg")
+		if f.stage == "rcpt" {
+			base.Rcpt = f.arg
 		}
-		base.Detail = strings.TrimSpace(f.str("stage") + ": " + f.str("enhanced") + " " + f.str("reason"))
-		if by := f.str("by"); by != "" {
+		base.Detail = strings.TrimSpace(f.stage + ": " + f.enhanced + " " + f.reason)
+		if by := f.by; by != "" {
 			base.Detail += " (" + by + ")"
 		}
-		if e := f.str("error"); e != "" {
+		if e := f.err; e != "" {
 			base.Detail += ": " + e
 		}
 	case "send", "fail":
 		switch rec.Message {
 		case "delivery":
-			base.Rcpt, base.Result, base.Code, base.Rule = f.str("rcpt"), f.str("result"), f.int("code"), f.str("hop")
-			via := f.str("hop")
-			if r := f.str("remote"); r != "" {
+			base.Rcpt, base.Result, base.Code, base.Rule = f.rcpt, f.result, f.code, f.hop
+			via := f.hop
+			if r := f.remote; r != "" {
 				via += " " + r // a file or program hop has no address
 			}
-			base.Detail = "attempt " + strconv.Itoa(f.int("attempt")) + " via " + via + ": " + f.str("reply")
+			base.Detail = "attempt " + strconv.Itoa(f.attempt) + " via " + via + ": " + f.reply
 		case "dsn queued", "fail report queued":
-			base.Kind, base.Ref, base.Rcpt = "dsn", f.str("dsn"), f.str("to")
-			base.Result = f.str("action")
+			base.Kind, base.Ref, base.Rcpt = "dsn", f.dsn, f.to
+			base.Result = f.action
 			if base.Result == "" {
 				base.Result = "report"
 			}
 			base.Detail = rec.Message
 		default:
-			base.Result, base.Detail = "error", rec.Message+": "+f.str("error")
+			base.Result, base.Detail = "error", rec.Message+": "+f.err
 		}
 	case "sanitize":
 		switch rec.Message {
 		case "sanitize":
-			base.Ref, base.Rule, base.Result, base.Detail = f.str("release_id"), f.str("route"), "sanitized", f.str("result")
+			base.Ref, base.Rule, base.Result, base.Detail = f.releaseID, f.route, "sanitized", f.result
 		case "original released":
-			base.Kind, base.Ref, base.Result = "release", f.str("release_id"), "released"
-			base.Rcpt, base.Detail = f.str("to"), "by "+f.str("by")
+			base.Kind, base.Ref, base.Result = "release", f.releaseID, "released"
+			base.Rcpt, base.Detail = f.to, "by "+f.by
 		default:
 			return dst // maintenance lines
 		}
 	case "audit":
 		// Changes to queued messages are steps of those messages; other
 		// audit lines are kept in the audit table, not the trace.
-		action := f.str("action")
+		action := f.action
 		if !strings.HasPrefix(action, "queue-") {
 			return dst
 		}
-		base.Kind, base.QueueID, base.Result = "queue", f.str("object"), strings.TrimPrefix(action, "queue-")
-		base.Sender, base.Detail = "", "by "+f.str("actor")
+		base.Kind, base.QueueID, base.Result = "queue", f.object, strings.TrimPrefix(action, "queue-")
+		base.Sender, base.Detail = "", "by "+f.actor
 	}
 	return append(dst, base)
 }
