@@ -61,19 +61,7 @@ func readers(t *testing.T, s *Store) string {
 func TestPendingAndMergedReadAlike(t *testing.T) {
 	engines(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		at := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
-		evs := []Event{
-			{At: at(0), Kind: "receive", QueueID: "Q1", Session: "s1", Client: "192.0.2.7", Sender: "yamada@example.com", Rcpt: "tanaka@x", MessageID: "<m1@e>", Result: "accepted"},
-			{At: at(1), Kind: "sanitize", QueueID: "Q1", Ref: "20261129-0123456789", Result: "sanitized"},
-			{At: at(2), Kind: "send", QueueID: "Q1", Rcpt: "tanaka@x", Result: "delivered", Code: 250},
-			{At: at(3), Kind: "release", QueueID: "Q3", Ref: "20261129-0123456789", Rcpt: "tanaka@x", Result: "released"},
-			{At: at(4), Kind: "send", QueueID: "Q3", Rcpt: "tanaka@x", Result: "delivered", Code: 250},
-			{At: at(5), Kind: "receive", QueueID: "Q2", Session: "s2", Client: "192.0.2.7", Sender: "yamada@example.com", Rcpt: "gone@x", Result: "accepted"},
-			{At: at(6), Kind: "fail", QueueID: "Q2", Rcpt: "gone@x", Result: "failed", Code: 550},
-			{At: at(7), Kind: "dsn", QueueID: "Q2", Ref: "Q4", Rcpt: "yamada@example.com", Result: "failed"},
-			{At: at(8), Kind: "send", QueueID: "Q4", Rcpt: "yamada@example.com", Result: "delivered"},
-			{At: at(9), Kind: "reject", Session: "s3", Client: "192.0.2.9", Sender: "yamada@example.com", Rcpt: "nobody@x", Result: "refused", Rule: "norelay"},
-		}
+		evs := story()
 		// Two batches: a merge moves whole ones.
 		for _, b := range [][]Event{evs[:4], evs[4:]} {
 			if err := s.AddEvents(ctx, b); err != nil {
