@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -157,9 +158,11 @@ func eachPacked(data []byte, n int, row int64, f func(*Event)) error {
 }
 
 // pendingID is the ID of the i-th event of a pending row: negative, so
-// that it never meets an indexed event's, and stable until the event is
-// merged (it then gets a positive one).
-func pendingID(row int64, i int) int64 { return -(row*MaxBatch + int64(i)) }
+// that it never meets an indexed event's; rising with the row and the
+// place in it, so that events of one time keep the order they were
+// written in, as indexed ones do; and stable until the event is merged
+// (it then gets a positive one).
+func pendingID(row int64, i int) int64 { return math.MinInt64/2 + row*MaxBatch + int64(i) }
 
 // AddEvents stores events, pending, in one transaction, a row per run of
 // one instance's events. Events without an instance get the store's.

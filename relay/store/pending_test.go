@@ -212,3 +212,41 @@ func packEvents(evs []Event) []byte {
 	}
 	return b.data
 }
+
+// Events of one time keep the order they were written in, pending as
+// merged (a receive line's recipients, one event each).
+func TestPendingKeepOrder(t *testing.T) {
+	engines(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		var evs []Event
+		for _, r := range []string{"tanaka@x", "suzuki@x", "abe@x"} {
+			evs = append(evs, Event{At: t0, Kind: "receive", QueueID: "Q1", Rcpt: r, Result: "accepted"})
+		}
+		for range 2 { // a second row after the first
+			if err := s.AddEvents(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		order := func() string {
+			found, err := s.MessageEvents(ctx, []string{"Q1"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rcpts []string
+			for _, e := range found {
+				rcpts = append(rcpts, e.Rcpt)
+			}
+			return strings.Join(rcpts, " ")
+		}
+		const want = "tanaka@x suzuki@x abe@x tanaka@x suzuki@x abe@x"
+		if got := order(); got != want {
+			t.Errorf("pending: %s, want %s", got, want)
+		}
+		if _, err := s.MergeEvents(ctx, 100); err != nil {
+			t.Fatal(err)
+		}
+		if got := order(); got != want {
+			t.Errorf("merged: %s, want %s", got, want)
+		}
+	})
+}
