@@ -13,7 +13,9 @@ import (
 // shows it: received, refused, sanitized, queued, a delivery attempt with
 // the reply, a DSN, a release, a change by an administrator.
 type Event struct {
-	ID       int64     `json:"id"`
+	// ID orders events of one time; it changes when a pending event is
+	// indexed (see pending.go), so it is not shown.
+	ID       int64     `json:"-"`
 	Instance string    `json:"instance"`
 	At       time.Time `json:"at"`
 	// Kind is the step: receive, reject, send, fail, dsn, sanitize,
