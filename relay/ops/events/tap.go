@@ -82,8 +82,13 @@ var traced = map[string]bool{"receive": true, "reject": true, "send": true, "fai
 // a record's: a switch per attribute instead of a search per field. The
 // last of a key wins, as it does in the log line.
 type recFields struct {
-	id, session, client, from, reason, messageID, rules, helo, source, auth, rcpts, rule, stage, arg, enhanced, by, err, rcpt, result, hop, remote, reply, dsn, to, action, releaseID, route, object, actor string
-	size, code, attempt                                                                                                                                                                                     int
+	id, session, client, from, reason                 string // most kinds
+	messageID, rules, helo, source, auth, rcpts       string // receive
+	rule, stage, arg, enhanced, by, err               string // reject
+	rcpt, result, hop, remote, reply, dsn, to, action string // send, fail
+	releaseID, route                                  string // sanitize
+	object, actor                                     string // audit
+	size, code, attempt                               int
 }
 
 func (f *recFields) set(a slog.Attr) {
