@@ -288,8 +288,8 @@ func (s *Store) CountEvents(ctx context.Context, since time.Time) ([]EventCount,
 		return nil, err
 	}
 	pending, err := s.pendingEvents(ctx, since, time.Time{}, func(e *Event) bool { return inWindow(e, since, time.Time{}) })
-	if err != nil || len(pending) == 0 {
-		return counts, err
+	if err != nil {
+		return nil, err
 	}
 	type key struct{ kind, result string }
 	at := map[key]int{}
@@ -306,6 +306,8 @@ func (s *Store) CountEvents(ctx context.Context, since time.Time) ([]EventCount,
 		}
 		counts[i].Count++
 	}
+	// Sorted here, as bytes, whether or not any were pending: PostgreSQL
+	// would sort by its collation.
 	sort.Slice(counts, func(i, j int) bool {
 		if counts[i].Kind != counts[j].Kind {
 			return counts[i].Kind < counts[j].Kind
