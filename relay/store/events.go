@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -101,10 +102,16 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, evs []Event) error
 	return nil
 }
 
-// entryKinds are the steps that bring a message in (or refuse it): the
-// only events indexed by sender and recipient. It repeats the indexes'
-// condition word for word (see migrations).
-const entryKinds = "kind IN ('receive', 'reject', 'dsn', 'release')"
+// entryKindList are the steps that bring a message in (or refuse it):
+// the only events indexed by sender and recipient. entryKinds is their
+// SQL condition, which repeats the indexes' word for word (see
+// migrations); isEntryKind the same in Go, for pending events.
+var (
+	entryKindList = []string{"receive", "reject", "dsn", "release"}
+	entryKinds    = "kind IN ('" + strings.Join(entryKindList, "', '") + "')"
+)
+
+func isEntryKind(kind string) bool { return slices.Contains(entryKindList, kind) }
 
 // EventQuery selects events; every field given must match. Addresses
 // match the steps that bring a message in (received, refused, a DSN, a
@@ -280,7 +287,7 @@ type EventCount struct {
 // dashboard's rates), over every instance.
 func (s *Store) CountEvents(ctx context.Context, since time.Time) ([]EventCount, error) {
 	counts, err := queryAll(ctx, s, `SELECT kind, result, COUNT(*) FROM events WHERE at >= ?
-		GROUP BY kind, result ORDER BY kind, result`, []any{micros(since)}, func(sc scanner) (EventCount, error) {
+		GROUP BY kind, result`, []any{micros(since)}, func(sc scanner) (EventCount, error) {
 		var c EventCount
 		return c, sc.Scan(&c.Kind, &c.Result, &c.Count)
 	})

@@ -325,14 +325,6 @@ func (s *Store) pendingEvents(ctx context.Context, since, until time.Time, keep 
 // events' half of the query whose SQL sits beside it.
 type eventFilter func(e *Event) bool
 
-func isEntryKind(kind string) bool {
-	switch kind {
-	case "receive", "reject", "dsn", "release":
-		return true
-	}
-	return false
-}
-
 // inWindow reports whether e is at or after since and before until
 // (zero times: open).
 func inWindow(e *Event, since, until time.Time) bool {

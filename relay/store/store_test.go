@@ -429,3 +429,13 @@ func TestSecretKey(t *testing.T) {
 		}
 	})
 }
+
+// SQLite uses a partial index only for a query that repeats its condition
+// word for word: the sender and recipient indexes' is entryKinds.
+func TestEntryKindsMatchIndexes(t *testing.T) {
+	for _, idx := range []string{"events_sender ON events (sender, at)", "events_rcpt ON events (rcpt, at)"} {
+		if !strings.Contains(migrations[0], idx+" WHERE "+entryKinds+";") {
+			t.Errorf("the index %s is not on %q", idx, entryKinds)
+		}
+	}
+}
