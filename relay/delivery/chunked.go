@@ -35,15 +35,23 @@ func (c *Client) chunked(ctx context.Context, cn *conn, m Message, results []Res
 	defer body.Close()
 	enc := smtpd.TextEncoder{}
 	cmd, dsn := envelopeCommands(cn, m, pending, utf8)
-	out, last, err := c.nextChunk(cn, &enc, body, cmd.String())
-	if err != nil {
+	var out []byte
+	last := true
+	fs := fileStretchOf(cn, body)
+	if fs != nil {
+		out = fileChunk(cn, fs, cmd.String())
+	} else if out, last, err = c.nextChunk(cn, &enc, body, cmd.String()); err != nil {
 		setAll(results, pending, 0, "", fmt.Sprintf("reading the message: %v", err), true, "")
 		return true
 	}
 
 	cn.raw.SetDeadline(time.Now().Add(c.opts.CommandTimeout))
+	if fs != nil {
+		// The whole message goes with the commands.
+		cn.raw.SetWriteDeadline(time.Now().Add(c.opts.DataTimeout))
+	}
 	defer cn.raw.SetDeadline(time.Time{})
-	accepted, mailCode, done, reuse := sendEnvelope(ctx, cn, out, results, pending)
+	accepted, mailCode, done, reuse := sendEnvelope(ctx, cn, out, fs, results, pending)
 	if done {
 		return reuse
 	}

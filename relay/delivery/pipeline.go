@@ -3,6 +3,7 @@ package delivery
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/textproto"
 	"strings"
@@ -22,7 +23,7 @@ func (c *Client) pipelined(ctx context.Context, cn *conn, m Message, results []R
 
 	cn.raw.SetDeadline(time.Now().Add(c.opts.CommandTimeout))
 	defer cn.raw.SetDeadline(time.Time{})
-	accepted, mailCode, done, reuse := sendEnvelope(ctx, cn, []byte(cmd.String()), results, pending)
+	accepted, mailCode, done, reuse := sendEnvelope(ctx, cn, []byte(cmd.String()), nil, results, pending)
 	if done {
 		return reuse
 	}
@@ -121,15 +122,20 @@ func envelopeCommands(cn *conn, m Message, pending []int, utf8 bool) (cmd *strin
 }
 
 // sendEnvelope writes a pipelined group that opens with MAIL and its
-// RCPTs, reads the replies to them and settles every recipient refused.
+// RCPTs (with fs, the file's bytes of its last chunk after it), reads the replies to them and settles every recipient refused.
 // It returns the accepted ones and the MAIL reply code. done says the
 // session failed meanwhile: the results are settled (or the connection is
 // stale, see transact) and reuse says whether the connection can serve
 // again. The replies to what the group holds after the RCPTs are the
 // caller's to read.
-func sendEnvelope(ctx context.Context, cn *conn, group []byte, results []Result, pending []int) (accepted []int, mailCode int, done, reuse bool) {
+func sendEnvelope(ctx context.Context, cn *conn, group []byte, fs *fileStretch, results []Result, pending []int) (accepted []int, mailCode int, done, reuse bool) {
 	remote := cn.addr
-	_, err := cn.session.Write(group)
+	err := cn.writeGroup(group, fs)
+	if se := (*storedError)(nil); errors.As(err, &se) {
+		// The next hop has part of a chunk: the connection cannot go on.
+		setAll(results, pending, 0, "", "reading the message: "+se.Error(), true, "")
+		return nil, 0, true, false
+	}
 	var code int
 	var msg string
 	if err == nil {

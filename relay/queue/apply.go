@@ -28,7 +28,7 @@ func (q *Spool) apply(r *record, seq uint64, off, recLen int64) error {
 			q.settle(t)
 		}
 		if e == nil {
-			e = &entry{id: r.id, env: r.env, heapIdx: -1}
+			e = &entry{id: r.id, env: r.env, heapIdx: -1, clean: r.clean}
 			q.msgs[r.id] = e
 			if r.blob && !q.replaying {
 				q.diskBytes += r.dataLen

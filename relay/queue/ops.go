@@ -98,6 +98,9 @@ func (q *Spool) enqueue(env Envelope, data io.Reader, about ID, marks []Mark, he
 	// a large one goes to its own file and the chunks back to the pool
 	// before the rest streams after them. Memory per message is bounded
 	// by InlineMax and never garbage.
+	if c, ok := data.(CleanText); ok {
+		r.clean = c.CleanText()
+	}
 	chunks, n, err := readChunks(data, int64(q.cfg.InlineMax)+1)
 	defer func() { putChunks(chunks) }()
 	if err != nil {

@@ -104,14 +104,18 @@ type Spool struct {
 
 // entry is a live message in memory. Finished messages are dropped.
 type entry struct {
-	id       ID
-	env      Envelope
-	rcpts    []RcptState
-	held     bool
-	seg      uint64 // segment holding the message record now in force
-	recLen   int64  // its framed length
-	dataOff  int64  // inline data: absolute offset in the segment
-	blob     bool   // data in its own file under large/
+	id      ID
+	env     Envelope
+	rcpts   []RcptState
+	held    bool
+	seg     uint64 // segment holding the message record now in force
+	recLen  int64  // its framed length
+	dataOff int64  // inline data: absolute offset in the segment
+	blob    bool   // data in its own file under large/
+	// clean: the data's writer vouched that it is clean text (see
+	// CleanText). Memory only: after a restart the data is not vouched
+	// for, and delivery reads it through its line checks again.
+	clean    bool
 	claimed  bool
 	inflight int // records about it submitted and not yet committed
 	heapIdx  int
@@ -368,7 +372,7 @@ func (q *Spool) Open(id ID) (io.ReadCloser, error) {
 		if err != nil {
 			return nil, &StorageError{Op: "open", Path: blobName(id), Err: err}
 		}
-		return f, nil
+		return &blobFile{File: f, size: e.env.Size, clean: e.clean}, nil
 	}
 	seg := q.segs[e.seg]
 	if seg == nil || q.readOnly {
@@ -378,7 +382,7 @@ func (q *Spool) Open(id ID) (io.ReadCloser, error) {
 		if err != nil {
 			return nil, &StorageError{Op: "open", Path: path, Err: err}
 		}
-		return &sectionFile{SectionReader: io.NewSectionReader(f, e.dataOff, e.env.Size), q: q, rd: &segReader{f: f, refs: 1}}, nil
+		return &sectionFile{SectionReader: io.NewSectionReader(f, e.dataOff, e.env.Size), q: q, rd: &segReader{f: f, refs: 1}, clean: e.clean}, nil
 	}
 	if seg.rd == nil {
 		path := segPath(q.cfg.Dir, e.seg)
@@ -389,7 +393,7 @@ func (q *Spool) Open(id ID) (io.ReadCloser, error) {
 		seg.rd = &segReader{f: f, refs: 1}
 	}
 	seg.rd.refs++
-	return &sectionFile{SectionReader: io.NewSectionReader(seg.rd.f, e.dataOff, e.env.Size), q: q, rd: seg.rd}, nil
+	return &sectionFile{SectionReader: io.NewSectionReader(seg.rd.f, e.dataOff, e.env.Size), q: q, rd: seg.rd, clean: e.clean}, nil
 }
 
 // sectionFile is one message's bytes in a shared segReader.
@@ -398,6 +402,47 @@ type sectionFile struct {
 	q      *Spool
 	rd     *segReader
 	closed bool
+	clean  bool
+}
+
+// Rest implements Stretch.
+func (s *sectionFile) Rest() (*os.File, int64, int64, bool) {
+	pos, _ := s.Seek(0, io.SeekCurrent)
+	_, base, n := s.Outer()
+	return s.rd.f, base + pos, n - pos, s.clean
+}
+
+// blobFile is a large message's own file.
+type blobFile struct {
+	*os.File
+	size  int64
+	clean bool
+}
+
+// Rest implements Stretch.
+func (b *blobFile) Rest() (*os.File, int64, int64, bool) {
+	pos, err := b.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return b.File, 0, 0, false
+	}
+	return b.File, pos, b.size - pos, b.clean
+}
+
+// Stretch is implemented by the readers Open returns: where the bytes not
+// read yet are, for a caller that sends them with sendfile(2) instead of
+// reading them, and whether their writer vouched that they are clean text
+// (see CleanText). Reading from the file at those offsets (pread) leaves
+// the reader's own position alone.
+type Stretch interface {
+	Rest() (f *os.File, off, n int64, clean bool)
+}
+
+// CleanText is implemented by message data whose writer vouches for its
+// bytes: lines ended by CRLF, no other CR or LF, no NUL, and a CRLF at the
+// end (what smtpd's readers pass on). The spool remembers it for Stretch;
+// data without it, and every message after a restart, is not vouched for.
+type CleanText interface {
+	CleanText() bool
 }
 
 func (s *sectionFile) Close() error {

@@ -42,6 +42,7 @@ type record struct {
 	about     ID          // a message this one reports on (a DSN), or 0
 	marks     []rcptUpdate
 	blob      bool
+	clean     bool // the writer vouched for the data (CleanText); never encoded
 	dataLen   int64
 	dataStart int // offset of inline data in the body
 

@@ -402,13 +402,21 @@ func (r *Runner) readHeader(id queue.ID, max int) ([]byte, error) {
 // message).
 func (r *Runner) body(id queue.ID, header []byte, stored int64, max int) (io.ReadCloser, error) {
 	rc, err := r.sh.Queue.Open(id)
-	if err != nil || header == nil {
-		return rc, err
+	if err != nil {
+		return nil, err
+	}
+	if header == nil {
+		if st, ok := rc.(queue.Stretch); ok {
+			return &storedBody{Reader: rc, Closer: rc, rest: st}, nil
+		}
+		return rc, nil
 	}
 	var rest io.Reader
+	var stretch queue.Stretch // where rest is, when it is the stored bytes as they are
 	if s, ok := rc.(io.Seeker); ok && stored > 0 {
 		_, err = s.Seek(stored, io.SeekStart)
 		rest = rc
+		stretch, _ = rc.(queue.Stretch)
 	} else {
 		br := bufio.NewReader(rc)
 		_, err = rewrite.ReadHeader(br, max)
@@ -418,10 +426,26 @@ func (r *Runner) body(id queue.ID, header []byte, stored int64, max int) (io.Rea
 		rc.Close()
 		return nil, err
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(header), rest), rc}, nil
+	return &storedBody{Reader: io.MultiReader(bytes.NewReader(header), rest), Closer: rc, head: header, rest: stretch}, nil
+}
+
+// storedBody is a copy's new header, then the stored message after its
+// header. It tells delivery where the stored bytes are (delivery.FileBody),
+// so that they can go out with sendfile(2).
+type storedBody struct {
+	io.Reader
+	io.Closer
+	head []byte
+	rest queue.Stretch // nil: the reader cannot say
+}
+
+func (b *storedBody) Head() []byte { return b.head }
+
+func (b *storedBody) Rest() (*os.File, int64, int64, bool) {
+	if b.rest == nil {
+		return nil, 0, 0, false
+	}
+	return b.rest.Rest()
 }
 
 // writeDir delivers into a local folder (capture and testing): one file

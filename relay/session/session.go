@@ -398,7 +398,10 @@ func (s *Session) Data(m *smtpd.MessageReader) smtpd.Reply {
 	if holdOutbound {
 		enqueue = s.sh.Queue.EnqueueHeld
 	}
-	data := &countingReader{r: io.MultiReader(strings.NewReader(received), bytes.NewReader(hdr), body)}
+	data := &countingReader{r: io.MultiReader(strings.NewReader(received), bytes.NewReader(hdr), body),
+		// The reader's text is clean by its rule; a header or body a
+		// milter or an outbound rule replaced is not vouched for.
+		clean: body == io.Reader(br) && smtpd.IsCleanText([]byte(received)) && smtpd.IsCleanText(hdr)}
 	id, err := enqueue(env, data)
 	if err != nil {
 		return s.dataError(err, "queueing")
@@ -542,11 +545,15 @@ func (s *Session) logTransaction(id, messageID string, env queue.Envelope, size 
 		"message_id", messageID, "took_ms", took.Milliseconds())
 }
 
-// countingReader counts the bytes that pass, for the log.
+// countingReader counts the bytes that pass, for the log, and tells the
+// queue whether they are clean text (queue.CleanText).
 type countingReader struct {
-	r io.Reader
-	n int64
+	r     io.Reader
+	n     int64
+	clean bool
 }
+
+func (c *countingReader) CleanText() bool { return c.clean }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)

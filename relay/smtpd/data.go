@@ -53,6 +53,9 @@ var (
 // MessageReader is what a Handler reads a message from: the text after
 // dot-unstuffing (DATA) or the chunks (BDAT), under the line-ending rule
 // (every line ending a CRLF, no NUL). It is valid only during Handler.Data.
+// What it returns before io.EOF is therefore clean text (IsCleanText),
+// ending with a CRLF; a reader that refuses a line returns an error
+// instead of the line.
 //
 // It works on the connection's read buffer: whole clean lines, the bulk
 // of a usual message, are copied out (Read) or handed on (WriteTo) in

@@ -138,5 +138,10 @@ func cleanLines(p []byte, dots bool) int {
 	return n
 }
 
+// IsCleanText reports whether p is whole lines, each ended by a CRLF and
+// holding no other CR or LF and no NUL: text the line-ending rule leaves
+// as it is.
+func IsCleanText(p []byte) bool { return cleanLines(p, false) == len(p) }
+
 // lineSpecial returns the index of the first CR, LF or NUL in p, or -1.
 func lineSpecial(p []byte) int { return bytes.IndexAny(p, "\r\n\x00") }

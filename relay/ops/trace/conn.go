@@ -82,6 +82,11 @@ func (c *conn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Watched says whether anyone watches the trace now: bytes sent past the
+// wrapper (delivery's sendfile) would not be shown, so while someone
+// watches they go through it.
+func (c *conn) Watched() bool { return c.s.hub.Active() }
+
 func (c *conn) Close() error {
 	if c.s.hub.Active() {
 		c.s.mu.Lock()
