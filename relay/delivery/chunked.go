@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -36,20 +37,16 @@ func (c *Client) chunked(ctx context.Context, cn *conn, m Message, results []Res
 	enc := smtpd.TextEncoder{}
 	cmd, dsn := envelopeCommands(cn, m, pending, utf8)
 	var out []byte
-	last := true
-	fs := fileStretchOf(cn, body)
+	var last bool
+	fs := fileStretchOf(cn, body) // nil: the bytes pass through enc
 	if fs != nil {
-		out = fileChunk(cn, fs, cmd.String())
+		out, last = fs.chunk(cn, cmd.String())
 	} else if out, last, err = c.nextChunk(cn, &enc, body, cmd.String()); err != nil {
 		setAll(results, pending, 0, "", fmt.Sprintf("reading the message: %v", err), true, "")
 		return true
 	}
 
 	cn.raw.SetDeadline(time.Now().Add(c.opts.CommandTimeout))
-	if fs != nil {
-		// The whole message goes with the commands.
-		cn.raw.SetWriteDeadline(time.Now().Add(c.opts.DataTimeout))
-	}
 	defer cn.raw.SetDeadline(time.Time{})
 	accepted, mailCode, done, reuse := sendEnvelope(ctx, cn, out, fs, results, pending)
 	if done {
@@ -82,15 +79,21 @@ func (c *Client) chunked(ctx context.Context, cn *conn, m Message, results []Res
 			delivered(m, results, accepted, bc, bmsg, remote, dsn)
 			return true
 		}
-		if out, last, err = c.nextChunk(cn, &enc, body, ""); err != nil {
+		if fs != nil {
+			out, last = fs.chunk(cn, "")
+		} else if out, last, err = c.nextChunk(cn, &enc, body, ""); err != nil {
 			// Closing without a last chunk is the only way to abort: the
 			// server discards the partial message.
 			setAll(results, accepted, 0, "", fmt.Sprintf("reading the message: %v", err), true, "")
 			return false
 		}
 		cn.raw.SetWriteDeadline(time.Now().Add(c.opts.DataTimeout))
-		if _, err := cn.session.Write(out); err != nil {
-			failed(ctx, results, accepted, err, remote, "sending the message")
+		if err := cn.writeGroup(out, fs); err != nil {
+			if se := (*storedError)(nil); errors.As(err, &se) {
+				setAll(results, accepted, 0, "", "reading the message: "+se.Error(), true, "")
+			} else {
+				failed(ctx, results, accepted, err, remote, "sending the message")
+			}
 			return false
 		}
 		cn.raw.SetReadDeadline(time.Now().Add(c.opts.CommandTimeout))

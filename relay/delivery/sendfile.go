@@ -28,12 +28,14 @@ const minFileSend = 32 << 10
 // they are sent so only while nobody watches.
 type watcher interface{ Watched() bool }
 
-// fileStretch is a message's bytes as sendFileChunk sends them: head from
-// memory, then n bytes of f from off.
+// fileStretch is a message's bytes as they go out in chunks: head from
+// memory with the first, then the file's n bytes from off, chunkSize at a
+// time, as the bytes read through the encoder go.
 type fileStretch struct {
 	head   []byte
 	f      *os.File
-	off, n int64
+	off, n int64 // the file's bytes not sent yet
+	part   int64 // of them, those the chunk being written carries
 }
 
 // fileStretchOf returns where body's bytes are when they can go out with
@@ -60,19 +62,23 @@ func fileStretchOf(cn *conn, body any) *fileStretch {
 	return &fileStretch{head: fb.Head(), f: f, off: off, n: n}
 }
 
-// fileChunk returns what goes on the wire before the stretch's file bytes:
-// prefix (the envelope commands), "BDAT n LAST" for the whole message, and
-// the head. The message is one chunk: nothing is read into memory, so
-// there is no buffer to bound it by.
-func fileChunk(cn *conn, fs *fileStretch, prefix string) []byte {
-	b := cn.buffers()
-	out := append(b.cmd[:0], prefix...)
+// chunk returns what goes on the wire before the next chunk's file bytes:
+// prefix (the envelope commands, with the first chunk), "BDAT n [LAST]"
+// and, in the first chunk, the head; and whether the chunk is the last.
+func (fs *fileStretch) chunk(cn *conn, prefix string) (out []byte, last bool) {
+	fs.part = min(fs.n, chunkSize)
+	last = fs.part == fs.n
+	out = append(cn.buffers().cmd[:0], prefix...)
 	out = append(out, "BDAT "...)
-	out = strconv.AppendInt(out, int64(len(fs.head))+fs.n, 10)
-	out = append(out, " LAST\r\n"...)
+	out = strconv.AppendInt(out, int64(len(fs.head))+fs.part, 10)
+	if last {
+		out = append(out, " LAST"...)
+	}
+	out = append(out, "\r\n"...)
 	out = append(out, fs.head...)
+	fs.head = nil
 	cn.keepCmdBuf(out)
-	return out
+	return out, last
 }
 
 // storedError is a failure to read the stored message while sending it
@@ -82,8 +88,8 @@ type storedError struct{ err error }
 func (e *storedError) Error() string { return e.err.Error() }
 func (e *storedError) Unwrap() error { return e.err }
 
-// writeGroup writes the pipelined group of commands and, with a stretch,
-// the file's bytes after it: the group with MSG_MORE, so that it leaves in
+// writeGroup writes the pipelined group of commands (or a later chunk's
+// BDAT line) and, with a stretch, the chunk's file bytes after it: the group with MSG_MORE, so that it leaves in
 // the same segments as the first of the file's bytes, not in a small one
 // of its own.
 func (cn *conn) writeGroup(group []byte, fs *fileStretch) error {
@@ -94,5 +100,9 @@ func (cn *conn) writeGroup(group []byte, fs *fileStretch) error {
 	if err := sendMore(cn.raw, group); err != nil {
 		return err
 	}
-	return sendFile(cn.raw, fs.f, fs.off, fs.n)
+	if err := sendFile(cn.raw, fs.f, fs.off, fs.part); err != nil {
+		return err
+	}
+	fs.off, fs.n = fs.off+fs.part, fs.n-fs.part
+	return nil
 }

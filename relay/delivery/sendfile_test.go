@@ -74,11 +74,12 @@ func TestSendFile(t *testing.T) {
 	}
 	head := []byte("From: a@example.jp\r\nSubject: sendfile\r\n\r\n")
 	var b strings.Builder
-	for b.Len() < 3*minFileSend {
+	for b.Len() < 2*chunkSize+minFileSend {
 		b.WriteString("a line of the stored body, as the spool keeps it\r\n")
 	}
 	body := []byte(b.String())
-	small := bytes.LastIndex(body[:minFileSend-1], []byte("\r\n")) + 2 // whole lines
+	lines := func(n int) int { return bytes.LastIndex(body[:n], []byte("\r\n")) + 2 } // whole lines, up to n bytes
+	one, small := lines(3*minFileSend), lines(minFileSend-1)
 	for _, c := range []struct {
 		name     string
 		clean    bool
@@ -87,13 +88,15 @@ func TestSendFile(t *testing.T) {
 		tracer   Tracer
 		sendfile bool
 	}{
-		{name: "vouched", clean: true, size: len(body), head: head, sendfile: true},
-		{name: "no head", clean: true, size: len(body), sendfile: true},
-		{name: "traced, nobody watching", clean: true, size: len(body), head: head, tracer: watchedTracer{false}, sendfile: true},
-		{name: "traced and watched", clean: true, size: len(body), head: head, tracer: watchedTracer{true}},
-		{name: "not vouched", size: len(body), head: head},
+		{name: "vouched", clean: true, size: one, head: head, sendfile: true},
+		{name: "vouched, three chunks", clean: true, size: len(body), head: head, sendfile: true},
+		{name: "no head", clean: true, size: one, sendfile: true},
+		{name: "traced, nobody watching", clean: true, size: one, head: head, tracer: watchedTracer{false}, sendfile: true},
+		{name: "traced and watched", clean: true, size: one, head: head, tracer: watchedTracer{true}},
+		{name: "not vouched", size: one, head: head},
+		{name: "not vouched, three chunks", size: len(body), head: head},
 		{name: "small", clean: true, size: small, head: head},
-		{name: "head with a bare LF", clean: true, size: len(body), head: []byte("Subject: x\n\r\n")},
+		{name: "head with a bare LF", clean: true, size: one, head: []byte("Subject: x\n\r\n")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			text := body[:c.size]
@@ -120,6 +123,16 @@ func TestSendFile(t *testing.T) {
 			if len(payloads) != 1 || string(payloads[0]) != want {
 				t.Fatalf("%d payloads; want one of %d bytes (commands %q)", len(payloads), len(want), cmds)
 			}
+			// Either way a message goes in chunks of chunkSize or more.
+			bdat := 0
+			for _, cmd := range cmds {
+				if strings.HasPrefix(cmd, "BDAT ") {
+					bdat++
+				}
+			}
+			if lo, hi := max(1, len(want)/chunkSize), (len(want)+chunkSize-1)/chunkSize; bdat < lo || bdat > hi {
+				t.Errorf("%d BDAT commands for %d bytes, want %d to %d (commands %q)", bdat, len(want), lo, hi, cmds)
+			}
 			if sent := sf.reads == 0; sent != c.sendfile {
 				t.Errorf("%d reads of the body; sendfile expected: %v", sf.reads, c.sendfile)
 			}
@@ -131,28 +144,31 @@ func TestSendFile(t *testing.T) {
 }
 
 // A stored file shorter than its stretch (a truncated spool file) fails the
-// message for now, with what went wrong, and the half-sent chunk does not
-// leave the connection in use: the next message goes through.
+// message for now, with what went wrong, in the first chunk or a later
+// one, and the half-sent chunk does not leave the connection in use: the
+// next message goes through.
 func TestSendFileShort(t *testing.T) {
 	if !canSendFile {
 		t.Skip("sendfile(2) is used on Linux only")
 	}
-	text := bytes.Repeat([]byte("a stored line\r\n"), 2*minFileSend/15)
-	f, off := spoolFile(t, text)
-	r := newRawSink(t, "", "PIPELINING", "CHUNKING")
-	cl := testClient(t, nil)
-	sf := &storedFile{f: f, off: off, n: int64(len(text)) + 1<<20, clean: true, r: strings.NewReader("")}
-	m := newMessage("a@example.jp", "", "ok@example.jp")
-	m.Size = sf.n
-	m.Body = func() (io.ReadCloser, error) { return sf, nil }
-	x := deliver(t, cl, plainTarget(r.addr), m)[0]
-	if x.Delivered || !x.Temporary || !strings.HasPrefix(x.Text, "reading the message: ") || !strings.Contains(x.Text, "before the message does") {
-		t.Fatalf("result %+v", x)
-	}
-	if x := deliver(t, cl, plainTarget(r.addr), newMessage("a@example.jp", testBody, "ok@example.jp"))[0]; !x.Delivered {
-		t.Fatalf("the next message: %+v", x)
-	}
-	if _, payloads := r.recorded(); len(payloads) != 1 || string(payloads[0]) != testBody {
-		t.Errorf("payloads %d: only the second message may arrive", len(payloads))
+	for _, size := range []int{2 * minFileSend, 2 * chunkSize} {
+		text := bytes.Repeat([]byte("a stored line\r\n"), size/15)
+		f, off := spoolFile(t, text)
+		r := newRawSink(t, "", "PIPELINING", "CHUNKING")
+		cl := testClient(t, nil)
+		sf := &storedFile{f: f, off: off, n: int64(len(text)) + 1<<20, clean: true, r: strings.NewReader("")}
+		m := newMessage("a@example.jp", "", "ok@example.jp")
+		m.Size = sf.n
+		m.Body = func() (io.ReadCloser, error) { return sf, nil }
+		x := deliver(t, cl, plainTarget(r.addr), m)[0]
+		if x.Delivered || !x.Temporary || !strings.HasPrefix(x.Text, "reading the message: ") || !strings.Contains(x.Text, "before the message does") {
+			t.Fatalf("%d bytes stored: result %+v", len(text), x)
+		}
+		if x := deliver(t, cl, plainTarget(r.addr), newMessage("a@example.jp", testBody, "ok@example.jp"))[0]; !x.Delivered {
+			t.Fatalf("%d bytes stored: the next message: %+v", len(text), x)
+		}
+		if _, payloads := r.recorded(); len(payloads) != 1 || string(payloads[0]) != testBody {
+			t.Errorf("%d bytes stored: %d payloads: only the second message may arrive", len(text), len(payloads))
+		}
 	}
 }
