@@ -58,4 +58,3 @@ func TestSessionVouchesForCleanText(t *testing.T) {
 		}
 	}
 }
-
