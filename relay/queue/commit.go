@@ -353,27 +353,34 @@ func (q *Spool) roll() error {
 	q.mu.Lock()
 	seq := q.nextSeq
 	q.nextSeq++
-	hdr := segHeader{seq: seq, idFloor: q.lastID}.encode()
+	header := segHeader{seq: seq, idFloor: q.lastID}
 	q.mu.Unlock()
 	path := segPath(q.cfg.Dir, seq)
-	// Not O_APPEND: the records overwrite the zeros that zeroAhead writes
-	// past them.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return q.storageFailure("create", path, err)
-	}
-	safeio.ChownLikeParent(path)
-	if _, err := q.storage.Write(f, [][]byte{hdr}); err != nil {
-		f.Close()
-		os.Remove(path)
-		return q.storageFailure("write", path, err)
+	header.recycled = true
+	f, zeroed := q.reuseSpare(seq, header.encode())
+	if f == nil {
+		header.recycled = false
+		// Not O_APPEND: the records overwrite the zeros that zeroAhead
+		// writes past them.
+		var err error
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640); err != nil {
+			return q.storageFailure("create", path, err)
+		}
+		safeio.ChownLikeParent(path)
+		if _, err := q.storage.Write(f, [][]byte{header.encode()}); err != nil {
+			f.Close()
+			os.Remove(path)
+			return q.storageFailure("write", path, err)
+		}
 	}
 	if err := safeio.SyncDir(q.cfg.Dir); err != nil {
 		f.Close()
 		os.Remove(path)
 		return q.storageFailure("fsync", q.cfg.Dir, err)
 	}
-	q.active = &activeSeg{seq: seq, f: f, size: segHeaderSize}
+	// A reused file's blocks up to its length exist: zeroAhead starts
+	// after them.
+	q.active = &activeSeg{seq: seq, f: f, size: segHeaderSize, zeroed: zeroed}
 	q.mu.Lock()
 	q.segs[seq] = &segInfo{size: segHeaderSize}
 	q.diskBytes += segHeaderSize

@@ -29,7 +29,10 @@
 // batches, a whole segment at a time. An fdatasync that must also record a
 // longer file costs twice one that does not, so the committer writes zeros
 // a megabyte ahead of the records and the records overwrite them: most
-// batches leave the file's length unchanged.
+// batches leave the file's length unchanged. A finished segment is kept as
+// the spare (at most one, and only when nothing reads it any more) and
+// becomes the next segment: its blocks are written already, so while mail
+// flows only the first segments after a start are zeroed (spare.go).
 //
 // # On-disk format
 //
@@ -37,6 +40,7 @@
 //
 //	lock                     flock(2) of the process that owns the spool, and its pid
 //	0000000000000001.seg     segments, named by a 16-hex-digit sequence number
+//	spare                    a finished segment kept to become the next one
 //	large/<ID>.msg           the data of messages over InlineMax, one file each
 //	ctl/<name>.cmd|.work|.reply  commands from `sekisho queue` to a running gateway
 //	ctl/<name>.enq|.enqwork      messages to queue (`sekisho quarantine release`)
@@ -44,9 +48,13 @@
 // A segment starts with a 32-byte header, then records back to back, then
 // possibly zeros up to the next megabyte (integers little-endian):
 //
-//	header:  "SKSQ" | u16 version=1 | u16 0 | u64 sequence | u64 ID floor | u32 CRC-32C of the previous 24 bytes | u32 0
+//	header:  "SKSQ" | u16 version=1 | u16 flags | u64 sequence | u64 ID floor | u32 CRC-32C of the previous 24 bytes | u32 0
 //	record:  u32 n | u32 CRC-32C(u64 sequence, u32 n, body) | body (n bytes)
 //	body:    u8 type | u64 message ID | fields of the type
+//
+// Flags: 1, recycled: the file was an earlier segment, whose records may
+// follow this one's; they fail this segment's checksums and are free
+// space, like the zeros. Other flags are ignored.
 //
 // The ID floor is the highest ID issued when the segment was created, so
 // IDs keep growing after older segments are gone. The record checksum

@@ -81,6 +81,8 @@ func (q *Spool) lowWaterLocked() uint64 {
 // a message is finished never disappears while the message's own record
 // survives, so nothing finished comes back after a crash.
 func (q *Spool) removeSegments() {
+	q.removeMu.Lock() // one at a time: each may keep a segment as the spare
+	defer q.removeMu.Unlock()
 	q.mu.Lock()
 	low := q.lowWaterLocked()
 	var old []uint64
@@ -93,7 +95,9 @@ func (q *Spool) removeSegments() {
 	sort.Slice(old, func(i, j int) bool { return old[i] < old[j] })
 	for _, seq := range old {
 		path := segPath(q.cfg.Dir, seq)
-		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		if q.keepSpare(seq, path) {
+			// renamed: the directory sync below makes it so
+		} else if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 			q.log.Warn("queue: removing a finished segment", "segment", path, "err", err)
 			return
 		}

@@ -79,6 +79,7 @@ type Spool struct {
 	resMsgs   int // reserved by enqueues in progress
 	resBytes  int64
 	trash     []trashBlob // large files of finished messages
+	spare     bool        // a finished segment is kept for reuse (spare.go)
 	replaying bool
 	closed    bool
 
@@ -96,6 +97,8 @@ type Spool struct {
 	// testFault, set by tests, makes a write or fsync that succeeded
 	// report an error: the worst case, data on disk but not acknowledged.
 	testFault atomic.Pointer[func(op string) error]
+
+	removeMu sync.Mutex // serializes removeSegments
 
 	stopCommit, stopMaint chan struct{}
 	commitDone, maintDone chan struct{}

@@ -30,6 +30,7 @@ func (q *Spool) recover() error {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.findSpare()
 	q.replaying = true
 	defer func() { q.replaying = false }()
 	rec := &q.recovery
@@ -56,8 +57,8 @@ func (q *Spool) recover() error {
 		}
 		rec.Segments++
 		info.size = res.size
-		if res.zeroTail {
-			info.size = res.end // the zeros written ahead are free space
+		if res.freeTail {
+			info.size = res.end // zeros written ahead, or a recycled file's old bytes: free space
 		}
 		q.diskBytes += info.size
 		if res.header.idFloor > q.lastID {
@@ -81,7 +82,7 @@ func (q *Spool) recover() error {
 		// A read-only view of a running spool sees the tail being written.
 		// The wording depends only on the file, so the same tail is
 		// reported the same way at every start.
-		if res.end < res.size && !res.zeroTail && !(q.readOnly && last) {
+		if res.end < res.size && !res.freeTail && !(q.readOnly && last) {
 			rec.Problems = append(rec.Problems, fmt.Sprintf("%s: %d bytes from byte %d discarded (%s): written after the last acknowledged record of this segment (a crash or a write error), never acknowledged",
 				segName(seq), res.size-res.end, res.end, res.stop))
 		}

@@ -67,7 +67,7 @@ func Salvage(path string) (Salvaged, error) {
 	}
 	out.Problems = append(out.Problems, res.damaged...)
 	out.Problems = append(out.Problems, res.skips...)
-	if res.end < res.size && !res.zeroTail {
+	if res.end < res.size && !res.freeTail {
 		why := res.stop
 		if res.end == 0 {
 			res.end = segHeaderSize

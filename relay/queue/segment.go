@@ -56,13 +56,25 @@ func blobName(id ID) string { return id.String() + ".msg" }
 type segHeader struct {
 	seq     uint64
 	idFloor ID
+	// recycled: the file was a finished segment before (see reuseSpare):
+	// what follows the last valid record is free space, not damage.
+	recycled bool
 }
+
+// segRecycled is the header flag for segHeader.recycled. Flags this build
+// does not know are ignored: they describe the space after the records,
+// never the records.
+const segRecycled = 1
 
 func (h segHeader) encode() []byte {
 	b := make([]byte, 0, segHeaderSize)
 	b = append(b, segMagic...)
 	b = binary.LittleEndian.AppendUint16(b, segVersion)
-	b = binary.LittleEndian.AppendUint16(b, 0)
+	var flags uint16
+	if h.recycled {
+		flags |= segRecycled
+	}
+	b = binary.LittleEndian.AppendUint16(b, flags)
 	b = binary.LittleEndian.AppendUint64(b, h.seq)
 	b = binary.LittleEndian.AppendUint64(b, uint64(h.idFloor))
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
@@ -83,8 +95,9 @@ func decodeSegHeader(b []byte) (segHeader, error) {
 		return segHeader{}, fmt.Errorf("%w: segment format version %d, this build reads %d", errSegmentVersion, v, segVersion)
 	}
 	return segHeader{
-		seq:     binary.LittleEndian.Uint64(b[8:]),
-		idFloor: ID(binary.LittleEndian.Uint64(b[16:])),
+		seq:      binary.LittleEndian.Uint64(b[8:]),
+		idFloor:  ID(binary.LittleEndian.Uint64(b[16:])),
+		recycled: binary.LittleEndian.Uint16(b[6:])&segRecycled != 0,
 	}, nil
 }
 
@@ -131,6 +144,9 @@ type scanResult struct {
 	// zeroTail: everything from end to size is zeros, written ahead of
 	// the records (see zeroAhead): unused space, not a torn tail.
 	zeroTail bool
+	// freeTail: end to size is unused space: zeros (zeroTail), or in a
+	// recycled segment whatever the file held before.
+	freeTail bool
 	// blank: the whole file is zeros, the header too: a segment created
 	// just before a crash, before anything in it was synced.
 	blank   bool
@@ -194,7 +210,7 @@ func scanSegment(path string, seq uint64, fn func(r *record, off, n int64)) (sca
 		case err != nil:
 			bad = fmt.Sprintf("torn frame at byte %d", off)
 		case frame == [frameSize]byte{} && zerosFrom(f, off, res.size):
-			res.zeroTail = true
+			res.zeroTail, res.freeTail = true, true
 			res.blank = res.headerBad != "" && off == segHeaderSize && zeros32(hb)
 			return res, nil
 		default:
@@ -247,6 +263,9 @@ func scanSegment(path string, seq uint64, fn func(r *record, off, n int64)) (sca
 		br.Reset(f)
 		off = next
 	}
+	// In a recycled segment the records of the file's earlier segment
+	// follow this one's, and fail their checksums here: not damage.
+	res.freeTail = res.freeTail || res.header.recycled && res.end < res.size
 	return res, nil
 }
 
