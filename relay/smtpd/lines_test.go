@@ -148,3 +148,56 @@ func BenchmarkTextEncoderHostile(b *testing.B) {
 		})
 	}
 }
+
+// referenceCleanLines is cleanLines as the definition says it, one line at
+// a time.
+func referenceCleanLines(p []byte, dots bool) int {
+	n := 0
+	for n < len(p) {
+		if dots && n > 0 && p[n] == '.' {
+			break
+		}
+		i := bytes.IndexByte(p[n:], '\n')
+		if i < 1 || p[n+i-1] != '\r' {
+			break
+		}
+		if line := p[n : n+i-1]; bytes.IndexByte(line, '\r') >= 0 || bytes.IndexByte(line, 0) >= 0 {
+			break
+		}
+		n += i + 1
+	}
+	return n
+}
+
+// FuzzCleanLines checks cleanLines's passes over all the lines against the
+// line-by-line definition.
+func FuzzCleanLines(f *testing.F) {
+	for _, s := range []string{
+		"a\r\nb\r\n", "a\r\nb", "a\r\n.b\r\n", ".a\r\n", "a\rb\r\nc\r\n", "a\r\nb\rc\r\nd\r\n",
+		"a\r\nb\x00\r\n", "a\r\r\n", "\r\n\r\n", "a\n", "a\r\nb\nc\r\n", "\r\r\n", "x\r\n\r",
+	} {
+		f.Add([]byte(s), true)
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, p []byte, dots bool) {
+		if got, want := cleanLines(p, dots), referenceCleanLines(p, dots); got != want {
+			t.Fatalf("cleanLines(%q, %v) = %d, want %d", p, dots, got, want)
+		}
+	})
+}
+
+// BenchmarkCleanLines is the check the readers make of every byte of
+// ordinary text: 64 KiB of lines of about seventy characters.
+func BenchmarkCleanLines(b *testing.B) {
+	var msg bytes.Buffer
+	for msg.Len() < 64<<10 {
+		msg.WriteString("This is a line of an ordinary message, about seventy characters long.\r\n")
+	}
+	in := msg.Bytes()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if cleanLines(in, true) != len(in) {
+			b.Fatal("not clean")
+		}
+	}
+}
