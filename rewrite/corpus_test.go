@@ -188,26 +188,67 @@ func TestReadHeader(t *testing.T) {
 		{"long line across buffer", "A: " + strings.Repeat("x", 100) + "\r\n\r\nbody", "A: " + strings.Repeat("x", 100) + "\r\n\r\n", 200, ""},
 		{"white space line is not the end", "A: b\r\n \r\nC: d\r\n\r\nbody", "A: b\r\n \r\nC: d\r\n\r\n", 100, ""},
 		{"too large", "A: " + strings.Repeat("x", 100) + "\r\n\r\n", "", 50, "header block too large: more than 50 bytes before the empty line"},
+		{"exactly max", "A: b\r\n\r\nbody", "A: b\r\n\r\n", 8, ""},
+		{"one past max", "A: b\r\n\r\nbody", "", 7, "header block too large: more than 7 bytes before the empty line"},
+		{"lf empty header", "\nbody", "\n", 100, ""},
+		{"bare cr is no end", "A: b\r\r\nC: d\r\n\r\n", "A: b\r\r\nC: d\r\n\r\n", 100, ""},
+		{"empty message", "", "", 100, ""},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			br := bufio.NewReaderSize(bytes.NewReader([]byte(tt.in)), 16)
-			h, err := ReadHeader(br, tt.max)
-			if tt.err != "" {
-				if err == nil || err.Error() != tt.err {
-					t.Fatalf("error %v, want %q", err, tt.err)
+	// 16 bytes: the block spans many fills (the line loop); 4096: it is
+	// in the first fill (one copy).
+	for _, size := range []int{16, 4096} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/%d", tt.name, size), func(t *testing.T) {
+				br := bufio.NewReaderSize(bytes.NewReader([]byte(tt.in)), size)
+				h, err := ReadHeader(br, tt.max)
+				if tt.err != "" {
+					if err == nil || err.Error() != tt.err {
+						t.Fatalf("error %v, want %q", err, tt.err)
+					}
+					return
 				}
-				return
-			}
-			if err != nil || string(h) != tt.header {
-				t.Fatalf("got %q, %v; want %q", h, err, tt.header)
-			}
-			rest, _ := io.ReadAll(br)
-			if string(rest) != tt.in[len(tt.header):] {
-				t.Errorf("the body starts at %q", rest)
-			}
-		})
+				if err != nil || string(h) != tt.header {
+					t.Fatalf("got %q, %v; want %q", h, err, tt.header)
+				}
+				rest, _ := io.ReadAll(br)
+				if string(rest) != tt.in[len(tt.header):] {
+					t.Errorf("the body starts at %q", rest)
+				}
+			})
+		}
 	}
+}
+
+// FuzzReadHeader holds the one-copy path (the block within the first
+// fill) to the line-by-line one (a buffer smaller than any block): the
+// same block, the same error, the same rest.
+func FuzzReadHeader(f *testing.F) {
+	f.Add([]byte("A: b\r\nC: d\r\n\r\nbody"), 100)
+	f.Add([]byte("A: b\n folded\n\nbody"), 10)
+	f.Add([]byte("\r\n"), 2)
+	f.Add([]byte("A: b\r\r\n\n"), 7)
+	f.Fuzz(func(t *testing.T, in []byte, max int) {
+		if max < 0 || max > 1<<16 || len(in) > 1<<16 {
+			return
+		}
+		read := func(size int) (string, string, string) {
+			br := bufio.NewReaderSize(bytes.NewReader(in), size)
+			h, err := ReadHeader(br, max)
+			rest, _ := io.ReadAll(br)
+			if err != nil {
+				return "", err.Error(), ""
+			}
+			return string(h), "", string(rest)
+		}
+		h1, e1, r1 := read(16)
+		h2, e2, r2 := read(len(in) + 16)
+		if h1 != h2 || e1 != e2 || r1 != r2 {
+			t.Fatalf("line by line: %q %q %q; one copy: %q %q %q", h1, e1, r1, h2, e2, r2)
+		}
+		if e1 == "" && h1+r1 != string(in) {
+			t.Fatalf("block %q and rest %q are not the input", h1, r1)
+		}
+	})
 }
 
 func TestScanHeader(t *testing.T) {

@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,22 @@ var ErrHeaderTooLarge = errors.New("header block too large")
 // a body. The reader is left at the first byte of the body, which the caller
 // streams on unchanged. A block over max bytes is ErrHeaderTooLarge.
 func ReadHeader(r *bufio.Reader, max int) ([]byte, error) {
+	// Usually the whole block is in the reader's first fill: it is copied
+	// once, into a slice of its size, instead of grown line by line.
+	switch _, err := r.Peek(1); err {
+	case nil:
+		b, _ := r.Peek(r.Buffered())
+		if n := blockEnd(b, max); n > 0 {
+			buf := make([]byte, n)
+			copy(buf, b)
+			r.Discard(n)
+			return buf, nil
+		}
+	case io.EOF:
+		return nil, nil // an empty message
+	default:
+		return nil, err // returned once: bufio does not keep it
+	}
 	var buf []byte
 	lineStart := 0
 	for {
@@ -38,6 +55,27 @@ func ReadHeader(r *bufio.Reader, max int) ([]byte, error) {
 		}
 		lineStart = len(buf)
 	}
+}
+
+// blockEnd returns the length of the header block at the start of b, up
+// to and including its empty line, or 0 when b holds no empty line within
+// max bytes (the block goes on past b, or is too large).
+func blockEnd(b []byte, max int) int {
+	for i := 0; i < len(b) && i <= max; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		next := i + j + 1
+		if j == 0 || j == 1 && b[i] == '\r' {
+			if next > max {
+				return 0
+			}
+			return next
+		}
+		i = next
+	}
+	return 0
 }
 
 // field is one header field of the block. Offsets are absolute.
@@ -75,6 +113,10 @@ func (f field) eol(s string) string {
 // kept as pseudo-fields with nameEnd -1, so that the block's bytes are all
 // accounted for and written back as they were.
 func splitFields(s string, out []field) []field {
+	if out == nil {
+		// At most one field a line: one allocation, not one per doubling.
+		out = make([]field, 0, strings.Count(s, "\n")+1)
+	}
 	i := 0
 	for i < len(s) {
 		lineEnd := strings.IndexByte(s[i:], '\n')

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/sekisho/sekisho/relay/queue"
 	"github.com/sekisho/sekisho/rewrite"
@@ -20,8 +21,15 @@ func (r *Runner) readHeader(id queue.ID, max int) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	return rewrite.ReadHeader(bufio.NewReader(rc), max)
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(rc)
+	defer func() { br.Reset(nil); headerReaders.Put(br) }()
+	return rewrite.ReadHeader(br, max)
 }
+
+// headerReaders keeps readHeader's buffers from one delivery to the next
+// (ReadHeader returns a copy: nothing points into them).
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
 // body returns the message to send: the stored bytes, or a new header in
 // front of the stored body. stored is the length of the stored header when
